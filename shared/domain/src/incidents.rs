@@ -1,0 +1,532 @@
+//! Incidents: reading, listing, the state machine applied by people, comments,
+//! the timeline, and the recurrence view.
+//!
+//! Every change is one store transaction holding the new incident (guarded by
+//! its version), its timeline entry, an outbox record and an audit event, so
+//! no reader ever sees one without the others and concurrent writers never
+//! lose an update: a writer that loses the race re-reads and re-decides.
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use firewatch_types::{
+    AuditEvent, Incident, IncidentAction, IncidentId, IncidentState, Principal, Role, Severity,
+    SourceKind, TenantId, TimelineEntry, TimelineKind,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::auth::require_role;
+use crate::keys;
+use crate::outbox::{enqueue_op, OutboxRecord};
+use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::{DomainError, Services};
+
+/// How often a writer re-reads and retries after losing a race. Each lost
+/// race means another writer succeeded, so this bounds work, not progress.
+pub(crate) const MAX_ATTEMPTS: usize = 64;
+
+/// Longest comment or reason accepted.
+pub const MAX_TEXT_LEN: usize = 4000;
+
+/// The group-key item: which incident holds the key, and recent opens for
+/// the rate limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct GroupRecord {
+    pub open_incident: Option<IncidentId>,
+    pub last_incident: Option<IncidentId>,
+    #[serde(default)]
+    pub recent_opens: Vec<DateTime<Utc>>,
+    #[serde(default)]
+    pub suppressed: u64,
+}
+
+/// A group record with the version it was read at (`None`: not stored yet).
+pub(crate) struct VersionedGroup {
+    pub record: GroupRecord,
+    pub version: Option<u64>,
+}
+
+impl VersionedGroup {
+    /// The write that replaces this group record, conditional on nobody having
+    /// changed it since it was read.
+    pub fn put_op(&self, tenant: &TenantId, source: SourceKind, group_key: &str) -> Result<WriteOp, DomainError> {
+        let next = self.version.map_or(1, |v| v + 1);
+        let item = keys::item(keys::groups_pk(tenant), keys::group_sk(source, group_key), next, &self.record)?;
+        Ok(WriteOp::Put {
+            item,
+            condition: self.version.map_or(Condition::Absent, Condition::Version),
+        })
+    }
+}
+
+pub(crate) async fn load_group(
+    svc: &Services,
+    tenant: &TenantId,
+    source: SourceKind,
+    group_key: &str,
+) -> Result<VersionedGroup, DomainError> {
+    Ok(
+        match svc.store.get(&keys::groups_pk(tenant), &keys::group_sk(source, group_key)).await? {
+            Some(item) => VersionedGroup {
+                record: keys::decode(&item)?,
+                version: Some(item.version),
+            },
+            None => VersionedGroup {
+                record: GroupRecord::default(),
+                version: None,
+            },
+        },
+    )
+}
+
+/// Reads one incident.
+pub async fn get(svc: &Services, tenant: &TenantId, id: &IncidentId) -> Result<Incident, DomainError> {
+    let item = svc
+        .store
+        .get(&keys::incidents_pk(tenant), id.as_str())
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("no incident {id}")))?;
+    keys::decode(&item)
+}
+
+/// The write that stores `inc` (whose version was already bumped) on top of
+/// version `prev`, or creates it when `prev` is `None`.
+pub(crate) fn incident_put(inc: &Incident, prev: Option<u64>) -> Result<WriteOp, DomainError> {
+    let item = keys::item(keys::incidents_pk(&inc.tenant), inc.id.to_string(), inc.version, inc)?;
+    Ok(WriteOp::Put {
+        item,
+        condition: prev.map_or(Condition::Absent, Condition::Version),
+    })
+}
+
+/// A new timeline entry for `inc`.
+pub(crate) fn entry(svc: &Services, inc: &Incident, actor: &str, kind: TimelineKind) -> TimelineEntry {
+    TimelineEntry {
+        id: svc.ids.ulid(),
+        incident_id: inc.id.clone(),
+        at: svc.clock.now(),
+        actor: actor.to_owned(),
+        kind,
+        reason: None,
+        envelope: None,
+    }
+}
+
+pub(crate) fn timeline_put(tenant: &TenantId, e: &TimelineEntry) -> Result<WriteOp, DomainError> {
+    let item = keys::item(
+        keys::incident_pk(tenant, &e.incident_id),
+        format!("{}{}", keys::TIMELINE_PREFIX, e.id),
+        1,
+        e,
+    )?;
+    Ok(WriteOp::Put {
+        item,
+        condition: Condition::Absent,
+    })
+}
+
+/// Timeline entry + outbox record for a change people should see.
+pub(crate) fn visible_change_ops(svc: &Services, inc: &Incident, e: &TimelineEntry) -> Result<Vec<WriteOp>, DomainError> {
+    let record = OutboxRecord {
+        id: svc.ids.ulid(),
+        created_at: e.at,
+        incident: inc.clone(),
+        entry: e.clone(),
+    };
+    Ok(vec![timeline_put(&inc.tenant, e)?, enqueue_op(&record)?])
+}
+
+pub(crate) struct AuditInput<'a> {
+    pub actor: &'a str,
+    pub action: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub reason: Option<String>,
+}
+
+pub(crate) fn audit_op(svc: &Services, inc: &Incident, a: AuditInput<'_>) -> Result<WriteOp, DomainError> {
+    let ev = AuditEvent {
+        id: svc.ids.ulid(),
+        tenant: inc.tenant.clone(),
+        at: svc.clock.now(),
+        actor: a.actor.to_owned(),
+        action: a.action,
+        target: inc.id.to_string(),
+        before: a.before,
+        after: a.after,
+        reason: a.reason,
+    };
+    let item = keys::item(keys::audit_pk(&inc.tenant), ev.id.clone(), 1, &ev)?;
+    // Append-only: an audit id is never written twice.
+    Ok(WriteOp::Put {
+        item,
+        condition: Condition::Absent,
+    })
+}
+
+/// Mutates `inc` into state `to` and returns the writes that record it
+/// (incident, group key release or claim, timeline, outbox, audit).
+pub(crate) async fn transition_ops(
+    svc: &Services,
+    inc: &mut Incident,
+    to: IncidentState,
+    actor: &str,
+    reason: Option<String>,
+) -> Result<Vec<WriteOp>, DomainError> {
+    let before = inc.clone();
+    let now = svc.clock.now();
+    let from = inc.state;
+    inc.state = to;
+    inc.updated_at = now;
+    match to {
+        IncidentState::Acknowledged => inc.acknowledged_at = Some(now),
+        IncidentState::Resolved => inc.resolved_at = Some(now),
+        IncidentState::Open => inc.resolved_at = None,
+        _ => {}
+    }
+    inc.version += 1;
+    let mut ops = vec![incident_put(inc, Some(before.version))?];
+
+    // The group key follows the incident: released when it stops being
+    // active, claimed back when it becomes active again.
+    if from.is_active() != to.is_active() {
+        let mut group = load_group(svc, &inc.tenant, inc.source, &inc.group_key).await?;
+        if to.is_active() {
+            match &group.record.open_incident {
+                Some(other) if other != &inc.id => {
+                    return Err(DomainError::conflict(
+                        "group_key_taken",
+                        format!("incident {other} is already open for this alert group; reopen is refused"),
+                    ))
+                }
+                _ => group.record.open_incident = Some(inc.id.clone()),
+            }
+            ops.push(group.put_op(&inc.tenant, inc.source, &inc.group_key)?);
+        } else if group.record.open_incident.as_ref() == Some(&inc.id) {
+            group.record.open_incident = None;
+            ops.push(group.put_op(&inc.tenant, inc.source, &inc.group_key)?);
+        }
+    }
+
+    let mut e = entry(svc, inc, actor, TimelineKind::StateChanged { from, to });
+    e.reason = reason.clone();
+    ops.extend(visible_change_ops(svc, inc, &e)?);
+    ops.push(audit_op(
+        svc,
+        inc,
+        AuditInput {
+            actor,
+            action: format!("incident.{}", to.as_str()),
+            before: serde_json::json!({"state": from, "version": before.version}),
+            after: serde_json::json!({"state": to, "version": inc.version}),
+            reason,
+        },
+    )?);
+    Ok(ops)
+}
+
+fn check_text(what: &str, text: &str) -> Result<(), DomainError> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(DomainError::bad_input(
+            "text_too_long",
+            format!("{what} is longer than {MAX_TEXT_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies a person's action (ack, mitigate, resolve, close, reopen).
+///
+/// With `expected_version`, the change happens only if the incident is still
+/// at that version (409 `stale_version` otherwise). Without it, a lost race is
+/// retried against the fresh state, and an action that no longer applies is a
+/// 409 `illegal_transition`.
+pub async fn act(
+    svc: &Services,
+    principal: &Principal,
+    id: &IncidentId,
+    action: IncidentAction,
+    reason: Option<String>,
+    expected_version: Option<u64>,
+) -> Result<Incident, DomainError> {
+    require_role(principal, Role::Responder, &format!("{action} an incident"))?;
+    if let Some(r) = &reason {
+        check_text("reason", r)?;
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        let mut inc = get(svc, &principal.tenant, id).await?;
+        if let Some(v) = expected_version {
+            if v != inc.version {
+                return Err(stale(v, inc.version));
+            }
+        }
+        let to = action.apply(inc.state).ok_or_else(|| {
+            DomainError::conflict(
+                "illegal_transition",
+                format!("cannot {action} an incident that is {}", inc.state),
+            )
+        })?;
+        let ops = transition_ops(svc, &mut inc, to, &principal.name, reason.clone()).await?;
+        match svc.store.transact(ops).await {
+            Ok(()) => return Ok(inc),
+            Err(StoreError::ConditionFailed { .. }) => match expected_version {
+                Some(v) => return Err(stale(v, v + 1)),
+                None => continue,
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Unavailable("too much contention on this incident; retry".into()))
+}
+
+fn stale(expected: u64, actual: u64) -> DomainError {
+    DomainError::conflict(
+        "stale_version",
+        format!("incident is at version {actual}, not {expected}; reload and retry"),
+    )
+}
+
+/// Adds a comment to the timeline (and the chat thread, through the outbox).
+pub async fn comment(
+    svc: &Services,
+    principal: &Principal,
+    id: &IncidentId,
+    text: &str,
+) -> Result<TimelineEntry, DomainError> {
+    require_role(principal, Role::Responder, "comment on an incident")?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DomainError::bad_input("invalid_field", "comment text is empty"));
+    }
+    check_text("comment", text)?;
+    let inc = get(svc, &principal.tenant, id).await?;
+    let e = entry(svc, &inc, &principal.name, TimelineKind::Comment { text: text.to_owned() });
+    let mut ops = visible_change_ops(svc, &inc, &e)?;
+    ops.push(audit_op(
+        svc,
+        &inc,
+        AuditInput {
+            actor: &principal.name,
+            action: "incident.comment".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::json!({"timeline_entry": e.id}),
+            reason: None,
+        },
+    )?);
+    svc.store.transact(ops).await?;
+    Ok(e)
+}
+
+/// Filters for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<IncidentState>,
+    pub severity: Option<Severity>,
+    pub source: Option<SourceKind>,
+}
+
+impl ListFilter {
+    fn matches(&self, i: &Incident) -> bool {
+        self.state.is_none_or(|s| s == i.state)
+            && self.severity.is_none_or(|s| s == i.severity)
+            && self.source.is_none_or(|s| s == i.source)
+    }
+}
+
+/// A page of results with an opaque cursor for the next one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub const MAX_PAGE: usize = 200;
+
+fn encode_cursor(sk: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)
+}
+
+fn decode_cursor(c: &str) -> Result<String, DomainError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| DomainError::bad_input("invalid_cursor", "cursor is not one this API returned"))
+}
+
+fn check_limit(limit: usize) -> Result<usize, DomainError> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(DomainError::bad_input(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// Incidents of a tenant, newest first, filtered, in pages.
+pub async fn list(
+    svc: &Services,
+    tenant: &TenantId,
+    filter: &ListFilter,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Paged<Incident>, DomainError> {
+    let limit = check_limit(limit)?;
+    let mut after = cursor.map(decode_cursor).transpose()?;
+    let mut items = Vec::new();
+    loop {
+        let page = svc
+            .store
+            .query(Query {
+                pk: keys::incidents_pk(tenant),
+                sk_prefix: String::new(),
+                after: after.clone(),
+                limit: limit.max(50),
+                descending: true,
+            })
+            .await?;
+        for item in &page.items {
+            let inc: Incident = keys::decode(item)?;
+            if filter.matches(&inc) {
+                items.push(inc);
+                if items.len() == limit {
+                    // More may follow: resume right after this one.
+                    return Ok(Paged {
+                        items,
+                        next_cursor: Some(encode_cursor(&item.sk)),
+                    });
+                }
+            }
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(Paged { items, next_cursor: None }),
+        }
+    }
+}
+
+/// An incident's timeline, oldest first, in pages.
+pub async fn timeline(
+    svc: &Services,
+    tenant: &TenantId,
+    id: &IncidentId,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Paged<TimelineEntry>, DomainError> {
+    let limit = check_limit(limit)?;
+    // 404 for an unknown incident rather than an empty timeline.
+    get(svc, tenant, id).await?;
+    let page = svc
+        .store
+        .query(Query {
+            pk: keys::incident_pk(tenant, id),
+            sk_prefix: keys::TIMELINE_PREFIX.into(),
+            after: cursor.map(decode_cursor).transpose()?,
+            limit,
+            descending: false,
+        })
+        .await?;
+    let items = page.items.iter().map(keys::decode).collect::<Result<Vec<_>, _>>()?;
+    Ok(Paged {
+        items,
+        next_cursor: page.next.as_deref().map(encode_cursor),
+    })
+}
+
+/// What the recurrence view groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecurrenceBy {
+    Fingerprint,
+    Alertname,
+    Namespace,
+    Target,
+}
+
+impl RecurrenceBy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fingerprint" => Some(Self::Fingerprint),
+            "alertname" => Some(Self::Alertname),
+            "namespace" => Some(Self::Namespace),
+            "target" => Some(Self::Target),
+            _ => None,
+        }
+    }
+
+    fn key_of(self, i: &Incident) -> Option<String> {
+        let label = |names: &[&str]| names.iter().find_map(|n| i.labels.get(*n).cloned());
+        match self {
+            Self::Fingerprint => Some(i.fingerprint.clone()),
+            Self::Alertname => label(&["alertname"]).or_else(|| Some(i.title.clone())),
+            Self::Namespace => label(&["namespace", "kubernetes_namespace"]),
+            Self::Target => label(&["instance", "target", "service", "job", "host", "source"]),
+        }
+    }
+}
+
+/// One recurring group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecurrenceGroup {
+    pub key: String,
+    /// Incidents opened for this key.
+    pub incidents: u64,
+    /// Alert occurrences across those incidents.
+    pub occurrences: u64,
+    /// Incidents still open, acknowledged or mitigated.
+    pub active: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub last_incident: IncidentId,
+}
+
+/// How many incidents to scan for the recurrence view.
+pub const RECURRENCE_SCAN_LIMIT: usize = 10_000;
+
+/// Groups the tenant's most recent incidents by `by`, most recurrent first.
+pub async fn recurrence(svc: &Services, tenant: &TenantId, by: RecurrenceBy) -> Result<Vec<RecurrenceGroup>, DomainError> {
+    let mut groups: BTreeMap<String, RecurrenceGroup> = BTreeMap::new();
+    let mut after = None;
+    let mut seen = 0;
+    loop {
+        let page = svc
+            .store
+            .query(Query {
+                pk: keys::incidents_pk(tenant),
+                sk_prefix: String::new(),
+                after,
+                limit: 500,
+                descending: true,
+            })
+            .await?;
+        for item in &page.items {
+            let inc: Incident = keys::decode(item)?;
+            seen += 1;
+            let Some(key) = by.key_of(&inc) else { continue };
+            let g = groups.entry(key.clone()).or_insert_with(|| RecurrenceGroup {
+                key,
+                incidents: 0,
+                occurrences: 0,
+                active: 0,
+                first_seen: inc.created_at,
+                last_seen: inc.updated_at,
+                last_incident: inc.id.clone(),
+            });
+            g.incidents += 1;
+            g.occurrences += inc.occurrences;
+            g.active += u64::from(inc.state.is_active());
+            g.first_seen = g.first_seen.min(inc.created_at);
+            if inc.updated_at >= g.last_seen {
+                g.last_seen = inc.updated_at;
+            }
+        }
+        match page.next {
+            Some(n) if seen < RECURRENCE_SCAN_LIMIT => after = Some(n),
+            _ => break,
+        }
+    }
+    let mut out: Vec<_> = groups.into_values().collect();
+    out.sort_by(|a, b| b.incidents.cmp(&a.incidents).then(b.last_seen.cmp(&a.last_seen)));
+    Ok(out)
+}

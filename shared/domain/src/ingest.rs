@@ -1,0 +1,557 @@
+//! From a verified webhook to incidents: normalise, keep the redacted raw
+//! envelope, then fold each alert into at most one open incident per group
+//! key.
+//!
+//! Deduplication holds under any concurrency because the group-key item is
+//! only ever changed by a conditional write in the same transaction as the
+//! incident it points to: of many writers racing to open an incident for a
+//! key, one wins and the others re-read and join it.
+
+use chrono::{DateTime, Duration, Utc};
+use firewatch_types::{
+    Alert, AlertSnapshot, AlertStatus, EnvelopeRef, Incident, IncidentId, IncidentState, Principal,
+    Role, SourceKind, TenantId, TimelineKind,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{require_role, sha256_hex};
+use crate::incidents::{
+    audit_op, entry, get, incident_put, load_group, timeline_put, transition_ops, visible_change_ops,
+    AuditInput, MAX_ATTEMPTS,
+};
+use crate::normalize::{is_sns_url, normalize, Envelope};
+use crate::ports::{Condition, StoreError, WriteOp};
+use crate::redact::{is_secret_key, redact_json, REDACTED};
+use crate::{keys, DomainError, Services};
+
+/// A webhook that passed authentication.
+pub struct IngestRequest<'a> {
+    pub principal: &'a Principal,
+    pub source: SourceKind,
+    pub body: &'a [u8],
+    /// Request headers, kept (redacted) in the envelope.
+    pub headers: Vec<(String, String)>,
+}
+
+/// What happened to one alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It opened a new incident.
+    Opened,
+    /// It fired again for an open incident.
+    Occurrence,
+    /// Nothing new: the incident already knew this.
+    Unchanged,
+    /// The provider acknowledged it; the incident was acknowledged.
+    Acknowledged,
+    /// It resolved; other alerts of the incident still fire.
+    AlertResolved,
+    /// It resolved, and with it the incident.
+    IncidentResolved,
+    /// The group key reached its rate limit; kept on the last incident.
+    Suppressed,
+    /// A resolve or acknowledge for an alert with no open incident.
+    NoOpenIncident,
+}
+
+/// One alert's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertResult {
+    pub fingerprint: String,
+    pub status: AlertStatus,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<IncidentId>,
+}
+
+/// The answer to a webhook (the body of the 202).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// Alerts the webhook carried.
+    pub accepted: usize,
+    /// True when this exact body was already processed: nothing changed.
+    pub duplicate: bool,
+    pub envelope_sha256: String,
+    /// Incidents the alerts touched, without repeats.
+    pub incidents: Vec<IncidentId>,
+    pub results: Vec<AlertResult>,
+    /// PagerDuty: the event's dedup key, given or generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EnvelopeRecord {
+    received_at: DateTime<Utc>,
+    report: IngestReport,
+}
+
+#[derive(Serialize)]
+struct StoredEnvelope<'a> {
+    source: SourceKind,
+    tenant: &'a TenantId,
+    received_at: DateTime<Utc>,
+    sha256: &'a str,
+    headers: Vec<(String, String)>,
+    body: serde_json::Value,
+}
+
+/// Processes one authenticated webhook.
+pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestReport, DomainError> {
+    require_role(req.principal, Role::Responder, "post alerts")?;
+    let tenant = &req.principal.tenant;
+    let sha = sha256_hex(req.body);
+
+    // Fast path for redeliveries. Not the guarantee: two identical deliveries
+    // racing past this check still change nothing, because each alert's
+    // snapshot remembers the envelope that last changed it.
+    if let Some(item) = svc.store.get(&keys::envelopes_pk(tenant), &sha).await? {
+        let mut report = keys::decode::<EnvelopeRecord>(&item)?.report;
+        report.duplicate = true;
+        return Ok(report);
+    }
+
+    let sentry_resource = header(&req.headers, "sentry-hook-resource");
+    let normalized = normalize(
+        req.source,
+        req.body,
+        &Envelope {
+            sha256: &sha,
+            sentry_resource: sentry_resource.as_deref(),
+        },
+    )?;
+
+    let mut report = IngestReport {
+        accepted: normalized.alerts.len(),
+        duplicate: false,
+        envelope_sha256: sha.clone(),
+        incidents: Vec::new(),
+        results: Vec::new(),
+        dedup_key: normalized.dedup_key.clone(),
+        note: normalized.note.clone(),
+    };
+
+    if let Some(sub) = &normalized.sns_subscription {
+        if !svc.settings.sns_topic_allowlist.iter().any(|t| t == &sub.topic_arn) {
+            return Err(DomainError::Forbidden(format!(
+                "SNS topic {} is not in FIREWATCH_SNS_TOPICS",
+                sub.topic_arn
+            )));
+        }
+        if !is_sns_url(&sub.subscribe_url) {
+            return Err(DomainError::bad_input(
+                "invalid_subscribe_url",
+                "SubscribeURL is not an https://sns.<region>.amazonaws.com/ URL",
+            ));
+        }
+        svc.sns
+            .confirm(&sub.subscribe_url)
+            .await
+            .map_err(|e| DomainError::Unavailable(format!("SNS subscription confirmation failed: {e}")))?;
+        report.note = Some(format!("subscription to {} confirmed", sub.topic_arn));
+        return Ok(report);
+    }
+
+    let envelope = store_envelope(svc, tenant, req.source, &sha, req.body, &req.headers).await?;
+    for alert in &normalized.alerts {
+        let (outcome, incident_id) = fold_alert(svc, req.principal, alert, &envelope).await?;
+        if let Some(id) = &incident_id {
+            if !report.incidents.contains(id) {
+                report.incidents.push(id.clone());
+            }
+        }
+        report.results.push(AlertResult {
+            fingerprint: alert.fingerprint.clone(),
+            status: alert.status,
+            outcome,
+            incident_id,
+        });
+    }
+
+    let mut marker = keys::item(
+        keys::envelopes_pk(tenant),
+        sha.clone(),
+        1,
+        &EnvelopeRecord {
+            received_at: svc.clock.now(),
+            report: report.clone(),
+        },
+    )?;
+    marker.expires_at = Some(svc.clock.now().timestamp() + svc.settings.dedup_window_days * 86_400);
+    svc.store.put(marker, Condition::Always).await?;
+    Ok(report)
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// Keeps the raw envelope, redacted, in the blob store (the source dossier).
+async fn store_envelope(
+    svc: &Services,
+    tenant: &TenantId,
+    source: SourceKind,
+    sha: &str,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> Result<EnvelopeRef, DomainError> {
+    let mut json: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
+    redact_json(&mut json);
+    let headers = headers
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret_key(k) { REDACTED.to_owned() } else { v.clone() };
+            (k.to_ascii_lowercase(), v)
+        })
+        .collect();
+    let doc = StoredEnvelope {
+        source,
+        tenant,
+        received_at: svc.clock.now(),
+        sha256: sha,
+        headers,
+        body: json,
+    };
+    let blob_key = format!("envelopes/{tenant}/{sha}.json");
+    let bytes = serde_json::to_vec(&doc).map_err(|e| DomainError::Internal(e.to_string()))?;
+    svc.blobs
+        .put(&blob_key, bytes, "application/json")
+        .await
+        .map_err(|e| DomainError::Unavailable(e.to_string()))?;
+    Ok(EnvelopeRef {
+        sha256: sha.to_owned(),
+        blob_key,
+    })
+}
+
+/// The group key of an alert: its fingerprint, or a hash of the labels the
+/// source is configured to group by.
+pub fn group_key(svc: &Services, alert: &Alert) -> String {
+    match svc.settings.group_by.get(&alert.source) {
+        None => alert.fingerprint.clone(),
+        Some(labels) => {
+            let mut h = Sha256::new();
+            for l in labels {
+                h.update(l);
+                h.update(b"=");
+                h.update(alert.labels.get(l).map(String::as_str).unwrap_or(""));
+                h.update(b"\n");
+            }
+            format!("labels:{}", hex::encode(&h.finalize()[..12]))
+        }
+    }
+}
+
+fn snapshot(alert: &Alert, now: DateTime<Utc>, envelope: &EnvelopeRef) -> AlertSnapshot {
+    AlertSnapshot {
+        status: alert.status,
+        severity: alert.severity,
+        starts_at: alert.starts_at,
+        last_seen: now,
+        last_envelope: Some(envelope.sha256.clone()),
+    }
+}
+
+/// Folds one alert into the incidents of its group key, retrying lost races.
+async fn fold_alert(
+    svc: &Services,
+    principal: &Principal,
+    alert: &Alert,
+    envelope: &EnvelopeRef,
+) -> Result<(Outcome, Option<IncidentId>), DomainError> {
+    let tenant = &principal.tenant;
+    let key = group_key(svc, alert);
+    let actor = format!("source:{}", alert.source);
+    for _ in 0..MAX_ATTEMPTS {
+        let group = load_group(svc, tenant, alert.source, &key).await?;
+        let open = match &group.record.open_incident {
+            Some(id) => Some(get(svc, tenant, id).await?),
+            None => None,
+        };
+        let attempt = match open {
+            Some(inc) if inc.state.is_active() => join(svc, inc, alert, envelope, &actor).await?,
+            _ if alert.status != AlertStatus::Firing => return Ok((Outcome::NoOpenIncident, None)),
+            _ => open_or_suppress(svc, tenant, group, &key, alert, envelope, &actor, principal)?,
+        };
+        let Attempt { outcome, incident, ops } = attempt;
+        if ops.is_empty() {
+            return Ok((outcome, incident));
+        }
+        match svc.store.transact(ops).await {
+            Ok(()) => return Ok((outcome, incident)),
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Unavailable(format!(
+        "too much contention on alert group {key}; retry"
+    )))
+}
+
+struct Attempt {
+    outcome: Outcome,
+    incident: Option<IncidentId>,
+    ops: Vec<WriteOp>,
+}
+
+/// An alert for an incident that holds its group key.
+async fn join(
+    svc: &Services,
+    mut inc: Incident,
+    alert: &Alert,
+    envelope: &EnvelopeRef,
+    actor: &str,
+) -> Result<Attempt, DomainError> {
+    let now = svc.clock.now();
+    let id = inc.id.clone();
+    let known = inc.alerts.get(&alert.fingerprint).cloned();
+    let unchanged = |outcome| Attempt {
+        outcome,
+        incident: Some(id.clone()),
+        ops: Vec::new(),
+    };
+    if known.as_ref().and_then(|k| k.last_envelope.as_deref()) == Some(envelope.sha256.as_str()) {
+        return Ok(unchanged(Outcome::Unchanged));
+    }
+    let prev = inc.version;
+    let with_envelope = |mut e: firewatch_types::TimelineEntry| {
+        e.envelope = Some(envelope.clone());
+        e
+    };
+    match alert.status {
+        AlertStatus::Firing => {
+            let same_firing = known.as_ref().is_some_and(|k| {
+                k.status != AlertStatus::Resolved && alert.starts_at.is_some() && k.starts_at == alert.starts_at
+            });
+            if same_firing {
+                // A repeat notification of the same firing (Alertmanager
+                // repeat_interval): not a new occurrence.
+                return Ok(unchanged(Outcome::Unchanged));
+            }
+            inc.alerts.insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            inc.occurrences += 1;
+            inc.severity = inc.severity.worst(alert.severity);
+            inc.updated_at = now;
+            inc.version += 1;
+            let e = with_envelope(entry(
+                svc,
+                &inc,
+                actor,
+                TimelineKind::Occurrence {
+                    fingerprint: alert.fingerprint.clone(),
+                },
+            ));
+            let mut ops = vec![incident_put(&inc, Some(prev))?];
+            ops.extend(visible_change_ops(svc, &inc, &e)?);
+            Ok(Attempt {
+                outcome: Outcome::Occurrence,
+                incident: Some(id),
+                ops,
+            })
+        }
+        AlertStatus::Resolved => {
+            if known.as_ref().is_none_or(|k| k.status == AlertStatus::Resolved) {
+                return Ok(unchanged(Outcome::Unchanged));
+            }
+            inc.alerts.insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            inc.updated_at = now;
+            inc.version += 1;
+            let e = with_envelope(entry(
+                svc,
+                &inc,
+                actor,
+                TimelineKind::AlertResolved {
+                    fingerprint: alert.fingerprint.clone(),
+                },
+            ));
+            let resolve_too = svc.settings.auto_resolve && inc.all_alerts_resolved();
+            let mut ops = vec![timeline_put(&inc.tenant, &e)?];
+            let outcome = if resolve_too {
+                // transition_ops bumps the version again and writes the
+                // incident; keep the expected version the one we read.
+                inc.version = prev;
+                ops.extend(
+                    transition_ops(svc, &mut inc, IncidentState::Resolved, actor, Some("all alerts resolved".into()))
+                        .await?,
+                );
+                Outcome::IncidentResolved
+            } else {
+                ops.push(incident_put(&inc, Some(prev))?);
+                ops.extend(visible_change_ops(svc, &inc, &e)?.into_iter().skip(1));
+                Outcome::AlertResolved
+            };
+            Ok(Attempt {
+                outcome,
+                incident: Some(id),
+                ops,
+            })
+        }
+        AlertStatus::Acknowledged => {
+            if known.is_none() || inc.state != IncidentState::Open {
+                return Ok(unchanged(Outcome::Unchanged));
+            }
+            inc.alerts.insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            let mut ops = transition_ops(
+                svc,
+                &mut inc,
+                IncidentState::Acknowledged,
+                actor,
+                Some(format!("acknowledged in {}", alert.source)),
+            )
+            .await?;
+            let e = with_envelope(entry(
+                svc,
+                &inc,
+                actor,
+                TimelineKind::AlertAcknowledged {
+                    fingerprint: alert.fingerprint.clone(),
+                },
+            ));
+            ops.push(timeline_put(&inc.tenant, &e)?);
+            Ok(Attempt {
+                outcome: Outcome::Acknowledged,
+                incident: Some(id),
+                ops,
+            })
+        }
+    }
+}
+
+/// A firing alert whose group key has no active incident: open one, unless
+/// the key reached its rate limit.
+#[allow(clippy::too_many_arguments)]
+fn open_or_suppress(
+    svc: &Services,
+    tenant: &TenantId,
+    mut group: crate::incidents::VersionedGroup,
+    key: &str,
+    alert: &Alert,
+    envelope: &EnvelopeRef,
+    actor: &str,
+    principal: &Principal,
+) -> Result<Attempt, DomainError> {
+    let now = svc.clock.now();
+    let hour_ago = now - Duration::hours(1);
+    group.record.recent_opens.retain(|t| *t > hour_ago);
+
+    if group.record.recent_opens.len() >= svc.settings.rate_limit_per_hour {
+        return suppress(svc, tenant, group, key, alert, envelope, actor);
+    }
+
+    let id = IncidentId::from_ulid(&svc.ids.ulid());
+    let inc = Incident {
+        id: id.clone(),
+        tenant: tenant.clone(),
+        state: IncidentState::Open,
+        severity: alert.severity,
+        title: alert.title.clone(),
+        source: alert.source,
+        group_key: key.to_owned(),
+        fingerprint: alert.fingerprint.clone(),
+        labels: alert.labels.clone(),
+        links: alert.links.clone(),
+        alerts: [(alert.fingerprint.clone(), snapshot(alert, now, envelope))].into(),
+        occurrences: 1,
+        created_at: now,
+        updated_at: now,
+        acknowledged_at: None,
+        resolved_at: None,
+        version: 1,
+    };
+    group.record.open_incident = Some(id.clone());
+    group.record.last_incident = Some(id.clone());
+    group.record.recent_opens.push(now);
+
+    let mut e = entry(
+        svc,
+        &inc,
+        actor,
+        TimelineKind::Opened {
+            fingerprint: alert.fingerprint.clone(),
+        },
+    );
+    e.envelope = Some(envelope.clone());
+    let mut ops = vec![
+        group.put_op(tenant, alert.source, key)?,
+        incident_put(&inc, None)?,
+    ];
+    ops.extend(visible_change_ops(svc, &inc, &e)?);
+    ops.push(audit_op(
+        svc,
+        &inc,
+        AuditInput {
+            actor: &principal.name,
+            action: "incident.open".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::json!({"state": "open", "group_key": key, "severity": inc.severity}),
+            reason: Some(format!("alert {} from {}", alert.fingerprint, alert.source)),
+        },
+    )?);
+    Ok(Attempt {
+        outcome: Outcome::Opened,
+        incident: Some(id),
+        ops,
+    })
+}
+
+/// Over the rate limit: the alert is recorded on the key's last incident
+/// (which stays as it is) and counted on the group, never dropped.
+fn suppress(
+    svc: &Services,
+    tenant: &TenantId,
+    mut group: crate::incidents::VersionedGroup,
+    key: &str,
+    alert: &Alert,
+    envelope: &EnvelopeRef,
+    actor: &str,
+) -> Result<Attempt, DomainError> {
+    group.record.suppressed += 1;
+    let mut ops = vec![group.put_op(tenant, alert.source, key)?];
+    let last = group.record.last_incident.clone();
+    match &last {
+        Some(id) => {
+            let mut e = firewatch_types::TimelineEntry {
+                id: svc.ids.ulid(),
+                incident_id: id.clone(),
+                at: svc.clock.now(),
+                actor: actor.to_owned(),
+                kind: TimelineKind::Suppressed {
+                    fingerprint: alert.fingerprint.clone(),
+                },
+                reason: Some(format!(
+                    "rate limit of {} new incidents per hour reached for this alert group",
+                    svc.settings.rate_limit_per_hour
+                )),
+                envelope: None,
+            };
+            e.envelope = Some(envelope.clone());
+            ops.push(timeline_put(tenant, &e)?);
+        }
+        None => {
+            // A rate limit of zero: keep the alert on its own record.
+            let item = keys::item(
+                format!("{tenant}#SUP"),
+                format!("{}#{}", alert.source, svc.ids.ulid()),
+                1,
+                alert,
+            )?;
+            ops.push(WriteOp::Put {
+                item,
+                condition: Condition::Absent,
+            });
+        }
+    }
+    Ok(Attempt {
+        outcome: Outcome::Suppressed,
+        incident: last,
+        ops,
+    })
+}

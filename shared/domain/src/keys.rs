@@ -1,0 +1,76 @@
+//! Where every domain value lives in the item store. One place, so that the
+//! single-table layout (documented in docs/STORAGE.md) can be read at once.
+//!
+//! Every tenant-owned key starts with `{tenant}#`, so no query of one tenant
+//! can reach another's items.
+
+use firewatch_types::{IncidentId, SourceKind, TenantId};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::ports::Item;
+use crate::DomainError;
+
+/// Incidents of a tenant, newest last by sort key (`inc_<ulid>`).
+pub fn incidents_pk(t: &TenantId) -> String {
+    format!("{t}#INC")
+}
+
+/// Timeline entries of one incident, sort key `TL#<ulid>`.
+pub fn incident_pk(t: &TenantId, id: &IncidentId) -> String {
+    format!("{t}#INC#{id}")
+}
+
+pub const TIMELINE_PREFIX: &str = "TL#";
+
+/// Group key → open incident pointer and recent opens (rate limit).
+pub fn groups_pk(t: &TenantId) -> String {
+    format!("{t}#GRP")
+}
+
+pub fn group_sk(source: SourceKind, group_key: &str) -> String {
+    format!("{source}#{group_key}")
+}
+
+/// Envelopes already processed, by sha256 of the raw body (expires).
+pub fn envelopes_pk(t: &TenantId) -> String {
+    format!("{t}#ENV")
+}
+
+/// Append-only audit log, sort key a ULID.
+pub fn audit_pk(t: &TenantId) -> String {
+    format!("{t}#AUDIT")
+}
+
+/// Side effects waiting for the dispatcher, sort key a ULID.
+pub fn outbox_pk(t: &TenantId) -> String {
+    format!("{t}#OUTBOX")
+}
+
+/// API keys by sha256 of the token. Global: the token decides the tenant.
+pub const API_KEYS_PK: &str = "_#APIKEY";
+
+/// Known tenants. Global.
+pub const TENANTS_PK: &str = "_#TENANT";
+
+/// Encodes `value` as an item.
+pub fn item<T: Serialize>(
+    pk: String,
+    sk: String,
+    version: u64,
+    value: &T,
+) -> Result<Item, DomainError> {
+    Ok(Item {
+        pk,
+        sk,
+        version,
+        expires_at: None,
+        data: serde_json::to_string(value)?,
+    })
+}
+
+/// Decodes an item's data.
+pub fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, DomainError> {
+    serde_json::from_str(&item.data).map_err(|e| {
+        DomainError::Internal(format!("item {}/{} does not decode: {e}", item.pk, item.sk))
+    })
+}

@@ -1,0 +1,92 @@
+//! The plain JSON shape for anything else (documented in docs/API.md):
+//! `{"alerts": [ {title, status?, severity?, fingerprint?, labels?,
+//! annotations?, links?, starts_at?, ends_at?} ]}` or one such alert object.
+
+use chrono::{DateTime, Utc};
+use firewatch_types::{Alert, AlertStatus, Link, Severity, SourceKind};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::{fingerprint_of_labels, invalid, parse_json, Normalized};
+use crate::DomainError;
+
+const SOURCE: SourceKind = SourceKind::Generic;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Body {
+    Many { alerts: Vec<GenericAlert> },
+    One(GenericAlert),
+}
+
+#[derive(Deserialize)]
+struct GenericAlert {
+    title: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    links: Vec<Link>,
+    #[serde(default)]
+    starts_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    ends_at: Option<DateTime<Utc>>,
+}
+
+pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
+    let alerts = match parse_json::<Body>(SOURCE, body)? {
+        Body::Many { alerts } => alerts,
+        Body::One(a) => vec![a],
+    };
+    if alerts.is_empty() {
+        return Err(invalid(SOURCE, "alerts is empty"));
+    }
+    let alerts = alerts.into_iter().map(to_alert).collect::<Result<Vec<_>, _>>()?;
+    Ok(Normalized {
+        alerts,
+        ..Default::default()
+    })
+}
+
+fn to_alert(a: GenericAlert) -> Result<Alert, DomainError> {
+    if a.title.trim().is_empty() {
+        return Err(invalid(SOURCE, "title is empty"));
+    }
+    let status = match a.status.as_deref().unwrap_or("firing") {
+        "firing" | "triggered" | "open" => AlertStatus::Firing,
+        "resolved" | "ok" => AlertStatus::Resolved,
+        other => return Err(invalid(SOURCE, format!("status {other:?} must be firing or resolved"))),
+    };
+    let severity = a
+        .severity
+        .as_deref()
+        .map(|s| Severity::parse(s).unwrap_or_else(|| Severity::from_provider_word(s)))
+        .unwrap_or(Severity::Sev3);
+    let fingerprint = match a.fingerprint.filter(|f| !f.is_empty()) {
+        Some(f) => f,
+        None => {
+            let mut keyed = a.labels.clone();
+            keyed.insert("__title".into(), a.title.clone());
+            fingerprint_of_labels(SOURCE, &keyed)
+        }
+    };
+    Ok(Alert {
+        source: SOURCE,
+        fingerprint,
+        status,
+        severity,
+        title: a.title,
+        labels: a.labels,
+        annotations: a.annotations,
+        links: a.links,
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+    })
+}

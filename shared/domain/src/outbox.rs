@@ -1,0 +1,43 @@
+//! The outbox: every incident change that people should see is written with
+//! an outbox record in the same transaction, so a side effect (a chat post,
+//! a ticket) can never be lost or happen without the change that caused it.
+//! A dispatcher consumes the records (DynamoDB Streams in AWS, a loop locally).
+
+use chrono::{DateTime, Utc};
+use firewatch_types::{Incident, TimelineEntry};
+use serde::{Deserialize, Serialize};
+
+use crate::keys;
+use crate::ports::{Condition, Item, WriteOp};
+use crate::DomainError;
+
+/// Days an undelivered outbox record is kept before it expires.
+pub const OUTBOX_TTL_DAYS: i64 = 14;
+
+/// One side effect to perform, keyed for idempotency by its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// A ULID; also the idempotency key of the effects it causes.
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// The incident as it was right after the change.
+    pub incident: Incident,
+    /// The change itself.
+    pub entry: TimelineEntry,
+}
+
+/// The write that enqueues `record`; it goes into the same transaction as
+/// the change it reports.
+pub fn enqueue_op(record: &OutboxRecord) -> Result<WriteOp, DomainError> {
+    let mut item: Item = keys::item(
+        keys::outbox_pk(&record.incident.tenant),
+        record.id.clone(),
+        1,
+        record,
+    )?;
+    item.expires_at = Some(record.created_at.timestamp() + OUTBOX_TTL_DAYS * 86_400);
+    Ok(WriteOp::Put {
+        item,
+        condition: Condition::Absent,
+    })
+}

@@ -1,0 +1,239 @@
+//! The ports: what the domain needs from the outside world, as traits, and
+//! the [`Services`] value that carries one implementation of each.
+//!
+//! The [`Store`] is a small item store modelled on what DynamoDB guarantees
+//! (conditional writes, all-or-nothing transactions, ordered queries within a
+//! partition, TTL) so that every adapter can honour it exactly.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, Mutex};
+
+use crate::Settings;
+
+/// One stored item. `data` is the JSON encoding of a domain value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Partition key; always starts with the tenant (or `_` for global items).
+    pub pk: String,
+    /// Sort key within the partition; queries return items in its byte order.
+    pub sk: String,
+    /// Bumped by the domain on every write; conditions compare against it.
+    pub version: u64,
+    /// Unix seconds after which the item is gone: reads never return it and
+    /// an `Absent` condition treats it as absent.
+    pub expires_at: Option<i64>,
+    pub data: String,
+}
+
+/// What must hold for a write to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// No condition.
+    Always,
+    /// No live item exists at the key.
+    Absent,
+    /// A live item exists at the key with exactly this version.
+    Version(u64),
+}
+
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put { item: Item, condition: Condition },
+    Delete { pk: String, sk: String, condition: Condition },
+    /// Writes nothing, but the transaction fails unless the condition holds.
+    Check { pk: String, sk: String, condition: Condition },
+}
+
+/// A range read within one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub pk: String,
+    /// Only sort keys starting with this.
+    pub sk_prefix: String,
+    /// Resume after this sort key (exclusive), as returned in [`Page::next`].
+    pub after: Option<String>,
+    pub limit: usize,
+    pub descending: bool,
+}
+
+/// One page of a query; `next` is set when more items may follow.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<String>,
+}
+
+/// Store failures, already translated from whatever the adapter speaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A condition did not hold. For a transaction, `index` names the first
+    /// write whose condition failed, when the store reports it.
+    #[error("condition failed")]
+    ConditionFailed { index: Option<usize> },
+    /// The store is unreachable or throttling after retries; try again later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store refused the request as malformed (too many writes, the same
+    /// key twice in one transaction, an item too large): a bug, not a race.
+    #[error("store refused the request: {0}")]
+    Invalid(String),
+    /// The store answered with something that cannot be right.
+    #[error("store returned corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// Items with conditional writes, transactions, queries and TTL.
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
+    async fn delete(&self, pk: &str, sk: &str, condition: Condition) -> Result<(), StoreError>;
+    /// Applies every write or none. At most 100 writes, each to a distinct key.
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    async fn query(&self, query: Query) -> Result<Page, StoreError>;
+}
+
+/// Blob failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob store unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid blob key: {0}")]
+    InvalidKey(String),
+}
+
+/// Large or raw payloads, addressed by key.
+#[async_trait]
+pub trait Blobs: Send + Sync {
+    /// Stores `bytes` at `key`, replacing what was there.
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError>;
+}
+
+/// Wall-clock time, faked in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Unique, time-ordered ids (ULIDs).
+pub trait Ids: Send + Sync {
+    /// A 26-character ULID, strictly increasing within this process.
+    fn ulid(&self) -> String;
+}
+
+/// Confirms an SNS subscription by fetching its `SubscribeURL`. The domain
+/// has already checked the URL's host before calling.
+#[async_trait]
+pub trait SnsConfirmer: Send + Sync {
+    async fn confirm(&self, subscribe_url: &str) -> Result<(), String>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that stands still until moved; for tests.
+pub struct FixedClock(Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += by;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Monotonic ULIDs from the system clock and a random source.
+#[derive(Default)]
+pub struct SystemIds(Mutex<ulid::Generator>);
+
+impl Ids for SystemIds {
+    fn ulid(&self) -> String {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // The generator only fails when 2^80 ids are made in one millisecond;
+        // a fresh random ULID is still unique then, just not ordered.
+        g.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
+    }
+}
+
+/// Refuses every confirmation; the default until a real one is wired in.
+pub struct NoSnsConfirmer;
+
+#[async_trait]
+impl SnsConfirmer for NoSnsConfirmer {
+    async fn confirm(&self, _subscribe_url: &str) -> Result<(), String> {
+        Err("SNS subscription confirmation is not enabled here".into())
+    }
+}
+
+/// Records confirmations instead of fetching; for tests.
+#[derive(Default)]
+pub struct RecordingSnsConfirmer(pub Mutex<Vec<String>>);
+
+#[async_trait]
+impl SnsConfirmer for RecordingSnsConfirmer {
+    async fn confirm(&self, subscribe_url: &str) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(subscribe_url.to_owned());
+        Ok(())
+    }
+}
+
+/// One implementation of every port, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn Blobs>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+    pub sns: Arc<dyn SnsConfirmer>,
+    pub settings: Arc<Settings>,
+}
+
+impl Services {
+    /// Services over the given store and blobs with the system clock, system
+    /// ids, no SNS confirmation and default settings.
+    pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn Blobs>) -> Self {
+        Self {
+            store,
+            blobs,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(SystemIds::default()),
+            sns: Arc::new(NoSnsConfirmer),
+            settings: Arc::new(Settings::default()),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_sns(mut self, sns: Arc<dyn SnsConfirmer>) -> Self {
+        self.sns = sns;
+        self
+    }
+
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = Arc::new(settings);
+        self
+    }
+}

@@ -1,0 +1,182 @@
+//! Settings that shape the domain's behaviour, read once at start from the
+//! environment (see the README's configuration table).
+
+use firewatch_types::{SourceKind, TenantId};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A secret value. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Domain settings. `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body accepted, in bytes (`FIREWATCH_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// New incidents allowed per group key per hour (`FIREWATCH_RATE_LIMIT_PER_HOUR`).
+    pub rate_limit_per_hour: usize,
+    /// Resolve an incident when all its alerts resolve (`FIREWATCH_AUTO_RESOLVE`).
+    pub auto_resolve: bool,
+    /// SNS topic ARNs whose subscriptions may be confirmed (`FIREWATCH_SNS_TOPICS`).
+    pub sns_topic_allowlist: Vec<String>,
+    /// HMAC secrets per tenant and source (`FIREWATCH_HMAC_SECRETS`).
+    pub hmac_secrets: HashMap<(TenantId, SourceKind), Secret>,
+    /// Labels whose values form the group key, per source (`FIREWATCH_GROUP_BY`);
+    /// a source not listed groups by the provider's fingerprint.
+    pub group_by: HashMap<SourceKind, Vec<String>>,
+    /// Days a redelivery is recognised as one (`FIREWATCH_DEDUP_WINDOW_DAYS`).
+    pub dedup_window_days: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            rate_limit_per_hour: 3,
+            auto_resolve: true,
+            sns_topic_allowlist: Vec::new(),
+            hmac_secrets: HashMap::new(),
+            group_by: HashMap::new(),
+            dedup_window_days: 7,
+        }
+    }
+}
+
+/// PagerDuty refuses Events v2 bodies over 512 KB; so do we on its routes.
+pub const PAGERDUTY_MAX_BODY_BYTES: usize = 512 * 1024;
+
+impl Settings {
+    /// Reads settings through `var` (normally `std::env::var`). An error names
+    /// the variable that is wrong and why.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut s = Self::default();
+        if let Some(v) = var("FIREWATCH_MAX_BODY_BYTES") {
+            s.max_body_bytes = parse_num("FIREWATCH_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = var("FIREWATCH_RATE_LIMIT_PER_HOUR") {
+            s.rate_limit_per_hour = parse_num("FIREWATCH_RATE_LIMIT_PER_HOUR", &v)?;
+        }
+        if let Some(v) = var("FIREWATCH_DEDUP_WINDOW_DAYS") {
+            s.dedup_window_days = parse_num("FIREWATCH_DEDUP_WINDOW_DAYS", &v)? as i64;
+        }
+        if let Some(v) = var("FIREWATCH_AUTO_RESOLVE") {
+            s.auto_resolve = match v.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(format!("FIREWATCH_AUTO_RESOLVE must be true or false, got {v:?}")),
+            };
+        }
+        if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
+            s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();
+        }
+        if let Some(v) = var("FIREWATCH_HMAC_SECRETS") {
+            for entry in split_list(&v) {
+                let (target, secret) = entry.split_once('=').ok_or_else(|| {
+                    "FIREWATCH_HMAC_SECRETS entries must look like [tenant/]source=secret".to_string()
+                })?;
+                let (tenant, source) = match target.split_once('/') {
+                    Some((t, src)) => (t, src),
+                    None => ("default", target),
+                };
+                let tenant = TenantId::parse(tenant)
+                    .map_err(|e| format!("FIREWATCH_HMAC_SECRETS: {e}"))?;
+                let source = SourceKind::parse(source).ok_or_else(|| {
+                    format!("FIREWATCH_HMAC_SECRETS: unknown source {source:?}")
+                })?;
+                if secret.is_empty() {
+                    return Err("FIREWATCH_HMAC_SECRETS: a secret is empty".into());
+                }
+                s.hmac_secrets.insert((tenant, source), Secret::new(secret));
+            }
+        }
+        if let Some(v) = var("FIREWATCH_GROUP_BY") {
+            // `alertmanager=alertname+namespace;grafana=alertname`
+            for entry in v.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+                let (source, labels) = entry.split_once('=').ok_or_else(|| {
+                    "FIREWATCH_GROUP_BY entries must look like source=label+label".to_string()
+                })?;
+                let source = SourceKind::parse(source.trim())
+                    .ok_or_else(|| format!("FIREWATCH_GROUP_BY: unknown source {source:?}"))?;
+                let labels: Vec<String> = labels
+                    .split('+')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if labels.is_empty() {
+                    return Err(format!("FIREWATCH_GROUP_BY: no labels for {source}"));
+                }
+                s.group_by.insert(source, labels);
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn split_list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|e| !e.is_empty())
+}
+
+fn parse_num(name: &str, v: &str) -> Result<usize, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{name} must be a whole number, got {v:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(s.rate_limit_per_hour, 3);
+        assert!(s.auto_resolve);
+    }
+
+    #[test]
+    fn hmac_secrets_and_group_by_parse_per_source() {
+        let s = Settings::from_vars(vars(&[
+            ("FIREWATCH_HMAC_SECRETS", "grafana=s1, acme/sentry=s2"),
+            ("FIREWATCH_GROUP_BY", "alertmanager=alertname+namespace"),
+        ]))
+        .unwrap();
+        let key = (TenantId::parse("acme").unwrap(), SourceKind::Sentry);
+        assert_eq!(s.hmac_secrets[&key].expose(), "s2");
+        assert_eq!(s.group_by[&SourceKind::Alertmanager], vec!["alertname", "namespace"]);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable_and_hides_secrets() {
+        let e = Settings::from_vars(vars(&[("FIREWATCH_RATE_LIMIT_PER_HOUR", "lots")])).unwrap_err();
+        assert!(e.contains("FIREWATCH_RATE_LIMIT_PER_HOUR"));
+        let e = Settings::from_vars(vars(&[("FIREWATCH_HMAC_SECRETS", "nagios=hunter2")])).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(format!("{:?}", Secret::new("hunter2")).find("hunter2").is_none());
+    }
+}

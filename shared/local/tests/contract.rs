@@ -1,0 +1,42 @@
+//! The shared Store/Blobs contract, run against the local adapters.
+
+use firewatch_domain::contract::{blobs_suite, store_suite};
+use firewatch_local::{DirBlobs, EmbeddedStore, MemBlobs};
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_embedded_store_on_disk_meets_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("db")).unwrap();
+    store_suite(Arc::new(store), "contract").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_in_memory_store_meets_the_store_contract() {
+    store_suite(Arc::new(EmbeddedStore::in_memory().unwrap()), "contract").await;
+}
+
+#[tokio::test]
+async fn directory_blobs_meet_the_blobs_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    blobs_suite(Arc::new(DirBlobs::new(dir.path().to_path_buf())), "contract").await;
+}
+
+#[tokio::test]
+async fn memory_blobs_meet_the_blobs_contract() {
+    blobs_suite(Arc::new(MemBlobs::default()), "contract").await;
+}
+
+#[tokio::test]
+async fn data_survives_reopening_the_store() {
+    use firewatch_domain::ports::{Condition, Item, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        let item = Item { pk: "t#X".into(), sk: "a".into(), version: 1, expires_at: None, data: "kept".into() };
+        s.put(item, Condition::Absent).await.unwrap();
+    }
+    let s = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(s.get("t#X", "a").await.unwrap().unwrap().data, "kept");
+}

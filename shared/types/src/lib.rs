@@ -1,0 +1,21 @@
+//! Wire and domain types shared by every firewatch crate.
+//!
+//! Everything here is plain data with serde derives: identifiers that are
+//! parsed once at the edge, alerts as the normaliser produces them, incidents,
+//! their timeline, principals and the error body every endpoint returns.
+//! Nothing in this crate performs I/O.
+
+pub mod alert;
+pub mod auth;
+pub mod error;
+pub mod ids;
+pub mod incident;
+
+pub use alert::{Alert, AlertStatus, Link, Severity, SourceKind};
+pub use auth::{Principal, Role};
+pub use error::{ErrorBody, ErrorDetail};
+pub use ids::{IdError, IncidentId, TenantId};
+pub use incident::{
+    AlertSnapshot, AuditEvent, EnvelopeRef, Incident, IncidentAction, IncidentState,
+    TimelineEntry, TimelineKind,
+};
