@@ -1,1 +1,89 @@
-fn main() {}
+//! The `firewatch` command line.
+//!
+//! `firewatch dev` runs every router on one local port over the embedded
+//! store; the other commands talk to any running firewatch over HTTP.
+
+mod client;
+mod dev;
+mod sample;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "firewatch", version, about = "firewatch: alerts in, incidents out, responders in chat")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct Remote {
+    /// Base URL of a running firewatch.
+    #[arg(long, global = true, env = "FIREWATCH_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API key (the dev key is printed by `firewatch dev` and kept in its data dir).
+    #[arg(long, global = true, env = "FIREWATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data dir to read the dev key from when no --token is given.
+    #[arg(long, global = true, default_value = ".firewatch")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything locally on one port over the embedded store.
+    Dev(dev::DevArgs),
+    /// Post a realistic Alertmanager webhook to a running firewatch.
+    SendTestAlert {
+        #[command(flatten)]
+        remote: Remote,
+        /// Send the resolved variant instead of the firing one.
+        #[arg(long)]
+        resolve: bool,
+    },
+    /// List, show and act on incidents.
+    Incidents {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: client::IncidentsCommand,
+    },
+    /// Create an API key in a local data dir (the server need not run).
+    CreateKey {
+        /// viewer, responder, approver or admin.
+        #[arg(long)]
+        role: String,
+        /// A name that audit events and timelines will show.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long, default_value = ".firewatch")]
+        data_dir: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::SendTestAlert { remote, resolve } => client::send_test_alert(&remote, resolve).await,
+        Command::Incidents { remote, command } => client::incidents(&remote, command).await,
+        Command::CreateKey {
+            role,
+            name,
+            tenant,
+            data_dir,
+        } => dev::create_key(&data_dir, &tenant, &name, &role).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

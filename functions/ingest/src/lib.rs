@@ -1,0 +1,170 @@
+//! The ingest family: alert webhooks in, incidents out.
+//!
+//! - `POST /v1/alerts/{source}`: a provider's webhook (see docs/API.md).
+//! - `POST /v2/enqueue`: PagerDuty Events API v2, answered as PagerDuty does.
+//!
+//! The credential is checked before the body is parsed: a bearer key, an
+//! HMAC signature for the source, Sentry's own signature, or PagerDuty's
+//! `routing_key` (a firewatch key).
+
+mod sns;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use firewatch_domain::ingest::{ingest, IngestReport, IngestRequest};
+use firewatch_domain::normalize::pagerduty_routing_key;
+use firewatch_domain::settings::PAGERDUTY_MAX_BODY_BYTES;
+use firewatch_domain::{auth, Services};
+use firewatch_types::{Principal, Role, SourceKind, TenantId};
+use firewatch_web::extract::{content_type, not_json};
+use firewatch_web::{ApiBytes, ApiError, ApiPath, ApiResult};
+use serde::Serialize;
+
+pub use sns::HttpSnsConfirmer;
+
+/// The ingest routes, finished with the shared layers.
+pub fn router(services: Services) -> Router {
+    let r = Router::new()
+        .route("/v1/alerts/{source}", post(post_alerts))
+        .route("/v2/enqueue", post(pagerduty_enqueue));
+    firewatch_web::finish(r, services)
+}
+
+async fn post_alerts(
+    axum::extract::State(svc): axum::extract::State<Services>,
+    ApiPath(source): ApiPath<String>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<(StatusCode, Json<IngestReport>)> {
+    let source = SourceKind::parse(&source).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+            format!("unknown alert source {source:?}; see docs/API.md for the list"),
+        )
+    })?;
+    let report = accept(&svc, source, &headers, &body).await?;
+    Ok((StatusCode::ACCEPTED, Json(report)))
+}
+
+/// PagerDuty's answer to an accepted event.
+#[derive(Serialize)]
+struct PagerDutyAccepted {
+    status: &'static str,
+    message: &'static str,
+    dedup_key: String,
+}
+
+async fn pagerduty_enqueue(
+    axum::extract::State(svc): axum::extract::State<Services>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<impl IntoResponse> {
+    let report = accept(&svc, SourceKind::Pagerduty, &headers, &body).await?;
+    let accepted = PagerDutyAccepted {
+        status: "success",
+        message: "Event processed",
+        dedup_key: report.dedup_key.unwrap_or_default(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Size cap, authentication, content type, then the domain.
+async fn accept(svc: &Services, source: SourceKind, headers: &HeaderMap, body: &[u8]) -> ApiResult<IngestReport> {
+    if source == SourceKind::Pagerduty && body.len() > PAGERDUTY_MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "PagerDuty events are limited to 512 KB",
+        ));
+    }
+    let principal = authenticate(svc, source, headers, body).await?;
+    tracing::Span::current().record("principal", principal.name.as_str());
+    check_content_type(source, headers)?;
+    let headers = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let report = ingest(
+        svc,
+        IngestRequest {
+            principal: &principal,
+            source,
+            body,
+            headers,
+        },
+    )
+    .await?;
+    tracing::info!(
+        source = %source,
+        alerts = report.accepted,
+        incidents = report.incidents.len(),
+        duplicate = report.duplicate,
+        "webhook accepted"
+    );
+    for r in &report.results {
+        if let Some(id) = &r.incident_id {
+            tracing::info!(fingerprint = %r.fingerprint, outcome = ?r.outcome, incident = %id, "alert folded");
+        }
+    }
+    Ok(report)
+}
+
+fn check_content_type(source: SourceKind, headers: &HeaderMap) -> ApiResult<()> {
+    let ct = content_type(headers).unwrap_or_default();
+    let json = ct == "application/json" || ct.ends_with("+json");
+    // SNS posts its JSON envelope as text/plain.
+    let sns_text = source == SourceKind::Cloudwatch && ct == "text/plain";
+    if json || sns_text {
+        Ok(())
+    } else {
+        Err(not_json())
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Who is posting. Deny by default.
+async fn authenticate(svc: &Services, source: SourceKind, headers: &HeaderMap, body: &[u8]) -> ApiResult<Principal> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return firewatch_web::auth::authenticate(svc, headers).await;
+    }
+    let signed_by_us = header(headers, "x-firewatch-signature");
+    let signed_by_sentry = (source == SourceKind::Sentry)
+        .then(|| header(headers, "sentry-hook-signature"))
+        .flatten();
+    if signed_by_us.is_some() || signed_by_sentry.is_some() {
+        let tenant_name = header(headers, "x-firewatch-tenant").unwrap_or("default");
+        let tenant = TenantId::parse(tenant_name).map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))?;
+        let secret = svc
+            .settings
+            .hmac_secrets
+            .get(&(tenant.clone(), source))
+            .ok_or_else(|| ApiError::unauthorized(format!("no signing secret is configured for {source} on tenant {tenant}")))?;
+        match (signed_by_us, signed_by_sentry) {
+            (Some(sig), _) => auth::verify_signature(secret, header(headers, "x-firewatch-timestamp"), sig, body, svc.clock.now())?,
+            (None, Some(sig)) => auth::verify_body_signature(secret, sig, body)?,
+            (None, None) => unreachable!("checked above"),
+        }
+        auth::require_tenant(svc, &tenant).await?;
+        return Ok(Principal {
+            tenant,
+            name: format!("source:{source}"),
+            role: Role::Responder,
+        });
+    }
+    if source == SourceKind::Pagerduty {
+        if let Some(key) = pagerduty_routing_key(body) {
+            return auth::authenticate_token(svc, &key)
+                .await
+                .map_err(|_| ApiError::unauthorized("routing_key is not a valid firewatch key"));
+        }
+    }
+    Err(ApiError::unauthorized(
+        "send Authorization: Bearer <api key>, or sign the body (X-Firewatch-Signature)",
+    ))
+}

@@ -1,0 +1,239 @@
+//! Client commands: talk to a running firewatch over its REST API and print
+//! readable tables.
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use firewatch_domain::incidents::Paged;
+use firewatch_types::{ErrorBody, Incident, TimelineEntry, TimelineKind};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::Remote;
+
+#[derive(Subcommand)]
+pub enum IncidentsCommand {
+    /// List incidents, newest first.
+    List {
+        /// open, acknowledged, mitigated, resolved or closed.
+        #[arg(long)]
+        state: Option<String>,
+        /// sev1 to sev4.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one incident and its timeline.
+    Show { id: String },
+    /// Acknowledge an incident.
+    Ack {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resolve an incident.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(remote: &Remote) -> Result<Self, String> {
+        let token = remote
+            .token
+            .clone()
+            .or_else(|| crate::dev::read_dev_token(&remote.data_dir))
+            .ok_or("no API key: pass --token, set FIREWATCH_TOKEN, or run from the directory of `firewatch dev`")?;
+        Ok(Self {
+            http: reqwest::Client::new(),
+            base: remote.url.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, String> {
+        let res = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {}: {}", self.base, e.without_url()))?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => format!("{} ({}): {}", status, b.error.code, b.error.message),
+                Err(_) => format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, String> {
+        self.send(self.http.get(format!("{}{path}", self.base)).query(query)).await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, String> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+}
+
+pub async fn send_test_alert(remote: &Remote, resolve: bool) -> Result<(), String> {
+    let api = Api::new(remote)?;
+    let report: Value = api.post("/v1/alerts/alertmanager", &crate::sample::alertmanager(resolve)).await?;
+    let results = report["results"].as_array().cloned().unwrap_or_default();
+    if report["duplicate"] == true {
+        println!("already received this exact webhook: nothing changed");
+    }
+    for r in results {
+        println!(
+            "{} {} -> {} {}",
+            r["fingerprint"].as_str().unwrap_or(""),
+            r["status"].as_str().unwrap_or(""),
+            r["outcome"].as_str().unwrap_or(""),
+            r["incident_id"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), String> {
+    let api = Api::new(remote)?;
+    match cmd {
+        IncidentsCommand::List {
+            state,
+            severity,
+            source,
+            limit,
+        } => {
+            let mut q = vec![("limit", limit.to_string())];
+            for (k, v) in [("state", state), ("severity", severity), ("source", source)] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            let page: Paged<Incident> = api.get("/v1/incidents", &q).await?;
+            print!("{}", incident_table(&page.items, Utc::now()));
+            if page.next_cursor.is_some() {
+                println!("(more: raise --limit or page the API with next_cursor)");
+            }
+        }
+        IncidentsCommand::Show { id } => {
+            let inc: Incident = api.get(&format!("/v1/incidents/{id}"), &[]).await?;
+            let tl: Paged<TimelineEntry> = api.get(&format!("/v1/incidents/{id}/timeline"), &[]).await?;
+            print!("{}", incident_detail(&inc, &tl.items));
+        }
+        IncidentsCommand::Ack { id, reason } => act(&api, &id, "ack", reason).await?,
+        IncidentsCommand::Resolve { id, reason } => act(&api, &id, "resolve", reason).await?,
+    }
+    Ok(())
+}
+
+async fn act(api: &Api, id: &str, action: &str, reason: Option<String>) -> Result<(), String> {
+    let inc: Incident = api
+        .post(&format!("/v1/incidents/{id}/{action}"), &serde_json::json!({ "reason": reason }))
+        .await?;
+    println!("{} is now {} (version {})", inc.id, inc.state, inc.version);
+    Ok(())
+}
+
+fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let s = (now - since).num_seconds().max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// Renders incidents as an aligned table.
+pub fn incident_table(items: &[Incident], now: DateTime<Utc>) -> String {
+    if items.is_empty() {
+        return "no incidents\n".into();
+    }
+    let rows: Vec<[String; 7]> = items
+        .iter()
+        .map(|i| {
+            [
+                i.id.to_string(),
+                i.state.to_string(),
+                i.severity.to_string(),
+                i.source.to_string(),
+                i.occurrences.to_string(),
+                age(i.created_at, now),
+                truncate(&i.title, 60),
+            ]
+        })
+        .collect();
+    let header = ["ID", "STATE", "SEV", "SOURCE", "SEEN", "AGE", "TITLE"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn describe(kind: &TimelineKind) -> String {
+    match kind {
+        TimelineKind::Opened { fingerprint } => format!("opened by alert {fingerprint}"),
+        TimelineKind::Occurrence { fingerprint } => format!("alert {fingerprint} fired again"),
+        TimelineKind::AlertResolved { fingerprint } => format!("alert {fingerprint} resolved"),
+        TimelineKind::AlertAcknowledged { fingerprint } => format!("alert {fingerprint} acknowledged at the source"),
+        TimelineKind::StateChanged { from, to } => format!("{from} -> {to}"),
+        TimelineKind::Comment { text } => format!("comment: {text}"),
+        TimelineKind::Suppressed { fingerprint } => format!("alert {fingerprint} suppressed (rate limit)"),
+    }
+}
+
+/// Renders one incident with its timeline.
+pub fn incident_detail(inc: &Incident, timeline: &[TimelineEntry]) -> String {
+    let mut out = format!(
+        "{}  {}  {}\n{}\nsource: {}  group: {}  seen: {}  version: {}\n",
+        inc.id, inc.state, inc.severity, inc.title, inc.source, inc.group_key, inc.occurrences, inc.version
+    );
+    if !inc.labels.is_empty() {
+        let labels: Vec<String> = inc.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!("labels: {}\n", labels.join(" ")));
+    }
+    for l in &inc.links {
+        out.push_str(&format!("link: {} {}\n", l.text.as_deref().unwrap_or(""), l.href));
+    }
+    out.push_str("timeline:\n");
+    for e in timeline {
+        let reason = e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        out.push_str(&format!(
+            "  {}  {:<22} {}{}\n",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            describe(&e.kind),
+            reason
+        ));
+    }
+    out
+}

@@ -1,0 +1,132 @@
+//! `firewatch dev`: every router on one port, over the embedded store in a
+//! data directory, with a dev admin key.
+
+use axum::Router;
+use firewatch_domain::{auth, Services};
+use firewatch_types::{Role, TenantId};
+use firewatch_web::{Config, LogFormat};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the embedded store and blobs live.
+    #[arg(long, default_value = ".firewatch")]
+    data_dir: PathBuf,
+}
+
+/// Every router of every family, merged: what one port serves in dev.
+pub fn app(services: Services) -> Router {
+    Router::new()
+        .merge(firewatch_web::ops::router(services.clone()))
+        .merge(firewatch_ingest::router(services.clone()))
+        .merge(firewatch_incidents::router(services))
+        .fallback(firewatch_web::not_found)
+}
+
+const DEV_TOKEN_FILE: &str = "dev-token";
+
+/// The dev admin key: `FIREWATCH_DEV_TOKEN`, else the one kept in the data
+/// dir, else a new one written there (mode 0600).
+fn dev_token(dir: &Path) -> Result<(String, &'static str), String> {
+    if let Ok(t) = std::env::var("FIREWATCH_DEV_TOKEN") {
+        if t.trim().len() < 16 {
+            return Err("FIREWATCH_DEV_TOKEN must be at least 16 characters".into());
+        }
+        return Ok((t.trim().to_owned(), "from FIREWATCH_DEV_TOKEN"));
+    }
+    let path = dir.join(DEV_TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok((t.trim().to_owned(), "kept in the data dir"));
+    }
+    let token = auth::generate_token();
+    write_private(&path, &token).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((token, "generated"))
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(content.as_bytes())
+}
+
+/// Reads the dev key of a data dir, for client commands.
+pub fn read_dev_token(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(DEV_TOKEN_FILE)).ok().map(|t| t.trim().to_owned())
+}
+
+fn open_services(data_dir: &Path, config: Config) -> Result<Services, String> {
+    Ok(firewatch_local::services(data_dir)?
+        .with_settings(config.settings)
+        .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new())))
+}
+
+pub async fn run(args: DevArgs) -> Result<(), String> {
+    let config = Config::from_env(LogFormat::Pretty)?;
+    firewatch_web::init_tracing(&config);
+    let services = open_services(&args.data_dir, config)?;
+    let (token, origin) = dev_token(&args.data_dir)?;
+    auth::register_api_key(&services, &TenantId::default_tenant(), "dev-admin", Role::Admin, &token)
+        .await
+        .map_err(|e| format!("cannot register the dev key: {e}"))?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = format!("http://{addr}");
+    println!("firewatch dev listening on {url}");
+    println!("data dir: {}", args.data_dir.display());
+    println!("dev admin key ({origin}): {token}");
+    println!();
+    println!("Send a first alert:");
+    println!("  firewatch send-test-alert --url {url}");
+    println!("or with curl:");
+    println!("  curl -s -X POST {url}/v1/alerts/generic \\");
+    println!("    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\");
+    println!("    -d '{{\"title\":\"disk almost full\",\"severity\":\"sev2\",\"labels\":{{\"host\":\"db-1\"}}}}'");
+    println!("Then: firewatch incidents list --url {url}");
+    println!();
+
+    axum::serve(listener, app(services))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+    tracing::info!("shutting down");
+}
+
+pub async fn create_key(data_dir: &Path, tenant: &str, name: &str, role: &str) -> Result<(), String> {
+    let role = Role::parse(role).ok_or_else(|| format!("unknown role {role:?}; use viewer, responder, approver or admin"))?;
+    let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
+    let services = firewatch_local::services(data_dir)?;
+    let token = auth::create_api_key(&services, &tenant, name, role)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{token}");
+    eprintln!("created {role} key {name:?} for tenant {tenant}; it is shown only once");
+    Ok(())
+}
