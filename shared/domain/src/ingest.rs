@@ -106,13 +106,21 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
     let tenant = &req.principal.tenant;
     let sha = sha256_hex(req.body);
 
-    // Fast path for redeliveries. Not the guarantee: two identical deliveries
-    // racing past this check still change nothing, because each alert's
-    // snapshot remembers the envelope that last changed it.
+    // Redeliveries (a sender retrying) within the dedup window are answered
+    // with the first answer. This is the fast path, not the guarantee: two
+    // identical deliveries racing past this check still change nothing,
+    // because each alert's snapshot remembers the envelope that last changed
+    // it. After the window an identical body is a new event (PagerDuty: a
+    // trigger after resolve opens a new incident).
     if let Some(item) = svc.store.get(&keys::envelopes_pk(tenant), &sha).await? {
-        let mut report = keys::decode::<EnvelopeRecord>(&item)?.report;
-        report.duplicate = true;
-        return Ok(report);
+        let record: EnvelopeRecord = keys::decode(&item)?;
+        // The store's TTL is lazy (DynamoDB deletes up to days late), so the
+        // window is enforced here, on the domain's clock.
+        if svc.clock.now() - record.received_at < Duration::seconds(svc.settings.dedup_window_secs) {
+            let mut report = record.report;
+            report.duplicate = true;
+            return Ok(report);
+        }
     }
 
     let sentry_resource = header(&req.headers, "sentry-hook-resource");
@@ -181,7 +189,7 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
             report: report.clone(),
         },
     )?;
-    marker.expires_at = Some(svc.clock.now().timestamp() + svc.settings.dedup_window_days * 86_400);
+    marker.expires_at = Some(svc.clock.now().timestamp() + svc.settings.dedup_window_secs);
     svc.store.put(marker, Condition::Always).await?;
     Ok(report)
 }

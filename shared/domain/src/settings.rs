@@ -41,8 +41,9 @@ pub struct Settings {
     /// Labels whose values form the group key, per source (`FIREWATCH_GROUP_BY`);
     /// a source not listed groups by the provider's fingerprint.
     pub group_by: HashMap<SourceKind, Vec<String>>,
-    /// Days a redelivery is recognised as one (`FIREWATCH_DEDUP_WINDOW_DAYS`).
-    pub dedup_window_days: i64,
+    /// Seconds during which a body identical to one already received is a
+    /// redelivery and changes nothing (`FIREWATCH_DEDUP_WINDOW_SECS`).
+    pub dedup_window_secs: i64,
 }
 
 impl Default for Settings {
@@ -54,7 +55,7 @@ impl Default for Settings {
             sns_topic_allowlist: Vec::new(),
             hmac_secrets: HashMap::new(),
             group_by: HashMap::new(),
-            dedup_window_days: 7,
+            dedup_window_secs: 600,
         }
     }
 }
@@ -73,8 +74,8 @@ impl Settings {
         if let Some(v) = var("FIREWATCH_RATE_LIMIT_PER_HOUR") {
             s.rate_limit_per_hour = parse_num("FIREWATCH_RATE_LIMIT_PER_HOUR", &v)?;
         }
-        if let Some(v) = var("FIREWATCH_DEDUP_WINDOW_DAYS") {
-            s.dedup_window_days = parse_num("FIREWATCH_DEDUP_WINDOW_DAYS", &v)? as i64;
+        if let Some(v) = var("FIREWATCH_DEDUP_WINDOW_SECS") {
+            s.dedup_window_secs = parse_num("FIREWATCH_DEDUP_WINDOW_SECS", &v)? as i64;
         }
         if let Some(v) = var("FIREWATCH_AUTO_RESOLVE") {
             s.auto_resolve = match v.as_str() {
