@@ -386,15 +386,21 @@ pub async fn list(
                 descending: true,
             })
             .await?;
-        for item in &page.items {
+        for (i, item) in page.items.iter().enumerate() {
             let inc: Incident = keys::decode(item)?;
             if filter.matches(&inc) {
                 items.push(inc);
                 if items.len() == limit {
-                    // More may follow: resume right after this one.
+                    // Offer a cursor only when more may follow: a match later
+                    // in this page, or more pages.
+                    let more_here = page.items[i + 1..]
+                        .iter()
+                        .map(keys::decode::<Incident>)
+                        .any(|r| r.map(|inc| filter.matches(&inc)).unwrap_or(true));
+                    let more = more_here || page.next.is_some();
                     return Ok(Paged {
                         items,
-                        next_cursor: Some(encode_cursor(&item.sk)),
+                        next_cursor: more.then(|| encode_cursor(&item.sk)),
                     });
                 }
             }

@@ -8,6 +8,8 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod ops;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use auth::Auth;
 pub use config::{init_tracing, Config, LogFormat};

@@ -1,0 +1,88 @@
+//! Helpers for in-process router tests: build requests, send them through a
+//! router with `oneshot` (no server, no port), read JSON answers.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use firewatch_domain::{auth, Services};
+use firewatch_types::{Role, TenantId};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// What came back.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// The `error.code` of an error answer.
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Sends one request through `app`.
+pub async fn send(app: &Router, req: Request<Body>) -> Answer {
+    let res = app.clone().oneshot(req).await.expect("routers are infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer { status, headers, json, text }
+}
+
+/// A request builder with a JSON body.
+pub fn json_request(method: Method, uri: &str, token: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(body.into()).expect("valid request")
+}
+
+/// A GET with a token.
+pub fn get(uri: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("valid request")
+}
+
+/// In-memory services with one key per role for tenant `default`.
+pub struct Keys {
+    pub viewer: String,
+    pub responder: String,
+    pub admin: String,
+}
+
+pub async fn services_with_keys() -> (Services, Keys) {
+    services_and_keys(firewatch_local::services_in_memory()).await
+}
+
+pub async fn services_and_keys(svc: Services) -> (Services, Keys) {
+    let t = TenantId::default_tenant();
+    let make = |role: Role| {
+        let svc = svc.clone();
+        let t = t.clone();
+        async move { auth::create_api_key(&svc, &t, role.as_str(), role).await.expect("key") }
+    };
+    let keys = Keys {
+        viewer: make(Role::Viewer).await,
+        responder: make(Role::Responder).await,
+        admin: make(Role::Admin).await,
+    };
+    (svc, keys)
+}
+
+/// A test fixture from `tests/fixtures/` at the workspace root.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
