@@ -17,7 +17,10 @@ fn main() {
             .unwrap_or(0);
         format!("local-{secs}")
     });
-    println!("cargo:rustc-env=FIREWATCH_GIT_SHA={}", sha.unwrap_or_else(|| "unknown".into()));
+    println!(
+        "cargo:rustc-env=FIREWATCH_GIT_SHA={}",
+        sha.unwrap_or_else(|| "unknown".into())
+    );
     println!("cargo:rustc-env=FIREWATCH_BUILD_ID={build_id}");
     println!("cargo:rerun-if-env-changed=FIREWATCH_GIT_SHA");
     println!("cargo:rerun-if-env-changed=FIREWATCH_BUILD_ID");

@@ -78,18 +78,29 @@ impl Api {
         serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, String> {
-        self.send(self.http.get(format!("{}{path}", self.base)).query(query)).await
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, String> {
+        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
+            .await
     }
 
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, String> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
     }
 }
 
 pub async fn send_test_alert(remote: &Remote, resolve: bool) -> Result<(), String> {
     let api = Api::new(remote)?;
-    let report: Value = api.post("/v1/alerts/alertmanager", &crate::sample::alertmanager(resolve)).await?;
+    let report: Value = api
+        .post(
+            "/v1/alerts/alertmanager",
+            &crate::sample::alertmanager(resolve),
+        )
+        .await?;
     let results = report["results"].as_array().cloned().unwrap_or_default();
     if report["duplicate"] == true {
         println!("already received this exact webhook: nothing changed");
@@ -129,7 +140,9 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
         }
         IncidentsCommand::Show { id } => {
             let inc: Incident = api.get(&format!("/v1/incidents/{id}"), &[]).await?;
-            let tl: Paged<TimelineEntry> = api.get(&format!("/v1/incidents/{id}/timeline"), &[]).await?;
+            let tl: Paged<TimelineEntry> = api
+                .get(&format!("/v1/incidents/{id}/timeline"), &[])
+                .await?;
             print!("{}", incident_detail(&inc, &tl.items));
         }
         IncidentsCommand::Ack { id, reason } => act(&api, &id, "ack", reason).await?,
@@ -140,7 +153,10 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
 
 async fn act(api: &Api, id: &str, action: &str, reason: Option<String>) -> Result<(), String> {
     let inc: Incident = api
-        .post(&format!("/v1/incidents/{id}/{action}"), &serde_json::json!({ "reason": reason }))
+        .post(
+            &format!("/v1/incidents/{id}/{action}"),
+            &serde_json::json!({ "reason": reason }),
+        )
         .await?;
     println!("{} is now {} (version {})", inc.id, inc.state, inc.version);
     Ok(())
@@ -192,7 +208,11 @@ pub fn incident_table(items: &[Incident], now: DateTime<Utc>) -> String {
     }
     let mut out = String::new();
     for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -204,10 +224,14 @@ fn describe(kind: &TimelineKind) -> String {
         TimelineKind::Opened { fingerprint } => format!("opened by alert {fingerprint}"),
         TimelineKind::Occurrence { fingerprint } => format!("alert {fingerprint} fired again"),
         TimelineKind::AlertResolved { fingerprint } => format!("alert {fingerprint} resolved"),
-        TimelineKind::AlertAcknowledged { fingerprint } => format!("alert {fingerprint} acknowledged at the source"),
+        TimelineKind::AlertAcknowledged { fingerprint } => {
+            format!("alert {fingerprint} acknowledged at the source")
+        }
         TimelineKind::StateChanged { from, to } => format!("{from} -> {to}"),
         TimelineKind::Comment { text } => format!("comment: {text}"),
-        TimelineKind::Suppressed { fingerprint } => format!("alert {fingerprint} suppressed (rate limit)"),
+        TimelineKind::Suppressed { fingerprint } => {
+            format!("alert {fingerprint} suppressed (rate limit)")
+        }
     }
 }
 
@@ -215,18 +239,33 @@ fn describe(kind: &TimelineKind) -> String {
 pub fn incident_detail(inc: &Incident, timeline: &[TimelineEntry]) -> String {
     let mut out = format!(
         "{}  {}  {}\n{}\nsource: {}  group: {}  seen: {}  version: {}\n",
-        inc.id, inc.state, inc.severity, inc.title, inc.source, inc.group_key, inc.occurrences, inc.version
+        inc.id,
+        inc.state,
+        inc.severity,
+        inc.title,
+        inc.source,
+        inc.group_key,
+        inc.occurrences,
+        inc.version
     );
     if !inc.labels.is_empty() {
         let labels: Vec<String> = inc.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         out.push_str(&format!("labels: {}\n", labels.join(" ")));
     }
     for l in &inc.links {
-        out.push_str(&format!("link: {} {}\n", l.text.as_deref().unwrap_or(""), l.href));
+        out.push_str(&format!(
+            "link: {} {}\n",
+            l.text.as_deref().unwrap_or(""),
+            l.href
+        ));
     }
     out.push_str("timeline:\n");
     for e in timeline {
-        let reason = e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        let reason = e
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         out.push_str(&format!(
             "  {}  {:<22} {}{}\n",
             e.at.format("%Y-%m-%d %H:%M:%S"),

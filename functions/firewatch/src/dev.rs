@@ -59,7 +59,9 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 
 /// Reads the dev key of a data dir, for client commands.
 pub fn read_dev_token(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join(DEV_TOKEN_FILE)).ok().map(|t| t.trim().to_owned())
+    std::fs::read_to_string(dir.join(DEV_TOKEN_FILE))
+        .ok()
+        .map(|t| t.trim().to_owned())
 }
 
 fn open_services(data_dir: &Path, config: Config) -> Result<Services, String> {
@@ -73,9 +75,15 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     firewatch_web::init_tracing(&config);
     let services = open_services(&args.data_dir, config)?;
     let (token, origin) = dev_token(&args.data_dir)?;
-    auth::register_api_key(&services, &TenantId::default_tenant(), "dev-admin", Role::Admin, &token)
-        .await
-        .map_err(|e| format!("cannot register the dev key: {e}"))?;
+    auth::register_api_key(
+        &services,
+        &TenantId::default_tenant(),
+        "dev-admin",
+        Role::Admin,
+        &token,
+    )
+    .await
+    .map_err(|e| format!("cannot register the dev key: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -105,10 +113,11 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -119,8 +128,15 @@ async fn shutdown() {
     tracing::info!("shutting down");
 }
 
-pub async fn create_key(data_dir: &Path, tenant: &str, name: &str, role: &str) -> Result<(), String> {
-    let role = Role::parse(role).ok_or_else(|| format!("unknown role {role:?}; use viewer, responder, approver or admin"))?;
+pub async fn create_key(
+    data_dir: &Path,
+    tenant: &str,
+    name: &str,
+    role: &str,
+) -> Result<(), String> {
+    let role = Role::parse(role).ok_or_else(|| {
+        format!("unknown role {role:?}; use viewer, responder, approver or admin")
+    })?;
     let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
     let services = firewatch_local::services(data_dir)?;
     let token = auth::create_api_key(&services, &tenant, name, role)

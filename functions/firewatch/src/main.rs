@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "firewatch", version, about = "firewatch: alerts in, incidents out, responders in chat")]
+#[command(
+    name = "firewatch",
+    version,
+    about = "firewatch: alerts in, incidents out, responders in chat"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,7 +25,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Remote {
     /// Base URL of a running firewatch.
-    #[arg(long, global = true, env = "FIREWATCH_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "FIREWATCH_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// API key (the dev key is printed by `firewatch dev` and kept in its data dir).
     #[arg(long, global = true, env = "FIREWATCH_TOKEN", hide_env_values = true)]
@@ -70,7 +79,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
-        Command::SendTestAlert { remote, resolve } => client::send_test_alert(&remote, resolve).await,
+        Command::SendTestAlert { remote, resolve } => {
+            client::send_test_alert(&remote, resolve).await
+        }
         Command::Incidents { remote, command } => client::incidents(&remote, command).await,
         Command::CreateKey {
             role,

@@ -6,7 +6,11 @@ use serde_json::{json, Value};
 /// so sending it twice shows deduplication.
 pub fn alertmanager(resolved: bool) -> Value {
     let status = if resolved { "resolved" } else { "firing" };
-    let ends_at = if resolved { "2026-11-23T10:12:00Z" } else { "0001-01-01T00:00:00Z" };
+    let ends_at = if resolved {
+        "2026-11-23T10:12:00Z"
+    } else {
+        "0001-01-01T00:00:00Z"
+    };
     json!({
         "version": "4",
         "groupKey": "{}/{severity=\"critical\"}:{alertname=\"HighErrorRate\"}",

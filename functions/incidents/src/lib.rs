@@ -36,9 +36,17 @@ fn parse_id(id: &str) -> ApiResult<IncidentId> {
     IncidentId::parse(id).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
 }
 
-fn parse_opt<T>(value: Option<&str>, what: &str, parse: impl Fn(&str) -> Option<T>) -> ApiResult<Option<T>> {
+fn parse_opt<T>(
+    value: Option<&str>,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> ApiResult<Option<T>> {
     value
-        .map(|v| parse(v).ok_or_else(|| ApiError::bad_request("invalid_query", format!("unknown {what} {v:?}"))))
+        .map(|v| {
+            parse(v).ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("unknown {what} {v:?}"))
+            })
+        })
         .transpose()
 }
 
@@ -62,7 +70,14 @@ async fn list(
         severity: parse_opt(q.severity.as_deref(), "severity", Severity::parse)?,
         source: parse_opt(q.source.as_deref(), "source", SourceKind::parse)?,
     };
-    let page = incidents::list(&svc, &p.tenant, &filter, q.cursor.as_deref(), q.limit.unwrap_or(50)).await?;
+    let page = incidents::list(
+        &svc,
+        &p.tenant,
+        &filter,
+        q.cursor.as_deref(),
+        q.limit.unwrap_or(50),
+    )
+    .await?;
     Ok(Json(page))
 }
 
@@ -83,14 +98,21 @@ async fn recurrence(
     ApiQuery(q): ApiQuery<RecurrenceQuery>,
 ) -> ApiResult<Json<RecurrenceAnswer>> {
     require_role(&p, Role::Viewer, "read recurrence")?;
-    let by = parse_opt(q.by.as_deref(), "recurrence grouping", RecurrenceBy::parse)?.unwrap_or(RecurrenceBy::Fingerprint);
+    let by = parse_opt(q.by.as_deref(), "recurrence grouping", RecurrenceBy::parse)?
+        .unwrap_or(RecurrenceBy::Fingerprint);
     let groups = incidents::recurrence(&svc, &p.tenant, by).await?;
     Ok(Json(RecurrenceAnswer { by, groups }))
 }
 
-async fn show(State(svc): State<Services>, Auth(p): Auth, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Incident>> {
+async fn show(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Incident>> {
     require_role(&p, Role::Viewer, "read incidents")?;
-    Ok(Json(incidents::get(&svc, &p.tenant, &parse_id(&id)?).await?))
+    Ok(Json(
+        incidents::get(&svc, &p.tenant, &parse_id(&id)?).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -106,7 +128,14 @@ async fn timeline(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<TimelineEntry>>> {
     require_role(&p, Role::Viewer, "read timelines")?;
-    let page = incidents::timeline(&svc, &p.tenant, &parse_id(&id)?, q.cursor.as_deref(), q.limit.unwrap_or(100)).await?;
+    let page = incidents::timeline(
+        &svc,
+        &p.tenant,
+        &parse_id(&id)?,
+        q.cursor.as_deref(),
+        q.limit.unwrap_or(100),
+    )
+    .await?;
     Ok(Json(page))
 }
 
@@ -126,7 +155,9 @@ async fn act(
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Incident>> {
     let action = IncidentAction::parse(&action).ok_or_else(|| {
-        ApiError::not_found(format!("unknown action {action:?}; use ack, mitigate, resolve, close or reopen"))
+        ApiError::not_found(format!(
+            "unknown action {action:?}; use ack, mitigate, resolve, close or reopen"
+        ))
     })?;
     let id = parse_id(&id)?;
     let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {

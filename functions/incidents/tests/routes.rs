@@ -9,10 +9,19 @@ use firewatch_web::testing::{fixture, get, json_request, send, services_with_key
 
 async fn setup() -> (Services, Keys, axum::Router, String) {
     let (svc, keys) = services_with_keys().await;
-    let p = Principal { tenant: TenantId::default_tenant(), name: "test".into(), role: Role::Responder };
+    let p = Principal {
+        tenant: TenantId::default_tenant(),
+        name: "test".into(),
+        role: Role::Responder,
+    };
     let report = ingest(
         &svc,
-        IngestRequest { principal: &p, source: SourceKind::Alertmanager, body: &fixture("alertmanager/firing.json"), headers: vec![] },
+        IngestRequest {
+            principal: &p,
+            source: SourceKind::Alertmanager,
+            body: &fixture("alertmanager/firing.json"),
+            headers: vec![],
+        },
     )
     .await
     .unwrap();
@@ -22,7 +31,16 @@ async fn setup() -> (Services, Keys, axum::Router, String) {
 }
 
 async fn act(app: &axum::Router, token: &str, id: &str, action: &str, body: &str) -> Answer {
-    send(app, json_request(Method::POST, &format!("/v1/incidents/{id}/{action}"), Some(token), body.to_owned())).await
+    send(
+        app,
+        json_request(
+            Method::POST,
+            &format!("/v1/incidents/{id}/{action}"),
+            Some(token),
+            body.to_owned(),
+        ),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -32,17 +50,37 @@ async fn listing_filters_and_pages_with_a_cursor() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.json["items"].as_array().unwrap().len(), 1);
     let cursor = a.json["next_cursor"].as_str().unwrap().to_owned();
-    let b = send(&app, get(&format!("/v1/incidents?limit=1&cursor={cursor}"), &keys.viewer)).await;
+    let b = send(
+        &app,
+        get(
+            &format!("/v1/incidents?limit=1&cursor={cursor}"),
+            &keys.viewer,
+        ),
+    )
+    .await;
     assert_eq!(b.json["items"].as_array().unwrap().len(), 1);
     assert_ne!(a.json["items"][0]["id"], b.json["items"][0]["id"]);
     assert!(b.json["next_cursor"].is_null());
 
-    let f = send(&app, get("/v1/incidents?state=open&severity=sev1&source=alertmanager", &keys.viewer)).await;
+    let f = send(
+        &app,
+        get(
+            "/v1/incidents?state=open&severity=sev1&source=alertmanager",
+            &keys.viewer,
+        ),
+    )
+    .await;
     assert_eq!(f.json["items"].as_array().unwrap().len(), 2);
     let none = send(&app, get("/v1/incidents?state=acknowledged", &keys.viewer)).await;
     assert!(none.json["items"].as_array().unwrap().is_empty());
 
-    for bad in ["/v1/incidents?state=sleeping", "/v1/incidents?severity=sev9", "/v1/incidents?limit=abc", "/v1/incidents?limit=5000", "/v1/incidents?cursor=***"] {
+    for bad in [
+        "/v1/incidents?state=sleeping",
+        "/v1/incidents?severity=sev9",
+        "/v1/incidents?limit=abc",
+        "/v1/incidents?limit=5000",
+        "/v1/incidents?cursor=***",
+    ] {
         let a = send(&app, get(bad, &keys.viewer)).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
         assert!(!a.code().is_empty());
@@ -57,22 +95,52 @@ async fn one_incident_and_its_timeline_can_be_read() {
     assert_eq!(a.json["id"], id.as_str());
     assert_eq!(a.json["state"], "open");
     assert_eq!(a.json["version"], 1);
-    let t = send(&app, get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer)).await;
+    let t = send(
+        &app,
+        get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer),
+    )
+    .await;
     assert_eq!(t.status, StatusCode::OK);
     assert_eq!(t.json["items"][0]["kind"], "opened");
-    assert_eq!(t.json["items"][0]["envelope"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        t.json["items"][0]["envelope"]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
 
     let missing = "inc_01JD3Z8X9Q6W2T4V5R7S8P0M1N";
-    assert_eq!(send(&app, get(&format!("/v1/incidents/{missing}"), &keys.viewer)).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, get(&format!("/v1/incidents/{missing}/timeline"), &keys.viewer)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&app, get(&format!("/v1/incidents/{missing}"), &keys.viewer))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            &app,
+            get(&format!("/v1/incidents/{missing}/timeline"), &keys.viewer)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
     let bad = send(&app, get("/v1/incidents/not-an-id", &keys.viewer)).await;
-    assert_eq!((bad.status, bad.code()), (StatusCode::BAD_REQUEST, "invalid_id"));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::BAD_REQUEST, "invalid_id")
+    );
 }
 
 #[tokio::test]
 async fn reading_needs_a_key() {
     let (_, _, app, id) = setup().await;
-    for uri in ["/v1/incidents".to_string(), format!("/v1/incidents/{id}"), "/v1/incidents/recurrence".into()] {
+    for uri in [
+        "/v1/incidents".to_string(),
+        format!("/v1/incidents/{id}"),
+        "/v1/incidents/recurrence".into(),
+    ] {
         let a = send(&app, Request::get(&uri).body(Body::empty()).unwrap()).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{uri}");
     }
@@ -81,26 +149,72 @@ async fn reading_needs_a_key() {
 #[tokio::test]
 async fn responders_act_with_optional_reason_and_expected_version() {
     let (_, keys, app, id) = setup().await;
-    let a = send(&app, Request::post(format!("/v1/incidents/{id}/ack")).header("authorization", format!("Bearer {}", keys.responder)).body(Body::empty()).unwrap()).await;
-    assert_eq!(a.status, StatusCode::OK, "an empty body is fine: {}", a.text);
+    let a = send(
+        &app,
+        Request::post(format!("/v1/incidents/{id}/ack"))
+            .header("authorization", format!("Bearer {}", keys.responder))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "an empty body is fine: {}",
+        a.text
+    );
     assert_eq!(a.json["state"], "acknowledged");
     let v = a.json["version"].as_u64().unwrap();
 
-    let stale = act(&app, &keys.responder, &id, "mitigate", &format!("{{\"expected_version\": {}}}", v - 1)).await;
-    assert_eq!((stale.status, stale.code()), (StatusCode::CONFLICT, "stale_version"));
-    let ok = act(&app, &keys.responder, &id, "mitigate", &format!("{{\"expected_version\": {v}, \"reason\": \"feature flag off\"}}")).await;
+    let stale = act(
+        &app,
+        &keys.responder,
+        &id,
+        "mitigate",
+        &format!("{{\"expected_version\": {}}}", v - 1),
+    )
+    .await;
+    assert_eq!(
+        (stale.status, stale.code()),
+        (StatusCode::CONFLICT, "stale_version")
+    );
+    let ok = act(
+        &app,
+        &keys.responder,
+        &id,
+        "mitigate",
+        &format!("{{\"expected_version\": {v}, \"reason\": \"feature flag off\"}}"),
+    )
+    .await;
     assert_eq!(ok.json["state"], "mitigated");
     let r = act(&app, &keys.responder, &id, "resolve", "{}").await;
     assert_eq!(r.json["state"], "resolved");
     let c = act(&app, &keys.responder, &id, "close", "").await;
     assert_eq!(c.json["state"], "closed");
     let illegal = act(&app, &keys.responder, &id, "ack", "{}").await;
-    assert_eq!((illegal.status, illegal.code()), (StatusCode::CONFLICT, "illegal_transition"));
+    assert_eq!(
+        (illegal.status, illegal.code()),
+        (StatusCode::CONFLICT, "illegal_transition")
+    );
     let reopen = act(&app, &keys.responder, &id, "reopen", "{}").await;
-    assert_eq!(reopen.status, StatusCode::CONFLICT, "a closed incident cannot reopen");
+    assert_eq!(
+        reopen.status,
+        StatusCode::CONFLICT,
+        "a closed incident cannot reopen"
+    );
 
-    let tl = send(&app, get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer)).await;
-    let mitigated = tl.json["items"].as_array().unwrap().iter().find(|e| e["to"] == "mitigated").unwrap().clone();
+    let tl = send(
+        &app,
+        get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer),
+    )
+    .await;
+    let mitigated = tl.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "mitigated")
+        .unwrap()
+        .clone();
     assert_eq!(mitigated["reason"], "feature flag off");
     assert_eq!(mitigated["actor"], "responder");
 }
@@ -109,49 +223,133 @@ async fn responders_act_with_optional_reason_and_expected_version() {
 async fn bad_action_requests_are_refused_and_change_nothing() {
     let (_, keys, app, id) = setup().await;
     let cases = [
-        ("unknown action", act(&app, &keys.responder, &id, "explode", "{}").await, StatusCode::NOT_FOUND),
-        ("viewer", act(&app, &keys.viewer, &id, "ack", "{}").await, StatusCode::FORBIDDEN),
-        ("malformed json", act(&app, &keys.responder, &id, "ack", "{\"reason\":").await, StatusCode::BAD_REQUEST),
-        ("unknown field", act(&app, &keys.responder, &id, "ack", "{\"force\": true}").await, StatusCode::BAD_REQUEST),
-        ("bad version type", act(&app, &keys.responder, &id, "ack", "{\"expected_version\": \"one\"}").await, StatusCode::BAD_REQUEST),
+        (
+            "unknown action",
+            act(&app, &keys.responder, &id, "explode", "{}").await,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "viewer",
+            act(&app, &keys.viewer, &id, "ack", "{}").await,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "malformed json",
+            act(&app, &keys.responder, &id, "ack", "{\"reason\":").await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "unknown field",
+            act(&app, &keys.responder, &id, "ack", "{\"force\": true}").await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad version type",
+            act(
+                &app,
+                &keys.responder,
+                &id,
+                "ack",
+                "{\"expected_version\": \"one\"}",
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+        ),
         (
             "not json",
-            send(&app, Request::post(format!("/v1/incidents/{id}/ack")).header("authorization", format!("Bearer {}", keys.responder)).header("content-type", "text/plain").body(Body::from("please")).unwrap()).await,
+            send(
+                &app,
+                Request::post(format!("/v1/incidents/{id}/ack"))
+                    .header("authorization", format!("Bearer {}", keys.responder))
+                    .header("content-type", "text/plain")
+                    .body(Body::from("please"))
+                    .unwrap(),
+            )
+            .await,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
-        ("no key", send(&app, json_request(Method::POST, &format!("/v1/incidents/{id}/ack"), None, "{}")).await, StatusCode::UNAUTHORIZED),
-        ("bad id", act(&app, &keys.responder, "inc_x", "ack", "{}").await, StatusCode::BAD_REQUEST),
+        (
+            "no key",
+            send(
+                &app,
+                json_request(Method::POST, &format!("/v1/incidents/{id}/ack"), None, "{}"),
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "bad id",
+            act(&app, &keys.responder, "inc_x", "ack", "{}").await,
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (name, a, status) in cases {
         assert_eq!(a.status, status, "{name}: {}", a.text);
         assert!(a.json["error"]["code"].is_string(), "{name}");
     }
     let a = send(&app, get(&format!("/v1/incidents/{id}"), &keys.viewer)).await;
-    assert_eq!((a.json["state"].as_str(), a.json["version"].as_u64()), (Some("open"), Some(1)));
+    assert_eq!(
+        (a.json["state"].as_str(), a.json["version"].as_u64()),
+        (Some("open"), Some(1))
+    );
 }
 
 #[tokio::test]
 async fn comments_are_added_to_the_timeline() {
     let (_, keys, app, id) = setup().await;
     let uri = format!("/v1/incidents/{id}/comments");
-    let a = send(&app, json_request(Method::POST, &uri, Some(&keys.responder), "{\"text\": \"db failover started\"}")).await;
+    let a = send(
+        &app,
+        json_request(
+            Method::POST,
+            &uri,
+            Some(&keys.responder),
+            "{\"text\": \"db failover started\"}",
+        ),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     assert_eq!(a.json["kind"], "comment");
-    for (body, status) in [("{\"text\": \"\"}", StatusCode::BAD_REQUEST), ("{}", StatusCode::BAD_REQUEST), ("nope", StatusCode::BAD_REQUEST)] {
-        let a = send(&app, json_request(Method::POST, &uri, Some(&keys.responder), body)).await;
+    for (body, status) in [
+        ("{\"text\": \"\"}", StatusCode::BAD_REQUEST),
+        ("{}", StatusCode::BAD_REQUEST),
+        ("nope", StatusCode::BAD_REQUEST),
+    ] {
+        let a = send(
+            &app,
+            json_request(Method::POST, &uri, Some(&keys.responder), body),
+        )
+        .await;
         assert_eq!(a.status, status, "{body}");
     }
-    let a = send(&app, json_request(Method::POST, &uri, Some(&keys.viewer), "{\"text\": \"hi\"}")).await;
+    let a = send(
+        &app,
+        json_request(Method::POST, &uri, Some(&keys.viewer), "{\"text\": \"hi\"}"),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
-    let tl = send(&app, get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer)).await;
-    let comments = tl.json["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "comment").count();
+    let tl = send(
+        &app,
+        get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer),
+    )
+    .await;
+    let comments = tl.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "comment")
+        .count();
     assert_eq!(comments, 1);
 }
 
 #[tokio::test]
 async fn recurrence_groups_by_the_requested_dimension() {
     let (_, keys, app, _) = setup().await;
-    let a = send(&app, get("/v1/incidents/recurrence?by=namespace", &keys.viewer)).await;
+    let a = send(
+        &app,
+        get("/v1/incidents/recurrence?by=namespace", &keys.viewer),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.json["by"], "namespace");
     assert_eq!(a.json["groups"][0]["key"], "storage");

@@ -72,7 +72,12 @@ async fn pagerduty_enqueue(
 }
 
 /// Size cap, authentication, content type, then the domain.
-async fn accept(svc: &Services, source: SourceKind, headers: &HeaderMap, body: &[u8]) -> ApiResult<IngestReport> {
+async fn accept(
+    svc: &Services,
+    source: SourceKind,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<IngestReport> {
     if source == SourceKind::Pagerduty && body.len() > PAGERDUTY_MAX_BODY_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -129,7 +134,12 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Who is posting. Deny by default.
-async fn authenticate(svc: &Services, source: SourceKind, headers: &HeaderMap, body: &[u8]) -> ApiResult<Principal> {
+async fn authenticate(
+    svc: &Services,
+    source: SourceKind,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Principal> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         return firewatch_web::auth::authenticate(svc, headers).await;
     }
@@ -139,14 +149,25 @@ async fn authenticate(svc: &Services, source: SourceKind, headers: &HeaderMap, b
         .flatten();
     if signed_by_us.is_some() || signed_by_sentry.is_some() {
         let tenant_name = header(headers, "x-firewatch-tenant").unwrap_or("default");
-        let tenant = TenantId::parse(tenant_name).map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))?;
+        let tenant = TenantId::parse(tenant_name)
+            .map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))?;
         let secret = svc
             .settings
             .hmac_secrets
             .get(&(tenant.clone(), source))
-            .ok_or_else(|| ApiError::unauthorized(format!("no signing secret is configured for {source} on tenant {tenant}")))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized(format!(
+                    "no signing secret is configured for {source} on tenant {tenant}"
+                ))
+            })?;
         match (signed_by_us, signed_by_sentry) {
-            (Some(sig), _) => auth::verify_signature(secret, header(headers, "x-firewatch-timestamp"), sig, body, svc.clock.now())?,
+            (Some(sig), _) => auth::verify_signature(
+                secret,
+                header(headers, "x-firewatch-timestamp"),
+                sig,
+                body,
+                svc.clock.now(),
+            )?,
             (None, Some(sig)) => auth::verify_body_signature(secret, sig, body)?,
             (None, None) => unreachable!("checked above"),
         }

@@ -168,27 +168,42 @@ pub fn verify_signature(
     now: DateTime<Utc>,
 ) -> Result<(), DomainError> {
     let ts: i64 = timestamp
-        .ok_or_else(|| DomainError::Unauthorized("signed requests need X-Firewatch-Timestamp".into()))?
+        .ok_or_else(|| {
+            DomainError::Unauthorized("signed requests need X-Firewatch-Timestamp".into())
+        })?
         .trim()
         .parse()
-        .map_err(|_| DomainError::Unauthorized("X-Firewatch-Timestamp must be unix seconds".into()))?;
+        .map_err(|_| {
+            DomainError::Unauthorized("X-Firewatch-Timestamp must be unix seconds".into())
+        })?;
     if (now.timestamp() - ts).abs() > SIGNATURE_TOLERANCE_SECS {
         return Err(DomainError::Unauthorized(
             "signature timestamp is outside the 5 minute window (replayed or clock skew)".into(),
         ));
     }
-    let given = signature.trim().strip_prefix("sha256=").unwrap_or(signature.trim());
+    let given = signature
+        .trim()
+        .strip_prefix("sha256=")
+        .unwrap_or(signature.trim());
     constant_time_hex_eq(&sign(secret, ts, body), given)
 }
 
 /// Checks a body-only signature (Sentry).
-pub fn verify_body_signature(secret: &Secret, signature: &str, body: &[u8]) -> Result<(), DomainError> {
+pub fn verify_body_signature(
+    secret: &Secret,
+    signature: &str,
+    body: &[u8],
+) -> Result<(), DomainError> {
     constant_time_hex_eq(&sign_body(secret, body), signature.trim())
 }
 
 fn constant_time_hex_eq(expected: &str, given: &str) -> Result<(), DomainError> {
     if expected.len() == given.len()
-        && bool::from(expected.as_bytes().ct_eq(given.to_ascii_lowercase().as_bytes()))
+        && bool::from(
+            expected
+                .as_bytes()
+                .ct_eq(given.to_ascii_lowercase().as_bytes()),
+        )
     {
         Ok(())
     } else {
@@ -205,8 +220,14 @@ mod tests {
         let s = Secret::new("k");
         let now = Utc::now();
         let sig = sign(&s, now.timestamp(), b"{}");
-        verify_signature(&s, Some(&now.timestamp().to_string()), &format!("sha256={sig}"), b"{}", now)
-            .unwrap();
+        verify_signature(
+            &s,
+            Some(&now.timestamp().to_string()),
+            &format!("sha256={sig}"),
+            b"{}",
+            now,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -223,7 +244,13 @@ mod tests {
         let s = Secret::new("k");
         let then = Utc::now() - chrono::Duration::minutes(6);
         let sig = sign(&s, then.timestamp(), b"{}");
-        let err = verify_signature(&s, Some(&then.timestamp().to_string()), &sig, b"{}", Utc::now());
+        let err = verify_signature(
+            &s,
+            Some(&then.timestamp().to_string()),
+            &sig,
+            b"{}",
+            Utc::now(),
+        );
         assert!(matches!(err, Err(DomainError::Unauthorized(m)) if m.contains("replayed")));
     }
 

@@ -39,82 +39,179 @@ pub async fn store_suite(store: Arc<dyn Store>, ns: &str) {
 /// Runs every blob check.
 pub async fn blobs_suite(blobs: Arc<dyn Blobs>, ns: &str) {
     let key = format!("{ns}/envelopes/t/abc.json");
-    assert_eq!(blobs.get(&key).await.unwrap(), None, "a missing blob reads as None");
-    blobs.put(&key, b"one".to_vec(), "application/json").await.unwrap();
+    assert_eq!(
+        blobs.get(&key).await.unwrap(),
+        None,
+        "a missing blob reads as None"
+    );
+    blobs
+        .put(&key, b"one".to_vec(), "application/json")
+        .await
+        .unwrap();
     assert_eq!(blobs.get(&key).await.unwrap().as_deref(), Some(&b"one"[..]));
-    blobs.put(&key, b"two".to_vec(), "application/json").await.unwrap();
-    assert_eq!(blobs.get(&key).await.unwrap().as_deref(), Some(&b"two"[..]), "put replaces");
+    blobs
+        .put(&key, b"two".to_vec(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs.get(&key).await.unwrap().as_deref(),
+        Some(&b"two"[..]),
+        "put replaces"
+    );
 
     // Several MB, with every byte value, survive the round trip unchanged.
-    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let big_key = format!("{ns}/big/blob.bin");
-    blobs.put(&big_key, big.clone(), "application/octet-stream").await.unwrap();
-    assert!(blobs.get(&big_key).await.unwrap() == Some(big), "a large blob round-trips");
+    blobs
+        .put(&big_key, big.clone(), "application/octet-stream")
+        .await
+        .unwrap();
+    assert!(
+        blobs.get(&big_key).await.unwrap() == Some(big),
+        "a large blob round-trips"
+    );
 
     for bad in ["../escape", "/abs", "a//b", "a/../b"] {
-        assert!(blobs.put(bad, vec![1], "x").await.is_err(), "blob key {bad:?} must be refused");
+        assert!(
+            blobs.put(bad, vec![1], "x").await.is_err(),
+            "blob key {bad:?} must be refused"
+        );
     }
 }
 
 async fn put_if_absent_writes_once(s: &dyn Store, ns: &str) {
     let pk = format!("{ns}#absent");
-    s.put(item(&pk, "a", 1, "first"), Condition::Absent).await.unwrap();
+    s.put(item(&pk, "a", 1, "first"), Condition::Absent)
+        .await
+        .unwrap();
     let again = s.put(item(&pk, "a", 1, "second"), Condition::Absent).await;
-    assert!(matches!(again, Err(StoreError::ConditionFailed { .. })), "second put-if-absent must fail: {again:?}");
-    assert_eq!(s.get(&pk, "a").await.unwrap().unwrap().data, "first", "the failed put changed nothing");
+    assert!(
+        matches!(again, Err(StoreError::ConditionFailed { .. })),
+        "second put-if-absent must fail: {again:?}"
+    );
+    assert_eq!(
+        s.get(&pk, "a").await.unwrap().unwrap().data,
+        "first",
+        "the failed put changed nothing"
+    );
     s.delete(&pk, "a", Condition::Version(1)).await.unwrap();
     assert_eq!(s.get(&pk, "a").await.unwrap(), None, "deleted");
-    s.put(item(&pk, "a", 1, "again"), Condition::Absent).await.unwrap();
+    s.put(item(&pk, "a", 1, "again"), Condition::Absent)
+        .await
+        .unwrap();
 }
 
 async fn version_checks_refuse_stale_writers(s: &dyn Store, ns: &str) {
     let pk = format!("{ns}#version");
-    s.put(item(&pk, "v", 1, "v1"), Condition::Absent).await.unwrap();
-    s.put(item(&pk, "v", 2, "v2"), Condition::Version(1)).await.unwrap();
-    let stale = s.put(item(&pk, "v", 2, "stale"), Condition::Version(1)).await;
-    assert!(matches!(stale, Err(StoreError::ConditionFailed { .. })), "a stale version must be refused");
+    s.put(item(&pk, "v", 1, "v1"), Condition::Absent)
+        .await
+        .unwrap();
+    s.put(item(&pk, "v", 2, "v2"), Condition::Version(1))
+        .await
+        .unwrap();
+    let stale = s
+        .put(item(&pk, "v", 2, "stale"), Condition::Version(1))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::ConditionFailed { .. })),
+        "a stale version must be refused"
+    );
     let got = s.get(&pk, "v").await.unwrap().unwrap();
     assert_eq!((got.version, got.data.as_str()), (2, "v2"));
-    let missing = s.put(item(&pk, "nope", 2, "x"), Condition::Version(1)).await;
-    assert!(matches!(missing, Err(StoreError::ConditionFailed { .. })), "a version condition needs an item");
+    let missing = s
+        .put(item(&pk, "nope", 2, "x"), Condition::Version(1))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::ConditionFailed { .. })),
+        "a version condition needs an item"
+    );
     let del = s.delete(&pk, "v", Condition::Version(7)).await;
-    assert!(matches!(del, Err(StoreError::ConditionFailed { .. })), "a conditional delete checks the version");
+    assert!(
+        matches!(del, Err(StoreError::ConditionFailed { .. })),
+        "a conditional delete checks the version"
+    );
 }
 
 async fn transactions_apply_all_or_nothing(s: &dyn Store, ns: &str) {
     let pk = format!("{ns}#tx");
-    s.put(item(&pk, "held", 1, "held"), Condition::Absent).await.unwrap();
+    s.put(item(&pk, "held", 1, "held"), Condition::Absent)
+        .await
+        .unwrap();
     let failed = s
         .transact(vec![
-            WriteOp::Put { item: item(&pk, "new", 1, "new"), condition: Condition::Absent },
-            WriteOp::Put { item: item(&pk, "held", 2, "x"), condition: Condition::Version(9) },
+            WriteOp::Put {
+                item: item(&pk, "new", 1, "new"),
+                condition: Condition::Absent,
+            },
+            WriteOp::Put {
+                item: item(&pk, "held", 2, "x"),
+                condition: Condition::Version(9),
+            },
         ])
         .await;
-    assert!(matches!(failed, Err(StoreError::ConditionFailed { .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(StoreError::ConditionFailed { .. })),
+        "{failed:?}"
+    );
     if let Err(StoreError::ConditionFailed { index: Some(i) }) = failed {
         assert_eq!(i, 1, "the failing write is named");
     }
-    assert_eq!(s.get(&pk, "new").await.unwrap(), None, "no write of a failed transaction is applied");
+    assert_eq!(
+        s.get(&pk, "new").await.unwrap(),
+        None,
+        "no write of a failed transaction is applied"
+    );
 
     let check_failed = s
         .transact(vec![
-            WriteOp::Put { item: item(&pk, "new", 1, "new"), condition: Condition::Absent },
-            WriteOp::Check { pk: pk.clone(), sk: "held".into(), condition: Condition::Absent },
+            WriteOp::Put {
+                item: item(&pk, "new", 1, "new"),
+                condition: Condition::Absent,
+            },
+            WriteOp::Check {
+                pk: pk.clone(),
+                sk: "held".into(),
+                condition: Condition::Absent,
+            },
         ])
         .await;
-    assert!(matches!(check_failed, Err(StoreError::ConditionFailed { .. })), "a failing check fails the transaction");
+    assert!(
+        matches!(check_failed, Err(StoreError::ConditionFailed { .. })),
+        "a failing check fails the transaction"
+    );
     assert_eq!(s.get(&pk, "new").await.unwrap(), None);
 
     s.transact(vec![
-        WriteOp::Put { item: item(&pk, "new", 1, "new"), condition: Condition::Absent },
-        WriteOp::Check { pk: pk.clone(), sk: "held".into(), condition: Condition::Version(1) },
-        WriteOp::Delete { pk: pk.clone(), sk: "held".into(), condition: Condition::Always }.clone(),
+        WriteOp::Put {
+            item: item(&pk, "new", 1, "new"),
+            condition: Condition::Absent,
+        },
+        WriteOp::Check {
+            pk: pk.clone(),
+            sk: "held".into(),
+            condition: Condition::Version(1),
+        },
+        WriteOp::Delete {
+            pk: pk.clone(),
+            sk: "held".into(),
+            condition: Condition::Always,
+        }
+        .clone(),
     ])
     .await
     .expect_err("the same key twice in one transaction is refused");
     s.transact(vec![
-        WriteOp::Put { item: item(&pk, "new", 1, "new"), condition: Condition::Absent },
-        WriteOp::Delete { pk: pk.clone(), sk: "held".into(), condition: Condition::Version(1) },
+        WriteOp::Put {
+            item: item(&pk, "new", 1, "new"),
+            condition: Condition::Absent,
+        },
+        WriteOp::Delete {
+            pk: pk.clone(),
+            sk: "held".into(),
+            condition: Condition::Version(1),
+        },
     ])
     .await
     .unwrap();
@@ -125,15 +222,30 @@ async fn transactions_apply_all_or_nothing(s: &dyn Store, ns: &str) {
 async fn queries_page_in_sort_key_order_within_a_prefix(s: &dyn Store, ns: &str) {
     let pk = format!("{ns}#query");
     for i in 0..25 {
-        s.put(item(&pk, &format!("TL#{i:03}"), 1, &i.to_string()), Condition::Always).await.unwrap();
+        s.put(
+            item(&pk, &format!("TL#{i:03}"), 1, &i.to_string()),
+            Condition::Always,
+        )
+        .await
+        .unwrap();
     }
-    s.put(item(&pk, "OTHER", 1, "x"), Condition::Always).await.unwrap();
-    s.put(item(&pk, "TM", 1, "x"), Condition::Always).await.unwrap();
+    s.put(item(&pk, "OTHER", 1, "x"), Condition::Always)
+        .await
+        .unwrap();
+    s.put(item(&pk, "TM", 1, "x"), Condition::Always)
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let mut after = None;
     loop {
         let page = s
-            .query(Query { pk: pk.clone(), sk_prefix: "TL#".into(), after, limit: 10, descending: false })
+            .query(Query {
+                pk: pk.clone(),
+                sk_prefix: "TL#".into(),
+                after,
+                limit: 10,
+                descending: false,
+            })
             .await
             .unwrap();
         assert!(page.items.len() <= 10, "a page holds at most limit items");
@@ -147,24 +259,56 @@ async fn queries_page_in_sort_key_order_within_a_prefix(s: &dyn Store, ns: &str)
     assert_eq!(seen, expected, "pages cover the prefix once, in order");
 
     let desc = s
-        .query(Query { pk: pk.clone(), sk_prefix: "TL#".into(), after: None, limit: 3, descending: true })
+        .query(Query {
+            pk: pk.clone(),
+            sk_prefix: "TL#".into(),
+            after: None,
+            limit: 3,
+            descending: true,
+        })
         .await
         .unwrap();
     let sks: Vec<_> = desc.items.iter().map(|i| i.sk.as_str()).collect();
-    assert_eq!(sks, ["TL#024", "TL#023", "TL#022"], "descending queries start at the end");
+    assert_eq!(
+        sks,
+        ["TL#024", "TL#023", "TL#022"],
+        "descending queries start at the end"
+    );
     let rest = s
-        .query(Query { pk: pk.clone(), sk_prefix: "TL#".into(), after: desc.next, limit: 100, descending: true })
+        .query(Query {
+            pk: pk.clone(),
+            sk_prefix: "TL#".into(),
+            after: desc.next,
+            limit: 100,
+            descending: true,
+        })
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 22);
     assert_eq!(rest.next, None);
     let all = s
-        .query(Query { pk, sk_prefix: String::new(), after: None, limit: 100, descending: false })
+        .query(Query {
+            pk,
+            sk_prefix: String::new(),
+            after: None,
+            limit: 100,
+            descending: false,
+        })
         .await
         .unwrap();
-    assert_eq!(all.items.len(), 27, "an empty prefix reads the whole partition");
+    assert_eq!(
+        all.items.len(),
+        27,
+        "an empty prefix reads the whole partition"
+    );
     let other = s
-        .query(Query { pk: format!("{ns}#nothing-here"), sk_prefix: String::new(), after: None, limit: 5, descending: false })
+        .query(Query {
+            pk: format!("{ns}#nothing-here"),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 5,
+            descending: false,
+        })
         .await
         .unwrap();
     assert!(other.items.is_empty() && other.next.is_none());
@@ -178,11 +322,21 @@ async fn expired_items_are_gone_for_reads_and_conditions(s: &dyn Store, ns: &str
     let mut live = item(&pk, "live", 1, "live");
     live.expires_at = Some(now_secs() + 3600);
     s.put(live, Condition::Always).await.unwrap();
-    assert_eq!(s.get(&pk, "old").await.unwrap(), None, "an expired item is not returned");
+    assert_eq!(
+        s.get(&pk, "old").await.unwrap(),
+        None,
+        "an expired item is not returned"
+    );
     let got = s.get(&pk, "live").await.unwrap().unwrap();
     assert!(got.expires_at.is_some(), "the TTL attribute is kept");
     let page = s
-        .query(Query { pk: pk.clone(), sk_prefix: String::new(), after: None, limit: 10, descending: false })
+        .query(Query {
+            pk: pk.clone(),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 10,
+            descending: false,
+        })
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1, "queries skip expired items");
@@ -198,7 +352,10 @@ async fn concurrent_put_if_absent_has_one_winner(s: Arc<dyn Store>, ns: &str) {
             .map(|i| {
                 let s = s.clone();
                 let pk = pk.clone();
-                tokio::spawn(async move { s.put(item(&pk, "k", 1, &i.to_string()), Condition::Absent).await })
+                tokio::spawn(async move {
+                    s.put(item(&pk, "k", 1, &i.to_string()), Condition::Absent)
+                        .await
+                })
             })
             .collect();
         let mut wins = 0;
@@ -209,13 +366,18 @@ async fn concurrent_put_if_absent_has_one_winner(s: Arc<dyn Store>, ns: &str) {
                 Err(e) => panic!("unexpected error in a race: {e}"),
             }
         }
-        assert_eq!(wins, 1, "exactly one of 50 racing put-if-absent writers wins (round {round})");
+        assert_eq!(
+            wins, 1,
+            "exactly one of 50 racing put-if-absent writers wins (round {round})"
+        );
     }
 }
 
 async fn concurrent_versioned_updates_lose_nothing(s: Arc<dyn Store>, ns: &str) {
     let pk = format!("{ns}#counter");
-    s.put(item(&pk, "c", 1, "0"), Condition::Absent).await.unwrap();
+    s.put(item(&pk, "c", 1, "0"), Condition::Absent)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let s = s.clone();

@@ -49,9 +49,19 @@ pub(crate) struct VersionedGroup {
 impl VersionedGroup {
     /// The write that replaces this group record, conditional on nobody having
     /// changed it since it was read.
-    pub fn put_op(&self, tenant: &TenantId, source: SourceKind, group_key: &str) -> Result<WriteOp, DomainError> {
+    pub fn put_op(
+        &self,
+        tenant: &TenantId,
+        source: SourceKind,
+        group_key: &str,
+    ) -> Result<WriteOp, DomainError> {
         let next = self.version.map_or(1, |v| v + 1);
-        let item = keys::item(keys::groups_pk(tenant), keys::group_sk(source, group_key), next, &self.record)?;
+        let item = keys::item(
+            keys::groups_pk(tenant),
+            keys::group_sk(source, group_key),
+            next,
+            &self.record,
+        )?;
         Ok(WriteOp::Put {
             item,
             condition: self.version.map_or(Condition::Absent, Condition::Version),
@@ -66,7 +76,11 @@ pub(crate) async fn load_group(
     group_key: &str,
 ) -> Result<VersionedGroup, DomainError> {
     Ok(
-        match svc.store.get(&keys::groups_pk(tenant), &keys::group_sk(source, group_key)).await? {
+        match svc
+            .store
+            .get(&keys::groups_pk(tenant), &keys::group_sk(source, group_key))
+            .await?
+        {
             Some(item) => VersionedGroup {
                 record: keys::decode(&item)?,
                 version: Some(item.version),
@@ -80,7 +94,11 @@ pub(crate) async fn load_group(
 }
 
 /// Reads one incident.
-pub async fn get(svc: &Services, tenant: &TenantId, id: &IncidentId) -> Result<Incident, DomainError> {
+pub async fn get(
+    svc: &Services,
+    tenant: &TenantId,
+    id: &IncidentId,
+) -> Result<Incident, DomainError> {
     let item = svc
         .store
         .get(&keys::incidents_pk(tenant), id.as_str())
@@ -92,7 +110,12 @@ pub async fn get(svc: &Services, tenant: &TenantId, id: &IncidentId) -> Result<I
 /// The write that stores `inc` (whose version was already bumped) on top of
 /// version `prev`, or creates it when `prev` is `None`.
 pub(crate) fn incident_put(inc: &Incident, prev: Option<u64>) -> Result<WriteOp, DomainError> {
-    let item = keys::item(keys::incidents_pk(&inc.tenant), inc.id.to_string(), inc.version, inc)?;
+    let item = keys::item(
+        keys::incidents_pk(&inc.tenant),
+        inc.id.to_string(),
+        inc.version,
+        inc,
+    )?;
     Ok(WriteOp::Put {
         item,
         condition: prev.map_or(Condition::Absent, Condition::Version),
@@ -100,7 +123,12 @@ pub(crate) fn incident_put(inc: &Incident, prev: Option<u64>) -> Result<WriteOp,
 }
 
 /// A new timeline entry for `inc`.
-pub(crate) fn entry(svc: &Services, inc: &Incident, actor: &str, kind: TimelineKind) -> TimelineEntry {
+pub(crate) fn entry(
+    svc: &Services,
+    inc: &Incident,
+    actor: &str,
+    kind: TimelineKind,
+) -> TimelineEntry {
     TimelineEntry {
         id: svc.ids.ulid(),
         incident_id: inc.id.clone(),
@@ -126,7 +154,11 @@ pub(crate) fn timeline_put(tenant: &TenantId, e: &TimelineEntry) -> Result<Write
 }
 
 /// Timeline entry + outbox record for a change people should see.
-pub(crate) fn visible_change_ops(svc: &Services, inc: &Incident, e: &TimelineEntry) -> Result<Vec<WriteOp>, DomainError> {
+pub(crate) fn visible_change_ops(
+    svc: &Services,
+    inc: &Incident,
+    e: &TimelineEntry,
+) -> Result<Vec<WriteOp>, DomainError> {
     let record = OutboxRecord {
         id: svc.ids.ulid(),
         created_at: e.at,
@@ -144,7 +176,11 @@ pub(crate) struct AuditInput<'a> {
     pub reason: Option<String>,
 }
 
-pub(crate) fn audit_op(svc: &Services, inc: &Incident, a: AuditInput<'_>) -> Result<WriteOp, DomainError> {
+pub(crate) fn audit_op(
+    svc: &Services,
+    inc: &Incident,
+    a: AuditInput<'_>,
+) -> Result<WriteOp, DomainError> {
     let ev = AuditEvent {
         id: svc.ids.ulid(),
         tenant: inc.tenant.clone(),
@@ -193,12 +229,12 @@ pub(crate) async fn transition_ops(
         let mut group = load_group(svc, &inc.tenant, inc.source, &inc.group_key).await?;
         if to.is_active() {
             match &group.record.open_incident {
-                Some(other) if other != &inc.id => {
-                    return Err(DomainError::conflict(
-                        "group_key_taken",
-                        format!("incident {other} is already open for this alert group; reopen is refused"),
-                    ))
-                }
+                Some(other) if other != &inc.id => return Err(DomainError::conflict(
+                    "group_key_taken",
+                    format!(
+                        "incident {other} is already open for this alert group; reopen is refused"
+                    ),
+                )),
                 _ => group.record.open_incident = Some(inc.id.clone()),
             }
             ops.push(group.put_op(&inc.tenant, inc.source, &inc.group_key)?);
@@ -276,7 +312,9 @@ pub async fn act(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(DomainError::Unavailable("too much contention on this incident; retry".into()))
+    Err(DomainError::Unavailable(
+        "too much contention on this incident; retry".into(),
+    ))
 }
 
 fn stale(expected: u64, actual: u64) -> DomainError {
@@ -296,11 +334,21 @@ pub async fn comment(
     require_role(principal, Role::Responder, "comment on an incident")?;
     let text = text.trim();
     if text.is_empty() {
-        return Err(DomainError::bad_input("invalid_field", "comment text is empty"));
+        return Err(DomainError::bad_input(
+            "invalid_field",
+            "comment text is empty",
+        ));
     }
     check_text("comment", text)?;
     let inc = get(svc, &principal.tenant, id).await?;
-    let e = entry(svc, &inc, &principal.name, TimelineKind::Comment { text: text.to_owned() });
+    let e = entry(
+        svc,
+        &inc,
+        &principal.name,
+        TimelineKind::Comment {
+            text: text.to_owned(),
+        },
+    );
     let mut ops = visible_change_ops(svc, &inc, &e)?;
     ops.push(audit_op(
         svc,
@@ -351,7 +399,9 @@ fn decode_cursor(c: &str) -> Result<String, DomainError> {
         .decode(c)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| DomainError::bad_input("invalid_cursor", "cursor is not one this API returned"))
+        .ok_or_else(|| {
+            DomainError::bad_input("invalid_cursor", "cursor is not one this API returned")
+        })
 }
 
 fn check_limit(limit: usize) -> Result<usize, DomainError> {
@@ -407,7 +457,12 @@ pub async fn list(
         }
         match page.next {
             Some(n) => after = Some(n),
-            None => return Ok(Paged { items, next_cursor: None }),
+            None => {
+                return Ok(Paged {
+                    items,
+                    next_cursor: None,
+                })
+            }
         }
     }
 }
@@ -433,7 +488,11 @@ pub async fn timeline(
             descending: false,
         })
         .await?;
-    let items = page.items.iter().map(keys::decode).collect::<Result<Vec<_>, _>>()?;
+    let items = page
+        .items
+        .iter()
+        .map(keys::decode)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Paged {
         items,
         next_cursor: page.next.as_deref().map(encode_cursor),
@@ -491,7 +550,11 @@ pub struct RecurrenceGroup {
 pub const RECURRENCE_SCAN_LIMIT: usize = 10_000;
 
 /// Groups the tenant's most recent incidents by `by`, most recurrent first.
-pub async fn recurrence(svc: &Services, tenant: &TenantId, by: RecurrenceBy) -> Result<Vec<RecurrenceGroup>, DomainError> {
+pub async fn recurrence(
+    svc: &Services,
+    tenant: &TenantId,
+    by: RecurrenceBy,
+) -> Result<Vec<RecurrenceGroup>, DomainError> {
     let mut groups: BTreeMap<String, RecurrenceGroup> = BTreeMap::new();
     let mut after = None;
     let mut seen = 0;
@@ -510,15 +573,17 @@ pub async fn recurrence(svc: &Services, tenant: &TenantId, by: RecurrenceBy) -> 
             let inc: Incident = keys::decode(item)?;
             seen += 1;
             let Some(key) = by.key_of(&inc) else { continue };
-            let g = groups.entry(key.clone()).or_insert_with(|| RecurrenceGroup {
-                key,
-                incidents: 0,
-                occurrences: 0,
-                active: 0,
-                first_seen: inc.created_at,
-                last_seen: inc.updated_at,
-                last_incident: inc.id.clone(),
-            });
+            let g = groups
+                .entry(key.clone())
+                .or_insert_with(|| RecurrenceGroup {
+                    key,
+                    incidents: 0,
+                    occurrences: 0,
+                    active: 0,
+                    first_seen: inc.created_at,
+                    last_seen: inc.updated_at,
+                    last_incident: inc.id.clone(),
+                });
             g.incidents += 1;
             g.occurrences += inc.occurrences;
             g.active += u64::from(inc.state.is_active());
@@ -533,6 +598,10 @@ pub async fn recurrence(svc: &Services, tenant: &TenantId, by: RecurrenceBy) -> 
         }
     }
     let mut out: Vec<_> = groups.into_values().collect();
-    out.sort_by(|a, b| b.incidents.cmp(&a.incidents).then(b.last_seen.cmp(&a.last_seen)));
+    out.sort_by(|a, b| {
+        b.incidents
+            .cmp(&a.incidents)
+            .then(b.last_seen.cmp(&a.last_seen))
+    });
     Ok(out)
 }

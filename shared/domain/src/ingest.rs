@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{require_role, sha256_hex};
 use crate::incidents::{
-    audit_op, entry, get, incident_put, load_group, timeline_put, transition_ops, visible_change_ops,
-    AuditInput, MAX_ATTEMPTS,
+    audit_op, entry, get, incident_put, load_group, timeline_put, transition_ops,
+    visible_change_ops, AuditInput, MAX_ATTEMPTS,
 };
 use crate::normalize::{is_sns_url, normalize, Envelope};
 use crate::ports::{Condition, StoreError, WriteOp};
@@ -116,7 +116,8 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         let record: EnvelopeRecord = keys::decode(&item)?;
         // The store's TTL is lazy (DynamoDB deletes up to days late), so the
         // window is enforced here, on the domain's clock.
-        if svc.clock.now() - record.received_at < Duration::seconds(svc.settings.dedup_window_secs) {
+        if svc.clock.now() - record.received_at < Duration::seconds(svc.settings.dedup_window_secs)
+        {
             let mut report = record.report;
             report.duplicate = true;
             return Ok(report);
@@ -144,7 +145,12 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
     };
 
     if let Some(sub) = &normalized.sns_subscription {
-        if !svc.settings.sns_topic_allowlist.iter().any(|t| t == &sub.topic_arn) {
+        if !svc
+            .settings
+            .sns_topic_allowlist
+            .iter()
+            .any(|t| t == &sub.topic_arn)
+        {
             return Err(DomainError::Forbidden(format!(
                 "SNS topic {} is not in FIREWATCH_SNS_TOPICS",
                 sub.topic_arn
@@ -156,10 +162,9 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
                 "SubscribeURL is not an https://sns.<region>.amazonaws.com/ URL",
             ));
         }
-        svc.sns
-            .confirm(&sub.subscribe_url)
-            .await
-            .map_err(|e| DomainError::Unavailable(format!("SNS subscription confirmation failed: {e}")))?;
+        svc.sns.confirm(&sub.subscribe_url).await.map_err(|e| {
+            DomainError::Unavailable(format!("SNS subscription confirmation failed: {e}"))
+        })?;
         report.note = Some(format!("subscription to {} confirmed", sub.topic_arn));
         return Ok(report);
     }
@@ -216,7 +221,11 @@ async fn store_envelope(
     let headers = headers
         .iter()
         .map(|(k, v)| {
-            let v = if is_secret_key(k) { REDACTED.to_owned() } else { v.clone() };
+            let v = if is_secret_key(k) {
+                REDACTED.to_owned()
+            } else {
+                v.clone()
+            };
             (k.to_ascii_lowercase(), v)
         })
         .collect();
@@ -289,7 +298,11 @@ async fn fold_alert(
             _ if alert.status != AlertStatus::Firing => return Ok((Outcome::NoOpenIncident, None)),
             _ => open_or_suppress(svc, tenant, group, &key, alert, envelope, &actor, principal)?,
         };
-        let Attempt { outcome, incident, ops } = attempt;
+        let Attempt {
+            outcome,
+            incident,
+            ops,
+        } = attempt;
         if ops.is_empty() {
             return Ok((outcome, incident));
         }
@@ -337,14 +350,17 @@ async fn join(
     match alert.status {
         AlertStatus::Firing => {
             let same_firing = known.as_ref().is_some_and(|k| {
-                k.status != AlertStatus::Resolved && alert.starts_at.is_some() && k.starts_at == alert.starts_at
+                k.status != AlertStatus::Resolved
+                    && alert.starts_at.is_some()
+                    && k.starts_at == alert.starts_at
             });
             if same_firing {
                 // A repeat notification of the same firing (Alertmanager
                 // repeat_interval): not a new occurrence.
                 return Ok(unchanged(Outcome::Unchanged));
             }
-            inc.alerts.insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            inc.alerts
+                .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
             inc.occurrences += 1;
             inc.severity = inc.severity.worst(alert.severity);
             inc.updated_at = now;
@@ -366,10 +382,14 @@ async fn join(
             })
         }
         AlertStatus::Resolved => {
-            if known.as_ref().is_none_or(|k| k.status == AlertStatus::Resolved) {
+            if known
+                .as_ref()
+                .is_none_or(|k| k.status == AlertStatus::Resolved)
+            {
                 return Ok(unchanged(Outcome::Unchanged));
             }
-            inc.alerts.insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            inc.alerts
+                .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
             inc.updated_at = now;
             inc.version += 1;
             let e = with_envelope(entry(
@@ -387,8 +407,14 @@ async fn join(
                 // incident; keep the expected version the one we read.
                 inc.version = prev;
                 ops.extend(
-                    transition_ops(svc, &mut inc, IncidentState::Resolved, actor, Some("all alerts resolved".into()))
-                        .await?,
+                    transition_ops(
+                        svc,
+                        &mut inc,
+                        IncidentState::Resolved,
+                        actor,
+                        Some("all alerts resolved".into()),
+                    )
+                    .await?,
                 );
                 Outcome::IncidentResolved
             } else {
@@ -406,7 +432,8 @@ async fn join(
             if known.is_none() || inc.state != IncidentState::Open {
                 return Ok(unchanged(Outcome::Unchanged));
             }
-            inc.alerts.insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            inc.alerts
+                .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
             let mut ops = transition_ops(
                 svc,
                 &mut inc,

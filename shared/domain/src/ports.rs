@@ -40,10 +40,21 @@ pub enum Condition {
 /// One write of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
-    Put { item: Item, condition: Condition },
-    Delete { pk: String, sk: String, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
     /// Writes nothing, but the transaction fails unless the condition holds.
-    Check { pk: String, sk: String, condition: Condition },
+    Check {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
 }
 
 /// A range read within one partition.
@@ -168,7 +179,9 @@ impl Ids for SystemIds {
         let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // The generator only fails when 2^80 ids are made in one millisecond;
         // a fresh random ULID is still unique then, just not ordered.
-        g.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
+        g.generate()
+            .unwrap_or_else(|_| ulid::Ulid::new())
+            .to_string()
     }
 }
 

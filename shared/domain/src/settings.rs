@@ -81,7 +81,11 @@ impl Settings {
             s.auto_resolve = match v.as_str() {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" => false,
-                _ => return Err(format!("FIREWATCH_AUTO_RESOLVE must be true or false, got {v:?}")),
+                _ => {
+                    return Err(format!(
+                        "FIREWATCH_AUTO_RESOLVE must be true or false, got {v:?}"
+                    ))
+                }
             };
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
@@ -90,17 +94,17 @@ impl Settings {
         if let Some(v) = var("FIREWATCH_HMAC_SECRETS") {
             for entry in split_list(&v) {
                 let (target, secret) = entry.split_once('=').ok_or_else(|| {
-                    "FIREWATCH_HMAC_SECRETS entries must look like [tenant/]source=secret".to_string()
+                    "FIREWATCH_HMAC_SECRETS entries must look like [tenant/]source=secret"
+                        .to_string()
                 })?;
                 let (tenant, source) = match target.split_once('/') {
                     Some((t, src)) => (t, src),
                     None => ("default", target),
                 };
-                let tenant = TenantId::parse(tenant)
-                    .map_err(|e| format!("FIREWATCH_HMAC_SECRETS: {e}"))?;
-                let source = SourceKind::parse(source).ok_or_else(|| {
-                    format!("FIREWATCH_HMAC_SECRETS: unknown source {source:?}")
-                })?;
+                let tenant =
+                    TenantId::parse(tenant).map_err(|e| format!("FIREWATCH_HMAC_SECRETS: {e}"))?;
+                let source = SourceKind::parse(source)
+                    .ok_or_else(|| format!("FIREWATCH_HMAC_SECRETS: unknown source {source:?}"))?;
                 if secret.is_empty() {
                     return Err("FIREWATCH_HMAC_SECRETS: a secret is empty".into());
                 }
@@ -169,15 +173,22 @@ mod tests {
         .unwrap();
         let key = (TenantId::parse("acme").unwrap(), SourceKind::Sentry);
         assert_eq!(s.hmac_secrets[&key].expose(), "s2");
-        assert_eq!(s.group_by[&SourceKind::Alertmanager], vec!["alertname", "namespace"]);
+        assert_eq!(
+            s.group_by[&SourceKind::Alertmanager],
+            vec!["alertname", "namespace"]
+        );
     }
 
     #[test]
     fn a_bad_value_names_its_variable_and_hides_secrets() {
-        let e = Settings::from_vars(vars(&[("FIREWATCH_RATE_LIMIT_PER_HOUR", "lots")])).unwrap_err();
+        let e =
+            Settings::from_vars(vars(&[("FIREWATCH_RATE_LIMIT_PER_HOUR", "lots")])).unwrap_err();
         assert!(e.contains("FIREWATCH_RATE_LIMIT_PER_HOUR"));
-        let e = Settings::from_vars(vars(&[("FIREWATCH_HMAC_SECRETS", "nagios=hunter2")])).unwrap_err();
+        let e =
+            Settings::from_vars(vars(&[("FIREWATCH_HMAC_SECRETS", "nagios=hunter2")])).unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
-        assert!(format!("{:?}", Secret::new("hunter2")).find("hunter2").is_none());
+        assert!(format!("{:?}", Secret::new("hunter2"))
+            .find("hunter2")
+            .is_none());
     }
 }

@@ -12,7 +12,10 @@ use firewatch_types::{IncidentAction, IncidentState, SourceKind, TimelineKind};
 
 async fn all_incidents(svc: &firewatch_domain::Services) -> Vec<firewatch_types::Incident> {
     let t = responder().tenant;
-    incidents::list(svc, &t, &ListFilter::default(), None, 200).await.unwrap().items
+    incidents::list(svc, &t, &ListFilter::default(), None, 200)
+        .await
+        .unwrap()
+        .items
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -34,7 +37,11 @@ async fn fifty_concurrent_deliveries_of_one_new_alert_open_exactly_one_incident(
                 // A late redelivery is answered with the first delivery's report.
                 continue;
             }
-            opened += report.results.iter().filter(|r| r.outcome == Outcome::Opened).count();
+            opened += report
+                .results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Opened)
+                .count();
         }
         let all = all_incidents(&w.svc).await;
         assert_eq!(all.len(), 1, "one incident (round {round})");
@@ -71,20 +78,38 @@ async fn a_redelivered_identical_webhook_changes_nothing() {
     let before = all_incidents(&w.svc).await;
     let again = post(&w.svc, SourceKind::Alertmanager, &body).await.unwrap();
     assert!(again.duplicate);
-    assert_eq!(again.incidents, first.incidents, "the same answer as the first time");
+    assert_eq!(
+        again.incidents, first.incidents,
+        "the same answer as the first time"
+    );
     assert_eq!(all_incidents(&w.svc).await, before, "no incident changed");
 }
 
 #[tokio::test]
 async fn a_repeat_notification_of_the_same_firing_is_not_a_new_occurrence_but_a_new_start_is() {
     let w = world();
-    post(&w.svc, SourceKind::Generic, &generic("fp", "firing", "2026-11-20T11:00:00Z")).await.unwrap();
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("fp", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
     // Same alert, same start, different envelope (Alertmanager repeat_interval).
-    let mut repeat: serde_json::Value = serde_json::from_slice(&generic("fp", "firing", "2026-11-20T11:00:00Z")).unwrap();
+    let mut repeat: serde_json::Value =
+        serde_json::from_slice(&generic("fp", "firing", "2026-11-20T11:00:00Z")).unwrap();
     repeat["annotations"] = serde_json::json!({"note": "repeat"});
-    let r = post(&w.svc, SourceKind::Generic, repeat.to_string().as_bytes()).await.unwrap();
+    let r = post(&w.svc, SourceKind::Generic, repeat.to_string().as_bytes())
+        .await
+        .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::Unchanged);
-    let r = post(&w.svc, SourceKind::Generic, &generic("fp", "firing", "2026-11-20T11:30:00Z")).await.unwrap();
+    let r = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("fp", "firing", "2026-11-20T11:30:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::Occurrence);
     assert_eq!(all_incidents(&w.svc).await[0].occurrences, 2);
 }
@@ -92,19 +117,44 @@ async fn a_repeat_notification_of_the_same_firing_is_not_a_new_occurrence_but_a_
 #[tokio::test]
 async fn an_incident_resolves_when_all_of_its_alerts_resolve() {
     let mut settings = Settings::default();
-    settings.group_by.insert(SourceKind::Alertmanager, vec!["alertname".into()]);
+    settings
+        .group_by
+        .insert(SourceKind::Alertmanager, vec!["alertname".into()]);
     let w = world_with(settings);
-    let opened = post(&w.svc, SourceKind::Alertmanager, &fixture("alertmanager/firing.json")).await.unwrap();
-    assert_eq!(opened.incidents.len(), 1, "grouped by alertname: both alerts join one incident");
+    let opened = post(
+        &w.svc,
+        SourceKind::Alertmanager,
+        &fixture("alertmanager/firing.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        opened.incidents.len(),
+        1,
+        "grouped by alertname: both alerts join one incident"
+    );
     assert_eq!(opened.results[1].outcome, Outcome::Occurrence);
 
-    let mut one: serde_json::Value = serde_json::from_slice(&fixture("alertmanager/resolved.json")).unwrap();
+    let mut one: serde_json::Value =
+        serde_json::from_slice(&fixture("alertmanager/resolved.json")).unwrap();
     one["alerts"].as_array_mut().unwrap().truncate(1);
-    let r = post(&w.svc, SourceKind::Alertmanager, one.to_string().as_bytes()).await.unwrap();
+    let r = post(&w.svc, SourceKind::Alertmanager, one.to_string().as_bytes())
+        .await
+        .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::AlertResolved);
-    assert_eq!(all_incidents(&w.svc).await[0].state, IncidentState::Open, "one alert still fires");
+    assert_eq!(
+        all_incidents(&w.svc).await[0].state,
+        IncidentState::Open,
+        "one alert still fires"
+    );
 
-    let r = post(&w.svc, SourceKind::Alertmanager, &fixture("alertmanager/resolved.json")).await.unwrap();
+    let r = post(
+        &w.svc,
+        SourceKind::Alertmanager,
+        &fixture("alertmanager/resolved.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.results[1].outcome, Outcome::IncidentResolved);
     let inc = &all_incidents(&w.svc).await[0];
     assert_eq!(inc.state, IncidentState::Resolved);
@@ -113,9 +163,20 @@ async fn an_incident_resolves_when_all_of_its_alerts_resolve() {
 
 #[tokio::test]
 async fn auto_resolve_can_be_turned_off() {
-    let w = world_with(Settings { auto_resolve: false, ..Settings::default() });
-    post(&w.svc, SourceKind::Generic, &fixture("generic/firing.json")).await.unwrap();
-    let r = post(&w.svc, SourceKind::Generic, &fixture("generic/resolved.json")).await.unwrap();
+    let w = world_with(Settings {
+        auto_resolve: false,
+        ..Settings::default()
+    });
+    post(&w.svc, SourceKind::Generic, &fixture("generic/firing.json"))
+        .await
+        .unwrap();
+    let r = post(
+        &w.svc,
+        SourceKind::Generic,
+        &fixture("generic/resolved.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::AlertResolved);
     assert_eq!(all_incidents(&w.svc).await[0].state, IncidentState::Open);
 }
@@ -123,19 +184,48 @@ async fn auto_resolve_can_be_turned_off() {
 #[tokio::test]
 async fn a_firing_after_resolution_opens_a_new_incident() {
     let w = world();
-    let a = post(&w.svc, SourceKind::Generic, &generic("flappy", "firing", "2026-11-20T11:00:00Z")).await.unwrap();
-    post(&w.svc, SourceKind::Generic, &generic("flappy", "resolved", "2026-11-20T11:00:00Z")).await.unwrap();
-    let b = post(&w.svc, SourceKind::Generic, &generic("flappy", "firing", "2026-11-20T11:10:00Z")).await.unwrap();
+    let a = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("flappy", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("flappy", "resolved", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let b = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("flappy", "firing", "2026-11-20T11:10:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(b.results[0].outcome, Outcome::Opened);
     assert_ne!(a.incidents, b.incidents);
     let all = all_incidents(&w.svc).await;
-    assert_eq!(all.iter().filter(|i| i.state == IncidentState::Open).count(), 1);
+    assert_eq!(
+        all.iter()
+            .filter(|i| i.state == IncidentState::Open)
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_resolve_for_an_unknown_alert_is_recorded_but_opens_nothing() {
     let w = world();
-    let r = post(&w.svc, SourceKind::Generic, &generic("ghost", "resolved", "2026-11-20T11:00:00Z")).await.unwrap();
+    let r = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("ghost", "resolved", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::NoOpenIncident);
     assert!(all_incidents(&w.svc).await.is_empty());
 }
@@ -145,21 +235,55 @@ async fn over_the_rate_limit_alerts_are_kept_on_the_last_incident_not_lost() {
     let w = world();
     let mut ids = Vec::new();
     for i in 0..4 {
-        let r = post(&w.svc, SourceKind::Generic, &generic("noisy", "firing", &format!("2026-11-20T11:0{i}:00Z"))).await.unwrap();
+        let r = post(
+            &w.svc,
+            SourceKind::Generic,
+            &generic("noisy", "firing", &format!("2026-11-20T11:0{i}:00Z")),
+        )
+        .await
+        .unwrap();
         ids.push((r.results[0].outcome, r.results[0].incident_id.clone()));
-        post(&w.svc, SourceKind::Generic, &generic("noisy", "resolved", &format!("2026-11-20T11:0{i}:00Z"))).await.unwrap();
+        post(
+            &w.svc,
+            SourceKind::Generic,
+            &generic("noisy", "resolved", &format!("2026-11-20T11:0{i}:00Z")),
+        )
+        .await
+        .unwrap();
     }
     let outcomes: Vec<_> = ids.iter().map(|(o, _)| *o).collect();
-    assert_eq!(outcomes, [Outcome::Opened, Outcome::Opened, Outcome::Opened, Outcome::Suppressed]);
-    assert_eq!(ids[3].1, ids[2].1, "the suppressed alert is recorded on the last incident");
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Opened,
+            Outcome::Opened,
+            Outcome::Opened,
+            Outcome::Suppressed
+        ]
+    );
+    assert_eq!(
+        ids[3].1, ids[2].1,
+        "the suppressed alert is recorded on the last incident"
+    );
     assert_eq!(all_incidents(&w.svc).await.len(), 3);
     let last = ids[2].1.clone().unwrap();
-    let tl = incidents::timeline(&w.svc, &responder().tenant, &last, None, 100).await.unwrap();
-    assert!(tl.items.iter().any(|e| matches!(e.kind, TimelineKind::Suppressed { .. })));
+    let tl = incidents::timeline(&w.svc, &responder().tenant, &last, None, 100)
+        .await
+        .unwrap();
+    assert!(tl
+        .items
+        .iter()
+        .any(|e| matches!(e.kind, TimelineKind::Suppressed { .. })));
 
     // An hour later the key may open incidents again.
     w.clock.advance(Duration::minutes(61));
-    let r = post(&w.svc, SourceKind::Generic, &generic("noisy", "firing", "2026-11-20T13:00:00Z")).await.unwrap();
+    let r = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("noisy", "firing", "2026-11-20T13:00:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::Opened);
 }
 
@@ -168,7 +292,13 @@ async fn a_manual_ack_racing_an_automatic_resolve_leaves_a_consistent_state_and_
     for round in 0..20 {
         let w = world();
         let fp = format!("race-ack-{round}");
-        let opened = post(&w.svc, SourceKind::Generic, &generic(&fp, "firing", "2026-11-20T11:00:00Z")).await.unwrap();
+        let opened = post(
+            &w.svc,
+            SourceKind::Generic,
+            &generic(&fp, "firing", "2026-11-20T11:00:00Z"),
+        )
+        .await
+        .unwrap();
         let id = opened.incidents[0].clone();
         let svc = w.svc.clone();
         let ack_id = id.clone();
@@ -181,9 +311,17 @@ async fn a_manual_ack_racing_an_automatic_resolve_leaves_a_consistent_state_and_
         let ack = ack.await.unwrap();
         resolve.await.unwrap().unwrap();
 
-        let inc = incidents::get(&w.svc, &responder().tenant, &id).await.unwrap();
-        assert_eq!(inc.state, IncidentState::Resolved, "the resolve always lands (round {round})");
-        let tl = incidents::timeline(&w.svc, &responder().tenant, &id, None, 100).await.unwrap();
+        let inc = incidents::get(&w.svc, &responder().tenant, &id)
+            .await
+            .unwrap();
+        assert_eq!(
+            inc.state,
+            IncidentState::Resolved,
+            "the resolve always lands (round {round})"
+        );
+        let tl = incidents::timeline(&w.svc, &responder().tenant, &id, None, 100)
+            .await
+            .unwrap();
         let changes: Vec<_> = tl
             .items
             .iter()
@@ -195,16 +333,28 @@ async fn a_manual_ack_racing_an_automatic_resolve_leaves_a_consistent_state_and_
         match ack {
             Ok(_) => assert_eq!(
                 changes,
-                [(IncidentState::Open, IncidentState::Acknowledged), (IncidentState::Acknowledged, IncidentState::Resolved)]
+                [
+                    (IncidentState::Open, IncidentState::Acknowledged),
+                    (IncidentState::Acknowledged, IncidentState::Resolved)
+                ]
             ),
             Err(e) => {
                 assert!(e.to_string().contains("resolved"), "{e}");
                 assert_eq!(changes, [(IncidentState::Open, IncidentState::Resolved)]);
             }
         }
-        assert!(!changes.iter().any(|(_, to)| *to == IncidentState::Open), "never reopened");
+        assert!(
+            !changes.iter().any(|(_, to)| *to == IncidentState::Open),
+            "never reopened"
+        );
         // The group key is free: the next firing opens a new incident.
-        let next = post(&w.svc, SourceKind::Generic, &generic(&fp, "firing", "2026-11-20T12:00:00Z")).await.unwrap();
+        let next = post(
+            &w.svc,
+            SourceKind::Generic,
+            &generic(&fp, "firing", "2026-11-20T12:00:00Z"),
+        )
+        .await
+        .unwrap();
         assert_eq!(next.results[0].outcome, Outcome::Opened);
     }
 }
@@ -212,17 +362,41 @@ async fn a_manual_ack_racing_an_automatic_resolve_leaves_a_consistent_state_and_
 #[tokio::test]
 async fn pagerduty_acknowledge_and_resolve_act_on_the_open_incident_with_that_key() {
     let w = world();
-    let t = post(&w.svc, SourceKind::Pagerduty, &fixture("pagerduty/trigger.json")).await.unwrap();
+    let t = post(
+        &w.svc,
+        SourceKind::Pagerduty,
+        &fixture("pagerduty/trigger.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(t.dedup_key.as_deref(), Some("srv01/mysql-disk"));
-    let a = post(&w.svc, SourceKind::Pagerduty, &fixture("pagerduty/acknowledge.json")).await.unwrap();
+    let a = post(
+        &w.svc,
+        SourceKind::Pagerduty,
+        &fixture("pagerduty/acknowledge.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(a.results[0].outcome, Outcome::Acknowledged);
-    assert_eq!(all_incidents(&w.svc).await[0].state, IncidentState::Acknowledged);
-    let r = post(&w.svc, SourceKind::Pagerduty, &fixture("pagerduty/resolve.json")).await.unwrap();
+    assert_eq!(
+        all_incidents(&w.svc).await[0].state,
+        IncidentState::Acknowledged
+    );
+    let r = post(
+        &w.svc,
+        SourceKind::Pagerduty,
+        &fixture("pagerduty/resolve.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::IncidentResolved);
     // A trigger after resolve opens a new incident under the same key.
-    let mut again: serde_json::Value = serde_json::from_slice(&fixture("pagerduty/trigger.json")).unwrap();
+    let mut again: serde_json::Value =
+        serde_json::from_slice(&fixture("pagerduty/trigger.json")).unwrap();
     again["payload"]["summary"] = "DISK at 99% again".into();
-    let t2 = post(&w.svc, SourceKind::Pagerduty, again.to_string().as_bytes()).await.unwrap();
+    let t2 = post(&w.svc, SourceKind::Pagerduty, again.to_string().as_bytes())
+        .await
+        .unwrap();
     assert_eq!(t2.results[0].outcome, Outcome::Opened);
     assert_ne!(t2.incidents, t.incidents);
 }
@@ -230,8 +404,20 @@ async fn pagerduty_acknowledge_and_resolve_act_on_the_open_incident_with_that_ke
 #[tokio::test]
 async fn sentry_issue_resolved_resolves_the_incident_its_issue_alert_opened() {
     let w = world();
-    let o = post(&w.svc, SourceKind::Sentry, &fixture("sentry/event_alert.json")).await.unwrap();
-    let r = post(&w.svc, SourceKind::Sentry, &fixture("sentry/issue_resolved.json")).await.unwrap();
+    let o = post(
+        &w.svc,
+        SourceKind::Sentry,
+        &fixture("sentry/event_alert.json"),
+    )
+    .await
+    .unwrap();
+    let r = post(
+        &w.svc,
+        SourceKind::Sentry,
+        &fixture("sentry/issue_resolved.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.incidents, o.incidents);
     assert_eq!(r.results[0].outcome, Outcome::IncidentResolved);
 }
@@ -239,9 +425,21 @@ async fn sentry_issue_resolved_resolves_the_incident_its_issue_alert_opened() {
 #[tokio::test]
 async fn cloudwatch_ok_resolves_the_alarm_incident() {
     let w = world();
-    let o = post(&w.svc, SourceKind::Cloudwatch, &fixture("cloudwatch/alarm.json")).await.unwrap();
+    let o = post(
+        &w.svc,
+        SourceKind::Cloudwatch,
+        &fixture("cloudwatch/alarm.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(o.results[0].outcome, Outcome::Opened);
-    let r = post(&w.svc, SourceKind::Cloudwatch, &fixture("cloudwatch/ok.json")).await.unwrap();
+    let r = post(
+        &w.svc,
+        SourceKind::Cloudwatch,
+        &fixture("cloudwatch/ok.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.results[0].outcome, Outcome::IncidentResolved);
 }
 
@@ -250,21 +448,39 @@ async fn the_raw_envelope_is_kept_redacted_with_its_sha256_and_linked_from_the_t
     let w = world();
     let body = fixture("pagerduty/trigger.json");
     let headers = vec![
-        ("authorization".to_string(), "Bearer fw_supersecret".to_string()),
+        (
+            "authorization".to_string(),
+            "Bearer fw_supersecret".to_string(),
+        ),
         ("x-custom".to_string(), "kept".to_string()),
     ];
-    let r = post_with_headers(&w.svc, SourceKind::Pagerduty, &body, headers).await.unwrap();
-    let tl = incidents::timeline(&w.svc, &responder().tenant, &r.incidents[0], None, 10).await.unwrap();
-    let env = tl.items[0].envelope.clone().expect("the opening entry links its envelope");
+    let r = post_with_headers(&w.svc, SourceKind::Pagerduty, &body, headers)
+        .await
+        .unwrap();
+    let tl = incidents::timeline(&w.svc, &responder().tenant, &r.incidents[0], None, 10)
+        .await
+        .unwrap();
+    let env = tl.items[0]
+        .envelope
+        .clone()
+        .expect("the opening entry links its envelope");
     assert_eq!(env.sha256, r.envelope_sha256);
     assert_eq!(env.sha256, firewatch_domain::auth::sha256_hex(&body));
     let stored = String::from_utf8(w.svc.blobs.get(&env.blob_key).await.unwrap().unwrap()).unwrap();
     for secret in ["ROUTING_KEY_PLACEHOLDER", "hunter2", "fw_supersecret"] {
-        assert!(!stored.contains(secret), "{secret} leaked into the stored envelope");
+        assert!(
+            !stored.contains(secret),
+            "{secret} leaked into the stored envelope"
+        );
     }
     assert!(stored.contains("kept") && stored.contains("DISK at 99%"));
-    let inc = incidents::get(&w.svc, &responder().tenant, &r.incidents[0]).await.unwrap();
-    assert!(!serde_json::to_string(&inc).unwrap().contains("hunter2"), "nor into the incident");
+    let inc = incidents::get(&w.svc, &responder().tenant, &r.incidents[0])
+        .await
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&inc).unwrap().contains("hunter2"),
+        "nor into the incident"
+    );
 }
 
 #[tokio::test]
@@ -273,7 +489,12 @@ async fn a_viewer_cannot_post_alerts() {
     let p = viewer();
     let err = firewatch_domain::ingest::ingest(
         &w.svc,
-        firewatch_domain::ingest::IngestRequest { principal: &p, source: SourceKind::Generic, body: &fixture("generic/firing.json"), headers: vec![] },
+        firewatch_domain::ingest::IngestRequest {
+            principal: &p,
+            source: SourceKind::Generic,
+            body: &fixture("generic/firing.json"),
+            headers: vec![],
+        },
     )
     .await
     .unwrap_err();
@@ -291,8 +512,14 @@ async fn sns_subscriptions_are_confirmed_only_for_allowed_topics() {
     let rec = Arc::new(RecordingSnsConfirmer::default());
     let svc = w.svc.clone().with_sns(rec.clone());
     let err = post(&svc, SourceKind::Cloudwatch, &body).await.unwrap_err();
-    assert!(matches!(err, firewatch_domain::DomainError::Forbidden(_)), "{err:?}");
-    assert!(rec.0.lock().unwrap().is_empty(), "nothing fetched for an unknown topic");
+    assert!(
+        matches!(err, firewatch_domain::DomainError::Forbidden(_)),
+        "{err:?}"
+    );
+    assert!(
+        rec.0.lock().unwrap().is_empty(),
+        "nothing fetched for an unknown topic"
+    );
 
     let settings = Settings {
         sns_topic_allowlist: vec!["arn:aws:sns:us-east-1:123456789012:firewatch-alarms".into()],
@@ -304,10 +531,25 @@ async fn sns_subscriptions_are_confirmed_only_for_allowed_topics() {
     assert!(r.note.unwrap().contains("confirmed"));
     assert_eq!(rec.0.lock().unwrap().len(), 1);
 
-    let evil = String::from_utf8(body).unwrap().replace("https://sns.us-east-1.amazonaws.com/", "https://attacker.example/");
-    let err = post(&svc, SourceKind::Cloudwatch, evil.as_bytes()).await.unwrap_err();
-    assert!(matches!(err, firewatch_domain::DomainError::BadInput { code: "invalid_subscribe_url", .. }));
-    assert_eq!(rec.0.lock().unwrap().len(), 1, "the attacker's URL was never fetched");
+    let evil = String::from_utf8(body).unwrap().replace(
+        "https://sns.us-east-1.amazonaws.com/",
+        "https://attacker.example/",
+    );
+    let err = post(&svc, SourceKind::Cloudwatch, evil.as_bytes())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        firewatch_domain::DomainError::BadInput {
+            code: "invalid_subscribe_url",
+            ..
+        }
+    ));
+    assert_eq!(
+        rec.0.lock().unwrap().len(),
+        1,
+        "the attacker's URL was never fetched"
+    );
 }
 
 #[tokio::test]
@@ -315,7 +557,13 @@ async fn an_identical_body_after_the_dedup_window_is_a_new_event() {
     let w = world();
     let body = fixture("pagerduty/trigger.json");
     let first = post(&w.svc, SourceKind::Pagerduty, &body).await.unwrap();
-    post(&w.svc, SourceKind::Pagerduty, &fixture("pagerduty/resolve.json")).await.unwrap();
+    post(
+        &w.svc,
+        SourceKind::Pagerduty,
+        &fixture("pagerduty/resolve.json"),
+    )
+    .await
+    .unwrap();
     let retry = post(&w.svc, SourceKind::Pagerduty, &body).await.unwrap();
     assert!(retry.duplicate, "inside the window it is a redelivery");
     w.clock.advance(Duration::seconds(601));

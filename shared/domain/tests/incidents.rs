@@ -7,10 +7,20 @@ use common::*;
 use firewatch_domain::incidents::{self, ListFilter, RecurrenceBy};
 use firewatch_domain::ports::Query;
 use firewatch_domain::{keys, DomainError};
-use firewatch_types::{AuditEvent, IncidentAction, IncidentId, IncidentState, Severity, SourceKind, TimelineKind};
+use firewatch_types::{
+    AuditEvent, IncidentAction, IncidentId, IncidentState, Severity, SourceKind, TimelineKind,
+};
 
 async fn open_one(w: &World, fp: &str) -> IncidentId {
-    post(&w.svc, SourceKind::Generic, &generic(fp, "firing", "2026-11-20T11:00:00Z")).await.unwrap().incidents[0].clone()
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic(fp, "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap()
+    .incidents[0]
+        .clone()
 }
 
 #[tokio::test]
@@ -26,34 +36,95 @@ async fn a_responder_walks_an_incident_through_its_states() {
         (IncidentAction::Resolve, IncidentState::Resolved),
         (IncidentAction::Close, IncidentState::Closed),
     ] {
-        let inc = incidents::act(&w.svc, &p, &id, action, Some("because".into()), None).await.unwrap();
+        let inc = incidents::act(&w.svc, &p, &id, action, Some("because".into()), None)
+            .await
+            .unwrap();
         assert_eq!(inc.state, state);
     }
-    let tl = incidents::timeline(&w.svc, &p.tenant, &id, None, 100).await.unwrap();
-    let changes = tl.items.iter().filter(|e| matches!(e.kind, TimelineKind::StateChanged { .. })).count();
+    let tl = incidents::timeline(&w.svc, &p.tenant, &id, None, 100)
+        .await
+        .unwrap();
+    let changes = tl
+        .items
+        .iter()
+        .filter(|e| matches!(e.kind, TimelineKind::StateChanged { .. }))
+        .count();
     assert_eq!(changes, 6, "every change is on the timeline");
-    assert!(tl.items.iter().all(|e| e.actor == "alice" || e.actor.starts_with("source:")));
+    assert!(tl
+        .items
+        .iter()
+        .all(|e| e.actor == "alice" || e.actor.starts_with("source:")));
 }
 
 #[tokio::test]
 async fn illegal_transitions_are_conflicts_and_change_nothing() {
     let w = world();
     let id = open_one(&w, "b").await;
-    let before = incidents::get(&w.svc, &responder().tenant, &id).await.unwrap();
-    let err = incidents::act(&w.svc, &responder(), &id, IncidentAction::Close, None, None).await.unwrap_err();
-    assert!(matches!(err, DomainError::Conflict { code: "illegal_transition", .. }), "{err:?}");
-    assert_eq!(incidents::get(&w.svc, &responder().tenant, &id).await.unwrap(), before);
+    let before = incidents::get(&w.svc, &responder().tenant, &id)
+        .await
+        .unwrap();
+    let err = incidents::act(&w.svc, &responder(), &id, IncidentAction::Close, None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DomainError::Conflict {
+                code: "illegal_transition",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        incidents::get(&w.svc, &responder().tenant, &id)
+            .await
+            .unwrap(),
+        before
+    );
 }
 
 #[tokio::test]
 async fn a_stale_expected_version_is_refused() {
     let w = world();
     let id = open_one(&w, "c").await;
-    let v = incidents::get(&w.svc, &responder().tenant, &id).await.unwrap().version;
-    incidents::act(&w.svc, &responder(), &id, IncidentAction::Ack, None, Some(v)).await.unwrap();
-    let err = incidents::act(&w.svc, &responder(), &id, IncidentAction::Resolve, None, Some(v)).await.unwrap_err();
-    assert!(matches!(err, DomainError::Conflict { code: "stale_version", .. }), "{err:?}");
-    let inc = incidents::get(&w.svc, &responder().tenant, &id).await.unwrap();
+    let v = incidents::get(&w.svc, &responder().tenant, &id)
+        .await
+        .unwrap()
+        .version;
+    incidents::act(
+        &w.svc,
+        &responder(),
+        &id,
+        IncidentAction::Ack,
+        None,
+        Some(v),
+    )
+    .await
+    .unwrap();
+    let err = incidents::act(
+        &w.svc,
+        &responder(),
+        &id,
+        IncidentAction::Resolve,
+        None,
+        Some(v),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DomainError::Conflict {
+                code: "stale_version",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let inc = incidents::get(&w.svc, &responder().tenant, &id)
+        .await
+        .unwrap();
     assert_eq!(inc.state, IncidentState::Acknowledged);
 }
 
@@ -61,30 +132,90 @@ async fn a_stale_expected_version_is_refused() {
 async fn a_viewer_cannot_act_or_comment() {
     let w = world();
     let id = open_one(&w, "d").await;
-    let err = incidents::act(&w.svc, &viewer(), &id, IncidentAction::Ack, None, None).await.unwrap_err();
+    let err = incidents::act(&w.svc, &viewer(), &id, IncidentAction::Ack, None, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, DomainError::Forbidden(_)));
-    let err = incidents::comment(&w.svc, &viewer(), &id, "hi").await.unwrap_err();
+    let err = incidents::comment(&w.svc, &viewer(), &id, "hi")
+        .await
+        .unwrap_err();
     assert!(matches!(err, DomainError::Forbidden(_)));
-    assert_eq!(incidents::get(&w.svc, &responder().tenant, &id).await.unwrap().state, IncidentState::Open);
+    assert_eq!(
+        incidents::get(&w.svc, &responder().tenant, &id)
+            .await
+            .unwrap()
+            .state,
+        IncidentState::Open
+    );
 }
 
 #[tokio::test]
 async fn reopening_is_refused_while_another_incident_holds_the_group_key() {
     let w = world();
     let first = open_one(&w, "e").await;
-    incidents::act(&w.svc, &responder(), &first, IncidentAction::Resolve, None, None).await.unwrap();
-    let second = post(&w.svc, SourceKind::Generic, &generic("e", "firing", "2026-11-20T11:30:00Z")).await.unwrap().incidents[0].clone();
+    incidents::act(
+        &w.svc,
+        &responder(),
+        &first,
+        IncidentAction::Resolve,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let second = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("e", "firing", "2026-11-20T11:30:00Z"),
+    )
+    .await
+    .unwrap()
+    .incidents[0]
+        .clone();
     assert_ne!(first, second);
-    let err = incidents::act(&w.svc, &responder(), &first, IncidentAction::Reopen, None, None).await.unwrap_err();
-    assert!(matches!(err, DomainError::Conflict { code: "group_key_taken", .. }), "{err:?}");
+    let err = incidents::act(
+        &w.svc,
+        &responder(),
+        &first,
+        IncidentAction::Reopen,
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DomainError::Conflict {
+                code: "group_key_taken",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_manual_resolve_frees_the_group_key() {
     let w = world();
     let first = open_one(&w, "f").await;
-    incidents::act(&w.svc, &responder(), &first, IncidentAction::Resolve, None, None).await.unwrap();
-    let again = post(&w.svc, SourceKind::Generic, &generic("f", "firing", "2026-11-20T11:45:00Z")).await.unwrap();
+    incidents::act(
+        &w.svc,
+        &responder(),
+        &first,
+        IncidentAction::Resolve,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let again = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("f", "firing", "2026-11-20T11:45:00Z"),
+    )
+    .await
+    .unwrap();
     assert_ne!(again.incidents[0], first);
 }
 
@@ -92,15 +223,25 @@ async fn a_manual_resolve_frees_the_group_key() {
 async fn comments_land_on_the_timeline_and_empty_ones_are_refused() {
     let w = world();
     let id = open_one(&w, "g").await;
-    let e = incidents::comment(&w.svc, &responder(), &id, "  rolled back deploy 4411 ").await.unwrap();
-    assert_eq!(e.kind, TimelineKind::Comment { text: "rolled back deploy 4411".into() });
+    let e = incidents::comment(&w.svc, &responder(), &id, "  rolled back deploy 4411 ")
+        .await
+        .unwrap();
+    assert_eq!(
+        e.kind,
+        TimelineKind::Comment {
+            text: "rolled back deploy 4411".into()
+        }
+    );
     assert!(matches!(
         incidents::comment(&w.svc, &responder(), &id, "   ").await,
         Err(DomainError::BadInput { .. })
     ));
     assert!(matches!(
         incidents::comment(&w.svc, &responder(), &id, &"x".repeat(5000)).await,
-        Err(DomainError::BadInput { code: "text_too_long", .. })
+        Err(DomainError::BadInput {
+            code: "text_too_long",
+            ..
+        })
     ));
 }
 
@@ -108,17 +249,48 @@ async fn comments_land_on_the_timeline_and_empty_ones_are_refused() {
 async fn every_change_by_a_person_is_an_audit_event_naming_them() {
     let w = world();
     let id = open_one(&w, "h").await;
-    incidents::act(&w.svc, &responder(), &id, IncidentAction::Ack, Some("on it".into()), None).await.unwrap();
-    incidents::comment(&w.svc, &responder(), &id, "looking").await.unwrap();
+    incidents::act(
+        &w.svc,
+        &responder(),
+        &id,
+        IncidentAction::Ack,
+        Some("on it".into()),
+        None,
+    )
+    .await
+    .unwrap();
+    incidents::comment(&w.svc, &responder(), &id, "looking")
+        .await
+        .unwrap();
     let page = w
         .svc
         .store
-        .query(Query { pk: keys::audit_pk(&responder().tenant), sk_prefix: String::new(), after: None, limit: 100, descending: false })
+        .query(Query {
+            pk: keys::audit_pk(&responder().tenant),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 100,
+            descending: false,
+        })
         .await
         .unwrap();
-    let events: Vec<AuditEvent> = page.items.iter().map(|i| keys::decode(i).unwrap()).collect();
-    let actions: Vec<_> = events.iter().map(|e| (e.actor.as_str(), e.action.as_str())).collect();
-    assert_eq!(actions, [("alice", "incident.open"), ("alice", "incident.acknowledged"), ("alice", "incident.comment")]);
+    let events: Vec<AuditEvent> = page
+        .items
+        .iter()
+        .map(|i| keys::decode(i).unwrap())
+        .collect();
+    let actions: Vec<_> = events
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("alice", "incident.open"),
+            ("alice", "incident.acknowledged"),
+            ("alice", "incident.comment")
+        ]
+    );
     assert_eq!(events[1].reason.as_deref(), Some("on it"));
     assert_eq!(events[1].before["state"], "open");
     assert_eq!(events[1].after["state"], "acknowledged");
@@ -130,12 +302,20 @@ async fn lists_filter_and_page_newest_first() {
     for i in 0..7 {
         open_one(&w, &format!("list-{i}")).await;
     }
-    let pd = post(&w.svc, SourceKind::Pagerduty, &fixture("pagerduty/trigger.json")).await.unwrap();
+    let pd = post(
+        &w.svc,
+        SourceKind::Pagerduty,
+        &fixture("pagerduty/trigger.json"),
+    )
+    .await
+    .unwrap();
     let t = responder().tenant;
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = incidents::list(&w.svc, &t, &ListFilter::default(), cursor.as_deref(), 3).await.unwrap();
+        let page = incidents::list(&w.svc, &t, &ListFilter::default(), cursor.as_deref(), 3)
+            .await
+            .unwrap();
         assert!(page.items.len() <= 3);
         seen.extend(page.items.into_iter().map(|i| i.id));
         match page.next_cursor {
@@ -150,19 +330,52 @@ async fn lists_filter_and_page_newest_first() {
     sorted.reverse();
     assert_eq!(seen, sorted);
 
-    let only_pd = ListFilter { source: Some(SourceKind::Pagerduty), ..Default::default() };
-    assert_eq!(incidents::list(&w.svc, &t, &only_pd, None, 50).await.unwrap().items.len(), 1);
-    let sev1 = ListFilter { severity: Some(Severity::Sev1), ..Default::default() };
-    assert_eq!(incidents::list(&w.svc, &t, &sev1, None, 50).await.unwrap().items.len(), 1);
-    let acked = ListFilter { state: Some(IncidentState::Acknowledged), ..Default::default() };
-    assert!(incidents::list(&w.svc, &t, &acked, None, 50).await.unwrap().items.is_empty());
+    let only_pd = ListFilter {
+        source: Some(SourceKind::Pagerduty),
+        ..Default::default()
+    };
+    assert_eq!(
+        incidents::list(&w.svc, &t, &only_pd, None, 50)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let sev1 = ListFilter {
+        severity: Some(Severity::Sev1),
+        ..Default::default()
+    };
+    assert_eq!(
+        incidents::list(&w.svc, &t, &sev1, None, 50)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let acked = ListFilter {
+        state: Some(IncidentState::Acknowledged),
+        ..Default::default()
+    };
+    assert!(incidents::list(&w.svc, &t, &acked, None, 50)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     assert!(matches!(
         incidents::list(&w.svc, &t, &ListFilter::default(), Some("%%%"), 5).await,
-        Err(DomainError::BadInput { code: "invalid_cursor", .. })
+        Err(DomainError::BadInput {
+            code: "invalid_cursor",
+            ..
+        })
     ));
     assert!(matches!(
         incidents::list(&w.svc, &t, &ListFilter::default(), None, 0).await,
-        Err(DomainError::BadInput { code: "invalid_limit", .. })
+        Err(DomainError::BadInput {
+            code: "invalid_limit",
+            ..
+        })
     ));
 }
 
@@ -171,21 +384,36 @@ async fn recurrence_groups_incidents_with_counts_and_first_and_last_seen() {
     let w = world();
     for i in 0..3 {
         let id = open_one(&w, "again").await;
-        incidents::act(&w.svc, &responder(), &id, IncidentAction::Resolve, None, None).await.unwrap();
+        incidents::act(
+            &w.svc,
+            &responder(),
+            &id,
+            IncidentAction::Resolve,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         w.clock.advance(chrono::Duration::minutes(30 + i));
     }
     open_one(&w, "once").await;
     let t = responder().tenant;
-    let by_fp = incidents::recurrence(&w.svc, &t, RecurrenceBy::Fingerprint).await.unwrap();
+    let by_fp = incidents::recurrence(&w.svc, &t, RecurrenceBy::Fingerprint)
+        .await
+        .unwrap();
     assert_eq!(by_fp[0].key, "again");
     assert_eq!(by_fp[0].incidents, 3);
     assert!(by_fp[0].first_seen < by_fp[0].last_seen);
     assert_eq!(by_fp[1].key, "once");
     assert_eq!(by_fp[1].active, 1);
-    let by_ns = incidents::recurrence(&w.svc, &t, RecurrenceBy::Namespace).await.unwrap();
+    let by_ns = incidents::recurrence(&w.svc, &t, RecurrenceBy::Namespace)
+        .await
+        .unwrap();
     assert_eq!(by_ns.len(), 1);
     assert_eq!((by_ns[0].key.as_str(), by_ns[0].incidents), ("ns1", 4));
-    let by_target = incidents::recurrence(&w.svc, &t, RecurrenceBy::Target).await.unwrap();
+    let by_target = incidents::recurrence(&w.svc, &t, RecurrenceBy::Target)
+        .await
+        .unwrap();
     assert_eq!(by_target[0].key, "host-1");
 }
 
@@ -197,8 +425,17 @@ async fn one_tenant_never_sees_another_tenants_incidents() {
         tenant: firewatch_types::TenantId::parse("other").unwrap(),
         ..responder()
     };
-    assert!(matches!(incidents::get(&w.svc, &other.tenant, &id).await, Err(DomainError::NotFound(_))));
-    assert!(incidents::list(&w.svc, &other.tenant, &ListFilter::default(), None, 50).await.unwrap().items.is_empty());
+    assert!(matches!(
+        incidents::get(&w.svc, &other.tenant, &id).await,
+        Err(DomainError::NotFound(_))
+    ));
+    assert!(
+        incidents::list(&w.svc, &other.tenant, &ListFilter::default(), None, 50)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert!(matches!(
         incidents::act(&w.svc, &other, &id, IncidentAction::Ack, None, None).await,
         Err(DomainError::NotFound(_))

@@ -78,12 +78,20 @@ pub struct MemBlobs(Mutex<HashMap<String, Vec<u8>>>);
 impl Blobs for MemBlobs {
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), BlobError> {
         check_key(key)?;
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned(), bytes);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_owned(), bytes);
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
         check_key(key)?;
-        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned())
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned())
     }
 }

@@ -18,7 +18,8 @@ pub use store::EmbeddedStore;
 /// Services over a data directory: `firewatch.db` and `blobs/` inside it.
 /// Creates the directory when missing.
 pub fn services(dir: &Path) -> Result<Services, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
     let store = EmbeddedStore::open(&dir.join("firewatch.db"))?;
     let blobs = DirBlobs::new(dir.join("blobs"));
     Ok(Services::new(Arc::new(store), Arc::new(blobs)))

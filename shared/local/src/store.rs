@@ -48,7 +48,8 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 impl EmbeddedStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let conn = Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let conn =
+            Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
         )
@@ -62,8 +63,11 @@ impl EmbeddedStore {
     }
 
     fn init(conn: Connection) -> Result<Self, String> {
-        conn.execute_batch(SCHEMA).map_err(|e| format!("cannot create schema: {e}"))?;
-        let store = Self { conn: Mutex::new(conn) };
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| format!("cannot create schema: {e}"))?;
+        let store = Self {
+            conn: Mutex::new(conn),
+        };
         store.purge_expired().map_err(|e| e.to_string())?;
         Ok(store)
     }
@@ -77,13 +81,21 @@ impl EmbeddedStore {
     /// Deletes items whose TTL passed; reads already ignore them.
     pub fn purge_expired(&self) -> Result<usize, StoreError> {
         self.lock()
-            .execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now_secs()])
+            .execute(
+                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                [now_secs()],
+            )
             .map_err(unavailable)
     }
 }
 
 /// The live version at a key, if any.
-fn live_version(conn: &Connection, pk: &str, sk: &str, now: i64) -> Result<Option<u64>, StoreError> {
+fn live_version(
+    conn: &Connection,
+    pk: &str,
+    sk: &str,
+    now: i64,
+) -> Result<Option<u64>, StoreError> {
     conn.prepare_cached(
         "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
     )
@@ -92,7 +104,13 @@ fn live_version(conn: &Connection, pk: &str, sk: &str, now: i64) -> Result<Optio
     .map_err(unavailable)
 }
 
-fn holds(conn: &Connection, pk: &str, sk: &str, cond: Condition, now: i64) -> Result<bool, StoreError> {
+fn holds(
+    conn: &Connection,
+    pk: &str,
+    sk: &str,
+    cond: Condition,
+    now: i64,
+) -> Result<bool, StoreError> {
     Ok(match cond {
         Condition::Always => true,
         Condition::Absent => live_version(conn, pk, sk, now)?.is_none(),
@@ -107,7 +125,13 @@ fn write_put(conn: &Connection, item: &Item) -> Result<(), StoreError> {
            expires_at = excluded.expires_at, data = excluded.data",
     )
     .and_then(|mut st| {
-        st.execute(params![item.pk, item.sk, item.version as i64, item.expires_at, item.data])
+        st.execute(params![
+            item.pk,
+            item.sk,
+            item.version as i64,
+            item.expires_at,
+            item.data
+        ])
     })
     .map(|_| ())
     .map_err(unavailable)
@@ -172,7 +196,9 @@ impl Store for EmbeddedStore {
         }
         let mut seen = HashSet::new();
         if !ops.iter().all(|op| seen.insert(op_key(op))) {
-            return Err(StoreError::Invalid("a transaction writes the same key twice".into()));
+            return Err(StoreError::Invalid(
+                "a transaction writes the same key twice".into(),
+            ));
         }
         let now = now_secs();
         let mut conn = self.lock();
@@ -205,7 +231,11 @@ impl Store for EmbeddedStore {
         } else {
             Some(format!("{}\u{10FFFF}", q.sk_prefix))
         };
-        let (cmp, order) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+        let (cmp, order) = if q.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         let sql = format!(
             "SELECT sk, version, expires_at, data FROM items
              WHERE pk = ?1 AND sk >= ?2 AND (?3 IS NULL OR sk < ?3)
@@ -217,7 +247,14 @@ impl Store for EmbeddedStore {
         let mut st = conn.prepare_cached(&sql).map_err(unavailable)?;
         let rows = st
             .query_map(
-                params![q.pk, q.sk_prefix, upper, q.after, now_secs(), (limit + 1) as i64],
+                params![
+                    q.pk,
+                    q.sk_prefix,
+                    upper,
+                    q.after,
+                    now_secs(),
+                    (limit + 1) as i64
+                ],
                 |r| {
                     Ok(Item {
                         pk: q.pk.clone(),

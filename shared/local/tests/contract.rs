@@ -19,7 +19,11 @@ async fn the_in_memory_store_meets_the_store_contract() {
 #[tokio::test]
 async fn directory_blobs_meet_the_blobs_contract() {
     let dir = tempfile::tempdir().unwrap();
-    blobs_suite(Arc::new(DirBlobs::new(dir.path().to_path_buf())), "contract").await;
+    blobs_suite(
+        Arc::new(DirBlobs::new(dir.path().to_path_buf())),
+        "contract",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -34,7 +38,13 @@ async fn data_survives_reopening_the_store() {
     let path = dir.path().join("db");
     {
         let s = EmbeddedStore::open(&path).unwrap();
-        let item = Item { pk: "t#X".into(), sk: "a".into(), version: 1, expires_at: None, data: "kept".into() };
+        let item = Item {
+            pk: "t#X".into(),
+            sk: "a".into(),
+            version: 1,
+            expires_at: None,
+            data: "kept".into(),
+        };
         s.put(item, Condition::Absent).await.unwrap();
     }
     let s = EmbeddedStore::open(&path).unwrap();

@@ -92,8 +92,9 @@ impl Severity {
             }
             "sev2" | "p2" | "error" | "err" | "high" | "major" | "alarm" => Self::Sev2,
             "sev3" | "p3" | "warning" | "warn" | "medium" | "average" | "minor" => Self::Sev3,
-            "sev4" | "p4" | "p5" | "info" | "informational" | "low" | "debug" | "none"
-            | "ok" => Self::Sev4,
+            "sev4" | "p4" | "p5" | "info" | "informational" | "low" | "debug" | "none" | "ok" => {
+                Self::Sev4
+            }
             _ => Self::Sev3,
         }
     }

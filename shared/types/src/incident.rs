@@ -176,21 +176,33 @@ pub struct EnvelopeRef {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimelineKind {
     /// The first alert opened the incident.
-    Opened { fingerprint: String },
+    Opened {
+        fingerprint: String,
+    },
     /// An alert fired (again) for this incident.
-    Occurrence { fingerprint: String },
+    Occurrence {
+        fingerprint: String,
+    },
     /// An alert of this incident resolved.
-    AlertResolved { fingerprint: String },
+    AlertResolved {
+        fingerprint: String,
+    },
     /// The provider acknowledged an alert (PagerDuty `acknowledge`).
-    AlertAcknowledged { fingerprint: String },
+    AlertAcknowledged {
+        fingerprint: String,
+    },
     StateChanged {
         from: IncidentState,
         to: IncidentState,
     },
-    Comment { text: String },
+    Comment {
+        text: String,
+    },
     /// The rate limit for the group key was reached: the alert is kept here
     /// instead of opening another incident.
-    Suppressed { fingerprint: String },
+    Suppressed {
+        fingerprint: String,
+    },
 }
 
 /// One line of an incident's timeline.

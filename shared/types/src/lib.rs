@@ -16,6 +16,6 @@ pub use auth::{Principal, Role};
 pub use error::{ErrorBody, ErrorDetail};
 pub use ids::{IdError, IncidentId, TenantId};
 pub use incident::{
-    AlertSnapshot, AuditEvent, EnvelopeRef, Incident, IncidentAction, IncidentState,
-    TimelineEntry, TimelineKind,
+    AlertSnapshot, AuditEvent, EnvelopeRef, Incident, IncidentAction, IncidentState, TimelineEntry,
+    TimelineKind,
 };

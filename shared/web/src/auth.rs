@@ -22,9 +22,13 @@ pub fn presented_token(headers: &HeaderMap) -> Option<String> {
         return Some(rest.trim().to_owned());
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
-        return text.split_once(':').map(|(_, password)| password.to_owned());
+        return text
+            .split_once(':')
+            .map(|(_, password)| password.to_owned());
     }
     None
 }
@@ -39,7 +43,10 @@ pub async fn authenticate(services: &Services, headers: &HeaderMap) -> Result<Pr
 impl FromRequestParts<Services> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, services: &Services) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        services: &Services,
+    ) -> Result<Self, Self::Rejection> {
         let principal = authenticate(services, &parts.headers).await?;
         tracing::Span::current().record("principal", principal.name.as_str());
         Ok(Self(principal))

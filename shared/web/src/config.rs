@@ -29,12 +29,19 @@ impl Config {
     }
 
     /// Reads through `var`; for tests.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>, default_format: LogFormat) -> Result<Self, String> {
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+        default_format: LogFormat,
+    ) -> Result<Self, String> {
         let log_format = match var("FIREWATCH_LOG_FORMAT").as_deref() {
             None | Some("") => default_format,
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
-            Some(other) => return Err(format!("FIREWATCH_LOG_FORMAT must be json or pretty, got {other:?}")),
+            Some(other) => {
+                return Err(format!(
+                    "FIREWATCH_LOG_FORMAT must be json or pretty, got {other:?}"
+                ))
+            }
         };
         Ok(Self {
             settings: Settings::from_vars(&var)?,
@@ -48,12 +55,21 @@ impl Config {
 pub fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Pretty => {
             use std::io::IsTerminal;
-            builder.compact().with_ansi(std::io::stderr().is_terminal()).try_init()
+            builder
+                .compact()
+                .with_ansi(std::io::stderr().is_terminal())
+                .try_init()
         }
     };
 }

@@ -43,12 +43,18 @@ impl ApiError {
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
-            DomainError::BadInput { code, message } => Self::new(StatusCode::BAD_REQUEST, code, message),
+            DomainError::BadInput { code, message } => {
+                Self::new(StatusCode::BAD_REQUEST, code, message)
+            }
             DomainError::Unauthorized(m) => Self::unauthorized(m),
             DomainError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
             DomainError::NotFound(m) => Self::not_found(m),
-            DomainError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
-            DomainError::PayloadTooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            DomainError::Conflict { code, message } => {
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
+            DomainError::PayloadTooLarge(m) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
+            }
             DomainError::Unavailable(m) => {
                 tracing::warn!(error = %m, "dependency unavailable");
                 Self::new(
@@ -59,7 +65,11 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log for this request id")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log for this request id",
+                )
             }
         }
     }

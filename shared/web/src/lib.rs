@@ -26,7 +26,9 @@ pub fn finish(router: Router<Services>, services: Services) -> Router {
     let limit = services.settings.max_body_bytes;
     router
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
         .layer(axum::middleware::from_fn(context::request_context))
         .with_state(services)
 }

@@ -23,7 +23,10 @@ pub const VERSION: VersionInfo = VersionInfo {
 /// `/health` and `/version`.
 pub fn router(services: Services) -> Router {
     let r = Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/version", get(|| async { Json(VERSION) }));
     crate::finish(r, services)
 }

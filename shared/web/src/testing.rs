@@ -28,18 +28,35 @@ impl Answer {
 
 /// Sends one request through `app`.
 pub async fn send(app: &Router, req: Request<Body>) -> Answer {
-    let res = app.clone().oneshot(req).await.expect("routers are infallible");
+    let res = app
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("routers are infallible");
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer { status, headers, json, text }
+    Answer {
+        status,
+        headers,
+        json,
+        text,
+    }
 }
 
 /// A request builder with a JSON body.
-pub fn json_request(method: Method, uri: &str, token: Option<&str>, body: impl Into<Body>) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+pub fn json_request(
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: impl Into<Body>,
+) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
     if let Some(t) = token {
         b = b.header("authorization", format!("Bearer {t}"));
     }
@@ -71,7 +88,11 @@ pub async fn services_and_keys(svc: Services) -> (Services, Keys) {
     let make = |role: Role| {
         let svc = svc.clone();
         let t = t.clone();
-        async move { auth::create_api_key(&svc, &t, role.as_str(), role).await.expect("key") }
+        async move {
+            auth::create_api_key(&svc, &t, role.as_str(), role)
+                .await
+                .expect("key")
+        }
     };
     let keys = Keys {
         viewer: make(Role::Viewer).await,
@@ -83,6 +104,8 @@ pub async fn services_and_keys(svc: Services) -> (Services, Keys) {
 
 /// A test fixture from `tests/fixtures/` at the workspace root.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }

@@ -13,7 +13,11 @@ async fn call(app: Router, req: Request<Body>) -> (StatusCode, axum::http::Heade
     let res = app.oneshot(req).await.unwrap();
     let (status, headers) = (res.status(), res.headers().clone());
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn ops() -> Router {
@@ -36,7 +40,11 @@ async fn request_ids_are_generated_when_missing_and_echoed_when_given() {
     let (_, h, _) = call(ops(), Request::get("/health").body(Body::empty()).unwrap()).await;
     let rid = h["x-request-id"].to_str().unwrap();
     assert_eq!(rid.len(), 26, "a ULID");
-    assert_eq!(h["x-correlation-id"].to_str().unwrap(), rid, "correlation defaults to the request id");
+    assert_eq!(
+        h["x-correlation-id"].to_str().unwrap(),
+        rid,
+        "correlation defaults to the request id"
+    );
     let tp = h["traceparent"].to_str().unwrap();
     assert!(tp.starts_with("00-") && tp.len() == 55, "{tp}");
 
@@ -52,36 +60,61 @@ async fn request_ids_are_generated_when_missing_and_echoed_when_given() {
     assert_eq!(h["x-correlation-id"], "corr-9");
     assert_eq!(h["traceparent"], given_tp);
 
-    let req = Request::get("/health").header("traceparent", "garbage").body(Body::empty()).unwrap();
+    let req = Request::get("/health")
+        .header("traceparent", "garbage")
+        .body(Body::empty())
+        .unwrap();
     let (_, h, _) = call(ops(), req).await;
-    assert_ne!(h["traceparent"], "garbage", "an invalid traceparent is replaced");
+    assert_ne!(
+        h["traceparent"], "garbage",
+        "an invalid traceparent is replaced"
+    );
 }
 
 #[tokio::test]
 async fn a_panicking_handler_answers_an_opaque_json_500() {
     let svc = firewatch_local::services_in_memory();
-    let r: Router<firewatch_domain::Services> =
-        Router::new().route("/boom", get(|| async { panic!("secret detail fw_abc") as &'static str }));
+    let r: Router<firewatch_domain::Services> = Router::new().route(
+        "/boom",
+        get(|| async { panic!("secret detail fw_abc") as &'static str }),
+    );
     let app = firewatch_web::finish(r, svc);
     let (s, h, body) = call(app, Request::get("/boom").body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["error"]["code"], "internal");
-    assert!(!body.to_string().contains("fw_abc"), "panic details stay in the log");
-    assert!(h.contains_key("x-request-id"), "even a 500 carries the request id");
+    assert!(
+        !body.to_string().contains("fw_abc"),
+        "panic details stay in the log"
+    );
+    assert!(
+        h.contains_key("x-request-id"),
+        "even a 500 carries the request id"
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
     let app = ops().fallback(firewatch_web::not_found);
     let (s, _, body) = call(app, Request::get("/nope").body(Body::empty()).unwrap()).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 }
 
 #[test]
 fn configuration_errors_name_the_variable() {
     use firewatch_web::{Config, LogFormat};
-    let err = Config::from_vars(|k| (k == "FIREWATCH_LOG_FORMAT").then(|| "xml".to_string()), LogFormat::Json).unwrap_err();
+    let err = Config::from_vars(
+        |k| (k == "FIREWATCH_LOG_FORMAT").then(|| "xml".to_string()),
+        LogFormat::Json,
+    )
+    .unwrap_err();
     assert!(err.contains("FIREWATCH_LOG_FORMAT"));
-    let err = Config::from_vars(|k| (k == "FIREWATCH_MAX_BODY_BYTES").then(|| "-1".to_string()), LogFormat::Json).unwrap_err();
+    let err = Config::from_vars(
+        |k| (k == "FIREWATCH_MAX_BODY_BYTES").then(|| "-1".to_string()),
+        LogFormat::Json,
+    )
+    .unwrap_err();
     assert!(err.contains("FIREWATCH_MAX_BODY_BYTES"));
 }

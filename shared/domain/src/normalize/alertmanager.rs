@@ -49,7 +49,10 @@ pub(super) fn parse(source: SourceKind, body: &[u8]) -> Result<Normalized, Domai
     if source == SourceKind::Alertmanager {
         if let Some(v) = hook.version.as_deref() {
             if v != "4" {
-                return Err(invalid(source, format!("unsupported payload version {v:?} (expected \"4\")")));
+                return Err(invalid(
+                    source,
+                    format!("unsupported payload version {v:?} (expected \"4\")"),
+                ));
             }
         }
     }
@@ -64,11 +67,20 @@ pub(super) fn parse(source: SourceKind, body: &[u8]) -> Result<Normalized, Domai
     })
 }
 
-fn to_alert(source: SourceKind, a: AmAlert, external_url: Option<&str>) -> Result<Alert, DomainError> {
+fn to_alert(
+    source: SourceKind,
+    a: AmAlert,
+    external_url: Option<&str>,
+) -> Result<Alert, DomainError> {
     let status = match a.status.as_str() {
         "firing" => AlertStatus::Firing,
         "resolved" => AlertStatus::Resolved,
-        other => return Err(invalid(source, format!("alert status {other:?} is neither firing nor resolved"))),
+        other => {
+            return Err(invalid(
+                source,
+                format!("alert status {other:?} is neither firing nor resolved"),
+            ))
+        }
     };
     let fingerprint = a
         .fingerprint

@@ -58,7 +58,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
     match env.kind.as_str() {
         "SubscriptionConfirmation" => {
             let (Some(topic_arn), Some(subscribe_url)) = (env.topic_arn, env.subscribe_url) else {
-                return Err(invalid(SOURCE, "SubscriptionConfirmation without TopicArn or SubscribeURL"));
+                return Err(invalid(
+                    SOURCE,
+                    "SubscriptionConfirmation without TopicArn or SubscribeURL",
+                ));
             };
             Ok(Normalized {
                 sns_subscription: Some(SnsSubscription {
@@ -73,13 +76,21 @@ pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
             ..Default::default()
         }),
         "Notification" => {
-            let message = env.message.ok_or_else(|| invalid(SOURCE, "Notification without Message"))?;
+            let message = env
+                .message
+                .ok_or_else(|| invalid(SOURCE, "Notification without Message"))?;
             let alarm: Alarm = serde_json::from_str(&message).map_err(|e| {
-                invalid(SOURCE, format!("Message is not a CloudWatch alarm JSON string: {e}"))
+                invalid(
+                    SOURCE,
+                    format!("Message is not a CloudWatch alarm JSON string: {e}"),
+                )
             })?;
             alarm_to_alert(alarm)
         }
-        other => Err(invalid(SOURCE, format!("unknown SNS message Type {other:?}"))),
+        other => Err(invalid(
+            SOURCE,
+            format!("unknown SNS message Type {other:?}"),
+        )),
     }
 }
 
@@ -89,11 +100,19 @@ fn alarm_to_alert(alarm: Alarm) -> Result<Normalized, DomainError> {
         "OK" => AlertStatus::Resolved,
         "INSUFFICIENT_DATA" => {
             return Ok(Normalized {
-                note: Some(format!("alarm {} has insufficient data; no alert", alarm.alarm_name)),
+                note: Some(format!(
+                    "alarm {} has insufficient data; no alert",
+                    alarm.alarm_name
+                )),
                 ..Default::default()
             })
         }
-        other => return Err(invalid(SOURCE, format!("NewStateValue {other:?} is not ALARM, OK or INSUFFICIENT_DATA"))),
+        other => {
+            return Err(invalid(
+                SOURCE,
+                format!("NewStateValue {other:?} is not ALARM, OK or INSUFFICIENT_DATA"),
+            ))
+        }
     };
     let mut labels = BTreeMap::from([("alertname".to_owned(), alarm.alarm_name.clone())]);
     if let Some(r) = &alarm.region {
@@ -153,11 +172,19 @@ fn alarm_to_alert(alarm: Alarm) -> Result<Normalized, DomainError> {
 /// place a SubscribeURL may point to; anything else could make firewatch
 /// fetch an attacker's URL.
 pub fn is_sns_url(url: &str) -> bool {
-    let Ok(u) = url::Url::parse(url) else { return false };
-    if u.scheme() != "https" || u.port().is_some() || !u.username().is_empty() || u.password().is_some() {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    if u.scheme() != "https"
+        || u.port().is_some()
+        || !u.username().is_empty()
+        || u.password().is_some()
+    {
         return false;
     }
-    let Some(host) = u.host_str() else { return false };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
     let Some(region) = host
         .strip_prefix("sns.")
         .and_then(|h| h.strip_suffix(".amazonaws.com"))
@@ -176,10 +203,18 @@ mod tests {
 
     #[test]
     fn only_regional_sns_hosts_may_be_fetched() {
-        assert!(is_sns_url("https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x"));
-        assert!(!is_sns_url("http://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription"));
-        assert!(!is_sns_url("https://sns.us-west-2.amazonaws.com.evil.example/"));
-        assert!(!is_sns_url("https://evil.example/sns.us-west-2.amazonaws.com"));
+        assert!(is_sns_url(
+            "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x"
+        ));
+        assert!(!is_sns_url(
+            "http://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription"
+        ));
+        assert!(!is_sns_url(
+            "https://sns.us-west-2.amazonaws.com.evil.example/"
+        ));
+        assert!(!is_sns_url(
+            "https://evil.example/sns.us-west-2.amazonaws.com"
+        ));
         assert!(!is_sns_url("https://sns.amazonaws.com/"));
         assert!(!is_sns_url("https://user@sns.us-east-1.amazonaws.com/"));
         assert!(!is_sns_url("https://sns.us-east-1.amazonaws.com:8443/"));

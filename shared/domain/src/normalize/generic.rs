@@ -48,7 +48,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
     if alerts.is_empty() {
         return Err(invalid(SOURCE, "alerts is empty"));
     }
-    let alerts = alerts.into_iter().map(to_alert).collect::<Result<Vec<_>, _>>()?;
+    let alerts = alerts
+        .into_iter()
+        .map(to_alert)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Normalized {
         alerts,
         ..Default::default()
@@ -62,7 +65,12 @@ fn to_alert(a: GenericAlert) -> Result<Alert, DomainError> {
     let status = match a.status.as_deref().unwrap_or("firing") {
         "firing" | "triggered" | "open" => AlertStatus::Firing,
         "resolved" | "ok" => AlertStatus::Resolved,
-        other => return Err(invalid(SOURCE, format!("status {other:?} must be firing or resolved"))),
+        other => {
+            return Err(invalid(
+                SOURCE,
+                format!("status {other:?} must be firing or resolved"),
+            ))
+        }
     };
     let severity = a
         .severity

@@ -46,7 +46,11 @@ pub struct Envelope<'a> {
 }
 
 /// Normalises the body of a webhook from `source`.
-pub fn normalize(source: SourceKind, body: &[u8], env: &Envelope<'_>) -> Result<Normalized, DomainError> {
+pub fn normalize(
+    source: SourceKind,
+    body: &[u8],
+    env: &Envelope<'_>,
+) -> Result<Normalized, DomainError> {
     let mut out = match source {
         SourceKind::Alertmanager | SourceKind::Grafana | SourceKind::Signoz => {
             alertmanager::parse(source, body)?
@@ -72,10 +76,14 @@ pub fn normalize(source: SourceKind, body: &[u8], env: &Envelope<'_>) -> Result<
 }
 
 /// Parses JSON into `T`, naming what is wrong in a `BadInput` error.
-pub(crate) fn parse_json<T: DeserializeOwned>(source: SourceKind, body: &[u8]) -> Result<T, DomainError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    source: SourceKind,
+    body: &[u8],
+) -> Result<T, DomainError> {
     // Syntax first, so "not JSON" and "JSON of the wrong shape" get distinct codes.
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| DomainError::bad_input("malformed_json", format!("body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        DomainError::bad_input("malformed_json", format!("body is not valid JSON: {e}"))
+    })?;
     serde_json::from_value(value).map_err(|e| {
         DomainError::bad_input(
             "invalid_payload",

@@ -78,29 +78,41 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
         }
     };
     let dedup_key = match ev.dedup_key.filter(|k| !k.is_empty()) {
-        Some(k) if k.len() > 255 => return Err(invalid(SOURCE, "dedup_key is longer than 255 characters")),
+        Some(k) if k.len() > 255 => {
+            return Err(invalid(SOURCE, "dedup_key is longer than 255 characters"))
+        }
         Some(k) => k,
         None if status == AlertStatus::Firing => env.sha256.chars().take(32).collect(),
-        None => return Err(invalid(SOURCE, format!("{} events need a dedup_key", ev.event_action))),
+        None => {
+            return Err(invalid(
+                SOURCE,
+                format!("{} events need a dedup_key", ev.event_action),
+            ))
+        }
     };
     let mut labels = BTreeMap::new();
     let mut annotations = BTreeMap::new();
     let (title, severity, starts_at) = match ev.payload {
         Some(p) => {
-            let severity = match p.severity.as_str() {
-                "critical" => Severity::Sev1,
-                "error" => Severity::Sev2,
-                "warning" => Severity::Sev3,
-                "info" => Severity::Sev4,
-                other => {
-                    return Err(invalid(
+            let severity =
+                match p.severity.as_str() {
+                    "critical" => Severity::Sev1,
+                    "error" => Severity::Sev2,
+                    "warning" => Severity::Sev3,
+                    "info" => Severity::Sev4,
+                    other => return Err(invalid(
                         SOURCE,
-                        format!("payload.severity {other:?} must be critical, error, warning or info"),
-                    ))
-                }
-            };
+                        format!(
+                            "payload.severity {other:?} must be critical, error, warning or info"
+                        ),
+                    )),
+                };
             labels.insert("source".to_owned(), p.source);
-            for (k, v) in [("component", p.component), ("group", p.group), ("class", p.class)] {
+            for (k, v) in [
+                ("component", p.component),
+                ("group", p.group),
+                ("class", p.class),
+            ] {
                 if let Some(v) = v {
                     labels.insert(k.to_owned(), v);
                 }
@@ -120,7 +132,10 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
             (p.summary, severity, starts_at)
         }
         None if status == AlertStatus::Firing => {
-            return Err(invalid(SOURCE, "trigger events need a payload with summary, source and severity"))
+            return Err(invalid(
+                SOURCE,
+                "trigger events need a payload with summary, source and severity",
+            ))
         }
         None => (String::new(), Severity::Sev3, None),
     };
@@ -133,7 +148,10 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
         })
         .collect();
     if let Some(href) = ev.client_url {
-        links.push(Link { href, text: ev.client });
+        links.push(Link {
+            href,
+            text: ev.client,
+        });
     }
     Ok(Normalized {
         alerts: vec![Alert {

@@ -37,7 +37,9 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
             Some(a) => a,
             None => {
                 return Ok(Normalized {
-                    note: Some(format!("sentry issue action {action:?} does not change an alert")),
+                    note: Some(format!(
+                        "sentry issue action {action:?} does not change an alert"
+                    )),
                     ..Default::default()
                 })
             }
@@ -75,11 +77,15 @@ fn link(href: Option<String>, text: &str) -> Vec<Link> {
 
 fn event_alert(data: &Value) -> Result<Alert, DomainError> {
     let event = &data["event"];
-    let issue_id = s(event, "issue_id").ok_or_else(|| invalid(SOURCE, "event_alert without data.event.issue_id"))?;
+    let issue_id = s(event, "issue_id")
+        .ok_or_else(|| invalid(SOURCE, "event_alert without data.event.issue_id"))?;
     let mut labels = BTreeMap::new();
     if let Some(tags) = event.get("tags").and_then(Value::as_array) {
         for pair in tags {
-            if let (Some(k), Some(v)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str)) {
+            if let (Some(k), Some(v)) = (
+                pair.get(0).and_then(Value::as_str),
+                pair.get(1).and_then(Value::as_str),
+            ) {
                 labels.insert(k.to_owned(), v.to_owned());
             }
         }
@@ -105,7 +111,8 @@ fn event_alert(data: &Value) -> Result<Alert, DomainError> {
 
 fn metric_alert(action: &str, data: &Value) -> Result<Alert, DomainError> {
     let ma = &data["metric_alert"];
-    let id = s(ma, "id").ok_or_else(|| invalid(SOURCE, "metric_alert without data.metric_alert.id"))?;
+    let id =
+        s(ma, "id").ok_or_else(|| invalid(SOURCE, "metric_alert without data.metric_alert.id"))?;
     let (status, severity) = match action {
         "critical" => (AlertStatus::Firing, Severity::Sev1),
         "warning" => (AlertStatus::Firing, Severity::Sev3),
@@ -165,7 +172,10 @@ fn issue(action: &str, data: &Value) -> Result<Option<Alert>, DomainError> {
         title: s(issue, "title").unwrap_or_default(),
         labels,
         annotations: BTreeMap::new(),
-        links: link(s(issue, "web_url").or_else(|| s(issue, "permalink")), "sentry"),
+        links: link(
+            s(issue, "web_url").or_else(|| s(issue, "permalink")),
+            "sentry",
+        ),
         starts_at: None,
         ends_at: None,
     }))

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
@@ -48,7 +50,11 @@ pub fn viewer() -> Principal {
     }
 }
 
-pub async fn post(svc: &Services, source: SourceKind, body: &[u8]) -> Result<IngestReport, DomainError> {
+pub async fn post(
+    svc: &Services,
+    source: SourceKind,
+    body: &[u8],
+) -> Result<IngestReport, DomainError> {
     post_with_headers(svc, source, body, Vec::new()).await
 }
 

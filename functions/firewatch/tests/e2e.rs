@@ -1,0 +1,177 @@
+//! End to end: the real `firewatch` binary on a free port, driven over HTTP
+//! and through its own client commands, restarted on the same data dir.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_firewatch");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `firewatch dev` on port 0 and reads the URL it prints.
+fn start(data_dir: &Path, token: Option<&str>) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("FIREWATCH_DEV_TOKEN")
+        .env("FIREWATCH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(t) = token {
+        cmd.env("FIREWATCH_DEV_TOKEN", t);
+    }
+    let mut child = cmd.spawn().expect("the firewatch binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    // Keep reading, so the server never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let url = first
+        .trim()
+        .strip_prefix("firewatch dev listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+fn cli(args: &[&str], url: &str, token: &str) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--url", url, "--token", token])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn an_alert_becomes_an_incident_that_a_responder_acknowledges_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "fw_e2e_test_token_0123456789";
+    let server = start(dir.path(), Some(token));
+    let http = reqwest::Client::new();
+
+    let health: Value = http
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let alert = json!({"title": "checkout latency high", "severity": "critical", "fingerprint": "e2e-1", "labels": {"service": "checkout"}});
+    let res = http
+        .post(format!("{}/v1/alerts/generic", server.url))
+        .bearer_auth(token)
+        .header("x-request-id", "e2e-req-1")
+        .json(&alert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(res.headers()["x-request-id"], "e2e-req-1");
+    let report: Value = res.json().await.unwrap();
+    let id = report["incidents"][0].as_str().unwrap().to_owned();
+
+    let again: Value = http
+        .post(format!("{}/v1/alerts/generic", server.url))
+        .bearer_auth(token)
+        .json(&alert)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["duplicate"], true);
+
+    let (ok, out) = cli(&["incidents", "list"], &server.url, token);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&id) && out.contains("sev1") && out.contains("checkout latency high"),
+        "{out}"
+    );
+    let (ok, out) = cli(
+        &["incidents", "ack", &id, "--reason", "on it"],
+        &server.url,
+        token,
+    );
+    assert!(ok && out.contains("acknowledged"), "{out}");
+    let (ok, out) = cli(&["incidents", "show", &id], &server.url, token);
+    assert!(
+        ok && out.contains("open -> acknowledged") && out.contains("on it"),
+        "{out}"
+    );
+    let (ok, out) = cli(&["incidents", "ack", &id], &server.url, token);
+    assert!(!ok && out.contains("illegal_transition"), "{out}");
+
+    let (ok, out) = cli(&["send-test-alert"], &server.url, token);
+    assert!(ok && out.contains("opened"), "{out}");
+    let (ok, out) = cli(&["incidents", "resolve", &id], &server.url, token);
+    assert!(ok && out.contains("resolved"), "{out}");
+
+    let res = http
+        .get(format!("{}/nope", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = http
+        .get(format!("{}/v1/incidents", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn data_and_the_generated_dev_key_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path(), None);
+    let token = std::fs::read_to_string(dir.path().join("dev-token")).unwrap();
+    let (ok, out) = cli(&["send-test-alert"], &first.url, &token);
+    assert!(ok, "{out}");
+    drop(first); // killed, not shut down cleanly
+
+    let second = start(dir.path(), None);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("dev-token")).unwrap(),
+        token,
+        "the key is kept"
+    );
+    let (ok, out) = cli(&["incidents", "list"], &second.url, &token);
+    assert!(ok && out.contains("payments-api 5xx rate"), "{out}");
+    let (ok, out) = cli(&["send-test-alert"], &second.url, &token);
+    assert!(ok, "{out}");
+    let (_, list) = cli(&["incidents", "list"], &second.url, &token);
+    assert_eq!(
+        list.lines().filter(|l| l.starts_with("inc_")).count(),
+        1,
+        "still one incident: {list}"
+    );
+}
+
+#[test]
+fn client_commands_explain_a_missing_server() {
+    let (ok, out) = cli(&["incidents", "list"], "http://127.0.0.1:9", "fw_x");
+    assert!(!ok && out.contains("cannot reach"), "{out}");
+}
