@@ -229,12 +229,14 @@ pub(crate) async fn transition_ops(
         let mut group = load_group(svc, &inc.tenant, inc.source, &inc.group_key).await?;
         if to.is_active() {
             match &group.record.open_incident {
-                Some(other) if other != &inc.id => return Err(DomainError::conflict(
-                    "group_key_taken",
-                    format!(
+                Some(other) if other != &inc.id => {
+                    return Err(DomainError::conflict(
+                        "group_key_taken",
+                        format!(
                         "incident {other} is already open for this alert group; reopen is refused"
                     ),
-                )),
+                    ))
+                }
                 _ => group.record.open_incident = Some(inc.id.clone()),
             }
             ops.push(group.put_op(&inc.tenant, inc.source, &inc.group_key)?);

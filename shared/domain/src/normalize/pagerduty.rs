@@ -94,19 +94,20 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
     let mut annotations = BTreeMap::new();
     let (title, severity, starts_at) = match ev.payload {
         Some(p) => {
-            let severity =
-                match p.severity.as_str() {
-                    "critical" => Severity::Sev1,
-                    "error" => Severity::Sev2,
-                    "warning" => Severity::Sev3,
-                    "info" => Severity::Sev4,
-                    other => return Err(invalid(
+            let severity = match p.severity.as_str() {
+                "critical" => Severity::Sev1,
+                "error" => Severity::Sev2,
+                "warning" => Severity::Sev3,
+                "info" => Severity::Sev4,
+                other => {
+                    return Err(invalid(
                         SOURCE,
                         format!(
                             "payload.severity {other:?} must be critical, error, warning or info"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             labels.insert("source".to_owned(), p.source);
             for (k, v) in [
                 ("component", p.component),
