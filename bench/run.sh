@@ -2,7 +2,9 @@
 # Ingest benchmark: builds firewatch in release mode, starts `firewatch dev`
 # on a fresh data dir, posts deduplicated alerts from several clients, and
 # reports throughput, latency and the server's peak memory (VmHWM).
-# Usage: bench/run.sh [--alerts N] [--fingerprints N] [--batch N] [--clients N]
+# Usage: bench/run.sh [--mode repeat|occurrences] [--alerts N] [--fingerprints N] [--batch N] [--clients N]
+# With no arguments it runs both modes with the defaults (100k alerts, 1k
+# fingerprints, 10 alerts per webhook, 8 clients).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p firewatch -p firewatch-bench
@@ -18,6 +20,12 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 echo "server: $url (pid $pid), $(nproc) cores"
-target/release/firewatch-bench --url "$url" --token "$token" "$@"
+if [ $# -eq 0 ]; then
+  # Both workloads, on the same server and store.
+  target/release/firewatch-bench --url "$url" --token "$token" --mode repeat
+  target/release/firewatch-bench --url "$url" --token "$token" --mode occurrences
+else
+  target/release/firewatch-bench --url "$url" --token "$token" "$@"
+fi
 echo "server peak memory: $(grep VmHWM /proc/$pid/status | awk '{print $2/1024 " MB"}')"
 echo "data dir size: $(du -sh "$dir" | cut -f1)"

@@ -29,13 +29,19 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 8)]
     clients: usize,
+    /// `repeat`: after the first round every alert is a repeat notification
+    /// of the same firing (deduplicated, nothing to write). `occurrences`:
+    /// every round starts anew, so every alert is a new occurrence written
+    /// to its incident (the worst case).
+    #[arg(long, default_value = "repeat")]
+    mode: String,
 }
 
-fn webhook(first: usize, batch: usize, fingerprints: usize) -> serde_json::Value {
+fn webhook(first: usize, batch: usize, fingerprints: usize, new_rounds: bool) -> serde_json::Value {
     let alerts: Vec<_> = (first..first + batch)
         .map(|i| {
             let fp = i % fingerprints;
-            let round = i / fingerprints;
+            let round = if new_rounds { i / fingerprints } else { 0 };
             json!({
                 "status": "firing",
                 "labels": {"alertname": "BenchAlert", "instance": format!("host-{fp}"), "severity": "warning"},
@@ -59,10 +65,21 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let args = Args::parse();
     let requests = args.alerts / args.batch;
+    let new_rounds = match args.mode.as_str() {
+        "repeat" => false,
+        "occurrences" => true,
+        other => panic!("--mode must be repeat or occurrences, not {other}"),
+    };
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..requests)
             .map(|r| {
-                serde_json::to_vec(&webhook(r * args.batch, args.batch, args.fingerprints)).unwrap()
+                serde_json::to_vec(&webhook(
+                    r * args.batch,
+                    args.batch,
+                    args.fingerprints,
+                    new_rounds,
+                ))
+                .unwrap()
             })
             .collect(),
     );
@@ -135,7 +152,8 @@ async fn main() {
     lat.sort();
     let ok_alerts = lat.len() * args.batch;
     println!(
-        "requests: {} ok, {failed} failed; {} alerts per request; {} clients",
+        "mode {}: {} requests ok, {failed} failed; {} alerts per request; {} clients",
+        args.mode,
         lat.len(),
         args.batch,
         args.clients

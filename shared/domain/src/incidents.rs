@@ -162,7 +162,7 @@ pub(crate) fn visible_change_ops(
     let record = OutboxRecord {
         id: svc.ids.ulid(),
         created_at: e.at,
-        incident: inc.clone(),
+        tenant: inc.tenant.clone(),
         entry: e.clone(),
     };
     Ok(vec![timeline_put(&inc.tenant, e)?, enqueue_op(&record)?])

@@ -169,9 +169,44 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         return Ok(report);
     }
 
-    let envelope = store_envelope(svc, tenant, req.source, &sha, req.body, &req.headers).await?;
-    for alert in &normalized.alerts {
-        let (outcome, incident_id) = fold_alert(svc, req.principal, alert, &envelope).await?;
+    let dossier = Dossier {
+        reference: EnvelopeRef {
+            sha256: sha.clone(),
+            blob_key: format!("envelopes/{tenant}/{sha}.json"),
+        },
+        stored: tokio::sync::OnceCell::new(),
+        source: req.source,
+        body: req.body,
+        headers: &req.headers,
+    };
+    // Alerts of different group keys are independent: fold them
+    // concurrently. Alerts of one key keep the order the provider sent.
+    let mut lanes: Vec<(String, Vec<(usize, &Alert)>)> = Vec::new();
+    for (i, alert) in normalized.alerts.iter().enumerate() {
+        let key = group_key(svc, alert);
+        match lanes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, lane)) => lane.push((i, alert)),
+            None => lanes.push((key, vec![(i, alert)])),
+        }
+    }
+    let dossier = &dossier;
+    let lanes = lanes.into_iter().map(|(_, lane)| async move {
+        let mut done = Vec::with_capacity(lane.len());
+        for (i, alert) in lane {
+            done.push((
+                i,
+                alert,
+                fold_alert(svc, req.principal, alert, dossier).await?,
+            ));
+        }
+        Ok::<_, DomainError>(done)
+    });
+    let mut folded: Vec<_> = Vec::with_capacity(normalized.alerts.len());
+    for lane in futures_util::future::join_all(lanes).await {
+        folded.extend(lane?);
+    }
+    folded.sort_by_key(|(i, _, _)| *i);
+    for (_, alert, (outcome, incident_id)) in folded {
         if let Some(id) = &incident_id {
             if !report.incidents.contains(id) {
                 report.incidents.push(id.clone());
@@ -206,47 +241,57 @@ fn header(headers: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-/// Keeps the raw envelope, redacted, in the blob store (the source dossier).
-async fn store_envelope(
-    svc: &Services,
-    tenant: &TenantId,
+/// The raw envelope of one webhook: kept, redacted, in the blob store (the
+/// source dossier) the first time one of its alerts changes something, before
+/// the change that links to it commits. A webhook that changes nothing (a
+/// repeat notification) costs no blob write.
+struct Dossier<'a> {
+    reference: EnvelopeRef,
+    stored: tokio::sync::OnceCell<()>,
     source: SourceKind,
-    sha: &str,
-    body: &[u8],
-    headers: &[(String, String)],
-) -> Result<EnvelopeRef, DomainError> {
-    let mut json: serde_json::Value = serde_json::from_slice(body)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
-    redact_json(&mut json);
-    let headers = headers
-        .iter()
-        .map(|(k, v)| {
-            let v = if is_secret_key(k) {
-                REDACTED.to_owned()
-            } else {
-                v.clone()
-            };
-            (k.to_ascii_lowercase(), v)
-        })
-        .collect();
-    let doc = StoredEnvelope {
-        source,
-        tenant,
-        received_at: svc.clock.now(),
-        sha256: sha,
-        headers,
-        body: json,
-    };
-    let blob_key = format!("envelopes/{tenant}/{sha}.json");
-    let bytes = serde_json::to_vec(&doc).map_err(|e| DomainError::Internal(e.to_string()))?;
-    svc.blobs
-        .put(&blob_key, bytes, "application/json")
-        .await
-        .map_err(|e| DomainError::Unavailable(e.to_string()))?;
-    Ok(EnvelopeRef {
-        sha256: sha.to_owned(),
-        blob_key,
-    })
+    body: &'a [u8],
+    headers: &'a [(String, String)],
+}
+
+impl Dossier<'_> {
+    async fn ensure_stored(&self, svc: &Services, tenant: &TenantId) -> Result<(), DomainError> {
+        self.stored
+            .get_or_try_init(|| self.store(svc, tenant))
+            .await
+            .map(|_| ())
+    }
+
+    async fn store(&self, svc: &Services, tenant: &TenantId) -> Result<(), DomainError> {
+        let mut json: serde_json::Value = serde_json::from_slice(self.body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(self.body).into_owned())
+        });
+        redact_json(&mut json);
+        let headers = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_key(k) {
+                    REDACTED.to_owned()
+                } else {
+                    v.clone()
+                };
+                (k.to_ascii_lowercase(), v)
+            })
+            .collect();
+        let doc = StoredEnvelope {
+            source: self.source,
+            tenant,
+            received_at: svc.clock.now(),
+            sha256: &self.reference.sha256,
+            headers,
+            body: json,
+        };
+        let bytes = serde_json::to_vec(&doc).map_err(|e| DomainError::Internal(e.to_string()))?;
+        svc.blobs
+            .put(&self.reference.blob_key, bytes, "application/json")
+            .await
+            .map_err(|e| DomainError::Unavailable(e.to_string()))
+    }
 }
 
 /// The group key of an alert: its fingerprint, or a hash of the labels the
@@ -282,8 +327,9 @@ async fn fold_alert(
     svc: &Services,
     principal: &Principal,
     alert: &Alert,
-    envelope: &EnvelopeRef,
+    dossier: &Dossier<'_>,
 ) -> Result<(Outcome, Option<IncidentId>), DomainError> {
+    let envelope = &dossier.reference.clone();
     let tenant = &principal.tenant;
     let key = group_key(svc, alert);
     let actor = format!("source:{}", alert.source);
@@ -306,6 +352,7 @@ async fn fold_alert(
         if ops.is_empty() {
             return Ok((outcome, incident));
         }
+        dossier.ensure_stored(svc, tenant).await?;
         match svc.store.transact(ops).await {
             Ok(()) => return Ok((outcome, incident)),
             Err(StoreError::ConditionFailed { .. }) => continue,

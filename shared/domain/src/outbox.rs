@@ -4,7 +4,7 @@
 //! A dispatcher consumes the records (DynamoDB Streams in AWS, a loop locally).
 
 use chrono::{DateTime, Utc};
-use firewatch_types::{Incident, TimelineEntry};
+use firewatch_types::{TenantId, TimelineEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::keys;
@@ -20,9 +20,10 @@ pub struct OutboxRecord {
     /// A ULID; also the idempotency key of the effects it causes.
     pub id: String,
     pub created_at: DateTime<Utc>,
-    /// The incident as it was right after the change.
-    pub incident: Incident,
-    /// The change itself.
+    pub tenant: TenantId,
+    /// The change itself; it names its incident. The dispatcher reads the
+    /// incident's current state when it performs the effect, so a late
+    /// effect never shows stale state.
     pub entry: TimelineEntry,
 }
 
@@ -30,7 +31,7 @@ pub struct OutboxRecord {
 /// the change it reports.
 pub fn enqueue_op(record: &OutboxRecord) -> Result<WriteOp, DomainError> {
     let mut item: Item = keys::item(
-        keys::outbox_pk(&record.incident.tenant),
+        keys::outbox_pk(&record.tenant),
         record.id.clone(),
         1,
         record,

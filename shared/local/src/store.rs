@@ -1,27 +1,36 @@
 //! [`EmbeddedStore`]: the [`Store`] port on SQLite.
 //!
-//! One table of `(pk, sk) → (version, expires_at, data)`. Every operation
-//! runs under one connection lock, and a transaction is a SQLite transaction,
-//! so conditions are checked and writes applied atomically: the same
-//! guarantees DynamoDB gives, which the shared contract suite checks.
+//! One table of `(pk, sk) → (version, expires_at, data)`. All writes go to
+//! one writer thread that owns the write connection and commits in groups:
+//! it takes every transaction waiting in its queue, applies each inside its
+//! own SAVEPOINT (checking its conditions against everything applied before
+//! it, so a failed condition rolls back only that transaction), then commits
+//! the group once. Writers are therefore serialised, as DynamoDB's
+//! conditional writes are per item, while the disk sees one commit per group
+//! instead of one per transaction. Reads use a small pool of read-only
+//! connections that see the last committed state (WAL snapshot isolation).
+//!
 //! WAL with `synchronous=NORMAL` survives a process crash; a power cut may
 //! lose the last few milliseconds of commits.
 
 use async_trait::async_trait;
 use firewatch_domain::ports::{Condition, Item, Page, Query, Store, StoreError, WriteOp};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
 
 /// The most writes one transaction may carry, as in DynamoDB.
 pub const MAX_TRANSACTION_OPS: usize = 100;
 
-/// The embedded store. Cheap to share behind an `Arc`.
-pub struct EmbeddedStore {
-    conn: Mutex<Connection>,
-}
+/// Transactions committed together at most.
+const MAX_GROUP: usize = 512;
+
+/// Read connections of a file-backed store.
+const READERS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
@@ -34,6 +43,24 @@ CREATE TABLE IF NOT EXISTS items (
 ) WITHOUT ROWID;
 ";
 
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Job {
+    Transact(Vec<WriteOp>, Reply<()>),
+    Get(String, String, Reply<Option<Item>>),
+    Query(Query, Reply<Page>),
+    Purge(Reply<usize>),
+}
+
+/// The embedded store. Cheap to share behind an `Arc`.
+pub struct EmbeddedStore {
+    writer: mpsc::Sender<Job>,
+    /// Read-only connections; empty for an in-memory store, whose reads go
+    /// through the writer (a private in-memory database has one connection).
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -45,48 +72,175 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
+fn gone() -> StoreError {
+    StoreError::Unavailable("the store's writer has stopped".into())
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let conn =
-            Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let ctx = |e: rusqlite::Error| format!("cannot open {}: {e}", path.display());
+        let conn = Connection::open(path).map_err(ctx)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
+             PRAGMA cache_size=-8000; PRAGMA temp_store=MEMORY;",
         )
-        .map_err(|e| format!("cannot configure {}: {e}", path.display()))?;
-        Self::init(conn)
+        .map_err(ctx)?;
+        conn.execute_batch(SCHEMA).map_err(ctx)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(ctx)?;
+            r.execute_batch("PRAGMA busy_timeout=5000; PRAGMA cache_size=-2000;")
+                .map_err(ctx)?;
+            readers.push(Mutex::new(r));
+        }
+        Self::start(conn, readers)
     }
 
     /// A private database in memory.
     pub fn in_memory() -> Result<Self, String> {
-        Self::init(Connection::open_in_memory().map_err(|e| e.to_string())?)
+        let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
+        conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+        Self::start(conn, Vec::new())
     }
 
-    fn init(conn: Connection) -> Result<Self, String> {
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| format!("cannot create schema: {e}"))?;
-        let store = Self {
-            conn: Mutex::new(conn),
-        };
-        store.purge_expired().map_err(|e| e.to_string())?;
-        Ok(store)
+    fn start(conn: Connection, readers: Vec<Mutex<Connection>>) -> Result<Self, String> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("firewatch-store".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| format!("cannot start the store writer: {e}"))?;
+        Ok(Self {
+            writer: tx,
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-applied SQLite
-        // transaction behind (it rolls back on drop), so the data is sound.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer.send(job(reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Runs `f` on a read connection, or `None` when reads go to the writer.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
+        if self.readers.is_empty() {
+            return None;
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        // A poisoned lock only means a reader panicked mid-read; the
+        // connection itself is still sound.
+        let conn = self.readers[i].lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&conn))
     }
 
     /// Deletes items whose TTL passed; reads already ignore them.
-    pub fn purge_expired(&self) -> Result<usize, StoreError> {
-        self.lock()
-            .execute(
-                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                [now_secs()],
-            )
-            .map_err(unavailable)
+    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+        self.ask(Job::Purge).await
     }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let now = now_secs();
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                for job in batch {
+                    fail(job, StoreError::Unavailable(format!("sqlite: {e}")));
+                }
+                continue;
+            }
+        };
+        let mut pending: Vec<(Reply<()>, Result<(), StoreError>)> = Vec::new();
+        for job in batch {
+            match job {
+                Job::Transact(ops, reply) => {
+                    let result = apply_group_member(&mut tx, &ops, now);
+                    pending.push((reply, result));
+                }
+                Job::Get(pk, sk, reply) => {
+                    let _ = reply.send(get_on(&tx, &pk, &sk, now));
+                }
+                Job::Query(q, reply) => {
+                    let _ = reply.send(query_on(&tx, &q, now));
+                }
+                Job::Purge(reply) => {
+                    let r = tx
+                        .execute(
+                            "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                            [now],
+                        )
+                        .map_err(unavailable);
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        match tx.commit() {
+            Ok(()) => {
+                for (reply, result) in pending {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                for (reply, _) in pending {
+                    let _ = reply.send(Err(StoreError::Unavailable(format!("sqlite: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+fn fail(job: Job, e: StoreError) {
+    match job {
+        Job::Transact(_, r) => drop(r.send(Err(e))),
+        Job::Get(_, _, r) => drop(r.send(Err(e))),
+        Job::Query(_, r) => drop(r.send(Err(e))),
+        Job::Purge(r) => drop(r.send(Err(e))),
+    }
+}
+
+/// Applies one transaction of a group inside its own savepoint: all of its
+/// writes, or none of them when a condition fails.
+fn apply_group_member(
+    tx: &mut rusqlite::Transaction<'_>,
+    ops: &[WriteOp],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut sp = tx.savepoint().map_err(unavailable)?;
+    for (i, op) in ops.iter().enumerate() {
+        let (pk, sk) = op_key(op);
+        let cond = match op {
+            WriteOp::Put { condition, .. }
+            | WriteOp::Delete { condition, .. }
+            | WriteOp::Check { condition, .. } => *condition,
+        };
+        if !holds(&sp, pk, sk, cond, now)? {
+            sp.rollback().map_err(unavailable)?;
+            return Err(StoreError::ConditionFailed { index: Some(i) });
+        }
+        match op {
+            WriteOp::Put { item, .. } => write_put(&sp, item)?,
+            WriteOp::Delete { pk, sk, .. } => write_delete(&sp, pk, sk)?,
+            WriteOp::Check { .. } => {}
+        }
+    }
+    sp.commit().map_err(unavailable)
 }
 
 /// The live version at a key, if any.
@@ -144,6 +298,66 @@ fn write_delete(conn: &Connection, pk: &str, sk: &str) -> Result<(), StoreError>
         .map_err(unavailable)
 }
 
+fn get_on(conn: &Connection, pk: &str, sk: &str, now: i64) -> Result<Option<Item>, StoreError> {
+    conn.prepare_cached(
+        "SELECT version, expires_at, data FROM items
+         WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![pk, sk, now], |r| {
+            Ok(Item {
+                pk: pk.to_owned(),
+                sk: sk.to_owned(),
+                version: r.get::<_, i64>(0)? as u64,
+                expires_at: r.get(1)?,
+                data: r.get(2)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(unavailable)
+}
+
+fn query_on(conn: &Connection, q: &Query, now: i64) -> Result<Page, StoreError> {
+    let limit = q.limit.clamp(1, 1000);
+    // Every key with the prefix sorts below prefix + U+10FFFF.
+    let upper = (!q.sk_prefix.is_empty()).then(|| format!("{}\u{10FFFF}", q.sk_prefix));
+    let sql = if q.descending {
+        "SELECT sk, version, expires_at, data FROM items
+         WHERE pk = ?1 AND sk >= ?2 AND (?3 IS NULL OR sk < ?3) AND (?4 IS NULL OR sk < ?4)
+           AND (expires_at IS NULL OR expires_at > ?5)
+         ORDER BY sk DESC LIMIT ?6"
+    } else {
+        "SELECT sk, version, expires_at, data FROM items
+         WHERE pk = ?1 AND sk >= ?2 AND (?3 IS NULL OR sk < ?3) AND (?4 IS NULL OR sk > ?4)
+           AND (expires_at IS NULL OR expires_at > ?5)
+         ORDER BY sk ASC LIMIT ?6"
+    };
+    let mut st = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = st
+        .query_map(
+            params![q.pk, q.sk_prefix, upper, q.after, now, (limit + 1) as i64],
+            |r| {
+                Ok(Item {
+                    pk: q.pk.clone(),
+                    sk: r.get(0)?,
+                    version: r.get::<_, i64>(1)? as u64,
+                    expires_at: r.get(2)?,
+                    data: r.get(3)?,
+                })
+            },
+        )
+        .map_err(unavailable)?;
+    let mut items = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|i| i.sk.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
 fn op_key(op: &WriteOp) -> (&str, &str) {
     match op {
         WriteOp::Put { item, .. } => (&item.pk, &item.sk),
@@ -154,24 +368,11 @@ fn op_key(op: &WriteOp) -> (&str, &str) {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        let conn = self.lock();
-        conn.prepare_cached(
-            "SELECT version, expires_at, data FROM items
-             WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-        )
-        .and_then(|mut st| {
-            st.query_row(params![pk, sk, now_secs()], |r| {
-                Ok(Item {
-                    pk: pk.to_owned(),
-                    sk: sk.to_owned(),
-                    version: r.get::<_, i64>(0)? as u64,
-                    expires_at: r.get(1)?,
-                    data: r.get(2)?,
-                })
-            })
-            .optional()
-        })
-        .map_err(unavailable)
+        if let Some(r) = self.read(|c| get_on(c, pk, sk, now_secs())) {
+            return r;
+        }
+        self.ask(|reply| Job::Get(pk.to_owned(), sk.to_owned(), reply))
+            .await
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
@@ -200,79 +401,14 @@ impl Store for EmbeddedStore {
                 "a transaction writes the same key twice".into(),
             ));
         }
-        let now = now_secs();
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(unavailable)?;
-        for (i, op) in ops.iter().enumerate() {
-            let (pk, sk) = op_key(op);
-            let cond = match op {
-                WriteOp::Put { condition, .. }
-                | WriteOp::Delete { condition, .. }
-                | WriteOp::Check { condition, .. } => *condition,
-            };
-            if !holds(&tx, pk, sk, cond, now)? {
-                // Dropping `tx` rolls back the writes already made.
-                return Err(StoreError::ConditionFailed { index: Some(i) });
-            }
-            match op {
-                WriteOp::Put { item, .. } => write_put(&tx, item)?,
-                WriteOp::Delete { pk, sk, .. } => write_delete(&tx, pk, sk)?,
-                WriteOp::Check { .. } => {}
-            }
-        }
-        tx.commit().map_err(unavailable)
+        self.ask(|reply| Job::Transact(ops, reply)).await
     }
 
     async fn query(&self, q: Query) -> Result<Page, StoreError> {
-        let limit = q.limit.clamp(1, 1000);
-        // Every key with the prefix sorts below prefix + U+10FFFF.
-        let upper = if q.sk_prefix.is_empty() {
-            None
-        } else {
-            Some(format!("{}\u{10FFFF}", q.sk_prefix))
+        let q = match self.read(|c| query_on(c, &q, now_secs())) {
+            Some(r) => return r,
+            None => q,
         };
-        let (cmp, order) = if q.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        let sql = format!(
-            "SELECT sk, version, expires_at, data FROM items
-             WHERE pk = ?1 AND sk >= ?2 AND (?3 IS NULL OR sk < ?3)
-               AND (?4 IS NULL OR sk {cmp} ?4)
-               AND (expires_at IS NULL OR expires_at > ?5)
-             ORDER BY sk {order} LIMIT ?6"
-        );
-        let conn = self.lock();
-        let mut st = conn.prepare_cached(&sql).map_err(unavailable)?;
-        let rows = st
-            .query_map(
-                params![
-                    q.pk,
-                    q.sk_prefix,
-                    upper,
-                    q.after,
-                    now_secs(),
-                    (limit + 1) as i64
-                ],
-                |r| {
-                    Ok(Item {
-                        pk: q.pk.clone(),
-                        sk: r.get(0)?,
-                        version: r.get::<_, i64>(1)? as u64,
-                        expires_at: r.get(2)?,
-                        data: r.get(3)?,
-                    })
-                },
-            )
-            .map_err(unavailable)?;
-        let mut items = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|i| i.sk.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        self.ask(|reply| Job::Query(q, reply)).await
     }
 }
