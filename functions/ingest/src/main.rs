@@ -1,8 +1,5 @@
-//! Lambda entry point of the ingest family.
-//!
-//! Until the AWS adapters land, it runs on the embedded store under
-//! `FIREWATCH_DATA_DIR` (default `/tmp/firewatch`), which on Lambda lasts
-//! only as long as the execution environment.
+//! Lambda entry point of the ingest family: builds the AWS services once per
+//! cold start from the environment and serves the router.
 
 use std::sync::Arc;
 
@@ -10,9 +7,9 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
-    let dir = std::env::var("FIREWATCH_DATA_DIR").unwrap_or_else(|_| "/tmp/firewatch".into());
-    let services = firewatch_local::services(std::path::Path::new(&dir))?
-        .with_settings(config.settings)
+    let aws = firewatch_aws::AwsConfig::from_env()?;
+    let services = firewatch_aws::services(&aws, config.settings)
+        .await
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()));
     lambda_http::run(firewatch_ingest::router(services)).await
 }

@@ -1,0 +1,89 @@
+//! Building the SDK clients from the environment.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use firewatch_domain::{Services, Settings};
+use std::sync::Arc;
+
+use crate::{DynamoStore, S3Blobs};
+
+/// Where firewatch's state lives in AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// `FIREWATCH_TABLE`: the DynamoDB table.
+    pub table: String,
+    /// `FIREWATCH_BUCKET`: the S3 bucket.
+    pub bucket: String,
+    /// `AWS_REGION` (set by Lambda).
+    pub region: Option<String>,
+    /// `FIREWATCH_DYNAMODB_ENDPOINT`: another DynamoDB (DynamoDB Local).
+    pub dynamodb_endpoint: Option<String>,
+    /// `FIREWATCH_S3_ENDPOINT`: another S3 (a local S3 server); implies
+    /// path-style addressing.
+    pub s3_endpoint: Option<String>,
+}
+
+impl AwsConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Reads through `var`; names the variable that is missing.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let required = |name: &str| {
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("{name} is not set: it names the {}", if name.ends_with("TABLE") { "DynamoDB table" } else { "S3 bucket" }))
+        };
+        Ok(Self {
+            table: required("FIREWATCH_TABLE")?,
+            bucket: required("FIREWATCH_BUCKET")?,
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+            dynamodb_endpoint: var("FIREWATCH_DYNAMODB_ENDPOINT").filter(|v| !v.is_empty()),
+            s3_endpoint: var("FIREWATCH_S3_ENDPOINT").filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+/// The shared SDK configuration: credentials and region from the standard
+/// chain, a rustls (ring) HTTPS client, standard retries.
+pub async fn sdk_config(region: Option<String>) -> SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r));
+    }
+    loader.load().await
+}
+
+/// Services over DynamoDB and S3, built once per cold start.
+pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
+    let sdk = sdk_config(cfg.region.clone()).await;
+    let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    if let Some(e) = &cfg.dynamodb_endpoint {
+        ddb = ddb.endpoint_url(e);
+    }
+    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
+    if let Some(e) = &cfg.s3_endpoint {
+        s3 = s3.endpoint_url(e).force_path_style(true);
+    }
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(ddb.build()), cfg.table.clone());
+    let blobs = S3Blobs::new(aws_sdk_s3::Client::from_conf(s3.build()), cfg.bucket.clone());
+    Services::new(Arc::new(store), Arc::new(blobs)).with_settings(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_table_or_bucket_is_named() {
+        let e = AwsConfig::from_vars(|k| (k == "FIREWATCH_BUCKET").then(|| "b".into())).unwrap_err();
+        assert!(e.contains("FIREWATCH_TABLE"), "{e}");
+        let e = AwsConfig::from_vars(|k| (k == "FIREWATCH_TABLE").then(|| "t".into())).unwrap_err();
+        assert!(e.contains("FIREWATCH_BUCKET"), "{e}");
+    }
+}
