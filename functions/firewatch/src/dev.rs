@@ -128,8 +128,15 @@ async fn shutdown() {
     tracing::info!("shutting down");
 }
 
+/// Where `create-key` writes.
+pub enum KeyStore {
+    Local(PathBuf),
+    #[cfg(feature = "aws")]
+    Aws,
+}
+
 pub async fn create_key(
-    data_dir: &Path,
+    target: KeyStore,
     tenant: &str,
     name: &str,
     role: &str,
@@ -138,7 +145,14 @@ pub async fn create_key(
         format!("unknown role {role:?}; use viewer, responder, approver or admin")
     })?;
     let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
-    let services = firewatch_local::services(data_dir)?;
+    let services = match target {
+        KeyStore::Local(dir) => firewatch_local::services(&dir)?,
+        #[cfg(feature = "aws")]
+        KeyStore::Aws => {
+            let cfg = firewatch_aws::AwsConfig::from_env()?;
+            firewatch_aws::services(&cfg, firewatch_domain::Settings::default()).await
+        }
+    };
     let token = auth::create_api_key(&services, &tenant, name, role)
         .await
         .map_err(|e| e.to_string())?;

@@ -71,6 +71,12 @@ enum Command {
         tenant: String,
         #[arg(long, default_value = ".firewatch")]
         data_dir: PathBuf,
+        /// Create the key in the DynamoDB table of a deployed stack
+        /// (FIREWATCH_TABLE, FIREWATCH_BUCKET, AWS credentials and region
+        /// from the environment) instead of a local data dir.
+        #[cfg(feature = "aws")]
+        #[arg(long)]
+        aws: bool,
     },
 }
 
@@ -88,7 +94,19 @@ async fn main() -> ExitCode {
             name,
             tenant,
             data_dir,
-        } => dev::create_key(&data_dir, &tenant, &name, &role).await,
+            #[cfg(feature = "aws")]
+            aws,
+        } => {
+            #[cfg(feature = "aws")]
+            let target = if aws {
+                dev::KeyStore::Aws
+            } else {
+                dev::KeyStore::Local(data_dir)
+            };
+            #[cfg(not(feature = "aws"))]
+            let target = dev::KeyStore::Local(data_dir);
+            dev::create_key(target, &tenant, &name, &role).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,10 @@ async fn an_http_api_event_with_a_base64_body_posts_an_alert() {
         .unwrap()
         .replace("__TOKEN__", &keys.responder)
         .replace("__LENGTH__", &body.len().to_string())
-        .replace("__BODY_BASE64__", &base64::engine::general_purpose::STANDARD.encode(&body));
+        .replace(
+            "__BODY_BASE64__",
+            &base64::engine::general_purpose::STANDARD.encode(&body),
+        );
     let a = send(&firewatch_ingest::router(svc), lambda_request(&event)).await;
     assert_eq!(a.status, 202, "{}", a.text);
     assert_eq!(a.json["results"][0]["fingerprint"], "backup-nightly-db");
@@ -33,7 +36,10 @@ async fn a_forged_http_api_event_is_refused() {
         .unwrap()
         .replace("__TOKEN__", "fw_forged")
         .replace("__LENGTH__", "2")
-        .replace("__BODY_BASE64__", &base64::engine::general_purpose::STANDARD.encode(b"{}"));
+        .replace(
+            "__BODY_BASE64__",
+            &base64::engine::general_purpose::STANDARD.encode(b"{}"),
+        );
     let a = send(&firewatch_ingest::router(svc), lambda_request(&event)).await;
     assert_eq!(a.status, 401);
 }

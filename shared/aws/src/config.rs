@@ -32,9 +32,16 @@ impl AwsConfig {
     /// Reads through `var`; names the variable that is missing.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let required = |name: &str| {
-            var(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| format!("{name} is not set: it names the {}", if name.ends_with("TABLE") { "DynamoDB table" } else { "S3 bucket" }))
+            var(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                format!(
+                    "{name} is not set: it names the {}",
+                    if name.ends_with("TABLE") {
+                        "DynamoDB table"
+                    } else {
+                        "S3 bucket"
+                    }
+                )
+            })
         };
         Ok(Self {
             table: required("FIREWATCH_TABLE")?,
@@ -70,8 +77,14 @@ pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
     if let Some(e) = &cfg.s3_endpoint {
         s3 = s3.endpoint_url(e).force_path_style(true);
     }
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(ddb.build()), cfg.table.clone());
-    let blobs = S3Blobs::new(aws_sdk_s3::Client::from_conf(s3.build()), cfg.bucket.clone());
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+        cfg.table.clone(),
+    );
+    let blobs = S3Blobs::new(
+        aws_sdk_s3::Client::from_conf(s3.build()),
+        cfg.bucket.clone(),
+    );
     Services::new(Arc::new(store), Arc::new(blobs)).with_settings(settings)
 }
 
@@ -81,7 +94,8 @@ mod tests {
 
     #[test]
     fn a_missing_table_or_bucket_is_named() {
-        let e = AwsConfig::from_vars(|k| (k == "FIREWATCH_BUCKET").then(|| "b".into())).unwrap_err();
+        let e =
+            AwsConfig::from_vars(|k| (k == "FIREWATCH_BUCKET").then(|| "b".into())).unwrap_err();
         assert!(e.contains("FIREWATCH_TABLE"), "{e}");
         let e = AwsConfig::from_vars(|k| (k == "FIREWATCH_TABLE").then(|| "t".into())).unwrap_err();
         assert!(e.contains("FIREWATCH_BUCKET"), "{e}");

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
+    KeyType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use firewatch_domain::ports::{Condition, Item, Page, Query, Store, StoreError, WriteOp};
@@ -33,7 +34,10 @@ pub struct DynamoStore {
 type Attrs = HashMap<String, AttributeValue>;
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn key(pk: &str, sk: &str) -> Attrs {
@@ -64,7 +68,9 @@ fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
 fn from_attrs(a: &Attrs) -> Result<Item, StoreError> {
     let s = |k: &str| match a.get(k) {
         Some(AttributeValue::S(s)) => Ok(s.clone()),
-        _ => Err(StoreError::Corrupt(format!("attribute {k} missing or not a string"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {k} missing or not a string"
+        ))),
     };
     let n = |k: &str| -> Result<Option<i64>, StoreError> {
         match a.get(k) {
@@ -73,7 +79,9 @@ fn from_attrs(a: &Attrs) -> Result<Item, StoreError> {
                 .parse()
                 .map(Some)
                 .map_err(|_| StoreError::Corrupt(format!("attribute {k} is not a number"))),
-            Some(_) => Err(StoreError::Corrupt(format!("attribute {k} is not a number"))),
+            Some(_) => Err(StoreError::Corrupt(format!(
+                "attribute {k} is not a number"
+            ))),
         }
     };
     Ok(Item {
@@ -128,43 +136,63 @@ where
     let code = e.code().map(str::to_owned);
     match code.as_deref() {
         Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { index: None },
-        Some("ValidationException") => StoreError::Invalid(e.message().unwrap_or("validation failed").to_owned()),
+        Some("ValidationException") => {
+            StoreError::Invalid(e.message().unwrap_or("validation failed").to_owned())
+        }
         Some(c) => StoreError::Unavailable(format!("DynamoDB {c}: {}", e.message().unwrap_or(""))),
-        None => StoreError::Unavailable(format!("DynamoDB unreachable: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+        None => StoreError::Unavailable(format!(
+            "DynamoDB unreachable: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        )),
     }
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     fn transact_item(&self, op: &WriteOp, now: i64) -> Result<TransactWriteItem, StoreError> {
         let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
         Ok(match op {
             WriteOp::Put { item, condition } => {
-                let mut b = Put::builder().table_name(&self.table).set_item(Some(to_attrs(item)?));
+                let mut b = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_attrs(item)?));
                 if let Some((expr, values)) = condition_expr(*condition, now) {
                     b = b
                         .set_expression_attribute_names(Some(names(&expr)))
                         .set_expression_attribute_values(Some(values))
                         .condition_expression(expr);
                 }
-                TransactWriteItem::builder().put(b.build().map_err(invalid)?).build()
+                TransactWriteItem::builder()
+                    .put(b.build().map_err(invalid)?)
+                    .build()
             }
             WriteOp::Delete { pk, sk, condition } => {
-                let mut b = Delete::builder().table_name(&self.table).set_key(Some(key(pk, sk)));
+                let mut b = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk, sk)));
                 if let Some((expr, values)) = condition_expr(*condition, now) {
                     b = b
                         .set_expression_attribute_names(Some(names(&expr)))
                         .set_expression_attribute_values(Some(values))
                         .condition_expression(expr);
                 }
-                TransactWriteItem::builder().delete(b.build().map_err(invalid)?).build()
+                TransactWriteItem::builder()
+                    .delete(b.build().map_err(invalid)?)
+                    .build()
             }
             WriteOp::Check { pk, sk, condition } => {
-                let (expr, values) = condition_expr(*condition, now)
-                    .unwrap_or_else(|| ("attribute_exists(pk) OR attribute_not_exists(pk)".into(), HashMap::new()));
+                let (expr, values) = condition_expr(*condition, now).unwrap_or_else(|| {
+                    (
+                        "attribute_exists(pk) OR attribute_not_exists(pk)".into(),
+                        HashMap::new(),
+                    )
+                });
                 let mut b = ConditionCheck::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(pk, sk)))
@@ -173,7 +201,9 @@ impl DynamoStore {
                 if !values.is_empty() {
                     b = b.set_expression_attribute_values(Some(values));
                 }
-                TransactWriteItem::builder().condition_check(b.build().map_err(invalid)?).build()
+                TransactWriteItem::builder()
+                    .condition_check(b.build().map_err(invalid)?)
+                    .build()
             }
         })
     }
@@ -201,7 +231,11 @@ impl Store for DynamoStore {
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
-        let mut req = self.client.put_item().table_name(&self.table).set_item(Some(to_attrs(&item)?));
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_attrs(&item)?));
         if let Some((expr, values)) = condition_expr(condition, now_secs()) {
             req = req
                 .set_expression_attribute_names(Some(names(&expr)))
@@ -212,7 +246,11 @@ impl Store for DynamoStore {
     }
 
     async fn delete(&self, pk: &str, sk: &str, condition: Condition) -> Result<(), StoreError> {
-        let mut req = self.client.delete_item().table_name(&self.table).set_key(Some(key(pk, sk)));
+        let mut req = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)));
         if let Some((expr, values)) = condition_expr(condition, now_secs()) {
             req = req
                 .set_expression_attribute_names(Some(names(&expr)))
@@ -224,10 +262,16 @@ impl Store for DynamoStore {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         if ops.is_empty() || ops.len() > 100 {
-            return Err(StoreError::Invalid(format!("a transaction holds 1 to 100 writes, got {}", ops.len())));
+            return Err(StoreError::Invalid(format!(
+                "a transaction holds 1 to 100 writes, got {}",
+                ops.len()
+            )));
         }
         let now = now_secs();
-        let items = ops.iter().map(|op| self.transact_item(op, now)).collect::<Result<Vec<_>, _>>()?;
+        let items = ops
+            .iter()
+            .map(|op| self.transact_item(op, now))
+            .collect::<Result<Vec<_>, _>>()?;
         let result = self
             .client
             .transact_write_items()
@@ -240,16 +284,28 @@ impl Store for DynamoStore {
             Err(SdkError::ServiceError(e)) => match e.err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => {
                     let reasons = c.cancellation_reasons();
-                    if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                    if let Some(i) = reasons
+                        .iter()
+                        .position(|r| r.code() == Some("ConditionalCheckFailed"))
+                    {
                         return Err(StoreError::ConditionFailed { index: Some(i) });
                     }
                     // Another transaction touched one of the items at the same
                     // moment: a lost race, retried by the domain like one.
-                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                    if reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                    {
                         return Err(StoreError::ConditionFailed { index: None });
                     }
-                    let codes: Vec<_> = reasons.iter().filter_map(|r| r.code()).filter(|c| *c != "None").collect();
-                    Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
+                    let codes: Vec<_> = reasons
+                        .iter()
+                        .filter_map(|r| r.code())
+                        .filter(|c| *c != "None")
+                        .collect();
+                    Err(StoreError::Unavailable(format!(
+                        "transaction cancelled: {codes:?}"
+                    )))
                 }
                 other => {
                     let code = other.code().unwrap_or("unknown").to_owned();
@@ -318,7 +374,13 @@ impl Store for DynamoStore {
 /// TTL on `ttl`, a new-image stream) when it does not exist. For local
 /// servers and tests; in AWS the stack owns the table.
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
-    if client.describe_table().table_name(table).send().await.is_ok() {
+    if client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
     let attr = |n: &str| {
@@ -328,7 +390,13 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())
     };
-    let ks = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(|e| e.to_string());
+    let ks = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(|e| e.to_string())
+    };
     let created = client
         .create_table()
         .table_name(table)
@@ -361,10 +429,19 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().enabled(true).attribute_name("ttl").build().map_err(|e| e.to_string())?,
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("ttl")
+                .build()
+                .map_err(|e| e.to_string())?,
         )
         .send()
         .await
-        .map_err(|e| format!("cannot enable TTL on {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot enable TTL on {table}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        })?;
     Ok(())
 }

@@ -16,7 +16,10 @@ pub struct S3Blobs {
 
 impl S3Blobs {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
     }
 }
 
@@ -28,7 +31,9 @@ fn check_key(key: &str) -> Result<(), BlobError> {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         });
     if ok {
         Ok(())
@@ -55,10 +60,24 @@ impl Blobs for S3Blobs {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
         check_key(key)?;
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(o) => o,
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), GetObjectError::NoSuchKey(_)) => return Ok(None),
-            Err(e) => return Err(BlobError::Unavailable(format!("S3 get: {}", DisplayErrorContext(&e)))),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), GetObjectError::NoSuchKey(_)) => {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(BlobError::Unavailable(format!(
+                    "S3 get: {}",
+                    DisplayErrorContext(&e)
+                )))
+            }
         };
         let body = out
             .body

@@ -15,7 +15,13 @@ fn endpoint(var: &str) -> String {
 async fn sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("AKIAFIREWATCHTEST", "firewatchtestsecret", None, None, "test"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "AKIAFIREWATCHTEST",
+            "firewatchtestsecret",
+            None,
+            None,
+            "test",
+        ))
         .http_client(
             aws_smithy_http_client::Builder::new()
                 .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -59,8 +65,17 @@ async fn s3_meets_the_blobs_contract() {
 async fn oversized_items_are_refused_before_they_reach_dynamodb() {
     use firewatch_domain::ports::{Condition, Item, Store, StoreError};
     let store = dynamo("firewatch-contract").await;
-    let item = Item { pk: "t#BIG".into(), sk: "x".into(), version: 1, expires_at: None, data: "x".repeat(400 * 1024) };
-    assert!(matches!(store.put(item, Condition::Always).await, Err(StoreError::Invalid(_))));
+    let item = Item {
+        pk: "t#BIG".into(),
+        sk: "x".into(),
+        version: 1,
+        expires_at: None,
+        data: "x".repeat(400 * 1024),
+    };
+    assert!(matches!(
+        store.put(item, Condition::Always).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 async fn aws_services() -> firewatch_domain::Services {
@@ -71,12 +86,18 @@ async fn aws_services() -> firewatch_domain::Services {
         .build();
     let client = aws_sdk_s3::Client::from_conf(conf);
     ensure_bucket(&client, "firewatch-contract").await.unwrap();
-    firewatch_domain::Services::new(Arc::new(store), Arc::new(S3Blobs::new(client, "firewatch-contract")))
+    firewatch_domain::Services::new(
+        Arc::new(store),
+        Arc::new(S3Blobs::new(client, "firewatch-contract")),
+    )
 }
 
 fn principal() -> firewatch_types::Principal {
     firewatch_types::Principal {
-        tenant: firewatch_types::TenantId::parse(&format!("t{}", ulid::Ulid::new()).to_ascii_lowercase()).unwrap(),
+        tenant: firewatch_types::TenantId::parse(
+            &format!("t{}", ulid::Ulid::new()).to_ascii_lowercase(),
+        )
+        .unwrap(),
         name: "contract".into(),
         role: firewatch_types::Role::Responder,
     }
@@ -94,17 +115,32 @@ async fn fifty_concurrent_deliveries_open_one_incident_on_dynamodb() {
             .map(|_| {
                 let (svc, p, body) = (svc.clone(), p.clone(), body.clone());
                 tokio::spawn(async move {
-                    ingest(&svc, IngestRequest { principal: &p, source: firewatch_types::SourceKind::Generic, body: body.as_bytes(), headers: vec![] })
-                        .await
-                        .unwrap()
+                    ingest(
+                        &svc,
+                        IngestRequest {
+                            principal: &p,
+                            source: firewatch_types::SourceKind::Generic,
+                            body: body.as_bytes(),
+                            headers: vec![],
+                        },
+                    )
+                    .await
+                    .unwrap()
                 })
             })
             .collect();
         for t in tasks {
             t.await.unwrap();
         }
-        let all = firewatch_domain::incidents::list(&svc, &p.tenant, &Default::default(), None, 200).await.unwrap();
-        assert_eq!(all.items.len(), 1, "one incident on DynamoDB (round {round})");
+        let all =
+            firewatch_domain::incidents::list(&svc, &p.tenant, &Default::default(), None, 200)
+                .await
+                .unwrap();
+        assert_eq!(
+            all.items.len(),
+            1,
+            "one incident on DynamoDB (round {round})"
+        );
         assert_eq!(all.items[0].occurrences, 1);
     }
 }
@@ -118,23 +154,69 @@ async fn an_incident_lives_its_whole_life_on_dynamodb_and_s3() {
     let p = principal();
     let post = |body: String| {
         let (svc, p) = (svc.clone(), p.clone());
-        async move { ingest(&svc, IngestRequest { principal: &p, source: SourceKind::Generic, body: body.as_bytes(), headers: vec![] }).await.unwrap() }
+        async move {
+            ingest(
+                &svc,
+                IngestRequest {
+                    principal: &p,
+                    source: SourceKind::Generic,
+                    body: body.as_bytes(),
+                    headers: vec![],
+                },
+            )
+            .await
+            .unwrap()
+        }
     };
     let fire = serde_json::json!({"title": "db down", "fingerprint": "db", "starts_at": "2026-11-20T11:00:00Z", "labels": {"password": "hunter2"}}).to_string();
     let opened = post(fire.clone()).await;
     assert_eq!(opened.results[0].outcome, Outcome::Opened);
     assert!(post(fire).await.duplicate, "a redelivery changes nothing");
     let id = opened.incidents[0].clone();
-    let acked = incidents::act(&svc, &p, &id, IncidentAction::Ack, Some("on it".into()), Some(1)).await.unwrap();
+    let acked = incidents::act(
+        &svc,
+        &p,
+        &id,
+        IncidentAction::Ack,
+        Some("on it".into()),
+        Some(1),
+    )
+    .await
+    .unwrap();
     assert_eq!(acked.state, IncidentState::Acknowledged);
-    let resolved = post(serde_json::json!({"title": "db down", "fingerprint": "db", "status": "resolved"}).to_string()).await;
+    let resolved = post(
+        serde_json::json!({"title": "db down", "fingerprint": "db", "status": "resolved"})
+            .to_string(),
+    )
+    .await;
     assert_eq!(resolved.results[0].outcome, Outcome::IncidentResolved);
-    let tl = incidents::timeline(&svc, &p.tenant, &id, None, 50).await.unwrap();
-    let kinds: Vec<String> = tl.items.iter().map(|e| serde_json::to_value(&e.kind).unwrap()["kind"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(kinds, ["opened", "state_changed", "alert_resolved", "state_changed"]);
+    let tl = incidents::timeline(&svc, &p.tenant, &id, None, 50)
+        .await
+        .unwrap();
+    let kinds: Vec<String> = tl
+        .items
+        .iter()
+        .map(|e| {
+            serde_json::to_value(&e.kind).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["opened", "state_changed", "alert_resolved", "state_changed"]
+    );
     let env = tl.items[0].envelope.clone().unwrap();
     let stored = String::from_utf8(svc.blobs.get(&env.blob_key).await.unwrap().unwrap()).unwrap();
-    assert!(!stored.contains("hunter2"), "the envelope in S3 is redacted");
+    assert!(
+        !stored.contains("hunter2"),
+        "the envelope in S3 is redacted"
+    );
     let again = post(serde_json::json!({"title": "db down", "fingerprint": "db", "starts_at": "2026-11-20T12:00:00Z"}).to_string()).await;
-    assert_eq!(again.results[0].outcome, Outcome::Opened, "a firing after resolve opens a new incident");
+    assert_eq!(
+        again.results[0].outcome,
+        Outcome::Opened,
+        "a firing after resolve opens a new incident"
+    );
 }

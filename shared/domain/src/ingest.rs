@@ -25,6 +25,9 @@ use crate::ports::{Condition, StoreError, WriteOp};
 use crate::redact::{is_secret_key, redact_json, REDACTED};
 use crate::{keys, DomainError, Services};
 
+/// Per-alert results kept for answering a redelivery.
+const MAX_REMEMBERED_RESULTS: usize = 500;
+
 /// A webhook that passed authentication.
 pub struct IngestRequest<'a> {
     pub principal: &'a Principal,
@@ -220,13 +223,23 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         });
     }
 
+    let mut remembered = report.clone();
+    if remembered.results.len() > MAX_REMEMBERED_RESULTS {
+        // Keep the marker item small (DynamoDB items stop at 400 KB): a
+        // redelivery of a huge webhook gets the incidents, not every result.
+        remembered.results.clear();
+        remembered.note = Some(format!(
+            "{} per-alert results not repeated for a redelivery",
+            report.results.len()
+        ));
+    }
     let mut marker = keys::item(
         keys::envelopes_pk(tenant),
         sha.clone(),
         1,
         &EnvelopeRecord {
             received_at: svc.clock.now(),
-            report: report.clone(),
+            report: remembered,
         },
     )?;
     marker.expires_at = Some(svc.clock.now().timestamp() + svc.settings.dedup_window_secs);
