@@ -1,31 +1,70 @@
 #!/usr/bin/env bash
-# Ingest benchmark: builds firewatch in release mode, starts `firewatch dev`
-# on a fresh data dir, posts deduplicated alerts from several clients, and
-# reports throughput, latency and the server's peak memory (VmHWM).
-# Usage: bench/run.sh [--mode repeat|occurrences] [--alerts N] [--fingerprints N] [--batch N] [--clients N]
-# With no arguments it runs both modes with the defaults (100k alerts, 1k
-# fingerprints, 10 alerts per webhook, 8 clients).
+# firewatch benchmarks. Figures and how to read them: docs/BENCHMARKS.md.
+#
+#   bench/run.sh [ingest] [-- ARGS]   ingest throughput, latency and peak memory of
+#                                     `firewatch dev` (release build, fresh data dir).
+#                                     ARGS go to `firewatch-bench ingest` (--mode
+#                                     repeat|occurrences, --alerts, --fingerprints,
+#                                     --batch, --clients); without them both modes run.
+#   bench/run.sh lambda               each Lambda function's zipped artifact size, and
+#                                     its cold start (process start to first answered
+#                                     invocation) under a local Lambda Runtime API, with
+#                                     DynamoDB Local and a local S3 server behind it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p firewatch -p firewatch-bench
-dir=$(mktemp -d)
-token="fw_bench_$(date +%s)_0123456789"
-FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
-  target/release/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" > "$dir/dev.out" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-  url=$(sed -n 's/^firewatch dev listening on //p' "$dir/dev.out")
-  [ -n "$url" ] && break
-  sleep 0.05
-done
-echo "server: $url (pid $pid), $(nproc) cores"
-if [ $# -eq 0 ]; then
-  # Both workloads, on the same server and store.
-  target/release/firewatch-bench --url "$url" --token "$token" --mode repeat
-  target/release/firewatch-bench --url "$url" --token "$token" --mode occurrences
-else
-  target/release/firewatch-bench --url "$url" --token "$token" "$@"
-fi
-echo "server peak memory: $(grep VmHWM /proc/$pid/status | awk '{print $2/1024 " MB"}')"
-echo "data dir size: $(du -sh "$dir" | cut -f1)"
+what="${1:-ingest}"
+[ $# -gt 0 ] && shift
+[ "${1:-}" = "--" ] && shift
+
+case "$what" in
+ingest)
+  cargo build --release --locked -p firewatch -p firewatch-bench
+  dir=$(mktemp -d)
+  token="fw_bench_$(date +%s)_0123456789"
+  FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
+    target/release/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
+  pid=$!
+  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+  url=""
+  for _ in $(seq 100); do
+    url=$(sed -n 's/^firewatch dev listening on //p' "$dir/dev.out")
+    [ -n "$url" ] && break
+    sleep 0.05
+  done
+  echo "server: $url (pid $pid), $(nproc) cores"
+  if [ $# -eq 0 ]; then
+    target/release/firewatch-bench ingest --url "$url" --token "$token" --mode repeat
+    target/release/firewatch-bench ingest --url "$url" --token "$token" --mode occurrences
+  else
+    target/release/firewatch-bench ingest --url "$url" --token "$token" "$@"
+  fi
+  echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
+  echo "data dir size: $(du -sh "$dir" | cut -f1)"
+  ;;
+lambda)
+  source tests/lib.sh
+  ensure_tools
+  for f in ingest incidents; do
+    cargo lambda build --release --locked --package "firewatch-$f" --bin "firewatch-$f" --output-format zip
+  done
+  cargo build --release --locked -p firewatch-bench
+  for f in ingest incidents; do
+    echo "firewatch-$f: $(stat -c %s "target/lambda/firewatch-$f/bootstrap.zip" | awk '{printf "%.2f MB zipped", $1/1048576}')"
+  done
+  start_servers
+  # The runtime needs the bare binary: unzip each artifact next to it.
+  args=()
+  for f in ingest incidents; do
+    d=$(mktemp -d)
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "target/lambda/firewatch-$f/bootstrap.zip" "$d"
+    chmod +x "$d/bootstrap"
+    args+=(--function "$f=$d/bootstrap")
+  done
+  target/release/firewatch-bench cold-start "${args[@]}" \
+    --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT"
+  ;;
+*)
+  echo "usage: bench/run.sh [ingest [-- ARGS] | lambda]" >&2
+  exit 2
+  ;;
+esac

@@ -66,23 +66,34 @@ pub async fn sdk_config(region: Option<String>) -> SdkConfig {
     loader.load().await
 }
 
+/// A DynamoDB client, optionally for another endpoint (DynamoDB Local).
+pub fn dynamo_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+    let mut b = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(e) = endpoint {
+        b = b.endpoint_url(e);
+    }
+    aws_sdk_dynamodb::Client::from_conf(b.build())
+}
+
+/// An S3 client, optionally for another endpoint (a local S3 server, which
+/// needs path-style addressing).
+pub fn s3_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(sdk);
+    if let Some(e) = endpoint {
+        b = b.endpoint_url(e).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
 /// Services over DynamoDB and S3, built once per cold start.
 pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
     let sdk = sdk_config(cfg.region.clone()).await;
-    let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk);
-    if let Some(e) = &cfg.dynamodb_endpoint {
-        ddb = ddb.endpoint_url(e);
-    }
-    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
-    if let Some(e) = &cfg.s3_endpoint {
-        s3 = s3.endpoint_url(e).force_path_style(true);
-    }
     let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+        dynamo_client(&sdk, cfg.dynamodb_endpoint.as_deref()),
         cfg.table.clone(),
     );
     let blobs = S3Blobs::new(
-        aws_sdk_s3::Client::from_conf(s3.build()),
+        s3_client(&sdk, cfg.s3_endpoint.as_deref()),
         cfg.bucket.clone(),
     );
     Services::new(Arc::new(store), Arc::new(blobs)).with_settings(settings)

@@ -10,6 +10,9 @@ mod config;
 mod dynamo;
 mod s3;
 
-pub use config::{sdk_config, services, AwsConfig};
+pub use aws_config::SdkConfig;
+pub use aws_sdk_dynamodb::Client as DynamoClient;
+pub use aws_sdk_s3::Client as S3Client;
+pub use config::{dynamo_client, s3_client, sdk_config, services, AwsConfig};
 pub use dynamo::{ensure_table, DynamoStore};
 pub use s3::{ensure_bucket, S3Blobs};

@@ -1,0 +1,228 @@
+//! `cold-start`: runs a Lambda `bootstrap` binary under a Lambda Runtime API
+//! of our own on 127.0.0.1 and measures the time from process start to its
+//! first answered invocation (configuration read, SDK clients built, one
+//! real request through DynamoDB Local), and the process's peak memory.
+//!
+//! The Runtime API is the documented one: `GET
+//! /2018-06-01/runtime/invocation/next` hands out one event, `POST
+//! .../invocation/{id}/response` takes the answer.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use firewatch_types::{Role, TenantId};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Mutex};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// `name=path/to/bootstrap` pairs; the name picks the event (ingest or incidents).
+    #[arg(long, required = true)]
+    function: Vec<String>,
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    #[arg(long, env = "FIREWATCH_DYNAMODB_ENDPOINT")]
+    dynamodb_endpoint: String,
+    #[arg(long, env = "FIREWATCH_S3_ENDPOINT")]
+    s3_endpoint: String,
+}
+
+struct Emulator {
+    event: Mutex<Option<(String, String)>>,
+    answers: mpsc::UnboundedSender<(String, String)>,
+}
+
+async fn next(State(em): State<Arc<Emulator>>) -> (StatusCode, HeaderMap, String) {
+    let taken = em.event.lock().await.take();
+    let Some((id, body)) = taken else {
+        // One invocation per process: later polls wait until it is killed.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return (StatusCode::NO_CONTENT, HeaderMap::new(), String::new());
+    };
+    let mut h = HeaderMap::new();
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 30_000;
+    h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
+    h.insert(
+        "lambda-runtime-deadline-ms",
+        deadline.to_string().parse().unwrap(),
+    );
+    h.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:bench"
+            .parse()
+            .unwrap(),
+    );
+    h.insert(
+        "lambda-runtime-trace-id",
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            .parse()
+            .unwrap(),
+    );
+    h.insert("content-type", "application/json".parse().unwrap());
+    (StatusCode::OK, h, body)
+}
+
+async fn response(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    let _ = em.answers.send((id, body));
+    StatusCode::ACCEPTED
+}
+
+async fn error(State(em): State<Arc<Emulator>>, body: String) -> StatusCode {
+    let _ = em.answers.send(("error".into(), body));
+    StatusCode::ACCEPTED
+}
+
+fn event(function: &str, token: &str) -> String {
+    let (method, path, route, body) = if function.contains("ingest") {
+        let alert = br#"{"title":"cold start probe","fingerprint":"cold-start","severity":"sev4"}"#;
+        (
+            "POST",
+            "/v1/alerts/generic",
+            "POST /v1/alerts/{source}",
+            Some(base64::engine::general_purpose::STANDARD.encode(alert)),
+        )
+    } else {
+        ("GET", "/v1/incidents", "GET /v1/incidents", None)
+    };
+    serde_json::json!({
+        "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "",
+        "headers": {"authorization": format!("Bearer {token}"), "content-type": "application/json", "host": "bench.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "bench", "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "requestId": "bench", "routeKey": route, "stage": "$default", "time": "20/Nov/2026:12:00:00 +0000", "timeEpoch": 1795089600000u64},
+        "body": body, "isBase64Encoded": body.is_some()
+    })
+    .to_string()
+}
+
+fn peak_memory_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub async fn run(args: Args) {
+    let (table, bucket) = ("firewatch-bench", "firewatch-bench");
+    // The table, bucket and a key the probe requests use.
+    let cfg = firewatch_aws::AwsConfig {
+        table: table.into(),
+        bucket: bucket.into(),
+        region: Some("us-east-1".into()),
+        dynamodb_endpoint: Some(args.dynamodb_endpoint.clone()),
+        s3_endpoint: Some(args.s3_endpoint.clone()),
+    };
+    let sdk = firewatch_aws::sdk_config(cfg.region.clone()).await;
+    let ddb = firewatch_aws::dynamo_client(&sdk, Some(&args.dynamodb_endpoint));
+    firewatch_aws::ensure_table(&ddb, table)
+        .await
+        .expect("table");
+    let s3 = firewatch_aws::s3_client(&sdk, Some(&args.s3_endpoint));
+    firewatch_aws::ensure_bucket(&s3, bucket)
+        .await
+        .expect("bucket");
+    let svc = firewatch_aws::services(&cfg, Default::default()).await;
+    let token = "fw_bench_cold_start_key_0123456789abcdef";
+    firewatch_domain::auth::register_api_key(
+        &svc,
+        &TenantId::default_tenant(),
+        "bench",
+        Role::Responder,
+        token,
+    )
+    .await
+    .expect("key");
+
+    for spec in &args.function {
+        let (name, path) = spec.split_once('=').expect("--function name=path");
+        let mut times = Vec::new();
+        let mut peaks = Vec::new();
+        for run in 0..args.runs {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let em = Arc::new(Emulator {
+                event: Mutex::new(Some((format!("req-{run}"), event(name, token)))),
+                answers: tx,
+            });
+            let app = Router::new()
+                .route("/2018-06-01/runtime/invocation/next", get(next))
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/response",
+                    post(response),
+                )
+                .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+                .route("/2018-06-01/runtime/init/error", post(error))
+                .with_state(em);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let api = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+            let start = Instant::now();
+            let mut child = tokio::process::Command::new(path)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+                .env("AWS_LAMBDA_FUNCTION_NAME", format!("firewatch-{name}"))
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+                .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "AKIAFIREWATCHBENCH")
+                .env("AWS_SECRET_ACCESS_KEY", "firewatchbenchsecret")
+                .env("FIREWATCH_TABLE", table)
+                .env("FIREWATCH_BUCKET", bucket)
+                .env("FIREWATCH_DYNAMODB_ENDPOINT", &args.dynamodb_endpoint)
+                .env("FIREWATCH_S3_ENDPOINT", &args.s3_endpoint)
+                .env("FIREWATCH_LOG", "warn")
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the bootstrap starts");
+            let (id, answer) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("an answer within 20 s")
+                .expect("an answer");
+            let elapsed = start.elapsed();
+            let status = serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v["statusCode"].as_u64());
+            assert!(
+                id != "error" && matches!(status, Some(200..=299)),
+                "{name}: unexpected answer {answer}"
+            );
+            if let Some(pid) = child.id() {
+                peaks.extend(peak_memory_kb(pid));
+            }
+            let _ = child.kill().await;
+            server.abort();
+            times.push(elapsed);
+        }
+        times.sort();
+        let median = times[times.len() / 2];
+        let max_peak = peaks.iter().max().copied().unwrap_or(0);
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "{name}: first answer after start: median {:.1} ms, min {:.1} ms, max {:.1} ms over {} runs; peak memory {:.1} MB; binary {:.1} MB",
+            median.as_secs_f64() * 1e3,
+            times[0].as_secs_f64() * 1e3,
+            times[times.len() - 1].as_secs_f64() * 1e3,
+            times.len(),
+            max_peak as f64 / 1024.0,
+            size as f64 / 1_048_576.0
+        );
+    }
+}
