@@ -60,6 +60,7 @@ lambda)
     chmod +x "$d/bootstrap"
     args+=(--function "$f=$d/bootstrap")
   done
+  AWS_ACCESS_KEY_ID=AKIAFIREWATCHBENCH AWS_SECRET_ACCESS_KEY=firewatchbenchsecret AWS_REGION=us-east-1 \
   target/release/firewatch-bench cold-start "${args[@]}" \
     --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT"
   ;;
