@@ -6,6 +6,8 @@
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
 
 pub mod auth;
+pub mod chat;
+pub mod dispatch;
 pub mod error;
 pub mod incidents;
 pub mod ingest;

@@ -210,6 +210,42 @@ impl SnsConfirmer for RecordingSnsConfirmer {
     }
 }
 
+/// No chat platform configured: every call is refused.
+pub struct NoChat;
+
+#[async_trait]
+impl crate::chat::ChatClient for NoChat {
+    async fn post_root(
+        &self,
+        dest: &firewatch_types::Destination,
+        _card: &firewatch_types::Card,
+    ) -> Result<firewatch_types::ThreadRef, crate::chat::ChatError> {
+        Err(crate::chat::ChatError::Rejected(format!(
+            "no chat client is configured for {dest}"
+        )))
+    }
+    async fn update_root(
+        &self,
+        t: &firewatch_types::ThreadRef,
+        _card: &firewatch_types::Card,
+    ) -> Result<(), crate::chat::ChatError> {
+        Err(crate::chat::ChatError::Rejected(format!(
+            "no chat client is configured for {}",
+            t.destination
+        )))
+    }
+    async fn reply(
+        &self,
+        t: &firewatch_types::ThreadRef,
+        _text: &str,
+    ) -> Result<(), crate::chat::ChatError> {
+        Err(crate::chat::ChatError::Rejected(format!(
+            "no chat client is configured for {}",
+            t.destination
+        )))
+    }
+}
+
 /// One implementation of every port, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -218,6 +254,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
     pub sns: Arc<dyn SnsConfirmer>,
+    pub chat: Arc<dyn crate::chat::ChatClient>,
     pub settings: Arc<Settings>,
 }
 
@@ -231,6 +268,7 @@ impl Services {
             clock: Arc::new(SystemClock),
             ids: Arc::new(SystemIds::default()),
             sns: Arc::new(NoSnsConfirmer),
+            chat: Arc::new(NoChat),
             settings: Arc::new(Settings::default()),
         }
     }
@@ -242,6 +280,11 @@ impl Services {
 
     pub fn with_sns(mut self, sns: Arc<dyn SnsConfirmer>) -> Self {
         self.sns = sns;
+        self
+    }
+
+    pub fn with_chat(mut self, chat: Arc<dyn crate::chat::ChatClient>) -> Self {
+        self.chat = chat;
         self
     }
 

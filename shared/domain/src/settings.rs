@@ -41,6 +41,10 @@ pub struct Settings {
     /// Labels whose values form the group key, per source (`FIREWATCH_GROUP_BY`);
     /// a source not listed groups by the provider's fingerprint.
     pub group_by: HashMap<SourceKind, Vec<String>>,
+    /// Where incident threads go: `SLACK_DEFAULT_CHANNEL`,
+    /// `DISCORD_DEFAULT_CHANNEL_ID`, `TELEGRAM_DEFAULT_CHAT_ID` (and the console
+    /// in `firewatch dev`).
+    pub default_destinations: Vec<firewatch_types::Destination>,
     /// Seconds during which a body identical to one already received is a
     /// redelivery and changes nothing (`FIREWATCH_DEDUP_WINDOW_SECS`).
     pub dedup_window_secs: i64,
@@ -56,6 +60,7 @@ impl Default for Settings {
             hmac_secrets: HashMap::new(),
             group_by: HashMap::new(),
             dedup_window_secs: 600,
+            default_destinations: Vec::new(),
         }
     }
 }
@@ -110,6 +115,20 @@ impl Settings {
                 }
                 s.hmac_secrets.insert((tenant, source), Secret::new(secret));
             }
+        }
+        use firewatch_types::Destination;
+        if let Some(channel) = var("SLACK_DEFAULT_CHANNEL").filter(|v| !v.is_empty()) {
+            s.default_destinations.push(Destination::Slack { channel });
+        }
+        if let Some(channel_id) = var("DISCORD_DEFAULT_CHANNEL_ID").filter(|v| !v.is_empty()) {
+            s.default_destinations
+                .push(Destination::Discord { channel_id });
+        }
+        if let Some(chat_id) = var("TELEGRAM_DEFAULT_CHAT_ID").filter(|v| !v.is_empty()) {
+            s.default_destinations.push(Destination::Telegram {
+                chat_id,
+                topic_id: None,
+            });
         }
         if let Some(v) = var("FIREWATCH_GROUP_BY") {
             // `alertmanager=alertname+namespace;grafana=alertname`

@@ -7,12 +7,14 @@
 
 pub mod alert;
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod ids;
 pub mod incident;
 
 pub use alert::{Alert, AlertStatus, Link, Severity, SourceKind};
 pub use auth::{Principal, Role};
+pub use chat::{Button, ButtonAction, Card, Destination, ThreadRef};
 pub use error::{ErrorBody, ErrorDetail};
 pub use ids::{IdError, IncidentId, TenantId};
 pub use incident::{

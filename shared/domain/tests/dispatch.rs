@@ -1,0 +1,292 @@
+//! The dispatcher turns incident changes into one living chat thread per
+//! destination, each effect once, retried with backoff, dead-lettered when
+//! the platform stays down, and retried from the dead letters.
+
+mod common;
+
+use async_trait::async_trait;
+use chrono::Duration;
+use common::*;
+use firewatch_domain::chat::{ChatClient, ChatError};
+use firewatch_domain::dispatch::{self, drain, Drained};
+use firewatch_domain::{incidents, Settings};
+use firewatch_types::{Card, Destination, IncidentAction, SourceKind, ThreadRef};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Root(String, String),
+    Update(String, String),
+    Reply(String, String),
+}
+
+/// A chat platform that records what it was asked and fails as scripted.
+#[derive(Default)]
+struct FakeChat {
+    calls: Mutex<Vec<Call>>,
+    failures: Mutex<Vec<ChatError>>,
+    down: Mutex<bool>,
+}
+
+impl FakeChat {
+    fn fail(&self) -> Result<(), ChatError> {
+        if *self.down.lock().unwrap() {
+            return Err(ChatError::Unavailable("503".into()));
+        }
+        match self.failures.lock().unwrap().pop() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl ChatClient for FakeChat {
+    async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
+        self.fail()?;
+        let n = self.calls.lock().unwrap().len();
+        self.calls.lock().unwrap().push(Call::Root(
+            dest.key(),
+            format!("{}|{}", card.state, card.occurrences),
+        ));
+        Ok(ThreadRef {
+            destination: dest.clone(),
+            root_id: format!("m{n}"),
+            thread_id: None,
+        })
+    }
+    async fn update_root(&self, t: &ThreadRef, card: &Card) -> Result<(), ChatError> {
+        self.fail()?;
+        self.calls.lock().unwrap().push(Call::Update(
+            t.root_id.clone(),
+            format!("{}|{}", card.state, card.occurrences),
+        ));
+        Ok(())
+    }
+    async fn reply(&self, t: &ThreadRef, text: &str) -> Result<(), ChatError> {
+        self.fail()?;
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Reply(t.root_id.clone(), text.to_owned()));
+        Ok(())
+    }
+}
+
+async fn chat_world() -> (World, Arc<FakeChat>) {
+    let settings = Settings {
+        default_destinations: vec![Destination::Slack {
+            channel: "C0INCIDENTS".into(),
+        }],
+        ..Settings::default()
+    };
+    let mut w = world_with(settings);
+    let chat = Arc::new(FakeChat::default());
+    w.svc = w.svc.clone().with_chat(chat.clone());
+    // Tenants exist once they have a key; the dispatcher walks them.
+    firewatch_domain::auth::ensure_tenant(&w.svc, &responder().tenant)
+        .await
+        .unwrap();
+    (w, chat)
+}
+
+#[tokio::test]
+async fn an_alert_opens_a_thread_and_later_events_reply_in_it_and_edit_the_root() {
+    let (w, chat) = chat_world().await;
+    let r = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("t1", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        drain(&w.svc).await.unwrap(),
+        Drained {
+            delivered: 1,
+            retrying: 0,
+            dead: 0
+        }
+    );
+    assert_eq!(
+        chat.calls(),
+        [Call::Root("slack:C0INCIDENTS".into(), "open|1".into())]
+    );
+
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("t1", "firing", "2026-11-20T11:30:00Z"),
+    )
+    .await
+    .unwrap();
+    incidents::act(
+        &w.svc,
+        &responder(),
+        &r.incidents[0],
+        IncidentAction::Ack,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 2);
+    let calls = chat.calls();
+    assert!(
+        matches!(&calls[1], Call::Reply(root, text) if root == "m0" && text.contains("fired again")),
+        "{calls:?}"
+    );
+    // The root always shows the incident as it is when the effect runs.
+    assert_eq!(calls[2], Call::Update("m0".into(), "acknowledged|2".into()));
+    assert!(
+        matches!(&calls[3], Call::Reply(root, text) if root == "m0" && text.contains("open → acknowledged") && text.contains("alice"))
+    );
+    assert_eq!(calls[4], Call::Update("m0".into(), "acknowledged|2".into()));
+    assert_eq!(
+        drain(&w.svc).await.unwrap(),
+        Drained::default(),
+        "nothing left"
+    );
+}
+
+#[tokio::test]
+async fn delivering_the_same_record_twice_has_one_effect() {
+    let (w, chat) = chat_world().await;
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("t2", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let page = w
+        .svc
+        .store
+        .query(firewatch_domain::ports::Query {
+            pk: firewatch_domain::keys::outbox_pk(&responder().tenant),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 10,
+            descending: false,
+        })
+        .await
+        .unwrap();
+    let record: firewatch_domain::outbox::OutboxRecord =
+        firewatch_domain::keys::decode(&page.items[0]).unwrap();
+    dispatch::deliver(&w.svc, &record).await.unwrap();
+    dispatch::deliver(&w.svc, &record).await.unwrap();
+    assert_eq!(chat.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rate_limited_post_is_retried_after_retry_after_and_delivered_once() {
+    let (w, chat) = chat_world().await;
+    chat.failures.lock().unwrap().push(ChatError::RateLimited {
+        retry_after: Some(std::time::Duration::from_secs(30)),
+    });
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("t3", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(drain(&w.svc).await.unwrap().retrying, 1);
+    assert_eq!(
+        drain(&w.svc).await.unwrap(),
+        Drained::default(),
+        "not before Retry-After"
+    );
+    w.clock.advance(Duration::seconds(31));
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert_eq!(chat.calls().len(), 1, "delivered exactly once");
+}
+
+#[tokio::test]
+async fn a_platform_that_stays_down_dead_letters_the_record_and_a_retry_delivers_it() {
+    let (w, chat) = chat_world().await;
+    *chat.down.lock().unwrap() = true;
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("t4", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let mut dead = 0;
+    for _ in 0..dispatch::MAX_ATTEMPTS {
+        dead += drain(&w.svc).await.unwrap().dead;
+        w.clock.advance(Duration::minutes(10));
+    }
+    assert_eq!(dead, 1);
+    let letters = dispatch::dead_letters(&w.svc, &responder().tenant)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, dispatch::MAX_ATTEMPTS);
+    assert!(letters[0].last_error.contains("503"));
+
+    *chat.down.lock().unwrap() = false;
+    dispatch::retry_dead_letter(&w.svc, &responder().tenant, &letters[0].id)
+        .await
+        .unwrap();
+    assert!(dispatch::dead_letters(&w.svc, &responder().tenant)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert_eq!(chat.calls().len(), 1, "nothing lost, nothing doubled");
+}
+
+#[tokio::test]
+async fn a_refused_request_is_dead_lettered_at_once() {
+    let (w, chat) = chat_world().await;
+    chat.failures
+        .lock()
+        .unwrap()
+        .push(ChatError::Rejected("channel_not_found".into()));
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("t5", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(drain(&w.svc).await.unwrap().dead, 1);
+}
+
+#[tokio::test]
+async fn a_later_event_waits_behind_a_retry_so_the_thread_stays_in_order() {
+    let (w, chat) = chat_world().await;
+    chat.failures
+        .lock()
+        .unwrap()
+        .push(ChatError::Unavailable("502".into()));
+    let r = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("t6", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    incidents::comment(&w.svc, &responder(), &r.incidents[0], "first look")
+        .await
+        .unwrap();
+    assert_eq!(
+        drain(&w.svc).await.unwrap(),
+        Drained {
+            delivered: 0,
+            retrying: 1,
+            dead: 0
+        }
+    );
+    assert!(chat.calls().is_empty());
+    w.clock.advance(Duration::seconds(5));
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 2);
+    let calls = chat.calls();
+    assert!(matches!(&calls[0], Call::Root(..)));
+    assert!(matches!(&calls[1], Call::Reply(_, t) if t.contains("first look")));
+}

@@ -1,0 +1,186 @@
+//! The platform-neutral chat message model: what an incident looks like in a
+//! chat thread, whatever the platform. Each chat client renders it to its own
+//! format (Block Kit, Discord components, Telegram inline keyboards, text).
+
+use crate::{IncidentId, IncidentState, Link, Severity, SourceKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a thread lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "snake_case")]
+pub enum Destination {
+    Slack {
+        channel: String,
+    },
+    Discord {
+        channel_id: String,
+    },
+    Telegram {
+        chat_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic_id: Option<String>,
+    },
+    /// The terminal of `firewatch dev`.
+    Console,
+}
+
+impl Destination {
+    /// A stable key naming this destination, safe inside a store key.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Slack { channel } => format!("slack:{channel}"),
+            Self::Discord { channel_id } => format!("discord:{channel_id}"),
+            Self::Telegram {
+                chat_id,
+                topic_id: None,
+            } => format!("telegram:{chat_id}"),
+            Self::Telegram {
+                chat_id,
+                topic_id: Some(t),
+            } => format!("telegram:{chat_id}:{t}"),
+            Self::Console => "console".into(),
+        }
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// What a button does. Rendered into a short opaque payload
+/// (`fw1:<action>:<incident id>`, at most 40 bytes: under Telegram's 64-byte
+/// `callback_data` limit), never a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ButtonAction {
+    Ack,
+    Resolve,
+    Triage,
+    Playbooks,
+}
+
+impl ButtonAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ack => "ack",
+            Self::Resolve => "resolve",
+            Self::Triage => "triage",
+            Self::Playbooks => "playbooks",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Ack, Self::Resolve, Self::Triage, Self::Playbooks]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ack => "Acknowledge",
+            Self::Resolve => "Resolve",
+            Self::Triage => "Triage",
+            Self::Playbooks => "Playbooks",
+        }
+    }
+}
+
+/// A button on a card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub action: ButtonAction,
+    pub label: String,
+    /// The opaque payload the platform sends back when it is clicked.
+    pub payload: String,
+}
+
+impl Button {
+    pub fn new(action: ButtonAction, incident: &IncidentId) -> Self {
+        Self {
+            action,
+            label: action.label().to_owned(),
+            payload: format!("fw1:{}:{}", action.as_str(), incident),
+        }
+    }
+
+    /// Reads a payload back: the action and the incident it is for.
+    pub fn parse_payload(payload: &str) -> Option<(ButtonAction, IncidentId)> {
+        let rest = payload.strip_prefix("fw1:")?;
+        let (action, id) = rest.split_once(':')?;
+        Some((ButtonAction::parse(action)?, IncidentId::parse(id).ok()?))
+    }
+}
+
+/// The root message of an incident's thread, edited in place as it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    pub incident_id: IncidentId,
+    pub title: String,
+    pub severity: Severity,
+    pub state: IncidentState,
+    pub source: SourceKind,
+    /// The labels worth showing, in order.
+    pub key_labels: Vec<(String, String)>,
+    pub links: Vec<Link>,
+    pub occurrences: u64,
+    pub opened_at: DateTime<Utc>,
+    pub buttons: Vec<Button>,
+}
+
+/// The platform's ids of a posted root message, kept with the incident so
+/// that replies and edits find their thread after restarts and retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRef {
+    pub destination: Destination,
+    /// Slack `ts`, Discord message id, Telegram message id.
+    pub root_id: String,
+    /// Discord: the thread channel started from the root message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn button_payloads_are_short_round_trip_and_hold_no_secret() {
+        let id = IncidentId::parse("inc_01JD3Z8X9Q6W2T4V5R7S8P0M1N").unwrap();
+        for a in [
+            ButtonAction::Ack,
+            ButtonAction::Resolve,
+            ButtonAction::Triage,
+            ButtonAction::Playbooks,
+        ] {
+            let b = Button::new(a, &id);
+            assert!(b.payload.len() <= 64, "{} bytes", b.payload.len());
+            assert_eq!(Button::parse_payload(&b.payload), Some((a, id.clone())));
+        }
+        assert_eq!(Button::parse_payload("fw1:delete:inc_x"), None);
+        assert_eq!(Button::parse_payload("other"), None);
+    }
+
+    #[test]
+    fn destinations_have_distinct_keys() {
+        let a = Destination::Telegram {
+            chat_id: "-100".into(),
+            topic_id: None,
+        };
+        let b = Destination::Telegram {
+            chat_id: "-100".into(),
+            topic_id: Some("7".into()),
+        };
+        assert_ne!(a.key(), b.key());
+        assert_eq!(
+            Destination::Slack {
+                channel: "C1".into()
+            }
+            .key(),
+            "slack:C1"
+        );
+    }
+}
