@@ -64,10 +64,30 @@ pub fn read_dev_token(dir: &Path) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-fn open_services(data_dir: &Path, config: Config) -> Result<Services, String> {
+fn open_services(data_dir: &Path, mut config: Config) -> Result<Services, String> {
+    // Threads always go to the terminal too, so the flow is visible with no
+    // chat platform configured (FIREWATCH_CONSOLE_CHAT=false turns it off).
+    if std::env::var("FIREWATCH_CONSOLE_CHAT").as_deref() != Ok("false") {
+        config.settings.default_destinations.push(firewatch_types::Destination::Console);
+    }
+    let chat = firewatch_domain::chat::ChatHub {
+        console: Some(Arc::new(firewatch_local::ConsoleChat::default())),
+        ..Default::default()
+    };
     Ok(firewatch_local::services(data_dir)?
         .with_settings(config.settings)
+        .with_chat(Arc::new(chat))
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new())))
+}
+
+/// The local dispatcher: delivers the outbox a few times a second.
+async fn dispatch_loop(services: Services) {
+    loop {
+        if let Err(e) = firewatch_domain::dispatch::drain(&services).await {
+            tracing::warn!(error = %e, "dispatcher pass failed");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
@@ -103,6 +123,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!("Then: firewatch incidents list --url {url}");
     println!();
 
+    tokio::spawn(dispatch_loop(services.clone()));
     axum::serve(listener, app(services))
         .with_graceful_shutdown(shutdown())
         .await

@@ -5,6 +5,8 @@
 //! - `GET  /v1/incidents/{id}` and `/v1/incidents/{id}/timeline`
 //! - `POST /v1/incidents/{id}/{ack|mitigate|resolve|close|reopen}`
 //! - `POST /v1/incidents/{id}/comments`
+//! - `GET  /v1/dispatch/dead-letters`, `POST /v1/dispatch/dead-letters/{id}/retry`:
+//!   chat deliveries that failed for good, and putting one back in the outbox
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use firewatch_domain::auth::require_role;
 use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy, RecurrenceGroup};
+use firewatch_domain::dispatch::{self, DeadLetter};
 use firewatch_domain::Services;
 use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
@@ -28,7 +31,9 @@ pub fn router(services: Services) -> Router {
         .route("/v1/incidents/{id}", get(show))
         .route("/v1/incidents/{id}/timeline", get(timeline))
         .route("/v1/incidents/{id}/comments", post(comment))
-        .route("/v1/incidents/{id}/{action}", post(act));
+        .route("/v1/incidents/{id}/{action}", post(act))
+        .route("/v1/dispatch/dead-letters", get(dead_letters))
+        .route("/v1/dispatch/dead-letters/{id}/retry", post(retry_dead_letter));
     firewatch_web::finish(r, services)
 }
 
@@ -185,4 +190,23 @@ async fn comment(
 ) -> ApiResult<(StatusCode, Json<TimelineEntry>)> {
     let e = incidents::comment(&svc, &p, &parse_id(&id)?, &body.text).await?;
     Ok((StatusCode::CREATED, Json(e)))
+}
+
+#[derive(Serialize)]
+struct DeadLetters {
+    items: Vec<DeadLetter>,
+}
+
+async fn dead_letters(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<DeadLetters>> {
+    require_role(&p, Role::Viewer, "read dead letters")?;
+    Ok(Json(DeadLetters { items: dispatch::dead_letters(&svc, &p.tenant).await? }))
+}
+
+async fn retry_dead_letter(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<DeadLetter>)> {
+    let dl = dispatch::retry_dead_letter(&svc, &p, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(dl)))
 }

@@ -141,3 +141,39 @@ pub fn card_text(c: &Card) -> String {
     }
     out
 }
+
+/// One chat client per platform, chosen by each call's destination.
+#[derive(Default, Clone)]
+pub struct ChatHub {
+    pub console: Option<std::sync::Arc<dyn ChatClient>>,
+    pub slack: Option<std::sync::Arc<dyn ChatClient>>,
+    pub discord: Option<std::sync::Arc<dyn ChatClient>>,
+    pub telegram: Option<std::sync::Arc<dyn ChatClient>>,
+}
+
+impl ChatHub {
+    fn pick(&self, dest: &Destination) -> Result<&dyn ChatClient, ChatError> {
+        let client = match dest {
+            Destination::Console => &self.console,
+            Destination::Slack { .. } => &self.slack,
+            Destination::Discord { .. } => &self.discord,
+            Destination::Telegram { .. } => &self.telegram,
+        };
+        client
+            .as_deref()
+            .ok_or_else(|| ChatError::Rejected(format!("no chat client is configured for {dest}")))
+    }
+}
+
+#[async_trait]
+impl ChatClient for ChatHub {
+    async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
+        self.pick(dest)?.post_root(dest, card).await
+    }
+    async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError> {
+        self.pick(&thread.destination)?.update_root(thread, card).await
+    }
+    async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
+        self.pick(&thread.destination)?.reply(thread, text).await
+    }
+}

@@ -362,9 +362,11 @@ pub async fn dead_letters(
 /// Puts a dead letter back in the outbox with a fresh attempt count.
 pub async fn retry_dead_letter(
     svc: &Services,
-    tenant: &firewatch_types::TenantId,
+    principal: &firewatch_types::Principal,
     id: &str,
 ) -> Result<DeadLetter, DomainError> {
+    crate::auth::require_role(principal, firewatch_types::Role::Responder, "retry a dead letter")?;
+    let tenant = &principal.tenant;
     let item = svc
         .store
         .get(&dead_pk(tenant), id)
@@ -382,6 +384,21 @@ pub async fn retry_dead_letter(
         pk: dead_pk(tenant),
         sk: id.to_owned(),
         condition: Condition::Version(item.version),
+    });
+    let audit = firewatch_types::AuditEvent {
+        id: svc.ids.ulid(),
+        tenant: tenant.clone(),
+        at: svc.clock.now(),
+        actor: principal.name.clone(),
+        action: "dispatch.retry_dead_letter".into(),
+        target: id.to_owned(),
+        before: serde_json::json!({"attempts": dl.attempts, "last_error": dl.last_error}),
+        after: serde_json::json!({"requeued": true}),
+        reason: None,
+    };
+    ops.push(WriteOp::Put {
+        item: keys::item(keys::audit_pk(tenant), audit.id.clone(), 1, &audit)?,
+        condition: Condition::Absent,
     });
     svc.store.transact(ops).await?;
     Ok(dl)

@@ -230,7 +230,7 @@ async fn a_platform_that_stays_down_dead_letters_the_record_and_a_retry_delivers
     assert!(letters[0].last_error.contains("503"));
 
     *chat.down.lock().unwrap() = false;
-    dispatch::retry_dead_letter(&w.svc, &responder().tenant, &letters[0].id)
+    dispatch::retry_dead_letter(&w.svc, &responder(), &letters[0].id)
         .await
         .unwrap();
     assert!(dispatch::dead_letters(&w.svc, &responder().tenant)

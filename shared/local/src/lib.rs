@@ -6,6 +6,7 @@
 //! - [`DirBlobs`]: blobs as files under a directory; [`MemBlobs`] in memory.
 
 mod blobs;
+mod console;
 mod store;
 
 use firewatch_domain::Services;
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use blobs::{DirBlobs, MemBlobs};
+pub use console::ConsoleChat;
 pub use store::EmbeddedStore;
 
 /// Services over a data directory: `firewatch.db` and `blobs/` inside it.
