@@ -68,7 +68,10 @@ fn open_services(data_dir: &Path, mut config: Config) -> Result<Services, String
     // Threads always go to the terminal too, so the flow is visible with no
     // chat platform configured (FIREWATCH_CONSOLE_CHAT=false turns it off).
     if std::env::var("FIREWATCH_CONSOLE_CHAT").as_deref() != Ok("false") {
-        config.settings.default_destinations.push(firewatch_types::Destination::Console);
+        config
+            .settings
+            .default_destinations
+            .push(firewatch_types::Destination::Console);
     }
     let chat = firewatch_domain::chat::ChatHub {
         console: Some(Arc::new(firewatch_local::ConsoleChat::default())),

@@ -11,6 +11,25 @@ const BIN: &str = env!("CARGO_BIN_EXE_firewatch");
 struct Server {
     child: Child,
     url: String,
+    /// Everything the server printed after its first line.
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// Waits up to 5 s for the server to print `needle`.
+    fn wait_for_output(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let out = self.output.lock().unwrap().clone();
+            if out.contains(needle) {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "the server never printed {needle:?}; it printed:\n{}",
+            self.output.lock().unwrap()
+        );
+    }
 }
 
 impl Drop for Server {
@@ -38,13 +57,21 @@ fn start(data_dir: &Path, token: Option<&str>) -> Server {
     let mut first = String::new();
     reader.read_line(&mut first).unwrap();
     // Keep reading, so the server never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
     let url = first
         .trim()
         .strip_prefix("firewatch dev listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
-    Server { child, url }
+    Server { child, url, output }
 }
 
 fn cli(args: &[&str], url: &str, token: &str) -> (bool, String) {
@@ -110,6 +137,11 @@ async fn an_alert_becomes_an_incident_that_a_responder_acknowledges_over_http() 
         out.contains(&id) && out.contains("sev1") && out.contains("checkout latency high"),
         "{out}"
     );
+    let console = server.wait_for_output("new incident thread");
+    assert!(
+        console.contains(&id) && console.contains("[Acknowledge]"),
+        "the thread shows in the terminal: {console}"
+    );
     let (ok, out) = cli(
         &["incidents", "ack", &id, "--reason", "on it"],
         &server.url,
@@ -121,6 +153,7 @@ async fn an_alert_becomes_an_incident_that_a_responder_acknowledges_over_http() 
         ok && out.contains("open -> acknowledged") && out.contains("on it"),
         "{out}"
     );
+    server.wait_for_output("open → acknowledged by dev-admin (on it)");
     let (ok, out) = cli(&["incidents", "ack", &id], &server.url, token);
     assert!(!ok && out.contains("illegal_transition"), "{out}");
 

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use firewatch_domain::auth::require_role;
-use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy, RecurrenceGroup};
 use firewatch_domain::dispatch::{self, DeadLetter};
+use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy, RecurrenceGroup};
 use firewatch_domain::Services;
 use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
@@ -33,7 +33,10 @@ pub fn router(services: Services) -> Router {
         .route("/v1/incidents/{id}/comments", post(comment))
         .route("/v1/incidents/{id}/{action}", post(act))
         .route("/v1/dispatch/dead-letters", get(dead_letters))
-        .route("/v1/dispatch/dead-letters/{id}/retry", post(retry_dead_letter));
+        .route(
+            "/v1/dispatch/dead-letters/{id}/retry",
+            post(retry_dead_letter),
+        );
     firewatch_web::finish(r, services)
 }
 
@@ -199,7 +202,9 @@ struct DeadLetters {
 
 async fn dead_letters(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<DeadLetters>> {
     require_role(&p, Role::Viewer, "read dead letters")?;
-    Ok(Json(DeadLetters { items: dispatch::dead_letters(&svc, &p.tenant).await? }))
+    Ok(Json(DeadLetters {
+        items: dispatch::dead_letters(&svc, &p.tenant).await?,
+    }))
 }
 
 async fn retry_dead_letter(

@@ -360,3 +360,59 @@ async fn recurrence_groups_by_the_requested_dimension() {
     let bad = send(&app, get("/v1/incidents/recurrence?by=color", &keys.viewer)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn dead_letters_can_be_listed_and_put_back_in_the_outbox() {
+    let (svc, keys, app, _) = setup().await;
+    let a = send(&app, get("/v1/dispatch/dead-letters", &keys.viewer)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json["items"], serde_json::json!([]));
+
+    let page = svc
+        .store
+        .query(firewatch_domain::ports::Query {
+            pk: firewatch_domain::keys::outbox_pk(&TenantId::default_tenant()),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 1,
+            descending: false,
+        })
+        .await
+        .unwrap();
+    let record: firewatch_domain::outbox::OutboxRecord =
+        firewatch_domain::keys::decode(&page.items[0]).unwrap();
+    firewatch_domain::dispatch::dead_letter(&svc, &record, 6, "503 from the platform")
+        .await
+        .unwrap();
+
+    let a = send(&app, get("/v1/dispatch/dead-letters", &keys.viewer)).await;
+    assert_eq!(a.json["items"][0]["id"], record.id.as_str());
+    assert_eq!(a.json["items"][0]["last_error"], "503 from the platform");
+
+    let uri = format!("/v1/dispatch/dead-letters/{}/retry", record.id);
+    let refused = send(
+        &app,
+        json_request(Method::POST, &uri, Some(&keys.viewer), ""),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let missing = send(
+        &app,
+        json_request(
+            Method::POST,
+            "/v1/dispatch/dead-letters/nope/retry",
+            Some(&keys.responder),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let ok = send(
+        &app,
+        json_request(Method::POST, &uri, Some(&keys.responder), ""),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.text);
+    let a = send(&app, get("/v1/dispatch/dead-letters", &keys.viewer)).await;
+    assert_eq!(a.json["items"], serde_json::json!([]), "back in the outbox");
+}

@@ -53,13 +53,29 @@ impl AwsConfig {
     }
 }
 
-/// The shared SDK configuration: credentials and region from the standard
-/// chain, a rustls (ring) HTTPS client, standard retries.
-pub async fn sdk_config(region: Option<String>) -> SdkConfig {
+fn loader() -> aws_config::ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+}
+
+/// SDK configuration with fixed credentials, for local servers (DynamoDB
+/// Local, a local S3) in tests and benchmarks.
+pub async fn static_sdk_config(region: &str, access_key: &str, secret: &str) -> SdkConfig {
+    loader()
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            access_key, secret, None, None, "static",
+        ))
+        .load()
+        .await
+}
+
+/// The shared SDK configuration: credentials and region from the standard
+/// chain, a rustls (ring) HTTPS client, standard retries.
+pub async fn sdk_config(region: Option<String>) -> SdkConfig {
+    let mut loader = loader();
     if let Some(r) = region {
         loader = loader.region(Region::new(r));
     }

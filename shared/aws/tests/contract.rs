@@ -13,31 +13,14 @@ fn endpoint(var: &str) -> String {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "AKIAFIREWATCHTEST",
-            "firewatchtestsecret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .load()
-        .await
+    firewatch_aws::static_sdk_config("us-east-1", "AKIAFIREWATCHTEST", "firewatchtestsecret").await
 }
 
 pub async fn dynamo(table: &str) -> DynamoStore {
-    let conf = aws_sdk_dynamodb::config::Builder::from(&sdk().await)
-        .endpoint_url(endpoint("FIREWATCH_TEST_DYNAMODB_ENDPOINT"))
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let client = firewatch_aws::dynamo_client(
+        &sdk().await,
+        Some(&endpoint("FIREWATCH_TEST_DYNAMODB_ENDPOINT")),
+    );
     ensure_table(&client, table).await.unwrap();
     DynamoStore::new(client, table)
 }
@@ -51,11 +34,8 @@ async fn dynamodb_meets_the_store_contract() {
 
 #[tokio::test]
 async fn s3_meets_the_blobs_contract() {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk().await)
-        .endpoint_url(endpoint("FIREWATCH_TEST_S3_ENDPOINT"))
-        .force_path_style(true)
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(conf);
+    let client =
+        firewatch_aws::s3_client(&sdk().await, Some(&endpoint("FIREWATCH_TEST_S3_ENDPOINT")));
     ensure_bucket(&client, "firewatch-contract").await.unwrap();
     let ns = format!("run{}", ulid::Ulid::new());
     blobs_suite(Arc::new(S3Blobs::new(client, "firewatch-contract")), &ns).await;
@@ -80,11 +60,8 @@ async fn oversized_items_are_refused_before_they_reach_dynamodb() {
 
 async fn aws_services() -> firewatch_domain::Services {
     let store = dynamo("firewatch-contract").await;
-    let conf = aws_sdk_s3::config::Builder::from(&sdk().await)
-        .endpoint_url(endpoint("FIREWATCH_TEST_S3_ENDPOINT"))
-        .force_path_style(true)
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(conf);
+    let client =
+        firewatch_aws::s3_client(&sdk().await, Some(&endpoint("FIREWATCH_TEST_S3_ENDPOINT")));
     ensure_bucket(&client, "firewatch-contract").await.unwrap();
     firewatch_domain::Services::new(
         Arc::new(store),

@@ -171,7 +171,9 @@ impl ChatClient for ChatHub {
         self.pick(dest)?.post_root(dest, card).await
     }
     async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError> {
-        self.pick(&thread.destination)?.update_root(thread, card).await
+        self.pick(&thread.destination)?
+            .update_root(thread, card)
+            .await
     }
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
         self.pick(&thread.destination)?.reply(thread, text).await

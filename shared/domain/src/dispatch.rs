@@ -287,17 +287,10 @@ pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
                 Err(e) => {
                     let count = attempts.count + 1;
                     if !e.retryable || count >= MAX_ATTEMPTS {
-                        let dl = DeadLetter {
-                            id: record.id.clone(),
-                            record: record.clone(),
-                            attempts: count,
-                            last_error: e.message.clone(),
-                            failed_at: svc.clock.now(),
-                        };
                         svc.store
                             .transact(vec![
                                 WriteOp::Put {
-                                    item: keys::item(dead_pk(&tenant), dl.id.clone(), 1, &dl)?,
+                                    item: dead_letter_item(svc, &record, count, &e.message)?,
                                     condition: Condition::Always,
                                 },
                                 WriteOp::Delete {
@@ -341,6 +334,38 @@ pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
     Ok(out)
 }
 
+/// Stores a record that could not be delivered as a dead letter.
+pub async fn dead_letter(
+    svc: &Services,
+    record: &OutboxRecord,
+    attempts: u32,
+    error: &str,
+) -> Result<(), DomainError> {
+    svc.store
+        .put(
+            dead_letter_item(svc, record, attempts, error)?,
+            Condition::Always,
+        )
+        .await?;
+    Ok(())
+}
+
+fn dead_letter_item(
+    svc: &Services,
+    record: &OutboxRecord,
+    attempts: u32,
+    error: &str,
+) -> Result<crate::ports::Item, DomainError> {
+    let dl = DeadLetter {
+        id: record.id.clone(),
+        record: record.clone(),
+        attempts,
+        last_error: error.to_owned(),
+        failed_at: svc.clock.now(),
+    };
+    keys::item(dead_pk(&record.tenant), dl.id.clone(), 1, &dl)
+}
+
 /// Dead letters of a tenant, oldest first.
 pub async fn dead_letters(
     svc: &Services,
@@ -365,7 +390,11 @@ pub async fn retry_dead_letter(
     principal: &firewatch_types::Principal,
     id: &str,
 ) -> Result<DeadLetter, DomainError> {
-    crate::auth::require_role(principal, firewatch_types::Role::Responder, "retry a dead letter")?;
+    crate::auth::require_role(
+        principal,
+        firewatch_types::Role::Responder,
+        "retry a dead letter",
+    )?;
     let tenant = &principal.tenant;
     let item = svc
         .store

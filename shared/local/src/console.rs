@@ -22,15 +22,25 @@ fn print(text: &str) {
 }
 
 fn indent(text: &str, prefix: &str) -> String {
-    text.lines().map(|l| format!("{prefix}{l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[async_trait]
 impl ChatClient for ConsoleChat {
     async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        print(&format!("\n┌─ new incident thread ─────────────\n{}", indent(&card_text(card), "│ ")));
-        Ok(ThreadRef { destination: dest.clone(), root_id: format!("console-{n}"), thread_id: None })
+        print(&format!(
+            "\n┌─ new incident thread ─────────────\n{}",
+            indent(&card_text(card), "│ ")
+        ));
+        Ok(ThreadRef {
+            destination: dest.clone(),
+            root_id: format!("console-{n}"),
+            thread_id: None,
+        })
     }
 
     async fn update_root(&self, _t: &ThreadRef, card: &Card) -> Result<(), ChatError> {

@@ -1,0 +1,263 @@
+//! The stream consumer path end to end on DynamoDB Local: incidents are
+//! written through `DynamoStore`, the table's real stream is read with
+//! aws-sdk-dynamodbstreams, shaped into the event Lambda delivers, and handed
+//! to the dispatch handler. A redelivered batch has one effect; a failing
+//! record is reported as a partial batch failure.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use firewatch_domain::chat::{ChatClient, ChatError};
+use firewatch_domain::ingest::{ingest, IngestRequest};
+use firewatch_domain::{Services, Settings};
+use firewatch_types::{Card, Destination, Principal, Role, SourceKind, TenantId, ThreadRef};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct RecordingChat {
+    calls: Mutex<Vec<String>>,
+    fail_next: Mutex<bool>,
+}
+
+impl RecordingChat {
+    fn record(&self, what: String) -> Result<(), ChatError> {
+        if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
+            return Err(ChatError::Unavailable("503 from the platform".into()));
+        }
+        self.calls.lock().unwrap().push(what);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChatClient for RecordingChat {
+    async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
+        self.record(format!("root {}", card.incident_id))?;
+        Ok(ThreadRef {
+            destination: dest.clone(),
+            root_id: "1700000000.000100".into(),
+            thread_id: None,
+        })
+    }
+    async fn update_root(&self, _t: &ThreadRef, card: &Card) -> Result<(), ChatError> {
+        self.record(format!("update {}", card.state))
+    }
+    async fn reply(&self, _t: &ThreadRef, text: &str) -> Result<(), ChatError> {
+        self.record(format!("reply {text}"))
+    }
+}
+
+fn endpoint(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run `bash tests/run.sh`, which starts DynamoDB Local and the S3 server"))
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    firewatch_aws::static_sdk_config("us-east-1", "AKIAFIREWATCHTEST", "firewatchtestsecret").await
+}
+
+fn attr(v: &AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        other => panic!("unexpected attribute {other:?}"),
+    }
+}
+
+fn image(m: &std::collections::HashMap<String, AttributeValue>) -> Value {
+    Value::Object(m.iter().map(|(k, v)| (k.clone(), attr(v))).collect())
+}
+
+/// Reads every record after the given iterators and returns them as the
+/// event Lambda would deliver, with the iterators to continue from.
+async fn read_stream(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    iterators: &mut Vec<String>,
+    stream_arn: &str,
+) -> Value {
+    let mut records = Vec::new();
+    let mut next = Vec::new();
+    for it in iterators.drain(..) {
+        let out = streams
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .unwrap();
+        for r in out.records() {
+            let d = r.dynamodb().unwrap();
+            records.push(json!({
+                "eventID": r.event_id(),
+                "eventName": r.event_name().unwrap().as_str(),
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1795089600.0,
+                    "Keys": image(d.keys().unwrap()),
+                    "NewImage": image(d.new_image().unwrap()),
+                    "SequenceNumber": d.sequence_number(),
+                    "SizeBytes": d.size_bytes(),
+                    "StreamViewType": "NEW_IMAGE"
+                },
+                "eventSourceARN": stream_arn,
+            }));
+        }
+        if let Some(n) = out.next_shard_iterator() {
+            next.push(n.to_owned());
+        }
+    }
+    *iterators = next;
+    json!({ "Records": records })
+}
+
+#[tokio::test]
+async fn stream_batches_deliver_once_and_report_failures_per_record() {
+    let sdk = sdk().await;
+    let ddb_endpoint = endpoint("FIREWATCH_TEST_DYNAMODB_ENDPOINT");
+    let table = format!("firewatch-stream-{}", ulid::Ulid::new()).to_ascii_lowercase();
+    let ddb = firewatch_aws::dynamo_client(&sdk, Some(&ddb_endpoint));
+    firewatch_aws::ensure_table(&ddb, &table).await.unwrap();
+    let s3 = firewatch_aws::s3_client(&sdk, Some(&endpoint("FIREWATCH_TEST_S3_ENDPOINT")));
+    firewatch_aws::ensure_bucket(&s3, "firewatch-stream")
+        .await
+        .unwrap();
+    let chat = Arc::new(RecordingChat::default());
+    let settings = Settings {
+        default_destinations: vec![Destination::Slack {
+            channel: "C0INCIDENTS".into(),
+        }],
+        ..Settings::default()
+    };
+    let svc = Services::new(
+        Arc::new(firewatch_aws::DynamoStore::new(ddb.clone(), table.clone())),
+        Arc::new(firewatch_aws::S3Blobs::new(s3, "firewatch-stream")),
+    )
+    .with_settings(settings)
+    .with_chat(chat.clone());
+
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
+            .endpoint_url(&ddb_endpoint)
+            .build(),
+    );
+    let arn = streams
+        .list_streams()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .streams()[0]
+        .stream_arn()
+        .unwrap()
+        .to_owned();
+    let desc = streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let mut iterators = Vec::new();
+    for shard in desc.stream_description().unwrap().shards() {
+        let it = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        iterators.push(it.shard_iterator().unwrap().to_owned());
+    }
+
+    let p = Principal {
+        tenant: TenantId::default_tenant(),
+        name: "stream-test".into(),
+        role: Role::Responder,
+    };
+    let body =
+        json!({"title": "queue backlog", "fingerprint": "q1", "starts_at": "2026-11-20T11:00:00Z"})
+            .to_string();
+    let report = ingest(
+        &svc,
+        IngestRequest {
+            principal: &p,
+            source: SourceKind::Generic,
+            body: body.as_bytes(),
+            headers: vec![],
+        },
+    )
+    .await
+    .unwrap();
+
+    let batch = read_stream(&streams, &mut iterators, &arn).await;
+    let outbox_records = batch["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["dynamodb"]["Keys"]["pk"]["S"]
+                .as_str()
+                .unwrap()
+                .ends_with("#OUTBOX")
+        })
+        .count();
+    assert_eq!(
+        outbox_records, 1,
+        "the stream carries the outbox record among the other writes"
+    );
+    let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_value(batch).unwrap();
+
+    let response = firewatch_dispatch::handle(&svc, event.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        *chat.calls.lock().unwrap(),
+        [format!("root {}", report.incidents[0])]
+    );
+    let again = firewatch_dispatch::handle(&svc, event).await;
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(
+        chat.calls.lock().unwrap().len(),
+        1,
+        "a redelivered batch has one effect"
+    );
+
+    // The platform fails for the next record: it comes back as a partial batch failure.
+    firewatch_domain::incidents::comment(&svc, &p, &report.incidents[0], "draining the queue")
+        .await
+        .unwrap();
+    let batch = read_stream(&streams, &mut iterators, &arn).await;
+    let failing_seq = batch["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["dynamodb"]["Keys"]["pk"]["S"]
+                .as_str()
+                .unwrap()
+                .ends_with("#OUTBOX")
+        })
+        .unwrap()["dynamodb"]["SequenceNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_value(batch).unwrap();
+    *chat.fail_next.lock().unwrap() = true;
+    let response = firewatch_dispatch::handle(&svc, event.clone()).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier.as_deref(),
+        Some(failing_seq.as_str())
+    );
+    // Lambda retries the batch: this time it goes through, once.
+    let retried = firewatch_dispatch::handle(&svc, event).await;
+    assert!(retried.batch_item_failures.is_empty());
+    let calls = chat.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.contains("draining the queue"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
+}
