@@ -97,6 +97,21 @@ fn live(item: &Item, now: i64) -> bool {
     item.expires_at.is_none_or(|t| t > now)
 }
 
+/// Adds the condition expression of a `Condition` to any SDK request or
+/// builder that takes one (put, delete, their transaction forms).
+macro_rules! conditioned {
+    ($builder:expr, $condition:expr, $now:expr) => {{
+        let b = $builder;
+        match condition_expr($condition, $now) {
+            Some((expr, values)) => b
+                .set_expression_attribute_names(Some(names(&expr)))
+                .set_expression_attribute_values(Some(values))
+                .condition_expression(expr),
+            None => b,
+        }
+    }};
+}
+
 /// A condition as (expression, names, values), or `None` for `Always`.
 fn condition_expr(c: Condition, now: i64) -> Option<(String, Attrs)> {
     match c {
@@ -159,29 +174,25 @@ impl DynamoStore {
         let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
         Ok(match op {
             WriteOp::Put { item, condition } => {
-                let mut b = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(to_attrs(item)?));
-                if let Some((expr, values)) = condition_expr(*condition, now) {
-                    b = b
-                        .set_expression_attribute_names(Some(names(&expr)))
-                        .set_expression_attribute_values(Some(values))
-                        .condition_expression(expr);
-                }
+                let b = conditioned!(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(to_attrs(item)?)),
+                    *condition,
+                    now
+                );
                 TransactWriteItem::builder()
                     .put(b.build().map_err(invalid)?)
                     .build()
             }
             WriteOp::Delete { pk, sk, condition } => {
-                let mut b = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(pk, sk)));
-                if let Some((expr, values)) = condition_expr(*condition, now) {
-                    b = b
-                        .set_expression_attribute_names(Some(names(&expr)))
-                        .set_expression_attribute_values(Some(values))
-                        .condition_expression(expr);
-                }
+                let b = conditioned!(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(pk, sk))),
+                    *condition,
+                    now
+                );
                 TransactWriteItem::builder()
                     .delete(b.build().map_err(invalid)?)
                     .build()
@@ -231,32 +242,26 @@ impl Store for DynamoStore {
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
-        let mut req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_attrs(&item)?));
-        if let Some((expr, values)) = condition_expr(condition, now_secs()) {
-            req = req
-                .set_expression_attribute_names(Some(names(&expr)))
-                .set_expression_attribute_values(Some(values))
-                .condition_expression(expr);
-        }
+        let req = conditioned!(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_attrs(&item)?)),
+            condition,
+            now_secs()
+        );
         req.send().await.map(|_| ()).map_err(sdk_error)
     }
 
     async fn delete(&self, pk: &str, sk: &str, condition: Condition) -> Result<(), StoreError> {
-        let mut req = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)));
-        if let Some((expr, values)) = condition_expr(condition, now_secs()) {
-            req = req
-                .set_expression_attribute_names(Some(names(&expr)))
-                .set_expression_attribute_values(Some(values))
-                .condition_expression(expr);
-        }
+        let req = conditioned!(
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, sk))),
+            condition,
+            now_secs()
+        );
         req.send().await.map(|_| ()).map_err(sdk_error)
     }
 

@@ -5,7 +5,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use firewatch_domain::ports::{BlobError, Blobs};
+use firewatch_domain::ports::{check_blob_key, BlobError, Blobs};
 
 /// The blob store.
 #[derive(Clone)]
@@ -23,29 +23,10 @@ impl S3Blobs {
     }
 }
 
-/// The same key rule as every blob store: relative `[A-Za-z0-9._-]` segments.
-fn check_key(key: &str) -> Result<(), BlobError> {
-    let ok = !key.is_empty()
-        && key.len() <= 1024
-        && key.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(BlobError::InvalidKey(key.chars().take(100).collect()))
-    }
-}
-
 #[async_trait]
 impl Blobs for S3Blobs {
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
-        check_key(key)?;
+        check_blob_key(key)?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -59,7 +40,7 @@ impl Blobs for S3Blobs {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
-        check_key(key)?;
+        check_blob_key(key)?;
         let out = match self
             .client
             .get_object()

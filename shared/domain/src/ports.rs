@@ -115,6 +115,27 @@ pub enum BlobError {
     InvalidKey(String),
 }
 
+/// Checks a blob key: relative `[A-Za-z0-9._-]` segments separated by `/`.
+/// Anything else (`..`, absolute paths) could escape a directory, so every
+/// adapter refuses it the same way.
+pub fn check_blob_key(key: &str) -> Result<(), BlobError> {
+    let ok = !key.is_empty()
+        && key.len() <= 1024
+        && key.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey(key.chars().take(100).collect()))
+    }
+}
+
 /// Large or raw payloads, addressed by key.
 #[async_trait]
 pub trait Blobs: Send + Sync {

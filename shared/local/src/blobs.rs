@@ -1,7 +1,7 @@
 //! Blobs on the local filesystem ([`DirBlobs`]) or in memory ([`MemBlobs`]).
 
 use async_trait::async_trait;
-use firewatch_domain::ports::{BlobError, Blobs};
+use firewatch_domain::ports::{check_blob_key, BlobError, Blobs};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,26 +9,6 @@ use std::sync::Mutex;
 
 /// Makes temporary file names unique within the process.
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// Keys are relative paths of `[A-Za-z0-9._-]` segments separated by `/`;
-/// anything else (`..`, absolute paths) could escape the directory.
-fn check_key(key: &str) -> Result<(), BlobError> {
-    let ok = !key.is_empty()
-        && key.len() <= 1024
-        && key.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(BlobError::InvalidKey(key.chars().take(100).collect()))
-    }
-}
 
 /// Blobs as files under a root directory. Writes go to a temporary file that
 /// is renamed into place, so a reader never sees half a blob.
@@ -49,7 +29,7 @@ fn io(e: std::io::Error) -> BlobError {
 #[async_trait]
 impl Blobs for DirBlobs {
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), BlobError> {
-        check_key(key)?;
+        check_blob_key(key)?;
         let path = self.root.join(key);
         let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = path.with_extension(format!("tmp.{}.{seq}", std::process::id()));
@@ -67,7 +47,7 @@ impl Blobs for DirBlobs {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
-        check_key(key)?;
+        check_blob_key(key)?;
         match tokio::fs::read(self.root.join(key)).await {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -83,7 +63,7 @@ pub struct MemBlobs(Mutex<HashMap<String, Vec<u8>>>);
 #[async_trait]
 impl Blobs for MemBlobs {
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), BlobError> {
-        check_key(key)?;
+        check_blob_key(key)?;
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -92,7 +72,7 @@ impl Blobs for MemBlobs {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
-        check_key(key)?;
+        check_blob_key(key)?;
         Ok(self
             .0
             .lock()
