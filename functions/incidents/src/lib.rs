@@ -7,6 +7,8 @@
 //! - `POST /v1/incidents/{id}/comments`
 //! - `GET  /v1/dispatch/dead-letters`, `POST /v1/dispatch/dead-letters/{id}/retry`:
 //!   chat deliveries that failed for good, and putting one back in the outbox
+//! - `POST|GET /v1/chat-identities`, `DELETE /v1/chat-identities/{platform}/{user_id}`:
+//!   which chat users act as which role (admin)
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use firewatch_domain::auth::require_role;
 use firewatch_domain::dispatch::{self, DeadLetter};
+use firewatch_domain::identities::{self, ChatIdentity};
 use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy, RecurrenceGroup};
 use firewatch_domain::Services;
 use firewatch_types::{
@@ -36,6 +39,14 @@ pub fn router(services: Services) -> Router {
         .route(
             "/v1/dispatch/dead-letters/{id}/retry",
             post(retry_dead_letter),
+        )
+        .route(
+            "/v1/chat-identities",
+            post(map_identity).get(list_identities),
+        )
+        .route(
+            "/v1/chat-identities/{platform}/{user_id}",
+            axum::routing::delete(unmap_identity),
         );
     firewatch_web::finish(r, services)
 }
@@ -214,4 +225,50 @@ async fn retry_dead_letter(
 ) -> ApiResult<(StatusCode, Json<DeadLetter>)> {
     let dl = dispatch::retry_dead_letter(&svc, &p, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(dl)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityBody {
+    platform: String,
+    user_id: String,
+    role: String,
+}
+
+async fn map_identity(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<IdentityBody>,
+) -> ApiResult<(StatusCode, Json<ChatIdentity>)> {
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_role",
+            "role must be viewer, responder, approver or admin",
+        )
+    })?;
+    let id = identities::register(&svc, &p, &body.platform, &body.user_id, role).await?;
+    Ok((StatusCode::CREATED, Json(id)))
+}
+
+#[derive(Serialize)]
+struct Identities {
+    items: Vec<ChatIdentity>,
+}
+
+async fn list_identities(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Identities>> {
+    Ok(Json(Identities {
+        items: identities::list(&svc, &p).await?,
+    }))
+}
+
+async fn unmap_identity(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath((platform, user_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    identities::delete(&svc, &p, &platform, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -416,3 +416,49 @@ async fn dead_letters_can_be_listed_and_put_back_in_the_outbox() {
     let a = send(&app, get("/v1/dispatch/dead-letters", &keys.viewer)).await;
     assert_eq!(a.json["items"], serde_json::json!([]), "back in the outbox");
 }
+
+#[tokio::test]
+async fn admins_map_chat_users_to_roles() {
+    let (_, keys, app, _) = setup().await;
+    let body = r#"{"platform": "slack", "user_id": "U024BE7LH", "role": "responder"}"#;
+    let a = send(
+        &app,
+        json_request(
+            Method::POST,
+            "/v1/chat-identities",
+            Some(&keys.responder),
+            body,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "only admins map users");
+    let a = send(
+        &app,
+        json_request(Method::POST, "/v1/chat-identities", Some(&keys.admin), body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    for bad in [
+        r#"{"platform": "irc", "user_id": "U1", "role": "viewer"}"#,
+        r#"{"platform": "slack", "user_id": "U 1", "role": "viewer"}"#,
+        r#"{"platform": "slack", "user_id": "U1", "role": "god"}"#,
+        r#"{"platform": "slack"}"#,
+    ] {
+        let a = send(
+            &app,
+            json_request(Method::POST, "/v1/chat-identities", Some(&keys.admin), bad),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+    }
+    let a = send(&app, get("/v1/chat-identities", &keys.admin)).await;
+    assert_eq!(a.json["items"][0]["user_id"], "U024BE7LH");
+    assert_eq!(a.json["items"][0]["role"], "responder");
+    let del = Request::delete("/v1/chat-identities/slack/U024BE7LH")
+        .header("authorization", format!("Bearer {}", keys.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.status, StatusCode::NO_CONTENT);
+    let a = send(&app, get("/v1/chat-identities", &keys.admin)).await;
+    assert_eq!(a.json["items"], serde_json::json!([]));
+}

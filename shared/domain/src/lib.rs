@@ -9,6 +9,7 @@ pub mod auth;
 pub mod chat;
 pub mod dispatch;
 pub mod error;
+pub mod identities;
 pub mod incidents;
 pub mod ingest;
 pub mod keys;
