@@ -20,12 +20,17 @@ pub struct DevArgs {
 }
 
 /// Every router of every family, merged: what one port serves in dev.
-pub fn app(services: Services) -> Router {
-    Router::new()
+/// The Slack endpoints are mounted when Slack is configured.
+pub fn app(services: Services, slack: Option<&firewatch_slack::SlackConfig>) -> Router {
+    let mut app = Router::new()
         .merge(firewatch_web::ops::router(services.clone()))
         .merge(firewatch_ingest::router(services.clone()))
-        .merge(firewatch_incidents::router(services))
-        .fallback(firewatch_web::not_found)
+        .merge(firewatch_incidents::router(services.clone()));
+    if let Some(cfg) = slack {
+        let inbound = firewatch_slack::SlackInbound::new(cfg.signing_secret.clone());
+        app = app.merge(firewatch_slack::router(services, inbound));
+    }
+    app.fallback(firewatch_web::not_found)
 }
 
 const DEV_TOKEN_FILE: &str = "dev-token";
@@ -64,7 +69,11 @@ pub fn read_dev_token(dir: &Path) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-fn open_services(data_dir: &Path, mut config: Config) -> Result<Services, String> {
+fn open_services(
+    data_dir: &Path,
+    mut config: Config,
+    slack: Option<&firewatch_slack::SlackConfig>,
+) -> Result<Services, String> {
     // Threads always go to the terminal too, so the flow is visible with no
     // chat platform configured (FIREWATCH_CONSOLE_CHAT=false turns it off).
     if std::env::var("FIREWATCH_CONSOLE_CHAT").as_deref() != Ok("false") {
@@ -75,6 +84,10 @@ fn open_services(data_dir: &Path, mut config: Config) -> Result<Services, String
     }
     let chat = firewatch_domain::chat::ChatHub {
         console: Some(Arc::new(firewatch_local::ConsoleChat::default())),
+        slack: slack.map(|c| {
+            Arc::new(firewatch_slack::SlackChat::new(c.clone()))
+                as Arc<dyn firewatch_domain::chat::ChatClient>
+        }),
         ..Default::default()
     };
     Ok(firewatch_local::services(data_dir)?
@@ -96,7 +109,8 @@ async fn dispatch_loop(services: Services) {
 pub async fn run(args: DevArgs) -> Result<(), String> {
     let config = Config::from_env(LogFormat::Pretty)?;
     firewatch_web::init_tracing(&config);
-    let services = open_services(&args.data_dir, config)?;
+    let slack = firewatch_slack::SlackConfig::from_vars(|k| std::env::var(k).ok())?;
+    let services = open_services(&args.data_dir, config, slack.as_ref())?;
     let (token, origin) = dev_token(&args.data_dir)?;
     auth::register_api_key(
         &services,
@@ -127,7 +141,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!();
 
     tokio::spawn(dispatch_loop(services.clone()));
-    axum::serve(listener, app(services))
+    if slack.is_some() {
+        println!("Slack: threads go to SLACK_DEFAULT_CHANNEL; point slash commands at {url}/v1/chat/slack/commands and interactivity at {url}/v1/chat/slack/interactions");
+    }
+    axum::serve(listener, app(services, slack.as_ref()))
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| e.to_string())

@@ -1,0 +1,262 @@
+//! Slack's requests to firewatch: slash commands and button clicks.
+//!
+//! Every request is verified first: `X-Slack-Signature` must be
+//! `v0=<hex HMAC-SHA256(signing secret, "v0:<timestamp>:<raw body>")>` and
+//! `X-Slack-Request-Timestamp` within 5 minutes, so a forged or replayed
+//! request is a 401 and changes nothing. Slack wants an answer within 3
+//! seconds: the action itself is one store transaction, and the thread reply
+//! and card edit it causes go through the outbox.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use firewatch_domain::incidents::{self, ListFilter};
+use firewatch_domain::settings::Secret;
+use firewatch_domain::{identities, DomainError, Services};
+use firewatch_types::{Button, ButtonAction, IncidentAction, IncidentId, IncidentState, Principal};
+use firewatch_web::{ApiBytes, ApiError, ApiResult};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// What the inbound endpoints need besides the services.
+pub struct SlackInbound {
+    pub signing_secret: Secret,
+    /// For `response_url` answers.
+    pub http: reqwest::Client,
+}
+
+impl SlackInbound {
+    pub fn new(signing_secret: Secret) -> Self {
+        Self {
+            signing_secret,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// The Slack routes, finished with the shared layers.
+pub fn router(services: Services, inbound: SlackInbound) -> Router {
+    let r = Router::new()
+        .route("/v1/chat/slack/commands", post(command))
+        .route("/v1/chat/slack/interactions", post(interaction))
+        .layer(Extension(Arc::new(inbound)));
+    firewatch_web::finish(r, services)
+}
+
+/// Checks Slack's v0 signature over the raw body.
+pub fn verify(secret: &Secret, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), ApiError> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let ts = header("x-slack-request-timestamp")
+        .ok_or_else(|| ApiError::unauthorized("missing X-Slack-Request-Timestamp"))?;
+    let sig = header("x-slack-signature")
+        .ok_or_else(|| ApiError::unauthorized("missing X-Slack-Signature"))?;
+    let ts_num: i64 = ts
+        .parse()
+        .map_err(|_| ApiError::unauthorized("bad X-Slack-Request-Timestamp"))?;
+    if (now - ts_num).abs() > 300 {
+        return Err(ApiError::unauthorized(
+            "request timestamp is older than 5 minutes (replayed?)",
+        ));
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("hmac takes any key length");
+    mac.update(b"v0:");
+    mac.update(ts.as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    let expected = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    if expected.len() == sig.len() && bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("X-Slack-Signature does not match"))
+    }
+}
+
+/// Signs like Slack does; for tests and local tooling.
+pub fn sign(secret: &Secret, ts: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("hmac takes any key length");
+    mac.update(format!("v0:{ts}:").as_bytes());
+    mac.update(body);
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn form(body: &[u8]) -> std::collections::HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn ephemeral(text: impl Into<String>) -> Json<Value> {
+    Json(json!({"response_type": "ephemeral", "text": text.into()}))
+}
+
+async fn who(svc: &Services, user_id: &str) -> Result<Option<Principal>, ApiError> {
+    Ok(identities::principal(svc, "slack", user_id).await?)
+}
+
+const NOT_MAPPED: &str = "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you (POST /v1/chat-identities).";
+
+fn explain(e: DomainError) -> String {
+    match e {
+        DomainError::Forbidden(m)
+        | DomainError::NotFound(m)
+        | DomainError::BadInput { message: m, .. } => m,
+        DomainError::Conflict { message, .. } => message,
+        DomainError::Unauthorized(m) => m,
+        other => {
+            tracing::warn!(error = %other, "slack action failed");
+            "firewatch could not do that right now; try again".into()
+        }
+    }
+}
+
+async fn command(
+    axum::extract::State(svc): axum::extract::State<Services>,
+    Extension(slack): Extension<Arc<SlackInbound>>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<Json<Value>> {
+    verify(
+        &slack.signing_secret,
+        &headers,
+        &body,
+        svc.clock.now().timestamp(),
+    )?;
+    let f = form(&body);
+    let user = f.get("user_id").cloned().unwrap_or_default();
+    let text = f.get("text").cloned().unwrap_or_default();
+    let Some(p) = who(&svc, &user).await? else {
+        return Ok(ephemeral(NOT_MAPPED));
+    };
+    tracing::info!(user = %p.name, command = %text.split_whitespace().next().unwrap_or("help"), "slack command");
+    Ok(ephemeral(run_command(&svc, &p, &text).await))
+}
+
+/// `/fw incidents | show <id> | ack <id> | resolve <id> [reason] | help`
+pub async fn run_command(svc: &Services, p: &Principal, text: &str) -> String {
+    let mut words = text.split_whitespace();
+    let sub = words.next().unwrap_or("help");
+    let id = words.next().map(IncidentId::parse);
+    let rest: Vec<&str> = words.collect();
+    match (sub, id) {
+        ("incidents", _) => {
+            let filter = ListFilter { state: Some(IncidentState::Open), ..Default::default() };
+            match incidents::list(svc, &p.tenant, &filter, None, 10).await {
+                Ok(page) if page.items.is_empty() => "No open incidents.".into(),
+                Ok(page) => page
+                    .items
+                    .iter()
+                    .map(|i| format!("`{}` {} {} ({}×)", i.id, i.severity, i.title, i.occurrences))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Err(e) => explain(e),
+            }
+        }
+        ("show", Some(Ok(id))) => match incidents::get(svc, &p.tenant, &id).await {
+            Ok(i) => format!("`{}` {} · {} · {} · seen {}×\n{}", i.id, i.severity, i.state, i.source, i.occurrences, i.title),
+            Err(e) => explain(e),
+        },
+        ("ack" | "resolve", Some(Ok(id))) => {
+            let action = if sub == "ack" { IncidentAction::Ack } else { IncidentAction::Resolve };
+            let reason = (!rest.is_empty()).then(|| rest.join(" "));
+            match incidents::act(svc, p, &id, action, reason, None).await {
+                Ok(i) => format!("`{}` is now {}.", i.id, i.state),
+                Err(e) => explain(e),
+            }
+        }
+        (_, Some(Err(e))) => e.to_string(),
+        _ => "Usage: `/fw incidents` · `/fw show <id>` · `/fw ack <id>` · `/fw resolve <id> [reason]` · `/fw help`".into(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Interaction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: SlackUser,
+    #[serde(default)]
+    actions: Vec<SlackAction>,
+    #[serde(default)]
+    response_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SlackUser {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct SlackAction {
+    #[serde(default)]
+    value: Option<String>,
+}
+
+async fn interaction(
+    axum::extract::State(svc): axum::extract::State<Services>,
+    Extension(slack): Extension<Arc<SlackInbound>>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<Response> {
+    verify(
+        &slack.signing_secret,
+        &headers,
+        &body,
+        svc.clock.now().timestamp(),
+    )?;
+    let payload = form(&body).remove("payload").ok_or_else(|| {
+        ApiError::bad_request("invalid_payload", "interactions carry a payload field")
+    })?;
+    let i: Interaction = serde_json::from_str(&payload).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_payload",
+            format!("payload is not a Slack interaction: {e}"),
+        )
+    })?;
+    if i.kind != "block_actions" {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let refusal = match who(&svc, &i.user.id).await? {
+        None => Some(NOT_MAPPED.to_owned()),
+        Some(p) => {
+            let mut refusal = None;
+            for a in &i.actions {
+                let Some((action, id)) = a.value.as_deref().and_then(Button::parse_payload) else {
+                    continue;
+                };
+                let result = match action {
+                    ButtonAction::Ack => {
+                        incidents::act(&svc, &p, &id, IncidentAction::Ack, None, None)
+                            .await
+                            .map(|_| ())
+                    }
+                    ButtonAction::Resolve => {
+                        incidents::act(&svc, &p, &id, IncidentAction::Resolve, None, None)
+                            .await
+                            .map(|_| ())
+                    }
+                    ButtonAction::Triage | ButtonAction::Playbooks => Err(DomainError::bad_input(
+                        "not_available",
+                        format!("{} is not available yet", action.label()),
+                    )),
+                };
+                tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "slack button");
+                if let Err(e) = result {
+                    refusal = Some(explain(e));
+                }
+            }
+            refusal
+        }
+    };
+    if let (Some(text), Some(url)) = (refusal, i.response_url.as_deref()) {
+        // Only to the user who clicked; the thread is not touched.
+        let msg = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
+        if let Err(e) = slack.http.post(url).json(&msg).send().await {
+            tracing::warn!(error = %e.without_url(), "could not answer on response_url");
+        }
+    }
+    Ok(StatusCode::OK.into_response())
+}

@@ -1,0 +1,14 @@
+//! Lambda entry point of the Slack endpoints (slash commands and
+//! interactivity), on the AWS adapters.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
+    firewatch_web::init_tracing(&config);
+    let slack = firewatch_slack::SlackConfig::from_vars(|k| std::env::var(k).ok())?
+        .ok_or("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the Slack function")?;
+    let aws = firewatch_aws::AwsConfig::from_env()?;
+    let services = firewatch_aws::services(&aws, config.settings).await;
+    let inbound = firewatch_slack::SlackInbound::new(slack.signing_secret);
+    lambda_http::run(firewatch_slack::router(services, inbound)).await
+}

@@ -1,0 +1,525 @@
+//! firewatch against a local fake of the Slack Web API that records every
+//! request: the thread of an incident, signed button clicks and commands,
+//! refusals, rate limits and outages. Requests and payloads are shaped as
+//! Slack documents them (chat.postMessage / chat.update answers,
+//! application/x-www-form-urlencoded slash commands and `payload=` block
+//! actions, v0 signatures).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Duration;
+use firewatch_domain::dispatch::{self, drain};
+use firewatch_domain::ingest::{ingest, IngestRequest};
+use firewatch_domain::ports::FixedClock;
+use firewatch_domain::settings::Secret;
+use firewatch_domain::{auth, identities, incidents, Services, Settings};
+use firewatch_slack::{router, sign, SlackChat, SlackConfig, SlackInbound};
+use firewatch_types::{
+    Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
+};
+use firewatch_web::testing::send;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+const SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";
+
+/// What the fake Slack received.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    auth: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct FakeSlack {
+    received: Mutex<Vec<Received>>,
+    /// Statuses to answer before answering normally (429, 500...).
+    script: Mutex<VecDeque<u16>>,
+    down: Mutex<bool>,
+}
+
+async fn api(
+    State(fake): State<Arc<FakeSlack>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, HeaderMap, Json<Value>) {
+    let mut h = HeaderMap::new();
+    if *fake.down.lock().unwrap() {
+        return (StatusCode::SERVICE_UNAVAILABLE, h, Json(json!({})));
+    }
+    if let Some(status) = fake.script.lock().unwrap().pop_front() {
+        if status == 429 {
+            h.insert("retry-after", "1".parse().unwrap());
+        }
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            h,
+            Json(json!({"ok": false, "error": "ratelimited"})),
+        );
+    }
+    let mut received = fake.received.lock().unwrap();
+    received.push(Received {
+        method: method.clone(),
+        auth: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        body: body.clone(),
+    });
+    let ts = format!("1700000000.{:06}", received.len());
+    let answer = match method.as_str() {
+        "chat.postMessage" => {
+            json!({"ok": true, "channel": "C0INCIDENT1", "ts": ts, "message": {"type": "message", "text": body["text"], "ts": ts}})
+        }
+        "chat.update" => {
+            json!({"ok": true, "channel": body["channel"], "ts": body["ts"], "text": body["text"]})
+        }
+        "response" => json!({"ok": true}),
+        _ => json!({"ok": false, "error": "unknown_method"}),
+    };
+    (StatusCode::OK, h, Json(answer))
+}
+
+struct World {
+    svc: Services,
+    clock: Arc<FixedClock>,
+    fake: Arc<FakeSlack>,
+    base: String,
+    app: Router,
+}
+
+async fn world() -> World {
+    let fake = Arc::new(FakeSlack::default());
+    let app = Router::new()
+        .route("/api/{method}", post(api))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let config = SlackConfig::from_vars(|k| match k {
+        "SLACK_BOT_TOKEN" => Some(TOKEN.into()),
+        "SLACK_SIGNING_SECRET" => Some(SIGNING.into()),
+        "SLACK_API_URL" => Some(format!("{base}/api")),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let settings = Settings {
+        default_destinations: vec![Destination::Slack {
+            channel: "#incidents".into(),
+        }],
+        ..Settings::default()
+    };
+    let svc = firewatch_local::services_in_memory()
+        .with_clock(clock.clone())
+        .with_settings(settings)
+        .with_chat(Arc::new(SlackChat::new(config)));
+    let t = TenantId::default_tenant();
+    auth::ensure_tenant(&svc, &t).await.unwrap();
+    let admin = Principal {
+        tenant: t,
+        name: "admin".into(),
+        role: Role::Admin,
+    };
+    identities::register(&svc, &admin, "slack", "U0RESPONDER", Role::Responder)
+        .await
+        .unwrap();
+    identities::register(&svc, &admin, "slack", "U0VIEWER", Role::Viewer)
+        .await
+        .unwrap();
+    let app = router(svc.clone(), SlackInbound::new(Secret::new(SIGNING)));
+    World {
+        svc,
+        clock,
+        fake,
+        base,
+        app,
+    }
+}
+
+async fn fire(w: &World, starts: &str) -> IncidentId {
+    let p = Principal {
+        tenant: TenantId::default_tenant(),
+        name: "source:test".into(),
+        role: Role::Responder,
+    };
+    let body = json!({"title": "checkout 5xx above 5%", "fingerprint": "checkout-5xx", "severity": "critical", "starts_at": starts, "labels": {"service": "checkout"}}).to_string();
+    ingest(
+        &w.svc,
+        IngestRequest {
+            principal: &p,
+            source: SourceKind::Generic,
+            body: body.as_bytes(),
+            headers: vec![],
+        },
+    )
+    .await
+    .unwrap()
+    .incidents[0]
+        .clone()
+}
+
+fn received(w: &World) -> Vec<Received> {
+    w.fake.received.lock().unwrap().clone()
+}
+
+fn signed(w: &World, path: &str, body: String, ts_offset: i64, secret: &str) -> Request<Body> {
+    let ts = w.clock.now_ts() + ts_offset;
+    Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header(
+            "x-slack-signature",
+            sign(&Secret::new(secret), ts, body.as_bytes()),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+trait Ts {
+    fn now_ts(&self) -> i64;
+}
+impl Ts for FixedClock {
+    fn now_ts(&self) -> i64 {
+        firewatch_domain::ports::Clock::now(self).timestamp()
+    }
+}
+
+fn click(w: &World, user: &str, value: &str) -> String {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "jane", "name": "jane", "team_id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "token": "verification-token-unused",
+        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C0INCIDENT1", "is_ephemeral": false},
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "team": {"id": "T0TEAM", "domain": "acme"},
+        "channel": {"id": "C0INCIDENT1", "name": "incidents"},
+        "response_url": format!("{}/api/response", w.base),
+        "actions": [{"action_id": "fw_ack", "block_id": "fw_actions", "text": {"type": "plain_text", "text": "Acknowledge"}, "value": value, "type": "button", "action_ts": "1700000100.000000"}]
+    });
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish()
+}
+
+fn command(user: &str, text: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", "verification-token-unused")
+        .append_pair("team_id", "T0TEAM")
+        .append_pair("team_domain", "acme")
+        .append_pair("channel_id", "C0INCIDENT1")
+        .append_pair("channel_name", "incidents")
+        .append_pair("user_id", user)
+        .append_pair("user_name", "jane")
+        .append_pair("command", "/fw")
+        .append_pair("text", text)
+        .append_pair("api_app_id", "A0APP")
+        .append_pair(
+            "response_url",
+            "https://hooks.slack.com/commands/T0TEAM/1/abc",
+        )
+        .append_pair("trigger_id", "13345224609.738474920.8088930838d88f008e0")
+        .finish()
+}
+
+#[tokio::test]
+async fn an_alert_becomes_a_thread_with_buttons_and_a_second_alert_replies_and_edits_the_card() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let r = received(&w);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].method, "chat.postMessage");
+    assert_eq!(r[0].auth, format!("Bearer {TOKEN}"));
+    assert_eq!(r[0].body["channel"], "#incidents");
+    let blocks = r[0].body["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+    let values: Vec<&str> = actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values[0], format!("fw1:ack:{id}"));
+    assert!(values.iter().all(|v| v.len() <= 64 && !v.contains(TOKEN)));
+
+    fire(&w, "2026-11-20T11:30:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let r = received(&w);
+    assert_eq!(r[1].method, "chat.postMessage");
+    assert_eq!(
+        r[1].body["thread_ts"], "1700000000.000001",
+        "the reply is in the thread"
+    );
+    assert_eq!(
+        r[1].body["channel"], "C0INCIDENT1",
+        "in the channel Slack answered with"
+    );
+    assert_eq!(r[2].method, "chat.update");
+    assert_eq!(r[2].body["ts"], "1700000000.000001");
+    assert!(
+        r[2].body["text"].as_str().unwrap().contains("seen 2×"),
+        "the card shows the new count"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_click_acknowledges_and_the_thread_and_card_follow() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/interactions",
+            click(&w, "U0RESPONDER", &format!("fw1:ack:{id}")),
+            0,
+            SIGNING,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let inc = incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+        .await
+        .unwrap();
+    assert_eq!(inc.state, IncidentState::Acknowledged);
+    drain(&w.svc).await.unwrap();
+    let r = received(&w);
+    assert!(
+        r[1].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("open → acknowledged by slack:U0RESPONDER"),
+        "{:?}",
+        r[1].body
+    );
+    assert_eq!(r[2].method, "chat.update");
+    let buttons: Vec<&str> = r[2].body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .unwrap()["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"]["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        !buttons.contains(&"Acknowledge"),
+        "the card no longer offers Acknowledge: {buttons:?}"
+    );
+
+    // Slack retries a click it thinks was lost: one effect.
+    let again = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/interactions",
+            click(&w, "U0RESPONDER", &format!("fw1:ack:{id}")),
+            0,
+            SIGNING,
+        ),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+    drain(&w.svc).await.unwrap();
+    let tl = incidents::timeline(&w.svc, &TenantId::default_tenant(), &id, None, 50)
+        .await
+        .unwrap();
+    let acks = tl
+        .items
+        .iter()
+        .filter(|e| matches!(e.kind, firewatch_types::TimelineKind::StateChanged { .. }))
+        .count();
+    assert_eq!(acks, 1);
+    let last = received(&w).last().unwrap().clone();
+    assert_eq!(
+        last.method, "response",
+        "the second click is answered only to the clicker"
+    );
+    assert_eq!(last.body["response_type"], "ephemeral");
+}
+
+#[tokio::test]
+async fn forged_stale_unmapped_and_viewer_clicks_change_nothing() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    let value = format!("fw1:ack:{id}");
+    let forged = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/interactions",
+            click(&w, "U0RESPONDER", &value),
+            0,
+            "not-the-secret",
+        ),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    let stale = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/interactions",
+            click(&w, "U0RESPONDER", &value),
+            -600,
+            SIGNING,
+        ),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    let mut unsigned = signed(
+        &w,
+        "/v1/chat/slack/interactions",
+        click(&w, "U0RESPONDER", &value),
+        0,
+        SIGNING,
+    );
+    unsigned.headers_mut().remove("x-slack-signature");
+    assert_eq!(
+        send(&w.app, unsigned).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    for user in ["U0STRANGER", "U0VIEWER"] {
+        let a = send(
+            &w.app,
+            signed(
+                &w,
+                "/v1/chat/slack/interactions",
+                click(&w, user, &value),
+                0,
+                SIGNING,
+            ),
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "Slack gets its 200; the refusal goes to the clicker"
+        );
+        let last = received(&w).last().unwrap().clone();
+        assert_eq!(last.method, "response");
+        assert_eq!(last.body["response_type"], "ephemeral");
+        assert_eq!(last.body["replace_original"], false);
+    }
+    let inc = incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+        .await
+        .unwrap();
+    assert_eq!(inc.state, IncidentState::Open, "nothing changed");
+}
+
+#[tokio::test]
+async fn slash_commands_list_show_ack_and_resolve() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    let run = |user: &str, text: String| {
+        signed(
+            &w,
+            "/v1/chat/slack/commands",
+            command(user, &text),
+            0,
+            SIGNING,
+        )
+    };
+    let a = send(&w.app, run("U0RESPONDER", "incidents".into())).await;
+    assert_eq!(a.json["response_type"], "ephemeral");
+    assert!(a.json["text"].as_str().unwrap().contains(id.as_str()));
+    let a = send(&w.app, run("U0VIEWER", format!("ack {id}"))).await;
+    assert!(
+        a.json["text"].as_str().unwrap().contains("responder role"),
+        "{}",
+        a.text
+    );
+    let a = send(&w.app, run("U0RESPONDER", format!("ack {id}"))).await;
+    assert!(
+        a.json["text"].as_str().unwrap().contains("acknowledged"),
+        "{}",
+        a.text
+    );
+    let a = send(
+        &w.app,
+        run("U0RESPONDER", format!("resolve {id} rolled back")),
+    )
+    .await;
+    assert!(
+        a.json["text"].as_str().unwrap().contains("resolved"),
+        "{}",
+        a.text
+    );
+    let a = send(&w.app, run("U0RESPONDER", format!("show {id}"))).await;
+    assert!(a.json["text"].as_str().unwrap().contains("resolved"));
+    let a = send(&w.app, run("U0STRANGER", "incidents".into())).await;
+    assert!(a.json["text"].as_str().unwrap().contains("not mapped"));
+    let a = send(&w.app, run("U0RESPONDER", "dance".into())).await;
+    assert!(a.json["text"].as_str().unwrap().contains("Usage"));
+    let forged = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/commands",
+            command("U0RESPONDER", "incidents"),
+            0,
+            "nope",
+        ),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_429_then_200_is_delivered_once_after_retry_after() {
+    let w = world().await;
+    w.fake.script.lock().unwrap().push_back(429);
+    fire(&w, "2026-11-20T11:00:00Z").await;
+    assert_eq!(drain(&w.svc).await.unwrap().retrying, 1);
+    assert!(received(&w).is_empty());
+    w.clock.advance(Duration::seconds(2));
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert_eq!(received(&w).len(), 1, "delivered exactly once");
+}
+
+#[tokio::test]
+async fn slack_down_dead_letters_and_a_retry_delivers() {
+    let w = world().await;
+    *w.fake.down.lock().unwrap() = true;
+    fire(&w, "2026-11-20T11:00:00Z").await;
+    for _ in 0..dispatch::MAX_ATTEMPTS {
+        drain(&w.svc).await.unwrap();
+        w.clock.advance(Duration::minutes(10));
+    }
+    let t = TenantId::default_tenant();
+    let dead = dispatch::dead_letters(&w.svc, &t).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].last_error.contains("503"));
+    assert!(
+        !dead[0].last_error.contains(TOKEN),
+        "the token never lands in an error"
+    );
+    *w.fake.down.lock().unwrap() = false;
+    let p = Principal {
+        tenant: t,
+        name: "ops".into(),
+        role: Role::Responder,
+    };
+    dispatch::retry_dead_letter(&w.svc, &p, &dead[0].id)
+        .await
+        .unwrap();
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert_eq!(received(&w).len(), 1);
+}
