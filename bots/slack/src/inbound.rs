@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use firewatch_domain::incidents::{self, ListFilter};
+use firewatch_domain::incidents;
 use firewatch_domain::settings::Secret;
 use firewatch_domain::{identities, DomainError, Services};
-use firewatch_types::{Button, ButtonAction, IncidentAction, IncidentId, IncidentState, Principal};
+use firewatch_types::{Button, ButtonAction, IncidentAction, Principal};
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -100,20 +100,6 @@ async fn who(svc: &Services, user_id: &str) -> Result<Option<Principal>, ApiErro
 
 const NOT_MAPPED: &str = "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you (POST /v1/chat-identities).";
 
-fn explain(e: DomainError) -> String {
-    match e {
-        DomainError::Forbidden(m)
-        | DomainError::NotFound(m)
-        | DomainError::BadInput { message: m, .. } => m,
-        DomainError::Conflict { message, .. } => message,
-        DomainError::Unauthorized(m) => m,
-        other => {
-            tracing::warn!(error = %other, "slack action failed");
-            "firewatch could not do that right now; try again".into()
-        }
-    }
-}
-
 async fn command(
     axum::extract::State(svc): axum::extract::State<Services>,
     Extension(slack): Extension<Arc<SlackInbound>>,
@@ -133,44 +119,9 @@ async fn command(
         return Ok(ephemeral(NOT_MAPPED));
     };
     tracing::info!(user = %p.name, command = %text.split_whitespace().next().unwrap_or("help"), "slack command");
-    Ok(ephemeral(run_command(&svc, &p, &text).await))
-}
-
-/// `/fw incidents | show <id> | ack <id> | resolve <id> [reason] | help`
-pub async fn run_command(svc: &Services, p: &Principal, text: &str) -> String {
-    let mut words = text.split_whitespace();
-    let sub = words.next().unwrap_or("help");
-    let id = words.next().map(IncidentId::parse);
-    let rest: Vec<&str> = words.collect();
-    match (sub, id) {
-        ("incidents", _) => {
-            let filter = ListFilter { state: Some(IncidentState::Open), ..Default::default() };
-            match incidents::list(svc, &p.tenant, &filter, None, 10).await {
-                Ok(page) if page.items.is_empty() => "No open incidents.".into(),
-                Ok(page) => page
-                    .items
-                    .iter()
-                    .map(|i| format!("`{}` {} {} ({}×)", i.id, i.severity, i.title, i.occurrences))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                Err(e) => explain(e),
-            }
-        }
-        ("show", Some(Ok(id))) => match incidents::get(svc, &p.tenant, &id).await {
-            Ok(i) => format!("`{}` {} · {} · {} · seen {}×\n{}", i.id, i.severity, i.state, i.source, i.occurrences, i.title),
-            Err(e) => explain(e),
-        },
-        ("ack" | "resolve", Some(Ok(id))) => {
-            let action = if sub == "ack" { IncidentAction::Ack } else { IncidentAction::Resolve };
-            let reason = (!rest.is_empty()).then(|| rest.join(" "));
-            match incidents::act(svc, p, &id, action, reason, None).await {
-                Ok(i) => format!("`{}` is now {}.", i.id, i.state),
-                Err(e) => explain(e),
-            }
-        }
-        (_, Some(Err(e))) => e.to_string(),
-        _ => "Usage: `/fw incidents` · `/fw show <id>` · `/fw ack <id>` · `/fw resolve <id> [reason]` · `/fw help`".into(),
-    }
+    Ok(ephemeral(
+        firewatch_domain::chat::run_command(&svc, &p, &text, "/fw ").await,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -245,7 +196,7 @@ async fn interaction(
                 };
                 tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "slack button");
                 if let Err(e) = result {
-                    refusal = Some(explain(e));
+                    refusal = Some(firewatch_domain::chat::explain(e));
                 }
             }
             refusal

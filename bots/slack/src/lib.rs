@@ -15,7 +15,7 @@ use firewatch_domain::settings::Secret;
 
 pub use blocks::card_blocks;
 pub use client::SlackChat;
-pub use inbound::{router, run_command, sign, verify, SlackInbound};
+pub use inbound::{router, sign, verify, SlackInbound};
 
 /// Slack settings from the environment.
 #[derive(Clone, Debug)]

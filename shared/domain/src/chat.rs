@@ -7,6 +7,10 @@ use firewatch_types::{
 };
 use std::time::Duration;
 
+use crate::incidents::{self, ListFilter};
+use crate::{DomainError, Services};
+use firewatch_types::{IncidentAction, IncidentId, IncidentState, Principal};
+
 /// Why a chat call failed, classified for retrying.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChatError {
@@ -177,5 +181,59 @@ impl ChatClient for ChatHub {
     }
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
         self.pick(&thread.destination)?.reply(thread, text).await
+    }
+}
+
+/// Runs a chat command: `incidents | show <id> | ack <id> | resolve <id>
+/// [reason] | help`. `prefix` is how the platform spells the command in
+/// the usage line (`/fw ` on Slack, `/` on Telegram).
+pub async fn run_command(svc: &Services, p: &Principal, text: &str, prefix: &str) -> String {
+    let mut words = text.split_whitespace();
+    let sub = words.next().unwrap_or("help");
+    let id = words.next().map(IncidentId::parse);
+    let rest: Vec<&str> = words.collect();
+    match (sub, id) {
+        ("incidents", _) => {
+            let filter = ListFilter { state: Some(IncidentState::Open), ..Default::default() };
+            match incidents::list(svc, &p.tenant, &filter, None, 10).await {
+                Ok(page) if page.items.is_empty() => "No open incidents.".into(),
+                Ok(page) => page
+                    .items
+                    .iter()
+                    .map(|i| format!("`{}` {} {} ({}×)", i.id, i.severity, i.title, i.occurrences))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Err(e) => explain(e),
+            }
+        }
+        ("show", Some(Ok(id))) => match incidents::get(svc, &p.tenant, &id).await {
+            Ok(i) => format!("`{}` {} · {} · {} · seen {}×\n{}", i.id, i.severity, i.state, i.source, i.occurrences, i.title),
+            Err(e) => explain(e),
+        },
+        ("ack" | "resolve", Some(Ok(id))) => {
+            let action = if sub == "ack" { IncidentAction::Ack } else { IncidentAction::Resolve };
+            let reason = (!rest.is_empty()).then(|| rest.join(" "));
+            match incidents::act(svc, p, &id, action, reason, None).await {
+                Ok(i) => format!("`{}` is now {}.", i.id, i.state),
+                Err(e) => explain(e),
+            }
+        }
+        (_, Some(Err(e))) => e.to_string(),
+        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}help"),
+    }
+}
+
+/// A refusal or failure worded for the person who clicked or typed.
+pub fn explain(e: DomainError) -> String {
+    match e {
+        DomainError::Forbidden(m)
+        | DomainError::NotFound(m)
+        | DomainError::BadInput { message: m, .. } => m,
+        DomainError::Conflict { message, .. } => message,
+        DomainError::Unauthorized(m) => m,
+        other => {
+            tracing::warn!(error = %other, "chat action failed");
+            "firewatch could not do that right now; try again".into()
+        }
     }
 }
