@@ -9,7 +9,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     firewatch_web::init_tracing(&config);
     let aws = firewatch_aws::AwsConfig::from_env()?;
     let slack = firewatch_slack::SlackConfig::from_vars(|k| std::env::var(k).ok())?;
+    let telegram = firewatch_telegram::TelegramConfig::from_vars(|k| std::env::var(k).ok())?;
     let chat = firewatch_domain::chat::ChatHub {
+        telegram: telegram.map(|c| {
+            Arc::new(firewatch_telegram::TelegramChat::new(c))
+                as Arc<dyn firewatch_domain::chat::ChatClient>
+        }),
         slack: slack.map(|c| {
             Arc::new(firewatch_slack::SlackChat::new(c))
                 as Arc<dyn firewatch_domain::chat::ChatClient>

@@ -19,16 +19,40 @@ pub struct DevArgs {
     data_dir: PathBuf,
 }
 
+/// The chat platforms configured in the environment.
+#[derive(Default)]
+pub struct ChatConfig {
+    pub slack: Option<firewatch_slack::SlackConfig>,
+    pub telegram: Option<firewatch_telegram::TelegramConfig>,
+}
+
+impl ChatConfig {
+    pub fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).ok();
+        Ok(Self {
+            slack: firewatch_slack::SlackConfig::from_vars(var)?,
+            telegram: firewatch_telegram::TelegramConfig::from_vars(var)?,
+        })
+    }
+}
+
 /// Every router of every family, merged: what one port serves in dev.
-/// The Slack endpoints are mounted when Slack is configured.
-pub fn app(services: Services, slack: Option<&firewatch_slack::SlackConfig>) -> Router {
+/// A chat platform's endpoints are mounted when it is configured.
+pub fn app(services: Services, chat: &ChatConfig) -> Router {
     let mut app = Router::new()
         .merge(firewatch_web::ops::router(services.clone()))
         .merge(firewatch_ingest::router(services.clone()))
         .merge(firewatch_incidents::router(services.clone()));
-    if let Some(cfg) = slack {
+    if let Some(cfg) = &chat.slack {
         let inbound = firewatch_slack::SlackInbound::new(cfg.signing_secret.clone());
-        app = app.merge(firewatch_slack::router(services, inbound));
+        app = app.merge(firewatch_slack::router(services.clone(), inbound));
+    }
+    if let Some(cfg) = &chat.telegram {
+        let inbound = firewatch_telegram::TelegramInbound {
+            webhook_secret: cfg.webhook_secret.clone(),
+            bot: Arc::new(firewatch_telegram::TelegramChat::new(cfg.clone())),
+        };
+        app = app.merge(firewatch_telegram::router(services, inbound));
     }
     app.fallback(firewatch_web::not_found)
 }
@@ -72,7 +96,7 @@ pub fn read_dev_token(dir: &Path) -> Option<String> {
 fn open_services(
     data_dir: &Path,
     mut config: Config,
-    slack: Option<&firewatch_slack::SlackConfig>,
+    chat_config: &ChatConfig,
 ) -> Result<Services, String> {
     // Threads always go to the terminal too, so the flow is visible with no
     // chat platform configured (FIREWATCH_CONSOLE_CHAT=false turns it off).
@@ -84,8 +108,12 @@ fn open_services(
     }
     let chat = firewatch_domain::chat::ChatHub {
         console: Some(Arc::new(firewatch_local::ConsoleChat::default())),
-        slack: slack.map(|c| {
-            Arc::new(firewatch_slack::SlackChat::new(c.clone()))
+        slack: chat_config.slack.clone().map(|c| {
+            Arc::new(firewatch_slack::SlackChat::new(c))
+                as Arc<dyn firewatch_domain::chat::ChatClient>
+        }),
+        telegram: chat_config.telegram.clone().map(|c| {
+            Arc::new(firewatch_telegram::TelegramChat::new(c))
                 as Arc<dyn firewatch_domain::chat::ChatClient>
         }),
         ..Default::default()
@@ -109,8 +137,8 @@ async fn dispatch_loop(services: Services) {
 pub async fn run(args: DevArgs) -> Result<(), String> {
     let config = Config::from_env(LogFormat::Pretty)?;
     firewatch_web::init_tracing(&config);
-    let slack = firewatch_slack::SlackConfig::from_vars(|k| std::env::var(k).ok())?;
-    let services = open_services(&args.data_dir, config, slack.as_ref())?;
+    let chat = ChatConfig::from_env()?;
+    let services = open_services(&args.data_dir, config, &chat)?;
     let (token, origin) = dev_token(&args.data_dir)?;
     auth::register_api_key(
         &services,
@@ -141,10 +169,13 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!();
 
     tokio::spawn(dispatch_loop(services.clone()));
-    if slack.is_some() {
+    if chat.telegram.is_some() {
+        println!("Telegram: threads go to TELEGRAM_DEFAULT_CHAT_ID; setWebhook to {url}/v1/chat/telegram/webhook with your secret_token");
+    }
+    if chat.slack.is_some() {
         println!("Slack: threads go to SLACK_DEFAULT_CHANNEL; point slash commands at {url}/v1/chat/slack/commands and interactivity at {url}/v1/chat/slack/interactions");
     }
-    axum::serve(listener, app(services, slack.as_ref()))
+    axum::serve(listener, app(services, &chat))
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| e.to_string())

@@ -1,0 +1,19 @@
+//! Lambda entry point of the Telegram webhook, on the AWS adapters.
+
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
+    firewatch_web::init_tracing(&config);
+    let tg = firewatch_telegram::TelegramConfig::from_vars(|k| std::env::var(k).ok())?.ok_or(
+        "TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET must be set for the Telegram function",
+    )?;
+    let aws = firewatch_aws::AwsConfig::from_env()?;
+    let services = firewatch_aws::services(&aws, config.settings).await;
+    let inbound = firewatch_telegram::TelegramInbound {
+        webhook_secret: tg.webhook_secret.clone(),
+        bot: Arc::new(firewatch_telegram::TelegramChat::new(tg)),
+    };
+    lambda_http::run(firewatch_telegram::router(services, inbound)).await
+}

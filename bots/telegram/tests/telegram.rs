@@ -1,0 +1,400 @@
+//! firewatch against a local fake of the Telegram Bot API that records every
+//! call. Updates are shaped as the Bot API documents them (`Update` with
+//! `message` or `callback_query`), answers as `{"ok": true, "result": ...}`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{Request, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Duration;
+use firewatch_domain::dispatch::{self, drain};
+use firewatch_domain::ingest::{ingest, IngestRequest};
+use firewatch_domain::ports::FixedClock;
+use firewatch_domain::{auth, identities, incidents, Services, Settings};
+use firewatch_telegram::{router, TelegramChat, TelegramConfig, TelegramInbound};
+use firewatch_types::{
+    Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
+};
+use firewatch_web::testing::send;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+const TOKEN: &str = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+const SECRET: &str = "fw_webhook_secret_0123";
+
+#[derive(Debug, Clone)]
+struct Call {
+    token: String,
+    method: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct FakeTelegram {
+    calls: Mutex<Vec<Call>>,
+    script: Mutex<VecDeque<u16>>,
+    down: Mutex<bool>,
+}
+
+async fn api(
+    State(fake): State<Arc<FakeTelegram>>,
+    Path((bot, method)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if *fake.down.lock().unwrap() {
+        return (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"ok": false, "error_code": 502, "description": "Bad Gateway"})),
+        );
+    }
+    if let Some(429) = fake.script.lock().unwrap().pop_front() {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(
+                json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}),
+            ),
+        );
+    }
+    let mut calls = fake.calls.lock().unwrap();
+    calls.push(Call {
+        token: bot.trim_start_matches("bot").to_owned(),
+        method: method.clone(),
+        body: body.clone(),
+    });
+    let n = calls.len() as i64;
+    let result = match method.as_str() {
+        "sendMessage" | "editMessageText" => json!({
+            "message_id": body.get("message_id").and_then(Value::as_i64).unwrap_or(100 + n),
+            "date": 1795089600,
+            "chat": {"id": body["chat_id"].as_str().and_then(|c| c.parse::<i64>().ok()).unwrap_or(-1001234567890i64), "type": "supergroup", "title": "Incidents"},
+            "text": body["text"],
+        }),
+        "answerCallbackQuery" => json!(true),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
+            )
+        }
+    };
+    (StatusCode::OK, Json(json!({"ok": true, "result": result})))
+}
+
+struct World {
+    svc: Services,
+    clock: Arc<FixedClock>,
+    fake: Arc<FakeTelegram>,
+    app: Router,
+}
+
+async fn world() -> World {
+    let fake = Arc::new(FakeTelegram::default());
+    let api_app = Router::new()
+        .route("/{bot}/{method}", post(api))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, api_app).await });
+    let config = TelegramConfig::from_vars(|k| match k {
+        "TELEGRAM_BOT_TOKEN" => Some(TOKEN.into()),
+        "TELEGRAM_WEBHOOK_SECRET" => Some(SECRET.into()),
+        "TELEGRAM_API_URL" => Some(base.clone()),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let dest = Destination::Telegram {
+        chat_id: "-1001234567890".into(),
+        topic_id: None,
+    };
+    let settings = Settings {
+        default_destinations: vec![dest],
+        ..Settings::default()
+    };
+    let bot = Arc::new(TelegramChat::new(config.clone()));
+    let svc = firewatch_local::services_in_memory()
+        .with_clock(clock.clone())
+        .with_settings(settings)
+        .with_chat(bot.clone());
+    let t = TenantId::default_tenant();
+    auth::ensure_tenant(&svc, &t).await.unwrap();
+    let admin = Principal {
+        tenant: t,
+        name: "admin".into(),
+        role: Role::Admin,
+    };
+    identities::register(&svc, &admin, "telegram", "5550001", Role::Responder)
+        .await
+        .unwrap();
+    identities::register(&svc, &admin, "telegram", "5550002", Role::Viewer)
+        .await
+        .unwrap();
+    let app = router(
+        svc.clone(),
+        TelegramInbound {
+            webhook_secret: config.webhook_secret.clone(),
+            bot,
+        },
+    );
+    World {
+        svc,
+        clock,
+        fake,
+        app,
+    }
+}
+
+async fn fire(w: &World, starts: &str) -> IncidentId {
+    let p = Principal {
+        tenant: TenantId::default_tenant(),
+        name: "source:test".into(),
+        role: Role::Responder,
+    };
+    let body = json!({"title": "orders queue backlog", "fingerprint": "orders-queue", "severity": "warning", "starts_at": starts}).to_string();
+    ingest(
+        &w.svc,
+        IngestRequest {
+            principal: &p,
+            source: SourceKind::Generic,
+            body: body.as_bytes(),
+            headers: vec![],
+        },
+    )
+    .await
+    .unwrap()
+    .incidents[0]
+        .clone()
+}
+
+fn calls(w: &World) -> Vec<Call> {
+    w.fake.calls.lock().unwrap().clone()
+}
+
+fn update(secret: &str, body: Value) -> Request<Body> {
+    Request::post("/v1/chat/telegram/webhook")
+        .header("content-type", "application/json")
+        .header("x-telegram-bot-api-secret-token", secret)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn press(update_id: i64, user: i64, data: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "callback_query": {
+            "id": format!("4382bfdwdsb323b2d9{update_id}"),
+            "from": {"id": user, "is_bot": false, "first_name": "Jane", "username": "jane", "language_code": "en"},
+            "message": {"message_id": 101, "date": 1795089600, "chat": {"id": -1001234567890i64, "type": "supergroup", "title": "Incidents"}, "text": "card"},
+            "chat_instance": "-7389245738450932",
+            "data": data
+        }
+    })
+}
+
+fn text(update_id: i64, user: i64, text: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": 500 + update_id,
+            "from": {"id": user, "is_bot": false, "first_name": "Jane"},
+            "chat": {"id": -1001234567890i64, "type": "supergroup", "title": "Incidents"},
+            "date": 1795089600,
+            "text": text,
+            "entities": [{"offset": 0, "length": text.split(' ').next().unwrap().len(), "type": "bot_command"}]
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_alert_becomes_a_card_and_later_events_reply_to_it_and_edit_it() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let c = calls(&w);
+    assert_eq!(c[0].method, "sendMessage");
+    assert_eq!(c[0].token, TOKEN);
+    let keyboard = c[0].body["reply_markup"]["inline_keyboard"][0]
+        .as_array()
+        .unwrap();
+    assert_eq!(keyboard[0]["callback_data"], format!("fw1:ack:{id}"));
+    assert!(
+        keyboard
+            .iter()
+            .all(|b| b["callback_data"].as_str().unwrap().len() <= 64),
+        "callback_data fits in 64 bytes"
+    );
+
+    fire(&w, "2026-11-20T11:30:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let c = calls(&w);
+    assert_eq!(c[1].method, "sendMessage");
+    assert_eq!(
+        c[1].body["reply_parameters"]["message_id"], 101,
+        "a reply to the card"
+    );
+    assert_eq!(c[2].method, "editMessageText");
+    assert_eq!(c[2].body["message_id"], 101);
+    assert!(c[2].body["text"].as_str().unwrap().contains("seen 2×"));
+}
+
+#[tokio::test]
+async fn a_button_press_acknowledges_is_answered_and_a_redelivery_has_one_effect() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let a = send(
+        &w.app,
+        update(SECRET, press(9001, 5550001, &format!("fw1:ack:{id}"))),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(
+        incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .state,
+        IncidentState::Acknowledged
+    );
+    let answer = calls(&w)
+        .into_iter()
+        .find(|c| c.method == "answerCallbackQuery")
+        .unwrap();
+    assert_eq!(answer.body["callback_query_id"], "4382bfdwdsb323b2d99001");
+    assert!(answer.body["text"]
+        .as_str()
+        .unwrap()
+        .contains("acknowledged"));
+
+    let again = send(
+        &w.app,
+        update(SECRET, press(9001, 5550001, &format!("fw1:ack:{id}"))),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        calls(&w)
+            .iter()
+            .filter(|c| c.method == "answerCallbackQuery")
+            .count(),
+        1,
+        "the redelivered update is ignored"
+    );
+    drain(&w.svc).await.unwrap();
+    let c = calls(&w);
+    assert!(c.iter().any(|c| c.method == "sendMessage"
+        && c.body["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("open → acknowledged by telegram:5550001")));
+    assert_eq!(c.last().unwrap().method, "editMessageText");
+}
+
+#[tokio::test]
+async fn forged_unmapped_and_viewer_presses_change_nothing_but_are_answered() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    let data = format!("fw1:ack:{id}");
+    let forged = send(&w.app, update("wrong_secret", press(1, 5550001, &data))).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    let missing = Request::post("/v1/chat/telegram/webhook")
+        .header("content-type", "application/json")
+        .body(Body::from(press(2, 5550001, &data).to_string()))
+        .unwrap();
+    assert_eq!(send(&w.app, missing).await.status, StatusCode::UNAUTHORIZED);
+    for (n, user) in [(3, 5559999), (4, 5550002)] {
+        let a = send(&w.app, update(SECRET, press(n, user, &data))).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let answer = calls(&w)
+            .into_iter()
+            .rev()
+            .find(|c| c.method == "answerCallbackQuery")
+            .unwrap();
+        let text = answer.body["text"].as_str().unwrap().to_owned();
+        assert!(
+            text.contains("not mapped") || text.contains("responder role"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .state,
+        IncidentState::Open
+    );
+    let bad = send(&w.app, update(SECRET, json!({"update_id": "x"}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn commands_work_with_or_without_the_bot_name() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    send(&w.app, update(SECRET, text(1, 5550001, "/incidents"))).await;
+    send(
+        &w.app,
+        update(
+            SECRET,
+            text(2, 5550001, &format!("/ack@firewatch_bot {id}")),
+        ),
+    )
+    .await;
+    send(&w.app, update(SECRET, text(3, 5559999, "/incidents"))).await;
+    let answers: Vec<String> = calls(&w)
+        .iter()
+        .filter(|c| c.method == "sendMessage")
+        .map(|c| c.body["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(answers[0].contains(id.as_str()), "{answers:?}");
+    assert!(answers[1].contains("acknowledged"), "{answers:?}");
+    assert!(answers[2].contains("not mapped"), "{answers:?}");
+}
+
+#[tokio::test]
+async fn a_429_then_200_is_delivered_once_and_an_outage_dead_letters_then_retries() {
+    let w = world().await;
+    w.fake.script.lock().unwrap().push_back(429);
+    fire(&w, "2026-11-20T11:00:00Z").await;
+    assert_eq!(drain(&w.svc).await.unwrap().retrying, 1);
+    w.clock.advance(Duration::seconds(2));
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert_eq!(calls(&w).len(), 1);
+
+    *w.fake.down.lock().unwrap() = true;
+    let p = Principal {
+        tenant: TenantId::default_tenant(),
+        name: "ops".into(),
+        role: Role::Responder,
+    };
+    let id = incidents::list(&w.svc, &p.tenant, &Default::default(), None, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .id
+        .clone();
+    incidents::comment(&w.svc, &p, &id, "scaling consumers")
+        .await
+        .unwrap();
+    for _ in 0..dispatch::MAX_ATTEMPTS {
+        drain(&w.svc).await.unwrap();
+        w.clock.advance(Duration::minutes(10));
+    }
+    let dead = dispatch::dead_letters(&w.svc, &p.tenant).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        !dead[0].last_error.contains(TOKEN),
+        "the token is in every URL but never in an error"
+    );
+    *w.fake.down.lock().unwrap() = false;
+    dispatch::retry_dead_letter(&w.svc, &p, &dead[0].id)
+        .await
+        .unwrap();
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert!(calls(&w).iter().any(|c| c.body["text"]
+        .as_str()
+        .unwrap_or("")
+        .contains("scaling consumers")));
+}
