@@ -37,7 +37,7 @@ cfn-lint infra/template.yaml
 sam validate --lint --template-file infra/template.yaml --region us-east-1
 
 step "cargo lambda build --release"
-for f in ingest incidents dispatch slack telegram; do
+for f in ingest incidents dispatch slack telegram discord; do
   cargo lambda build --release --locked --package "firewatch-$f" --bin "firewatch-$f" --output-format zip
 done
 ls -l target/lambda/*/bootstrap.zip

@@ -24,6 +24,7 @@ pub struct DevArgs {
 pub struct ChatConfig {
     pub slack: Option<firewatch_slack::SlackConfig>,
     pub telegram: Option<firewatch_telegram::TelegramConfig>,
+    pub discord: Option<firewatch_discord::DiscordConfig>,
 }
 
 impl ChatConfig {
@@ -32,6 +33,7 @@ impl ChatConfig {
         Ok(Self {
             slack: firewatch_slack::SlackConfig::from_vars(var)?,
             telegram: firewatch_telegram::TelegramConfig::from_vars(var)?,
+            discord: firewatch_discord::DiscordConfig::from_vars(var)?,
         })
     }
 }
@@ -52,7 +54,13 @@ pub fn app(services: Services, chat: &ChatConfig) -> Router {
             webhook_secret: cfg.webhook_secret.clone(),
             bot: Arc::new(firewatch_telegram::TelegramChat::new(cfg.clone())),
         };
-        app = app.merge(firewatch_telegram::router(services, inbound));
+        app = app.merge(firewatch_telegram::router(services.clone(), inbound));
+    }
+    if let Some(cfg) = &chat.discord {
+        let inbound = firewatch_discord::DiscordInbound {
+            public_key: cfg.public_key,
+        };
+        app = app.merge(firewatch_discord::router(services, inbound));
     }
     app.fallback(firewatch_web::not_found)
 }
@@ -112,11 +120,14 @@ fn open_services(
             Arc::new(firewatch_slack::SlackChat::new(c))
                 as Arc<dyn firewatch_domain::chat::ChatClient>
         }),
+        discord: chat_config.discord.clone().map(|c| {
+            Arc::new(firewatch_discord::DiscordChat::new(c))
+                as Arc<dyn firewatch_domain::chat::ChatClient>
+        }),
         telegram: chat_config.telegram.clone().map(|c| {
             Arc::new(firewatch_telegram::TelegramChat::new(c))
                 as Arc<dyn firewatch_domain::chat::ChatClient>
         }),
-        ..Default::default()
     };
     Ok(firewatch_local::services(data_dir)?
         .with_settings(config.settings)
@@ -169,6 +180,9 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!();
 
     tokio::spawn(dispatch_loop(services.clone()));
+    if chat.discord.is_some() {
+        println!("Discord: threads go to DISCORD_DEFAULT_CHANNEL_ID; set the interactions endpoint to {url}/v1/chat/discord/interactions");
+    }
     if chat.telegram.is_some() {
         println!("Telegram: threads go to TELEGRAM_DEFAULT_CHAT_ID; setWebhook to {url}/v1/chat/telegram/webhook with your secret_token");
     }

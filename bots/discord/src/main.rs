@@ -1,0 +1,15 @@
+//! Lambda entry point of the Discord interactions endpoint, on the AWS adapters.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
+    firewatch_web::init_tracing(&config);
+    let discord = firewatch_discord::DiscordConfig::from_vars(|k| std::env::var(k).ok())?
+        .ok_or("DISCORD_BOT_TOKEN and DISCORD_PUBLIC_KEY must be set for the Discord function")?;
+    let aws = firewatch_aws::AwsConfig::from_env()?;
+    let services = firewatch_aws::services(&aws, config.settings).await;
+    let inbound = firewatch_discord::DiscordInbound {
+        public_key: discord.public_key,
+    };
+    lambda_http::run(firewatch_discord::router(services, inbound)).await
+}

@@ -1,0 +1,480 @@
+//! firewatch against a local fake of Discord's REST API that records every
+//! call. Interactions are shaped and signed as Discord documents them
+//! (Ed25519 over timestamp + body; PING, MESSAGE_COMPONENT, APPLICATION_COMMAND).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{Method, Request, StatusCode};
+use axum::routing::{patch, post};
+use axum::{Json, Router};
+use chrono::Duration;
+use ed25519_dalek::{Signer, SigningKey};
+use firewatch_discord::{router, DiscordChat, DiscordConfig, DiscordInbound};
+use firewatch_domain::dispatch::{self, drain};
+use firewatch_domain::ingest::{ingest, IngestRequest};
+use firewatch_domain::ports::{Clock, FixedClock};
+use firewatch_domain::{auth, identities, incidents, Services, Settings};
+use firewatch_types::{
+    Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
+};
+use firewatch_web::testing::send;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+const TOKEN: &str = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.fake_discord_bot_token_value";
+
+#[derive(Debug, Clone)]
+struct Call {
+    method: Method,
+    path: String,
+    auth: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct FakeDiscord {
+    calls: Mutex<Vec<Call>>,
+    script: Mutex<VecDeque<u16>>,
+    down: Mutex<bool>,
+}
+
+async fn record(
+    fake: &FakeDiscord,
+    method: Method,
+    path: String,
+    headers: &axum::http::HeaderMap,
+    body: Value,
+) -> Result<usize, (StatusCode, Json<Value>)> {
+    if *fake.down.lock().unwrap() {
+        return Err((
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"message": "502: Bad Gateway", "code": 0})),
+        ));
+    }
+    if let Some(429) = fake.script.lock().unwrap().pop_front() {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(
+                json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false}),
+            ),
+        ));
+    }
+    let mut calls = fake.calls.lock().unwrap();
+    calls.push(Call {
+        method,
+        path,
+        auth: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .into(),
+        body,
+    });
+    Ok(calls.len())
+}
+
+async fn create_message(
+    State(fake): State<Arc<FakeDiscord>>,
+    Path(channel): Path<String>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    match record(
+        &fake,
+        Method::POST,
+        format!("/channels/{channel}/messages"),
+        &headers,
+        body.clone(),
+    )
+    .await
+    {
+        Ok(n) => (
+            StatusCode::OK,
+            Json(
+                json!({"id": format!("11000000000000000{n}"), "channel_id": channel, "content": body["content"], "embeds": body["embeds"]}),
+            ),
+        ),
+        Err(e) => e,
+    }
+}
+
+async fn start_thread(
+    State(fake): State<Arc<FakeDiscord>>,
+    Path((channel, message)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    match record(
+        &fake,
+        Method::POST,
+        format!("/channels/{channel}/messages/{message}/threads"),
+        &headers,
+        body.clone(),
+    )
+    .await
+    {
+        Ok(_) => (
+            StatusCode::CREATED,
+            Json(
+                json!({"id": "22000000000000000001", "type": 11, "parent_id": channel, "name": body["name"]}),
+            ),
+        ),
+        Err(e) => e,
+    }
+}
+
+async fn edit_message(
+    State(fake): State<Arc<FakeDiscord>>,
+    Path((channel, message)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    match record(
+        &fake,
+        Method::PATCH,
+        format!("/channels/{channel}/messages/{message}"),
+        &headers,
+        body,
+    )
+    .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            Json(json!({"id": message, "channel_id": channel})),
+        ),
+        Err(e) => e,
+    }
+}
+
+struct World {
+    svc: Services,
+    clock: Arc<FixedClock>,
+    fake: Arc<FakeDiscord>,
+    app: Router,
+    key: SigningKey,
+}
+
+async fn world() -> World {
+    let fake = Arc::new(FakeDiscord::default());
+    let api = Router::new()
+        .route("/channels/{channel}/messages", post(create_message))
+        .route(
+            "/channels/{channel}/messages/{message}/threads",
+            post(start_thread),
+        )
+        .route(
+            "/channels/{channel}/messages/{message}",
+            patch(edit_message),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let public = hex::encode(key.verifying_key().to_bytes());
+    let config = DiscordConfig::from_vars(|k| match k {
+        "DISCORD_BOT_TOKEN" => Some(TOKEN.into()),
+        "DISCORD_PUBLIC_KEY" => Some(public.clone()),
+        "DISCORD_API_URL" => Some(base.clone()),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let settings = Settings {
+        default_destinations: vec![Destination::Discord {
+            channel_id: "1000000000000000001".into(),
+        }],
+        ..Settings::default()
+    };
+    let svc = firewatch_local::services_in_memory()
+        .with_clock(clock.clone())
+        .with_settings(settings)
+        .with_chat(Arc::new(DiscordChat::new(config.clone())));
+    let t = TenantId::default_tenant();
+    auth::ensure_tenant(&svc, &t).await.unwrap();
+    let admin = Principal {
+        tenant: t,
+        name: "admin".into(),
+        role: Role::Admin,
+    };
+    identities::register(
+        &svc,
+        &admin,
+        "discord",
+        "80351110224678912",
+        Role::Responder,
+    )
+    .await
+    .unwrap();
+    identities::register(&svc, &admin, "discord", "80351110224678913", Role::Viewer)
+        .await
+        .unwrap();
+    let app = router(
+        svc.clone(),
+        DiscordInbound {
+            public_key: config.public_key,
+        },
+    );
+    World {
+        svc,
+        clock,
+        fake,
+        app,
+        key,
+    }
+}
+
+async fn fire(w: &World, starts: &str) -> IncidentId {
+    let p = Principal {
+        tenant: TenantId::default_tenant(),
+        name: "source:test".into(),
+        role: Role::Responder,
+    };
+    let body = json!({"title": "api latency p99 above 2s", "fingerprint": "api-latency", "severity": "sev2", "starts_at": starts}).to_string();
+    ingest(
+        &w.svc,
+        IngestRequest {
+            principal: &p,
+            source: SourceKind::Generic,
+            body: body.as_bytes(),
+            headers: vec![],
+        },
+    )
+    .await
+    .unwrap()
+    .incidents[0]
+        .clone()
+}
+
+fn calls(w: &World) -> Vec<Call> {
+    w.fake.calls.lock().unwrap().clone()
+}
+
+fn signed(w: &World, body: Value, key: &SigningKey, ts_offset: i64) -> Request<Body> {
+    let body = body.to_string();
+    let ts = (w.clock.now().timestamp() + ts_offset).to_string();
+    let sig = key.sign(format!("{ts}{body}").as_bytes());
+    Request::post("/v1/chat/discord/interactions")
+        .header("content-type", "application/json")
+        .header("x-signature-ed25519", hex::encode(sig.to_bytes()))
+        .header("x-signature-timestamp", ts)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn click(id: &str, user: &str, custom_id: &str) -> Value {
+    json!({
+        "id": id,
+        "application_id": "1090000000000000000",
+        "type": 3,
+        "token": "aW50ZXJhY3Rpb246MTA5MDAwMDAwMDAwMDAwMDAwMDpmYWtl",
+        "version": 1,
+        "guild_id": "1080000000000000000",
+        "channel_id": "1000000000000000001",
+        "member": {"user": {"id": user, "username": "jane", "discriminator": "0", "global_name": "Jane"}, "roles": [], "permissions": "2147483647"},
+        "message": {"id": "110000000000000001", "channel_id": "1000000000000000001", "content": ""},
+        "data": {"custom_id": custom_id, "component_type": 2}
+    })
+}
+
+#[tokio::test]
+async fn ping_is_answered_with_pong_and_bad_signatures_with_401() {
+    let w = world().await;
+    let ping = json!({"id": "1", "application_id": "1090000000000000000", "type": 1, "token": "t", "version": 1});
+    let a = send(&w.app, signed(&w, ping.clone(), &w.key, 0)).await;
+    assert_eq!(
+        (a.status, a.json.clone()),
+        (StatusCode::OK, json!({"type": 1}))
+    );
+    let other = SigningKey::from_bytes(&[9u8; 32]);
+    assert_eq!(
+        send(&w.app, signed(&w, ping.clone(), &other, 0))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&w.app, signed(&w, ping, &w.key, -3600)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "stale timestamp"
+    );
+}
+
+#[tokio::test]
+async fn an_alert_becomes_a_card_with_a_thread_and_later_events_go_into_it() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let c = calls(&w);
+    assert_eq!(c[0].path, "/channels/1000000000000000001/messages");
+    assert_eq!(c[0].auth, format!("Bot {TOKEN}"));
+    let button = &c[0].body["components"][0]["components"][0];
+    assert_eq!(button["custom_id"], format!("fw1:ack:{id}"));
+    assert!(
+        c[1].path.ends_with("/threads"),
+        "a thread is started from the card"
+    );
+
+    fire(&w, "2026-11-20T11:30:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let c = calls(&w);
+    assert_eq!(
+        c[2].path, "/channels/22000000000000000001/messages",
+        "the reply goes into the thread"
+    );
+    assert_eq!(c[3].method, Method::PATCH);
+    assert_eq!(
+        c[3].path,
+        "/channels/1000000000000000001/messages/110000000000000001"
+    );
+    assert_eq!(c[3].body["embeds"][0]["fields"][2]["value"], "2×");
+}
+
+#[tokio::test]
+async fn a_signed_click_acknowledges_with_a_deferred_update_and_the_thread_follows() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            click(
+                "1200000000000000001",
+                "80351110224678912",
+                &format!("fw1:ack:{id}"),
+            ),
+            &w.key,
+            0,
+        ),
+    )
+    .await;
+    assert_eq!(a.json, json!({"type": 6}), "{}", a.text);
+    assert_eq!(
+        incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .state,
+        IncidentState::Acknowledged
+    );
+    let again = send(
+        &w.app,
+        signed(
+            &w,
+            click(
+                "1200000000000000001",
+                "80351110224678912",
+                &format!("fw1:ack:{id}"),
+            ),
+            &w.key,
+            0,
+        ),
+    )
+    .await;
+    assert_eq!(
+        again.json,
+        json!({"type": 6}),
+        "the same interaction again has no effect"
+    );
+    drain(&w.svc).await.unwrap();
+    let c = calls(&w);
+    assert!(c.iter().any(|c| c.body["content"]
+        .as_str()
+        .unwrap_or("")
+        .contains("open → acknowledged by discord:80351110224678912")));
+    assert_eq!(c.last().unwrap().method, Method::PATCH);
+}
+
+#[tokio::test]
+async fn unmapped_and_viewer_clicks_are_refused_ephemerally_and_change_nothing() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    for (n, user) in [("1", "99999"), ("2", "80351110224678913")] {
+        let a = send(
+            &w.app,
+            signed(&w, click(n, user, &format!("fw1:ack:{id}")), &w.key, 0),
+        )
+        .await;
+        assert_eq!(a.json["type"], 4);
+        assert_eq!(a.json["data"]["flags"], 64, "only the clicker sees it");
+    }
+    assert_eq!(
+        incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .state,
+        IncidentState::Open
+    );
+}
+
+#[tokio::test]
+async fn the_fw_command_runs_with_its_text_option() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    let cmd = json!({
+        "id": "1300000000000000001", "application_id": "1090000000000000000", "type": 2, "token": "t", "version": 1,
+        "member": {"user": {"id": "80351110224678912", "username": "jane"}},
+        "data": {"id": "1310000000000000000", "name": "fw", "type": 1, "options": [{"name": "text", "type": 3, "value": format!("resolve {id} fixed")}]}
+    });
+    let a = send(&w.app, signed(&w, cmd, &w.key, 0)).await;
+    assert!(
+        a.json["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("resolved"),
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_and_an_outage_dead_letters_then_retries() {
+    let w = world().await;
+    w.fake.script.lock().unwrap().push_back(429);
+    fire(&w, "2026-11-20T11:00:00Z").await;
+    assert_eq!(drain(&w.svc).await.unwrap().retrying, 1);
+    w.clock.advance(Duration::seconds(2));
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert_eq!(
+        calls(&w)
+            .iter()
+            .filter(|c| c.path.ends_with("/messages") && c.method == Method::POST)
+            .count(),
+        1,
+        "one card"
+    );
+
+    *w.fake.down.lock().unwrap() = true;
+    let p = Principal {
+        tenant: TenantId::default_tenant(),
+        name: "ops".into(),
+        role: Role::Responder,
+    };
+    let id = incidents::list(&w.svc, &p.tenant, &Default::default(), None, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .id
+        .clone();
+    incidents::comment(&w.svc, &p, &id, "failing over")
+        .await
+        .unwrap();
+    for _ in 0..dispatch::MAX_ATTEMPTS {
+        drain(&w.svc).await.unwrap();
+        w.clock.advance(Duration::minutes(10));
+    }
+    let dead = dispatch::dead_letters(&w.svc, &p.tenant).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(!dead[0].last_error.contains(TOKEN));
+    *w.fake.down.lock().unwrap() = false;
+    dispatch::retry_dead_letter(&w.svc, &p, &dead[0].id)
+        .await
+        .unwrap();
+    assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
+    assert!(calls(&w).iter().any(|c| c.body["content"]
+        .as_str()
+        .unwrap_or("")
+        .contains("failing over")));
+}
