@@ -17,6 +17,10 @@ pub struct DevArgs {
     /// Where the embedded store and blobs live.
     #[arg(long, default_value = ".firewatch")]
     data_dir: PathBuf,
+    /// A JSON file of routing rules for tenant `default`, applied at start:
+    /// `[{"id": "...", "match": {...}, "destinations": [...]}]` (docs/CHAT.md).
+    #[arg(long)]
+    routes: Option<PathBuf>,
 }
 
 /// The chat platforms configured in the environment.
@@ -135,13 +139,17 @@ fn open_services(
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new())))
 }
 
-/// The local dispatcher: delivers the outbox a few times a second.
+/// The local dispatcher: delivers the outbox as soon as a change enqueues
+/// something, and every second regardless (for retries that come due).
 async fn dispatch_loop(services: Services) {
     loop {
         if let Err(e) = firewatch_domain::dispatch::drain(&services).await {
             tracing::warn!(error = %e, "dispatcher pass failed");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::select! {
+            _ = services.outbox_signal.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
     }
 }
 
@@ -160,6 +168,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("cannot register the dev key: {e}"))?;
+
+    if let Some(path) = &args.routes {
+        load_routes(&services, path, &token).await?;
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -193,6 +205,24 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Applies a routing file as the dev admin.
+async fn load_routes(services: &Services, path: &Path, token: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let rules: Vec<firewatch_domain::routes::Route> = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a list of routes: {e}", path.display()))?;
+    let admin = auth::authenticate_token(services, token)
+        .await
+        .map_err(|e| e.to_string())?;
+    for rule in rules {
+        let id = rule.id.clone();
+        firewatch_domain::routes::put(services, &admin, &id, rule)
+            .await
+            .map_err(|e| format!("{}: route {id:?}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn shutdown() {

@@ -9,6 +9,8 @@
 //!   chat deliveries that failed for good, and putting one back in the outbox
 //! - `POST|GET /v1/chat-identities`, `DELETE /v1/chat-identities/{platform}/{user_id}`:
 //!   which chat users act as which role (admin)
+//! - `GET /v1/routes`, `PUT|DELETE /v1/routes/{id}`: which chat destinations
+//!   incidents go to (admin to change)
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +20,7 @@ use firewatch_domain::auth::require_role;
 use firewatch_domain::dispatch::{self, DeadLetter};
 use firewatch_domain::identities::{self, ChatIdentity};
 use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy, RecurrenceGroup};
+use firewatch_domain::routes::{self, Route};
 use firewatch_domain::Services;
 use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
@@ -35,6 +38,11 @@ pub fn router(services: Services) -> Router {
         .route("/v1/incidents/{id}/timeline", get(timeline))
         .route("/v1/incidents/{id}/comments", post(comment))
         .route("/v1/incidents/{id}/{action}", post(act))
+        .route("/v1/routes", get(list_routes))
+        .route(
+            "/v1/routes/{id}",
+            axum::routing::put(put_route).delete(delete_route),
+        )
         .route("/v1/dispatch/dead-letters", get(dead_letters))
         .route(
             "/v1/dispatch/dead-letters/{id}/retry",
@@ -270,5 +278,35 @@ async fn unmap_identity(
     ApiPath((platform, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     identities::delete(&svc, &p, &platform, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct Routes {
+    items: Vec<Route>,
+}
+
+async fn list_routes(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<Routes>> {
+    require_role(&p, Role::Viewer, "read routing")?;
+    Ok(Json(Routes {
+        items: routes::list(&svc, &p.tenant).await?,
+    }))
+}
+
+async fn put_route(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(route): ApiJson<Route>,
+) -> ApiResult<Json<Route>> {
+    Ok(Json(routes::put(&svc, &p, &id, route).await?))
+}
+
+async fn delete_route(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    routes::delete(&svc, &p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

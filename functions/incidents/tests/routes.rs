@@ -462,3 +462,62 @@ async fn admins_map_chat_users_to_roles() {
     let a = send(&app, get("/v1/chat-identities", &keys.admin)).await;
     assert_eq!(a.json["items"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn admins_manage_routing_rules() {
+    let (_, keys, app, _) = setup().await;
+    let rule = r##"{"match": {"severities": ["sev1"], "labels": {"team": "payments"}}, "destinations": [{"platform": "slack", "channel": "#payments-incidents"}, {"platform": "telegram", "chat_id": "-1001234567890", "topic_id": "42"}]}"##;
+    let put = |token: &str, id: &str, body: &str| {
+        json_request(
+            Method::PUT,
+            &format!("/v1/routes/{id}"),
+            Some(token),
+            body.to_owned(),
+        )
+    };
+    assert_eq!(
+        send(&app, put(&keys.responder, "payments", rule))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let a = send(&app, put(&keys.admin, "payments", rule)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["id"], "payments");
+    for (id, body) in [
+        ("bad id!", rule),
+        ("empty", r#"{"destinations": []}"#),
+        (
+            "unknown-platform",
+            r#"{"destinations": [{"platform": "irc", "channel": "x"}]}"#,
+        ),
+        (
+            "unknown-field",
+            r#"{"destinations": [{"platform": "console"}], "priority": 1}"#,
+        ),
+    ] {
+        let a = send(
+            &app,
+            put(
+                &keys.admin,
+                &id.replace(' ', "%20").replace('!', "%21"),
+                body,
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{id}: {}", a.text);
+    }
+    let a = send(&app, get("/v1/routes", &keys.viewer)).await;
+    assert_eq!(a.json["items"].as_array().unwrap().len(), 1);
+    assert_eq!(a.json["items"][0]["destinations"][1]["topic_id"], "42");
+    let del = Request::delete("/v1/routes/payments")
+        .header("authorization", format!("Bearer {}", keys.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.status, StatusCode::NO_CONTENT);
+    let del = Request::delete("/v1/routes/payments")
+        .header("authorization", format!("Bearer {}", keys.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.status, StatusCode::NOT_FOUND);
+}

@@ -68,12 +68,6 @@ impl From<StoreError> for DeliveryError {
     }
 }
 
-/// Where an incident's thread lives. Routing rules per tenant come later;
-/// today every incident goes to the configured default destinations.
-pub fn destinations(svc: &Services, _inc: &Incident) -> Vec<Destination> {
-    svc.settings.default_destinations.clone()
-}
-
 fn effects_pk(t: &firewatch_types::TenantId) -> String {
     format!("{t}#FX")
 }
@@ -129,7 +123,7 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
         Err(e) => return Err(e.into()),
     };
     let card = card(&inc);
-    for dest in destinations(svc, &inc) {
+    for dest in crate::routes::destinations(svc, &inc).await? {
         let key = format!("{}#{}", record.id, dest.key());
         if done(svc, &inc, &key).await? {
             continue;
@@ -429,6 +423,6 @@ pub async fn retry_dead_letter(
         item: keys::item(keys::audit_pk(tenant), audit.id.clone(), 1, &audit)?,
         condition: Condition::Absent,
     });
-    svc.store.transact(ops).await?;
+    crate::incidents::commit(svc, ops).await?;
     Ok(dl)
 }

@@ -93,6 +93,19 @@ pub(crate) async fn load_group(
     )
 }
 
+/// Commits a change and, when it enqueued outbox records, wakes the local
+/// dispatcher so that chat follows within milliseconds instead of a poll.
+pub(crate) async fn commit(svc: &Services, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+    let enqueues = ops
+        .iter()
+        .any(|op| matches!(op, WriteOp::Put { item, .. } if item.pk.ends_with("#OUTBOX")));
+    svc.store.transact(ops).await?;
+    if enqueues {
+        svc.outbox_signal.notify_one();
+    }
+    Ok(())
+}
+
 /// Reads one incident.
 pub async fn get(
     svc: &Services,
@@ -305,7 +318,7 @@ pub async fn act(
             )
         })?;
         let ops = transition_ops(svc, &mut inc, to, &principal.name, reason.clone()).await?;
-        match svc.store.transact(ops).await {
+        match commit(svc, ops).await {
             Ok(()) => return Ok(inc),
             Err(StoreError::ConditionFailed { .. }) => match expected_version {
                 Some(v) => return Err(stale(v, v + 1)),
@@ -363,7 +376,7 @@ pub async fn comment(
             reason: None,
         },
     )?);
-    svc.store.transact(ops).await?;
+    commit(svc, ops).await?;
     Ok(e)
 }
 

@@ -366,7 +366,7 @@ async fn fold_alert(
             return Ok((outcome, incident));
         }
         dossier.ensure_stored(svc, tenant).await?;
-        match svc.store.transact(ops).await {
+        match crate::incidents::commit(svc, ops).await {
             Ok(()) => return Ok((outcome, incident)),
             Err(StoreError::ConditionFailed { .. }) => continue,
             Err(e) => return Err(e.into()),

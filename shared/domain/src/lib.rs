@@ -17,6 +17,7 @@ pub mod normalize;
 pub mod outbox;
 pub mod ports;
 pub mod redact;
+pub mod routes;
 pub mod settings;
 
 #[cfg(feature = "contract")]

@@ -276,6 +276,9 @@ pub struct Services {
     pub ids: Arc<dyn Ids>,
     pub sns: Arc<dyn SnsConfirmer>,
     pub chat: Arc<dyn crate::chat::ChatClient>,
+    /// Notified whenever a change enqueues outbox records; the local
+    /// dispatcher waits on it (in AWS the table's stream plays this part).
+    pub outbox_signal: Arc<tokio::sync::Notify>,
     pub settings: Arc<Settings>,
 }
 
@@ -290,6 +293,7 @@ impl Services {
             ids: Arc::new(SystemIds::default()),
             sns: Arc::new(NoSnsConfirmer),
             chat: Arc::new(NoChat),
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
             settings: Arc::new(Settings::default()),
         }
     }

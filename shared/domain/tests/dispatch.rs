@@ -290,3 +290,54 @@ async fn a_later_event_waits_behind_a_retry_so_the_thread_stays_in_order() {
     assert!(matches!(&calls[0], Call::Root(..)));
     assert!(matches!(&calls[1], Call::Reply(_, t) if t.contains("first look")));
 }
+
+#[tokio::test]
+async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
+    use firewatch_domain::routes::{self, Match, Route};
+    let (w, chat) = chat_world().await;
+    let admin = firewatch_types::Principal {
+        role: firewatch_types::Role::Admin,
+        ..responder()
+    };
+    let route = Route {
+        id: String::new(),
+        when: Match {
+            severities: vec![firewatch_types::Severity::Sev1],
+            ..Default::default()
+        },
+        destinations: vec![Destination::Discord {
+            channel_id: "1000000000000000001".into(),
+        }],
+    };
+    routes::put(&w.svc, &admin, "sev1-to-discord", route)
+        .await
+        .unwrap();
+
+    let critical =
+        serde_json::json!({"title": "down", "fingerprint": "r1", "severity": "critical"})
+            .to_string();
+    post(&w.svc, SourceKind::Generic, critical.as_bytes())
+        .await
+        .unwrap();
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("r2", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    drain(&w.svc).await.unwrap();
+    let roots: Vec<String> = chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Root(dest, _) => Some(dest),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        roots,
+        ["discord:1000000000000000001", "slack:C0INCIDENTS"],
+        "sev1 by the rule, sev2 by the defaults"
+    );
+}

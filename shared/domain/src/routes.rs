@@ -1,0 +1,153 @@
+//! Routing: which chat destinations an incident's thread goes to.
+//!
+//! Each tenant has rules; a rule matches incidents by source, severity and
+//! labels (every given condition must hold) and names destinations. An
+//! incident goes to every destination of every matching rule; when no rule
+//! matches, to the default destinations from the environment.
+
+use firewatch_types::{Destination, Incident, Principal, Role, Severity, SourceKind, TenantId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::auth::require_role;
+use crate::ports::{Condition, Query};
+use crate::{keys, DomainError, Services};
+
+/// What a rule matches; empty lists and maps match everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    #[serde(default)]
+    pub sources: Vec<SourceKind>,
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    /// Label values that must all be equal.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Match {
+    pub fn matches(&self, inc: &Incident) -> bool {
+        (self.sources.is_empty() || self.sources.contains(&inc.source))
+            && (self.severities.is_empty() || self.severities.contains(&inc.severity))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| inc.labels.get(k) == Some(v))
+    }
+}
+
+/// A routing rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, rename = "match")]
+    pub when: Match,
+    pub destinations: Vec<Destination>,
+}
+
+fn routes_pk(t: &TenantId) -> String {
+    format!("{t}#ROUTE")
+}
+
+fn check_id(id: &str) -> Result<(), DomainError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::bad_input(
+            "invalid_route_id",
+            "route ids are 1-64 letters, digits, '-' or '_'",
+        ))
+    }
+}
+
+/// Creates or replaces a rule of the admin's tenant.
+pub async fn put(
+    svc: &Services,
+    admin: &Principal,
+    id: &str,
+    mut route: Route,
+) -> Result<Route, DomainError> {
+    require_role(admin, Role::Admin, "change routing")?;
+    check_id(id)?;
+    if route.destinations.is_empty() {
+        return Err(DomainError::bad_input(
+            "invalid_route",
+            "a route needs at least one destination",
+        ));
+    }
+    route.id = id.to_owned();
+    svc.store
+        .put(
+            keys::item(routes_pk(&admin.tenant), id.to_owned(), 1, &route)?,
+            Condition::Always,
+        )
+        .await?;
+    Ok(route)
+}
+
+/// The rules of a tenant, by id.
+pub async fn list(svc: &Services, tenant: &TenantId) -> Result<Vec<Route>, DomainError> {
+    let page = svc
+        .store
+        .query(Query {
+            pk: routes_pk(tenant),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 1000,
+            descending: false,
+        })
+        .await?;
+    page.items.iter().map(keys::decode).collect()
+}
+
+/// Deletes a rule of the admin's tenant.
+pub async fn delete(svc: &Services, admin: &Principal, id: &str) -> Result<(), DomainError> {
+    require_role(admin, Role::Admin, "change routing")?;
+    check_id(id)?;
+    if svc
+        .store
+        .get(&routes_pk(&admin.tenant), id)
+        .await?
+        .is_none()
+    {
+        return Err(DomainError::NotFound(format!("no route {id}")));
+    }
+    svc.store
+        .delete(&routes_pk(&admin.tenant), id, Condition::Always)
+        .await?;
+    Ok(())
+}
+
+/// Where an incident's threads go.
+pub async fn destinations(svc: &Services, inc: &Incident) -> Result<Vec<Destination>, DomainError> {
+    let mut out: Vec<Destination> = Vec::new();
+    for route in list(svc, &inc.tenant).await? {
+        if route.when.matches(inc) {
+            for d in route.destinations {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out = svc.settings.default_destinations.clone();
+    } else if svc
+        .settings
+        .default_destinations
+        .contains(&Destination::Console)
+        && !out.contains(&Destination::Console)
+    {
+        // The terminal of `firewatch dev` always shows every thread.
+        out.push(Destination::Console);
+    }
+    Ok(out)
+}
