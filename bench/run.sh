@@ -6,6 +6,8 @@
 #                                     ARGS go to `firewatch-bench ingest` (--mode
 #                                     repeat|occurrences, --alerts, --fingerprints,
 #                                     --batch, --clients); without them both modes run.
+#   bench/run.sh chat                 time from an alert's 202 to its root card arriving
+#                                     at a (fake, local) Slack, in `firewatch dev`.
 #   bench/run.sh lambda               each Lambda function's zipped artifact size, and
 #                                     its cold start (process start to first answered
 #                                     invocation) under a local Lambda Runtime API, with
@@ -41,6 +43,25 @@ ingest)
   echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
   echo "data dir size: $(du -sh "$dir" | cut -f1)"
   ;;
+chat)
+  cargo build --release --locked -p firewatch -p firewatch-bench
+  dir=$(mktemp -d)
+  token="fw_bench_$(date +%s)_0123456789"
+  slack_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_CONSOLE_CHAT=false FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
+    SLACK_BOT_TOKEN=xoxb-bench SLACK_SIGNING_SECRET=bench SLACK_DEFAULT_CHANNEL=C0BENCH \
+    SLACK_API_URL="http://127.0.0.1:$slack_port/api" \
+    target/release/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
+  pid=$!
+  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+  url=""
+  for _ in $(seq 100); do
+    url=$(sed -n 's/^firewatch dev listening on //p' "$dir/dev.out")
+    [ -n "$url" ] && break
+    sleep 0.05
+  done
+  target/release/firewatch-bench chat-latency --url "$url" --token "$token" --slack-port "$slack_port" "$@"
+  ;;
 lambda)
   source tests/lib.sh
   ensure_tools
@@ -65,7 +86,7 @@ lambda)
     --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT"
   ;;
 *)
-  echo "usage: bench/run.sh [ingest [-- ARGS] | lambda]" >&2
+  echo "usage: bench/run.sh [ingest [-- ARGS] | chat | lambda]" >&2
   exit 2
   ;;
 esac

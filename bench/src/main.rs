@@ -1,5 +1,6 @@
 //! firewatch benchmarks (driven by bench/run.sh; see docs/BENCHMARKS.md).
 
+mod chat_latency;
 mod cold_start;
 mod ingest;
 
@@ -17,6 +18,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Cold start of Lambda bootstraps under a local Lambda Runtime API.
     ColdStart(cold_start::Args),
+    /// Ingest accepted to root card at a (fake) Slack, in `firewatch dev`.
+    ChatLatency(chat_latency::Args),
 }
 
 #[tokio::main]
@@ -24,5 +27,6 @@ async fn main() {
     match Cli::parse().command {
         Command::Ingest(a) => ingest::run(a).await,
         Command::ColdStart(a) => cold_start::run(a).await,
+        Command::ChatLatency(a) => chat_latency::run(a).await,
     }
 }
