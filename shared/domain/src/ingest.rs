@@ -419,8 +419,12 @@ async fn join(
                 // repeat_interval): not a new occurrence.
                 return Ok(unchanged(Outcome::Unchanged));
             }
-            inc.alerts
-                .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            if known.is_none() && inc.alerts.len() >= Incident::MAX_TRACKED_ALERTS {
+                inc.alerts_truncated = true;
+            } else {
+                inc.alerts
+                    .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+            }
             inc.occurrences += 1;
             inc.severity = inc.severity.worst(alert.severity);
             inc.updated_at = now;
@@ -557,6 +561,7 @@ fn open_or_suppress(
         occurrences: 1,
         created_at: now,
         updated_at: now,
+        alerts_truncated: false,
         acknowledged_at: None,
         resolved_at: None,
         version: 1,

@@ -572,3 +572,54 @@ async fn an_identical_body_after_the_dedup_window_is_a_new_event() {
     assert_eq!(later.results[0].outcome, Outcome::Opened);
     assert_ne!(later.incidents, first.incidents);
 }
+
+#[tokio::test]
+async fn an_incident_tracks_a_bounded_number_of_alerts_and_then_stops_resolving_by_itself() {
+    let mut settings = Settings::default();
+    settings
+        .group_by
+        .insert(SourceKind::Generic, vec!["alertname".into()]);
+    let w = world_with(settings);
+    let max = firewatch_types::Incident::MAX_TRACKED_ALERTS;
+    let alerts: Vec<serde_json::Value> = (0..=max)
+        .map(|i| serde_json::json!({"title": "fan-out", "fingerprint": format!("fp{i}"), "labels": {"alertname": "FanOut"}}))
+        .collect();
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        serde_json::json!({ "alerts": alerts })
+            .to_string()
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let inc = &all_incidents(&w.svc).await[0];
+    assert_eq!(inc.alerts.len(), max);
+    assert!(inc.alerts_truncated);
+    assert_eq!(
+        inc.occurrences as usize,
+        max + 1,
+        "every alert still counts"
+    );
+    assert!(
+        serde_json::to_string(inc).unwrap().len() < 300 * 1024,
+        "the item stays far below DynamoDB's limit"
+    );
+    let resolved: Vec<serde_json::Value> = (0..max)
+        .map(|i| serde_json::json!({"title": "fan-out", "fingerprint": format!("fp{i}"), "status": "resolved", "labels": {"alertname": "FanOut"}}))
+        .collect();
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        serde_json::json!({ "alerts": resolved })
+            .to_string()
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        all_incidents(&w.svc).await[0].state,
+        IncidentState::Open,
+        "an untracked alert may still fire"
+    );
+}

@@ -137,9 +137,14 @@ pub struct Incident {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub links: Vec<Link>,
-    /// Every alert that joined, by fingerprint.
+    /// Every alert that joined, by fingerprint (at most
+    /// [`Incident::MAX_TRACKED_ALERTS`]).
     #[serde(default)]
     pub alerts: BTreeMap<String, AlertSnapshot>,
+    /// More distinct alerts joined than are tracked one by one; the
+    /// incident then no longer resolves by itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alerts_truncated: bool,
     /// How many times an alert fired for this incident (the first included).
     pub occurrences: u64,
     pub created_at: DateTime<Utc>,
@@ -154,9 +159,15 @@ pub struct Incident {
 }
 
 impl Incident {
-    /// True when every alert of the incident has resolved.
+    /// Distinct alerts tracked per incident. Keeps the incident item far from
+    /// DynamoDB's 400 KB item limit (a snapshot is about 150 bytes).
+    pub const MAX_TRACKED_ALERTS: usize = 1000;
+
+    /// True when every alert of the incident has resolved (never for an
+    /// incident with more alerts than it tracks: some may still fire).
     pub fn all_alerts_resolved(&self) -> bool {
-        !self.alerts.is_empty()
+        !self.alerts_truncated
+            && !self.alerts.is_empty()
             && self
                 .alerts
                 .values()
