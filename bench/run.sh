@@ -65,9 +65,9 @@ chat)
 lambda)
   source tests/lib.sh
   ensure_tools
-  for f in ingest incidents dispatch slack telegram discord; do
-    cargo lambda build --release --locked --package "firewatch-$f" --bin "firewatch-$f" --output-format zip
-  done
+  cargo lambda build --release --locked --output-format zip \
+    -p firewatch-ingest -p firewatch-incidents -p firewatch-dispatch \
+    -p firewatch-slack -p firewatch-telegram -p firewatch-discord
   cargo build --release --locked -p firewatch-bench
   for f in ingest incidents dispatch slack telegram discord; do
     echo "firewatch-$f: $(stat -c %s "target/lambda/firewatch-$f/bootstrap.zip" | awk '{printf "%.2f MB zipped", $1/1048576}')"

@@ -37,7 +37,8 @@ cfn-lint infra/template.yaml
 sam validate --lint --template-file infra/template.yaml --region us-east-1
 
 step "cargo lambda build --release"
-for f in ingest incidents dispatch slack telegram discord; do
-  cargo lambda build --release --locked --package "firewatch-$f" --bin "firewatch-$f" --output-format zip
-done
+# One invocation: the dependencies are compiled once for every function.
+cargo lambda build --release --locked --output-format zip \
+  -p firewatch-ingest -p firewatch-incidents -p firewatch-dispatch \
+  -p firewatch-slack -p firewatch-telegram -p firewatch-discord
 ls -l target/lambda/*/bootstrap.zip
