@@ -75,7 +75,7 @@ lambda)
   start_servers
   # The runtime needs the bare binary: unzip each artifact next to it.
   args=()
-  for f in ingest incidents; do
+  for f in ingest incidents dispatch slack telegram discord; do
     d=$(mktemp -d)
     python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "target/lambda/firewatch-$f/bootstrap.zip" "$d"
     chmod +x "$d/bootstrap"

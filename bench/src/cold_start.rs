@@ -83,27 +83,128 @@ async fn error(State(em): State<Arc<Emulator>>, body: String) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-fn event(function: &str, token: &str) -> String {
-    let (method, path, route, body) = if function.contains("ingest") {
-        let alert = br#"{"title":"cold start probe","fingerprint":"cold-start","severity":"sev4"}"#;
-        (
-            "POST",
-            "/v1/alerts/generic",
-            "POST /v1/alerts/{source}",
-            Some(base64::engine::general_purpose::STANDARD.encode(alert)),
-        )
-    } else {
-        ("GET", "/v1/incidents", "GET /v1/incidents", None)
-    };
+/// Secrets the chat functions are started with, so the probes can be signed.
+const SLACK_SIGNING: &str = "bench-signing-secret";
+const TELEGRAM_SECRET: &str = "bench_webhook_secret";
+const DISCORD_KEY: [u8; 32] = [7u8; 32];
+
+fn http_event(
+    method: &str,
+    path: &str,
+    route: &str,
+    headers: serde_json::Value,
+    body: Option<String>,
+    base64: bool,
+) -> String {
     serde_json::json!({
         "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "",
-        "headers": {"authorization": format!("Bearer {token}"), "content-type": "application/json", "host": "bench.execute-api.us-east-1.amazonaws.com"},
+        "headers": headers,
         "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": "bench", "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
             "requestId": "bench", "routeKey": route, "stage": "$default", "time": "20/Nov/2026:12:00:00 +0000", "timeEpoch": 1795089600000u64},
-        "body": body, "isBase64Encoded": body.is_some()
+        "body": body, "isBase64Encoded": base64
     })
     .to_string()
+}
+
+/// The first invocation each function gets: a real request of its kind that
+/// goes through the store.
+fn event(function: &str, token: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let host = "bench.execute-api.us-east-1.amazonaws.com";
+    match function {
+        "ingest" => {
+            let alert =
+                br#"{"title":"cold start probe","fingerprint":"cold-start","severity":"sev4"}"#;
+            let headers = serde_json::json!({"authorization": format!("Bearer {token}"), "content-type": "application/json", "host": host});
+            http_event(
+                "POST",
+                "/v1/alerts/generic",
+                "POST /v1/alerts/{source}",
+                headers,
+                Some(base64::engine::general_purpose::STANDARD.encode(alert)),
+                true,
+            )
+        }
+        "incidents" => {
+            let headers =
+                serde_json::json!({"authorization": format!("Bearer {token}"), "host": host});
+            http_event(
+                "GET",
+                "/v1/incidents",
+                "GET /v1/incidents",
+                headers,
+                None,
+                false,
+            )
+        }
+        "slack" => {
+            let body =
+                "command=%2Ffw&text=incidents&user_id=U0BENCH&team_id=T0BENCH&channel_id=C0BENCH"
+                    .to_owned();
+            let sig = {
+                use hmac::Mac;
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(SLACK_SIGNING.as_bytes()).unwrap();
+                mac.update(format!("v0:{now}:{body}").as_bytes());
+                format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+            };
+            let headers = serde_json::json!({"content-type": "application/x-www-form-urlencoded", "host": host,
+                "x-slack-request-timestamp": now, "x-slack-signature": sig});
+            http_event(
+                "POST",
+                "/v1/chat/slack/commands",
+                "POST /v1/chat/slack/commands",
+                headers,
+                Some(body),
+                false,
+            )
+        }
+        "telegram" => {
+            let update = r#"{"update_id": 1, "message": {"message_id": 1, "from": {"id": 1, "is_bot": false, "first_name": "B"}, "chat": {"id": 1, "type": "private"}, "date": 1795089600, "text": "/help"}}"#;
+            let headers = serde_json::json!({"content-type": "application/json", "host": host, "x-telegram-bot-api-secret-token": TELEGRAM_SECRET});
+            http_event(
+                "POST",
+                "/v1/chat/telegram/webhook",
+                "POST /v1/chat/telegram/webhook",
+                headers,
+                Some(update.to_owned()),
+                false,
+            )
+        }
+        "discord" => {
+            use ed25519_dalek::Signer;
+            let body =
+                r#"{"id": "1", "application_id": "1", "type": 1, "token": "t", "version": 1}"#;
+            let sig = ed25519_dalek::SigningKey::from_bytes(&DISCORD_KEY)
+                .sign(format!("{now}{body}").as_bytes());
+            let headers = serde_json::json!({"content-type": "application/json", "host": host,
+                "x-signature-ed25519": hex::encode(sig.to_bytes()), "x-signature-timestamp": now});
+            http_event(
+                "POST",
+                "/v1/chat/discord/interactions",
+                "POST /v1/chat/discord/interactions",
+                headers,
+                Some(body.to_owned()),
+                false,
+            )
+        }
+        // dispatch: a stream batch with nothing for it.
+        _ => r#"{"Records": []}"#.to_owned(),
+    }
+}
+
+/// True when the answer is the success the probe expects.
+fn answered(function: &str, answer: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(answer).unwrap_or_default();
+    match function {
+        "dispatch" => v.get("batchItemFailures").is_some(),
+        _ => matches!(v["statusCode"].as_u64(), Some(200..=299)),
+    }
 }
 
 fn peak_memory_kb(pid: u32) -> Option<u64> {
@@ -189,6 +290,20 @@ pub async fn run(args: Args) {
                 .env("FIREWATCH_DYNAMODB_ENDPOINT", &args.dynamodb_endpoint)
                 .env("FIREWATCH_S3_ENDPOINT", &args.s3_endpoint)
                 .env("FIREWATCH_LOG", "warn")
+                .env("SLACK_BOT_TOKEN", "xoxb-bench")
+                .env("SLACK_SIGNING_SECRET", SLACK_SIGNING)
+                .env("TELEGRAM_BOT_TOKEN", "1:bench")
+                .env("TELEGRAM_WEBHOOK_SECRET", TELEGRAM_SECRET)
+                .env("TELEGRAM_API_URL", "http://127.0.0.1:9")
+                .env("DISCORD_BOT_TOKEN", "bench")
+                .env(
+                    "DISCORD_PUBLIC_KEY",
+                    hex::encode(
+                        ed25519_dalek::SigningKey::from_bytes(&DISCORD_KEY)
+                            .verifying_key()
+                            .to_bytes(),
+                    ),
+                )
                 .kill_on_drop(true)
                 .spawn()
                 .expect("the bootstrap starts");
@@ -197,11 +312,8 @@ pub async fn run(args: Args) {
                 .expect("an answer within 20 s")
                 .expect("an answer");
             let elapsed = start.elapsed();
-            let status = serde_json::from_str::<serde_json::Value>(&answer)
-                .ok()
-                .and_then(|v| v["statusCode"].as_u64());
             assert!(
-                id != "error" && matches!(status, Some(200..=299)),
+                id != "error" && answered(name, &answer),
                 "{name}: unexpected answer {answer}"
             );
             if let Some(pid) = child.id() {
