@@ -18,12 +18,13 @@ what="${1:-ingest}"
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
 
-case "$what" in
-ingest)
+# Starts `firewatch dev` (release) on a fresh data dir and a free port, with
+# any extra environment given as arguments; sets $url, $token, $pid, $dir.
+start_dev() {
   cargo build --release --locked -p firewatch -p firewatch-bench
   dir=$(mktemp -d)
   token="fw_bench_$(date +%s)_0123456789"
-  FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
+  env "$@" FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
     target/release/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
@@ -34,6 +35,11 @@ ingest)
     sleep 0.05
   done
   echo "server: $url (pid $pid), $(nproc) cores"
+}
+
+case "$what" in
+ingest)
+  start_dev
   if [ $# -eq 0 ]; then
     target/release/firewatch-bench ingest --url "$url" --token "$token" --mode repeat
     target/release/firewatch-bench ingest --url "$url" --token "$token" --mode occurrences
@@ -44,22 +50,9 @@ ingest)
   echo "data dir size: $(du -sh "$dir" | cut -f1)"
   ;;
 chat)
-  cargo build --release --locked -p firewatch -p firewatch-bench
-  dir=$(mktemp -d)
-  token="fw_bench_$(date +%s)_0123456789"
   slack_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_CONSOLE_CHAT=false FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
-    SLACK_BOT_TOKEN=xoxb-bench SLACK_SIGNING_SECRET=bench SLACK_DEFAULT_CHANNEL=C0BENCH \
-    SLACK_API_URL="http://127.0.0.1:$slack_port/api" \
-    target/release/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
-  pid=$!
-  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-  url=""
-  for _ in $(seq 100); do
-    url=$(sed -n 's/^firewatch dev listening on //p' "$dir/dev.out")
-    [ -n "$url" ] && break
-    sleep 0.05
-  done
+  start_dev FIREWATCH_CONSOLE_CHAT=false SLACK_BOT_TOKEN=xoxb-bench SLACK_SIGNING_SECRET=bench \
+    SLACK_DEFAULT_CHANNEL=C0BENCH SLACK_API_URL="http://127.0.0.1:$slack_port/api"
   target/release/firewatch-bench chat-latency --url "$url" --token "$token" --slack-port "$slack_port" "$@"
   ;;
 lambda)
