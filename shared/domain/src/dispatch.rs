@@ -208,6 +208,26 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::seconds((1i64 << attempt.min(9)).min(300))
 }
 
+/// The writes that take a record out of the outbox with its attempt count.
+fn finished(
+    outbox: &crate::ports::Item,
+    tenant: &firewatch_types::TenantId,
+    id: &str,
+) -> Vec<WriteOp> {
+    vec![
+        WriteOp::Delete {
+            pk: outbox.pk.clone(),
+            sk: outbox.sk.clone(),
+            condition: Condition::Always,
+        },
+        WriteOp::Delete {
+            pk: attempts_pk(tenant),
+            sk: id.to_owned(),
+            condition: Condition::Always,
+        },
+    ]
+}
+
 /// What one [`drain`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drained {
@@ -263,42 +283,19 @@ pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
             match deliver(svc, &record).await {
                 Ok(()) => {
                     svc.store
-                        .transact(vec![
-                            WriteOp::Delete {
-                                pk: item.pk.clone(),
-                                sk: item.sk.clone(),
-                                condition: Condition::Always,
-                            },
-                            WriteOp::Delete {
-                                pk: attempts_pk(&tenant),
-                                sk: record.id.clone(),
-                                condition: Condition::Always,
-                            },
-                        ])
+                        .transact(finished(&item, &tenant, &record.id))
                         .await?;
                     out.delivered += 1;
                 }
                 Err(e) => {
                     let count = attempts.count + 1;
                     if !e.retryable || count >= MAX_ATTEMPTS {
-                        svc.store
-                            .transact(vec![
-                                WriteOp::Put {
-                                    item: dead_letter_item(svc, &record, count, &e.message)?,
-                                    condition: Condition::Always,
-                                },
-                                WriteOp::Delete {
-                                    pk: item.pk.clone(),
-                                    sk: item.sk.clone(),
-                                    condition: Condition::Always,
-                                },
-                                WriteOp::Delete {
-                                    pk: attempts_pk(&tenant),
-                                    sk: record.id.clone(),
-                                    condition: Condition::Always,
-                                },
-                            ])
-                            .await?;
+                        let mut ops = finished(&item, &tenant, &record.id);
+                        ops.push(WriteOp::Put {
+                            item: dead_letter_item(svc, &record, count, &e.message)?,
+                            condition: Condition::Always,
+                        });
+                        svc.store.transact(ops).await?;
                         tracing::warn!(record = %record.id, incident = %record.entry.incident_id, error = %e.message, "dead-lettered");
                         out.dead += 1;
                     } else {
