@@ -1,81 +1,141 @@
-//! [`TelegramChat`]: the chat port on the Telegram Bot API.
+//! [`TelegramChat`]: the chat port on the Telegram Bot API, through
+//! teloxide's [`Bot`].
 //!
-//! The token is part of every method URL (`/bot<token>/sendMessage`), so
-//! errors are built without the URL and nothing here logs one.
+//! The token is part of every method URL (`/bot<token>/sendMessage`);
+//! teloxide strips URLs from its network errors and nothing here logs one.
 
 use async_trait::async_trait;
 use firewatch_domain::chat::{card_text, ChatClient, ChatError};
 use firewatch_types::{Card, Destination, ThreadRef};
-use serde_json::{json, Value};
 use std::time::Duration;
+use teloxide_core::payloads::{
+    AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters,
+};
+use teloxide_core::requests::Requester;
+use teloxide_core::types::{
+    CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions,
+    Message, MessageId, Recipient, ReplyParameters, ThreadId,
+};
+use teloxide_core::{ApiError, Bot, RequestError};
 
 use crate::TelegramConfig;
 
 /// The Telegram client.
 pub struct TelegramChat {
-    http: reqwest::Client,
-    config: TelegramConfig,
+    bot: Bot,
 }
 
-fn keyboard(card: &Card) -> Value {
-    let row: Vec<Value> = card
+fn keyboard(card: &Card) -> InlineKeyboardMarkup {
+    let row: Vec<InlineKeyboardButton> = card
         .buttons
         .iter()
-        .map(|b| json!({"text": b.label, "callback_data": b.payload}))
+        .map(|b| InlineKeyboardButton::callback(b.label.clone(), b.payload.clone()))
         .collect();
-    json!({"inline_keyboard": if row.is_empty() { vec![] } else { vec![row] }})
+    InlineKeyboardMarkup::new(if row.is_empty() { vec![] } else { vec![row] })
+}
+
+fn no_preview() -> LinkPreviewOptions {
+    LinkPreviewOptions {
+        is_disabled: true,
+        url: None,
+        prefer_small_media: false,
+        prefer_large_media: false,
+        show_above_text: false,
+    }
+}
+
+/// A chat id as stored in a destination: a number, or `@channelusername`.
+pub fn recipient(chat_id: &str) -> Recipient {
+    match chat_id.trim().parse::<i64>() {
+        Ok(id) => Recipient::Id(ChatId(id)),
+        Err(_) => Recipient::ChannelUsername(chat_id.trim().to_owned()),
+    }
+}
+
+fn message_id(id: &str) -> Result<MessageId, ChatError> {
+    id.parse::<i32>()
+        .map(MessageId)
+        .map_err(|_| ChatError::Rejected(format!("{id:?} is not a Telegram message id")))
+}
+
+fn topic(id: &str) -> Result<ThreadId, ChatError> {
+    message_id(id).map(ThreadId)
+}
+
+/// What a failed Bot API call means for the dispatcher: flood control is
+/// waited out for as long as Telegram asks; network trouble and answers
+/// teloxide cannot place (a proxy's HTML error page, a 5xx) are retried;
+/// errors Telegram names (chat not found, bot blocked, ...) are final.
+pub fn classify(method: &str, e: RequestError) -> ChatError {
+    match e {
+        RequestError::RetryAfter(s) => ChatError::RateLimited {
+            retry_after: Some(s.duration()),
+        },
+        RequestError::Network(e) => ChatError::Unavailable(format!("{method}: {e}")),
+        RequestError::InvalidJson { .. } => {
+            ChatError::Unavailable(format!("{method}: unreadable answer"))
+        }
+        RequestError::Api(ApiError::Unknown(description)) => {
+            ChatError::Unavailable(format!("{method}: {description}"))
+        }
+        RequestError::MigrateToChatId(to) => ChatError::Rejected(format!(
+            "{method}: the group is now the supergroup {to}; route to it instead"
+        )),
+        other => ChatError::Rejected(format!("{method}: {other}")),
+    }
 }
 
 impl TelegramChat {
     pub fn new(config: TelegramConfig) -> Self {
         let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        Self { http, config }
+        let bot =
+            Bot::with_client(config.bot_token.expose(), http).set_api_url(config.api_url.clone());
+        Self { bot }
     }
 
-    /// Calls a Bot API method; public for the webhook's `answerCallbackQuery`.
-    pub async fn call(&self, method: &str, body: Value) -> Result<Value, ChatError> {
-        let url = format!(
-            "{}/bot{}/{method}",
-            self.config.api_url,
-            self.config.bot_token.expose()
-        );
-        let res = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
+    /// The teloxide bot, for the webhook's answers.
+    pub fn bot(&self) -> &Bot {
+        &self.bot
+    }
+
+    /// Answers a button press (the client shows `text` as a toast).
+    pub async fn answer_callback(&self, id: String, text: String) -> Result<(), ChatError> {
+        self.bot
+            .answer_callback_query(CallbackQueryId(id))
+            .text(text)
+            .show_alert(false)
             .await
-            .map_err(|e| ChatError::Unavailable(format!("{method}: {}", e.without_url())))?;
-        let status = res.status();
-        if status.is_server_error() {
-            return Err(ChatError::Unavailable(format!("{method}: HTTP {status}")));
-        }
-        let answer: Value = res.json().await.map_err(|e| {
-            ChatError::Unavailable(format!("{method}: unreadable answer: {}", e.without_url()))
-        })?;
-        if answer["ok"] == true {
-            return Ok(answer["result"].clone());
-        }
-        let description = answer["description"]
-            .as_str()
-            .unwrap_or("unknown error")
-            .to_owned();
-        if status.as_u16() == 429 || answer["error_code"] == 429 {
-            let retry_after = answer["parameters"]["retry_after"]
-                .as_u64()
-                .map(Duration::from_secs);
-            return Err(ChatError::RateLimited { retry_after });
-        }
-        Err(ChatError::Rejected(format!("{method}: {description}")))
+            .map(|_| ())
+            .map_err(|e| classify("answerCallbackQuery", e))
+    }
+
+    /// Sends `text` as a reply to message `to` in `chat`.
+    pub async fn answer_message(
+        &self,
+        chat: ChatId,
+        to: MessageId,
+        text: String,
+    ) -> Result<(), ChatError> {
+        self.bot
+            .send_message(chat, text)
+            .reply_parameters(ReplyParameters::new(to))
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sendMessage", e))
     }
 }
 
-fn chat_of(t: &ThreadRef) -> Result<(String, Option<String>), ChatError> {
+fn chat_of(t: &ThreadRef) -> Result<(Recipient, Option<ThreadId>), ChatError> {
     match &t.destination {
-        Destination::Telegram { chat_id, topic_id } => Ok((chat_id.clone(), topic_id.clone())),
+        Destination::Telegram { chat_id, topic_id } => Ok((
+            recipient(chat_id),
+            topic_id.as_deref().map(topic).transpose()?,
+        )),
         other => Err(ChatError::Rejected(format!(
             "{other} is not a Telegram chat"
         ))),
@@ -90,47 +150,96 @@ impl ChatClient for TelegramChat {
                 "{dest} is not a Telegram destination"
             )));
         };
-        let mut body = json!({"chat_id": chat_id, "text": card_text(card), "reply_markup": keyboard(card), "link_preview_options": {"is_disabled": true}});
+        let mut send = self
+            .bot
+            .send_message(recipient(chat_id), card_text(card))
+            .reply_markup(keyboard(card))
+            .link_preview_options(no_preview());
         if let Some(t) = topic_id {
-            body["message_thread_id"] = json!(t.parse::<i64>().unwrap_or_default());
+            send = send.message_thread_id(topic(t)?);
         }
-        let msg = self.call("sendMessage", body).await?;
-        let id = msg["message_id"]
-            .as_i64()
-            .ok_or_else(|| ChatError::Unavailable("sendMessage: no message_id".into()))?;
+        let msg: Message = send.await.map_err(|e| classify("sendMessage", e))?;
         Ok(ThreadRef {
             destination: dest.clone(),
-            root_id: id.to_string(),
+            root_id: msg.id.0.to_string(),
             thread_id: None,
         })
     }
 
     async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError> {
-        let (chat_id, _) = chat_of(thread)?;
-        let body = json!({
-            "chat_id": chat_id,
-            "message_id": thread.root_id.parse::<i64>().unwrap_or_default(),
-            "text": card_text(card),
-            "reply_markup": keyboard(card),
-            "link_preview_options": {"is_disabled": true},
-        });
-        match self.call("editMessageText", body).await {
+        let (chat, _) = chat_of(thread)?;
+        let edit = self
+            .bot
+            .edit_message_text(chat, message_id(&thread.root_id)?, card_text(card))
+            .reply_markup(keyboard(card))
+            .link_preview_options(no_preview());
+        match edit.await {
+            Ok(_) => Ok(()),
             // Editing to identical content is refused; the card is already right.
-            Err(ChatError::Rejected(m)) if m.contains("message is not modified") => Ok(()),
-            other => other.map(|_| ()),
+            Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+            Err(e) => Err(classify("editMessageText", e)),
         }
     }
 
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
-        let (chat_id, topic) = chat_of(thread)?;
-        let mut body = json!({
-            "chat_id": chat_id,
-            "text": text,
-            "reply_parameters": {"message_id": thread.root_id.parse::<i64>().unwrap_or_default(), "allow_sending_without_reply": true},
-        });
+        let (chat, topic) = chat_of(thread)?;
+        let mut reply = ReplyParameters::new(message_id(&thread.root_id)?);
+        reply.allow_sending_without_reply = Some(true);
+        let mut send = self.bot.send_message(chat, text).reply_parameters(reply);
         if let Some(t) = topic {
-            body["message_thread_id"] = json!(t.parse::<i64>().unwrap_or_default());
+            send = send.message_thread_id(t);
         }
-        self.call("sendMessage", body).await.map(|_| ())
+        send.await
+            .map(|_| ())
+            .map_err(|e| classify("sendMessage", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use teloxide_core::types::Seconds;
+
+    #[test]
+    fn flood_control_is_waited_out_and_named_errors_are_final() {
+        assert!(matches!(
+            classify("sendMessage", RequestError::RetryAfter(Seconds::from_seconds(7))),
+            ChatError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            classify(
+                "sendMessage",
+                RequestError::Api(ApiError::Unknown("Bad Gateway".into()))
+            ),
+            ChatError::Unavailable(_)
+        ));
+        let html = serde_json::from_str::<serde_json::Value>("<html>").unwrap_err();
+        assert!(matches!(
+            classify(
+                "sendMessage",
+                RequestError::InvalidJson {
+                    source: Arc::new(html),
+                    raw: "<html>".into()
+                }
+            ),
+            ChatError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify("sendMessage", RequestError::Api(ApiError::ChatNotFound)),
+            ChatError::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn chat_ids_are_numbers_or_channel_names() {
+        assert_eq!(
+            recipient("-1001234567890"),
+            Recipient::Id(ChatId(-1001234567890))
+        );
+        assert_eq!(
+            recipient("@ops_alerts"),
+            Recipient::ChannelUsername("@ops_alerts".into())
+        );
     }
 }

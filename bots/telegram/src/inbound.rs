@@ -1,4 +1,5 @@
-//! `POST /v1/chat/telegram/webhook`: Telegram's updates.
+//! `POST /v1/chat/telegram/webhook`: Telegram's updates, parsed as
+//! teloxide's [`Update`].
 //!
 //! `X-Telegram-Bot-Api-Secret-Token` must equal the webhook secret (compared
 //! in constant time) or the update is a 401 and nothing is read. An update
@@ -14,10 +15,9 @@ use firewatch_domain::{identities, incidents, keys, DomainError, Services};
 use firewatch_types::{Button, ButtonAction, IncidentAction};
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
-use serde::Deserialize;
-use serde_json::json;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use teloxide_core::types::{CallbackQuery, Update, UpdateKind};
 
 use crate::TelegramChat;
 
@@ -36,48 +36,11 @@ pub fn router(services: Services, inbound: TelegramInbound) -> Router {
     firewatch_web::finish(r, services)
 }
 
-#[derive(Deserialize)]
-struct Update {
-    update_id: i64,
-    #[serde(default)]
-    message: Option<Message>,
-    #[serde(default)]
-    callback_query: Option<CallbackQuery>,
-}
-
-#[derive(Deserialize)]
-struct User {
-    id: i64,
-}
-
-#[derive(Deserialize)]
-struct Chat {
-    id: i64,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    message_id: i64,
-    #[serde(default)]
-    from: Option<User>,
-    chat: Chat,
-    #[serde(default)]
-    text: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct CallbackQuery {
-    id: String,
-    from: User,
-    #[serde(default)]
-    data: Option<String>,
-}
-
 const NOT_MAPPED: &str =
     "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you.";
 
 /// Remembers an update id; false when it was seen before.
-async fn first_time(svc: &Services, update_id: i64) -> Result<bool, ApiError> {
+async fn first_time(svc: &Services, update_id: u32) -> Result<bool, ApiError> {
     let mut item = keys::item(
         "_#TGUPDATE".into(),
         update_id.to_string(),
@@ -110,47 +73,83 @@ async fn webhook(
         ));
     }
     let update: Update = parse_json(&body)?;
-    if !first_time(&svc, update.update_id).await? {
+    if let UpdateKind::Error(_) = &update.kind {
+        // teloxide keeps what it could not read. The webhook only asks for
+        // messages and callback queries, so this is a malformed update; its
+        // id is not remembered, so a corrected redelivery is still handled.
+        return Err(ApiError::bad_request(
+            "invalid_update",
+            format!(
+                "not a Telegram update firewatch can read: {}",
+                unreadable(&body)
+            ),
+        ));
+    }
+    if !first_time(&svc, update.id.0).await? {
         return Ok(StatusCode::OK);
     }
-    if let Some(q) = update.callback_query {
-        let text = press(&svc, &q).await;
-        // Always answered, or the client keeps spinning.
-        let answer = json!({"callback_query_id": q.id, "text": text.unwrap_or_default(), "show_alert": false});
-        if let Err(e) = tg.bot.call("answerCallbackQuery", answer).await {
-            tracing::warn!(error = %e, "answerCallbackQuery failed");
-        }
-    } else if let Some(m) = update.message {
-        if let (Some(text), Some(from)) = (m.text.as_deref(), m.from.as_ref()) {
-            if let Some(command) = text.strip_prefix('/') {
-                // `/ack@firewatch_bot inc_...` → `ack inc_...`
-                let mut words = command.splitn(2, ' ');
-                let name = words.next().unwrap_or("").split('@').next().unwrap_or("");
-                let rest = words.next().unwrap_or("");
-                let reply =
-                    match identities::principal(&svc, "telegram", &from.id.to_string()).await? {
-                        None => NOT_MAPPED.to_owned(),
-                        Some(p) => run_command(&svc, &p, &format!("{name} {rest}"), "/").await,
-                    };
-                let body = json!({"chat_id": m.chat.id, "text": reply, "reply_parameters": {"message_id": m.message_id}});
-                if let Err(e) = tg.bot.call("sendMessage", body).await {
-                    tracing::warn!(error = %e, "command answer failed");
-                }
+    match update.kind {
+        UpdateKind::CallbackQuery(q) => {
+            let text = press(&svc, &q).await;
+            // Always answered, or the client keeps spinning.
+            if let Err(e) = tg.bot.answer_callback(q.id.0, text).await {
+                tracing::warn!(error = %e, "answerCallbackQuery failed");
             }
         }
+        UpdateKind::Message(m) => {
+            let (Some(text), Some(from)) = (m.text(), m.from.as_ref()) else {
+                return Ok(StatusCode::OK);
+            };
+            let Some(command) = text.strip_prefix('/') else {
+                return Ok(StatusCode::OK);
+            };
+            // `/ack@firewatch_bot inc_...` → `ack inc_...`
+            let mut words = command.splitn(2, ' ');
+            let name = words.next().unwrap_or("").split('@').next().unwrap_or("");
+            let rest = words.next().unwrap_or("");
+            let reply =
+                match identities::principal(&svc, "telegram", &from.id.0.to_string()).await? {
+                    None => NOT_MAPPED.to_owned(),
+                    Some(p) => run_command(&svc, &p, &format!("{name} {rest}"), "/").await,
+                };
+            if let Err(e) = tg.bot.answer_message(m.chat.id, m.id, reply).await {
+                tracing::warn!(error = %e, "command answer failed");
+            }
+        }
+        // Other updates (edits, joins, ...) are not for firewatch.
+        _ => {}
     }
     Ok(StatusCode::OK)
 }
 
+/// Which known part of an update failed to parse, for the error message.
+fn unreadable(body: &[u8]) -> String {
+    let raw: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    for (field, kind) in [("message", "message"), ("callback_query", "callback query")] {
+        if let Some(v) = raw.get(field) {
+            let err = match field {
+                "message" => {
+                    serde_json::from_value::<teloxide_core::types::Message>(v.clone()).err()
+                }
+                _ => serde_json::from_value::<CallbackQuery>(v.clone()).err(),
+            };
+            if let Some(e) = err {
+                return format!("{kind}: {e}");
+            }
+        }
+    }
+    "no message or callback_query".into()
+}
+
 /// A button press: the refusal or confirmation shown to the presser.
-async fn press(svc: &Services, q: &CallbackQuery) -> Option<String> {
+async fn press(svc: &Services, q: &CallbackQuery) -> String {
     let Some((action, id)) = q.data.as_deref().and_then(Button::parse_payload) else {
-        return Some("Unknown button".into());
+        return "Unknown button".into();
     };
-    let p = match identities::principal(svc, "telegram", &q.from.id.to_string()).await {
+    let p = match identities::principal(svc, "telegram", &q.from.id.0.to_string()).await {
         Ok(Some(p)) => p,
-        Ok(None) => return Some(NOT_MAPPED.into()),
-        Err(e) => return Some(explain(e)),
+        Ok(None) => return NOT_MAPPED.into(),
+        Err(e) => return explain(e),
     };
     let result = match action {
         ButtonAction::Ack => incidents::act(svc, &p, &id, IncidentAction::Ack, None, None).await,
@@ -158,12 +157,12 @@ async fn press(svc: &Services, q: &CallbackQuery) -> Option<String> {
             incidents::act(svc, &p, &id, IncidentAction::Resolve, None, None).await
         }
         ButtonAction::Triage | ButtonAction::Playbooks => {
-            return Some(format!("{} is not available yet", action.label()))
+            return format!("{} is not available yet", action.label())
         }
     };
     tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "telegram button");
-    Some(match result {
+    match result {
         Ok(inc) => format!("{} is now {}", inc.id, inc.state),
         Err(e) => explain(e),
-    })
+    }
 }

@@ -1,6 +1,7 @@
 //! firewatch on Telegram.
 //!
-//! - [`TelegramChat`]: the chat port on the Bot API: the root card is a
+//! - [`TelegramChat`]: the chat port on the Bot API through teloxide's `Bot`
+//!   (types from teloxide too): the root card is a
 //!   message with an inline keyboard, every later event a reply to it (in the
 //!   incident's forum topic when the destination names one), and the card is
 //!   edited in place with `editMessageText`.
@@ -24,8 +25,9 @@ pub struct TelegramConfig {
     pub bot_token: Secret,
     /// `TELEGRAM_WEBHOOK_SECRET`: the `secret_token` given to `setWebhook`.
     pub webhook_secret: Secret,
-    /// `TELEGRAM_API_URL`, default `https://api.telegram.org`.
-    pub api_url: String,
+    /// `TELEGRAM_API_URL`, default `https://api.telegram.org`; methods are
+    /// called at `<url>/bot<token>/<method>`.
+    pub api_url: url::Url,
 }
 
 impl TelegramConfig {
@@ -48,15 +50,14 @@ impl TelegramConfig {
             );
         }
         let api_url = var("TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into());
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            return Err(format!(
-                "TELEGRAM_API_URL must be an http(s) URL, got {api_url:?}"
-            ));
-        }
+        let api_url = url::Url::parse(api_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.has_host())
+            .ok_or_else(|| format!("TELEGRAM_API_URL must be an http(s) URL, got {api_url:?}"))?;
         Ok(Some(Self {
             bot_token: Secret::new(token),
             webhook_secret: Secret::new(secret),
-            api_url: api_url.trim_end_matches('/').to_owned(),
+            api_url,
         }))
     }
 }

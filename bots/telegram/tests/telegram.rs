@@ -16,7 +16,7 @@ use firewatch_telegram::{router, TelegramChat, TelegramConfig, TelegramInbound};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::send;
+use firewatch_web::testing::{send, FakePlatform};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -35,20 +35,15 @@ struct Call {
 struct FakeTelegram {
     calls: Mutex<Vec<Call>>,
     script: Mutex<VecDeque<u16>>,
-    down: Mutex<bool>,
 }
+
+const METHODS: [&str; 3] = ["sendMessage", "editMessageText", "answerCallbackQuery"];
 
 async fn api(
     State(fake): State<Arc<FakeTelegram>>,
     Path((bot, method)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    if *fake.down.lock().unwrap() {
-        return (
-            StatusCode::BAD_GATEWAY,
-            Json(json!({"ok": false, "error_code": 502, "description": "Bad Gateway"})),
-        );
-    }
     if let Some(429) = fake.script.lock().unwrap().pop_front() {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -57,6 +52,17 @@ async fn api(
             ),
         );
     }
+    // Bot API method names are case-insensitive; record the documented spelling.
+    let Some(method) = METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(&method))
+        .map(|m| (*m).to_owned())
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
+        );
+    };
     let mut calls = fake.calls.lock().unwrap();
     calls.push(Call {
         token: bot.trim_start_matches("bot").to_owned(),
@@ -86,6 +92,7 @@ struct World {
     svc: Services,
     clock: Arc<FixedClock>,
     fake: Arc<FakeTelegram>,
+    server: FakePlatform,
     app: Router,
 }
 
@@ -94,9 +101,8 @@ async fn world() -> World {
     let api_app = Router::new()
         .route("/{bot}/{method}", post(api))
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, api_app).await });
+    let server = FakePlatform::serve(api_app).await;
+    let base = server.base.clone();
     let config = TelegramConfig::from_vars(|k| match k {
         "TELEGRAM_BOT_TOKEN" => Some(TOKEN.into()),
         "TELEGRAM_WEBHOOK_SECRET" => Some(SECRET.into()),
@@ -143,6 +149,7 @@ async fn world() -> World {
         svc,
         clock,
         fake,
+        server,
         app,
     }
 }
@@ -327,6 +334,26 @@ async fn forged_unmapped_and_viewer_presses_change_nothing_but_are_answered() {
     );
     let bad = send(&w.app, update(SECRET, json!({"update_id": "x"}))).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let mut no_sender = press(5, 5550001, &data);
+    no_sender["callback_query"]
+        .as_object_mut()
+        .unwrap()
+        .remove("from");
+    let unreadable = send(&w.app, update(SECRET, no_sender)).await;
+    assert_eq!(unreadable.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unreadable.code(), "invalid_update");
+    assert!(
+        unreadable.text.contains("missing field `from`"),
+        "{}",
+        unreadable.text
+    );
+    assert_eq!(
+        incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .state,
+        IncidentState::Open
+    );
 }
 
 #[tokio::test]
@@ -363,7 +390,7 @@ async fn a_429_then_200_is_delivered_once_and_an_outage_dead_letters_then_retrie
     assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
     assert_eq!(calls(&w).len(), 1);
 
-    *w.fake.down.lock().unwrap() = true;
+    w.server.set_down(true);
     let p = Principal {
         tenant: TenantId::default_tenant(),
         name: "ops".into(),
@@ -388,7 +415,7 @@ async fn a_429_then_200_is_delivered_once_and_an_outage_dead_letters_then_retrie
         !dead[0].last_error.contains(TOKEN),
         "the token is in every URL but never in an error"
     );
-    *w.fake.down.lock().unwrap() = false;
+    w.server.set_down(false);
     dispatch::retry_dead_letter(&w.svc, &p, &dead[0].id)
         .await
         .unwrap();

@@ -83,10 +83,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Parses a JSON body with our error codes.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
-    })?;
-    serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::bad_request("invalid_body", e.to_string()),
+        _ => ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}")),
+    })
 }
 
 /// A query string.

@@ -109,3 +109,74 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
+
+/// A local stand-in for a chat platform's HTTP API, served on 127.0.0.1.
+///
+/// [`FakePlatform::set_down`] makes it unreachable (connections are refused
+/// at accept, as when the platform or the network is out) without losing the
+/// port, so the clients under test meet a real outage. Every answer carries
+/// `Connection: close` so no pooled connection outlives an outage.
+pub struct FakePlatform {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakePlatform {
+    /// Serves `api` until the test's runtime ends.
+    pub async fn serve(api: Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let api = api.layer(axum::middleware::map_response(
+            |mut res: axum::response::Response| async move {
+                res.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+                res
+            },
+        ));
+        let gated = Gated {
+            inner: listener,
+            down: down.clone(),
+        };
+        tokio::spawn(async move { axum::serve(gated, api).await });
+        Self { base, down }
+    }
+
+    /// Takes the platform offline (`true`) or back online (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+struct Gated {
+    inner: tokio::net::TcpListener,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl axum::serve::Listener for Gated {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((io, addr)) = self.inner.accept().await else {
+                continue;
+            };
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                // Dropped unread: the client's request fails as on an outage.
+                drop(io);
+                continue;
+            }
+            return (io, addr);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
