@@ -1,12 +1,26 @@
-//! [`DiscordChat`]: the chat port on Discord's REST API (`Authorization:
-//! Bot <token>`). 429 answers carry `retry_after` (seconds, fractional) in
-//! the body and a `Retry-After` header; both are honoured.
+//! [`DiscordChat`]: the chat port on Discord's REST API, in serenity's terms:
+//! messages, embeds, buttons and threads are serenity builders, requests are
+//! serenity [`Request`]s on its [`Route`]s (`Authorization: Bot <token>`,
+//! serenity's user agent), and answers are read into serenity models.
+//!
+//! Requests are sent on our own `reqwest` client rather than through
+//! `serenity::http::Http`: `Http` turns a 429 into an error without its
+//! `Retry-After`, and its in-process rate limiter would sleep inside a
+//! Lambda. Here a 429 goes back to the dispatcher with Discord's wait
+//! (`Retry-After` header, or `retry_after` in the body), which retries the
+//! keyed effect durably.
 
 use async_trait::async_trait;
 use firewatch_domain::chat::{ChatClient, ChatError};
+use firewatch_domain::settings::Secret;
 use firewatch_types::{ButtonAction, Card, Destination, Severity, ThreadRef};
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serenity::all::{
+    AutoArchiveDuration, ButtonStyle, ChannelId, CreateActionRow, CreateAllowedMentions,
+    CreateButton, CreateEmbed, CreateMessage, CreateThread, EditMessage, GuildChannel, LightMethod,
+    Message, MessageId, MessageReference, MessageReferenceKind, Request, Route, Timestamp,
+};
 use std::time::Duration;
 
 use crate::DiscordConfig;
@@ -14,7 +28,10 @@ use crate::DiscordConfig;
 /// The Discord client.
 pub struct DiscordChat {
     http: reqwest::Client,
-    config: DiscordConfig,
+    /// `Bot <token>`.
+    authorization: Secret,
+    /// Where `https://discord.com` is reached (serenity's proxy base).
+    api_base: String,
 }
 
 fn color(s: Severity) -> u32 {
@@ -26,96 +43,157 @@ fn color(s: Severity) -> u32 {
     }
 }
 
-/// The card as an embed and a row of buttons (`custom_id` is the payload).
-pub fn card_message(c: &Card) -> Value {
-    let mut fields = vec![
-        json!({"name": "Severity", "value": c.severity.to_string(), "inline": true}),
-        json!({"name": "State", "value": c.state.to_string(), "inline": true}),
-        json!({"name": "Seen", "value": format!("{}×", c.occurrences), "inline": true}),
-    ];
-    for (k, v) in c.key_labels.iter().take(6) {
-        fields.push(json!({"name": k, "value": v, "inline": true}));
-    }
+fn no_mentions() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+}
+
+/// The card as an embed (title, severity, state, occurrences, key labels,
+/// links, opening time).
+pub fn card_embed(c: &Card) -> CreateEmbed {
     let links: Vec<String> = c
         .links
         .iter()
         .map(|l| format!("[{}]({})", l.text.as_deref().unwrap_or("link"), l.href))
         .collect();
-    let embed = json!({
-        "title": c.title.chars().take(256).collect::<String>(),
-        "description": format!("`{}` · {}{}", c.incident_id, c.source, if links.is_empty() { String::new() } else { format!("\n{}", links.join(" · ")) }),
-        "color": color(c.severity),
-        "fields": fields,
-        "timestamp": c.opened_at.to_rfc3339(),
-    });
-    let buttons: Vec<Value> = c
+    let mut embed = CreateEmbed::new()
+        .title(c.title.chars().take(256).collect::<String>())
+        .description(format!(
+            "`{}` · {}{}",
+            c.incident_id,
+            c.source,
+            if links.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}", links.join(" · "))
+            }
+        ))
+        .colour(color(c.severity))
+        .field("Severity", c.severity.to_string(), true)
+        .field("State", c.state.to_string(), true)
+        .field("Seen", format!("{}×", c.occurrences), true)
+        .fields(c.key_labels.iter().take(6).map(|(k, v)| (k, v, true)));
+    if let Ok(ts) = Timestamp::from_unix_timestamp(c.opened_at.timestamp()) {
+        embed = embed.timestamp(ts);
+    }
+    embed
+}
+
+/// The card's buttons as one action row (`custom_id` is the payload).
+pub fn card_buttons(c: &Card) -> Vec<CreateActionRow> {
+    let buttons: Vec<CreateButton> = c
         .buttons
         .iter()
         .map(|b| {
             let style = match b.action {
-                ButtonAction::Ack => 1,
-                ButtonAction::Resolve => 3,
-                _ => 2,
+                ButtonAction::Ack => ButtonStyle::Primary,
+                ButtonAction::Resolve => ButtonStyle::Success,
+                _ => ButtonStyle::Secondary,
             };
-            json!({"type": 2, "style": style, "label": b.label, "custom_id": b.payload})
+            CreateButton::new(b.payload.clone())
+                .label(b.label.clone())
+                .style(style)
         })
         .collect();
-    let components = if buttons.is_empty() {
-        json!([])
+    if buttons.is_empty() {
+        vec![]
     } else {
-        json!([{"type": 1, "components": buttons}])
-    };
-    json!({"embeds": [embed], "components": components, "allowed_mentions": {"parse": []}})
+        vec![CreateActionRow::Buttons(buttons)]
+    }
+}
+
+fn snowflake(what: &str, id: &str) -> Result<u64, ChatError> {
+    id.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n != 0)
+        .ok_or_else(|| ChatError::Rejected(format!("{id:?} is not a Discord {what} id")))
+}
+
+fn channel(id: &str) -> Result<ChannelId, ChatError> {
+    snowflake("channel", id).map(ChannelId::new)
+}
+
+fn message(id: &str) -> Result<MessageId, ChatError> {
+    snowflake("message", id).map(MessageId::new)
+}
+
+fn body(what: &str, b: &impl Serialize) -> Result<Option<Vec<u8>>, ChatError> {
+    serde_json::to_vec(b)
+        .map(Some)
+        .map_err(|e| ChatError::Rejected(format!("{what}: {e}")))
 }
 
 impl DiscordChat {
     pub fn new(config: DiscordConfig) -> Self {
         let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Self { http, config }
+        Self {
+            http,
+            authorization: Secret::new(format!("Bot {}", config.bot_token.expose())),
+            api_base: config.api_url,
+        }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Value) -> Result<Value, ChatError> {
+    /// Sends a serenity request and reads the answer as `T`.
+    async fn fire<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        req: Request<'_>,
+    ) -> Result<T, ChatError> {
+        let request = req
+            .build(
+                &self.http,
+                self.authorization.expose(),
+                Some(&self.api_base),
+            )
+            .map_err(|e| ChatError::Rejected(format!("{what}: {e}")))?
+            .build()
+            .map_err(|e| ChatError::Rejected(format!("{what}: {}", e.without_url())))?;
         let res = self
             .http
-            .request(method, format!("{}{path}", self.config.api_url))
-            .header(
-                "authorization",
-                format!("Bot {}", self.config.bot_token.expose()),
-            )
-            .json(&body)
-            .send()
+            .execute(request)
             .await
-            .map_err(|e| ChatError::Unavailable(format!("{path}: {}", e.without_url())))?;
+            .map_err(|e| ChatError::Unavailable(format!("{what}: {}", e.without_url())))?;
         let status = res.status();
-        let header_retry = res
+        if status.is_success() {
+            return res.json::<T>().await.map_err(|e| {
+                ChatError::Unavailable(format!("{what}: unreadable answer: {}", e.without_url()))
+            });
+        }
+        let header_wait = res
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<f64>().ok());
-        let answer: Value = res.json().await.unwrap_or(Value::Null);
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let answer: serde_json::Value = res.json().await.unwrap_or_default();
         if status.as_u16() == 429 {
-            let secs = answer["retry_after"].as_f64().or(header_retry);
+            let secs = answer["retry_after"].as_f64().or(header_wait);
             return Err(ChatError::RateLimited {
-                retry_after: secs.map(|s| Duration::from_millis((s * 1000.0).ceil() as u64)),
+                retry_after: secs
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(Duration::from_secs_f64),
             });
         }
         if status.is_server_error() {
-            return Err(ChatError::Unavailable(format!("{path}: HTTP {status}")));
+            return Err(ChatError::Unavailable(format!("{what}: HTTP {status}")));
         }
-        if !status.is_success() {
-            let msg = answer["message"].as_str().unwrap_or("refused");
-            return Err(ChatError::Rejected(format!("{path}: HTTP {status}: {msg}")));
-        }
-        Ok(answer)
+        let msg = answer["message"].as_str().unwrap_or("refused");
+        Err(ChatError::Rejected(format!("{what}: HTTP {status}: {msg}")))
+    }
+
+    async fn send_message(&self, to: ChannelId, m: &CreateMessage) -> Result<Message, ChatError> {
+        let route = Route::ChannelMessages { channel_id: to };
+        let req = Request::new(route, LightMethod::Post).body(body("create message", m)?);
+        self.fire("create message", req).await
     }
 }
 
-fn channel_of(t: &ThreadRef) -> Result<String, ChatError> {
+fn channel_of(t: &ThreadRef) -> Result<ChannelId, ChatError> {
     match &t.destination {
-        Destination::Discord { channel_id } => Ok(channel_id.clone()),
+        Destination::Discord { channel_id } => channel(channel_id),
         other => Err(ChatError::Rejected(format!(
             "{other} is not a Discord channel"
         ))),
@@ -130,65 +208,70 @@ impl ChatClient for DiscordChat {
                 "{dest} is not a Discord destination"
             )));
         };
-        let msg = self
-            .call(
-                Method::POST,
-                &format!("/channels/{channel_id}/messages"),
-                card_message(card),
-            )
-            .await?;
-        let id = msg["id"]
-            .as_str()
-            .ok_or_else(|| ChatError::Unavailable("create message: no id".into()))?
-            .to_owned();
+        let to = channel(channel_id)?;
+        let root = CreateMessage::new()
+            .embed(card_embed(card))
+            .components(card_buttons(card))
+            .allowed_mentions(no_mentions());
+        let msg = self.send_message(to, &root).await?;
         // The thread is best effort: without it, replies reference the card in
         // the channel instead, and the card itself is never posted twice.
         let name: String = format!("{} {}", card.severity, card.title)
             .chars()
             .take(100)
             .collect();
-        let thread = self
-            .call(
-                Method::POST,
-                &format!("/channels/{channel_id}/messages/{id}/threads"),
-                json!({"name": name, "auto_archive_duration": 1440}),
-            )
-            .await
-            .ok()
-            .and_then(|t| t["id"].as_str().map(str::to_owned));
+        let thread = CreateThread::new(name).auto_archive_duration(AutoArchiveDuration::OneDay);
+        let route = Route::ChannelMessageThreads {
+            channel_id: to,
+            message_id: msg.id,
+        };
+        let started = match body("start thread", &thread) {
+            Ok(b) => {
+                let req = Request::new(route, LightMethod::Post).body(b);
+                self.fire::<GuildChannel>("start thread", req).await
+            }
+            Err(e) => Err(e),
+        };
+        let thread = match started {
+            Ok(t) => Some(t.id.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread for the card; replies will reference it");
+                None
+            }
+        };
         Ok(ThreadRef {
             destination: dest.clone(),
-            root_id: id,
+            root_id: msg.id.to_string(),
             thread_id: thread,
         })
     }
 
     async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError> {
-        let channel = channel_of(thread)?;
-        self.call(
-            Method::PATCH,
-            &format!("/channels/{channel}/messages/{}", thread.root_id),
-            card_message(card),
-        )
-        .await
-        .map(|_| ())
+        let edit = EditMessage::new()
+            .embed(card_embed(card))
+            .components(card_buttons(card))
+            .allowed_mentions(no_mentions());
+        let route = Route::ChannelMessage {
+            channel_id: channel_of(thread)?,
+            message_id: message(&thread.root_id)?,
+        };
+        let req = Request::new(route, LightMethod::Patch).body(body("edit message", &edit)?);
+        self.fire::<Message>("edit message", req).await.map(|_| ())
     }
 
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
-        let body = json!({"content": text.chars().take(2000).collect::<String>(), "allowed_mentions": {"parse": []}});
+        let m = CreateMessage::new()
+            .content(text.chars().take(2000).collect::<String>())
+            .allowed_mentions(no_mentions());
         match &thread.thread_id {
-            Some(t) => self
-                .call(Method::POST, &format!("/channels/{t}/messages"), body)
-                .await
-                .map(|_| ()),
+            Some(t) => self.send_message(channel(t)?, &m).await.map(|_| ()),
             None => {
-                let channel = channel_of(thread)?;
-                let mut body = body;
-                body["message_reference"] =
-                    json!({"message_id": thread.root_id, "fail_if_not_exists": false});
-                self.call(Method::POST, &format!("/channels/{channel}/messages"), body)
-                    .await
-                    .map(|_| ())
+                let to = channel_of(thread)?;
+                let mut reference = MessageReference::new(MessageReferenceKind::Default, to)
+                    .message_id(message(&thread.root_id)?);
+                reference.fail_if_not_exists = Some(false);
+                let m = m.reference_message(reference);
+                self.send_message(to, &m).await.map(|_| ())
             }
         }
     }

@@ -1,4 +1,6 @@
-//! `POST /v1/chat/discord/interactions`: Discord's HTTP interactions.
+//! `POST /v1/chat/discord/interactions`: Discord's HTTP interactions, read
+//! as serenity's [`Interaction`] and answered with serenity's
+//! [`CreateInteractionResponse`].
 //!
 //! Verified first: `X-Signature-Ed25519` must be the application key's
 //! signature of `X-Signature-Timestamp` + raw body, and the timestamp within
@@ -16,8 +18,10 @@ use firewatch_domain::{identities, incidents, keys, DomainError, Services};
 use firewatch_types::{Button, ButtonAction, IncidentAction};
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use serenity::all::{
+    CreateAllowedMentions, CreateInteractionResponse, CreateInteractionResponseMessage, Interaction,
+};
 use std::sync::Arc;
 
 /// What the endpoint needs besides the services.
@@ -65,43 +69,23 @@ pub fn verify(
         .map_err(|_| ApiError::unauthorized("X-Signature-Ed25519 does not match"))
 }
 
-#[derive(Deserialize)]
-struct Interaction {
-    id: String,
-    #[serde(rename = "type")]
-    kind: u8,
-    #[serde(default)]
-    data: Option<Value>,
-    #[serde(default)]
-    member: Option<Member>,
-    #[serde(default)]
-    user: Option<User>,
+fn respond(r: CreateInteractionResponse) -> Json<Value> {
+    Json(serde_json::to_value(r).unwrap_or_default())
 }
-
-#[derive(Deserialize)]
-struct Member {
-    user: User,
-}
-
-#[derive(Deserialize)]
-struct User {
-    id: String,
-}
-
-const PING: u8 = 1;
-const APPLICATION_COMMAND: u8 = 2;
-const MESSAGE_COMPONENT: u8 = 3;
 
 fn ephemeral(text: impl Into<String>) -> Json<Value> {
-    Json(
-        json!({"type": 4, "data": {"content": text.into(), "flags": 64, "allowed_mentions": {"parse": []}}}),
-    )
+    respond(CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true)
+            .allowed_mentions(CreateAllowedMentions::new()),
+    ))
 }
 
 /// Acknowledges a component click without changing the message: the card
 /// edit arrives through the outbox.
 fn deferred_update() -> Json<Value> {
-    Json(json!({"type": 6}))
+    respond(CreateInteractionResponse::Acknowledge)
 }
 
 const NOT_MAPPED: &str =
@@ -131,26 +115,24 @@ async fn interaction(
         svc.clock.now().timestamp(),
     )?;
     let i: Interaction = parse_json(&body)?;
-    if i.kind == PING {
-        return Ok(Json(json!({"type": 1})));
+    let (user, kind) = match &i {
+        Interaction::Ping(_) => return Ok(respond(CreateInteractionResponse::Pong)),
+        Interaction::Component(c) => (c.user.id, "component"),
+        Interaction::Command(c) => (c.user.id, "command"),
+        _ => return Ok(ephemeral("This interaction is not supported")),
+    };
+    if !first_time(&svc, &i.id().to_string()).await? {
+        return Ok(match kind {
+            "component" => deferred_update(),
+            _ => ephemeral("This command was already handled."),
+        });
     }
-    if !first_time(&svc, &i.id).await? {
-        return Ok(deferred_update());
-    }
-    let user = i
-        .member
-        .map(|m| m.user)
-        .or(i.user)
-        .map(|u| u.id)
-        .unwrap_or_default();
-    let Some(p) = identities::principal(&svc, "discord", &user).await? else {
+    let Some(p) = identities::principal(&svc, "discord", &user.to_string()).await? else {
         return Ok(ephemeral(NOT_MAPPED));
     };
-    let data = i.data.unwrap_or(Value::Null);
-    match i.kind {
-        MESSAGE_COMPONENT => {
-            let Some((action, id)) = data["custom_id"].as_str().and_then(Button::parse_payload)
-            else {
+    match i {
+        Interaction::Component(c) => {
+            let Some((action, id)) = Button::parse_payload(&c.data.custom_id) else {
                 return Ok(ephemeral("Unknown button"));
             };
             let result = match action {
@@ -173,12 +155,14 @@ async fn interaction(
                 Err(e) => ephemeral(explain(e)),
             })
         }
-        APPLICATION_COMMAND => {
+        Interaction::Command(c) => {
             // `/fw text: ack inc_...`
-            let text = data["options"]
-                .as_array()
-                .and_then(|o| o.iter().find(|o| o["name"] == "text"))
-                .and_then(|o| o["value"].as_str())
+            let text = c
+                .data
+                .options
+                .iter()
+                .find(|o| o.name == "text")
+                .and_then(|o| o.value.as_str())
                 .unwrap_or("help")
                 .to_owned();
             Ok(ephemeral(run_command(&svc, &p, &text, "/fw text: ").await))

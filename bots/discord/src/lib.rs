@@ -1,6 +1,7 @@
 //! firewatch on Discord.
 //!
-//! - [`DiscordChat`]: the chat port on Discord's REST API: the root card is a
+//! - [`DiscordChat`]: the chat port on Discord's REST API, built from serenity's
+//!   builders, routes and models: the root card is a
 //!   message with an embed and buttons, a thread is started from it, every
 //!   later event is a message in that thread, and the card is edited in place.
 //! - [`router`]: `POST /v1/chat/discord/interactions`, the HTTP interactions
@@ -24,7 +25,9 @@ pub struct DiscordConfig {
     pub bot_token: Secret,
     /// `DISCORD_PUBLIC_KEY`: the application's Ed25519 public key (hex).
     pub public_key: [u8; 32],
-    /// `DISCORD_API_URL`, default `https://discord.com/api/v10`.
+    /// `DISCORD_API_URL`, default `https://discord.com`: where Discord's
+    /// REST API is reached; requests go to `<url>/api/v10/...`. A trailing
+    /// `/api/v10` is accepted and dropped.
     pub api_url: String,
 }
 
@@ -40,9 +43,13 @@ impl DiscordConfig {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or("DISCORD_PUBLIC_KEY must be 64 hex characters (the application's public key)")?;
-        let api_url =
-            var("DISCORD_API_URL").unwrap_or_else(|| "https://discord.com/api/v10".into());
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        let api_url = var("DISCORD_API_URL").unwrap_or_else(|| "https://discord.com".into());
+        let base = api_url.trim().trim_end_matches('/');
+        let base = base.strip_suffix("/api/v10").unwrap_or(base);
+        if !url::Url::parse(base)
+            .map(|u| matches!(u.scheme(), "https" | "http") && u.has_host())
+            .unwrap_or(false)
+        {
             return Err(format!(
                 "DISCORD_API_URL must be an http(s) URL, got {api_url:?}"
             ));
@@ -50,7 +57,7 @@ impl DiscordConfig {
         Ok(Some(Self {
             bot_token: Secret::new(token),
             public_key,
-            api_url: api_url.trim_end_matches('/').to_owned(),
+            api_url: base.to_owned(),
         }))
     }
 }

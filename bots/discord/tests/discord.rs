@@ -5,6 +5,7 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use axum::{Json, Router};
 use chrono::Duration;
@@ -17,7 +18,7 @@ use firewatch_domain::{auth, identities, incidents, Services, Settings};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::send;
+use firewatch_web::testing::{fixture, send, FakePlatform};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -45,20 +46,23 @@ async fn record(
     path: String,
     headers: &axum::http::HeaderMap,
     body: Value,
-) -> Result<usize, (StatusCode, Json<Value>)> {
+) -> Result<usize, Response> {
     if *fake.down.lock().unwrap() {
         return Err((
             StatusCode::BAD_GATEWAY,
             Json(json!({"message": "502: Bad Gateway", "code": 0})),
-        ));
+        )
+            .into_response());
     }
     if let Some(429) = fake.script.lock().unwrap().pop_front() {
         return Err((
             StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
             Json(
                 json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false}),
             ),
-        ));
+        )
+            .into_response());
     }
     let mut calls = fake.calls.lock().unwrap();
     calls.push(Call {
@@ -74,12 +78,34 @@ async fn record(
     Ok(calls.len())
 }
 
+/// A message object as Discord answers with it.
+fn message_object(id: &str, channel: &str, sent: &Value) -> Value {
+    json!({
+        "id": id,
+        "channel_id": channel,
+        "type": 0,
+        "author": {"id": "1090000000000000000", "username": "firewatch", "discriminator": "0000", "global_name": null, "avatar": null, "bot": true, "public_flags": 0},
+        "content": sent.get("content").cloned().unwrap_or(json!("")),
+        "embeds": sent.get("embeds").cloned().unwrap_or(json!([])),
+        "components": sent.get("components").cloned().unwrap_or(json!([])),
+        "attachments": [],
+        "mentions": [],
+        "mention_roles": [],
+        "mention_everyone": false,
+        "pinned": false,
+        "tts": false,
+        "timestamp": "2026-11-20T11:00:01.318000+00:00",
+        "edited_timestamp": null,
+        "flags": 0
+    })
+}
+
 async fn create_message(
     State(fake): State<Arc<FakeDiscord>>,
     Path(channel): Path<String>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     match record(
         &fake,
         Method::POST,
@@ -91,10 +117,13 @@ async fn create_message(
     {
         Ok(n) => (
             StatusCode::OK,
-            Json(
-                json!({"id": format!("11000000000000000{n}"), "channel_id": channel, "content": body["content"], "embeds": body["embeds"]}),
-            ),
-        ),
+            Json(message_object(
+                &format!("11000000000000000{n}"),
+                &channel,
+                &body,
+            )),
+        )
+            .into_response(),
         Err(e) => e,
     }
 }
@@ -104,7 +133,7 @@ async fn start_thread(
     Path((channel, message)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     match record(
         &fake,
         Method::POST,
@@ -116,10 +145,24 @@ async fn start_thread(
     {
         Ok(_) => (
             StatusCode::CREATED,
-            Json(
-                json!({"id": "22000000000000000001", "type": 11, "parent_id": channel, "name": body["name"]}),
-            ),
-        ),
+            Json(json!({
+                "id": "1220000000000000001",
+                "guild_id": "1080000000000000000",
+                "parent_id": channel,
+                "owner_id": "1090000000000000000",
+                "type": 11,
+                "name": body["name"],
+                "last_message_id": null,
+                "thread_metadata": {"archived": false, "auto_archive_duration": body["auto_archive_duration"], "archive_timestamp": "2026-11-20T11:00:01.500000+00:00", "locked": false},
+                "message_count": 0,
+                "member_count": 1,
+                "rate_limit_per_user": 0,
+                "flags": 0,
+                "total_message_sent": 0,
+                "member": {"id": "1220000000000000001", "user_id": "1090000000000000000", "join_timestamp": "2026-11-20T11:00:01.500000+00:00", "flags": 1}
+            })),
+        )
+        .into_response(),
         Err(e) => e,
     }
 }
@@ -129,20 +172,21 @@ async fn edit_message(
     Path((channel, message)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     match record(
         &fake,
         Method::PATCH,
         format!("/channels/{channel}/messages/{message}"),
         &headers,
-        body,
+        body.clone(),
     )
     .await
     {
         Ok(_) => (
             StatusCode::OK,
-            Json(json!({"id": message, "channel_id": channel})),
-        ),
+            Json(message_object(&message, &channel, &body)),
+        )
+            .into_response(),
         Err(e) => e,
     }
 }
@@ -168,9 +212,8 @@ async fn world() -> World {
             patch(edit_message),
         )
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, api).await });
+    let server = FakePlatform::serve(Router::new().nest("/api/v10", api)).await;
+    let base = server.base.clone();
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let public = hex::encode(key.verifying_key().to_bytes());
     let config = DiscordConfig::from_vars(|k| match k {
@@ -264,30 +307,33 @@ fn signed(w: &World, body: Value, key: &SigningKey, ts_offset: i64) -> Request<B
         .unwrap()
 }
 
+/// A button click, from the fixture shaped as Discord documents it.
 fn click(id: &str, user: &str, custom_id: &str) -> Value {
-    json!({
-        "id": id,
-        "application_id": "1090000000000000000",
-        "type": 3,
-        "token": "aW50ZXJhY3Rpb246MTA5MDAwMDAwMDAwMDAwMDAwMDpmYWtl",
-        "version": 1,
-        "guild_id": "1080000000000000000",
-        "channel_id": "1000000000000000001",
-        "member": {"user": {"id": user, "username": "jane", "discriminator": "0", "global_name": "Jane"}, "roles": [], "permissions": "2147483647"},
-        "message": {"id": "110000000000000001", "channel_id": "1000000000000000001", "content": ""},
-        "data": {"custom_id": custom_id, "component_type": 2}
-    })
+    let mut i: Value =
+        serde_json::from_slice(&fixture("discord/component_interaction.json")).unwrap();
+    i["id"] = json!(id);
+    i["member"]["user"]["id"] = json!(user);
+    i["data"]["custom_id"] = json!(custom_id);
+    i
+}
+
+/// `/fw text: <text>`, from the documented fixture.
+fn command(id: &str, user: &str, text: &str) -> Value {
+    let mut i: Value =
+        serde_json::from_slice(&fixture("discord/application_command_interaction.json")).unwrap();
+    i["id"] = json!(id);
+    i["member"]["user"]["id"] = json!(user);
+    i["data"]["options"][0]["value"] = json!(text);
+    i
 }
 
 #[tokio::test]
 async fn ping_is_answered_with_pong_and_bad_signatures_with_401() {
     let w = world().await;
-    let ping = json!({"id": "1", "application_id": "1090000000000000000", "type": 1, "token": "t", "version": 1});
+    let ping: Value = serde_json::from_slice(&fixture("discord/ping.json")).unwrap();
     let a = send(&w.app, signed(&w, ping.clone(), &w.key, 0)).await;
-    assert_eq!(
-        (a.status, a.json.clone()),
-        (StatusCode::OK, json!({"type": 1}))
-    );
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["type"], 1, "PONG");
     let other = SigningKey::from_bytes(&[9u8; 32]);
     assert_eq!(
         send(&w.app, signed(&w, ping.clone(), &other, 0))
@@ -300,6 +346,11 @@ async fn ping_is_answered_with_pong_and_bad_signatures_with_401() {
         StatusCode::UNAUTHORIZED,
         "stale timestamp"
     );
+    let mut no_token = click("1200000000000000009", "80351110224678912", "fw1:ack:x");
+    no_token.as_object_mut().unwrap().remove("token");
+    let bad = send(&w.app, signed(&w, no_token, &w.key, 0)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert!(bad.text.contains("token"), "{}", bad.text);
 }
 
 #[tokio::test]
@@ -321,7 +372,7 @@ async fn an_alert_becomes_a_card_with_a_thread_and_later_events_go_into_it() {
     drain(&w.svc).await.unwrap();
     let c = calls(&w);
     assert_eq!(
-        c[2].path, "/channels/22000000000000000001/messages",
+        c[2].path, "/channels/1220000000000000001/messages",
         "the reply goes into the thread"
     );
     assert_eq!(c[3].method, Method::PATCH);
@@ -351,7 +402,7 @@ async fn a_signed_click_acknowledges_with_a_deferred_update_and_the_thread_follo
         ),
     )
     .await;
-    assert_eq!(a.json, json!({"type": 6}), "{}", a.text);
+    assert_eq!(a.json["type"], 6, "a deferred update: {}", a.text);
     assert_eq!(
         incidents::get(&w.svc, &TenantId::default_tenant(), &id)
             .await
@@ -374,8 +425,7 @@ async fn a_signed_click_acknowledges_with_a_deferred_update_and_the_thread_follo
     )
     .await;
     assert_eq!(
-        again.json,
-        json!({"type": 6}),
+        again.json["type"], 6,
         "the same interaction again has no effect"
     );
     drain(&w.svc).await.unwrap();
@@ -413,11 +463,11 @@ async fn unmapped_and_viewer_clicks_are_refused_ephemerally_and_change_nothing()
 async fn the_fw_command_runs_with_its_text_option() {
     let w = world().await;
     let id = fire(&w, "2026-11-20T11:00:00Z").await;
-    let cmd = json!({
-        "id": "1300000000000000001", "application_id": "1090000000000000000", "type": 2, "token": "t", "version": 1,
-        "member": {"user": {"id": "80351110224678912", "username": "jane"}},
-        "data": {"id": "1310000000000000000", "name": "fw", "type": 1, "options": [{"name": "text", "type": 3, "value": format!("resolve {id} fixed")}]}
-    });
+    let cmd = command(
+        "1300000000000000001",
+        "80351110224678912",
+        &format!("resolve {id} fixed"),
+    );
     let a = send(&w.app, signed(&w, cmd, &w.key, 0)).await;
     assert!(
         a.json["data"]["content"]
