@@ -12,10 +12,10 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use firewatch_domain::chat::{explain, run_command};
+use firewatch_domain::chat::{explain, press, run_command};
 use firewatch_domain::ports::{Condition, StoreError};
-use firewatch_domain::{identities, incidents, keys, DomainError, Services};
-use firewatch_types::{Button, ButtonAction, IncidentAction};
+use firewatch_domain::{identities, keys, DomainError, Services};
+use firewatch_types::Button;
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
 use serde_json::Value;
@@ -135,20 +135,7 @@ async fn interaction(
             let Some((action, id)) = Button::parse_payload(&c.data.custom_id) else {
                 return Ok(ephemeral("Unknown button"));
             };
-            let result = match action {
-                ButtonAction::Ack => {
-                    incidents::act(&svc, &p, &id, IncidentAction::Ack, None, None).await
-                }
-                ButtonAction::Resolve => {
-                    incidents::act(&svc, &p, &id, IncidentAction::Resolve, None, None).await
-                }
-                ButtonAction::Triage | ButtonAction::Playbooks => {
-                    return Ok(ephemeral(format!(
-                        "{} is not available yet",
-                        action.label()
-                    )))
-                }
-            };
+            let result = press(&svc, &p, action, &id).await;
             tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "discord button");
             Ok(match result {
                 Ok(_) => deferred_update(),

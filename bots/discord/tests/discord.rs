@@ -528,3 +528,42 @@ async fn a_rate_limit_is_waited_out_and_an_outage_dead_letters_then_retries() {
         .unwrap_or("")
         .contains("failing over")));
 }
+
+#[tokio::test]
+async fn the_triage_button_posts_a_report_in_the_thread() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            click(
+                "1200000000000000031",
+                "80351110224678912",
+                &format!("fw1:triage:{id}"),
+            ),
+            &w.key,
+            0,
+        ),
+    )
+    .await;
+    assert_eq!(a.json["type"], 6, "a deferred update: {}", a.text);
+    drain(&w.svc).await.unwrap();
+    let reply = calls(&w)
+        .into_iter()
+        .rfind(|c| c.method == Method::POST && c.path.ends_with("/messages"))
+        .unwrap();
+    assert_eq!(
+        reply.path, "/channels/1220000000000000001/messages",
+        "in the incident's thread"
+    );
+    let text = reply.body["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "🔎 Triage by discord:80351110224678912 (deterministic, medium confidence)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Likely cause: Requests are slow"), "{text}");
+}

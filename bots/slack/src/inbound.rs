@@ -11,10 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use firewatch_domain::incidents;
 use firewatch_domain::settings::Secret;
-use firewatch_domain::{identities, DomainError, Services};
-use firewatch_types::{Button, ButtonAction, IncidentAction, Principal};
+use firewatch_domain::{identities, Services};
+use firewatch_types::{Button, Principal};
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -178,22 +177,7 @@ async fn interaction(
                 let Some((action, id)) = a.value.as_deref().and_then(Button::parse_payload) else {
                     continue;
                 };
-                let result = match action {
-                    ButtonAction::Ack => {
-                        incidents::act(&svc, &p, &id, IncidentAction::Ack, None, None)
-                            .await
-                            .map(|_| ())
-                    }
-                    ButtonAction::Resolve => {
-                        incidents::act(&svc, &p, &id, IncidentAction::Resolve, None, None)
-                            .await
-                            .map(|_| ())
-                    }
-                    ButtonAction::Triage | ButtonAction::Playbooks => Err(DomainError::bad_input(
-                        "not_available",
-                        format!("{} is not available yet", action.label()),
-                    )),
-                };
+                let result = firewatch_domain::chat::press(&svc, &p, action, &id).await;
                 tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "slack button");
                 if let Err(e) = result {
                     refusal = Some(firewatch_domain::chat::explain(e));

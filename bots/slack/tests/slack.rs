@@ -523,3 +523,40 @@ async fn slack_down_dead_letters_and_a_retry_delivers() {
     assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
     assert_eq!(received(&w).len(), 1);
 }
+
+#[tokio::test]
+async fn the_triage_button_posts_a_report_in_the_thread() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let root_ts = received(&w)[0].clone();
+    assert_eq!(root_ts.method, "chat.postMessage");
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/interactions",
+            click(&w, "U0RESPONDER", &format!("fw1:triage:{id}")),
+            0,
+            SIGNING,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    drain(&w.svc).await.unwrap();
+    let reply = received(&w)
+        .into_iter()
+        .rfind(|r| r.method == "chat.postMessage")
+        .unwrap();
+    assert!(reply.body["thread_ts"].is_string(), "{}", reply.body);
+    let text = reply.body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("🔎 Triage by slack:U0RESPONDER (deterministic, medium confidence)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Likely cause: Requests are failing"),
+        "{text}"
+    );
+    assert!(text.contains("Scope: service=checkout"), "{text}");
+}

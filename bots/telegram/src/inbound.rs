@@ -8,11 +8,11 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Extension, Router};
-use firewatch_domain::chat::{explain, run_command};
+use firewatch_domain::chat::{self, explain, run_command};
 use firewatch_domain::ports::{Condition, StoreError};
 use firewatch_domain::settings::Secret;
-use firewatch_domain::{identities, incidents, keys, DomainError, Services};
-use firewatch_types::{Button, ButtonAction, IncidentAction};
+use firewatch_domain::{identities, keys, DomainError, Services};
+use firewatch_types::Button;
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
 use std::sync::Arc;
@@ -151,18 +151,7 @@ async fn press(svc: &Services, q: &CallbackQuery) -> String {
         Ok(None) => return NOT_MAPPED.into(),
         Err(e) => return explain(e),
     };
-    let result = match action {
-        ButtonAction::Ack => incidents::act(svc, &p, &id, IncidentAction::Ack, None, None).await,
-        ButtonAction::Resolve => {
-            incidents::act(svc, &p, &id, IncidentAction::Resolve, None, None).await
-        }
-        ButtonAction::Triage | ButtonAction::Playbooks => {
-            return format!("{} is not available yet", action.label())
-        }
-    };
+    let result = chat::press(svc, &p, action, &id).await;
     tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "telegram button");
-    match result {
-        Ok(inc) => format!("{} is now {}", inc.id, inc.state),
-        Err(e) => explain(e),
-    }
+    result.unwrap_or_else(explain)
 }

@@ -425,3 +425,55 @@ async fn a_429_then_200_is_delivered_once_and_an_outage_dead_letters_then_retrie
         .unwrap_or("")
         .contains("scaling consumers")));
 }
+
+#[tokio::test]
+async fn the_triage_button_posts_a_report_in_the_reply_chain() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let a = send(
+        &w.app,
+        update(SECRET, press(9100, 5550001, &format!("fw1:triage:{id}"))),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let answer = calls(&w)
+        .into_iter()
+        .find(|c| c.method == "answerCallbackQuery")
+        .unwrap();
+    assert!(
+        answer.body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Triage posted in the thread: Consumers are falling behind"),
+        "{}",
+        answer.body
+    );
+    drain(&w.svc).await.unwrap();
+    let reply = calls(&w)
+        .into_iter()
+        .rfind(|c| c.method == "sendMessage")
+        .unwrap();
+    assert_eq!(reply.body["reply_parameters"]["message_id"], 101);
+    let text = reply.body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("🔎 Triage by telegram:5550001 (deterministic, medium confidence)"),
+        "{text}"
+    );
+    assert!(text.contains("\n1. Acknowledge"), "{text}");
+
+    // A viewer's press is answered with the refusal and posts nothing.
+    let before = calls(&w).len();
+    send(
+        &w.app,
+        update(SECRET, press(9101, 5550002, &format!("fw1:triage:{id}"))),
+    )
+    .await;
+    drain(&w.svc).await.unwrap();
+    let c = calls(&w);
+    assert_eq!(c.len(), before + 1, "only the answer");
+    assert!(c[before].body["text"]
+        .as_str()
+        .unwrap()
+        .contains("responder role"));
+}

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use firewatch_domain::incidents::Paged;
-use firewatch_types::{ErrorBody, Incident, TimelineEntry, TimelineKind};
+use firewatch_types::{ErrorBody, Incident, TimelineEntry, TimelineKind, TriageReport};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -39,6 +39,9 @@ pub enum IncidentsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Triage an incident: likely cause, impact, next actions (also posted
+    /// in its chat threads).
+    Triage { id: String },
 }
 
 struct Api {
@@ -147,6 +150,15 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
         }
         IncidentsCommand::Ack { id, reason } => act(&api, &id, "ack", reason).await?,
         IncidentsCommand::Resolve { id, reason } => act(&api, &id, "resolve", reason).await?,
+        IncidentsCommand::Triage { id } => {
+            let report: TriageReport = api
+                .post(
+                    &format!("/v1/incidents/{id}/triage"),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            println!("{}", firewatch_domain::chat::triage_text(&report, "you"));
+        }
     }
     Ok(())
 }
@@ -232,6 +244,10 @@ fn describe(kind: &TimelineKind) -> String {
         TimelineKind::Suppressed { fingerprint } => {
             format!("alert {fingerprint} suppressed (rate limit)")
         }
+        TimelineKind::Triage { report } => format!(
+            "triage ({} confidence): {}",
+            report.confidence, report.likely_cause
+        ),
     }
 }
 

@@ -156,6 +156,12 @@ async fn an_alert_becomes_an_incident_that_a_responder_acknowledges_over_http() 
     server.wait_for_output("open → acknowledged by dev-admin (on it)");
     let (ok, out) = cli(&["incidents", "ack", &id], &server.url, token);
     assert!(!ok && out.contains("illegal_transition"), "{out}");
+    let (ok, out) = cli(&["incidents", "triage", &id], &server.url, token);
+    assert!(
+        ok && out.contains("Likely cause: Requests are slow") && out.contains("Next:"),
+        "{out}"
+    );
+    server.wait_for_output("🔎 Triage by dev-admin");
 
     let (ok, out) = cli(&["send-test-alert"], &server.url, token);
     assert!(ok && out.contains("opened"), "{out}");

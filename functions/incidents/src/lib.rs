@@ -21,9 +21,10 @@ use firewatch_domain::dispatch::{self, DeadLetter};
 use firewatch_domain::identities::{self, ChatIdentity};
 use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy, RecurrenceGroup};
 use firewatch_domain::routes::{self, Route};
-use firewatch_domain::Services;
+use firewatch_domain::{triage, Services};
 use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
+    TriageReport,
 };
 use firewatch_web::extract::{is_json, not_json, parse_json};
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
@@ -37,6 +38,7 @@ pub fn router(services: Services) -> Router {
         .route("/v1/incidents/{id}", get(show))
         .route("/v1/incidents/{id}/timeline", get(timeline))
         .route("/v1/incidents/{id}/comments", post(comment))
+        .route("/v1/incidents/{id}/triage", post(triage))
         .route("/v1/incidents/{id}/{action}", post(act))
         .route("/v1/routes", get(list_routes))
         .route(
@@ -212,6 +214,40 @@ async fn comment(
 ) -> ApiResult<(StatusCode, Json<TimelineEntry>)> {
     let e = incidents::comment(&svc, &p, &parse_id(&id)?, &body.text).await?;
     Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// Body of a triage request; optional as a whole.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TriageBody {
+    mode: Option<String>,
+}
+
+async fn triage(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<Json<TriageReport>> {
+    let id = parse_id(&id)?;
+    let body: TriageBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TriageBody::default()
+    } else if is_json(&headers) {
+        parse_json(&body)?
+    } else {
+        return Err(not_json());
+    };
+    match body.mode.as_deref() {
+        None | Some("deterministic") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unsupported_mode",
+                format!("triage mode {other:?} is not available; use \"deterministic\""),
+            ))
+        }
+    }
+    Ok(Json(triage::run(&svc, &p, &id).await?))
 }
 
 #[derive(Serialize)]

@@ -521,3 +521,78 @@ async fn admins_manage_routing_rules() {
         .unwrap();
     assert_eq!(send(&app, del).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn triage_returns_a_report_and_records_it_on_the_timeline() {
+    let (_, keys, app, id) = setup().await;
+    let uri = format!("/v1/incidents/{id}/triage");
+    let empty = Request::post(&uri)
+        .header("authorization", format!("Bearer {}", keys.responder))
+        .body(Body::empty())
+        .unwrap();
+    let a = send(&app, empty).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["mode"], "deterministic");
+    for field in ["likely_cause", "impact", "confidence"] {
+        assert!(a.json[field].is_string(), "{field}: {}", a.text);
+    }
+    assert!(!a.json["next_actions"].as_array().unwrap().is_empty());
+    assert!(!a.json["facts"].as_array().unwrap().is_empty());
+    let a = act(
+        &app,
+        &keys.responder,
+        &id,
+        "triage",
+        "{\"mode\": \"deterministic\"}",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+
+    for (token, body, status, code) in [
+        (
+            &keys.responder,
+            "{\"mode\": \"assisted\"}",
+            StatusCode::BAD_REQUEST,
+            "unsupported_mode",
+        ),
+        (
+            &keys.responder,
+            "{\"mood\": 1}",
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            &keys.responder,
+            "{",
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (&keys.viewer, "", StatusCode::FORBIDDEN, "forbidden"),
+    ] {
+        let a = act(&app, token, &id, "triage", body).await;
+        assert_eq!((a.status, a.code()), (status, code), "{body}: {}", a.text);
+    }
+    let missing = act(
+        &app,
+        &keys.responder,
+        "inc_01JD0000000000000000000009",
+        "triage",
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let tl = send(
+        &app,
+        get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer),
+    )
+    .await;
+    let triages: Vec<_> = tl.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "triage")
+        .collect();
+    assert_eq!(triages.len(), 2, "only the two accepted requests");
+    assert_eq!(triages[0]["report"]["mode"], "deterministic");
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::incidents::{self, ListFilter};
 use crate::{DomainError, Services};
-use firewatch_types::{IncidentAction, IncidentId, IncidentState, Principal};
+use firewatch_types::{IncidentAction, IncidentId, IncidentState, Principal, TriageReport};
 
 /// Why a chat call failed, classified for retrying.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +108,7 @@ pub fn reply_text(e: &TimelineEntry) -> String {
         TimelineKind::Suppressed { fingerprint } => {
             format!("Alert `{fingerprint}` suppressed by the rate limit")
         }
+        TimelineKind::Triage { report } => return triage_text(report, &e.actor),
     };
     let reason = e
         .reason
@@ -115,6 +116,20 @@ pub fn reply_text(e: &TimelineEntry) -> String {
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
     format!("{what} by {}{reason}", e.actor)
+}
+
+/// A triage report as a thread reply: cause, impact, numbered next actions
+/// and the facts used.
+pub fn triage_text(r: &TriageReport, actor: &str) -> String {
+    let mut out = format!(
+        "🔎 Triage by {actor} ({}, {} confidence)\nLikely cause: {}\nImpact: {}\nNext:",
+        r.mode, r.confidence, r.likely_cause, r.impact
+    );
+    for (n, a) in r.next_actions.iter().enumerate() {
+        out.push_str(&format!("\n{}. {a}", n + 1));
+    }
+    out.push_str(&format!("\nFacts: {}", r.facts.join("; ")));
+    out
 }
 
 /// A rendering of a card as plain text, shared by text-only destinations.
@@ -218,8 +233,41 @@ pub async fn run_command(svc: &Services, p: &Principal, text: &str, prefix: &str
                 Err(e) => explain(e),
             }
         }
+        ("triage", Some(Ok(id))) => match crate::triage::run(svc, p, &id).await {
+            Ok(r) => format!("Triage of `{id}` posted in its thread: {} ({} confidence).", r.likely_cause, r.confidence),
+            Err(e) => explain(e),
+        },
         (_, Some(Err(e))) => e.to_string(),
-        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}help"),
+        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> · {prefix}help"),
+    }
+}
+
+/// Carries out a card button for `p`; the answer is worded for whoever
+/// pressed it (the thread shows the change itself, through the outbox).
+pub async fn press(
+    svc: &Services,
+    p: &Principal,
+    action: ButtonAction,
+    id: &IncidentId,
+) -> Result<String, DomainError> {
+    let done = |i: Incident| format!("{} is now {}", i.id, i.state);
+    match action {
+        ButtonAction::Ack => incidents::act(svc, p, id, IncidentAction::Ack, None, None)
+            .await
+            .map(done),
+        ButtonAction::Resolve => incidents::act(svc, p, id, IncidentAction::Resolve, None, None)
+            .await
+            .map(done),
+        ButtonAction::Triage => crate::triage::run(svc, p, id).await.map(|r| {
+            format!(
+                "Triage posted in the thread: {} ({} confidence)",
+                r.likely_cause, r.confidence
+            )
+        }),
+        ButtonAction::Playbooks => Err(DomainError::bad_input(
+            "not_available",
+            "Playbooks are not available yet",
+        )),
     }
 }
 

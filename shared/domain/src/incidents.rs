@@ -564,13 +564,14 @@ pub struct RecurrenceGroup {
 /// How many incidents to scan for the recurrence view.
 pub const RECURRENCE_SCAN_LIMIT: usize = 10_000;
 
-/// Groups the tenant's most recent incidents by `by`, most recurrent first.
-pub async fn recurrence(
+/// Hands the tenant's incidents to `visit`, newest first, until it returns
+/// false or `limit` of them were read.
+pub(crate) async fn scan_recent(
     svc: &Services,
     tenant: &TenantId,
-    by: RecurrenceBy,
-) -> Result<Vec<RecurrenceGroup>, DomainError> {
-    let mut groups: BTreeMap<String, RecurrenceGroup> = BTreeMap::new();
+    limit: usize,
+    mut visit: impl FnMut(Incident) -> bool,
+) -> Result<(), DomainError> {
     let mut after = None;
     let mut seen = 0;
     loop {
@@ -580,38 +581,55 @@ pub async fn recurrence(
                 pk: keys::incidents_pk(tenant),
                 sk_prefix: String::new(),
                 after,
-                limit: 500,
+                limit: 500.min(limit - seen),
                 descending: true,
             })
             .await?;
         for item in &page.items {
-            let inc: Incident = keys::decode(item)?;
             seen += 1;
-            let Some(key) = by.key_of(&inc) else { continue };
-            let g = groups
-                .entry(key.clone())
-                .or_insert_with(|| RecurrenceGroup {
-                    key,
-                    incidents: 0,
-                    occurrences: 0,
-                    active: 0,
-                    first_seen: inc.created_at,
-                    last_seen: inc.updated_at,
-                    last_incident: inc.id.clone(),
-                });
-            g.incidents += 1;
-            g.occurrences += inc.occurrences;
-            g.active += u64::from(inc.state.is_active());
-            g.first_seen = g.first_seen.min(inc.created_at);
-            if inc.updated_at >= g.last_seen {
-                g.last_seen = inc.updated_at;
+            if !visit(keys::decode(item)?) {
+                return Ok(());
             }
         }
         match page.next {
-            Some(n) if seen < RECURRENCE_SCAN_LIMIT => after = Some(n),
-            _ => break,
+            Some(n) if seen < limit => after = Some(n),
+            _ => return Ok(()),
         }
     }
+}
+
+/// Groups the tenant's most recent incidents by `by`, most recurrent first.
+pub async fn recurrence(
+    svc: &Services,
+    tenant: &TenantId,
+    by: RecurrenceBy,
+) -> Result<Vec<RecurrenceGroup>, DomainError> {
+    let mut groups: BTreeMap<String, RecurrenceGroup> = BTreeMap::new();
+    scan_recent(svc, tenant, RECURRENCE_SCAN_LIMIT, |inc| {
+        let Some(key) = by.key_of(&inc) else {
+            return true;
+        };
+        let g = groups
+            .entry(key.clone())
+            .or_insert_with(|| RecurrenceGroup {
+                key,
+                incidents: 0,
+                occurrences: 0,
+                active: 0,
+                first_seen: inc.created_at,
+                last_seen: inc.updated_at,
+                last_incident: inc.id.clone(),
+            });
+        g.incidents += 1;
+        g.occurrences += inc.occurrences;
+        g.active += u64::from(inc.state.is_active());
+        g.first_seen = g.first_seen.min(inc.created_at);
+        if inc.updated_at >= g.last_seen {
+            g.last_seen = inc.updated_at;
+        }
+        true
+    })
+    .await?;
     let mut out: Vec<_> = groups.into_values().collect();
     out.sort_by(|a, b| {
         b.incidents

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod redact;
 pub mod routes;
 pub mod settings;
+pub mod triage;
 
 #[cfg(feature = "contract")]
 pub mod contract;

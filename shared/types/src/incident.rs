@@ -214,6 +214,10 @@ pub enum TimelineKind {
     Suppressed {
         fingerprint: String,
     },
+    /// Someone asked for triage; this is what it found.
+    Triage {
+        report: crate::TriageReport,
+    },
 }
 
 /// One line of an incident's timeline.

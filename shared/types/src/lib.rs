@@ -11,6 +11,7 @@ pub mod chat;
 pub mod error;
 pub mod ids;
 pub mod incident;
+pub mod triage;
 
 pub use alert::{Alert, AlertStatus, Link, Severity, SourceKind};
 pub use auth::{Principal, Role};
@@ -21,3 +22,4 @@ pub use incident::{
     AlertSnapshot, AuditEvent, EnvelopeRef, Incident, IncidentAction, IncidentState, TimelineEntry,
     TimelineKind,
 };
+pub use triage::{Confidence, TriageReport};

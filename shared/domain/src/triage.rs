@@ -1,0 +1,553 @@
+//! Deterministic triage: rules over an incident and its history give a
+//! likely cause, the impact, next actions, runbook links, a confidence and
+//! the facts used.
+//!
+//! The rules read the incident's title and labels (split into words, so
+//! `KubePodCrashLooping` reads as "kube pod crash looping"); the first rule
+//! with a matching word wins. History is the same alert group's incidents of
+//! the last [`HISTORY_DAYS`] days. Running triage records the report on the
+//! timeline (and so in the chat thread, through the outbox) and audits it.
+
+use chrono::{DateTime, Duration, Utc};
+use firewatch_types::{
+    Confidence, Incident, IncidentId, IncidentState, Link, Principal, Role, Severity, TimelineKind,
+    TriageReport,
+};
+
+use crate::auth::require_role;
+use crate::incidents::{self, audit_op, commit, entry, visible_change_ops, AuditInput};
+use crate::{DomainError, Services};
+
+/// How far back history goes.
+pub const HISTORY_DAYS: i64 = 30;
+
+/// At most this many recent incidents are read for history.
+pub const HISTORY_SCAN_LIMIT: usize = 2_000;
+
+/// Earlier incidents of the same alert group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Incidents for the same source and group key in the window, not
+    /// counting the one being triaged.
+    pub earlier: u64,
+    /// Of those, how many were resolved (or closed).
+    pub resolved: u64,
+    /// The most recent earlier incident.
+    pub last: Option<IncidentId>,
+    pub last_resolved_at: Option<DateTime<Utc>>,
+    /// Median time from opening to resolution of the resolved ones.
+    pub median_time_to_resolve: Option<Duration>,
+}
+
+struct Rule {
+    name: &'static str,
+    /// Words (or word beginnings) that select the rule.
+    words: &'static [&'static str],
+    cause: &'static str,
+    actions: &'static [&'static str],
+}
+
+/// The rule catalogue, most specific first.
+const RULES: &[Rule] = &[
+    Rule {
+        name: "certificate",
+        words: &["certificate", "cert", "certs", "tls", "ssl"],
+        cause: "A certificate is expiring or invalid.",
+        actions: &[
+            "Check the certificate's expiry and issuer on the endpoint.",
+            "Renew or re-issue it, then confirm the new one is served everywhere.",
+        ],
+    },
+    Rule {
+        name: "disk",
+        words: &["disk", "volume", "filesystem", "inode", "inodes", "storage"],
+        cause: "A disk or volume is filling up.",
+        actions: &[
+            "Find what grew (logs, temp files, data) on the volume.",
+            "Free or extend space before writes start failing.",
+        ],
+    },
+    Rule {
+        name: "memory",
+        words: &["memory", "oom", "oomkilled", "heap", "rss", "swap"],
+        cause: "Memory pressure: a leak, a load spike, or limits set too low.",
+        actions: &[
+            "Check memory use against limits and for OOM kills around the start time.",
+            "Compare with the latest deploy; a leak often starts with one.",
+        ],
+    },
+    Rule {
+        name: "cpu",
+        words: &["cpu", "throttl", "load"],
+        cause: "CPU saturation: more load than capacity, or a hot code path.",
+        actions: &[
+            "Check CPU use and throttling against requests and limits.",
+            "Scale out, or find the hot path in a profile.",
+        ],
+    },
+    Rule {
+        name: "queue",
+        words: &["queue", "backlog", "lag", "consumer", "consumers", "dlq"],
+        cause: "Consumers are falling behind: they slowed down, failed, or traffic rose.",
+        actions: &[
+            "Check that consumers are running and not failing on a poison message.",
+            "Compare the produce rate with the consume rate; scale consumers if needed.",
+        ],
+    },
+    Rule {
+        name: "target_down",
+        words: &[
+            "down",
+            "unreachable",
+            "heartbeat",
+            "crash",
+            "crashloop",
+            "crashlooping",
+            "restart",
+            "restarting",
+            "unhealthy",
+            "nodata",
+            "absent",
+        ],
+        cause: "The target stopped answering: a crash, a failed deploy, or the network path to it.",
+        actions: &[
+            "Check whether the process or pod is running and when it last restarted.",
+            "Look at the latest deploy or configuration change of this target.",
+            "Check the network path and the load balancer's health checks.",
+        ],
+    },
+    Rule {
+        name: "latency",
+        words: &[
+            "latency", "slow", "p99", "p95", "p90", "duration", "timeout", "timeouts",
+        ],
+        cause: "Requests are slow: saturation, a slow dependency, or contention.",
+        actions: &[
+            "Find which dependency or endpoint the time is spent in.",
+            "Check saturation (CPU, connections, pools) of the service and its database.",
+        ],
+    },
+    Rule {
+        name: "errors",
+        words: &[
+            "error",
+            "errors",
+            "5xx",
+            "500",
+            "502",
+            "503",
+            "exception",
+            "exceptions",
+            "failure",
+            "failures",
+            "failing",
+            "failed",
+        ],
+        cause: "Requests are failing: a bad deploy, a failing dependency, or bad input.",
+        actions: &[
+            "Line the start of the errors up with the latest deploy; roll back if they match.",
+            "Check the health of the dependencies this service calls.",
+            "Read the most frequent error messages in the logs.",
+        ],
+    },
+];
+
+/// Splits text into lowercase words, also at lower→upper case changes.
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for ch in text.chars() {
+        if !ch.is_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if ch.is_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = ch.is_lowercase() || ch.is_numeric();
+        cur.extend(ch.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The labels worth naming, in this order.
+const SCOPE_LABELS: [&str; 6] = ["service", "namespace", "job", "instance", "host", "region"];
+
+fn minutes(d: Duration) -> String {
+    let m = d.num_minutes().max(0);
+    if m < 120 {
+        format!("{m} min")
+    } else if m < 48 * 60 {
+        format!("{} h", m / 60)
+    } else {
+        format!("{} days", m / (24 * 60))
+    }
+}
+
+/// The report for `inc` given its history, as of `now`. Pure: the same
+/// incident and history always give the same report.
+pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageReport {
+    let mut text = inc.title.clone();
+    if let Some(name) = inc.labels.get("alertname") {
+        text.push(' ');
+        text.push_str(name);
+    }
+    let ws = words(&text);
+    let matched = RULES.iter().find_map(|r| {
+        ws.iter()
+            .find(|w| r.words.iter().any(|k| w.starts_with(k)))
+            .map(|w| (r, w.clone()))
+    });
+
+    let mut facts = vec![
+        format!("{} · {} · {}", inc.severity, inc.state, inc.source),
+        format!(
+            "fired {}× since {} (open {})",
+            inc.occurrences,
+            inc.created_at.format("%Y-%m-%d %H:%M UTC"),
+            minutes(now - inc.created_at)
+        ),
+    ];
+    if let Some(name) = inc.labels.get("alertname") {
+        facts.push(format!("alertname={name}"));
+    }
+    let scope: Vec<String> = SCOPE_LABELS
+        .iter()
+        .filter_map(|k| inc.labels.get(*k).map(|v| format!("{k}={v}")))
+        .collect();
+    if !scope.is_empty() {
+        facts.push(scope.join(" "));
+    }
+    let firing = inc
+        .alerts
+        .values()
+        .filter(|a| a.status == firewatch_types::AlertStatus::Firing)
+        .count();
+    if inc.alerts.len() > 1 {
+        facts.push(format!(
+            "{firing} of {} alerts in this incident are firing",
+            inc.alerts.len()
+        ));
+    }
+    if let Some((r, w)) = &matched {
+        facts.push(format!("rule `{}` matched the word \"{w}\"", r.name));
+    } else {
+        facts.push("no rule matched the title or alertname".into());
+    }
+    if h.earlier > 0 {
+        let mut f = format!(
+            "{} earlier incident{} of this alert group in {HISTORY_DAYS} days, {} resolved",
+            h.earlier,
+            if h.earlier == 1 { "" } else { "s" },
+            h.resolved
+        );
+        if let Some(t) = h.median_time_to_resolve {
+            f.push_str(&format!(", typically in {}", minutes(t)));
+        }
+        if let Some(at) = h.last_resolved_at {
+            f.push_str(&format!(
+                "; last resolved {}",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
+        facts.push(f);
+    } else {
+        facts.push(format!(
+            "first incident of this alert group in {HISTORY_DAYS} days"
+        ));
+    }
+
+    let mut impact = match inc.severity {
+        Severity::Sev1 => "Critical: customers are likely affected now.",
+        Severity::Sev2 => "High: a user-facing degradation is likely.",
+        Severity::Sev3 => "Moderate: degraded, not yet user-facing.",
+        Severity::Sev4 => "Low: an early warning.",
+    }
+    .to_owned();
+    if !scope.is_empty() {
+        impact.push_str(&format!(" Scope: {}.", scope.join(", ")));
+    }
+    if inc.state.is_active() && firing == 0 && !inc.alerts.is_empty() {
+        impact.push_str(" Every alert has stopped firing.");
+    }
+
+    let runbooks: Vec<Link> = inc
+        .links
+        .iter()
+        .filter(|l| {
+            l.text
+                .as_deref()
+                .is_some_and(|t| t.to_lowercase().contains("runbook"))
+                || l.href.to_lowercase().contains("runbook")
+        })
+        .cloned()
+        .collect();
+
+    let mut next_actions = Vec::new();
+    if inc.state == IncidentState::Open {
+        next_actions.push("Acknowledge, so others know someone is on it.".to_owned());
+    }
+    for r in &runbooks {
+        next_actions.push(format!("Follow the runbook: {}", r.href));
+    }
+    match &matched {
+        Some((r, _)) => next_actions.extend(r.actions.iter().map(|a| (*a).to_owned())),
+        None => next_actions.push(
+            "Open the source alert and its dashboards; no rule knows this alert yet.".to_owned(),
+        ),
+    }
+    if h.earlier > 0 {
+        let last = h
+            .last
+            .as_ref()
+            .map(|i| format!(" (last: {i})"))
+            .unwrap_or_default();
+        next_actions.push(format!(
+            "This keeps coming back: read how the earlier incidents ended{last} and plan a lasting fix."
+        ));
+    }
+
+    let (likely_cause, confidence) = match &matched {
+        Some((r, _)) if h.resolved > 0 => (r.cause.to_owned(), Confidence::High),
+        Some((r, _)) => (r.cause.to_owned(), Confidence::Medium),
+        None => (
+            "Unknown: no rule matches this alert. The facts below are what is known.".to_owned(),
+            Confidence::Low,
+        ),
+    };
+
+    TriageReport {
+        mode: "deterministic".into(),
+        rule: matched.map(|(r, _)| r.name.to_owned()),
+        likely_cause,
+        impact,
+        next_actions,
+        runbooks,
+        confidence,
+        facts,
+    }
+}
+
+/// The alert group's earlier incidents in the last [`HISTORY_DAYS`] days.
+pub async fn history(svc: &Services, inc: &Incident) -> Result<History, DomainError> {
+    let since = svc.clock.now() - Duration::days(HISTORY_DAYS);
+    let mut h = History::default();
+    let mut to_resolve: Vec<Duration> = Vec::new();
+    incidents::scan_recent(svc, &inc.tenant, HISTORY_SCAN_LIMIT, |other| {
+        if other.created_at < since {
+            return false;
+        }
+        if other.id == inc.id
+            || other.source != inc.source
+            || other.group_key != inc.group_key
+            || other.created_at > inc.created_at
+        {
+            return true;
+        }
+        h.earlier += 1;
+        if h.last.is_none() {
+            h.last = Some(other.id.clone());
+        }
+        if let Some(at) = other.resolved_at.filter(|_| !other.state.is_active()) {
+            h.resolved += 1;
+            to_resolve.push(at - other.created_at);
+            h.last_resolved_at = Some(h.last_resolved_at.map_or(at, |l| l.max(at)));
+        }
+        true
+    })
+    .await?;
+    to_resolve.sort();
+    h.median_time_to_resolve = to_resolve.get(to_resolve.len() / 2).copied();
+    Ok(h)
+}
+
+/// Triages incident `id` as `principal` (a responder or above): the report
+/// goes on the timeline and into the chat thread, and is audited.
+pub async fn run(
+    svc: &Services,
+    principal: &Principal,
+    id: &IncidentId,
+) -> Result<TriageReport, DomainError> {
+    require_role(principal, Role::Responder, "triage an incident")?;
+    let inc = incidents::get(svc, &principal.tenant, id).await?;
+    let h = history(svc, &inc).await?;
+    let report = deterministic(&inc, &h, svc.clock.now());
+    let e = entry(
+        svc,
+        &inc,
+        &principal.name,
+        TimelineKind::Triage {
+            report: report.clone(),
+        },
+    );
+    let mut ops = visible_change_ops(svc, &inc, &e)?;
+    ops.push(audit_op(
+        svc,
+        &inc,
+        AuditInput {
+            actor: &principal.name,
+            action: "incident.triage".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::json!({"timeline_entry": e.id, "mode": report.mode, "rule": report.rule, "confidence": report.confidence}),
+            reason: None,
+        },
+    )?);
+    commit(svc, ops).await?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use firewatch_types::{AlertSnapshot, AlertStatus, SourceKind, TenantId};
+    use std::collections::BTreeMap;
+
+    fn incident(title: &str, labels: &[(&str, &str)]) -> Incident {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 11, 0, 0).unwrap();
+        Incident {
+            id: IncidentId::parse("inc_01JD0000000000000000000001").unwrap(),
+            tenant: TenantId::default_tenant(),
+            state: IncidentState::Open,
+            severity: Severity::Sev2,
+            title: title.into(),
+            source: SourceKind::Alertmanager,
+            group_key: "g".into(),
+            fingerprint: "f".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            links: vec![],
+            alerts: BTreeMap::from([(
+                "f".to_owned(),
+                AlertSnapshot {
+                    status: AlertStatus::Firing,
+                    severity: Severity::Sev2,
+                    starts_at: Some(t0),
+                    last_seen: t0,
+                    last_envelope: None,
+                },
+            )]),
+            alerts_truncated: false,
+            occurrences: 3,
+            created_at: t0,
+            updated_at: t0,
+            acknowledged_at: None,
+            resolved_at: None,
+            version: 1,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 11, 25, 0).unwrap()
+    }
+
+    #[test]
+    fn camel_case_alert_names_read_as_words() {
+        assert_eq!(
+            words("KubePodCrashLooping on api-7f9"),
+            ["kube", "pod", "crash", "looping", "on", "api", "7f9"]
+        );
+        let r = deterministic(
+            &incident("Pod restarting", &[("alertname", "KubePodCrashLooping")]),
+            &History::default(),
+            now(),
+        );
+        assert_eq!(r.rule.as_deref(), Some("target_down"));
+    }
+
+    #[test]
+    fn a_matching_rule_gives_its_cause_and_actions_with_medium_confidence() {
+        let inc = incident(
+            "High error rate on checkout",
+            &[("alertname", "HighErrorRate"), ("service", "checkout")],
+        );
+        let r = deterministic(&inc, &History::default(), now());
+        assert_eq!(r.mode, "deterministic");
+        assert_eq!(r.rule.as_deref(), Some("errors"));
+        assert_eq!(r.confidence, Confidence::Medium);
+        assert!(r.likely_cause.contains("failing"));
+        assert!(r.impact.starts_with("High"));
+        assert!(r.impact.contains("service=checkout"));
+        assert_eq!(
+            r.next_actions[0],
+            "Acknowledge, so others know someone is on it."
+        );
+        assert!(r.facts.iter().any(|f| f.contains("fired 3×")));
+        assert!(r.facts.iter().any(|f| f.contains("open 25 min")));
+        assert!(r.facts.iter().any(|f| f.contains("first incident")));
+    }
+
+    #[test]
+    fn specific_rules_win_over_generic_ones() {
+        for (title, rule) in [
+            ("api latency p99 above 2s", "latency"),
+            ("Disk space low on db-1", "disk"),
+            ("orders queue backlog", "queue"),
+            ("TLS certificate expires in 3 days", "certificate"),
+            ("Container OOMKilled", "memory"),
+            ("Failed to write: disk full", "disk"),
+            ("CPU throttling high", "cpu"),
+            ("Instance down", "target_down"),
+        ] {
+            let r = deterministic(&incident(title, &[]), &History::default(), now());
+            assert_eq!(r.rule.as_deref(), Some(rule), "{title}");
+        }
+    }
+
+    #[test]
+    fn no_rule_is_low_confidence_and_says_so() {
+        let r = deterministic(&incident("Something odd", &[]), &History::default(), now());
+        assert_eq!(r.rule, None);
+        assert_eq!(r.confidence, Confidence::Low);
+        assert!(r.likely_cause.starts_with("Unknown"));
+        assert!(r.facts.iter().any(|f| f.contains("no rule matched")));
+    }
+
+    #[test]
+    fn history_raises_confidence_and_runbooks_come_first() {
+        let mut inc = incident("api latency p99 above 2s", &[]);
+        inc.state = IncidentState::Acknowledged;
+        inc.links = vec![
+            Link {
+                href: "https://grafana.example/d/api".into(),
+                text: Some("dashboard".into()),
+            },
+            Link {
+                href: "https://runbooks.example/api/latency".into(),
+                text: Some("runbook".into()),
+            },
+        ];
+        let h = History {
+            earlier: 2,
+            resolved: 2,
+            last: Some(IncidentId::parse("inc_01JC0000000000000000000001").unwrap()),
+            last_resolved_at: Some(Utc.with_ymd_and_hms(2026, 11, 18, 9, 40, 0).unwrap()),
+            median_time_to_resolve: Some(Duration::minutes(40)),
+        };
+        let r = deterministic(&inc, &h, now());
+        assert_eq!(r.confidence, Confidence::High);
+        assert_eq!(r.runbooks.len(), 1);
+        assert_eq!(
+            r.next_actions[0], "Follow the runbook: https://runbooks.example/api/latency",
+            "acknowledged already, so the runbook is first"
+        );
+        assert!(r
+            .facts
+            .iter()
+            .any(|f| f.contains("2 earlier incidents") && f.contains("typically in 40 min")));
+        assert!(r
+            .next_actions
+            .last()
+            .unwrap()
+            .contains("inc_01JC0000000000000000000001"));
+    }
+}
