@@ -20,7 +20,7 @@ use firewatch_slack::{router, sign, SlackChat, SlackConfig, SlackInbound};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::send;
+use firewatch_web::testing::{send, FakePlatform};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -101,9 +101,7 @@ async fn world() -> World {
     let app = Router::new()
         .route("/api/{method}", post(api))
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = FakePlatform::serve(app).await.base;
 
     let config = SlackConfig::from_vars(|k| match k {
         "SLACK_BOT_TOKEN" => Some(TOKEN.into()),
