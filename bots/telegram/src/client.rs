@@ -185,6 +185,8 @@ impl ChatClient for TelegramChat {
         let (chat, topic) = chat_of(thread)?;
         let mut reply = ReplyParameters::new(message_id(&thread.root_id)?);
         reply.allow_sending_without_reply = Some(true);
+        // Telegram refuses messages over 4096 characters.
+        let text: String = text.chars().take(4096).collect();
         let mut send = self.bot.send_message(chat, text).reply_parameters(reply);
         if let Some(t) = topic {
             send = send.message_thread_id(t);
