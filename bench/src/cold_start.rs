@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, Mutex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `name=path/to/bootstrap` pairs; the name picks the event (ingest or incidents).
+    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin,
+    /// dispatch, slack, telegram, discord) picks the first request.
     #[arg(long, required = true)]
     function: Vec<String>,
     #[arg(long, default_value_t = 7)]
@@ -137,6 +138,18 @@ fn event(function: &str, token: &str) -> String {
                 "GET",
                 "/v1/incidents",
                 "GET /v1/incidents",
+                headers,
+                None,
+                false,
+            )
+        }
+        "admin" => {
+            let headers =
+                serde_json::json!({"authorization": format!("Bearer {token}"), "host": host});
+            http_event(
+                "GET",
+                "/v1/dispatch/dead-letters",
+                "GET /v1/dispatch/dead-letters",
                 headers,
                 None,
                 false,

@@ -48,7 +48,8 @@ pub fn app(services: Services, chat: &ChatConfig) -> Router {
     let mut app = Router::new()
         .merge(firewatch_web::ops::router(services.clone()))
         .merge(firewatch_ingest::router(services.clone()))
-        .merge(firewatch_incidents::router(services.clone()));
+        .merge(firewatch_incidents::router(services.clone()))
+        .merge(firewatch_admin::router(services.clone()));
     if let Some(cfg) = &chat.slack {
         let inbound = firewatch_slack::SlackInbound::new(cfg.signing_secret.clone());
         app = app.merge(firewatch_slack::router(services.clone(), inbound));

@@ -180,3 +180,25 @@ impl axum::serve::Listener for Gated {
         self.inner.local_addr()
     }
 }
+
+/// Ingests the Alertmanager `firing.json` fixture for tenant `default` and
+/// returns the id of the incident it opened (with its outbox record).
+pub async fn open_incident(svc: &Services) -> String {
+    let p = firewatch_types::Principal {
+        tenant: TenantId::default_tenant(),
+        name: "test".into(),
+        role: Role::Responder,
+    };
+    let report = firewatch_domain::ingest::ingest(
+        svc,
+        firewatch_domain::ingest::IngestRequest {
+            principal: &p,
+            source: firewatch_types::SourceKind::Alertmanager,
+            body: &fixture("alertmanager/firing.json"),
+            headers: vec![],
+        },
+    )
+    .await
+    .expect("the fixture opens an incident");
+    report.incidents[0].to_string()
+}

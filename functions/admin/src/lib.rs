@@ -1,0 +1,143 @@
+//! The admin family: how firewatch is wired for a tenant.
+//!
+//! - `GET /v1/routes`, `PUT|DELETE /v1/routes/{id}`: which chat destinations
+//!   incidents go to (viewer to read, admin to change)
+//! - `POST|GET /v1/chat-identities`, `DELETE /v1/chat-identities/{platform}/{user_id}`:
+//!   which chat users act as which role (admin)
+//! - `GET /v1/dispatch/dead-letters` (viewer), `POST /v1/dispatch/dead-letters/{id}/retry`
+//!   (responder): chat deliveries that failed for good, and putting one back
+//!   in the outbox
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use firewatch_domain::auth::require_role;
+use firewatch_domain::dispatch::{self, DeadLetter};
+use firewatch_domain::identities::{self, ChatIdentity};
+use firewatch_domain::routes::{self, Route};
+use firewatch_domain::Services;
+use firewatch_types::Role;
+use firewatch_web::{ApiError, ApiJson, ApiPath, ApiResult, Auth};
+use serde::{Deserialize, Serialize};
+
+/// The admin routes, finished with the shared layers.
+pub fn router(services: Services) -> Router {
+    let r = Router::new()
+        .route("/v1/routes", get(list_routes))
+        .route(
+            "/v1/routes/{id}",
+            axum::routing::put(put_route).delete(delete_route),
+        )
+        .route("/v1/dispatch/dead-letters", get(dead_letters))
+        .route(
+            "/v1/dispatch/dead-letters/{id}/retry",
+            post(retry_dead_letter),
+        )
+        .route(
+            "/v1/chat-identities",
+            post(map_identity).get(list_identities),
+        )
+        .route(
+            "/v1/chat-identities/{platform}/{user_id}",
+            axum::routing::delete(unmap_identity),
+        );
+    firewatch_web::finish(r, services)
+}
+
+#[derive(Serialize)]
+struct DeadLetters {
+    items: Vec<DeadLetter>,
+}
+
+async fn dead_letters(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<DeadLetters>> {
+    require_role(&p, Role::Viewer, "read dead letters")?;
+    Ok(Json(DeadLetters {
+        items: dispatch::dead_letters(&svc, &p.tenant).await?,
+    }))
+}
+
+async fn retry_dead_letter(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<DeadLetter>)> {
+    let dl = dispatch::retry_dead_letter(&svc, &p, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(dl)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityBody {
+    platform: String,
+    user_id: String,
+    role: String,
+}
+
+async fn map_identity(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<IdentityBody>,
+) -> ApiResult<(StatusCode, Json<ChatIdentity>)> {
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_role",
+            "role must be viewer, responder, approver or admin",
+        )
+    })?;
+    let id = identities::register(&svc, &p, &body.platform, &body.user_id, role).await?;
+    Ok((StatusCode::CREATED, Json(id)))
+}
+
+#[derive(Serialize)]
+struct Identities {
+    items: Vec<ChatIdentity>,
+}
+
+async fn list_identities(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Identities>> {
+    Ok(Json(Identities {
+        items: identities::list(&svc, &p).await?,
+    }))
+}
+
+async fn unmap_identity(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath((platform, user_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    identities::delete(&svc, &p, &platform, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct Routes {
+    items: Vec<Route>,
+}
+
+async fn list_routes(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<Routes>> {
+    require_role(&p, Role::Viewer, "read routing")?;
+    Ok(Json(Routes {
+        items: routes::list(&svc, &p.tenant).await?,
+    }))
+}
+
+async fn put_route(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(route): ApiJson<Route>,
+) -> ApiResult<Json<Route>> {
+    Ok(Json(routes::put(&svc, &p, &id, route).await?))
+}
+
+async fn delete_route(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    routes::delete(&svc, &p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

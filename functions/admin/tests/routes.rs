@@ -1,0 +1,190 @@
+//! The admin routes, in process through the real router.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use firewatch_domain::Services;
+use firewatch_types::TenantId;
+use firewatch_web::testing::{get, json_request, open_incident, send, services_with_keys, Keys};
+
+/// Services with keys for every role, one incident (so one outbox record),
+/// and the admin router.
+async fn setup() -> (Services, Keys, axum::Router, String) {
+    let (svc, keys) = services_with_keys().await;
+    let id = open_incident(&svc).await;
+    let app = firewatch_admin::router(svc.clone());
+    (svc, keys, app, id)
+}
+
+#[tokio::test]
+async fn every_admin_route_needs_a_key() {
+    let (_, _, app, _) = setup().await;
+    for uri in [
+        "/v1/routes",
+        "/v1/chat-identities",
+        "/v1/dispatch/dead-letters",
+    ] {
+        let res = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_can_be_listed_and_put_back_in_the_outbox() {
+    let (svc, keys, app, _) = setup().await;
+    let a = send(&app, get("/v1/dispatch/dead-letters", &keys.viewer)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json["items"], serde_json::json!([]));
+
+    let page = svc
+        .store
+        .query(firewatch_domain::ports::Query {
+            pk: firewatch_domain::keys::outbox_pk(&TenantId::default_tenant()),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 1,
+            descending: false,
+        })
+        .await
+        .unwrap();
+    let record: firewatch_domain::outbox::OutboxRecord =
+        firewatch_domain::keys::decode(&page.items[0]).unwrap();
+    firewatch_domain::dispatch::dead_letter(&svc, &record, 6, "503 from the platform")
+        .await
+        .unwrap();
+
+    let a = send(&app, get("/v1/dispatch/dead-letters", &keys.viewer)).await;
+    assert_eq!(a.json["items"][0]["id"], record.id.as_str());
+    assert_eq!(a.json["items"][0]["last_error"], "503 from the platform");
+
+    let uri = format!("/v1/dispatch/dead-letters/{}/retry", record.id);
+    let refused = send(
+        &app,
+        json_request(Method::POST, &uri, Some(&keys.viewer), ""),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let missing = send(
+        &app,
+        json_request(
+            Method::POST,
+            "/v1/dispatch/dead-letters/nope/retry",
+            Some(&keys.responder),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let ok = send(
+        &app,
+        json_request(Method::POST, &uri, Some(&keys.responder), ""),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.text);
+    let a = send(&app, get("/v1/dispatch/dead-letters", &keys.viewer)).await;
+    assert_eq!(a.json["items"], serde_json::json!([]), "back in the outbox");
+}
+
+#[tokio::test]
+async fn admins_map_chat_users_to_roles() {
+    let (_, keys, app, _) = setup().await;
+    let body = r#"{"platform": "slack", "user_id": "U024BE7LH", "role": "responder"}"#;
+    let a = send(
+        &app,
+        json_request(
+            Method::POST,
+            "/v1/chat-identities",
+            Some(&keys.responder),
+            body,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "only admins map users");
+    let a = send(
+        &app,
+        json_request(Method::POST, "/v1/chat-identities", Some(&keys.admin), body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    for bad in [
+        r#"{"platform": "irc", "user_id": "U1", "role": "viewer"}"#,
+        r#"{"platform": "slack", "user_id": "U 1", "role": "viewer"}"#,
+        r#"{"platform": "slack", "user_id": "U1", "role": "god"}"#,
+        r#"{"platform": "slack"}"#,
+    ] {
+        let a = send(
+            &app,
+            json_request(Method::POST, "/v1/chat-identities", Some(&keys.admin), bad),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+    }
+    let a = send(&app, get("/v1/chat-identities", &keys.admin)).await;
+    assert_eq!(a.json["items"][0]["user_id"], "U024BE7LH");
+    assert_eq!(a.json["items"][0]["role"], "responder");
+    let del = Request::delete("/v1/chat-identities/slack/U024BE7LH")
+        .header("authorization", format!("Bearer {}", keys.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.status, StatusCode::NO_CONTENT);
+    let a = send(&app, get("/v1/chat-identities", &keys.admin)).await;
+    assert_eq!(a.json["items"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn admins_manage_routing_rules() {
+    let (_, keys, app, _) = setup().await;
+    let rule = r##"{"match": {"severities": ["sev1"], "labels": {"team": "payments"}}, "destinations": [{"platform": "slack", "channel": "#payments-incidents"}, {"platform": "telegram", "chat_id": "-1001234567890", "topic_id": "42"}]}"##;
+    let put = |token: &str, id: &str, body: &str| {
+        json_request(
+            Method::PUT,
+            &format!("/v1/routes/{id}"),
+            Some(token),
+            body.to_owned(),
+        )
+    };
+    assert_eq!(
+        send(&app, put(&keys.responder, "payments", rule))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let a = send(&app, put(&keys.admin, "payments", rule)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["id"], "payments");
+    for (id, body) in [
+        ("bad id!", rule),
+        ("empty", r#"{"destinations": []}"#),
+        (
+            "unknown-platform",
+            r#"{"destinations": [{"platform": "irc", "channel": "x"}]}"#,
+        ),
+        (
+            "unknown-field",
+            r#"{"destinations": [{"platform": "console"}], "priority": 1}"#,
+        ),
+    ] {
+        let a = send(
+            &app,
+            put(
+                &keys.admin,
+                &id.replace(' ', "%20").replace('!', "%21"),
+                body,
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{id}: {}", a.text);
+    }
+    let a = send(&app, get("/v1/routes", &keys.viewer)).await;
+    assert_eq!(a.json["items"].as_array().unwrap().len(), 1);
+    assert_eq!(a.json["items"][0]["destinations"][1]["topic_id"], "42");
+    let del = Request::delete("/v1/routes/payments")
+        .header("authorization", format!("Bearer {}", keys.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.status, StatusCode::NO_CONTENT);
+    let del = Request::delete("/v1/routes/payments")
+        .header("authorization", format!("Bearer {}", keys.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.status, StatusCode::NOT_FOUND);
+}
