@@ -12,9 +12,8 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use firewatch_domain::chat::{explain, press, run_command};
-use firewatch_domain::ports::{Condition, StoreError};
-use firewatch_domain::{identities, keys, DomainError, Services};
+use firewatch_domain::chat::{explain, first_delivery, press, run_command};
+use firewatch_domain::{identities, Services};
 use firewatch_types::Button;
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
@@ -91,17 +90,6 @@ fn deferred_update() -> Json<Value> {
 const NOT_MAPPED: &str =
     "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you.";
 
-async fn first_time(svc: &Services, id: &str) -> Result<bool, ApiError> {
-    let mut item = keys::item("_#DISCORDIX".into(), id.to_owned(), 1, &svc.clock.now())
-        .map_err(ApiError::from)?;
-    item.expires_at = Some(svc.clock.now().timestamp() + 86_400);
-    match svc.store.put(item, Condition::Absent).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::ConditionFailed { .. }) => Ok(false),
-        Err(e) => Err(DomainError::from(e).into()),
-    }
-}
-
 async fn interaction(
     axum::extract::State(svc): axum::extract::State<Services>,
     Extension(discord): Extension<Arc<DiscordInbound>>,
@@ -121,7 +109,7 @@ async fn interaction(
         Interaction::Command(c) => (c.user.id, "command"),
         _ => return Ok(ephemeral("This interaction is not supported")),
     };
-    if !first_time(&svc, &i.id().to_string()).await? {
+    if !first_delivery(&svc, "discord", &i.id().to_string()).await? {
         return Ok(match kind {
             "component" => deferred_update(),
             _ => ephemeral("This command was already handled."),

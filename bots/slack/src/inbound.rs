@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use firewatch_domain::chat::first_delivery;
 use firewatch_domain::settings::Secret;
 use firewatch_domain::{identities, Services};
 use firewatch_types::{Button, Principal};
@@ -112,6 +113,11 @@ async fn command(
         svc.clock.now().timestamp(),
     )?;
     let f = form(&body);
+    if let Some(trigger) = f.get("trigger_id") {
+        if !first_delivery(&svc, "slack", trigger).await? {
+            return Ok(ephemeral("This command was already handled."));
+        }
+    }
     let user = f.get("user_id").cloned().unwrap_or_default();
     let text = f.get("text").cloned().unwrap_or_default();
     let Some(p) = who(&svc, &user).await? else {
@@ -128,6 +134,9 @@ struct Interaction {
     #[serde(rename = "type")]
     kind: String,
     user: SlackUser,
+    /// Unique per interaction: a replay of the same click has one effect.
+    #[serde(default)]
+    trigger_id: Option<String>,
     #[serde(default)]
     actions: Vec<SlackAction>,
     #[serde(default)]
@@ -168,6 +177,11 @@ async fn interaction(
     })?;
     if i.kind != "block_actions" {
         return Ok(StatusCode::OK.into_response());
+    }
+    if let Some(trigger) = &i.trigger_id {
+        if !first_delivery(&svc, "slack", trigger).await? {
+            return Ok(StatusCode::OK.into_response());
+        }
     }
     let refusal = match who(&svc, &i.user.id).await? {
         None => Some(NOT_MAPPED.to_owned()),

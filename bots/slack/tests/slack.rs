@@ -193,6 +193,13 @@ impl Ts for FixedClock {
     }
 }
 
+/// A trigger id as Slack makes one: unique per interaction.
+fn trigger_id() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("13345224609.738474920.{n:031x}")
+}
+
 fn click(w: &World, user: &str, value: &str) -> String {
     let payload = json!({
         "type": "block_actions",
@@ -200,7 +207,7 @@ fn click(w: &World, user: &str, value: &str) -> String {
         "api_app_id": "A0APP",
         "token": "verification-token-unused",
         "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C0INCIDENT1", "is_ephemeral": false},
-        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "trigger_id": trigger_id(),
         "team": {"id": "T0TEAM", "domain": "acme"},
         "channel": {"id": "C0INCIDENT1", "name": "incidents"},
         "response_url": format!("{}/api/response", w.base),
@@ -227,7 +234,7 @@ fn command(user: &str, text: &str) -> String {
             "response_url",
             "https://hooks.slack.com/commands/T0TEAM/1/abc",
         )
-        .append_pair("trigger_id", "13345224609.738474920.8088930838d88f008e0")
+        .append_pair("trigger_id", &trigger_id())
         .finish()
 }
 
@@ -529,19 +536,27 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
     drain(&w.svc).await.unwrap();
     let root_ts = received(&w)[0].clone();
     assert_eq!(root_ts.method, "chat.postMessage");
-    let a = send(
-        &w.app,
-        signed(
-            &w,
-            "/v1/chat/slack/interactions",
-            click(&w, "U0RESPONDER", &format!("fw1:triage:{id}")),
-            0,
-            SIGNING,
-        ),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let body = click(&w, "U0RESPONDER", &format!("fw1:triage:{id}"));
+    for _ in 0..2 {
+        // The second is a replay of the first (same trigger id): one effect.
+        let a = send(
+            &w.app,
+            signed(&w, "/v1/chat/slack/interactions", body.clone(), 0, SIGNING),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
     drain(&w.svc).await.unwrap();
+    let reports = received(&w)
+        .iter()
+        .filter(|r| {
+            r.body["text"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("🔎 Triage")
+        })
+        .count();
+    assert_eq!(reports, 1, "a replayed click has one effect");
     let reply = received(&w)
         .into_iter()
         .rfind(|r| r.method == "chat.postMessage")

@@ -9,9 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Extension, Router};
 use firewatch_domain::chat::{self, explain, run_command};
-use firewatch_domain::ports::{Condition, StoreError};
 use firewatch_domain::settings::Secret;
-use firewatch_domain::{identities, keys, DomainError, Services};
+use firewatch_domain::{identities, Services};
 use firewatch_types::Button;
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
@@ -38,23 +37,6 @@ pub fn router(services: Services, inbound: TelegramInbound) -> Router {
 
 const NOT_MAPPED: &str =
     "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you.";
-
-/// Remembers an update id; false when it was seen before.
-async fn first_time(svc: &Services, update_id: u32) -> Result<bool, ApiError> {
-    let mut item = keys::item(
-        "_#TGUPDATE".into(),
-        update_id.to_string(),
-        1,
-        &svc.clock.now(),
-    )
-    .map_err(ApiError::from)?;
-    item.expires_at = Some(svc.clock.now().timestamp() + 7 * 86_400);
-    match svc.store.put(item, Condition::Absent).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::ConditionFailed { .. }) => Ok(false),
-        Err(e) => Err(DomainError::from(e).into()),
-    }
-}
 
 async fn webhook(
     axum::extract::State(svc): axum::extract::State<Services>,
@@ -85,7 +67,7 @@ async fn webhook(
             ),
         ));
     }
-    if !first_time(&svc, update.id.0).await? {
+    if !chat::first_delivery(&svc, "telegram", &update.id.0.to_string()).await? {
         return Ok(StatusCode::OK);
     }
     match update.kind {

@@ -271,6 +271,23 @@ pub async fn press(
     }
 }
 
+/// How long an inbound chat request's id is remembered.
+pub const INBOUND_MEMORY_DAYS: i64 = 7;
+
+/// Remembers that a platform's request `id` (Telegram update id, Discord
+/// interaction id, Slack trigger id) was handled; false when it already
+/// was, so a redelivered or replayed request has one effect.
+pub async fn first_delivery(svc: &Services, platform: &str, id: &str) -> Result<bool, DomainError> {
+    let now = svc.clock.now();
+    let mut item = crate::keys::item("_#INBOUND".into(), format!("{platform}:{id}"), 1, &now)?;
+    item.expires_at = Some(now.timestamp() + INBOUND_MEMORY_DAYS * 86_400);
+    match svc.store.put(item, crate::ports::Condition::Absent).await {
+        Ok(()) => Ok(true),
+        Err(crate::ports::StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A refusal or failure worded for the person who clicked or typed.
 pub fn explain(e: DomainError) -> String {
     match e {
