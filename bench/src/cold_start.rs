@@ -25,6 +25,12 @@ pub struct Args {
     function: Vec<String>,
     #[arg(long, default_value_t = 7)]
     runs: usize,
+    /// Untimed runs of each function first. They warm up the local servers
+    /// (DynamoDB Local's JVM compiles its hot paths during the first
+    /// requests, which real DynamoDB never makes a caller wait for), so the
+    /// timed runs measure the function rather than the emulator.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
     #[arg(long, env = "FIREWATCH_DYNAMODB_ENDPOINT")]
     dynamodb_endpoint: String,
     #[arg(long, env = "FIREWATCH_S3_ENDPOINT")]
@@ -266,7 +272,7 @@ pub async fn run(args: Args) {
         let (name, path) = spec.split_once('=').expect("--function name=path");
         let mut times = Vec::new();
         let mut peaks = Vec::new();
-        for run in 0..args.runs {
+        for run in 0..args.warmup + args.runs {
             let (tx, mut rx) = mpsc::unbounded_channel();
             let em = Arc::new(Emulator {
                 event: Mutex::new(Some((format!("req-{run}"), event(name, token)))),
@@ -329,12 +335,15 @@ pub async fn run(args: Args) {
                 id != "error" && answered(name, &answer),
                 "{name}: unexpected answer {answer}"
             );
-            if let Some(pid) = child.id() {
+            let timed = run >= args.warmup;
+            if let Some(pid) = child.id().filter(|_| timed) {
                 peaks.extend(peak_memory_kb(pid));
             }
             let _ = child.kill().await;
             server.abort();
-            times.push(elapsed);
+            if timed {
+                times.push(elapsed);
+            }
         }
         times.sort();
         let median = times[times.len() / 2];
