@@ -44,6 +44,19 @@ fn no_preview() -> LinkPreviewOptions {
     }
 }
 
+/// Telegram refuses messages over 4096 characters: longer text is cut, with
+/// an ellipsis, rather than lost.
+pub fn fit(text: &str) -> String {
+    const MAX: usize = 4096;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let mut out: String = text.chars().take(MAX - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
 /// A chat id as stored in a destination: a number, or `@channelusername`.
 pub fn recipient(chat_id: &str) -> Recipient {
     match chat_id.trim().parse::<i64>() {
@@ -122,7 +135,7 @@ impl TelegramChat {
         text: String,
     ) -> Result<(), ChatError> {
         self.bot
-            .send_message(chat, text)
+            .send_message(chat, fit(&text))
             .reply_parameters(ReplyParameters::new(to))
             .await
             .map(|_| ())
@@ -152,7 +165,7 @@ impl ChatClient for TelegramChat {
         };
         let mut send = self
             .bot
-            .send_message(recipient(chat_id), card_text(card))
+            .send_message(recipient(chat_id), fit(&card_text(card)))
             .reply_markup(keyboard(card))
             .link_preview_options(no_preview());
         if let Some(t) = topic_id {
@@ -170,7 +183,7 @@ impl ChatClient for TelegramChat {
         let (chat, _) = chat_of(thread)?;
         let edit = self
             .bot
-            .edit_message_text(chat, message_id(&thread.root_id)?, card_text(card))
+            .edit_message_text(chat, message_id(&thread.root_id)?, fit(&card_text(card)))
             .reply_markup(keyboard(card))
             .link_preview_options(no_preview());
         match edit.await {
@@ -185,9 +198,10 @@ impl ChatClient for TelegramChat {
         let (chat, topic) = chat_of(thread)?;
         let mut reply = ReplyParameters::new(message_id(&thread.root_id)?);
         reply.allow_sending_without_reply = Some(true);
-        // Telegram refuses messages over 4096 characters.
-        let text: String = text.chars().take(4096).collect();
-        let mut send = self.bot.send_message(chat, text).reply_parameters(reply);
+        let mut send = self
+            .bot
+            .send_message(chat, fit(text))
+            .reply_parameters(reply);
         if let Some(t) = topic {
             send = send.message_thread_id(t);
         }
@@ -231,6 +245,15 @@ mod tests {
             classify("sendMessage", RequestError::Api(ApiError::ChatNotFound)),
             ChatError::Rejected(_)
         ));
+    }
+
+    #[test]
+    fn long_text_is_cut_to_telegrams_limit() {
+        assert_eq!(fit("short"), "short");
+        let long = "é".repeat(5000);
+        let cut = fit(&long);
+        assert_eq!(cut.chars().count(), 4096);
+        assert!(cut.ends_with('…'));
     }
 
     #[test]
