@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use firewatch_domain::chat::{explain, first_delivery, press, run_command};
+use firewatch_domain::chat::{explain, first_delivery, press, run_command, NOT_MAPPED};
 use firewatch_domain::{identities, Services};
 use firewatch_types::Button;
 use firewatch_web::extract::parse_json;
@@ -86,9 +86,6 @@ fn ephemeral(text: impl Into<String>) -> Json<Value> {
 fn deferred_update() -> Json<Value> {
     respond(CreateInteractionResponse::Acknowledge)
 }
-
-const NOT_MAPPED: &str =
-    "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you.";
 
 async fn interaction(
     axum::extract::State(svc): axum::extract::State<Services>,

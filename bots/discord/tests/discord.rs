@@ -12,13 +12,12 @@ use chrono::Duration;
 use ed25519_dalek::{Signer, SigningKey};
 use firewatch_discord::{router, DiscordChat, DiscordConfig, DiscordInbound};
 use firewatch_domain::dispatch::{self, drain};
-use firewatch_domain::ingest::{ingest, IngestRequest};
 use firewatch_domain::ports::{Clock, FixedClock};
-use firewatch_domain::{auth, identities, incidents, Services, Settings};
+use firewatch_domain::{incidents, Services};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::{fixture, send, FakePlatform};
+use firewatch_web::testing::{chat_services, fixture, ingest_alert, send, FakePlatform};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -224,36 +223,16 @@ async fn world() -> World {
     })
     .unwrap()
     .unwrap();
-    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
-    let settings = Settings {
-        default_destinations: vec![Destination::Discord {
+    let (svc, clock) = chat_services(
+        Arc::new(DiscordChat::new(config.clone())),
+        Destination::Discord {
             channel_id: "1000000000000000001".into(),
-        }],
-        ..Settings::default()
-    };
-    let svc = firewatch_local::services_in_memory()
-        .with_clock(clock.clone())
-        .with_settings(settings)
-        .with_chat(Arc::new(DiscordChat::new(config.clone())));
-    let t = TenantId::default_tenant();
-    auth::ensure_tenant(&svc, &t).await.unwrap();
-    let admin = Principal {
-        tenant: t,
-        name: "admin".into(),
-        role: Role::Admin,
-    };
-    identities::register(
-        &svc,
-        &admin,
+        },
         "discord",
         "80351110224678912",
-        Role::Responder,
+        "80351110224678913",
     )
-    .await
-    .unwrap();
-    identities::register(&svc, &admin, "discord", "80351110224678913", Role::Viewer)
-        .await
-        .unwrap();
+    .await;
     let app = router(
         svc.clone(),
         DiscordInbound {
@@ -270,25 +249,8 @@ async fn world() -> World {
 }
 
 async fn fire(w: &World, starts: &str) -> IncidentId {
-    let p = Principal {
-        tenant: TenantId::default_tenant(),
-        name: "source:test".into(),
-        role: Role::Responder,
-    };
     let body = json!({"title": "api latency p99 above 2s", "fingerprint": "api-latency", "severity": "sev2", "starts_at": starts}).to_string();
-    ingest(
-        &w.svc,
-        IngestRequest {
-            principal: &p,
-            source: SourceKind::Generic,
-            body: body.as_bytes(),
-            headers: vec![],
-        },
-    )
-    .await
-    .unwrap()
-    .incidents[0]
-        .clone()
+    ingest_alert(&w.svc, SourceKind::Generic, body.as_bytes()).await
 }
 
 fn calls(w: &World) -> Vec<Call> {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use firewatch_domain::chat::first_delivery;
+use firewatch_domain::chat::{first_delivery, NOT_MAPPED};
 use firewatch_domain::settings::Secret;
 use firewatch_domain::{identities, Services};
 use firewatch_types::{Button, Principal};
@@ -97,8 +97,6 @@ fn ephemeral(text: impl Into<String>) -> Json<Value> {
 async fn who(svc: &Services, user_id: &str) -> Result<Option<Principal>, ApiError> {
     Ok(identities::principal(svc, "slack", user_id).await?)
 }
-
-const NOT_MAPPED: &str = "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you (POST /v1/chat-identities).";
 
 async fn command(
     axum::extract::State(svc): axum::extract::State<Services>,

@@ -12,15 +12,14 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Duration;
 use firewatch_domain::dispatch::{self, drain};
-use firewatch_domain::ingest::{ingest, IngestRequest};
 use firewatch_domain::ports::FixedClock;
 use firewatch_domain::settings::Secret;
-use firewatch_domain::{auth, identities, incidents, Services, Settings};
+use firewatch_domain::{incidents, Services};
 use firewatch_slack::{router, sign, SlackChat, SlackConfig, SlackInbound};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::{send, FakePlatform};
+use firewatch_web::testing::{chat_services, ingest_alert, send, FakePlatform};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -111,30 +110,16 @@ async fn world() -> World {
     })
     .unwrap()
     .unwrap();
-    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
-    let settings = Settings {
-        default_destinations: vec![Destination::Slack {
+    let (svc, clock) = chat_services(
+        Arc::new(SlackChat::new(config)),
+        Destination::Slack {
             channel: "#incidents".into(),
-        }],
-        ..Settings::default()
-    };
-    let svc = firewatch_local::services_in_memory()
-        .with_clock(clock.clone())
-        .with_settings(settings)
-        .with_chat(Arc::new(SlackChat::new(config)));
-    let t = TenantId::default_tenant();
-    auth::ensure_tenant(&svc, &t).await.unwrap();
-    let admin = Principal {
-        tenant: t,
-        name: "admin".into(),
-        role: Role::Admin,
-    };
-    identities::register(&svc, &admin, "slack", "U0RESPONDER", Role::Responder)
-        .await
-        .unwrap();
-    identities::register(&svc, &admin, "slack", "U0VIEWER", Role::Viewer)
-        .await
-        .unwrap();
+        },
+        "slack",
+        "U0RESPONDER",
+        "U0VIEWER",
+    )
+    .await;
     let app = router(svc.clone(), SlackInbound::new(Secret::new(SIGNING)));
     World {
         svc,
@@ -146,25 +131,8 @@ async fn world() -> World {
 }
 
 async fn fire(w: &World, starts: &str) -> IncidentId {
-    let p = Principal {
-        tenant: TenantId::default_tenant(),
-        name: "source:test".into(),
-        role: Role::Responder,
-    };
     let body = json!({"title": "checkout 5xx above 5%", "fingerprint": "checkout-5xx", "severity": "critical", "starts_at": starts, "labels": {"service": "checkout"}}).to_string();
-    ingest(
-        &w.svc,
-        IngestRequest {
-            principal: &p,
-            source: SourceKind::Generic,
-            body: body.as_bytes(),
-            headers: vec![],
-        },
-    )
-    .await
-    .unwrap()
-    .incidents[0]
-        .clone()
+    ingest_alert(&w.svc, SourceKind::Generic, body.as_bytes()).await
 }
 
 fn received(w: &World) -> Vec<Received> {

@@ -8,7 +8,7 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Extension, Router};
-use firewatch_domain::chat::{self, explain, run_command};
+use firewatch_domain::chat::{self, explain, run_command, NOT_MAPPED};
 use firewatch_domain::settings::Secret;
 use firewatch_domain::{identities, Services};
 use firewatch_types::Button;
@@ -34,9 +34,6 @@ pub fn router(services: Services, inbound: TelegramInbound) -> Router {
         .layer(Extension(Arc::new(inbound)));
     firewatch_web::finish(r, services)
 }
-
-const NOT_MAPPED: &str =
-    "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you.";
 
 async fn webhook(
     axum::extract::State(svc): axum::extract::State<Services>,

@@ -9,14 +9,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Duration;
 use firewatch_domain::dispatch::{self, drain};
-use firewatch_domain::ingest::{ingest, IngestRequest};
 use firewatch_domain::ports::FixedClock;
-use firewatch_domain::{auth, identities, incidents, Services, Settings};
+use firewatch_domain::{incidents, Services};
 use firewatch_telegram::{router, TelegramChat, TelegramConfig, TelegramInbound};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::{send, FakePlatform};
+use firewatch_web::testing::{chat_services, ingest_alert, send, FakePlatform};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -111,33 +110,18 @@ async fn world() -> World {
     })
     .unwrap()
     .unwrap();
-    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
-    let dest = Destination::Telegram {
-        chat_id: "-1001234567890".into(),
-        topic_id: None,
-    };
-    let settings = Settings {
-        default_destinations: vec![dest],
-        ..Settings::default()
-    };
     let bot = Arc::new(TelegramChat::new(config.clone()));
-    let svc = firewatch_local::services_in_memory()
-        .with_clock(clock.clone())
-        .with_settings(settings)
-        .with_chat(bot.clone());
-    let t = TenantId::default_tenant();
-    auth::ensure_tenant(&svc, &t).await.unwrap();
-    let admin = Principal {
-        tenant: t,
-        name: "admin".into(),
-        role: Role::Admin,
-    };
-    identities::register(&svc, &admin, "telegram", "5550001", Role::Responder)
-        .await
-        .unwrap();
-    identities::register(&svc, &admin, "telegram", "5550002", Role::Viewer)
-        .await
-        .unwrap();
+    let (svc, clock) = chat_services(
+        bot.clone(),
+        Destination::Telegram {
+            chat_id: "-1001234567890".into(),
+            topic_id: None,
+        },
+        "telegram",
+        "5550001",
+        "5550002",
+    )
+    .await;
     let app = router(
         svc.clone(),
         TelegramInbound {
@@ -155,25 +139,8 @@ async fn world() -> World {
 }
 
 async fn fire(w: &World, starts: &str) -> IncidentId {
-    let p = Principal {
-        tenant: TenantId::default_tenant(),
-        name: "source:test".into(),
-        role: Role::Responder,
-    };
     let body = json!({"title": "orders queue backlog", "fingerprint": "orders-queue", "severity": "warning", "starts_at": starts}).to_string();
-    ingest(
-        &w.svc,
-        IngestRequest {
-            principal: &p,
-            source: SourceKind::Generic,
-            body: body.as_bytes(),
-            headers: vec![],
-        },
-    )
-    .await
-    .unwrap()
-    .incidents[0]
-        .clone()
+    ingest_alert(&w.svc, SourceKind::Generic, body.as_bytes()).await
 }
 
 fn calls(w: &World) -> Vec<Call> {

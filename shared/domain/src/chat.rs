@@ -271,6 +271,9 @@ pub async fn press(
     }
 }
 
+/// The answer to a chat user no admin has mapped to a role.
+pub const NOT_MAPPED: &str = "You are not mapped to a firewatch role, so nothing was changed. Ask an admin to add you (POST /v1/chat-identities).";
+
 /// How long an inbound chat request's id is remembered.
 pub const INBOUND_MEMORY_DAYS: i64 = 7;
 

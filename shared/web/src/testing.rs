@@ -181,24 +181,78 @@ impl axum::serve::Listener for Gated {
     }
 }
 
-/// Ingests the Alertmanager `firing.json` fixture for tenant `default` and
-/// returns the id of the incident it opened (with its outbox record).
-pub async fn open_incident(svc: &Services) -> String {
+/// Ingests `body` as an alert from `source` for tenant `default` and returns
+/// the incident it opened or joined (with its outbox record).
+pub async fn ingest_alert(
+    svc: &Services,
+    source: firewatch_types::SourceKind,
+    body: &[u8],
+) -> firewatch_types::IncidentId {
     let p = firewatch_types::Principal {
         tenant: TenantId::default_tenant(),
-        name: "test".into(),
+        name: "source:test".into(),
         role: Role::Responder,
     };
     let report = firewatch_domain::ingest::ingest(
         svc,
         firewatch_domain::ingest::IngestRequest {
             principal: &p,
-            source: firewatch_types::SourceKind::Alertmanager,
-            body: &fixture("alertmanager/firing.json"),
+            source,
+            body,
             headers: vec![],
         },
     )
     .await
-    .expect("the fixture opens an incident");
-    report.incidents[0].to_string()
+    .expect("the alert is accepted");
+    report.incidents[0].clone()
+}
+
+/// Ingests the Alertmanager `firing.json` fixture for tenant `default` and
+/// returns the id of the incident it opened (with its outbox record).
+pub async fn open_incident(svc: &Services) -> String {
+    ingest_alert(
+        svc,
+        firewatch_types::SourceKind::Alertmanager,
+        &fixture("alertmanager/firing.json"),
+    )
+    .await
+    .to_string()
+}
+
+/// In-memory services for a chat platform's tests: a fixed clock near now,
+/// `chat` as the chat port with `dest` as the default destination, tenant
+/// `default`, and the chat users `responder` and `viewer` of `platform`
+/// mapped to those roles.
+pub async fn chat_services(
+    chat: std::sync::Arc<dyn firewatch_domain::chat::ChatClient>,
+    dest: firewatch_types::Destination,
+    platform: &str,
+    responder: &str,
+    viewer: &str,
+) -> (
+    Services,
+    std::sync::Arc<firewatch_domain::ports::FixedClock>,
+) {
+    let clock = std::sync::Arc::new(firewatch_domain::ports::FixedClock::new(chrono::Utc::now()));
+    let settings = firewatch_domain::Settings {
+        default_destinations: vec![dest],
+        ..Default::default()
+    };
+    let svc = firewatch_local::services_in_memory()
+        .with_clock(clock.clone())
+        .with_settings(settings)
+        .with_chat(chat);
+    let t = TenantId::default_tenant();
+    auth::ensure_tenant(&svc, &t).await.expect("tenant");
+    let admin = firewatch_types::Principal {
+        tenant: t,
+        name: "admin".into(),
+        role: Role::Admin,
+    };
+    for (user, role) in [(responder, Role::Responder), (viewer, Role::Viewer)] {
+        firewatch_domain::identities::register(&svc, &admin, platform, user, role)
+            .await
+            .expect("identity");
+    }
+    (svc, clock)
 }
