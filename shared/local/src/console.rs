@@ -52,7 +52,13 @@ impl ChatClient for ConsoleChat {
     }
 
     async fn reply(&self, _t: &ThreadRef, text: &str) -> Result<(), ChatError> {
-        print(&format!("├─ {text}"));
+        // Later lines of a multi-line reply (a triage report) stay in the thread.
+        let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+        if rest.is_empty() {
+            print(&format!("├─ {first}"));
+        } else {
+            print(&format!("├─ {first}\n{}", indent(rest, "│  ")));
+        }
         Ok(())
     }
 }
