@@ -8,9 +8,10 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Extension, Router};
+use firewatch_domain::chat::identities;
 use firewatch_domain::chat::{self, explain, run_command, NOT_MAPPED};
 use firewatch_domain::settings::Secret;
-use firewatch_domain::{identities, Services};
+use firewatch_domain::Services;
 use firewatch_types::Button;
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};

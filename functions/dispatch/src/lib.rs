@@ -1,13 +1,16 @@
-//! The dispatch family: the outbox consumer.
+//! The dispatch family: the outbox consumer on AWS.
 //!
-//! In AWS the table's stream delivers every new item; [`handle`] picks the
-//! outbox records among them and performs their chat effects through the
-//! domain's dispatcher, whose keyed effects make a redelivered batch
-//! harmless. A record that fails for a reason worth retrying is reported in
-//! `batchItemFailures`, so Lambda retries it (and what follows it in its
-//! shard) without failing the whole batch; one that can never succeed is
-//! dead-lettered and counted as handled. Locally, `firewatch dev` runs the
-//! same dispatcher over the outbox in a loop instead.
+//! The table's stream delivers every new item; [`handle`] picks the outbox
+//! records among them and hands each to the domain's
+//! [`dispatch::process_new`], which applies the one delivery policy: deliver,
+//! or record the failure and the time of its retry in the outbox item, or
+//! dead-letter it. A delivery failure therefore never fails the batch or
+//! holds up the shard; retries are run by the scheduler's `retries` job
+//! (`functions/scheduler`), through the same policy as `firewatch dev`.
+//!
+//! Only when the store itself cannot record the outcome is the record
+//! reported in `batchItemFailures`, so Lambda retries it; if Lambda gives up,
+//! the outbox item is still there and the `retries` job's sweep delivers it.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -27,6 +30,8 @@ struct Image {
 pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     for record in event.records {
+        // A retried dead letter is a fresh item (INSERT); the policy's own
+        // rewrites (MODIFY) and deletions (REMOVE) are not new work.
         if record.event_name != "INSERT" {
             continue;
         }
@@ -45,10 +50,12 @@ pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
                 continue;
             }
         };
-        match dispatch::deliver(svc, &outbox).await {
-            Ok(()) => {}
-            Err(e) if e.retryable => {
-                tracing::warn!(record = %outbox.id, error = %e.message, "delivery failed; Lambda will retry");
+        match dispatch::process_new(svc, &outbox.tenant, &outbox.id).await {
+            Ok(outcome) => {
+                tracing::debug!(record = %outbox.id, ?outcome, "outbox record processed")
+            }
+            Err(e) => {
+                tracing::warn!(record = %outbox.id, error = %e, "outcome not recorded; Lambda will retry");
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = record.change.sequence_number.clone();
                 response.batch_item_failures.push(failure);
@@ -56,17 +63,28 @@ pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
                 // thread keeps its order.
                 break;
             }
-            Err(e) => {
-                tracing::error!(record = %outbox.id, error = %e.message, "delivery can never succeed; dead-lettered");
-                if let Err(store) = dispatch::dead_letter(svc, &outbox, 1, &e.message).await {
-                    tracing::error!(record = %outbox.id, error = %store, "could not store the dead letter");
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = record.change.sequence_number.clone();
-                    response.batch_item_failures.push(failure);
-                    break;
-                }
-            }
         }
     }
     response
+}
+
+/// The chat clients configured in the environment (Slack, Discord,
+/// Telegram), for every Lambda that delivers: this one and the scheduler.
+#[cfg(feature = "lambda")]
+pub fn chat_from_env(
+) -> Result<firewatch_domain::chat::ChatHub, Box<dyn std::error::Error + Send + Sync>> {
+    use firewatch_domain::chat::ChatClient;
+    use std::sync::Arc;
+    let var = |k: &str| std::env::var(k).ok();
+    let slack = firewatch_slack::SlackConfig::from_vars(var)?;
+    let telegram = firewatch_telegram::TelegramConfig::from_vars(var)?;
+    let discord = firewatch_discord::DiscordConfig::from_vars(var)?;
+    Ok(firewatch_domain::chat::ChatHub {
+        discord: discord
+            .map(|c| Arc::new(firewatch_discord::DiscordChat::new(c)) as Arc<dyn ChatClient>),
+        telegram: telegram
+            .map(|c| Arc::new(firewatch_telegram::TelegramChat::new(c)) as Arc<dyn ChatClient>),
+        slack: slack.map(|c| Arc::new(firewatch_slack::SlackChat::new(c)) as Arc<dyn ChatClient>),
+        ..Default::default()
+    })
 }

@@ -212,14 +212,14 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
 async fn load_routes(services: &Services, path: &Path, token: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let rules: Vec<firewatch_domain::routes::Route> = serde_json::from_str(&text)
+    let rules: Vec<firewatch_domain::chat::routes::Route> = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a list of routes: {e}", path.display()))?;
     let admin = auth::authenticate_token(services, token)
         .await
         .map_err(|e| e.to_string())?;
     for rule in rules {
         let id = rule.id.clone();
-        firewatch_domain::routes::put(services, &admin, &id, rule)
+        firewatch_domain::chat::routes::put(services, &admin, &id, rule)
             .await
             .map_err(|e| format!("{}: route {id:?}: {e}", path.display()))?;
     }

@@ -3,7 +3,7 @@
 //! and sets `FIREWATCH_TEST_DYNAMODB_ENDPOINT` and `FIREWATCH_TEST_S3_ENDPOINT`.
 
 use firewatch_aws::{ensure_bucket, ensure_table, DynamoStore, S3Blobs};
-use firewatch_domain::contract::{blobs_suite, store_suite};
+use firewatch_domain::contract::{blobs_suite, bounds_suite, store_suite};
 use std::sync::Arc;
 
 fn endpoint(var: &str) -> String {
@@ -196,4 +196,9 @@ async fn an_incident_lives_its_whole_life_on_dynamodb_and_s3() {
         Outcome::Opened,
         "a firing after resolve opens a new incident"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worst_cases_a_sender_can_send_fit_dynamodb() {
+    bounds_suite(aws_services().await).await;
 }

@@ -403,3 +403,137 @@ async fn concurrent_versioned_updates_lose_nothing(s: Arc<dyn Store>, ns: &str) 
     assert_eq!(end.data, "20", "20 racing increments all land");
     assert_eq!(end.version, 21);
 }
+
+/// The worst cases a sender can produce within the body cap, run through the
+/// real ingest and incident paths on `svc`'s store: none may fail for its
+/// size, and the incidents they make must stay changeable. `svc` should be
+/// fresh services over the adapter under test (any blobs will do).
+pub async fn bounds_suite(svc: crate::Services) {
+    use crate::change::INCIDENT_BUDGET;
+    use crate::incidents;
+    use crate::ingest::{ingest, IngestRequest, Outcome};
+    use crate::limits::{MAX_FINGERPRINT_BYTES, TRUNCATED};
+    use firewatch_types::{IncidentAction, IncidentState, Principal, Role, SourceKind, TenantId};
+
+    let principal = Principal {
+        tenant: TenantId::parse(&format!("b{}", ulid::Ulid::new()).to_ascii_lowercase())
+            .expect("a valid tenant id"),
+        name: "bounds".into(),
+        role: firewatch_types::Role::Admin,
+    };
+    assert_eq!(principal.role, Role::Admin);
+    let post = |body: serde_json::Value| {
+        let (svc, p) = (svc.clone(), principal.clone());
+        async move {
+            let body = body.to_string();
+            ingest(
+                &svc,
+                IngestRequest {
+                    principal: &p,
+                    source: SourceKind::Generic,
+                    body: body.as_bytes(),
+                    headers: vec![],
+                },
+            )
+            .await
+        }
+    };
+    let act = |id: firewatch_types::IncidentId, action| {
+        let (svc, p) = (svc.clone(), principal.clone());
+        async move { incidents::act(&svc, &p, &id, action, None, None).await }
+    };
+
+    // A 1 MB title and a 1 MB label set: kept, cut, changeable.
+    let huge = "t".repeat(1024 * 1024 - 200);
+    let report = post(serde_json::json!({"title": huge, "fingerprint": "big-title"}))
+        .await
+        .expect("a 1 MB title is accepted");
+    let id = report.incidents[0].clone();
+    let inc = incidents::get(&svc, &principal.tenant, &id).await.unwrap();
+    assert!(inc.title.ends_with(TRUNCATED) && inc.title.len() < 2048);
+    let labels: serde_json::Map<String, serde_json::Value> = (0..2000)
+        .map(|i| (format!("label{i}"), serde_json::json!("v".repeat(500))))
+        .collect();
+    let report =
+        post(serde_json::json!({"title": "labels", "fingerprint": "big-labels", "labels": labels}))
+            .await
+            .expect("a 1 MB label set is accepted");
+    let acked = act(report.incidents[0].clone(), IncidentAction::Ack)
+        .await
+        .expect("an incident with a huge label set can be acknowledged");
+    assert!(acked.labels.contains_key(crate::limits::TRUNCATED_LABEL));
+
+    // A 5,000-character fingerprint: hashed into a key, and stable.
+    let fp = "f".repeat(5000);
+    let first = post(serde_json::json!({"title": "long fp", "fingerprint": fp, "starts_at": "2026-11-20T10:00:00Z"}))
+        .await
+        .expect("a 5,000-character fingerprint is accepted");
+    assert!(first.results[0].fingerprint.len() <= MAX_FINGERPRINT_BYTES);
+    let again = post(serde_json::json!({"title": "long fp", "fingerprint": fp, "starts_at": "2026-11-20T11:00:00Z"}))
+        .await
+        .unwrap();
+    assert_eq!(again.results[0].outcome, Outcome::Occurrence);
+    assert_eq!(again.incidents, first.incidents);
+
+    // One incident tracking 1,000 alerts with 200-character fingerprints
+    // stays within its budget and can still be acknowledged and resolved.
+    let mut grouped = (*svc.settings).clone();
+    grouped
+        .group_by
+        .insert(SourceKind::Generic, vec!["alertname".into()]);
+    let grouped = svc.clone().with_settings(grouped);
+    let alerts: Vec<serde_json::Value> = (0..1000)
+        .map(|i| serde_json::json!({"title": "fan-out", "fingerprint": format!("{i:04}{}", "x".repeat(196)), "labels": {"alertname": "FanOut"}}))
+        .collect();
+    let body = serde_json::json!({ "alerts": alerts }).to_string();
+    let fan = ingest(
+        &grouped,
+        IngestRequest {
+            principal: &principal,
+            source: SourceKind::Generic,
+            body: body.as_bytes(),
+            headers: vec![],
+        },
+    )
+    .await
+    .expect("1,000 alerts into one incident are accepted");
+    assert_eq!(fan.incidents.len(), 1, "one incident for the group");
+    let big = fan.incidents[0].clone();
+    let inc = incidents::get(&svc, &principal.tenant, &big).await.unwrap();
+    assert!(serde_json::to_vec(&inc).unwrap().len() <= INCIDENT_BUDGET);
+    assert_eq!(inc.occurrences, 1000);
+    assert_eq!(inc.alerts.len() as u64 + inc.untracked_alerts, 1000);
+    act(big.clone(), IncidentAction::Ack)
+        .await
+        .expect("a large incident can be acknowledged");
+    let resolved = act(big, IncidentAction::Resolve)
+        .await
+        .expect("a large incident can be resolved");
+    assert_eq!(resolved.state, IncidentState::Resolved);
+
+    // The redelivery marker of a webhook that touched 11,000 incidents.
+    let report = crate::ingest::IngestReport {
+        accepted: 11_000,
+        duplicate: false,
+        envelope_sha256: "e".repeat(64),
+        incidents: (0..11_000)
+            .map(|_| firewatch_types::IncidentId::from_ulid(&ulid::Ulid::new().to_string()))
+            .collect(),
+        results: (0..11_000)
+            .map(|i| crate::ingest::AlertResult {
+                fingerprint: format!("{i:05}{}", "y".repeat(250)),
+                status: firewatch_types::AlertStatus::Firing,
+                outcome: Outcome::Opened,
+                incident_id: None,
+            })
+            .collect(),
+        dedup_key: None,
+        note: None,
+    };
+    let marker = crate::ingest::redelivery_marker(&svc, &principal.tenant, &report).unwrap();
+    assert!(marker.data.len() <= crate::ingest::MARKER_BUDGET + 1024);
+    svc.store
+        .put(marker, Condition::Always)
+        .await
+        .expect("the redelivery marker of a huge webhook fits the store");
+}

@@ -1,24 +1,35 @@
 //! firewatch's logic and the ports it needs.
 //!
 //! This crate knows what an alert, an incident and a principal are and how
-//! they change; it reaches storage, blobs, time and ids only through the
+//! they change; it reaches storage, blobs, time, ids and chat only through the
 //! traits in [`ports`]. No AWS SDK, axum or Lambda type appears here, so the
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
+//!
+//! The base layer ([`ports`], [`keys`], [`change`], [`outbox`], [`limits`],
+//! [`redact`], [`auth`], [`settings`], [`error`]) imports nothing from the
+//! capabilities built on it. Each capability is a module folder:
+//! - [`ingest`]: webhooks from providers to incidents (with `normalize`);
+//! - [`incidents`]: reading, acting on, commenting, recurrence;
+//! - [`chat`]: cards, commands, buttons, routing rules and chat identities;
+//! - [`dispatch`]: delivering outbox records, retries and dead letters;
+//! - [`triage`]: the deterministic triage report.
 
+// The base layer.
 pub mod auth;
-pub mod chat;
-pub mod dispatch;
+pub mod change;
 pub mod error;
-pub mod identities;
-pub mod incidents;
-pub mod ingest;
 pub mod keys;
-pub mod normalize;
+pub mod limits;
 pub mod outbox;
 pub mod ports;
 pub mod redact;
-pub mod routes;
 pub mod settings;
+
+// Capabilities.
+pub mod chat;
+pub mod dispatch;
+pub mod incidents;
+pub mod ingest;
 pub mod triage;
 
 #[cfg(feature = "contract")]

@@ -25,6 +25,34 @@ pub struct OutboxRecord {
     /// incident's current state when it performs the effect, so a late
     /// effect never shows stale state.
     pub entry: TimelineEntry,
+    /// Failed delivery attempts so far (the dispatch policy's count).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// Not to be attempted before this time (a retry's backoff, or waiting
+    /// behind an earlier record of the same incident).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl OutboxRecord {
+    /// A record reporting `entry`, created when the entry was.
+    pub fn new(id: String, tenant: TenantId, entry: TimelineEntry) -> Self {
+        Self {
+            id,
+            created_at: entry.at,
+            tenant,
+            entry,
+            attempts: 0,
+            next_at: None,
+            last_error: None,
+        }
+    }
 }
 
 /// The write that enqueues `record`; it goes into the same transaction as

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
 
+use firewatch_types::{Card, Destination, ThreadRef};
+
 use crate::Settings;
 
 /// One stored item. `data` is the JSON encoding of a domain value.
@@ -93,6 +95,40 @@ pub enum StoreError {
     /// The store answered with something that cannot be right.
     #[error("store returned corrupt data: {0}")]
     Corrupt(String),
+}
+
+/// Why a chat call failed, classified for retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// 429: try again after the platform's `Retry-After`, when it gave one.
+    #[error("rate limited by the chat platform")]
+    RateLimited {
+        retry_after: Option<std::time::Duration>,
+    },
+    /// 5xx or unreachable: try again later.
+    #[error("chat platform unavailable: {0}")]
+    Unavailable(String),
+    /// The platform refused the request (bad channel, no permission): retrying
+    /// the same request will not help.
+    #[error("chat platform refused the request: {0}")]
+    Rejected(String),
+}
+
+impl ChatError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected(_))
+    }
+}
+
+/// A chat platform (or several, routed by [`firewatch_types::Destination`]).
+#[async_trait]
+pub trait ChatClient: Send + Sync {
+    /// Posts the root card of a new thread and returns where it landed.
+    async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError>;
+    /// Replaces the root card with the incident's current state.
+    async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError>;
+    /// Posts a reply in the thread.
+    async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError>;
 }
 
 /// Items with conditional writes, transactions, queries and TTL.
@@ -235,13 +271,13 @@ impl SnsConfirmer for RecordingSnsConfirmer {
 pub struct NoChat;
 
 #[async_trait]
-impl crate::chat::ChatClient for NoChat {
+impl ChatClient for NoChat {
     async fn post_root(
         &self,
         dest: &firewatch_types::Destination,
         _card: &firewatch_types::Card,
-    ) -> Result<firewatch_types::ThreadRef, crate::chat::ChatError> {
-        Err(crate::chat::ChatError::Rejected(format!(
+    ) -> Result<firewatch_types::ThreadRef, ChatError> {
+        Err(ChatError::Rejected(format!(
             "no chat client is configured for {dest}"
         )))
     }
@@ -249,18 +285,14 @@ impl crate::chat::ChatClient for NoChat {
         &self,
         t: &firewatch_types::ThreadRef,
         _card: &firewatch_types::Card,
-    ) -> Result<(), crate::chat::ChatError> {
-        Err(crate::chat::ChatError::Rejected(format!(
+    ) -> Result<(), ChatError> {
+        Err(ChatError::Rejected(format!(
             "no chat client is configured for {}",
             t.destination
         )))
     }
-    async fn reply(
-        &self,
-        t: &firewatch_types::ThreadRef,
-        _text: &str,
-    ) -> Result<(), crate::chat::ChatError> {
-        Err(crate::chat::ChatError::Rejected(format!(
+    async fn reply(&self, t: &firewatch_types::ThreadRef, _text: &str) -> Result<(), ChatError> {
+        Err(ChatError::Rejected(format!(
             "no chat client is configured for {}",
             t.destination
         )))
@@ -275,7 +307,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
     pub sns: Arc<dyn SnsConfirmer>,
-    pub chat: Arc<dyn crate::chat::ChatClient>,
+    pub chat: Arc<dyn ChatClient>,
     /// Notified whenever a change enqueues outbox records; the local
     /// dispatcher waits on it (in AWS the table's stream plays this part).
     pub outbox_signal: Arc<tokio::sync::Notify>,
@@ -308,7 +340,7 @@ impl Services {
         self
     }
 
-    pub fn with_chat(mut self, chat: Arc<dyn crate::chat::ChatClient>) -> Self {
+    pub fn with_chat(mut self, chat: Arc<dyn ChatClient>) -> Self {
         self.chat = chat;
         self
     }

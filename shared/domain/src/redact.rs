@@ -1,11 +1,18 @@
 //! Removes secrets from anything firewatch stores or shows: raw envelopes,
-//! headers, labels and annotations.
+//! headers, labels, annotations, titles, fingerprints, links, comments and
+//! error messages.
 //!
 //! A value is a secret when its key names one (token, password, ...), when it
-//! is a bearer/basic credential, or when it is the password part of a URL.
+//! is a bearer/basic credential, the userinfo of a URL, a secret-named query
+//! parameter or `key=value` pair anywhere in a text, a Slack incoming-webhook
+//! path, an AWS access key id, or a PEM private key. Terminal control
+//! characters and bidirectional overrides are removed too, so no alert can
+//! rewrite an operator's terminal.
 
+use regex_lite::{Captures, Regex};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -18,6 +25,7 @@ const SECRET_KEY_PARTS: &[&str] = &[
     "api_key",
     "apikey",
     "api-key",
+    "access_key",
     "routing_key",
     "integration_key",
     "signature",
@@ -31,6 +39,144 @@ const SECRET_KEY_PARTS: &[&str] = &[
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
+        // `X-Auth`, `x_auth_key`, `auth`: "auth" as a word, not "author".
+        || k.split(['-', '_', '.', ' ']).any(|w| w == "auth" || w == "pwd")
+}
+
+/// Words that make a `key=value` or `key: value` pair secret when the key
+/// ends with one of them.
+const SECRET_SUFFIXES: &str = r"password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|session|signature|sig|cookie|authorization|auth";
+
+struct Rule {
+    /// A cheap test on the lowercased text; the regex runs only when it holds.
+    applies: fn(&str) -> bool,
+    re: Regex,
+    replace: fn(&Captures<'_>) -> String,
+}
+
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    let rule = |applies, pattern: &str, replace| Rule {
+        applies,
+        re: Regex::new(pattern).expect("redaction patterns are valid"),
+        replace,
+    };
+    vec![
+        rule(
+            |l| l.contains("-----begin") && l.contains("private key"),
+            r"(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)",
+            |_| REDACTED.to_owned(),
+        ),
+        // scheme://user:password@host keeps the user; scheme://TOKEN@host
+        // (a token as the user) loses it.
+        rule(
+            |l| l.contains("://") && l.contains('@'),
+            r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/@:?#]*)(:[^\s/@?#]*)?@",
+            |c| match c.get(3) {
+                Some(_) => format!("{}{}:{REDACTED}@", &c[1], &c[2]),
+                None => format!("{}{REDACTED}@", &c[1]),
+            },
+        ),
+        rule(
+            |l| l.contains("hooks.slack.com"),
+            r"(?i)(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+",
+            |c| format!("{}{REDACTED}", &c[1]),
+        ),
+        rule(
+            |l| l.contains("bearer") || l.contains("basic"),
+            r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{8,})",
+            |c| {
+                let token = &c[3];
+                // "Basic configuration" is prose; a Basic credential is
+                // base64: a digit, `+`, `/`, `=` or mixed case inside it.
+                let credential = c[1].eq_ignore_ascii_case("bearer")
+                    || token
+                        .bytes()
+                        .any(|b| b.is_ascii_digit() || b"+/=".contains(&b))
+                    || (token.bytes().skip(1).any(|b| b.is_ascii_uppercase())
+                        && token.bytes().any(|b| b.is_ascii_lowercase()));
+                if credential {
+                    format!("{}{}{REDACTED}", &c[1], &c[2])
+                } else {
+                    c[0].to_owned()
+                }
+            },
+        ),
+        rule(
+            |l| {
+                (l.contains('=') || l.contains(':'))
+                    && [
+                        "pass",
+                        "pwd",
+                        "secret",
+                        "token",
+                        "key",
+                        "credential",
+                        "session",
+                        "sig",
+                        "cookie",
+                        "auth",
+                    ]
+                    .iter()
+                    .any(|w| l.contains(w))
+            },
+            &format!(
+                r#"(?i)\b([a-z0-9_.-]*(?:{SECRET_SUFFIXES}))(["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,"']+)"#
+            ),
+            |c| format!("{}{}{REDACTED}", &c[1], &c[2]),
+        ),
+        rule(
+            |l| {
+                ["akia", "asia", "agpa", "aida", "aroa", "anpa", "aipa"]
+                    .iter()
+                    .any(|p| l.contains(p))
+            },
+            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|AIPA)[A-Z0-9]{16}\b",
+            |_| REDACTED.to_owned(),
+        ),
+    ]
+});
+
+/// True for characters that must never reach a terminal or a chat message:
+/// C0/C1 controls other than newline and tab, and bidirectional overrides.
+fn is_unsafe_char(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+}
+
+/// `s` with every secret it carries replaced by [`REDACTED`] and unsafe
+/// control characters removed.
+pub fn redact_text(s: &str) -> String {
+    let mut out = if s.chars().any(is_unsafe_char) {
+        s.chars().filter(|c| !is_unsafe_char(*c)).collect()
+    } else {
+        s.to_owned()
+    };
+    let mut lower = out.to_ascii_lowercase();
+    for rule in RULES.iter() {
+        if (rule.applies)(&lower) {
+            let replaced = rule
+                .re
+                .replace_all(&out, |c: &Captures<'_>| (rule.replace)(c));
+            if let std::borrow::Cow::Owned(r) = replaced {
+                out = r;
+                lower = out.to_ascii_lowercase();
+            }
+        }
+    }
+    out
+}
+
+/// Returns a cleaned copy when `s` carries a credential, else `None`.
+pub fn redact_str(s: &str) -> Option<String> {
+    let clean = redact_text(s);
+    (clean != s).then_some(clean)
+}
+
+/// Redacts `s` in place.
+pub fn redact_in_place(s: &mut String) {
+    if let Some(clean) = redact_str(s) {
+        *s = clean;
+    }
 }
 
 /// Redacts a JSON value in place.
@@ -46,62 +192,53 @@ pub fn redact_json(v: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_json),
-        Value::String(s) => {
-            if let Some(clean) = redact_str(s) {
-                *s = clean;
-            }
-        }
+        Value::String(s) => redact_in_place(s),
         _ => {}
     }
 }
 
-/// Redacts string values of a label/annotation map in place.
+/// Redacts a label/annotation map in place: values under secret keys, and
+/// secrets inside any key or value.
 pub fn redact_map(map: &mut BTreeMap<String, String>) {
+    let needs_key_work = map.keys().any(|k| redact_str(k).is_some());
+    if needs_key_work {
+        *map = std::mem::take(map)
+            .into_iter()
+            .map(|(k, v)| (redact_text(&k), v))
+            .collect();
+    }
     for (k, v) in map.iter_mut() {
         if is_secret_key(k) {
             *v = REDACTED.into();
-        } else if let Some(clean) = redact_str(v) {
-            *v = clean;
+        } else {
+            redact_in_place(v);
         }
     }
 }
 
-/// Returns a cleaned copy when `s` carries a credential, else `None`.
-pub fn redact_str(s: &str) -> Option<String> {
-    let lower = s.to_ascii_lowercase();
-    if lower.starts_with("bearer ") || lower.starts_with("basic ") {
-        return Some(REDACTED.into());
+/// A parser's error message without the input values it quotes: serde says
+/// ``invalid type: integer `987654321`, expected a string``, and that value
+/// may be a password. Field names and what was expected stay.
+pub fn error_without_values(message: &str) -> String {
+    if message.starts_with("missing field") {
+        return message.to_owned();
     }
-    let mut out = s.to_owned();
-    let mut changed = false;
-    // URL userinfo: scheme://user:password@host
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let rest = &out[rest_start..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            if let Some(colon) = rest[..at].find(':') {
-                out.replace_range(rest_start + colon + 1..rest_start + at, REDACTED);
-                changed = true;
-            }
+    let (head, tail) = match message.find(", expected") {
+        Some(i) => message.split_at(i),
+        None => (message, ""),
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut quote = None;
+    for c in head.chars() {
+        match (quote, c) {
+            (None, '`' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) => out.push(c),
+            _ => {}
         }
     }
-    // Query parameters named like secrets: ?token=abc&x=1
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let mut parts: Vec<String> = Vec::new();
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some((k, _)) if is_secret_key(k) => {
-                    parts.push(format!("{k}={REDACTED}"));
-                    changed = true;
-                }
-                _ => parts.push(pair.to_owned()),
-            }
-        }
-        out = format!("{head}{}", parts.join("&"));
-    }
-    changed.then_some(out)
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{out}{tail}")
 }
 
 #[cfg(test)]
@@ -133,15 +270,92 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_secret_in_free_text_is_redacted() {
+        let cases = [
+            ("see https://user:pa55w0rd@db.internal/x now", "pa55w0rd"),
+            (
+                "clone https://ghp_T0KEN1234@github.com/o/r",
+                "ghp_T0KEN1234",
+            ),
+            (
+                "two: https://a.example/ok and https://u:s3cr3t@b.example/",
+                "s3cr3t",
+            ),
+            (
+                "curl -H 'Authorization: Bearer eyJhbGciOi.J9x'",
+                "eyJhbGciOi",
+            ),
+            ("login failed with password=hunter22 for bob", "hunter22"),
+            ("db_password: 'c0rrect horse'", "c0rrect"),
+            (
+                "posted to https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX",
+                "XXXXsecretXXXX",
+            ),
+            ("key AKIAIOSFODNN7EXAMPLE leaked", "AKIAIOSFODNN7EXAMPLE"),
+            ("X-Auth: 9f8e7d6c5b", "9f8e7d6c5b"),
+            ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+            ("{\"api_key\": \"k-123456\"}", "k-123456"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+                "MIIEow",
+            ),
+        ];
+        for (text, secret) in cases {
+            let clean = redact_text(text);
+            assert!(!clean.contains(secret), "{secret} survived in {clean:?}");
+            assert!(clean.contains(REDACTED), "{clean:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_prose_is_left_alone() {
+        for text in [
+            "Basic configuration drift on db-1",
+            "High token usage: 93%",
+            "author: bob",
+            "CPU above 90% for 5m",
+            "mailto:ops@example.com",
+        ] {
+            assert_eq!(redact_text(text), text);
+        }
+    }
+
+    #[test]
+    fn terminal_control_characters_and_bidi_overrides_are_removed() {
+        let clean = redact_text("db\u{1b}[2J down\u{0}\u{202E}gnp.exe\nline two\tok");
+        assert_eq!(clean, "db[2J downgnp.exe\nline two\tok");
+    }
+
+    #[test]
     fn credential_strings_are_redacted_wherever_they_appear() {
         let mut m = BTreeMap::from([
-            ("note".to_string(), "Bearer xyz".to_string()),
+            ("note".to_string(), "Bearer xyz12345678".to_string()),
             ("api_key".to_string(), "k".to_string()),
+            ("X-Auth".to_string(), "k".to_string()),
             ("team".to_string(), "db".to_string()),
         ]);
         redact_map(&mut m);
-        assert_eq!(m["note"], REDACTED);
+        assert!(!m["note"].contains("xyz12345678"));
         assert_eq!(m["api_key"], REDACTED);
+        assert_eq!(m["X-Auth"], REDACTED);
         assert_eq!(m["team"], "db");
+    }
+
+    #[test]
+    fn parser_errors_keep_the_shape_and_lose_the_values() {
+        assert_eq!(
+            error_without_values(
+                "invalid type: integer `987654321`, expected a string at line 1 column 40"
+            ),
+            "invalid type: integer, expected a string at line 1 column 40"
+        );
+        assert_eq!(
+            error_without_values("invalid type: string \"hunter2\", expected u64"),
+            "invalid type: string, expected u64"
+        );
+        assert_eq!(
+            error_without_values("missing field `title` at line 1 column 2"),
+            "missing field `title` at line 1 column 2"
+        );
     }
 }

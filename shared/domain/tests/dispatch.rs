@@ -293,7 +293,7 @@ async fn a_later_event_waits_behind_a_retry_so_the_thread_stays_in_order() {
 
 #[tokio::test]
 async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
-    use firewatch_domain::routes::{self, Match, Route};
+    use firewatch_domain::chat::routes::{self, Match, Route};
     let (w, chat) = chat_world().await;
     let admin = firewatch_types::Principal {
         role: firewatch_types::Role::Admin,

@@ -3,7 +3,7 @@
 mod common;
 
 use common::fixture;
-use firewatch_domain::normalize::{normalize, Envelope, Normalized};
+use firewatch_domain::ingest::normalize::{normalize, Envelope, Normalized};
 use firewatch_domain::DomainError;
 use firewatch_types::{AlertStatus, Severity, SourceKind};
 

@@ -1,6 +1,6 @@
 //! The shared Store/Blobs contract, run against the local adapters.
 
-use firewatch_domain::contract::{blobs_suite, store_suite};
+use firewatch_domain::contract::{blobs_suite, bounds_suite, store_suite};
 use firewatch_local::{DirBlobs, EmbeddedStore, MemBlobs};
 use std::sync::Arc;
 
@@ -49,4 +49,15 @@ async fn data_survives_reopening_the_store() {
     }
     let s = EmbeddedStore::open(&path).unwrap();
     assert_eq!(s.get("t#X", "a").await.unwrap().unwrap().data, "kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worst_cases_a_sender_can_send_fit_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("db")).unwrap();
+    bounds_suite(firewatch_domain::Services::new(
+        Arc::new(store),
+        Arc::new(MemBlobs::default()),
+    ))
+    .await;
 }

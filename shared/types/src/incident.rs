@@ -145,6 +145,10 @@ pub struct Incident {
     /// incident then no longer resolves by itself.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub alerts_truncated: bool,
+    /// Distinct alerts that joined but are no longer tracked one by one (the
+    /// oldest give way so the incident stays within its size budget).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub untracked_alerts: u64,
     /// How many times an alert fired for this incident (the first included).
     pub occurrences: u64,
     pub created_at: DateTime<Utc>,
@@ -156,6 +160,10 @@ pub struct Incident {
     /// Bumped by every write; pass it back as `expected_version` to make a
     /// change conditional on nobody else having changed the incident.
     pub version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Incident {

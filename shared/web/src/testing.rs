@@ -250,7 +250,7 @@ pub async fn chat_services(
         role: Role::Admin,
     };
     for (user, role) in [(responder, Role::Responder), (viewer, Role::Viewer)] {
-        firewatch_domain::identities::register(&svc, &admin, platform, user, role)
+        firewatch_domain::chat::identities::register(&svc, &admin, platform, user, role)
             .await
             .expect("identity");
     }

@@ -1,47 +1,18 @@
-//! The chat port and what the domain says in chat: the card of an incident
+//! What the domain says in chat: the card of an incident
 //! and the one-line reply for each timeline entry.
 
-use async_trait::async_trait;
 use firewatch_types::{
     Button, ButtonAction, Card, Destination, Incident, ThreadRef, TimelineEntry, TimelineKind,
 };
-use std::time::Duration;
 
 use crate::incidents::{self, ListFilter};
 use crate::{DomainError, Services};
 use firewatch_types::{IncidentAction, IncidentId, IncidentState, Principal, TriageReport};
 
-/// Why a chat call failed, classified for retrying.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChatError {
-    /// 429: try again after the platform's `Retry-After`, when it gave one.
-    #[error("rate limited by the chat platform")]
-    RateLimited { retry_after: Option<Duration> },
-    /// 5xx or unreachable: try again later.
-    #[error("chat platform unavailable: {0}")]
-    Unavailable(String),
-    /// The platform refused the request (bad channel, no permission): retrying
-    /// the same request will not help.
-    #[error("chat platform refused the request: {0}")]
-    Rejected(String),
-}
+pub mod identities;
+pub mod routes;
 
-impl ChatError {
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Rejected(_))
-    }
-}
-
-/// A chat platform (or several, routed by [`Destination`]).
-#[async_trait]
-pub trait ChatClient: Send + Sync {
-    /// Posts the root card of a new thread and returns where it landed.
-    async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError>;
-    /// Replaces the root card with the incident's current state.
-    async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError>;
-    /// Posts a reply in the thread.
-    async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError>;
-}
+pub use crate::ports::{ChatClient, ChatError};
 
 /// Labels shown on a card, in this order, when present.
 const KEY_LABELS: &[&str] = &[
@@ -184,7 +155,7 @@ impl ChatHub {
     }
 }
 
-#[async_trait]
+#[async_trait::async_trait]
 impl ChatClient for ChatHub {
     async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
         self.pick(dest)?.post_root(dest, card).await

@@ -61,18 +61,30 @@ pub fn normalize(
         SourceKind::Generic => generic::parse(body)?,
     };
     for alert in &mut out.alerts {
-        crate::redact::redact_map(&mut alert.labels);
-        crate::redact::redact_map(&mut alert.annotations);
-        for link in &mut alert.links {
-            if let Some(clean) = crate::redact::redact_str(&link.href) {
-                link.href = clean;
-            }
-        }
-        if alert.title.trim().is_empty() {
-            alert.title = format!("{} alert {}", alert.source, alert.fingerprint);
-        }
+        clean_alert(alert);
     }
     Ok(out)
+}
+
+/// Redacts every string of an alert and holds it to the size limits; what
+/// leaves normalisation is safe to store, show in chat and log. The original
+/// (redacted) webhook stays in the envelope, long fingerprints included.
+pub fn clean_alert(alert: &mut Alert) {
+    use crate::redact::{redact_in_place, redact_map};
+    redact_in_place(&mut alert.title);
+    redact_in_place(&mut alert.fingerprint);
+    redact_map(&mut alert.labels);
+    redact_map(&mut alert.annotations);
+    for link in &mut alert.links {
+        redact_in_place(&mut link.href);
+        if let Some(text) = &mut link.text {
+            redact_in_place(text);
+        }
+    }
+    crate::limits::bound_alert(alert);
+    if alert.title.trim().is_empty() {
+        alert.title = format!("{} alert {}", alert.source, alert.fingerprint);
+    }
 }
 
 /// Parses JSON into `T`, naming what is wrong in a `BadInput` error.
@@ -82,12 +94,21 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
 ) -> Result<T, DomainError> {
     // Syntax first, so "not JSON" and "JSON of the wrong shape" get distinct codes.
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        DomainError::bad_input("malformed_json", format!("body is not valid JSON: {e}"))
+        DomainError::bad_input(
+            "malformed_json",
+            format!(
+                "body is not valid JSON: {}",
+                crate::redact::error_without_values(&e.to_string())
+            ),
+        )
     })?;
     serde_json::from_value(value).map_err(|e| {
         DomainError::bad_input(
             "invalid_payload",
-            format!("body is not a {source} webhook payload: {e}"),
+            format!(
+                "body is not a {source} webhook payload: {}",
+                crate::redact::error_without_values(&e.to_string())
+            ),
         )
     })
 }

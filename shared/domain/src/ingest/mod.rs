@@ -15,18 +15,20 @@ use firewatch_types::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod normalize;
+
 use crate::auth::{require_role, sha256_hex};
-use crate::incidents::{
-    audit_op, entry, get, incident_put, load_group, timeline_put, transition_ops,
-    visible_change_ops, AuditInput, MAX_ATTEMPTS,
-};
-use crate::normalize::{is_sns_url, normalize, Envelope};
-use crate::ports::{Condition, StoreError, WriteOp};
+use crate::change::{load_group, Change, VersionedGroup};
+use crate::incidents::{get, MAX_ATTEMPTS};
+use crate::ingest::normalize::{is_sns_url, normalize, Envelope};
+use crate::ports::{Condition, WriteOp};
 use crate::redact::{is_secret_key, redact_json, REDACTED};
 use crate::{keys, DomainError, Services};
 
-/// Per-alert results kept for answering a redelivery.
-const MAX_REMEMBERED_RESULTS: usize = 500;
+/// Bytes of the answer remembered for a redelivery. Past it, a redelivery
+/// is answered with fewer per-alert results (and then fewer incidents) and a
+/// note saying so, however many alerts the webhook carried.
+pub const MARKER_BUDGET: usize = 32 * 1024;
 
 /// A webhook that passed authentication.
 pub struct IngestRequest<'a> {
@@ -223,28 +225,50 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         });
     }
 
+    let marker = redelivery_marker(svc, tenant, &report)?;
+    svc.store.put(marker, Condition::Always).await?;
+    Ok(report)
+}
+
+/// The item that answers a redelivery of this webhook within the dedup
+/// window: the report, cut to [`MARKER_BUDGET`] bytes.
+pub fn redelivery_marker(
+    svc: &Services,
+    tenant: &TenantId,
+    report: &IngestReport,
+) -> Result<crate::ports::Item, DomainError> {
     let mut remembered = report.clone();
-    if remembered.results.len() > MAX_REMEMBERED_RESULTS {
-        // Keep the marker item small (DynamoDB items stop at 400 KB): a
-        // redelivery of a huge webhook gets the incidents, not every result.
-        remembered.results.clear();
+    let size = |r: &IngestReport| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len());
+    if size(&remembered) > MARKER_BUDGET {
+        let per_result = size(report) / report.results.len().max(1) + 1;
+        remembered
+            .results
+            .truncate(MARKER_BUDGET / 2 / per_result.max(1));
+        let per_incident = 32;
+        remembered
+            .incidents
+            .truncate(MARKER_BUDGET / 2 / per_incident);
         remembered.note = Some(format!(
-            "{} per-alert results not repeated for a redelivery",
-            report.results.len()
+            "a redelivery repeats {} of {} per-alert results and {} of {} incidents",
+            remembered.results.len(),
+            report.results.len(),
+            remembered.incidents.len(),
+            report.incidents.len()
         ));
     }
+    let now = svc.clock.now();
     let mut marker = keys::item(
         keys::envelopes_pk(tenant),
-        sha.clone(),
+        report.envelope_sha256.clone(),
         1,
         &EnvelopeRecord {
-            received_at: svc.clock.now(),
+            received_at: now,
             report: remembered,
         },
     )?;
-    marker.expires_at = Some(svc.clock.now().timestamp() + svc.settings.dedup_window_secs);
-    svc.store.put(marker, Condition::Always).await?;
-    Ok(report)
+    marker.expires_at = Some(now.timestamp() + svc.settings.dedup_window_secs);
+    crate::change::check_item(&marker)?;
+    Ok(marker)
 }
 
 fn header(headers: &[(String, String)], name: &str) -> Option<String> {
@@ -342,7 +366,7 @@ async fn fold_alert(
     alert: &Alert,
     dossier: &Dossier<'_>,
 ) -> Result<(Outcome, Option<IncidentId>), DomainError> {
-    let envelope = &dossier.reference.clone();
+    let envelope = &dossier.reference;
     let tenant = &principal.tenant;
     let key = group_key(svc, alert);
     let actor = format!("source:{}", alert.source);
@@ -352,62 +376,53 @@ async fn fold_alert(
             Some(id) => Some(get(svc, tenant, id).await?),
             None => None,
         };
-        let attempt = match open {
+        let (outcome, incident, change) = match open {
             Some(inc) if inc.state.is_active() => join(svc, inc, alert, envelope, &actor).await?,
             _ if alert.status != AlertStatus::Firing => return Ok((Outcome::NoOpenIncident, None)),
-            _ => open_or_suppress(svc, tenant, group, &key, alert, envelope, &actor, principal)?,
+            _ => open_or_suppress(svc, tenant, group, alert, envelope, &actor, principal)?,
         };
-        let Attempt {
-            outcome,
-            incident,
-            ops,
-        } = attempt;
-        if ops.is_empty() {
+        let Some(change) = change else {
             return Ok((outcome, incident));
-        }
+        };
         dossier.ensure_stored(svc, tenant).await?;
-        match crate::incidents::commit(svc, ops).await {
-            Ok(()) => return Ok((outcome, incident)),
-            Err(StoreError::ConditionFailed { .. }) => continue,
+        match change.commit().await {
+            Ok(_) => return Ok((outcome, incident)),
+            Err(e) if e.is_lost_race() => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(DomainError::Unavailable(format!(
-        "too much contention on alert group {key}; retry"
-    )))
+    Err(DomainError::Unavailable(
+        "too much contention on this alert group; retry".into(),
+    ))
 }
 
-struct Attempt {
-    outcome: Outcome,
-    incident: Option<IncidentId>,
-    ops: Vec<WriteOp>,
-}
+/// What folding one alert decided: its outcome, its incident, and the change
+/// to commit (none when nothing changes).
+type Folded<'a> = (Outcome, Option<IncidentId>, Option<Change<'a>>);
 
 /// An alert for an incident that holds its group key.
-async fn join(
-    svc: &Services,
-    mut inc: Incident,
+async fn join<'a>(
+    svc: &'a Services,
+    inc: Incident,
     alert: &Alert,
     envelope: &EnvelopeRef,
     actor: &str,
-) -> Result<Attempt, DomainError> {
+) -> Result<Folded<'a>, DomainError> {
     let now = svc.clock.now();
     let id = inc.id.clone();
     let known = inc.alerts.get(&alert.fingerprint).cloned();
-    let unchanged = |outcome| Attempt {
-        outcome,
-        incident: Some(id.clone()),
-        ops: Vec::new(),
-    };
+    let unchanged = |outcome| Ok((outcome, Some(inc.id.clone()), None));
     if known.as_ref().and_then(|k| k.last_envelope.as_deref()) == Some(envelope.sha256.as_str()) {
-        return Ok(unchanged(Outcome::Unchanged));
+        return unchanged(Outcome::Unchanged);
     }
-    let prev = inc.version;
-    let with_envelope = |mut e: firewatch_types::TimelineEntry| {
+    let fingerprint = alert.fingerprint.clone();
+    let mut change = Change::to(svc, inc.clone());
+    let entry = |change: &Change<'_>, kind| {
+        let mut e = change.entry(actor, kind);
         e.envelope = Some(envelope.clone());
         e
     };
-    match alert.status {
+    let outcome = match alert.status {
         AlertStatus::Firing => {
             let same_firing = known.as_ref().is_some_and(|k| {
                 k.status != AlertStatus::Resolved
@@ -417,135 +432,96 @@ async fn join(
             if same_firing {
                 // A repeat notification of the same firing (Alertmanager
                 // repeat_interval): not a new occurrence.
-                return Ok(unchanged(Outcome::Unchanged));
+                return unchanged(Outcome::Unchanged);
             }
+            let inc = change.incident_mut();
             if known.is_none() && inc.alerts.len() >= Incident::MAX_TRACKED_ALERTS {
                 inc.alerts_truncated = true;
+                inc.untracked_alerts += 1;
             } else {
                 inc.alerts
-                    .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+                    .insert(fingerprint.clone(), snapshot(alert, now, envelope));
             }
             inc.occurrences += 1;
             inc.severity = inc.severity.worst(alert.severity);
-            inc.updated_at = now;
-            inc.version += 1;
-            let e = with_envelope(entry(
-                svc,
-                &inc,
-                actor,
-                TimelineKind::Occurrence {
-                    fingerprint: alert.fingerprint.clone(),
-                },
-            ));
-            let mut ops = vec![incident_put(&inc, Some(prev))?];
-            ops.extend(visible_change_ops(svc, &inc, &e)?);
-            Ok(Attempt {
-                outcome: Outcome::Occurrence,
-                incident: Some(id),
-                ops,
-            })
+            let e = entry(&change, TimelineKind::Occurrence { fingerprint });
+            change.show(e);
+            Outcome::Occurrence
         }
         AlertStatus::Resolved => {
             if known
                 .as_ref()
                 .is_none_or(|k| k.status == AlertStatus::Resolved)
             {
-                return Ok(unchanged(Outcome::Unchanged));
+                return unchanged(Outcome::Unchanged);
             }
-            inc.alerts
-                .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
-            inc.updated_at = now;
-            inc.version += 1;
-            let e = with_envelope(entry(
-                svc,
-                &inc,
-                actor,
-                TimelineKind::AlertResolved {
-                    fingerprint: alert.fingerprint.clone(),
-                },
-            ));
-            let resolve_too = svc.settings.auto_resolve && inc.all_alerts_resolved();
-            let mut ops = vec![timeline_put(&inc.tenant, &e)?];
-            let outcome = if resolve_too {
-                // transition_ops bumps the version again and writes the
-                // incident; keep the expected version the one we read.
-                inc.version = prev;
-                ops.extend(
-                    transition_ops(
-                        svc,
-                        &mut inc,
+            change
+                .incident_mut()
+                .alerts
+                .insert(fingerprint.clone(), snapshot(alert, now, envelope));
+            let e = entry(&change, TimelineKind::AlertResolved { fingerprint });
+            if svc.settings.auto_resolve && change.incident().all_alerts_resolved() {
+                // The state change is what people see; the alert's own
+                // resolve is noted on the timeline.
+                change.note(e);
+                change
+                    .transition(
                         IncidentState::Resolved,
                         actor,
                         Some("all alerts resolved".into()),
                     )
-                    .await?,
-                );
+                    .await?;
                 Outcome::IncidentResolved
             } else {
-                ops.push(incident_put(&inc, Some(prev))?);
-                ops.extend(visible_change_ops(svc, &inc, &e)?.into_iter().skip(1));
+                change.show(e);
                 Outcome::AlertResolved
-            };
-            Ok(Attempt {
-                outcome,
-                incident: Some(id),
-                ops,
-            })
+            }
         }
         AlertStatus::Acknowledged => {
             if known.is_none() || inc.state != IncidentState::Open {
-                return Ok(unchanged(Outcome::Unchanged));
+                return unchanged(Outcome::Unchanged);
             }
-            inc.alerts
-                .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
-            let mut ops = transition_ops(
-                svc,
-                &mut inc,
-                IncidentState::Acknowledged,
-                actor,
-                Some(format!("acknowledged in {}", alert.source)),
-            )
-            .await?;
-            let e = with_envelope(entry(
-                svc,
-                &inc,
-                actor,
-                TimelineKind::AlertAcknowledged {
-                    fingerprint: alert.fingerprint.clone(),
-                },
-            ));
-            ops.push(timeline_put(&inc.tenant, &e)?);
-            Ok(Attempt {
-                outcome: Outcome::Acknowledged,
-                incident: Some(id),
-                ops,
-            })
+            change
+                .incident_mut()
+                .alerts
+                .insert(fingerprint.clone(), snapshot(alert, now, envelope));
+            change
+                .transition(
+                    IncidentState::Acknowledged,
+                    actor,
+                    Some(format!("acknowledged in {}", alert.source)),
+                )
+                .await?;
+            let e = entry(&change, TimelineKind::AlertAcknowledged { fingerprint });
+            change.note(e);
+            Outcome::Acknowledged
         }
-    }
+    };
+    Ok((outcome, Some(id), Some(change)))
 }
 
 /// A firing alert whose group key has no active incident: open one, unless
 /// the key reached its rate limit.
-#[allow(clippy::too_many_arguments)]
-fn open_or_suppress(
-    svc: &Services,
+fn open_or_suppress<'a>(
+    svc: &'a Services,
     tenant: &TenantId,
-    mut group: crate::incidents::VersionedGroup,
-    key: &str,
+    mut group: VersionedGroup,
     alert: &Alert,
     envelope: &EnvelopeRef,
     actor: &str,
     principal: &Principal,
-) -> Result<Attempt, DomainError> {
+) -> Result<Folded<'a>, DomainError> {
     let now = svc.clock.now();
     let hour_ago = now - Duration::hours(1);
     group.record.recent_opens.retain(|t| *t > hour_ago);
 
     if group.record.recent_opens.len() >= svc.settings.rate_limit_per_hour {
-        return suppress(svc, tenant, group, key, alert, envelope, actor);
+        return suppress(svc, tenant, group, alert, envelope, actor);
     }
 
     let id = IncidentId::from_ulid(&svc.ids.ulid());
+    let key = group.key.clone();
+    group.record.recent_opens.push(now);
     let inc = Incident {
         id: id.clone(),
         tenant: tenant.clone(),
@@ -553,7 +529,7 @@ fn open_or_suppress(
         severity: alert.severity,
         title: alert.title.clone(),
         source: alert.source,
-        group_key: key.to_owned(),
+        group_key: key.clone(),
         fingerprint: alert.fingerprint.clone(),
         labels: alert.labels.clone(),
         links: alert.links.clone(),
@@ -562,96 +538,95 @@ fn open_or_suppress(
         created_at: now,
         updated_at: now,
         alerts_truncated: false,
+        untracked_alerts: 0,
         acknowledged_at: None,
         resolved_at: None,
         version: 1,
     };
-    group.record.open_incident = Some(id.clone());
-    group.record.last_incident = Some(id.clone());
-    group.record.recent_opens.push(now);
-
-    let mut e = entry(
-        svc,
-        &inc,
+    let severity = inc.severity;
+    let mut change = Change::open(svc, inc, group);
+    let mut e = change.entry(
         actor,
         TimelineKind::Opened {
             fingerprint: alert.fingerprint.clone(),
         },
     );
     e.envelope = Some(envelope.clone());
-    let mut ops = vec![
-        group.put_op(tenant, alert.source, key)?,
-        incident_put(&inc, None)?,
-    ];
-    ops.extend(visible_change_ops(svc, &inc, &e)?);
-    ops.push(audit_op(
-        svc,
-        &inc,
-        AuditInput {
-            actor: &principal.name,
-            action: "incident.open".into(),
-            before: serde_json::Value::Null,
-            after: serde_json::json!({"state": "open", "group_key": key, "severity": inc.severity}),
-            reason: Some(format!("alert {} from {}", alert.fingerprint, alert.source)),
-        },
-    )?);
-    Ok(Attempt {
-        outcome: Outcome::Opened,
-        incident: Some(id),
-        ops,
-    })
+    change.show(e);
+    change.audit(
+        &principal.name,
+        "incident.open",
+        serde_json::Value::Null,
+        serde_json::json!({"state": "open", "group_key": key, "severity": severity}),
+        Some(format!("alert {} from {}", alert.fingerprint, alert.source)),
+    );
+    Ok((Outcome::Opened, Some(id), Some(change)))
 }
 
 /// Over the rate limit: the alert is recorded on the key's last incident
 /// (which stays as it is) and counted on the group, never dropped.
-fn suppress(
-    svc: &Services,
+fn suppress<'a>(
+    svc: &'a Services,
     tenant: &TenantId,
-    mut group: crate::incidents::VersionedGroup,
-    key: &str,
+    mut group: VersionedGroup,
     alert: &Alert,
     envelope: &EnvelopeRef,
     actor: &str,
-) -> Result<Attempt, DomainError> {
+) -> Result<Folded<'a>, DomainError> {
     group.record.suppressed += 1;
-    let mut ops = vec![group.put_op(tenant, alert.source, key)?];
     let last = group.record.last_incident.clone();
-    match &last {
-        Some(id) => {
-            let mut e = firewatch_types::TimelineEntry {
-                id: svc.ids.ulid(),
-                incident_id: id.clone(),
-                at: svc.clock.now(),
-                actor: actor.to_owned(),
-                kind: TimelineKind::Suppressed {
-                    fingerprint: alert.fingerprint.clone(),
-                },
-                reason: Some(format!(
-                    "rate limit of {} new incidents per hour reached for this alert group",
-                    svc.settings.rate_limit_per_hour
-                )),
-                envelope: None,
-            };
-            e.envelope = Some(envelope.clone());
-            ops.push(timeline_put(tenant, &e)?);
-        }
-        None => {
-            // A rate limit of zero: keep the alert on its own record.
-            let item = keys::item(
-                format!("{tenant}#SUP"),
-                format!("{}#{}", alert.source, svc.ids.ulid()),
-                1,
-                alert,
-            )?;
-            ops.push(WriteOp::Put {
-                item,
-                condition: Condition::Absent,
-            });
-        }
+    // The change is about the group; the last incident (if any) only gets a
+    // note, its item stays untouched.
+    let holder = Incident {
+        id: last
+            .clone()
+            .unwrap_or_else(|| IncidentId::from_ulid(&svc.ids.ulid())),
+        tenant: tenant.clone(),
+        state: IncidentState::Closed,
+        severity: alert.severity,
+        title: String::new(),
+        source: alert.source,
+        group_key: group.key.clone(),
+        fingerprint: alert.fingerprint.clone(),
+        labels: Default::default(),
+        links: Vec::new(),
+        alerts: Default::default(),
+        alerts_truncated: false,
+        untracked_alerts: 0,
+        occurrences: 0,
+        created_at: svc.clock.now(),
+        updated_at: svc.clock.now(),
+        acknowledged_at: None,
+        resolved_at: None,
+        version: 0,
+    };
+    let mut change = Change::to(svc, holder);
+    change.with_group(group);
+    if last.is_some() {
+        let mut e = change.entry(
+            actor,
+            TimelineKind::Suppressed {
+                fingerprint: alert.fingerprint.clone(),
+            },
+        );
+        e.reason = Some(format!(
+            "rate limit of {} new incidents per hour reached for this alert group",
+            svc.settings.rate_limit_per_hour
+        ));
+        e.envelope = Some(envelope.clone());
+        change.note(e);
+    } else {
+        // A rate limit of zero: keep the alert on its own record.
+        let item = keys::item(
+            format!("{tenant}#SUP"),
+            format!("{}#{}", alert.source, svc.ids.ulid()),
+            1,
+            alert,
+        )?;
+        change.also(WriteOp::Put {
+            item,
+            condition: Condition::Absent,
+        });
     }
-    Ok(Attempt {
-        outcome: Outcome::Suppressed,
-        incident: last,
-        ops,
-    })
+    Ok((Outcome::Suppressed, last, Some(change)))
 }

@@ -15,7 +15,8 @@ use firewatch_types::{
 };
 
 use crate::auth::require_role;
-use crate::incidents::{self, audit_op, commit, entry, visible_change_ops, AuditInput};
+use crate::change::Change;
+use crate::incidents;
 use crate::{DomainError, Services};
 
 /// How far back history goes.
@@ -379,27 +380,23 @@ pub async fn run(
     let inc = incidents::get(svc, &principal.tenant, id).await?;
     let h = history(svc, &inc).await?;
     let report = deterministic(&inc, &h, svc.clock.now());
-    let e = entry(
-        svc,
-        &inc,
+    let mut change = Change::to(svc, inc);
+    let e = change.entry(
         &principal.name,
         TimelineKind::Triage {
             report: report.clone(),
         },
     );
-    let mut ops = visible_change_ops(svc, &inc, &e)?;
-    ops.push(audit_op(
-        svc,
-        &inc,
-        AuditInput {
-            actor: &principal.name,
-            action: "incident.triage".into(),
-            before: serde_json::Value::Null,
-            after: serde_json::json!({"timeline_entry": e.id, "mode": report.mode, "rule": report.rule, "confidence": report.confidence}),
-            reason: None,
-        },
-    )?);
-    commit(svc, ops).await?;
+    let after = serde_json::json!({"timeline_entry": e.id, "mode": report.mode, "rule": report.rule, "confidence": report.confidence});
+    change.show(e);
+    change.audit(
+        &principal.name,
+        "incident.triage",
+        serde_json::Value::Null,
+        after,
+        None,
+    );
+    change.commit().await?;
     Ok(report)
 }
 
@@ -437,6 +434,7 @@ mod tests {
                 },
             )]),
             alerts_truncated: false,
+            untracked_alerts: 0,
             occurrences: 3,
             created_at: t0,
             updated_at: t0,

@@ -1,110 +1,34 @@
 //! Incidents: reading, listing, the state machine applied by people, comments,
 //! the timeline, and the recurrence view.
 //!
-//! Every change is one store transaction holding the new incident (guarded by
-//! its version), its timeline entry, an outbox record and an audit event, so
-//! no reader ever sees one without the others and concurrent writers never
-//! lose an update: a writer that loses the race re-reads and re-decides.
+//! Every change goes through [`crate::change::Change`]: one store transaction
+//! holding the new incident (guarded by its version), its timeline entry, an
+//! outbox record and an audit event, so no reader ever sees one without the
+//! others and concurrent writers never lose an update: a writer that loses
+//! the race re-reads and re-decides.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use firewatch_types::{
-    AuditEvent, Incident, IncidentAction, IncidentId, IncidentState, Principal, Role, Severity,
-    SourceKind, TenantId, TimelineEntry, TimelineKind,
+    Incident, IncidentAction, IncidentId, IncidentState, Principal, Role, Severity, SourceKind,
+    TenantId, TimelineEntry, TimelineKind,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::auth::require_role;
+use crate::change::Change;
 use crate::keys;
-use crate::outbox::{enqueue_op, OutboxRecord};
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::Query;
+use crate::redact::redact_text;
 use crate::{DomainError, Services};
 
 /// How often a writer re-reads and retries after losing a race. Each lost
 /// race means another writer succeeded, so this bounds work, not progress.
-pub(crate) const MAX_ATTEMPTS: usize = 64;
+pub const MAX_ATTEMPTS: usize = 64;
 
 /// Longest comment or reason accepted.
 pub const MAX_TEXT_LEN: usize = 4000;
-
-/// The group-key item: which incident holds the key, and recent opens for
-/// the rate limit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct GroupRecord {
-    pub open_incident: Option<IncidentId>,
-    pub last_incident: Option<IncidentId>,
-    #[serde(default)]
-    pub recent_opens: Vec<DateTime<Utc>>,
-    #[serde(default)]
-    pub suppressed: u64,
-}
-
-/// A group record with the version it was read at (`None`: not stored yet).
-pub(crate) struct VersionedGroup {
-    pub record: GroupRecord,
-    pub version: Option<u64>,
-}
-
-impl VersionedGroup {
-    /// The write that replaces this group record, conditional on nobody having
-    /// changed it since it was read.
-    pub fn put_op(
-        &self,
-        tenant: &TenantId,
-        source: SourceKind,
-        group_key: &str,
-    ) -> Result<WriteOp, DomainError> {
-        let next = self.version.map_or(1, |v| v + 1);
-        let item = keys::item(
-            keys::groups_pk(tenant),
-            keys::group_sk(source, group_key),
-            next,
-            &self.record,
-        )?;
-        Ok(WriteOp::Put {
-            item,
-            condition: self.version.map_or(Condition::Absent, Condition::Version),
-        })
-    }
-}
-
-pub(crate) async fn load_group(
-    svc: &Services,
-    tenant: &TenantId,
-    source: SourceKind,
-    group_key: &str,
-) -> Result<VersionedGroup, DomainError> {
-    Ok(
-        match svc
-            .store
-            .get(&keys::groups_pk(tenant), &keys::group_sk(source, group_key))
-            .await?
-        {
-            Some(item) => VersionedGroup {
-                record: keys::decode(&item)?,
-                version: Some(item.version),
-            },
-            None => VersionedGroup {
-                record: GroupRecord::default(),
-                version: None,
-            },
-        },
-    )
-}
-
-/// Commits a change and, when it enqueued outbox records, wakes the local
-/// dispatcher so that chat follows within milliseconds instead of a poll.
-pub(crate) async fn commit(svc: &Services, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-    let enqueues = ops
-        .iter()
-        .any(|op| matches!(op, WriteOp::Put { item, .. } if item.pk.ends_with("#OUTBOX")));
-    svc.store.transact(ops).await?;
-    if enqueues {
-        svc.outbox_signal.notify_one();
-    }
-    Ok(())
-}
 
 /// Reads one incident.
 pub async fn get(
@@ -112,168 +36,7 @@ pub async fn get(
     tenant: &TenantId,
     id: &IncidentId,
 ) -> Result<Incident, DomainError> {
-    let item = svc
-        .store
-        .get(&keys::incidents_pk(tenant), id.as_str())
-        .await?
-        .ok_or_else(|| DomainError::NotFound(format!("no incident {id}")))?;
-    keys::decode(&item)
-}
-
-/// The write that stores `inc` (whose version was already bumped) on top of
-/// version `prev`, or creates it when `prev` is `None`.
-pub(crate) fn incident_put(inc: &Incident, prev: Option<u64>) -> Result<WriteOp, DomainError> {
-    let item = keys::item(
-        keys::incidents_pk(&inc.tenant),
-        inc.id.to_string(),
-        inc.version,
-        inc,
-    )?;
-    Ok(WriteOp::Put {
-        item,
-        condition: prev.map_or(Condition::Absent, Condition::Version),
-    })
-}
-
-/// A new timeline entry for `inc`.
-pub(crate) fn entry(
-    svc: &Services,
-    inc: &Incident,
-    actor: &str,
-    kind: TimelineKind,
-) -> TimelineEntry {
-    TimelineEntry {
-        id: svc.ids.ulid(),
-        incident_id: inc.id.clone(),
-        at: svc.clock.now(),
-        actor: actor.to_owned(),
-        kind,
-        reason: None,
-        envelope: None,
-    }
-}
-
-pub(crate) fn timeline_put(tenant: &TenantId, e: &TimelineEntry) -> Result<WriteOp, DomainError> {
-    let item = keys::item(
-        keys::incident_pk(tenant, &e.incident_id),
-        format!("{}{}", keys::TIMELINE_PREFIX, e.id),
-        1,
-        e,
-    )?;
-    Ok(WriteOp::Put {
-        item,
-        condition: Condition::Absent,
-    })
-}
-
-/// Timeline entry + outbox record for a change people should see.
-pub(crate) fn visible_change_ops(
-    svc: &Services,
-    inc: &Incident,
-    e: &TimelineEntry,
-) -> Result<Vec<WriteOp>, DomainError> {
-    let record = OutboxRecord {
-        id: svc.ids.ulid(),
-        created_at: e.at,
-        tenant: inc.tenant.clone(),
-        entry: e.clone(),
-    };
-    Ok(vec![timeline_put(&inc.tenant, e)?, enqueue_op(&record)?])
-}
-
-pub(crate) struct AuditInput<'a> {
-    pub actor: &'a str,
-    pub action: String,
-    pub before: serde_json::Value,
-    pub after: serde_json::Value,
-    pub reason: Option<String>,
-}
-
-pub(crate) fn audit_op(
-    svc: &Services,
-    inc: &Incident,
-    a: AuditInput<'_>,
-) -> Result<WriteOp, DomainError> {
-    let ev = AuditEvent {
-        id: svc.ids.ulid(),
-        tenant: inc.tenant.clone(),
-        at: svc.clock.now(),
-        actor: a.actor.to_owned(),
-        action: a.action,
-        target: inc.id.to_string(),
-        before: a.before,
-        after: a.after,
-        reason: a.reason,
-    };
-    let item = keys::item(keys::audit_pk(&inc.tenant), ev.id.clone(), 1, &ev)?;
-    // Append-only: an audit id is never written twice.
-    Ok(WriteOp::Put {
-        item,
-        condition: Condition::Absent,
-    })
-}
-
-/// Mutates `inc` into state `to` and returns the writes that record it
-/// (incident, group key release or claim, timeline, outbox, audit).
-pub(crate) async fn transition_ops(
-    svc: &Services,
-    inc: &mut Incident,
-    to: IncidentState,
-    actor: &str,
-    reason: Option<String>,
-) -> Result<Vec<WriteOp>, DomainError> {
-    let before = inc.clone();
-    let now = svc.clock.now();
-    let from = inc.state;
-    inc.state = to;
-    inc.updated_at = now;
-    match to {
-        IncidentState::Acknowledged => inc.acknowledged_at = Some(now),
-        IncidentState::Resolved => inc.resolved_at = Some(now),
-        IncidentState::Open => inc.resolved_at = None,
-        _ => {}
-    }
-    inc.version += 1;
-    let mut ops = vec![incident_put(inc, Some(before.version))?];
-
-    // The group key follows the incident: released when it stops being
-    // active, claimed back when it becomes active again.
-    if from.is_active() != to.is_active() {
-        let mut group = load_group(svc, &inc.tenant, inc.source, &inc.group_key).await?;
-        if to.is_active() {
-            match &group.record.open_incident {
-                Some(other) if other != &inc.id => {
-                    return Err(DomainError::conflict(
-                        "group_key_taken",
-                        format!(
-                        "incident {other} is already open for this alert group; reopen is refused"
-                    ),
-                    ))
-                }
-                _ => group.record.open_incident = Some(inc.id.clone()),
-            }
-            ops.push(group.put_op(&inc.tenant, inc.source, &inc.group_key)?);
-        } else if group.record.open_incident.as_ref() == Some(&inc.id) {
-            group.record.open_incident = None;
-            ops.push(group.put_op(&inc.tenant, inc.source, &inc.group_key)?);
-        }
-    }
-
-    let mut e = entry(svc, inc, actor, TimelineKind::StateChanged { from, to });
-    e.reason = reason.clone();
-    ops.extend(visible_change_ops(svc, inc, &e)?);
-    ops.push(audit_op(
-        svc,
-        inc,
-        AuditInput {
-            actor,
-            action: format!("incident.{}", to.as_str()),
-            before: serde_json::json!({"state": from, "version": before.version}),
-            after: serde_json::json!({"state": to, "version": inc.version}),
-            reason,
-        },
-    )?);
-    Ok(ops)
+    crate::change::load_incident(svc, tenant, id).await
 }
 
 fn check_text(what: &str, text: &str) -> Result<(), DomainError> {
@@ -305,7 +68,7 @@ pub async fn act(
         check_text("reason", r)?;
     }
     for _ in 0..MAX_ATTEMPTS {
-        let mut inc = get(svc, &principal.tenant, id).await?;
+        let inc = get(svc, &principal.tenant, id).await?;
         if let Some(v) = expected_version {
             if v != inc.version {
                 return Err(stale(v, inc.version));
@@ -317,10 +80,13 @@ pub async fn act(
                 format!("cannot {action} an incident that is {}", inc.state),
             )
         })?;
-        let ops = transition_ops(svc, &mut inc, to, &principal.name, reason.clone()).await?;
-        match commit(svc, ops).await {
-            Ok(()) => return Ok(inc),
-            Err(StoreError::ConditionFailed { .. }) => match expected_version {
+        let mut change = Change::to(svc, inc);
+        change
+            .transition(to, &principal.name, reason.clone())
+            .await?;
+        match change.commit().await {
+            Ok(inc) => return Ok(inc),
+            Err(e) if e.is_lost_race() => match expected_version {
                 Some(v) => return Err(stale(v, v + 1)),
                 None => continue,
             },
@@ -356,27 +122,22 @@ pub async fn comment(
     }
     check_text("comment", text)?;
     let inc = get(svc, &principal.tenant, id).await?;
-    let e = entry(
-        svc,
-        &inc,
+    let mut change = Change::to(svc, inc);
+    let e = change.entry(
         &principal.name,
         TimelineKind::Comment {
-            text: text.to_owned(),
+            text: redact_text(text),
         },
     );
-    let mut ops = visible_change_ops(svc, &inc, &e)?;
-    ops.push(audit_op(
-        svc,
-        &inc,
-        AuditInput {
-            actor: &principal.name,
-            action: "incident.comment".into(),
-            before: serde_json::Value::Null,
-            after: serde_json::json!({"timeline_entry": e.id}),
-            reason: None,
-        },
-    )?);
-    commit(svc, ops).await?;
+    change.show(e.clone());
+    change.audit(
+        &principal.name,
+        "incident.comment",
+        serde_json::Value::Null,
+        serde_json::json!({"timeline_entry": e.id}),
+        None,
+    );
+    change.commit().await?;
     Ok(e)
 }
 

@@ -7,9 +7,16 @@
 //! card and stores the platform's ids with the incident; every later one is a
 //! reply in that thread plus an edit of the root card to the current state.
 //!
-//! Locally, [`drain`] runs the outbox with exponential backoff (honouring the
-//! platform's `Retry-After`) and moves a record to the dead letters after
-//! [`MAX_ATTEMPTS`]. In AWS the table's stream feeds [`deliver`] directly.
+//! One policy decides every delivery ([`decide`]: done, retry at a time, or
+//! dead after [`MAX_ATTEMPTS`]), whoever performs it. The outbox item is the
+//! pending delivery and carries its own attempt count and next time; it is
+//! deleted once delivered, rewritten in place to wait for a retry, and moved
+//! to the dead letters (visible in the API) when the policy gives up, so a
+//! record is never dropped. Locally, [`drain`] runs the whole outbox in a
+//! loop. On AWS the table's stream hands each new record to [`process_new`],
+//! and the scheduler's `retries` job runs [`drain`] every minute for the
+//! records waiting for a retry and any the stream did not finish. See
+//! docs/CHAT.md, "Delivery".
 
 use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{Destination, Incident, ThreadRef, TimelineKind};
@@ -123,7 +130,7 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
         Err(e) => return Err(e.into()),
     };
     let card = card(&inc);
-    for dest in crate::routes::destinations(svc, &inc).await? {
+    for dest in crate::chat::routes::destinations(svc, &inc).await? {
         let key = format!("{}#{}", record.id, dest.key());
         if done(svc, &inc, &key).await? {
             continue;
@@ -177,14 +184,6 @@ async fn reply_once(
     Ok(())
 }
 
-/// Delivery bookkeeping kept beside an outbox record while it is retried.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Attempts {
-    count: u32,
-    next_at: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-}
-
 /// A record that could not be delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -199,33 +198,172 @@ fn dead_pk(t: &firewatch_types::TenantId) -> String {
     format!("{t}#DLQ")
 }
 
-fn attempts_pk(t: &firewatch_types::TenantId) -> String {
-    format!("{t}#OUTBOX-ATTEMPTS")
-}
-
 /// Exponential backoff: 1 s, 2 s, 4 s ... capped at 5 minutes.
 pub fn backoff(attempt: u32) -> Duration {
     Duration::seconds((1i64 << attempt.min(9)).min(300))
 }
 
-/// The writes that take a record out of the outbox with its attempt count.
-fn finished(
-    outbox: &crate::ports::Item,
+/// What the policy decides after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Give up: the record becomes a dead letter, visible in the API.
+    Dead,
+}
+
+/// The one delivery policy, for the local loop and the AWS stream handler
+/// alike: a failure that can never succeed, or the [`MAX_ATTEMPTS`]th
+/// failure, is dead; any other waits for the backoff of its attempt or the
+/// platform's `Retry-After`, whichever is longer.
+pub fn decide(attempts_before: u32, error: &DeliveryError, now: DateTime<Utc>) -> Decision {
+    let count = attempts_before + 1;
+    if !error.retryable || count >= MAX_ATTEMPTS {
+        return Decision::Dead;
+    }
+    let wait = error
+        .retry_after
+        .and_then(|d| Duration::from_std(d).ok())
+        .map_or(backoff(count - 1), |ra| ra.max(backoff(count - 1)));
+    Decision::RetryAt(now + wait)
+}
+
+/// What happened to one outbox record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// Every effect was performed; the record left the outbox.
+    Delivered,
+    /// It failed and waits for its retry in the outbox.
+    Retrying,
+    /// It waits behind an earlier record of its incident.
+    Waiting,
+    /// It was dead-lettered.
+    Dead,
+    /// Nothing to do: already delivered, or in someone else's hands.
+    Skipped,
+}
+
+/// Takes one outbox record through the policy: delivers it, then deletes it,
+/// schedules its retry in place, or moves it to the dead letters, each
+/// conditional on the version read so two dispatchers cannot both decide.
+async fn process_item(
+    svc: &Services,
+    item: &crate::ports::Item,
+    mut record: OutboxRecord,
+) -> Result<Processed, DomainError> {
+    let result = deliver(svc, &record).await;
+    let now = svc.clock.now();
+    let outcome = match result {
+        Ok(()) => svc
+            .store
+            .delete(&item.pk, &item.sk, Condition::Version(item.version))
+            .await
+            .map(|()| Processed::Delivered),
+        Err(e) => match decide(record.attempts, &e, now) {
+            Decision::RetryAt(at) => {
+                record.attempts += 1;
+                record.next_at = Some(at);
+                record.last_error = Some(e.message.clone());
+                tracing::info!(record = %record.id, attempt = record.attempts, error = %e.message, "delivery will be retried");
+                let mut next =
+                    keys::item(item.pk.clone(), item.sk.clone(), item.version + 1, &record)?;
+                next.expires_at = item.expires_at;
+                svc.store
+                    .put(next, Condition::Version(item.version))
+                    .await
+                    .map(|()| Processed::Retrying)
+            }
+            Decision::Dead => {
+                let attempts = record.attempts + 1;
+                tracing::warn!(record = %record.id, incident = %record.entry.incident_id, error = %e.message, "dead-lettered");
+                let ops = vec![
+                    WriteOp::Delete {
+                        pk: item.pk.clone(),
+                        sk: item.sk.clone(),
+                        condition: Condition::Version(item.version),
+                    },
+                    WriteOp::Put {
+                        item: dead_letter_item(svc, &record, attempts, &e.message)?,
+                        condition: Condition::Always,
+                    },
+                ];
+                svc.store.transact(ops).await.map(|()| Processed::Dead)
+            }
+        },
+    };
+    match outcome {
+        // Another dispatcher decided first; its decision stands.
+        Err(StoreError::ConditionFailed { .. }) => Ok(Processed::Skipped),
+        other => Ok(other?),
+    }
+}
+
+/// Parks a record behind an earlier one of its incident until `until`,
+/// without counting an attempt, so a thread never shows changes out of order.
+async fn park(
+    svc: &Services,
+    item: &crate::ports::Item,
+    mut record: OutboxRecord,
+    until: DateTime<Utc>,
+) -> Result<Processed, DomainError> {
+    record.next_at = Some(until);
+    let mut next = keys::item(item.pk.clone(), item.sk.clone(), item.version + 1, &record)?;
+    next.expires_at = item.expires_at;
+    match svc.store.put(next, Condition::Version(item.version)).await {
+        Ok(()) => Ok(Processed::Waiting),
+        Err(StoreError::ConditionFailed { .. }) => Ok(Processed::Skipped),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// When an earlier outbox record of the same incident is still waiting,
+/// the time the record at `id` should wait until.
+async fn earlier_waiting(
+    svc: &Services,
+    record: &OutboxRecord,
+) -> Result<Option<DateTime<Utc>>, DomainError> {
+    let page = svc
+        .store
+        .query(Query {
+            pk: keys::outbox_pk(&record.tenant),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 100,
+            descending: false,
+        })
+        .await?;
+    let mut until = None;
+    for item in page.items.iter().take_while(|i| i.sk < record.id) {
+        let earlier: OutboxRecord = keys::decode(item)?;
+        if earlier.entry.incident_id == record.entry.incident_id {
+            let at = earlier.next_at.unwrap_or_else(|| svc.clock.now());
+            until = Some(until.map_or(at, |u: DateTime<Utc>| u.max(at)));
+        }
+    }
+    Ok(until)
+}
+
+/// Handles a record the moment it was enqueued (the AWS stream's path): it is
+/// re-read, so a redelivered stream record, or one already taken by the
+/// retry sweep, does nothing; it waits behind an earlier record of its
+/// incident; otherwise it goes through [`decide`] like every delivery.
+pub async fn process_new(
+    svc: &Services,
     tenant: &firewatch_types::TenantId,
     id: &str,
-) -> Vec<WriteOp> {
-    vec![
-        WriteOp::Delete {
-            pk: outbox.pk.clone(),
-            sk: outbox.sk.clone(),
-            condition: Condition::Always,
-        },
-        WriteOp::Delete {
-            pk: attempts_pk(tenant),
-            sk: id.to_owned(),
-            condition: Condition::Always,
-        },
-    ]
+) -> Result<Processed, DomainError> {
+    let Some(item) = svc.store.get(&keys::outbox_pk(tenant), id).await? else {
+        return Ok(Processed::Skipped);
+    };
+    let record: OutboxRecord = keys::decode(&item)?;
+    if record.attempts > 0 || record.next_at.is_some() {
+        // Already under the policy: the retry sweep owns it.
+        return Ok(Processed::Skipped);
+    }
+    if let Some(until) = earlier_waiting(svc, &record).await? {
+        return park(svc, &item, record, until).await;
+    }
+    process_item(svc, &item, record).await
 }
 
 /// What one [`drain`] pass did.
@@ -236,9 +374,16 @@ pub struct Drained {
     pub dead: usize,
 }
 
-/// Delivers every due outbox record of every tenant once; the local
-/// dispatcher loop calls it repeatedly.
+/// Delivers every due outbox record of every tenant once, in order per
+/// incident; the local dispatcher loop calls it repeatedly.
 pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
+    sweep(svc, Duration::zero()).await
+}
+
+/// [`drain`], leaving records younger than `fresh_grace` that were never
+/// attempted: on AWS the scheduler's `retries` job runs this every minute,
+/// and such records are the stream handler's.
+pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, DomainError> {
     let mut out = Drained::default();
     let tenants = svc
         .store
@@ -268,56 +413,28 @@ pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
         for item in page.items {
             let record: OutboxRecord = keys::decode(&item)?;
             // Keep each incident's thread in order: nothing after a record
-            // that is waiting for a retry.
+            // that is waiting.
             if blocked.contains(&record.entry.incident_id) {
                 continue;
             }
-            let attempts: Attempts = match svc.store.get(&attempts_pk(&tenant), &record.id).await? {
-                Some(a) => keys::decode(&a)?,
-                None => Attempts::default(),
-            };
-            if attempts.next_at.is_some_and(|at| at > svc.clock.now()) {
+            let now = svc.clock.now();
+            let fresh = record.attempts == 0
+                && record.next_at.is_none()
+                && record.created_at > now - fresh_grace;
+            if fresh || record.next_at.is_some_and(|at| at > now) {
                 blocked.insert(record.entry.incident_id.clone());
                 continue;
             }
-            match deliver(svc, &record).await {
-                Ok(()) => {
-                    svc.store
-                        .transact(finished(&item, &tenant, &record.id))
-                        .await?;
-                    out.delivered += 1;
+            let incident = record.entry.incident_id.clone();
+            match process_item(svc, &item, record).await? {
+                Processed::Delivered => out.delivered += 1,
+                Processed::Dead => out.dead += 1,
+                Processed::Retrying => {
+                    out.retrying += 1;
+                    blocked.insert(incident);
                 }
-                Err(e) => {
-                    let count = attempts.count + 1;
-                    if !e.retryable || count >= MAX_ATTEMPTS {
-                        let mut ops = finished(&item, &tenant, &record.id);
-                        ops.push(WriteOp::Put {
-                            item: dead_letter_item(svc, &record, count, &e.message)?,
-                            condition: Condition::Always,
-                        });
-                        svc.store.transact(ops).await?;
-                        tracing::warn!(record = %record.id, incident = %record.entry.incident_id, error = %e.message, "dead-lettered");
-                        out.dead += 1;
-                    } else {
-                        let wait = e
-                            .retry_after
-                            .and_then(|d| Duration::from_std(d).ok())
-                            .map_or(backoff(count - 1), |ra| ra.max(backoff(count - 1)));
-                        let next = Attempts {
-                            count,
-                            next_at: Some(svc.clock.now() + wait),
-                            last_error: Some(e.message.clone()),
-                        };
-                        svc.store
-                            .put(
-                                keys::item(attempts_pk(&tenant), record.id.clone(), 1, &next)?,
-                                Condition::Always,
-                            )
-                            .await?;
-                        tracing::info!(record = %record.id, attempt = count, error = %e.message, "delivery will be retried");
-                        blocked.insert(record.entry.incident_id.clone());
-                        out.retrying += 1;
-                    }
+                Processed::Waiting | Processed::Skipped => {
+                    blocked.insert(incident);
                 }
             }
         }
@@ -393,9 +510,16 @@ pub async fn retry_dead_letter(
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("no dead letter {id}")))?;
     let dl: DeadLetter = keys::decode(&item)?;
-    let mut ops = vec![crate::outbox::enqueue_op(&dl.record)?];
-    // The original id keeps the effect keys: what was done stays done.
+    // A fresh outbox item (an INSERT on the table's stream) with the
+    // original id, so the effect keys stay: what was done stays done.
+    let mut record = dl.record.clone();
+    record.attempts = 0;
+    record.next_at = None;
+    record.last_error = None;
+    let mut ops = vec![crate::outbox::enqueue_op(&record)?];
     if let WriteOp::Put { item, condition } = &mut ops[0] {
+        // An outbox item left from before dead letters deleted it is
+        // replaced; the retry sweep takes it even where no stream sees it.
         *condition = Condition::Always;
         item.expires_at =
             Some(svc.clock.now().timestamp() + crate::outbox::OUTBOX_TTL_DAYS * 86_400);
@@ -420,6 +544,7 @@ pub async fn retry_dead_letter(
         item: keys::item(keys::audit_pk(tenant), audit.id.clone(), 1, &audit)?,
         condition: Condition::Absent,
     });
-    crate::incidents::commit(svc, ops).await?;
+    svc.store.transact(ops).await?;
+    svc.outbox_signal.notify_one();
     Ok(dl)
 }

@@ -82,7 +82,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
             let alarm: Alarm = serde_json::from_str(&message).map_err(|e| {
                 invalid(
                     SOURCE,
-                    format!("Message is not a CloudWatch alarm JSON string: {e}"),
+                    format!(
+                        "Message is not a CloudWatch alarm JSON string: {}",
+                        crate::redact::error_without_values(&e.to_string())
+                    ),
                 )
             })?;
             alarm_to_alert(alarm)

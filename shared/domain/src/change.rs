@@ -1,0 +1,485 @@
+//! The one write path: a typed account of what happened to an incident,
+//! which alone turns into the store transaction that records it.
+//!
+//! Ingest, people's actions, comments, triage and dead-letter retries all
+//! describe their change here (the incident as it should now be, timeline
+//! entries that people see or that are only noted, audit events, the group
+//! key claimed or released) and [`Change::commit`] writes it:
+//! - the incident's version is bumped once, conditional on the version read;
+//! - the group-key item is claimed or released in the same transaction;
+//! - every visible timeline entry gets its outbox record, so chat follows;
+//! - every size budget is enforced here: the incident is held under
+//!   [`INCIDENT_BUDGET`] (its oldest tracked alerts give way and are counted),
+//!   no item passes [`ITEM_BUDGET`] and no transaction passes [`MAX_WRITES`].
+//!
+//! A writer that loses a race gets `StoreError::ConditionFailed` and re-reads.
+
+use chrono::{DateTime, Utc};
+use firewatch_types::{
+    AlertStatus, AuditEvent, Incident, IncidentId, IncidentState, SourceKind, TenantId,
+    TimelineEntry, TimelineKind,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::outbox::{enqueue_op, OutboxRecord};
+use crate::ports::{Condition, Item, StoreError, WriteOp};
+use crate::{keys, DomainError, Services};
+
+/// Writes in one transaction (DynamoDB's limit).
+pub const MAX_WRITES: usize = 100;
+/// Largest item the change model writes: DynamoDB stops at 400 KB including
+/// attribute names, so this leaves room for the envelope of the item.
+pub const ITEM_BUDGET: usize = 350 * 1024;
+/// The incident item's budget. Labels and links are bounded on the way in
+/// (see [`crate::limits`]); tracked alerts fill the rest, oldest dropped first.
+pub const INCIDENT_BUDGET: usize = 128 * 1024;
+
+/// The group-key item: which incident holds the key, and recent opens for
+/// the rate limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub open_incident: Option<IncidentId>,
+    pub last_incident: Option<IncidentId>,
+    #[serde(default)]
+    pub recent_opens: Vec<DateTime<Utc>>,
+    #[serde(default)]
+    pub suppressed: u64,
+}
+
+/// A group record with the version it was read at (`None`: not stored yet).
+#[derive(Debug, Clone)]
+pub struct VersionedGroup {
+    pub source: SourceKind,
+    pub key: String,
+    pub record: GroupRecord,
+    pub version: Option<u64>,
+}
+
+/// Reads the group-key item of `key`.
+pub async fn load_group(
+    svc: &Services,
+    tenant: &TenantId,
+    source: SourceKind,
+    key: &str,
+) -> Result<VersionedGroup, DomainError> {
+    let item = svc
+        .store
+        .get(&keys::groups_pk(tenant), &keys::group_sk(source, key))
+        .await?;
+    Ok(VersionedGroup {
+        source,
+        key: key.to_owned(),
+        record: match &item {
+            Some(item) => keys::decode(item)?,
+            None => GroupRecord::default(),
+        },
+        version: item.map(|i| i.version),
+    })
+}
+
+/// Reads one incident with the version it was read at.
+pub async fn load_incident(
+    svc: &Services,
+    tenant: &TenantId,
+    id: &IncidentId,
+) -> Result<Incident, DomainError> {
+    let item = svc
+        .store
+        .get(&keys::incidents_pk(tenant), id.as_str())
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("no incident {id}")))?;
+    keys::decode(&item)
+}
+
+/// What happened to one incident (or, for a suppressed alert, to its group).
+pub struct Change<'a> {
+    svc: &'a Services,
+    tenant: TenantId,
+    incident: Incident,
+    /// The version the incident was read at; `None` when the change opens it.
+    read_version: Option<u64>,
+    /// Whether the incident item itself is written.
+    touched: bool,
+    group: Option<VersionedGroup>,
+    entries: Vec<(TimelineEntry, bool)>,
+    audits: Vec<AuditEvent>,
+    extra: Vec<WriteOp>,
+}
+
+impl<'a> Change<'a> {
+    /// A change to an incident read at its current version.
+    pub fn to(svc: &'a Services, incident: Incident) -> Self {
+        Self {
+            svc,
+            tenant: incident.tenant.clone(),
+            read_version: Some(incident.version),
+            incident,
+            touched: false,
+            group: None,
+            entries: Vec::new(),
+            audits: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// A change that opens `incident` (whose version is ignored) and claims
+    /// its group key in `group`.
+    pub fn open(svc: &'a Services, mut incident: Incident, mut group: VersionedGroup) -> Self {
+        group.record.open_incident = Some(incident.id.clone());
+        group.record.last_incident = Some(incident.id.clone());
+        incident.version = 0;
+        let mut c = Self::to(svc, incident);
+        c.read_version = None;
+        c.touched = true;
+        c.group = Some(group);
+        c
+    }
+
+    /// The incident as the change leaves it.
+    pub fn incident(&self) -> &Incident {
+        &self.incident
+    }
+
+    /// The incident, to be changed; the change then writes it.
+    pub fn incident_mut(&mut self) -> &mut Incident {
+        self.touched = true;
+        &mut self.incident
+    }
+
+    /// The version the incident will have once the change commits.
+    pub fn next_version(&self) -> u64 {
+        if self.touched {
+            self.read_version.map_or(1, |v| v + 1)
+        } else {
+            self.incident.version
+        }
+    }
+
+    /// Writes the group-key item too (rate-limit bookkeeping).
+    pub fn with_group(&mut self, group: VersionedGroup) {
+        self.group = Some(group);
+    }
+
+    /// A new timeline entry of this incident, not yet added.
+    pub fn entry(&self, actor: &str, kind: TimelineKind) -> TimelineEntry {
+        TimelineEntry {
+            id: self.svc.ids.ulid(),
+            incident_id: self.incident.id.clone(),
+            at: self.svc.clock.now(),
+            actor: actor.to_owned(),
+            kind,
+            reason: None,
+            envelope: None,
+        }
+    }
+
+    /// Adds an entry people should see: on the timeline and in chat.
+    pub fn show(&mut self, e: TimelineEntry) {
+        self.entries.push((e, true));
+    }
+
+    /// Adds an entry to the timeline only.
+    pub fn note(&mut self, e: TimelineEntry) {
+        self.entries.push((e, false));
+    }
+
+    /// Adds an audit event about this incident.
+    pub fn audit(
+        &mut self,
+        actor: &str,
+        action: impl Into<String>,
+        before: serde_json::Value,
+        after: serde_json::Value,
+        reason: Option<String>,
+    ) {
+        let target = self.incident.id.to_string();
+        self.audit_target(actor, action, target, before, after, reason);
+    }
+
+    /// Adds an audit event about something other than the incident.
+    pub fn audit_target(
+        &mut self,
+        actor: &str,
+        action: impl Into<String>,
+        target: String,
+        before: serde_json::Value,
+        after: serde_json::Value,
+        reason: Option<String>,
+    ) {
+        self.audits.push(AuditEvent {
+            id: self.svc.ids.ulid(),
+            tenant: self.tenant.clone(),
+            at: self.svc.clock.now(),
+            actor: actor.to_owned(),
+            action: action.into(),
+            target,
+            before,
+            after,
+            reason,
+        });
+    }
+
+    /// Adds another write to the same transaction (an item the change
+    /// creates beside the incident, such as a suppressed alert's record).
+    pub fn also(&mut self, op: WriteOp) {
+        self.extra.push(op);
+    }
+
+    /// Moves the incident to state `to`: timestamps, the group key claimed
+    /// back or released, a visible state-change entry and an audit event.
+    pub async fn transition(
+        &mut self,
+        to: IncidentState,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<(), DomainError> {
+        let now = self.svc.clock.now();
+        let from = self.incident.state;
+        let before_version = self.read_version.unwrap_or(0);
+        {
+            let inc = self.incident_mut();
+            inc.state = to;
+            match to {
+                IncidentState::Acknowledged => inc.acknowledged_at = Some(now),
+                IncidentState::Resolved => inc.resolved_at = Some(now),
+                IncidentState::Open => inc.resolved_at = None,
+                _ => {}
+            }
+        }
+        // The group key follows the incident: released when it stops being
+        // active, claimed back when it becomes active again.
+        if from.is_active() != to.is_active() {
+            let inc = &self.incident;
+            let mut group = match self.group.take() {
+                Some(g) => g,
+                None => load_group(self.svc, &self.tenant, inc.source, &inc.group_key).await?,
+            };
+            if to.is_active() {
+                match &group.record.open_incident {
+                    Some(other) if other != &inc.id => {
+                        return Err(DomainError::conflict(
+                            "group_key_taken",
+                            format!("incident {other} is already open for this alert group; reopen is refused"),
+                        ))
+                    }
+                    _ => group.record.open_incident = Some(inc.id.clone()),
+                }
+                self.group = Some(group);
+            } else if group.record.open_incident.as_ref() == Some(&inc.id) {
+                group.record.open_incident = None;
+                self.group = Some(group);
+            }
+        }
+        let mut e = self.entry(actor, TimelineKind::StateChanged { from, to });
+        e.reason = reason.clone();
+        self.show(e);
+        let after_version = self.next_version();
+        self.audit(
+            actor,
+            format!("incident.{}", to.as_str()),
+            serde_json::json!({"state": from, "version": before_version}),
+            serde_json::json!({"state": to, "version": after_version}),
+            reason,
+        );
+        Ok(())
+    }
+
+    /// True when the change writes nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.touched
+            && self.group.is_none()
+            && self.entries.is_empty()
+            && self.audits.is_empty()
+            && self.extra.is_empty()
+    }
+
+    /// The transaction that records the change, every budget enforced.
+    pub fn into_writes(mut self) -> Result<Vec<WriteOp>, DomainError> {
+        let mut ops = Vec::new();
+        if let Some(g) = &self.group {
+            let item = keys::item(
+                keys::groups_pk(&self.tenant),
+                keys::group_sk(g.source, &g.key),
+                g.version.map_or(1, |v| v + 1),
+                &g.record,
+            )?;
+            ops.push(WriteOp::Put {
+                item,
+                condition: g.version.map_or(Condition::Absent, Condition::Version),
+            });
+        }
+        if self.touched {
+            let now = self.svc.clock.now();
+            self.incident.version = self.next_version();
+            self.incident.updated_at = now;
+            fit_incident(&mut self.incident, INCIDENT_BUDGET)?;
+            let item = keys::item(
+                keys::incidents_pk(&self.tenant),
+                self.incident.id.to_string(),
+                self.incident.version,
+                &self.incident,
+            )?;
+            ops.push(WriteOp::Put {
+                item,
+                condition: self
+                    .read_version
+                    .map_or(Condition::Absent, Condition::Version),
+            });
+        }
+        for (e, visible) in &self.entries {
+            let item = keys::item(
+                keys::incident_pk(&self.tenant, &e.incident_id),
+                format!("{}{}", keys::TIMELINE_PREFIX, e.id),
+                1,
+                e,
+            )?;
+            ops.push(WriteOp::Put {
+                item,
+                condition: Condition::Absent,
+            });
+            if *visible {
+                ops.push(enqueue_op(&OutboxRecord::new(
+                    self.svc.ids.ulid(),
+                    self.tenant.clone(),
+                    e.clone(),
+                ))?);
+            }
+        }
+        for a in &self.audits {
+            // Append-only: an audit id is never written twice.
+            ops.push(WriteOp::Put {
+                item: keys::item(keys::audit_pk(&self.tenant), a.id.clone(), 1, a)?,
+                condition: Condition::Absent,
+            });
+        }
+        ops.append(&mut self.extra);
+        check_budgets(&ops)?;
+        Ok(ops)
+    }
+
+    /// Commits the change as one transaction and, when it enqueued outbox
+    /// records, wakes the local dispatcher so chat follows within
+    /// milliseconds instead of a poll.
+    pub async fn commit(self) -> Result<Incident, CommitError> {
+        let svc = self.svc;
+        let mut incident = self.incident.clone();
+        let notify = self.entries.iter().any(|(_, visible)| *visible);
+        let touched = self.touched;
+        let next = self.next_version();
+        let ops = self.into_writes().map_err(CommitError::Domain)?;
+        if ops.is_empty() {
+            return Ok(incident);
+        }
+        svc.store.transact(ops).await.map_err(CommitError::Store)?;
+        if notify {
+            svc.outbox_signal.notify_one();
+        }
+        if touched {
+            incident.version = next;
+            incident.updated_at = svc.clock.now();
+        }
+        Ok(incident)
+    }
+}
+
+/// Why a commit failed: a lost race (re-read and re-decide) or anything else.
+#[derive(Debug)]
+pub enum CommitError {
+    Store(StoreError),
+    Domain(DomainError),
+}
+
+impl CommitError {
+    /// True when another writer changed what this change read.
+    pub fn is_lost_race(&self) -> bool {
+        matches!(self, Self::Store(StoreError::ConditionFailed { .. }))
+    }
+}
+
+impl From<CommitError> for DomainError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Store(s) => s.into(),
+            CommitError::Domain(d) => d,
+        }
+    }
+}
+
+/// Refuses a transaction the store would refuse, before it is sent: it is a
+/// bug in the change, never the sender's fault, and must not half-happen.
+pub fn check_budgets(ops: &[WriteOp]) -> Result<(), DomainError> {
+    if ops.len() > MAX_WRITES {
+        return Err(DomainError::Internal(format!(
+            "a change of {} writes exceeds the {MAX_WRITES}-write transaction limit",
+            ops.len()
+        )));
+    }
+    for op in ops {
+        if let WriteOp::Put { item, .. } = op {
+            check_item(item)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an item over [`ITEM_BUDGET`] or with a sort key over 1 KB.
+pub fn check_item(item: &Item) -> Result<(), DomainError> {
+    let size = item.pk.len() + item.sk.len() + item.data.len();
+    if size > ITEM_BUDGET || item.sk.len() > 1024 {
+        return Err(DomainError::Internal(format!(
+            "item {}/{}… of {size} bytes exceeds the item budget",
+            item.pk,
+            item.sk.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// Holds `inc` under `budget` bytes of JSON: the tracked alerts that were
+/// seen longest ago give way first (resolved ones before firing ones) and are
+/// counted in `untracked_alerts`. Labels and links are bounded on the way in,
+/// so dropping alerts always suffices.
+pub fn fit_incident(inc: &mut Incident, budget: usize) -> Result<(), DomainError> {
+    let mut size = serde_json::to_vec(inc)?.len();
+    if size <= budget {
+        return Ok(());
+    }
+    let mut order: Vec<(bool, DateTime<Utc>, String, usize)> = inc
+        .alerts
+        .iter()
+        .map(|(fp, a)| {
+            let bytes = fp.len() + serde_json::to_vec(a).map_or(256, |v| v.len()) + 4;
+            (
+                a.status != AlertStatus::Resolved,
+                a.last_seen,
+                fp.clone(),
+                bytes,
+            )
+        })
+        .collect();
+    order.sort();
+    let mut order = order.into_iter();
+    loop {
+        // Drop by estimate, then measure: the estimate can be off by a few
+        // bytes per alert.
+        for (_, _, fp, bytes) in order.by_ref() {
+            inc.alerts.remove(&fp);
+            inc.untracked_alerts += 1;
+            inc.alerts_truncated = true;
+            size = size.saturating_sub(bytes);
+            if size <= budget {
+                break;
+            }
+        }
+        size = serde_json::to_vec(inc)?.len();
+        if size <= budget {
+            return Ok(());
+        }
+        if inc.alerts.is_empty() {
+            return Err(DomainError::Internal(format!(
+                "incident {} does not fit its {budget}-byte budget",
+                inc.id
+            )));
+        }
+    }
+}

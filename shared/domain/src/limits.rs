@@ -1,0 +1,145 @@
+//! Size limits for everything a webhook can put into an item, and the
+//! functions that hold values to them.
+//!
+//! A sender is never refused for the size of what fits the body cap: long
+//! fields are cut with a visible [`TRUNCATED`] marker, long fingerprints are
+//! hashed, and counts past a limit are summarised. That keeps every key under
+//! DynamoDB's 1,024-byte sort-key limit and every item well under its 400 KB
+//! item limit, so a large alert can never become a 500 that its sender
+//! retries forever. The limits are documented in docs/STORAGE.md.
+
+use firewatch_types::{Alert, Link};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Appended to anything cut short, so a reader knows there was more.
+pub const TRUNCATED: &str = "…[truncated]";
+
+/// Fingerprints longer than this are replaced by `sha256:<hex>` of
+/// themselves (the original stays in the stored envelope).
+pub const MAX_FINGERPRINT_BYTES: usize = 255;
+/// Alert and incident titles.
+pub const MAX_TITLE_BYTES: usize = 1024;
+/// Labels (and annotations) kept per alert; the rest are counted.
+pub const MAX_LABELS: usize = 64;
+pub const MAX_LABEL_KEY_BYTES: usize = 128;
+pub const MAX_LABEL_VALUE_BYTES: usize = 512;
+pub const MAX_ANNOTATION_VALUE_BYTES: usize = 2048;
+/// Links kept per alert.
+pub const MAX_LINKS: usize = 16;
+pub const MAX_LINK_HREF_BYTES: usize = 1024;
+pub const MAX_LINK_TEXT_BYTES: usize = 256;
+/// The label that says how many labels were not kept.
+pub const TRUNCATED_LABEL: &str = "firewatch_truncated";
+
+/// `s` cut to at most `max` bytes (marker included) at a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(TRUNCATED.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED}", &s[..end])
+}
+
+/// Cuts `s` in place; true when it was cut.
+pub fn truncate_in_place(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    *s = truncate(s, max);
+    true
+}
+
+/// A fingerprint that fits a sort key: itself when short, else its hash.
+pub fn bound_fingerprint(fp: &str) -> String {
+    if fp.len() <= MAX_FINGERPRINT_BYTES {
+        fp.to_owned()
+    } else {
+        format!("sha256:{}", hex::encode(Sha256::digest(fp.as_bytes())))
+    }
+}
+
+/// Holds a label or annotation map to `MAX_LABELS` entries of bounded keys
+/// and values; what is dropped is counted under [`TRUNCATED_LABEL`].
+pub fn bound_map(map: &mut BTreeMap<String, String>, max_value: usize) {
+    let needs_work = map.len() > MAX_LABELS
+        || map
+            .iter()
+            .any(|(k, v)| k.len() > MAX_LABEL_KEY_BYTES || v.len() > max_value);
+    if !needs_work {
+        return;
+    }
+    let total = map.len();
+    let mut out = BTreeMap::new();
+    for (k, v) in std::mem::take(map) {
+        if out.len() == MAX_LABELS - 1 && total > MAX_LABELS {
+            break;
+        }
+        out.insert(truncate(&k, MAX_LABEL_KEY_BYTES), truncate(&v, max_value));
+    }
+    if total > out.len() {
+        out.insert(
+            TRUNCATED_LABEL.to_owned(),
+            format!("{} more not kept", total - out.len()),
+        );
+    }
+    *map = out;
+}
+
+fn bound_links(links: &mut Vec<Link>) {
+    links.truncate(MAX_LINKS);
+    for l in links {
+        truncate_in_place(&mut l.href, MAX_LINK_HREF_BYTES);
+        if let Some(t) = &mut l.text {
+            truncate_in_place(t, MAX_LINK_TEXT_BYTES);
+        }
+    }
+}
+
+/// Holds every field of a normalised alert to its limit.
+pub fn bound_alert(alert: &mut Alert) {
+    alert.fingerprint = bound_fingerprint(&alert.fingerprint);
+    truncate_in_place(&mut alert.title, MAX_TITLE_BYTES);
+    bound_map(&mut alert.labels, MAX_LABEL_VALUE_BYTES);
+    bound_map(&mut alert.annotations, MAX_ANNOTATION_VALUE_BYTES);
+    bound_links(&mut alert.links);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_a_char_boundary_and_shows_the_marker() {
+        let s = "é".repeat(1000);
+        let t = truncate(&s, 101);
+        assert!(t.len() <= 101 && t.ends_with(TRUNCATED), "{t}");
+        assert_eq!(truncate("short", 10), "short");
+    }
+
+    #[test]
+    fn long_fingerprints_become_stable_hashes_that_fit_a_sort_key() {
+        let fp = "f".repeat(5000);
+        let a = bound_fingerprint(&fp);
+        assert_eq!(a, bound_fingerprint(&fp));
+        assert!(a.starts_with("sha256:") && a.len() <= MAX_FINGERPRINT_BYTES);
+        assert_eq!(bound_fingerprint("abc"), "abc");
+        assert_ne!(bound_fingerprint(&"g".repeat(5000)), a);
+    }
+
+    #[test]
+    fn oversized_label_sets_are_cut_and_counted() {
+        let mut m: BTreeMap<String, String> = (0..500)
+            .map(|i| (format!("k{i:03}{}", "x".repeat(300)), "v".repeat(4000)))
+            .collect();
+        bound_map(&mut m, MAX_LABEL_VALUE_BYTES);
+        assert_eq!(m.len(), MAX_LABELS);
+        assert_eq!(m[TRUNCATED_LABEL], "437 more not kept");
+        assert!(m
+            .iter()
+            .all(|(k, v)| k.len() <= MAX_LABEL_KEY_BYTES && v.len() <= MAX_LABEL_VALUE_BYTES));
+    }
+}
