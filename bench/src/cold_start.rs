@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin,
+    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler,
     /// dispatch, slack, telegram, discord) picks the first request.
     #[arg(long, required = true)]
     function: Vec<String>,
@@ -212,6 +212,8 @@ fn event(function: &str, token: &str) -> String {
                 false,
             )
         }
+        // scheduler: the retries job over an empty outbox.
+        "scheduler" => r#"{"job": "retries"}"#.to_owned(),
         // dispatch: a stream batch with nothing for it.
         _ => r#"{"Records": []}"#.to_owned(),
     }
@@ -222,6 +224,7 @@ fn answered(function: &str, answer: &str) -> bool {
     let v: serde_json::Value = serde_json::from_str(answer).unwrap_or_default();
     match function {
         "dispatch" => v.get("batchItemFailures").is_some(),
+        "scheduler" => v.get("delivered").is_some(),
         _ => matches!(v["statusCode"].as_u64(), Some(200..=299)),
     }
 }
