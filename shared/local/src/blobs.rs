@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use firewatch_domain::ports::{check_blob_key, BlobError, Blobs};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -33,13 +33,24 @@ impl Blobs for DirBlobs {
         let path = self.root.join(key);
         let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = path.with_extension(format!("tmp.{}.{seq}", std::process::id()));
-        // One blocking task for the three filesystem calls.
+        // One blocking task for the filesystem calls. The file is fsynced
+        // before the rename and the directory after it, so a blob that a
+        // committed change links to survives a power cut.
         tokio::task::spawn_blocking(move || {
-            if let Some(parent) = path.parent() {
+            use std::io::Write;
+            let parent = path.parent().map(Path::to_path_buf);
+            if let Some(parent) = &parent {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&tmp, &path)?;
+            match parent {
+                Some(parent) => std::fs::File::open(parent)?.sync_all(),
+                None => Ok(()),
+            }
         })
         .await
         .map_err(|e| BlobError::Unavailable(e.to_string()))?

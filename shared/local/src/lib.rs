@@ -15,14 +15,21 @@ use std::sync::Arc;
 
 pub use blobs::{DirBlobs, MemBlobs};
 pub use console::ConsoleChat;
-pub use store::EmbeddedStore;
+pub use store::{Durability, EmbeddedStore};
 
 /// Services over a data directory: `firewatch.db` and `blobs/` inside it.
-/// Creates the directory when missing.
+/// Creates the directory when missing. `FIREWATCH_SQLITE_SYNCHRONOUS`
+/// (`full`, the default, or `normal`) sets the store's [`Durability`].
 pub fn services(dir: &Path) -> Result<Services, String> {
+    let durability = match std::env::var("FIREWATCH_SQLITE_SYNCHRONOUS") {
+        Ok(v) => Durability::parse(&v).ok_or_else(|| {
+            "FIREWATCH_SQLITE_SYNCHRONOUS must be `full` or `normal`".to_owned()
+        })?,
+        Err(_) => Durability::Full,
+    };
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
-    let store = EmbeddedStore::open(&dir.join("firewatch.db"))?;
+    let store = EmbeddedStore::open_with(&dir.join("firewatch.db"), durability)?;
     let blobs = DirBlobs::new(dir.join("blobs"));
     Ok(Services::new(Arc::new(store), Arc::new(blobs)))
 }

@@ -10,8 +10,14 @@
 //! instead of one per transaction. Reads use a small pool of read-only
 //! connections that see the last committed state (WAL snapshot isolation).
 //!
-//! WAL with `synchronous=NORMAL` survives a process crash; a power cut may
-//! lose the last few milliseconds of commits.
+//! Durability: by default WAL with `synchronous=FULL`, so a write is on the
+//! disk (the WAL fsynced) before its caller is answered, and an API that
+//! answered 202 has kept the alert through a power cut. The group commit
+//! pays one fsync per group, not per transaction. [`Durability::Normal`]
+//! (`FIREWATCH_SQLITE_SYNCHRONOUS=normal`) survives a process crash only.
+//!
+//! Expired items are invisible to reads and conditions at once, and are
+//! deleted by the writer at most once a minute, inside a group commit.
 
 use async_trait::async_trait;
 use firewatch_domain::ports::{Condition, Item, Page, Query, Store, StoreError, WriteOp};
@@ -76,15 +82,48 @@ fn gone() -> StoreError {
     StoreError::Unavailable("the store's writer has stopped".into())
 }
 
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// On the disk before the caller is answered (`synchronous=FULL`).
+    #[default]
+    Full,
+    /// Survives a process crash; a power cut may lose the last commits.
+    Normal,
+}
+
+impl Durability {
+    /// Parses `full` or `normal` (`FIREWATCH_SQLITE_SYNCHRONOUS`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Some(Self::Full),
+            "normal" => Some(Self::Normal),
+            _ => None,
+        }
+    }
+}
+
+/// How often the writer deletes expired items.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl EmbeddedStore {
-    /// Opens (or creates) the database file at `path`.
+    /// Opens (or creates) the database file at `path`, fully durable.
     pub fn open(path: &Path) -> Result<Self, String> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens (or creates) the database file at `path`.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, String> {
         let ctx = |e: rusqlite::Error| format!("cannot open {}: {e}", path.display());
         let conn = Connection::open(path).map_err(ctx)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
-             PRAGMA cache_size=-8000; PRAGMA temp_store=MEMORY;",
-        )
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000;
+             PRAGMA cache_size=-8000; PRAGMA temp_store=MEMORY;"
+        ))
         .map_err(ctx)?;
         conn.execute_batch(SCHEMA).map_err(ctx)?;
         let mut readers = Vec::with_capacity(READERS);
@@ -149,6 +188,8 @@ impl EmbeddedStore {
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    // Purge at the first write after opening, then at most every minute.
+    let mut last_purge: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -167,6 +208,15 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 continue;
             }
         };
+        if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(std::time::Instant::now());
+            if let Err(e) = tx.execute(
+                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                [now],
+            ) {
+                tracing::warn!(error = %e, "purging expired items failed");
+            }
+        }
         let mut pending: Vec<(Reply<()>, Result<(), StoreError>)> = Vec::new();
         for job in batch {
             match job {

@@ -61,3 +61,31 @@ async fn the_worst_cases_a_sender_can_send_fit_the_embedded_store() {
     ))
     .await;
 }
+
+#[tokio::test]
+async fn expired_items_are_purged_from_disk_by_the_writer() {
+    use firewatch_domain::ports::{Condition, Item, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let item = |sk: &str, expires_at| Item {
+        pk: "t#TTL".into(),
+        sk: sk.into(),
+        version: 1,
+        expires_at,
+        data: "x".into(),
+    };
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        s.put(item("old", Some(1)), Condition::Always).await.unwrap();
+        s.put(item("keep", None), Condition::Always).await.unwrap();
+    }
+    let s = EmbeddedStore::open(&path).unwrap();
+    // The first write after opening purges what expired.
+    s.put(item("new", None), Condition::Always).await.unwrap();
+    assert_eq!(
+        s.purge_expired().await.unwrap(),
+        0,
+        "the expired item was already deleted"
+    );
+    assert!(s.get("t#TTL", "keep").await.unwrap().is_some());
+}
