@@ -13,7 +13,9 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use firewatch_domain::chat::identities;
-use firewatch_domain::chat::{explain, first_delivery, press, run_command, NOT_MAPPED};
+use firewatch_domain::chat::{
+    already_handled, final_answer, mark_handled, press, run_command, NOT_MAPPED,
+};
 use firewatch_domain::Services;
 use firewatch_types::Button;
 use firewatch_web::extract::parse_json;
@@ -107,7 +109,8 @@ async fn interaction(
         Interaction::Command(c) => (c.user.id, "command"),
         _ => return Ok(ephemeral("This interaction is not supported")),
     };
-    if !first_delivery(&svc, "discord", &i.id().to_string()).await? {
+    let request_id = i.id().to_string();
+    if already_handled(&svc, "discord", &request_id).await? {
         return Ok(match kind {
             "component" => deferred_update(),
             _ => ephemeral("This command was already handled."),
@@ -116,6 +119,19 @@ async fn interaction(
     let Some(p) = identities::principal(&svc, "discord", &user.to_string()).await? else {
         return Ok(ephemeral(NOT_MAPPED));
     };
+    // The action commits first; only then is the request marked handled.
+    let answer = act(&svc, &p, i).await?;
+    mark_handled(&svc, "discord", &request_id).await?;
+    Ok(answer)
+}
+
+/// Carries out a click or a command; `Err` only for a passing failure.
+async fn act(
+    svc: &Services,
+    p: &firewatch_types::Principal,
+    i: Interaction,
+) -> ApiResult<Json<Value>> {
+    let (svc, p) = (svc.clone(), p.clone());
     match i {
         Interaction::Component(c) => {
             let Some((action, id)) = Button::parse_payload(&c.data.custom_id) else {
@@ -125,7 +141,7 @@ async fn interaction(
             tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "discord button");
             Ok(match result {
                 Ok(_) => deferred_update(),
-                Err(e) => ephemeral(explain(e)),
+                Err(e) => ephemeral(final_answer(e)?),
             })
         }
         Interaction::Command(c) => {
@@ -138,7 +154,7 @@ async fn interaction(
                 .and_then(|o| o.value.as_str())
                 .unwrap_or("help")
                 .to_owned();
-            Ok(ephemeral(run_command(&svc, &p, &text, "/fw text: ").await))
+            Ok(ephemeral(run_command(&svc, &p, &text, "/fw text: ").await?))
         }
         _ => Ok(ephemeral("This interaction is not supported")),
     }

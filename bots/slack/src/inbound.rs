@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use firewatch_domain::chat::identities;
-use firewatch_domain::chat::{first_delivery, NOT_MAPPED};
+use firewatch_domain::chat::{already_handled, final_answer, mark_handled, NOT_MAPPED};
 use firewatch_domain::settings::Secret;
 use firewatch_domain::Services;
 use firewatch_types::{Button, Principal};
@@ -27,16 +27,53 @@ use subtle::ConstantTimeEq;
 /// What the inbound endpoints need besides the services.
 pub struct SlackInbound {
     pub signing_secret: Secret,
-    /// For `response_url` answers.
+    /// For `response_url` answers, with a short timeout.
     pub http: reqwest::Client,
+    /// Origins a `response_url` may point at (Slack's own, and the origin of
+    /// `SLACK_API_URL` when it is a proxy or a local fake).
+    response_origins: Vec<String>,
 }
+
+/// Where Slack's `response_url`s live.
+pub const SLACK_RESPONSE_ORIGIN: &str = "https://hooks.slack.com";
+
+/// How long answering on a `response_url` may take.
+const RESPONSE_URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl SlackInbound {
     pub fn new(signing_secret: Secret) -> Self {
         Self {
             signing_secret,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(RESPONSE_URL_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            response_origins: vec![SLACK_RESPONSE_ORIGIN.to_owned()],
         }
+    }
+
+    /// Also follows `response_url`s at the origin of `url` (the configured
+    /// `SLACK_API_URL`).
+    pub fn allowing_origin_of(mut self, url: &str) -> Self {
+        if let Some(origin) = origin(url) {
+            self.response_origins.push(origin);
+        }
+        self
+    }
+
+    /// True when `url` is at an origin firewatch answers on; a signed
+    /// payload still must not send firewatch to any host it names.
+    pub fn response_url_allowed(&self, url: &str) -> bool {
+        origin(url).is_some_and(|o| self.response_origins.contains(&o))
+    }
+}
+
+fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    match u.origin() {
+        url::Origin::Tuple(..) => Some(u.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => None,
     }
 }
 
@@ -112,8 +149,9 @@ async fn command(
         svc.clock.now().timestamp(),
     )?;
     let f = form(&body);
-    if let Some(trigger) = f.get("trigger_id") {
-        if !first_delivery(&svc, "slack", trigger).await? {
+    let trigger = f.get("trigger_id").cloned();
+    if let Some(trigger) = &trigger {
+        if already_handled(&svc, "slack", trigger).await? {
             return Ok(ephemeral("This command was already handled."));
         }
     }
@@ -123,9 +161,11 @@ async fn command(
         return Ok(ephemeral(NOT_MAPPED));
     };
     tracing::info!(user = %p.name, command = %text.split_whitespace().next().unwrap_or("help"), "slack command");
-    Ok(ephemeral(
-        firewatch_domain::chat::run_command(&svc, &p, &text, "/fw ").await,
-    ))
+    let answer = firewatch_domain::chat::run_command(&svc, &p, &text, "/fw ").await?;
+    if let Some(trigger) = &trigger {
+        mark_handled(&svc, "slack", trigger).await?;
+    }
+    Ok(ephemeral(answer))
 }
 
 #[derive(Deserialize)]
@@ -178,7 +218,7 @@ async fn interaction(
         return Ok(StatusCode::OK.into_response());
     }
     if let Some(trigger) = &i.trigger_id {
-        if !first_delivery(&svc, "slack", trigger).await? {
+        if already_handled(&svc, "slack", trigger).await? {
             return Ok(StatusCode::OK.into_response());
         }
     }
@@ -193,13 +233,23 @@ async fn interaction(
                 let result = firewatch_domain::chat::press(&svc, &p, action, &id).await;
                 tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "slack button");
                 if let Err(e) = result {
-                    refusal = Some(firewatch_domain::chat::explain(e));
+                    refusal = Some(final_answer(e)?);
                 }
             }
             refusal
         }
     };
-    if let (Some(text), Some(url)) = (refusal, i.response_url.as_deref()) {
+    if let Some(trigger) = &i.trigger_id {
+        mark_handled(&svc, "slack", trigger).await?;
+    }
+    let url = i
+        .response_url
+        .as_deref()
+        .filter(|u| slack.response_url_allowed(u));
+    if i.response_url.is_some() && url.is_none() {
+        tracing::warn!("response_url is not at Slack's origin; not followed");
+    }
+    if let (Some(text), Some(url)) = (refusal, url) {
         // Only to the user who clicked; the thread is not touched.
         let msg = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
         if let Err(e) = slack.http.post(url).json(&msg).send().await {
@@ -207,4 +257,30 @@ async fn interaction(
         }
     }
     Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_urls_are_followed_only_to_slack_or_the_configured_api_origin() {
+        let inbound =
+            SlackInbound::new(Secret::new("s")).allowing_origin_of("http://127.0.0.1:9/api");
+        assert!(inbound.response_url_allowed("https://hooks.slack.com/actions/T1/2/abc"));
+        assert!(inbound.response_url_allowed("http://127.0.0.1:9/api/response"));
+        for bad in [
+            "https://evil.example/hooks.slack.com",
+            "https://hooks.slack.com.evil.example/x",
+            "http://hooks.slack.com/actions/x",
+            "http://169.254.169.254/latest/meta-data",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(
+                !inbound.response_url_allowed(bad),
+                "{bad} must not be followed"
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .ok_or("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the Slack function")?;
     let aws = firewatch_aws::AwsConfig::from_env()?;
     let services = firewatch_aws::services(&aws, config.settings).await;
-    let inbound = firewatch_slack::SlackInbound::new(slack.signing_secret);
+    let inbound = firewatch_slack::SlackInbound::new(slack.signing_secret.clone())
+        .allowing_origin_of(&slack.api_url);
     lambda_http::run(firewatch_slack::router(services, inbound)).await
 }

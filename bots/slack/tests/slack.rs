@@ -120,7 +120,10 @@ async fn world() -> World {
         "U0VIEWER",
     )
     .await;
-    let app = router(svc.clone(), SlackInbound::new(Secret::new(SIGNING)));
+    let app = router(
+        svc.clone(),
+        SlackInbound::new(Secret::new(SIGNING)).allowing_origin_of(&base),
+    );
     World {
         svc,
         clock,

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Extension, Router};
 use firewatch_domain::chat::identities;
-use firewatch_domain::chat::{self, explain, run_command, NOT_MAPPED};
+use firewatch_domain::chat::{self, final_answer, run_command, NOT_MAPPED};
 use firewatch_domain::settings::Secret;
 use firewatch_domain::Services;
 use firewatch_types::Button;
@@ -65,12 +65,14 @@ async fn webhook(
             ),
         ));
     }
-    if !chat::first_delivery(&svc, "telegram", &update.id.0.to_string()).await? {
+    let update_id = update.id.0.to_string();
+    if chat::already_handled(&svc, "telegram", &update_id).await? {
         return Ok(StatusCode::OK);
     }
     match update.kind {
         UpdateKind::CallbackQuery(q) => {
-            let text = press(&svc, &q).await;
+            // A passing failure answers 503 unmarked: Telegram redelivers.
+            let text = press(&svc, &q).await?;
             // Always answered, or the client keeps spinning.
             if let Err(e) = tg.bot.answer_callback(q.id.0, text).await {
                 tracing::warn!(error = %e, "answerCallbackQuery failed");
@@ -90,7 +92,7 @@ async fn webhook(
             let reply =
                 match identities::principal(&svc, "telegram", &from.id.0.to_string()).await? {
                     None => NOT_MAPPED.to_owned(),
-                    Some(p) => run_command(&svc, &p, &format!("{name} {rest}"), "/").await,
+                    Some(p) => run_command(&svc, &p, &format!("{name} {rest}"), "/").await?,
                 };
             if let Err(e) = tg.bot.answer_message(m.chat.id, m.id, reply).await {
                 tracing::warn!(error = %e, "command answer failed");
@@ -99,6 +101,7 @@ async fn webhook(
         // Other updates (edits, joins, ...) are not for firewatch.
         _ => {}
     }
+    chat::mark_handled(&svc, "telegram", &update_id).await?;
     Ok(StatusCode::OK)
 }
 
@@ -122,16 +125,16 @@ fn unreadable(body: &[u8]) -> String {
 }
 
 /// A button press: the refusal or confirmation shown to the presser.
-async fn press(svc: &Services, q: &CallbackQuery) -> String {
+async fn press(svc: &Services, q: &CallbackQuery) -> Result<String, firewatch_domain::DomainError> {
     let Some((action, id)) = q.data.as_deref().and_then(Button::parse_payload) else {
-        return "Unknown button".into();
+        return Ok("Unknown button".into());
     };
     let p = match identities::principal(svc, "telegram", &q.from.id.0.to_string()).await {
         Ok(Some(p)) => p,
-        Ok(None) => return NOT_MAPPED.into(),
-        Err(e) => return explain(e),
+        Ok(None) => return Ok(NOT_MAPPED.into()),
+        Err(e) => return final_answer(e),
     };
     let result = chat::press(svc, &p, action, &id).await;
     tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "telegram button");
-    result.unwrap_or_else(explain)
+    result.or_else(final_answer)
 }

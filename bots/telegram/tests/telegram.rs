@@ -9,7 +9,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Duration;
 use firewatch_domain::dispatch::{self, drain};
-use firewatch_domain::ports::FixedClock;
+use firewatch_domain::ports::{FixedClock, StoreError};
+use firewatch_domain::settings::Secret;
 use firewatch_domain::{incidents, Services};
 use firewatch_telegram::{router, TelegramChat, TelegramConfig, TelegramInbound};
 use firewatch_types::{
@@ -443,4 +444,101 @@ async fn the_triage_button_posts_a_report_in_the_reply_chain() {
         .as_str()
         .unwrap()
         .contains("responder role"));
+}
+
+/// The store, failing its next `n` transactions as unavailable.
+struct FlakyStore {
+    inner: Arc<dyn firewatch_domain::ports::Store>,
+    failing: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl firewatch_domain::ports::Store for FlakyStore {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<firewatch_domain::ports::Item>, StoreError> {
+        self.inner.get(pk, sk).await
+    }
+    async fn put(
+        &self,
+        item: firewatch_domain::ports::Item,
+        c: firewatch_domain::ports::Condition,
+    ) -> Result<(), StoreError> {
+        self.inner.put(item, c).await
+    }
+    async fn delete(
+        &self,
+        pk: &str,
+        sk: &str,
+        c: firewatch_domain::ports::Condition,
+    ) -> Result<(), StoreError> {
+        self.inner.delete(pk, sk, c).await
+    }
+    async fn transact(&self, ops: Vec<firewatch_domain::ports::WriteOp>) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Unavailable("throttled".into()));
+        }
+        self.inner.transact(ops).await
+    }
+    async fn query(
+        &self,
+        q: firewatch_domain::ports::Query,
+    ) -> Result<firewatch_domain::ports::Page, StoreError> {
+        self.inner.query(q).await
+    }
+}
+
+#[tokio::test]
+async fn a_press_whose_commit_failed_is_not_marked_handled_so_the_redelivery_acts() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let flaky = Arc::new(FlakyStore {
+        inner: w.svc.store.clone(),
+        failing: std::sync::atomic::AtomicU32::new(1),
+    });
+    let mut svc = w.svc.clone();
+    svc.store = flaky;
+    let bot = Arc::new(TelegramChat::new(
+        TelegramConfig::from_vars(|k| match k {
+            "TELEGRAM_BOT_TOKEN" => Some(TOKEN.into()),
+            "TELEGRAM_WEBHOOK_SECRET" => Some(SECRET.into()),
+            "TELEGRAM_API_URL" => Some(w.server.base.clone()),
+            _ => None,
+        })
+        .unwrap()
+        .unwrap(),
+    ));
+    let app = router(
+        svc,
+        TelegramInbound {
+            webhook_secret: Secret::new(SECRET),
+            bot,
+        },
+    );
+    let click = || update(SECRET, press(9001, 5550001, &format!("fw1:ack:{id}")));
+    let first = send(&app, click()).await;
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Telegram redelivers an update answered 5xx: {}",
+        first.text
+    );
+    let state = || async {
+        incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .state
+    };
+    assert_eq!(state().await, IncidentState::Open, "nothing changed");
+    let redelivery = send(&app, click()).await;
+    assert_eq!(redelivery.status, StatusCode::OK, "{}", redelivery.text);
+    assert_eq!(state().await, IncidentState::Acknowledged);
 }

@@ -51,7 +51,8 @@ pub fn app(services: Services, chat: &ChatConfig) -> Router {
         .merge(firewatch_incidents::router(services.clone()))
         .merge(firewatch_admin::router(services.clone()));
     if let Some(cfg) = &chat.slack {
-        let inbound = firewatch_slack::SlackInbound::new(cfg.signing_secret.clone());
+        let inbound = firewatch_slack::SlackInbound::new(cfg.signing_secret.clone())
+            .allowing_origin_of(&cfg.api_url);
         app = app.merge(firewatch_slack::router(services.clone(), inbound));
     }
     if let Some(cfg) = &chat.telegram {

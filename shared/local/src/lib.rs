@@ -22,9 +22,8 @@ pub use store::{Durability, EmbeddedStore};
 /// (`full`, the default, or `normal`) sets the store's [`Durability`].
 pub fn services(dir: &Path) -> Result<Services, String> {
     let durability = match std::env::var("FIREWATCH_SQLITE_SYNCHRONOUS") {
-        Ok(v) => Durability::parse(&v).ok_or_else(|| {
-            "FIREWATCH_SQLITE_SYNCHRONOUS must be `full` or `normal`".to_owned()
-        })?,
+        Ok(v) => Durability::parse(&v)
+            .ok_or_else(|| "FIREWATCH_SQLITE_SYNCHRONOUS must be `full` or `normal`".to_owned())?,
         Err(_) => Durability::Full,
     };
     std::fs::create_dir_all(dir)

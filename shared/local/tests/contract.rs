@@ -76,7 +76,9 @@ async fn expired_items_are_purged_from_disk_by_the_writer() {
     };
     {
         let s = EmbeddedStore::open(&path).unwrap();
-        s.put(item("old", Some(1)), Condition::Always).await.unwrap();
+        s.put(item("old", Some(1)), Condition::Always)
+            .await
+            .unwrap();
         s.put(item("keep", None), Condition::Always).await.unwrap();
     }
     let s = EmbeddedStore::open(&path).unwrap();

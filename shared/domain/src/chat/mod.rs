@@ -173,12 +173,20 @@ impl ChatClient for ChatHub {
 /// Runs a chat command: `incidents | show <id> | ack <id> | resolve <id>
 /// [reason] | help`. `prefix` is how the platform spells the command in
 /// the usage line (`/fw ` on Slack, `/` on Telegram).
-pub async fn run_command(svc: &Services, p: &Principal, text: &str, prefix: &str) -> String {
+///
+/// `Err` only for a passing failure (the store unavailable): the request is
+/// then not marked handled, so the platform's redelivery runs it again.
+pub async fn run_command(
+    svc: &Services,
+    p: &Principal,
+    text: &str,
+    prefix: &str,
+) -> Result<String, DomainError> {
     let mut words = text.split_whitespace();
     let sub = words.next().unwrap_or("help");
     let id = words.next().map(IncidentId::parse);
     let rest: Vec<&str> = words.collect();
-    match (sub, id) {
+    Ok(match (sub, id) {
         ("incidents", _) => {
             let filter = ListFilter { state: Some(IncidentState::Open), ..Default::default() };
             match incidents::list(svc, &p.tenant, &filter, None, 10).await {
@@ -189,28 +197,28 @@ pub async fn run_command(svc: &Services, p: &Principal, text: &str, prefix: &str
                     .map(|i| format!("`{}` {} {} ({}×)", i.id, i.severity, i.title, i.occurrences))
                     .collect::<Vec<_>>()
                     .join("\n"),
-                Err(e) => explain(e),
+                Err(e) => final_answer(e)?,
             }
         }
         ("show", Some(Ok(id))) => match incidents::get(svc, &p.tenant, &id).await {
             Ok(i) => format!("`{}` {} · {} · {} · seen {}×\n{}", i.id, i.severity, i.state, i.source, i.occurrences, i.title),
-            Err(e) => explain(e),
+            Err(e) => final_answer(e)?,
         },
         ("ack" | "resolve", Some(Ok(id))) => {
             let action = if sub == "ack" { IncidentAction::Ack } else { IncidentAction::Resolve };
             let reason = (!rest.is_empty()).then(|| rest.join(" "));
             match incidents::act(svc, p, &id, action, reason, None).await {
                 Ok(i) => format!("`{}` is now {}.", i.id, i.state),
-                Err(e) => explain(e),
+                Err(e) => final_answer(e)?,
             }
         }
         ("triage", Some(Ok(id))) => match crate::triage::run(svc, p, &id).await {
             Ok(r) => format!("Triage of `{id}` posted in its thread: {} ({} confidence).", r.likely_cause, r.confidence),
-            Err(e) => explain(e),
+            Err(e) => final_answer(e)?,
         },
         (_, Some(Err(e))) => e.to_string(),
         _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> · {prefix}help"),
-    }
+    })
 }
 
 /// Carries out a card button for `p`; the answer is worded for whoever
@@ -248,17 +256,43 @@ pub const NOT_MAPPED: &str = "You are not mapped to a firewatch role, so nothing
 /// How long an inbound chat request's id is remembered.
 pub const INBOUND_MEMORY_DAYS: i64 = 7;
 
-/// Remembers that a platform's request `id` (Telegram update id, Discord
-/// interaction id, Slack trigger id) was handled; false when it already
-/// was, so a redelivered or replayed request has one effect.
-pub async fn first_delivery(svc: &Services, platform: &str, id: &str) -> Result<bool, DomainError> {
+/// True when a platform's request `id` (Telegram update id, Discord
+/// interaction id, Slack trigger id) was already handled, so a redelivered
+/// or replayed request has one effect.
+pub async fn already_handled(
+    svc: &Services,
+    platform: &str,
+    id: &str,
+) -> Result<bool, DomainError> {
+    Ok(svc
+        .store
+        .get(INBOUND_PK, &format!("{platform}:{id}"))
+        .await?
+        .is_some())
+}
+
+/// Remembers that the inbound request `id` was handled: its action
+/// committed, or was refused for good. Called after the action, never
+/// before, so a request whose action failed for a passing reason is not
+/// remembered and the platform's redelivery runs it again.
+pub async fn mark_handled(svc: &Services, platform: &str, id: &str) -> Result<(), DomainError> {
     let now = svc.clock.now();
-    let mut item = crate::keys::item("_#INBOUND".into(), format!("{platform}:{id}"), 1, &now)?;
+    let mut item = crate::keys::item(INBOUND_PK.into(), format!("{platform}:{id}"), 1, &now)?;
     item.expires_at = Some(now.timestamp() + INBOUND_MEMORY_DAYS * 86_400);
     match svc.store.put(item, crate::ports::Condition::Absent).await {
-        Ok(()) => Ok(true),
-        Err(crate::ports::StoreError::ConditionFailed { .. }) => Ok(false),
+        Ok(()) | Err(crate::ports::StoreError::ConditionFailed { .. }) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+const INBOUND_PK: &str = "_#INBOUND";
+
+/// A chat action's failure as the answer to show, or `Err` when it is a
+/// passing one (the store unavailable) that a redelivery should retry.
+pub fn final_answer(e: DomainError) -> Result<String, DomainError> {
+    match e {
+        DomainError::Unavailable(_) => Err(e),
+        other => Ok(explain(other)),
     }
 }
 
