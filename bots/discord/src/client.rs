@@ -49,29 +49,86 @@ fn no_mentions() -> CreateAllowedMentions {
 
 /// The card as an embed (title, severity, state, occurrences, key labels,
 /// links, opening time).
+/// Escapes Discord markdown so alert text shows as written: a label cannot
+/// make a link (`[click](https://evil)`), a spoiler or a heading. Mentions are
+/// already inert (`allowed_mentions` is empty on every message).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\*_~`|>#[]()<:-".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// Discord's embed limits (title 256, description 4,096, field name 256 and
+/// value 1,024, 6,000 in all); the card stays well inside them.
+const DESCRIPTION_MAX: usize = 2000;
+const LABEL_NAME_MAX: usize = 64;
+const LABEL_VALUE_MAX: usize = 256;
+
 pub fn card_embed(c: &Card) -> CreateEmbed {
     let links: Vec<String> = c
         .links
         .iter()
-        .map(|l| format!("[{}]({})", l.text.as_deref().unwrap_or("link"), l.href))
+        .map(|l| {
+            let text = escape(&cut(l.text.as_deref().unwrap_or("link"), 100));
+            let href = l
+                .href
+                .replace('(', "%28")
+                .replace(')', "%29")
+                .replace(' ', "%20");
+            format!("[{text}]({href})")
+        })
         .collect();
-    let mut embed = CreateEmbed::new()
-        .title(c.title.chars().take(256).collect::<String>())
-        .description(format!(
-            "`{}` · {}{}",
-            c.incident_id,
-            c.source,
-            if links.is_empty() {
-                String::new()
-            } else {
-                format!("\n{}", links.join(" · "))
+    let description = format!(
+        "`{}` · {}{}",
+        c.incident_id,
+        c.source,
+        if links.is_empty() {
+            String::new()
+        } else {
+            format!("\n{}", links.join(" · "))
+        }
+    );
+    let description = if description.chars().count() > DESCRIPTION_MAX {
+        // Cut at a link boundary so no link is left half-written.
+        let mut out = format!("`{}` · {}\n", c.incident_id, c.source);
+        for l in &links {
+            if out.chars().count() + l.chars().count() + 3 > DESCRIPTION_MAX {
+                break;
             }
-        ))
+            out.push_str(l);
+            out.push_str(" · ");
+        }
+        out
+    } else {
+        description
+    };
+    let mut embed = CreateEmbed::new()
+        .title(cut(&escape(&c.title), 256))
+        .description(description)
         .colour(color(c.severity))
         .field("Severity", c.severity.to_string(), true)
         .field("State", c.state.to_string(), true)
         .field("Seen", format!("{}×", c.occurrences), true)
-        .fields(c.key_labels.iter().take(6).map(|(k, v)| (k, v, true)));
+        .fields(c.key_labels.iter().take(6).map(|(k, v)| {
+            (
+                cut(&escape(k), LABEL_NAME_MAX),
+                cut(&escape(v), LABEL_VALUE_MAX),
+                true,
+            )
+        }));
     if let Ok(ts) = Timestamp::from_unix_timestamp(c.opened_at.timestamp()) {
         embed = embed.timestamp(ts);
     }
@@ -274,5 +331,23 @@ impl ChatClient for DiscordChat {
                 self.send_message(to, &m).await.map(|_| ())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_in_alert_text_is_shown_not_rendered() {
+        assert_eq!(
+            escape("[click](https://evil)"),
+            "\\[click\\]\\(https\\://evil\\)"
+        );
+        assert_eq!(
+            escape("**bold** ||spoiler||"),
+            "\\*\\*bold\\*\\* \\|\\|spoiler\\|\\|"
+        );
+        assert_eq!(cut(&"x".repeat(300), 256).chars().count(), 256);
     }
 }

@@ -1,4 +1,7 @@
-//! Cards as Slack Block Kit.
+//! Cards as Slack Block Kit, with every piece of alert text escaped for
+//! Slack's mrkdwn (so `<!channel>` or `<https://evil|click>` in a label is
+//! shown, not obeyed) and cut to the limits Slack documents for each field,
+//! so no alert can make a card `invalid_blocks`.
 
 use firewatch_types::{Card, Severity};
 use serde_json::{json, Value};
@@ -22,7 +25,8 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
         json!({"type": "mrkdwn", "text": format!("*Seen*\n{}×", c.occurrences)}),
     ];
     for (k, v) in c.key_labels.iter().take(4) {
-        fields.push(json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}));
+        let field = format!("*{}*\n{}", escape(k), escape(v));
+        fields.push(json!({"type": "mrkdwn", "text": truncate(&field, FIELD_MAX)}));
     }
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&c.title, 150), "emoji": true}}),
@@ -31,13 +35,17 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
     let links: Vec<String> = c
         .links
         .iter()
-        .map(|l| format!("<{}|{}>", l.href, l.text.as_deref().unwrap_or("link")))
+        .take(MAX_LINKS)
+        .map(|l| {
+            let text = truncate(l.text.as_deref().unwrap_or("link"), LINK_TEXT_MAX);
+            format!("<{}|{}>", link_target(&l.href), escape(&text))
+        })
         .collect();
     let mut context = vec![
         json!({"type": "mrkdwn", "text": format!("`{}` · opened <!date^{}^{{date_short_pretty}} {{time}}|{}>", c.incident_id, c.opened_at.timestamp(), c.opened_at.to_rfc3339())}),
     ];
     if !links.is_empty() {
-        context.push(json!({"type": "mrkdwn", "text": links.join(" · ")}));
+        context.push(json!({"type": "mrkdwn", "text": truncate_links(&links)}));
     }
     blocks.push(json!({"type": "context", "elements": context}));
     if !c.buttons.is_empty() {
@@ -62,10 +70,82 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
     blocks
 }
 
+/// Slack's limits: a section field's text, a context element's text, and
+/// how many links a card shows.
+const FIELD_MAX: usize = 2000;
+const CONTEXT_MAX: usize = 2000;
+const MAX_LINKS: usize = 8;
+const LINK_TEXT_MAX: usize = 100;
+/// A message's `text`: Slack truncates past 40,000 characters and advises
+/// 4,000; replies and fallbacks are cut there.
+pub const TEXT_MAX: usize = 4000;
+
+/// Escapes the three characters Slack's mrkdwn treats as control: `&`, `<`
+/// and `>` (as Slack documents in "Escaping text").
+pub fn escape(s: &str) -> String {
+    if !s.contains(['&', '<', '>']) {
+        return s.to_owned();
+    }
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Text for a message's `text` field: escaped and cut to [`TEXT_MAX`].
+pub fn message_text(s: &str) -> String {
+    escape(&truncate(s, TEXT_MAX))
+}
+
+/// A URL inside `<url|text>`: the characters that would end or split the
+/// link are percent-encoded.
+fn link_target(href: &str) -> String {
+    href.replace('|', "%7C")
+        .replace('<', "%3C")
+        .replace('>', "%3E")
+        .replace(' ', "%20")
+}
+
+/// Joins links into one context element, dropping whole links past the limit.
+fn truncate_links(links: &[String]) -> String {
+    let mut out = String::new();
+    for l in links {
+        let sep = if out.is_empty() { "" } else { " · " };
+        if out.chars().count() + sep.len() + l.chars().count() > CONTEXT_MAX {
+            break;
+        }
+        out.push_str(sep);
+        out.push_str(l);
+    }
+    out
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
     } else {
         format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_and_links_in_alert_text_are_shown_not_obeyed() {
+        assert_eq!(
+            escape("<!channel> see <https://evil|click> & run"),
+            "&lt;!channel&gt; see &lt;https://evil|click&gt; &amp; run"
+        );
+        assert_eq!(link_target("https://x/a|b>c"), "https://x/a%7Cb%3Ec");
+    }
+
+    #[test]
+    fn oversized_text_is_cut_to_slacks_limits() {
+        assert_eq!(message_text(&"x".repeat(50_000)).chars().count(), TEXT_MAX);
+        let links: Vec<String> = (0..100)
+            .map(|i| format!("<https://x/{i}|{}>", "l".repeat(90)))
+            .collect();
+        assert!(truncate_links(&links).chars().count() <= CONTEXT_MAX);
     }
 }

@@ -11,6 +11,7 @@ use firewatch_types::{Card, Destination, ThreadRef};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+use crate::blocks::message_text;
 use crate::{card_blocks, SlackConfig};
 
 /// The Slack client.
@@ -104,7 +105,7 @@ impl ChatClient for SlackChat {
         let answer = self
             .call(
                 "chat.postMessage",
-                json!({"channel": channel, "text": card_text(card), "blocks": card_blocks(card), "unfurl_links": false}),
+                json!({"channel": channel, "text": message_text(&card_text(card)), "blocks": card_blocks(card), "unfurl_links": false}),
             )
             .await?;
         let ts = answer["ts"]
@@ -120,7 +121,7 @@ impl ChatClient for SlackChat {
     async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError> {
         self.call(
             "chat.update",
-            json!({"channel": channel_of(thread)?, "ts": thread.root_id, "text": card_text(card), "blocks": card_blocks(card)}),
+            json!({"channel": channel_of(thread)?, "ts": thread.root_id, "text": message_text(&card_text(card)), "blocks": card_blocks(card)}),
         )
         .await
         .map(|_| ())
@@ -129,7 +130,7 @@ impl ChatClient for SlackChat {
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
         self.call(
             "chat.postMessage",
-            json!({"channel": channel_of(thread)?, "thread_ts": thread.root_id, "text": text, "unfurl_links": false}),
+            json!({"channel": channel_of(thread)?, "thread_ts": thread.root_id, "text": message_text(text), "unfurl_links": false}),
         )
         .await
         .map(|_| ())

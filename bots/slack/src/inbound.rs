@@ -129,7 +129,8 @@ fn form(body: &[u8]) -> std::collections::HashMap<String, String> {
 }
 
 fn ephemeral(text: impl Into<String>) -> Json<Value> {
-    Json(json!({"response_type": "ephemeral", "text": text.into()}))
+    let text = crate::blocks::message_text(&text.into());
+    Json(json!({"response_type": "ephemeral", "text": text}))
 }
 
 async fn who(svc: &Services, user_id: &str) -> Result<Option<Principal>, ApiError> {
@@ -251,7 +252,7 @@ async fn interaction(
     }
     if let (Some(text), Some(url)) = (refusal, url) {
         // Only to the user who clicked; the thread is not touched.
-        let msg = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
+        let msg = json!({"response_type": "ephemeral", "replace_original": false, "text": crate::blocks::message_text(&text)});
         if let Err(e) = slack.http.post(url).json(&msg).send().await {
             tracing::warn!(error = %e.without_url(), "could not answer on response_url");
         }

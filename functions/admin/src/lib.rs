@@ -4,6 +4,8 @@
 //!   incidents go to (viewer to read, admin to change)
 //! - `POST|GET /v1/chat-identities`, `DELETE /v1/chat-identities/{platform}/{user_id}`:
 //!   which chat users act as which role (admin)
+//! - `GET|POST /v1/keys`, `DELETE /v1/keys/{id}`, `POST /v1/keys/{id}/rotate`
+//!   (admin): the tenant's API keys; tokens are shown once, at creation
 //! - `GET /v1/dispatch/dead-letters` (viewer), `POST /v1/dispatch/dead-letters/{id}/retry`
 //!   (responder): chat deliveries that failed for good, and putting one back
 //!   in the outbox
@@ -12,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use firewatch_domain::auth::require_role;
+use firewatch_domain::auth::{self, require_role, ApiKey, NewApiKey};
 use firewatch_domain::chat::identities::{self, ChatIdentity};
 use firewatch_domain::chat::routes::{self, Route};
 use firewatch_domain::dispatch::{self, DeadLetter};
@@ -41,7 +43,10 @@ pub fn router(services: Services) -> Router {
         .route(
             "/v1/chat-identities/{platform}/{user_id}",
             axum::routing::delete(unmap_identity),
-        );
+        )
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/{id}", axum::routing::delete(revoke_key))
+        .route("/v1/keys/{id}/rotate", post(rotate_key));
     firewatch_web::finish(r, services)
 }
 
@@ -140,4 +145,54 @@ async fn delete_route(
 ) -> ApiResult<StatusCode> {
     routes::delete(&svc, &p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct Keys {
+    items: Vec<ApiKey>,
+}
+
+async fn list_keys(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<Keys>> {
+    Ok(Json(Keys {
+        items: auth::list_keys(&svc, &p).await?,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    name: String,
+    role: String,
+}
+
+async fn create_key(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<KeyBody>,
+) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_role",
+            "role must be viewer, responder, approver or admin",
+        )
+    })?;
+    let key = auth::create_key(&svc, &p, &body.name, role).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+async fn revoke_key(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    auth::revoke_key(&svc, &p, &id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rotate_key(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<NewApiKey>> {
+    Ok(Json(auth::rotate_key(&svc, &p, &id).await?))
 }

@@ -188,3 +188,148 @@ async fn admins_manage_routing_rules() {
         .unwrap();
     assert_eq!(send(&app, del).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn keys_can_be_listed_created_rotated_and_revoked_by_an_admin_only() {
+    let (svc, keys, app, _) = setup().await;
+    // Viewers and responders may not see or make keys.
+    for token in [&keys.viewer, &keys.responder] {
+        let a = send(&app, get("/v1/keys", token)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        let a = send(
+            &app,
+            json_request(
+                Method::POST,
+                "/v1/keys",
+                Some(token),
+                serde_json::json!({"name": "ci", "role": "admin"}).to_string(),
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+    }
+
+    let made = send(
+        &app,
+        json_request(
+            Method::POST,
+            "/v1/keys",
+            Some(&keys.admin),
+            serde_json::json!({"name": "ci-bot", "role": "responder"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    let id = made.json["id"].as_str().unwrap().to_owned();
+    assert!(made.json.get("token_sha256").is_none());
+    assert_eq!(
+        send(&app, get("/v1/routes", &token)).await.status,
+        StatusCode::OK,
+        "the new key works"
+    );
+
+    let listed = send(&app, get("/v1/keys", &keys.admin)).await;
+    let text = listed.text.clone();
+    assert!(text.contains(&id) && !text.contains(&token), "{text}");
+
+    let rotated = send(
+        &app,
+        json_request(
+            Method::POST,
+            &format!("/v1/keys/{id}/rotate"),
+            Some(&keys.admin),
+            serde_json::json!({}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let new_token = rotated.json["token"].as_str().unwrap().to_owned();
+    let new_id = rotated.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(rotated.json["name"], "ci-bot");
+    assert_eq!(
+        send(&app, get("/v1/routes", &token)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the rotated-out token stops working"
+    );
+    assert_eq!(
+        send(&app, get("/v1/routes", &new_token)).await.status,
+        StatusCode::OK
+    );
+
+    let revoke = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("/v1/keys/{new_id}"))
+        .header("authorization", format!("Bearer {}", keys.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, revoke).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&app, get("/v1/routes", &new_token)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a revoked key is refused at once"
+    );
+
+    // Every key change is in the audit log.
+    let audit = svc
+        .store
+        .query(firewatch_domain::ports::Query {
+            pk: firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 100,
+            descending: false,
+        })
+        .await
+        .unwrap();
+    let actions: Vec<String> = audit
+        .items
+        .iter()
+        .map(|i| {
+            serde_json::from_str::<serde_json::Value>(&i.data).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .filter(|a| a.starts_with("key."))
+        .collect();
+    assert_eq!(actions, ["key.create", "key.rotate", "key.revoke"]);
+    assert!(
+        !audit
+            .items
+            .iter()
+            .any(|i| i.data.contains(&token) || i.data.contains(&new_token)),
+        "no token in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_dev_token_revokes_the_dev_key_it_replaces() {
+    let svc = firewatch_local::services_in_memory();
+    let t = TenantId::default_tenant();
+    let old = "fw_old_dev_token_0123456789";
+    let new = "fw_new_dev_token_0123456789";
+    let role = firewatch_types::Role::Admin;
+    firewatch_domain::auth::replace_named_key(&svc, &t, "dev-admin", role, old)
+        .await
+        .unwrap();
+    assert_eq!(
+        firewatch_domain::auth::replace_named_key(&svc, &t, "dev-admin", role, old)
+            .await
+            .unwrap(),
+        0,
+        "the same token again revokes nothing"
+    );
+    assert_eq!(
+        firewatch_domain::auth::replace_named_key(&svc, &t, "dev-admin", role, new)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(firewatch_domain::auth::authenticate_token(&svc, old)
+        .await
+        .is_err());
+    assert!(firewatch_domain::auth::authenticate_token(&svc, new)
+        .await
+        .is_ok());
+}

@@ -65,6 +65,11 @@ impl Api {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, String> {
+        let bytes = self.send_raw(req).await?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+    }
+
+    async fn send_raw(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
         let res = req
             .bearer_auth(&self.token)
             .send()
@@ -78,7 +83,13 @@ impl Api {
                 Err(_) => format!("{status}: {}", String::from_utf8_lossy(&bytes)),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+        Ok(bytes.to_vec())
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), String> {
+        self.send_raw(self.http.delete(format!("{}{path}", self.base)))
+            .await
+            .map(drop)
     }
 
     async fn get<T: DeserializeOwned>(
@@ -116,6 +127,92 @@ pub async fn send_test_alert(remote: &Remote, resolve: bool) -> Result<(), Strin
             r["outcome"].as_str().unwrap_or(""),
             r["incident_id"].as_str().unwrap_or("")
         );
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List the tenant's API keys (never their tokens).
+    List,
+    /// Create a key; its token is printed once.
+    Create {
+        /// viewer, responder, approver or admin.
+        #[arg(long)]
+        role: String,
+        /// A name that audit events and timelines will show.
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a key at once.
+    Revoke { id: String },
+    /// Replace a key by a new one with the same name and role.
+    Rotate { id: String },
+}
+
+#[derive(serde::Deserialize)]
+struct KeyView {
+    id: String,
+    name: String,
+    role: String,
+    created_at: DateTime<Utc>,
+    token_hint: String,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct KeyList {
+    items: Vec<KeyView>,
+}
+
+fn print_new_key(k: &KeyView) {
+    println!(
+        "{} {} ({}), token hint {}",
+        k.id, k.name, k.role, k.token_hint
+    );
+    if let Some(t) = &k.token {
+        println!("token (shown once): {t}");
+    }
+}
+
+pub async fn keys(remote: &Remote, cmd: KeysCommand) -> Result<(), String> {
+    let api = Api::new(remote)?;
+    match cmd {
+        KeysCommand::List => {
+            let list: KeyList = api.get("/v1/keys", &[]).await?;
+            println!(
+                "{:<32} {:<10} {:<10} {:<17} NAME",
+                "ID", "ROLE", "HINT", "CREATED"
+            );
+            for k in list.items {
+                println!(
+                    "{:<32} {:<10} {:<10} {:<17} {}",
+                    k.id,
+                    k.role,
+                    k.token_hint,
+                    k.created_at.format("%Y-%m-%d %H:%M"),
+                    k.name
+                );
+            }
+        }
+        KeysCommand::Create { role, name } => {
+            let k: KeyView = api
+                .post("/v1/keys", &serde_json::json!({"name": name, "role": role}))
+                .await?;
+            print_new_key(&k);
+        }
+        KeysCommand::Revoke { id } => {
+            api.delete(&format!("/v1/keys/{id}")).await?;
+            println!("{id} revoked");
+        }
+        KeysCommand::Rotate { id } => {
+            let k: KeyView = api
+                .post(&format!("/v1/keys/{id}/rotate"), &serde_json::json!({}))
+                .await?;
+            println!("{id} revoked; its replacement:");
+            print_new_key(&k);
+        }
     }
     Ok(())
 }

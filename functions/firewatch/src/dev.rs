@@ -161,7 +161,9 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let chat = ChatConfig::from_env()?;
     let services = open_services(&args.data_dir, config, &chat)?;
     let (token, origin) = dev_token(&args.data_dir)?;
-    auth::register_api_key(
+    // The dev key is the one key named dev-admin: a changed
+    // FIREWATCH_DEV_TOKEN revokes the one it replaces.
+    let revoked = auth::replace_named_key(
         &services,
         &TenantId::default_tenant(),
         "dev-admin",
@@ -170,6 +172,9 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("cannot register the dev key: {e}"))?;
+    if revoked > 0 {
+        eprintln!("revoked {revoked} earlier dev key(s): the dev token changed");
+    }
 
     if let Some(path) = &args.routes {
         load_routes(&services, path, &token).await?;

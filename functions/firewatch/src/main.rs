@@ -59,6 +59,13 @@ enum Command {
         #[command(subcommand)]
         command: client::IncidentsCommand,
     },
+    /// List, create, revoke and rotate the tenant's API keys (admin).
+    Keys {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: client::KeysCommand,
+    },
     /// Create an API key in a local data dir (the server need not run).
     CreateKey {
         /// viewer, responder, approver or admin.
@@ -89,6 +96,7 @@ async fn main() -> ExitCode {
             client::send_test_alert(&remote, resolve).await
         }
         Command::Incidents { remote, command } => client::incidents(&remote, command).await,
+        Command::Keys { remote, command } => client::keys(&remote, command).await,
         Command::CreateKey {
             role,
             name,

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use firewatch_domain::auth::require_role;
-use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy, RecurrenceGroup};
+use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy};
 use firewatch_domain::{triage, Services};
 use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
@@ -89,12 +89,14 @@ async fn list(
 #[derive(Deserialize)]
 struct RecurrenceQuery {
     by: Option<String>,
+    cursor: Option<String>,
 }
 
 #[derive(Serialize)]
 struct RecurrenceAnswer {
     by: RecurrenceBy,
-    groups: Vec<RecurrenceGroup>,
+    #[serde(flatten)]
+    page: incidents::Recurrence,
 }
 
 async fn recurrence(
@@ -105,8 +107,8 @@ async fn recurrence(
     require_role(&p, Role::Viewer, "read recurrence")?;
     let by = parse_opt(q.by.as_deref(), "recurrence grouping", RecurrenceBy::parse)?
         .unwrap_or(RecurrenceBy::Fingerprint);
-    let groups = incidents::recurrence(&svc, &p.tenant, by).await?;
-    Ok(Json(RecurrenceAnswer { by, groups }))
+    let page = incidents::recurrence(&svc, &p.tenant, by, q.cursor.as_deref()).await?;
+    Ok(Json(RecurrenceAnswer { by, page }))
 }
 
 async fn show(

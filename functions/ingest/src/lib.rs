@@ -168,7 +168,16 @@ async fn authenticate(
                 body,
                 svc.clock.now(),
             )?,
-            (None, Some(sig)) => auth::verify_body_signature(secret, sig, body)?,
+            (None, Some(sig)) => {
+                // Sentry signs the body only; its timestamp header still
+                // bounds how late a captured delivery is accepted.
+                auth::fresh_timestamp(
+                    "Sentry-Hook-Timestamp",
+                    header(headers, "sentry-hook-timestamp"),
+                    svc.clock.now(),
+                )?;
+                auth::verify_body_signature(secret, sig, body)?
+            }
             (None, None) => unreachable!("checked above"),
         }
         auth::require_tenant(svc, &tenant).await?;

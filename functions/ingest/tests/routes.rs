@@ -459,24 +459,38 @@ async fn hmac_signed_webhooks_are_accepted_and_bad_or_replayed_signatures_refuse
 }
 
 #[tokio::test]
-async fn sentry_hook_signatures_are_verified() {
+async fn sentry_hook_signatures_are_verified_with_a_fresh_timestamp() {
     let svc = signed_services().await;
     let app = firewatch_ingest::router(svc.clone());
     let body = fixture("sentry/event_alert.json");
-    let req = |sig: String| {
-        Request::post("/v1/alerts/sentry")
+    let now = svc.clock.now().timestamp();
+    let req = |sig: String, ts: Option<i64>| {
+        let mut r = Request::post("/v1/alerts/sentry")
             .header("content-type", "application/json")
             .header("sentry-hook-resource", "event_alert")
-            .header("sentry-hook-signature", sig)
-            .body(Body::from(body.clone()))
-            .unwrap()
+            .header("sentry-hook-signature", sig);
+        if let Some(ts) = ts {
+            r = r.header("sentry-hook-timestamp", ts.to_string());
+        }
+        r.body(Body::from(body.clone())).unwrap()
     };
     assert_eq!(
-        send(&app, req("00".repeat(32))).await.status,
+        send(&app, req("00".repeat(32), Some(now))).await.status,
         StatusCode::UNAUTHORIZED
     );
     let good = auth::sign_body(&Secret::new("sentry-secret"), &body);
-    let a = send(&app, req(good)).await;
+    for (ts, why) in [
+        (None, "a delivery without Sentry-Hook-Timestamp"),
+        (
+            Some(now - 11 * 60),
+            "a captured delivery replayed 11 minutes later",
+        ),
+    ] {
+        let r = send(&app, req(good.clone(), ts)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{why}: {}", r.text);
+    }
+    assert_eq!(incident_count(&svc).await, 0, "nothing was stored");
+    let a = send(&app, req(good, Some(now))).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
 }
 

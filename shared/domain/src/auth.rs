@@ -13,20 +13,60 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::keys;
-use crate::ports::{Condition, StoreError};
+use crate::ports::{Condition, StoreError, WriteOp};
 use crate::settings::Secret;
 use crate::{DomainError, Services};
 
 /// How far a signed request's timestamp may be from now.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
-/// What is stored for one API key.
+/// What is stored for one API key, by the sha256 of its token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     pub tenant: TenantId,
     pub name: String,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// The key's id in its tenant's list (absent on keys made before keys
+    /// could be listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// An API key as its tenant's admins see it: never the token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// `key_<ulid>`.
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    /// The first 8 hex digits of the token's sha256, to tell keys apart.
+    pub token_hint: String,
+    /// The whole hash, to find the key's authentication item.
+    #[serde(skip_serializing, default)]
+    token_sha256: String,
+}
+
+/// A key just made, with the token shown this once.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub token: String,
+}
+
+fn keys_pk(t: &TenantId) -> String {
+    format!("{t}#KEY")
+}
+
+/// The index item stores the full hash (not secret: tokens are 160-bit
+/// random), which the listing hides.
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    #[serde(flatten)]
+    key: ApiKey,
+    token_sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,22 +114,71 @@ pub async fn register_api_key(
     name: &str,
     role: Role,
     token: &str,
-) -> Result<(), DomainError> {
+) -> Result<ApiKey, DomainError> {
     ensure_tenant(svc, tenant).await?;
-    let record = ApiKeyRecord {
-        tenant: tenant.clone(),
+    let hash = sha256_hex(token.as_bytes());
+    let existing = svc.store.get(keys::API_KEYS_PK, &hash).await?;
+    let id = match &existing {
+        Some(item) => keys::decode::<ApiKeyRecord>(item)?.id,
+        None => None,
+    }
+    .unwrap_or_else(|| format!("key_{}", svc.ids.ulid().to_ascii_lowercase()));
+    let key = ApiKey {
+        id,
         name: name.to_owned(),
         role,
         created_at: svc.clock.now(),
+        token_hint: hash[..8].to_owned(),
+        token_sha256: hash,
     };
-    let item = keys::item(
-        keys::API_KEYS_PK.into(),
-        sha256_hex(token.as_bytes()),
-        1,
-        &record,
-    )?;
-    svc.store.put(item, Condition::Always).await?;
-    Ok(())
+    svc.store.transact(key_writes(tenant, &key)?).await?;
+    Ok(key)
+}
+
+/// The two items of a key: its authentication item (by token hash) and its
+/// entry in the tenant's list.
+fn key_writes(tenant: &TenantId, key: &ApiKey) -> Result<Vec<WriteOp>, DomainError> {
+    let record = ApiKeyRecord {
+        tenant: tenant.clone(),
+        name: key.name.clone(),
+        role: key.role,
+        created_at: key.created_at,
+        id: Some(key.id.clone()),
+    };
+    let stored = StoredKey {
+        key: key.clone(),
+        token_sha256: key.token_sha256.clone(),
+    };
+    Ok(vec![
+        WriteOp::Put {
+            item: keys::item(
+                keys::API_KEYS_PK.into(),
+                key.token_sha256.clone(),
+                1,
+                &record,
+            )?,
+            condition: Condition::Always,
+        },
+        WriteOp::Put {
+            item: keys::item(keys_pk(tenant), key.id.clone(), 1, &stored)?,
+            condition: Condition::Always,
+        },
+    ])
+}
+
+fn key_deletes(tenant: &TenantId, key: &ApiKey) -> Vec<WriteOp> {
+    vec![
+        WriteOp::Delete {
+            pk: keys::API_KEYS_PK.into(),
+            sk: key.token_sha256.clone(),
+            condition: Condition::Always,
+        },
+        WriteOp::Delete {
+            pk: keys_pk(tenant),
+            sk: key.id.clone(),
+            condition: Condition::Always,
+        },
+    ]
 }
 
 /// Creates a new key and returns its token. The token is shown once: only its
@@ -103,6 +192,189 @@ pub async fn create_api_key(
     let token = generate_token();
     register_api_key(svc, tenant, name, role, &token).await?;
     Ok(token)
+}
+
+const MAX_KEY_NAME: usize = 100;
+
+fn check_key_name(name: &str) -> Result<&str, DomainError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_KEY_NAME || name.chars().any(char::is_control) {
+        return Err(DomainError::bad_input(
+            "invalid_field",
+            format!("name must be 1 to {MAX_KEY_NAME} printable characters"),
+        ));
+    }
+    Ok(name)
+}
+
+/// The keys of the admin's tenant, oldest first.
+pub async fn list_keys(svc: &Services, admin: &Principal) -> Result<Vec<ApiKey>, DomainError> {
+    require_role(admin, Role::Admin, "list API keys")?;
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = svc
+            .store
+            .query(crate::ports::Query {
+                pk: keys_pk(&admin.tenant),
+                sk_prefix: String::new(),
+                after,
+                limit: 200,
+                descending: false,
+            })
+            .await?;
+        for item in &page.items {
+            let stored: StoredKey = keys::decode(item)?;
+            let mut key = stored.key;
+            key.token_sha256 = stored.token_sha256;
+            out.push(key);
+        }
+        match page.next {
+            Some(n) if out.len() < 10_000 => after = Some(n),
+            _ => return Ok(out),
+        }
+    }
+}
+
+async fn find_key(svc: &Services, tenant: &TenantId, id: &str) -> Result<ApiKey, DomainError> {
+    let item = svc
+        .store
+        .get(&keys_pk(tenant), id)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("no such API key".into()))?;
+    let stored: StoredKey = keys::decode(&item)?;
+    let mut key = stored.key;
+    key.token_sha256 = stored.token_sha256;
+    Ok(key)
+}
+
+fn key_json(k: &ApiKey) -> serde_json::Value {
+    serde_json::json!({"id": k.id, "name": k.name, "role": k.role, "token_hint": k.token_hint})
+}
+
+/// Creates a key in the admin's tenant; audited.
+pub async fn create_key(
+    svc: &Services,
+    admin: &Principal,
+    name: &str,
+    role: Role,
+) -> Result<NewApiKey, DomainError> {
+    require_role(admin, Role::Admin, "create API keys")?;
+    let name = check_key_name(name)?;
+    let token = generate_token();
+    let hash = sha256_hex(token.as_bytes());
+    let key = ApiKey {
+        id: format!("key_{}", svc.ids.ulid().to_ascii_lowercase()),
+        name: name.to_owned(),
+        role,
+        created_at: svc.clock.now(),
+        token_hint: hash[..8].to_owned(),
+        token_sha256: hash,
+    };
+    let mut ops = key_writes(&admin.tenant, &key)?;
+    ops.push(crate::change::audit_write(
+        svc,
+        &admin.tenant,
+        &admin.name,
+        "key.create",
+        &key.id,
+        serde_json::Value::Null,
+        key_json(&key),
+        None,
+    )?);
+    svc.store.transact(ops).await?;
+    Ok(NewApiKey { key, token })
+}
+
+/// Revokes a key of the admin's tenant at once; audited.
+pub async fn revoke_key(
+    svc: &Services,
+    admin: &Principal,
+    id: &str,
+    reason: Option<String>,
+) -> Result<ApiKey, DomainError> {
+    require_role(admin, Role::Admin, "revoke API keys")?;
+    let key = find_key(svc, &admin.tenant, id).await?;
+    let mut ops = key_deletes(&admin.tenant, &key);
+    ops.push(crate::change::audit_write(
+        svc,
+        &admin.tenant,
+        &admin.name,
+        "key.revoke",
+        &key.id,
+        key_json(&key),
+        serde_json::Value::Null,
+        reason,
+    )?);
+    svc.store.transact(ops).await?;
+    Ok(key)
+}
+
+/// Replaces a key by a new one with the same name and role, in one
+/// transaction: the old token stops working as the new one starts. Audited.
+pub async fn rotate_key(
+    svc: &Services,
+    admin: &Principal,
+    id: &str,
+) -> Result<NewApiKey, DomainError> {
+    require_role(admin, Role::Admin, "rotate API keys")?;
+    let old = find_key(svc, &admin.tenant, id).await?;
+    let token = generate_token();
+    let hash = sha256_hex(token.as_bytes());
+    let key = ApiKey {
+        id: format!("key_{}", svc.ids.ulid().to_ascii_lowercase()),
+        name: old.name.clone(),
+        role: old.role,
+        created_at: svc.clock.now(),
+        token_hint: hash[..8].to_owned(),
+        token_sha256: hash,
+    };
+    let mut ops = key_deletes(&admin.tenant, &old);
+    ops.extend(key_writes(&admin.tenant, &key)?);
+    ops.push(crate::change::audit_write(
+        svc,
+        &admin.tenant,
+        &admin.name,
+        "key.rotate",
+        &old.id,
+        key_json(&old),
+        key_json(&key),
+        None,
+    )?);
+    svc.store.transact(ops).await?;
+    Ok(NewApiKey { key, token })
+}
+
+/// Makes `token` the one key named `name` in `tenant`: registers it, and
+/// revokes every other key of that name (an earlier `FIREWATCH_DEV_TOKEN`),
+/// each revocation audited.
+pub async fn replace_named_key(
+    svc: &Services,
+    tenant: &TenantId,
+    name: &str,
+    role: Role,
+    token: &str,
+) -> Result<usize, DomainError> {
+    let current = register_api_key(svc, tenant, name, role, token).await?;
+    let system = Principal {
+        tenant: tenant.clone(),
+        name: "firewatch".into(),
+        role: Role::Admin,
+    };
+    let mut revoked = 0;
+    for key in list_keys(svc, &system).await? {
+        if key.name == name && key.id != current.id {
+            revoke_key(
+                svc,
+                &system,
+                &key.id,
+                Some(format!("{name} was replaced by a new token")),
+            )
+            .await?;
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
 }
 
 /// The principal a bearer token stands for.
@@ -167,25 +439,35 @@ pub fn verify_signature(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), DomainError> {
-    let ts: i64 = timestamp
-        .ok_or_else(|| {
-            DomainError::Unauthorized("signed requests need X-Firewatch-Timestamp".into())
-        })?
-        .trim()
-        .parse()
-        .map_err(|_| {
-            DomainError::Unauthorized("X-Firewatch-Timestamp must be unix seconds".into())
-        })?;
-    if (now.timestamp() - ts).abs() > SIGNATURE_TOLERANCE_SECS {
-        return Err(DomainError::Unauthorized(
-            "signature timestamp is outside the 5 minute window (replayed or clock skew)".into(),
-        ));
-    }
+    let ts = fresh_timestamp("X-Firewatch-Timestamp", timestamp, now)?;
     let given = signature
         .trim()
         .strip_prefix("sha256=")
         .unwrap_or(signature.trim());
     constant_time_hex_eq(&sign(secret, ts, body), given)
+}
+
+/// Parses a request timestamp header (unix seconds) and refuses one outside
+/// the 5-minute window, so a captured request cannot be replayed later.
+pub fn fresh_timestamp(
+    name: &str,
+    value: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64, DomainError> {
+    let ts: i64 = value
+        .ok_or_else(|| DomainError::Unauthorized(format!("signed requests need {name}")))?
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .parse()
+        .map_err(|_| DomainError::Unauthorized(format!("{name} must be unix seconds")))?;
+    if (now.timestamp() - ts).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(DomainError::Unauthorized(
+            "signature timestamp is outside the 5 minute window (replayed or clock skew)".into(),
+        ));
+    }
+    Ok(ts)
 }
 
 /// Checks a body-only signature (Sentry).

@@ -98,6 +98,8 @@ pub struct Change<'a> {
     incident: Incident,
     /// The version the incident was read at; `None` when the change opens it.
     read_version: Option<u64>,
+    /// The state it was read in (for the state index).
+    read_state: IncidentState,
     /// Whether the incident item itself is written.
     touched: bool,
     group: Option<VersionedGroup>,
@@ -113,6 +115,7 @@ impl<'a> Change<'a> {
             svc,
             tenant: incident.tenant.clone(),
             read_version: Some(incident.version),
+            read_state: incident.state,
             incident,
             touched: false,
             group: None,
@@ -309,16 +312,24 @@ impl<'a> Change<'a> {
             });
         }
         if self.touched {
+            self.index_writes(&mut ops)?;
             let now = self.svc.clock.now();
             self.incident.version = self.next_version();
             self.incident.updated_at = now;
-            fit_incident(&mut self.incident, INCIDENT_BUDGET)?;
-            let item = keys::item(
-                keys::incidents_pk(&self.tenant),
-                self.incident.id.to_string(),
-                self.incident.version,
-                &self.incident,
-            )?;
+            // Serialised once; only an incident over its budget is fitted
+            // and serialised again.
+            let mut data = serde_json::to_string(&self.incident)?;
+            if data.len() > INCIDENT_BUDGET {
+                fit_incident(&mut self.incident, INCIDENT_BUDGET)?;
+                data = serde_json::to_string(&self.incident)?;
+            }
+            let item = Item {
+                pk: keys::incidents_pk(&self.tenant),
+                sk: self.incident.id.to_string(),
+                version: self.incident.version,
+                expires_at: None,
+                data,
+            };
             ops.push(WriteOp::Put {
                 item,
                 condition: self
@@ -357,6 +368,38 @@ impl<'a> Change<'a> {
         Ok(ops)
     }
 
+    /// Keeps the indexes in step with the incident: its entry in the index of
+    /// its state (moved when the state changes), and, when it opens, its
+    /// entry in its alert group's history.
+    fn index_writes(&self, ops: &mut Vec<WriteOp>) -> Result<(), DomainError> {
+        let inc = &self.incident;
+        let entry = |pk: String| -> Result<WriteOp, DomainError> {
+            Ok(WriteOp::Put {
+                item: keys::item(pk, inc.id.to_string(), 1, &inc.created_at)?,
+                condition: Condition::Always,
+            })
+        };
+        let opening = self.read_version.is_none();
+        if opening {
+            ops.push(entry(keys::group_incidents_pk(
+                &self.tenant,
+                inc.source,
+                &inc.group_key,
+            ))?);
+        }
+        if opening || self.read_state != inc.state {
+            if !opening {
+                ops.push(WriteOp::Delete {
+                    pk: keys::incidents_by_state_pk(&self.tenant, self.read_state),
+                    sk: inc.id.to_string(),
+                    condition: Condition::Always,
+                });
+            }
+            ops.push(entry(keys::incidents_by_state_pk(&self.tenant, inc.state))?);
+        }
+        Ok(())
+    }
+
     /// Commits the change as one transaction and, when it enqueued outbox
     /// records, wakes the local dispatcher so chat follows within
     /// milliseconds instead of a poll.
@@ -380,6 +423,36 @@ impl<'a> Change<'a> {
         }
         Ok(incident)
     }
+}
+
+/// An audit event about something other than an incident (a key, a dead
+/// letter, a chat link), as a write for the transaction that makes the change.
+#[allow(clippy::too_many_arguments)]
+pub fn audit_write(
+    svc: &Services,
+    tenant: &TenantId,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+    reason: Option<String>,
+) -> Result<WriteOp, DomainError> {
+    let ev = AuditEvent {
+        id: svc.ids.ulid(),
+        tenant: tenant.clone(),
+        at: svc.clock.now(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        before,
+        after,
+        reason,
+    };
+    Ok(WriteOp::Put {
+        item: keys::item(keys::audit_pk(tenant), ev.id.clone(), 1, &ev)?,
+        condition: Condition::Absent,
+    })
 }
 
 /// Why a commit failed: a lost race (re-read and re-decide) or anything else.

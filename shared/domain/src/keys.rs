@@ -4,7 +4,7 @@
 //! Every tenant-owned key starts with `{tenant}#`, so no query of one tenant
 //! can reach another's items.
 
-use firewatch_types::{IncidentId, SourceKind, TenantId};
+use firewatch_types::{IncidentId, IncidentState, SourceKind, TenantId};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::ports::Item;
@@ -21,6 +21,19 @@ pub fn incident_pk(t: &TenantId, id: &IncidentId) -> String {
 }
 
 pub const TIMELINE_PREFIX: &str = "TL#";
+
+/// The incidents of a tenant in one state, sort key the incident id: the
+/// index `GET /v1/incidents?state=` reads instead of scanning every incident.
+/// Kept by the change model in the transaction of every state change.
+pub fn incidents_by_state_pk(t: &TenantId, state: IncidentState) -> String {
+    format!("{t}#INCST#{state}")
+}
+
+/// The incidents one alert group opened, sort key the incident id: what
+/// triage reads for the group's history instead of scanning.
+pub fn group_incidents_pk(t: &TenantId, source: SourceKind, group_key: &str) -> String {
+    format!("{t}#GINC#{source}#{group_key}")
+}
 
 /// Group key → open incident pointer and recent opens (rate limit).
 pub fn groups_pk(t: &TenantId) -> String {

@@ -398,22 +398,25 @@ async fn recurrence_groups_incidents_with_counts_and_first_and_last_seen() {
     }
     open_one(&w, "once").await;
     let t = responder().tenant;
-    let by_fp = incidents::recurrence(&w.svc, &t, RecurrenceBy::Fingerprint)
+    let by_fp = incidents::recurrence(&w.svc, &t, RecurrenceBy::Fingerprint, None)
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(by_fp[0].key, "again");
     assert_eq!(by_fp[0].incidents, 3);
     assert!(by_fp[0].first_seen < by_fp[0].last_seen);
     assert_eq!(by_fp[1].key, "once");
     assert_eq!(by_fp[1].active, 1);
-    let by_ns = incidents::recurrence(&w.svc, &t, RecurrenceBy::Namespace)
+    let by_ns = incidents::recurrence(&w.svc, &t, RecurrenceBy::Namespace, None)
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(by_ns.len(), 1);
     assert_eq!((by_ns[0].key.as_str(), by_ns[0].incidents), ("ns1", 4));
-    let by_target = incidents::recurrence(&w.svc, &t, RecurrenceBy::Target)
+    let by_target = incidents::recurrence(&w.svc, &t, RecurrenceBy::Target, None)
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(by_target[0].key, "host-1");
 }
 
@@ -440,4 +443,111 @@ async fn one_tenant_never_sees_another_tenants_incidents() {
         incidents::act(&w.svc, &other, &id, IncidentAction::Ack, None, None).await,
         Err(DomainError::NotFound(_))
     ));
+}
+
+/// Opens `n` incidents with one webhook.
+async fn open_many(w: &World, n: usize, severity: &str) -> Vec<IncidentId> {
+    let alerts: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"title": "many", "fingerprint": format!("many-{severity}-{i}"), "severity": severity}))
+        .collect();
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        serde_json::json!({ "alerts": alerts })
+            .to_string()
+            .as_bytes(),
+    )
+    .await
+    .unwrap()
+    .incidents
+}
+
+#[tokio::test]
+async fn a_state_filter_reads_the_state_index_not_every_incident() {
+    let w = world();
+    let first = open_many(&w, 1, "critical").await[0].clone();
+    let p = responder();
+    for action in [IncidentAction::Resolve, IncidentAction::Close] {
+        incidents::act(&w.svc, &p, &first, action, None, None)
+            .await
+            .unwrap();
+    }
+    open_many(&w, 300, "warning").await;
+    let closed = ListFilter {
+        state: Some(IncidentState::Closed),
+        ..Default::default()
+    };
+    let page = incidents::list(&w.svc, &p.tenant, &closed, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, first);
+    assert_eq!(page.next_cursor, None, "the index holds nothing else");
+    // The index follows every state change.
+    let open = ListFilter {
+        state: Some(IncidentState::Open),
+        ..Default::default()
+    };
+    let all_open = incidents::list(&w.svc, &p.tenant, &open, None, 200)
+        .await
+        .unwrap();
+    assert_eq!(all_open.items.len(), 200);
+    assert!(all_open
+        .items
+        .iter()
+        .all(|i| i.state == IncidentState::Open));
+    incidents::act(&w.svc, &p, &first, IncidentAction::Reopen, None, None)
+        .await
+        .unwrap_err(); // closed is final
+    let still = incidents::list(&w.svc, &p.tenant, &closed, None, 5)
+        .await
+        .unwrap();
+    assert_eq!(still.items.len(), 1);
+}
+
+#[tokio::test]
+async fn a_filter_that_matches_rarely_stops_at_its_budget_with_a_cursor() {
+    let w = world();
+    let sev1 = open_many(&w, 1, "critical").await[0].clone();
+    open_many(&w, incidents::SCAN_BUDGET + 200, "warning").await;
+    let t = responder().tenant;
+    let filter = ListFilter {
+        severity: Some(Severity::Sev1),
+        ..Default::default()
+    };
+    let first = incidents::list(&w.svc, &t, &filter, None, 10)
+        .await
+        .unwrap();
+    assert!(
+        first.items.is_empty(),
+        "the budget ran out among newer incidents"
+    );
+    let cursor = first.next_cursor.expect("a cursor to go on from");
+    let second = incidents::list(&w.svc, &t, &filter, Some(&cursor), 10)
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.items[0].id, sev1);
+    assert_eq!(second.next_cursor, None);
+}
+
+#[tokio::test]
+async fn recurrence_reads_a_bounded_window_and_pages_on() {
+    let w = world();
+    open_many(&w, incidents::RECURRENCE_SCAN_LIMIT + 10, "warning").await;
+    let t = responder().tenant;
+    let first = incidents::recurrence(&w.svc, &t, RecurrenceBy::Fingerprint, None)
+        .await
+        .unwrap();
+    assert_eq!(first.scanned, incidents::RECURRENCE_SCAN_LIMIT);
+    let next = incidents::recurrence(
+        &w.svc,
+        &t,
+        RecurrenceBy::Fingerprint,
+        first.next_cursor.as_deref(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next.scanned, 10);
+    assert_eq!(next.next_cursor, None);
 }

@@ -190,7 +190,14 @@ fn check_limit(limit: usize) -> Result<usize, DomainError> {
     Ok(limit)
 }
 
-/// Incidents of a tenant, newest first, filtered, in pages.
+/// Items one list request reads at most. A filter that matches rarely stops
+/// there and answers the matches found so far with a cursor to go on from,
+/// so no request reads a whole tenant.
+pub const SCAN_BUDGET: usize = 1000;
+
+/// Incidents of a tenant, newest first, filtered, in pages. A `state` filter
+/// reads the state's index; other filters are applied to what is read, within
+/// [`SCAN_BUDGET`] items.
 pub async fn list(
     svc: &Services,
     tenant: &TenantId,
@@ -200,38 +207,70 @@ pub async fn list(
 ) -> Result<Paged<Incident>, DomainError> {
     let limit = check_limit(limit)?;
     let mut after = cursor.map(decode_cursor).transpose()?;
+    let pk = match filter.state {
+        Some(state) => keys::incidents_by_state_pk(tenant, state),
+        None => keys::incidents_pk(tenant),
+    };
     let mut items = Vec::new();
+    let mut scanned = 0;
     loop {
         let page = svc
             .store
             .query(Query {
-                pk: keys::incidents_pk(tenant),
+                pk: pk.clone(),
                 sk_prefix: String::new(),
                 after: after.clone(),
-                limit: limit.max(50),
+                limit: limit.max(50).min(SCAN_BUDGET - scanned),
                 descending: true,
             })
             .await?;
-        for (i, item) in page.items.iter().enumerate() {
-            let inc: Incident = keys::decode(item)?;
-            if filter.matches(&inc) {
-                items.push(inc);
-                if items.len() == limit {
-                    // Offer a cursor only when more may follow: a match later
-                    // in this page, or more pages.
-                    let more_here = page.items[i + 1..]
-                        .iter()
-                        .map(keys::decode::<Incident>)
-                        .any(|r| r.map(|inc| filter.matches(&inc)).unwrap_or(true));
-                    let more = more_here || page.next.is_some();
-                    return Ok(Paged {
-                        items,
-                        next_cursor: more.then(|| encode_cursor(&item.sk)),
-                    });
-                }
+        scanned += page.items.len();
+        let read = match filter.state {
+            // The index holds ids: read the incidents it names, at once.
+            Some(_) => {
+                let gets = page.items.iter().map(|i| async move {
+                    let id = IncidentId::parse(&i.sk)
+                        .map_err(|e| DomainError::Internal(e.to_string()))?;
+                    match get(svc, tenant, &id).await {
+                        Ok(inc) => Ok(Some(inc)),
+                        // Deleted between the index read and this one.
+                        Err(DomainError::NotFound(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                });
+                futures_util::future::join_all(gets)
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, DomainError>>()?
+            }
+            None => page
+                .items
+                .iter()
+                .map(|i| keys::decode(i).map(Some))
+                .collect::<Result<Vec<_>, DomainError>>()?,
+        };
+        for (i, inc) in read.into_iter().enumerate() {
+            let Some(inc) = inc.filter(|inc| filter.matches(inc)) else {
+                continue;
+            };
+            items.push(inc);
+            if items.len() == limit {
+                // A cursor only when more may follow.
+                let more = i + 1 < page.items.len() || page.next.is_some();
+                return Ok(Paged {
+                    items,
+                    next_cursor: more.then(|| encode_cursor(&page.items[i].sk)),
+                });
             }
         }
         match page.next {
+            Some(n) if scanned >= SCAN_BUDGET => {
+                // Out of budget: what was found, and where to go on from.
+                return Ok(Paged {
+                    items,
+                    next_cursor: Some(encode_cursor(&n)),
+                });
+            }
             Some(n) => after = Some(n),
             None => {
                 return Ok(Paged {
@@ -322,18 +361,21 @@ pub struct RecurrenceGroup {
     pub last_incident: IncidentId,
 }
 
-/// How many incidents to scan for the recurrence view.
-pub const RECURRENCE_SCAN_LIMIT: usize = 10_000;
+/// How many incidents one recurrence request reads; a `next_cursor` goes on
+/// with older ones.
+pub const RECURRENCE_SCAN_LIMIT: usize = 2_000;
 
-/// Hands the tenant's incidents to `visit`, newest first, until it returns
-/// false or `limit` of them were read.
+/// Hands the tenant's incidents to `visit`, newest first, from after the
+/// sort key `after`, until it returns false or `limit` of them were read.
+/// Returns where a further scan would go on from, when it stopped early.
 pub(crate) async fn scan_recent(
     svc: &Services,
     tenant: &TenantId,
     limit: usize,
+    after: Option<String>,
     mut visit: impl FnMut(Incident) -> bool,
-) -> Result<(), DomainError> {
-    let mut after = None;
+) -> Result<Option<String>, DomainError> {
+    let mut after = after;
     let mut seen = 0;
     loop {
         let page = svc
@@ -349,24 +391,40 @@ pub(crate) async fn scan_recent(
         for item in &page.items {
             seen += 1;
             if !visit(keys::decode(item)?) {
-                return Ok(());
+                return Ok(None);
             }
         }
         match page.next {
             Some(n) if seen < limit => after = Some(n),
-            _ => return Ok(()),
+            next => return Ok(next),
         }
     }
 }
 
-/// Groups the tenant's most recent incidents by `by`, most recurrent first.
+/// One page of the recurrence view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recurrence {
+    pub groups: Vec<RecurrenceGroup>,
+    /// Incidents this page read.
+    pub scanned: usize,
+    /// Set when older incidents were not read: the same request with this
+    /// cursor groups the next [`RECURRENCE_SCAN_LIMIT`].
+    pub next_cursor: Option<String>,
+}
+
+/// Groups the tenant's most recent incidents (at most
+/// [`RECURRENCE_SCAN_LIMIT`] from `cursor` on) by `by`, most recurrent first.
 pub async fn recurrence(
     svc: &Services,
     tenant: &TenantId,
     by: RecurrenceBy,
-) -> Result<Vec<RecurrenceGroup>, DomainError> {
+    cursor: Option<&str>,
+) -> Result<Recurrence, DomainError> {
     let mut groups: BTreeMap<String, RecurrenceGroup> = BTreeMap::new();
-    scan_recent(svc, tenant, RECURRENCE_SCAN_LIMIT, |inc| {
+    let mut scanned = 0;
+    let after = cursor.map(decode_cursor).transpose()?;
+    let next = scan_recent(svc, tenant, RECURRENCE_SCAN_LIMIT, after, |inc| {
+        scanned += 1;
         let Some(key) = by.key_of(&inc) else {
             return true;
         };
@@ -397,5 +455,9 @@ pub async fn recurrence(
             .cmp(&a.incidents)
             .then(b.last_seen.cmp(&a.last_seen))
     });
-    Ok(out)
+    Ok(Recurrence {
+        groups: out,
+        scanned,
+        next_cursor: next.as_deref().map(encode_cursor),
+    })
 }

@@ -23,7 +23,7 @@ use crate::{DomainError, Services};
 pub const HISTORY_DAYS: i64 = 30;
 
 /// At most this many recent incidents are read for history.
-pub const HISTORY_SCAN_LIMIT: usize = 2_000;
+pub const HISTORY_SCAN_LIMIT: usize = 100;
 
 /// Earlier incidents of the same alert group.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -336,22 +336,43 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
     }
 }
 
-/// The alert group's earlier incidents in the last [`HISTORY_DAYS`] days.
+/// The alert group's earlier incidents in the last [`HISTORY_DAYS`] days
+/// (at most [`HISTORY_SCAN_LIMIT`] of them), read from the group's own index,
+/// not from a scan of the tenant.
 pub async fn history(svc: &Services, inc: &Incident) -> Result<History, DomainError> {
     let since = svc.clock.now() - Duration::days(HISTORY_DAYS);
     let mut h = History::default();
     let mut to_resolve: Vec<Duration> = Vec::new();
-    incidents::scan_recent(svc, &inc.tenant, HISTORY_SCAN_LIMIT, |other| {
-        if other.created_at < since {
-            return false;
+    let page = svc
+        .store
+        .query(crate::ports::Query {
+            pk: crate::keys::group_incidents_pk(&inc.tenant, inc.source, &inc.group_key),
+            sk_prefix: String::new(),
+            // Incident ids are ULIDs: older ids sort before this one.
+            after: Some(inc.id.to_string()),
+            limit: HISTORY_SCAN_LIMIT,
+            descending: true,
+        })
+        .await?;
+    let mut earlier = Vec::new();
+    for item in &page.items {
+        let created: chrono::DateTime<chrono::Utc> = crate::keys::decode(item)?;
+        if created < since {
+            break;
         }
-        if other.id == inc.id
-            || other.source != inc.source
-            || other.group_key != inc.group_key
-            || other.created_at > inc.created_at
-        {
-            return true;
-        }
+        earlier.push(item.sk.clone());
+    }
+    let reads = earlier.iter().map(|id| async move {
+        let id = firewatch_types::IncidentId::parse(id)
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        incidents::get(svc, &inc.tenant, &id).await
+    });
+    for other in futures_util::future::join_all(reads).await {
+        let other = match other {
+            Ok(o) => o,
+            Err(DomainError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
         h.earlier += 1;
         if h.last.is_none() {
             h.last = Some(other.id.clone());
@@ -361,9 +382,7 @@ pub async fn history(svc: &Services, inc: &Incident) -> Result<History, DomainEr
             to_resolve.push(at - other.created_at);
             h.last_resolved_at = Some(h.last_resolved_at.map_or(at, |l| l.max(at)));
         }
-        true
-    })
-    .await?;
+    }
     to_resolve.sort();
     h.median_time_to_resolve = to_resolve.get(to_resolve.len() / 2).copied();
     Ok(h)
