@@ -103,12 +103,15 @@ async fn interaction(
         svc.clock.now().timestamp(),
     )?;
     let i: Interaction = parse_json(&body)?;
-    let (user, kind) = match &i {
+    let (user, guild, channel, kind) = match &i {
         Interaction::Ping(_) => return Ok(respond(CreateInteractionResponse::Pong)),
-        Interaction::Component(c) => (c.user.id, "component"),
-        Interaction::Command(c) => (c.user.id, "command"),
+        Interaction::Component(c) => (c.user.id, c.guild_id, c.channel_id, "component"),
+        Interaction::Command(c) => (c.user.id, c.guild_id, c.channel_id, "command"),
         _ => return Ok(ephemeral("This interaction is not supported")),
     };
+    // The guild is the workspace; a direct message has none.
+    let workspace = guild.map_or_else(|| "dm".to_owned(), |g| g.to_string());
+    let user = user.to_string();
     let request_id = i.id().to_string();
     if already_handled(&svc, "discord", &request_id).await? {
         return Ok(match kind {
@@ -116,13 +119,43 @@ async fn interaction(
             _ => ephemeral("This command was already handled."),
         });
     }
-    let Some(p) = identities::principal(&svc, "discord", &user.to_string()).await? else {
+    if let Interaction::Command(c) = &i {
+        if let Some(code) = command_text(c).trim().strip_prefix("link ") {
+            // Proof that this channel is the code's tenant's.
+            let at = firewatch_domain::chat::links::Place {
+                platform: "discord",
+                workspace: &workspace,
+                channel: &channel.to_string(),
+                user: &user,
+            };
+            let answer = firewatch_domain::chat::links::redeem(&svc, &at, code).await?;
+            mark_handled(&svc, "discord", &request_id).await?;
+            return Ok(ephemeral(answer));
+        }
+    }
+    let who = identities::ChatUser {
+        platform: "discord",
+        workspace: &workspace,
+        user_id: &user,
+    };
+    let Some(p) = identities::principal(&svc, who).await? else {
         return Ok(ephemeral(NOT_MAPPED));
     };
     // The action commits first; only then is the request marked handled.
     let answer = act(&svc, &p, i).await?;
     mark_handled(&svc, "discord", &request_id).await?;
     Ok(answer)
+}
+
+/// The text of `/fw text: ack inc_...`.
+fn command_text(c: &serenity::all::CommandInteraction) -> String {
+    c.data
+        .options
+        .iter()
+        .find(|o| o.name == "text")
+        .and_then(|o| o.value.as_str())
+        .unwrap_or("help")
+        .to_owned()
 }
 
 /// Carries out a click or a command; `Err` only for a passing failure.
@@ -145,15 +178,7 @@ async fn act(
             })
         }
         Interaction::Command(c) => {
-            // `/fw text: ack inc_...`
-            let text = c
-                .data
-                .options
-                .iter()
-                .find(|o| o.name == "text")
-                .and_then(|o| o.value.as_str())
-                .unwrap_or("help")
-                .to_owned();
+            let text = command_text(&c);
             Ok(ephemeral(run_command(&svc, &p, &text, "/fw text: ").await?))
         }
         _ => Ok(ephemeral("This interaction is not supported")),

@@ -133,8 +133,13 @@ fn ephemeral(text: impl Into<String>) -> Json<Value> {
     Json(json!({"response_type": "ephemeral", "text": text}))
 }
 
-async fn who(svc: &Services, user_id: &str) -> Result<Option<Principal>, ApiError> {
-    Ok(identities::principal(svc, "slack", user_id).await?)
+async fn who(svc: &Services, team: &str, user_id: &str) -> Result<Option<Principal>, ApiError> {
+    let user = identities::ChatUser {
+        platform: "slack",
+        workspace: team,
+        user_id,
+    };
+    Ok(identities::principal(svc, user).await?)
 }
 
 async fn command(
@@ -157,8 +162,24 @@ async fn command(
         }
     }
     let user = f.get("user_id").cloned().unwrap_or_default();
+    let team = f.get("team_id").cloned().unwrap_or_default();
     let text = f.get("text").cloned().unwrap_or_default();
-    let Some(p) = who(&svc, &user).await? else {
+    if let Some(code) = text.trim().strip_prefix("link ") {
+        // Proof that this channel is the code's tenant's: no mapping needed.
+        let channel = f.get("channel_id").cloned().unwrap_or_default();
+        let at = firewatch_domain::chat::links::Place {
+            platform: "slack",
+            workspace: &team,
+            channel: &channel,
+            user: &user,
+        };
+        let answer = firewatch_domain::chat::links::redeem(&svc, &at, code).await?;
+        if let Some(trigger) = &trigger {
+            mark_handled(&svc, "slack", trigger).await?;
+        }
+        return Ok(ephemeral(answer));
+    }
+    let Some(p) = who(&svc, &team, &user).await? else {
         return Ok(ephemeral(NOT_MAPPED));
     };
     tracing::info!(user = %p.name, command = %text.split_whitespace().next().unwrap_or("help"), "slack command");
@@ -174,6 +195,9 @@ struct Interaction {
     #[serde(rename = "type")]
     kind: String,
     user: SlackUser,
+    /// The workspace the click came from.
+    #[serde(default)]
+    team: Option<SlackTeam>,
     /// Unique per interaction: a replay of the same click has one effect.
     #[serde(default)]
     trigger_id: Option<String>,
@@ -185,6 +209,13 @@ struct Interaction {
 
 #[derive(Deserialize)]
 struct SlackUser {
+    id: String,
+    #[serde(default)]
+    team_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SlackTeam {
     id: String,
 }
 
@@ -223,7 +254,13 @@ async fn interaction(
             return Ok(StatusCode::OK.into_response());
         }
     }
-    let refusal = match who(&svc, &i.user.id).await? {
+    let team = i
+        .team
+        .as_ref()
+        .map(|t| t.id.clone())
+        .or_else(|| i.user.team_id.clone())
+        .unwrap_or_default();
+    let refusal = match who(&svc, &team, &i.user.id).await? {
         None => Some(NOT_MAPPED.to_owned()),
         Some(p) => {
             let mut refusal = None;

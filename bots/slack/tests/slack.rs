@@ -116,6 +116,7 @@ async fn world() -> World {
             channel: "#incidents".into(),
         },
         "slack",
+        "T0TEAM",
         "U0RESPONDER",
         "U0VIEWER",
     )
@@ -543,4 +544,48 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
         "{text}"
     );
     assert!(text.contains("Scope: service=checkout"), "{text}");
+}
+
+#[tokio::test]
+async fn fw_link_with_a_code_makes_the_channel_a_destination_of_the_codes_tenant() {
+    use firewatch_domain::chat::{links, routes};
+    let w = world().await;
+    let admin = firewatch_types::Principal {
+        tenant: TenantId::default_tenant(),
+        name: "admin".into(),
+        role: firewatch_types::Role::Admin,
+    };
+    let route = routes::Route {
+        id: String::new(),
+        when: Default::default(),
+        destinations: vec![Destination::Slack {
+            channel: "C0INCIDENT1".into(),
+        }],
+    };
+    assert!(
+        routes::put(&w.svc, &admin, "ops", route.clone())
+            .await
+            .is_err(),
+        "not linked yet"
+    );
+    let code = links::create_code(&w.svc, &admin, "slack").await.unwrap();
+    // Anyone in the channel may post the code: no mapping needed.
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/commands",
+            command("U0SOMEONE", &format!("link {}", code.code)),
+            0,
+            SIGNING,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(
+        a.json["text"].as_str().unwrap().starts_with("Linked"),
+        "{}",
+        a.text
+    );
+    routes::put(&w.svc, &admin, "ops", route).await.unwrap();
 }

@@ -89,11 +89,30 @@ async fn webhook(
             let mut words = command.splitn(2, ' ');
             let name = words.next().unwrap_or("").split('@').next().unwrap_or("");
             let rest = words.next().unwrap_or("");
-            let reply =
-                match identities::principal(&svc, "telegram", &from.id.0.to_string()).await? {
+            // The chat is the workspace: Telegram user ids are global, so a
+            // mapping holds in the chat it was made for.
+            let chat_id = m.chat.id.0.to_string();
+            let user_id = from.id.0.to_string();
+            let reply = if name == "link" {
+                // Proof that this chat is the code's tenant's.
+                let at = chat::links::Place {
+                    platform: "telegram",
+                    workspace: &chat_id,
+                    channel: &chat_id,
+                    user: &user_id,
+                };
+                chat::links::redeem(&svc, &at, rest).await?
+            } else {
+                let who = identities::ChatUser {
+                    platform: "telegram",
+                    workspace: &chat_id,
+                    user_id: &user_id,
+                };
+                match identities::principal(&svc, who).await? {
                     None => NOT_MAPPED.to_owned(),
                     Some(p) => run_command(&svc, &p, &format!("{name} {rest}"), "/").await?,
-                };
+                }
+            };
             if let Err(e) = tg.bot.answer_message(m.chat.id, m.id, reply).await {
                 tracing::warn!(error = %e, "command answer failed");
             }
@@ -129,7 +148,16 @@ async fn press(svc: &Services, q: &CallbackQuery) -> Result<String, firewatch_do
     let Some((action, id)) = q.data.as_deref().and_then(Button::parse_payload) else {
         return Ok("Unknown button".into());
     };
-    let p = match identities::principal(svc, "telegram", &q.from.id.0.to_string()).await {
+    let Some(chat_id) = q.message.as_ref().map(|m| m.chat().id.0.to_string()) else {
+        return Ok("This button's message is no longer available".into());
+    };
+    let user_id = q.from.id.0.to_string();
+    let who = identities::ChatUser {
+        platform: "telegram",
+        workspace: &chat_id,
+        user_id: &user_id,
+    };
+    let p = match identities::principal(svc, who).await {
         Ok(Some(p)) => p,
         Ok(None) => return Ok(NOT_MAPPED.into()),
         Err(e) => return final_answer(e),

@@ -119,6 +119,7 @@ async fn world() -> World {
             topic_id: None,
         },
         "telegram",
+        "-1001234567890",
         "5550001",
         "5550002",
     )

@@ -2,8 +2,11 @@
 //!
 //! - `GET /v1/routes`, `PUT|DELETE /v1/routes/{id}`: which chat destinations
 //!   incidents go to (viewer to read, admin to change)
-//! - `POST|GET /v1/chat-identities`, `DELETE /v1/chat-identities/{platform}/{user_id}`:
-//!   which chat users act as which role (admin)
+//! - `POST /v1/chat-links` (admin): a one-time code that links the chat
+//!   channel it is posted in (and its workspace) to the tenant
+//! - `POST|GET /v1/chat-identities`,
+//!   `DELETE /v1/chat-identities/{platform}/{workspace}/{user_id}`: which chat
+//!   users of the tenant's linked workspaces act as which role (admin)
 //! - `GET|POST /v1/keys`, `DELETE /v1/keys/{id}`, `POST /v1/keys/{id}/rotate`
 //!   (admin): the tenant's API keys; tokens are shown once, at creation
 //! - `GET /v1/dispatch/dead-letters` (viewer), `POST /v1/dispatch/dead-letters/{id}/retry`
@@ -41,9 +44,10 @@ pub fn router(services: Services) -> Router {
             post(map_identity).get(list_identities),
         )
         .route(
-            "/v1/chat-identities/{platform}/{user_id}",
+            "/v1/chat-identities/{platform}/{workspace}/{user_id}",
             axum::routing::delete(unmap_identity),
         )
+        .route("/v1/chat-links", post(create_link_code))
         .route("/v1/keys", get(list_keys).post(create_key))
         .route("/v1/keys/{id}", axum::routing::delete(revoke_key))
         .route("/v1/keys/{id}/rotate", post(rotate_key));
@@ -75,6 +79,8 @@ async fn retry_dead_letter(
 #[serde(deny_unknown_fields)]
 struct IdentityBody {
     platform: String,
+    /// Slack team id, Discord guild id, Telegram chat id.
+    workspace: String,
     user_id: String,
     role: String,
 }
@@ -90,7 +96,12 @@ async fn map_identity(
             "role must be viewer, responder, approver or admin",
         )
     })?;
-    let id = identities::register(&svc, &p, &body.platform, &body.user_id, role).await?;
+    let user = identities::ChatUser {
+        platform: &body.platform,
+        workspace: &body.workspace,
+        user_id: &body.user_id,
+    };
+    let id = identities::register(&svc, &p, user, role).await?;
     Ok((StatusCode::CREATED, Json(id)))
 }
 
@@ -111,9 +122,14 @@ async fn list_identities(
 async fn unmap_identity(
     State(svc): State<Services>,
     Auth(p): Auth,
-    ApiPath((platform, user_id)): ApiPath<(String, String)>,
+    ApiPath((platform, workspace, user_id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    identities::delete(&svc, &p, &platform, &user_id).await?;
+    let user = identities::ChatUser {
+        platform: &platform,
+        workspace: &workspace,
+        user_id: &user_id,
+    };
+    identities::delete(&svc, &p, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,4 +211,19 @@ async fn rotate_key(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<NewApiKey>> {
     Ok(Json(auth::rotate_key(&svc, &p, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    platform: String,
+}
+
+async fn create_link_code(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> ApiResult<(StatusCode, Json<firewatch_domain::chat::links::LinkCode>)> {
+    let code = firewatch_domain::chat::links::create_code(&svc, &p, &body.platform).await?;
+    Ok((StatusCode::CREATED, Json(code)))
 }

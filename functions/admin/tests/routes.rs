@@ -6,6 +6,33 @@ use firewatch_domain::Services;
 use firewatch_types::TenantId;
 use firewatch_web::testing::{get, json_request, open_incident, send, services_with_keys, Keys};
 
+/// Links a Slack channel (and workspace `T0ACME`) to the default tenant the
+/// way a user does: a code from `POST /v1/chat-links`, redeemed in the channel.
+async fn link_slack_channel(app: &axum::Router, svc: &Services, admin: &str, channel: &str) {
+    let a = send(
+        app,
+        json_request(
+            Method::POST,
+            "/v1/chat-links",
+            Some(admin),
+            r#"{"platform": "slack"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let code = a.json["code"].as_str().unwrap();
+    let at = firewatch_domain::chat::links::Place {
+        platform: "slack",
+        workspace: "T0ACME",
+        channel,
+        user: "U024BE7LH",
+    };
+    let answer = firewatch_domain::chat::links::redeem(svc, &at, code)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("Linked"), "{answer}");
+}
+
 /// Services with keys for every role, one incident (so one outbox record),
 /// and the admin router.
 async fn setup() -> (Services, Keys, axum::Router, String) {
@@ -86,8 +113,20 @@ async fn dead_letters_can_be_listed_and_put_back_in_the_outbox() {
 
 #[tokio::test]
 async fn admins_map_chat_users_to_roles() {
-    let (_, keys, app, _) = setup().await;
-    let body = r#"{"platform": "slack", "user_id": "U024BE7LH", "role": "responder"}"#;
+    let (svc, keys, app, _) = setup().await;
+    let body = r#"{"platform": "slack", "workspace": "T0ACME", "user_id": "U024BE7LH", "role": "responder"}"#;
+    let a = send(
+        &app,
+        json_request(Method::POST, "/v1/chat-identities", Some(&keys.admin), body),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::FORBIDDEN,
+        "a workspace nobody linked: {}",
+        a.text
+    );
+    link_slack_channel(&app, &svc, &keys.admin, "C0OPS").await;
     let a = send(
         &app,
         json_request(
@@ -106,9 +145,10 @@ async fn admins_map_chat_users_to_roles() {
     .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     for bad in [
-        r#"{"platform": "irc", "user_id": "U1", "role": "viewer"}"#,
-        r#"{"platform": "slack", "user_id": "U 1", "role": "viewer"}"#,
-        r#"{"platform": "slack", "user_id": "U1", "role": "god"}"#,
+        r#"{"platform": "irc", "workspace": "T0ACME", "user_id": "U1", "role": "viewer"}"#,
+        r#"{"platform": "slack", "workspace": "T0ACME", "user_id": "U 1", "role": "viewer"}"#,
+        r#"{"platform": "slack", "workspace": "T0ACME", "user_id": "U1", "role": "god"}"#,
+        r#"{"platform": "slack", "user_id": "U1", "role": "viewer"}"#,
         r#"{"platform": "slack"}"#,
     ] {
         let a = send(
@@ -121,7 +161,7 @@ async fn admins_map_chat_users_to_roles() {
     let a = send(&app, get("/v1/chat-identities", &keys.admin)).await;
     assert_eq!(a.json["items"][0]["user_id"], "U024BE7LH");
     assert_eq!(a.json["items"][0]["role"], "responder");
-    let del = Request::delete("/v1/chat-identities/slack/U024BE7LH")
+    let del = Request::delete("/v1/chat-identities/slack/T0ACME/U024BE7LH")
         .header("authorization", format!("Bearer {}", keys.admin))
         .body(Body::empty())
         .unwrap();
@@ -132,8 +172,8 @@ async fn admins_map_chat_users_to_roles() {
 
 #[tokio::test]
 async fn admins_manage_routing_rules() {
-    let (_, keys, app, _) = setup().await;
-    let rule = r##"{"match": {"severities": ["sev1"], "labels": {"team": "payments"}}, "destinations": [{"platform": "slack", "channel": "#payments-incidents"}, {"platform": "telegram", "chat_id": "-1001234567890", "topic_id": "42"}]}"##;
+    let (svc, keys, app, _) = setup().await;
+    let rule = r##"{"match": {"severities": ["sev1"], "labels": {"team": "payments"}}, "destinations": [{"platform": "slack", "channel": "C0PAYMENTS"}, {"platform": "telegram", "chat_id": "-1001234567890", "topic_id": "42"}]}"##;
     let put = |token: &str, id: &str, body: &str| {
         json_request(
             Method::PUT,
@@ -142,6 +182,25 @@ async fn admins_manage_routing_rules() {
             body.to_owned(),
         )
     };
+    let a = send(&app, put(&keys.admin, "payments", rule)).await;
+    assert_eq!(
+        a.status,
+        StatusCode::FORBIDDEN,
+        "channels nobody linked to this tenant: {}",
+        a.text
+    );
+    link_slack_channel(&app, &svc, &keys.admin, "C0PAYMENTS").await;
+    let telegram = firewatch_types::Destination::Telegram {
+        chat_id: "-1001234567890".into(),
+        topic_id: None,
+    };
+    firewatch_domain::chat::links::link_destination_directly(
+        &svc,
+        &TenantId::default_tenant(),
+        &telegram,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         send(&app, put(&keys.responder, "payments", rule))
             .await

@@ -225,6 +225,13 @@ async fn load_routes(services: &Services, path: &Path, token: &str) -> Result<()
         .map_err(|e| e.to_string())?;
     for rule in rules {
         let id = rule.id.clone();
+        // The routes file is the operator's own configuration: its channels
+        // are linked to the dev tenant without a code.
+        for dest in &rule.destinations {
+            firewatch_domain::chat::links::link_destination_directly(services, &admin.tenant, dest)
+                .await
+                .map_err(|e| format!("{}: route {id:?}: {e}", path.display()))?;
+        }
         firewatch_domain::chat::routes::put(services, &admin, &id, rule)
             .await
             .map_err(|e| format!("{}: route {id:?}: {e}", path.display()))?;

@@ -309,6 +309,13 @@ async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
             channel_id: "1000000000000000001".into(),
         }],
     };
+    firewatch_domain::chat::links::link_destination_directly(
+        &w.svc,
+        &admin.tenant,
+        &route.destinations[0],
+    )
+    .await
+    .unwrap();
     routes::put(&w.svc, &admin, "sev1-to-discord", route)
         .await
         .unwrap();

@@ -44,7 +44,7 @@ impl Blobs for DirBlobs {
             }
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(&bytes)?;
-            file.sync_all()?;
+            file.sync_data()?;
             drop(file);
             std::fs::rename(&tmp, &path)?;
             match parent {

@@ -221,12 +221,13 @@ pub async fn open_incident(svc: &Services) -> String {
 
 /// In-memory services for a chat platform's tests: a fixed clock near now,
 /// `chat` as the chat port with `dest` as the default destination, tenant
-/// `default`, and the chat users `responder` and `viewer` of `platform`
-/// mapped to those roles.
+/// `default` owning `workspace` of `platform`, and the chat users
+/// `responder` and `viewer` of that workspace mapped to those roles.
 pub async fn chat_services(
     chat: std::sync::Arc<dyn firewatch_domain::chat::ChatClient>,
     dest: firewatch_types::Destination,
     platform: &str,
+    workspace: &str,
     responder: &str,
     viewer: &str,
 ) -> (
@@ -249,8 +250,21 @@ pub async fn chat_services(
         name: "admin".into(),
         role: Role::Admin,
     };
+    firewatch_domain::chat::links::link_workspace_directly(
+        &svc,
+        &admin.tenant,
+        platform,
+        workspace,
+    )
+    .await
+    .expect("workspace");
     for (user, role) in [(responder, Role::Responder), (viewer, Role::Viewer)] {
-        firewatch_domain::chat::identities::register(&svc, &admin, platform, user, role)
+        let user = firewatch_domain::chat::identities::ChatUser {
+            platform,
+            workspace,
+            user_id: user,
+        };
+        firewatch_domain::chat::identities::register(&svc, &admin, user, role)
             .await
             .expect("identity");
     }

@@ -6,16 +6,23 @@ use firewatch_types::{Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, Query};
+use crate::ports::{Condition, Query, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
-/// Global: a chat user id decides the tenant.
+/// Global: the chat user (in a workspace) decides the tenant.
 const CHAT_IDS_PK: &str = "_#CHATID";
+
+/// A tenant's own list of its mapped users.
+fn tenant_ids_pk(t: &TenantId) -> String {
+    format!("{t}#CHATID")
+}
 
 /// One mapped chat user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatIdentity {
     pub platform: String,
+    /// Slack team id, Discord guild id, Telegram chat id: where the user acts.
+    pub workspace: String,
     pub user_id: String,
     pub tenant: TenantId,
     pub role: Role,
@@ -25,65 +32,112 @@ pub struct ChatIdentity {
 
 pub const PLATFORMS: [&str; 3] = ["slack", "discord", "telegram"];
 
-fn check(platform: &str, user_id: &str) -> Result<(), DomainError> {
+fn check_part(what: &str, v: &str) -> Result<(), DomainError> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::bad_input(
+            "invalid_field",
+            format!("{what} must be 1-64 letters, digits, '_' or '-'"),
+        ))
+    }
+}
+
+fn check(platform: &str, workspace: &str, user_id: &str) -> Result<(), DomainError> {
     if !PLATFORMS.contains(&platform) {
         return Err(DomainError::bad_input(
             "invalid_platform",
-            format!("platform must be slack, discord or telegram, not {platform:?}"),
+            "platform must be slack, discord or telegram",
         ));
     }
-    let ok = !user_id.is_empty()
-        && user_id.len() <= 64
-        && user_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !ok {
-        return Err(DomainError::bad_input(
-            "invalid_user_id",
-            "user_id must be 1-64 letters, digits, '_' or '-'",
-        ));
-    }
-    Ok(())
+    check_part("workspace", workspace)?;
+    check_part("user_id", user_id)
 }
 
-fn sk(platform: &str, user_id: &str) -> String {
-    format!("{platform}:{user_id}")
+fn sk(platform: &str, workspace: &str, user_id: &str) -> String {
+    format!("{platform}:{workspace}:{user_id}")
 }
 
-/// Maps a chat user to a role in the admin's tenant (replacing an earlier mapping of theirs).
+/// Who a chat user is: the platform, the workspace they act in, their id.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatUser<'a> {
+    pub platform: &'a str,
+    pub workspace: &'a str,
+    pub user_id: &'a str,
+}
+
+/// Maps a chat user to a role in the admin's tenant (replacing an earlier
+/// mapping of theirs). The workspace must be linked to the tenant
+/// ([`crate::chat::links`]); the mapping is claimed with a conditional
+/// write, so two tenants can never both hold one user.
 pub async fn register(
     svc: &Services,
     admin: &Principal,
-    platform: &str,
-    user_id: &str,
+    user: ChatUser<'_>,
     role: Role,
 ) -> Result<ChatIdentity, DomainError> {
     require_role(admin, Role::Admin, "map chat users")?;
-    check(platform, user_id)?;
-    if let Some(existing) = svc.store.get(CHAT_IDS_PK, &sk(platform, user_id)).await? {
-        let existing: ChatIdentity = keys::decode(&existing)?;
-        if existing.tenant != admin.tenant {
-            return Err(DomainError::conflict(
-                "identity_taken",
-                "this chat user is mapped in another tenant",
-            ));
-        }
-    }
+    check(user.platform, user.workspace, user.user_id)?;
+    crate::chat::links::require_workspace(svc, &admin.tenant, user.platform, user.workspace)
+        .await?;
+    let key = sk(user.platform, user.workspace, user.user_id);
     let id = ChatIdentity {
-        platform: platform.to_owned(),
-        user_id: user_id.to_owned(),
+        platform: user.platform.to_owned(),
+        workspace: user.workspace.to_owned(),
+        user_id: user.user_id.to_owned(),
         tenant: admin.tenant.clone(),
         role,
         created_by: admin.name.clone(),
         created_at: svc.clock.now(),
     };
-    svc.store
-        .put(
-            keys::item(CHAT_IDS_PK.into(), sk(platform, user_id), 1, &id)?,
-            Condition::Always,
-        )
-        .await?;
-    Ok(id)
+    for _ in 0..crate::incidents::MAX_ATTEMPTS {
+        let existing = svc.store.get(CHAT_IDS_PK, &key).await?;
+        let condition = match &existing {
+            Some(item) => {
+                if keys::decode::<ChatIdentity>(item)?.tenant != admin.tenant {
+                    return Err(DomainError::conflict(
+                        "identity_taken",
+                        "this chat user is mapped in another tenant",
+                    ));
+                }
+                Condition::Version(item.version)
+            }
+            None => Condition::Absent,
+        };
+        let version = existing.map_or(1, |i| i.version + 1);
+        let ops = vec![
+            WriteOp::Put {
+                item: keys::item(CHAT_IDS_PK.into(), key.clone(), version, &id)?,
+                condition,
+            },
+            WriteOp::Put {
+                item: keys::item(tenant_ids_pk(&admin.tenant), key.clone(), 1, &id)?,
+                condition: Condition::Always,
+            },
+            crate::change::audit_write(
+                svc,
+                &admin.tenant,
+                &admin.name,
+                "chat.identity.map",
+                &key,
+                serde_json::Value::Null,
+                serde_json::json!({"role": role}),
+                None,
+            )?,
+        ];
+        match svc.store.transact(ops).await {
+            Ok(()) => return Ok(id),
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Unavailable(
+        "too much contention on this chat user; retry".into(),
+    ))
 }
 
 /// The mappings of the admin's tenant.
@@ -95,7 +149,7 @@ pub async fn list(svc: &Services, admin: &Principal) -> Result<Vec<ChatIdentity>
         let page = svc
             .store
             .query(Query {
-                pk: CHAT_IDS_PK.into(),
+                pk: tenant_ids_pk(&admin.tenant),
                 sk_prefix: String::new(),
                 after,
                 limit: 500,
@@ -103,14 +157,11 @@ pub async fn list(svc: &Services, admin: &Principal) -> Result<Vec<ChatIdentity>
             })
             .await?;
         for item in &page.items {
-            let id: ChatIdentity = keys::decode(item)?;
-            if id.tenant == admin.tenant {
-                out.push(id);
-            }
+            out.push(keys::decode(item)?);
         }
         match page.next {
-            Some(n) => after = Some(n),
-            None => return Ok(out),
+            Some(n) if out.len() < 10_000 => after = Some(n),
+            _ => return Ok(out),
         }
     }
 }
@@ -119,28 +170,49 @@ pub async fn list(svc: &Services, admin: &Principal) -> Result<Vec<ChatIdentity>
 pub async fn delete(
     svc: &Services,
     admin: &Principal,
-    platform: &str,
-    user_id: &str,
+    user: ChatUser<'_>,
 ) -> Result<(), DomainError> {
     require_role(admin, Role::Admin, "unmap chat users")?;
-    check(platform, user_id)?;
+    check(user.platform, user.workspace, user.user_id)?;
+    let key = sk(user.platform, user.workspace, user.user_id);
+    let not_mapped = || {
+        DomainError::NotFound(format!(
+            "{} user {} is not mapped",
+            user.platform, user.user_id
+        ))
+    };
     let item = svc
         .store
-        .get(CHAT_IDS_PK, &sk(platform, user_id))
+        .get(CHAT_IDS_PK, &key)
         .await?
-        .ok_or_else(|| DomainError::NotFound(format!("{platform} user {user_id} is not mapped")))?;
+        .ok_or_else(not_mapped)?;
     let id: ChatIdentity = keys::decode(&item)?;
     if id.tenant != admin.tenant {
-        return Err(DomainError::NotFound(format!(
-            "{platform} user {user_id} is not mapped"
-        )));
+        return Err(not_mapped());
     }
     svc.store
-        .delete(
-            CHAT_IDS_PK,
-            &sk(platform, user_id),
-            Condition::Version(item.version),
-        )
+        .transact(vec![
+            WriteOp::Delete {
+                pk: CHAT_IDS_PK.into(),
+                sk: key.clone(),
+                condition: Condition::Version(item.version),
+            },
+            WriteOp::Delete {
+                pk: tenant_ids_pk(&admin.tenant),
+                sk: key.clone(),
+                condition: Condition::Always,
+            },
+            crate::change::audit_write(
+                svc,
+                &admin.tenant,
+                &admin.name,
+                "chat.identity.unmap",
+                &key,
+                serde_json::json!({"role": id.role}),
+                serde_json::Value::Null,
+                None,
+            )?,
+        ])
         .await?;
     Ok(())
 }
@@ -149,23 +221,21 @@ pub async fn delete(
 /// (`slack:U024BE7LH`) is what timelines and audit events show.
 pub async fn principal(
     svc: &Services,
-    platform: &str,
-    user_id: &str,
+    user: ChatUser<'_>,
 ) -> Result<Option<Principal>, DomainError> {
-    if check(platform, user_id).is_err() {
+    if check(user.platform, user.workspace, user.user_id).is_err() {
         return Ok(None);
     }
-    Ok(
-        match svc.store.get(CHAT_IDS_PK, &sk(platform, user_id)).await? {
-            Some(item) => {
-                let id: ChatIdentity = keys::decode(&item)?;
-                Some(Principal {
-                    tenant: id.tenant,
-                    name: format!("{platform}:{user_id}"),
-                    role: id.role,
-                })
-            }
-            None => None,
-        },
-    )
+    let key = sk(user.platform, user.workspace, user.user_id);
+    Ok(match svc.store.get(CHAT_IDS_PK, &key).await? {
+        Some(item) => {
+            let id: ChatIdentity = keys::decode(&item)?;
+            Some(Principal {
+                tenant: id.tenant,
+                name: format!("{}:{}", user.platform, user.user_id),
+                role: id.role,
+            })
+        }
+        None => None,
+    })
 }

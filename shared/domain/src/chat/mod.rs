@@ -10,6 +10,7 @@ use crate::{DomainError, Services};
 use firewatch_types::{IncidentAction, IncidentId, IncidentState, Principal, TriageReport};
 
 pub mod identities;
+pub mod links;
 pub mod routes;
 
 pub use crate::ports::{ChatClient, ChatError};

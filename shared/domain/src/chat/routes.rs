@@ -83,6 +83,10 @@ pub async fn put(
             "a route needs at least one destination",
         ));
     }
+    // Only channels someone in them linked to this tenant.
+    for dest in &route.destinations {
+        crate::chat::links::require_destination(svc, &admin.tenant, dest).await?;
+    }
     route.id = id.to_owned();
     svc.store
         .put(
