@@ -107,3 +107,88 @@ async fn no_secret_appears_in_any_log_line() {
         assert!(!logs.contains(secret), "{secret} leaked into the log");
     }
 }
+
+#[tokio::test]
+async fn secrets_inside_alert_text_reach_no_incident_timeline_card_answer_or_log() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (svc, keys) = services_and_keys(firewatch_local::services_in_memory()).await;
+    let app = firewatch_ingest::router(svc.clone());
+
+    let secrets = [
+        "pa55w0rd",
+        "ghp_T0KEN1234567",
+        "s3cr3tTwo",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "hunter22",
+        "XXXXwebhookXXXX",
+        "AKIAIOSFODNN7EXAMPLE",
+        "9f8e7d6c5b4a",
+    ];
+    let alert = serde_json::json!({
+        "title": "db https://admin:pa55w0rd@db.internal down \u{1b}[2J, see https://ghp_T0KEN1234567@github.com/o/r",
+        "fingerprint": "fp https://u:s3cr3tTwo@x.example/",
+        "labels": {"note": "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9", "cmd": "login password=hunter22", "alertname": "DbDown"},
+        "annotations": {"hook": "https://hooks.slack.com/services/T0/B0/XXXXwebhookXXXX", "key": "AKIAIOSFODNN7EXAMPLE"},
+        "links": [{"href": "https://grafana.example/d/1", "text": "X-Auth: 9f8e7d6c5b4a"}]
+    });
+    let a = send(
+        &app,
+        json_request(
+            Method::POST,
+            "/v1/alerts/generic",
+            Some(&keys.responder),
+            alert.to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, axum::http::StatusCode::ACCEPTED, "{}", a.text);
+    let id = firewatch_types::IncidentId::parse(a.json["incidents"][0].as_str().unwrap()).unwrap();
+    let inc = firewatch_domain::incidents::get(&svc, &TenantId::default_tenant(), &id)
+        .await
+        .unwrap();
+    let timeline =
+        firewatch_domain::incidents::timeline(&svc, &TenantId::default_tenant(), &id, None, 50)
+            .await
+            .unwrap();
+    let card = firewatch_domain::chat::card(&inc);
+    let seen = format!(
+        "{}\n{}\n{}\n{}\n{}",
+        serde_json::to_string(&inc).unwrap(),
+        serde_json::to_string(&timeline.items).unwrap(),
+        firewatch_domain::chat::card_text(&card),
+        a.text,
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    );
+    for secret in secrets {
+        assert!(!seen.contains(secret), "{secret} leaked: {seen}");
+    }
+    assert!(
+        !inc.title.contains('\u{1b}'),
+        "no terminal escape in the title"
+    );
+
+    // A payload of the wrong shape is described, not echoed.
+    let bad = serde_json::json!({"title": "x", "labels": {"db_password": 987654321}});
+    let a = send(
+        &app,
+        json_request(
+            Method::POST,
+            "/v1/alerts/generic",
+            Some(&keys.responder),
+            bad.to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, axum::http::StatusCode::BAD_REQUEST);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!a.text.contains("987654321"), "{}", a.text);
+    assert!(!logs.contains("987654321"));
+    assert_eq!(a.code(), "invalid_payload", "{}", a.text);
+}

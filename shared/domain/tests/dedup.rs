@@ -7,8 +7,10 @@ use chrono::Duration;
 use common::*;
 use firewatch_domain::incidents::{self, ListFilter};
 use firewatch_domain::ingest::Outcome;
-use firewatch_domain::Settings;
+use firewatch_domain::ports::Blobs;
+use firewatch_domain::{DomainError, Settings};
 use firewatch_types::{IncidentAction, IncidentState, SourceKind, TimelineKind};
+use std::sync::Arc;
 
 async fn all_incidents(svc: &firewatch_domain::Services) -> Vec<firewatch_types::Incident> {
     let t = responder().tenant;
@@ -626,5 +628,65 @@ async fn an_incident_tracks_a_bounded_number_of_alerts_and_then_stops_resolving_
         all_incidents(&w.svc).await[0].state,
         IncidentState::Open,
         "an untracked alert may still fire"
+    );
+}
+
+/// Blobs that fail their next `n` puts.
+struct FlakyBlobs {
+    inner: firewatch_local::MemBlobs,
+    failing: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl firewatch_domain::ports::Blobs for FlakyBlobs {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), firewatch_domain::ports::BlobError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(firewatch_domain::ports::BlobError::Unavailable(
+                "disk full".into(),
+            ));
+        }
+        self.inner.put(key, bytes, content_type).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, firewatch_domain::ports::BlobError> {
+        self.inner.get(key).await
+    }
+}
+
+#[tokio::test]
+async fn an_envelope_lost_beside_a_committed_change_is_stored_by_the_senders_retry() {
+    let mut w = world();
+    let blobs = Arc::new(FlakyBlobs {
+        inner: Default::default(),
+        failing: std::sync::atomic::AtomicU32::new(1),
+    });
+    w.svc.blobs = blobs.clone();
+    let body = generic("env-1", "firing", "2026-11-20T11:00:00Z");
+    let first = post(&w.svc, SourceKind::Generic, &body).await;
+    assert!(
+        matches!(first, Err(DomainError::Unavailable(_))),
+        "no 202 while the envelope is not stored: {first:?}"
+    );
+    let retry = post(&w.svc, SourceKind::Generic, &body).await.unwrap();
+    let inc = &all_incidents(&w.svc).await[0];
+    assert_eq!(inc.occurrences, 1, "the retry changed nothing more");
+    assert_eq!(retry.incidents[0], inc.id);
+    let key = format!(
+        "envelopes/{}/{}.json",
+        responder().tenant,
+        retry.envelope_sha256
+    );
+    assert!(
+        blobs.get(&key).await.unwrap().is_some(),
+        "the retry stored the envelope the timeline links to"
     );
 }

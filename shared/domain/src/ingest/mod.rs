@@ -279,8 +279,9 @@ fn header(headers: &[(String, String)], name: &str) -> Option<String> {
 }
 
 /// The raw envelope of one webhook: kept, redacted, in the blob store (the
-/// source dossier) the first time one of its alerts changes something, before
-/// the change that links to it commits. A webhook that changes nothing (a
+/// source dossier) the first time one of its alerts changes something, while
+/// the change that links to it commits (the answer waits for both; a retry
+/// stores it again if it was lost). A webhook that changes nothing (a
 /// repeat notification) costs no blob write.
 struct Dossier<'a> {
     reference: EnvelopeRef,
@@ -377,6 +378,13 @@ async fn fold_alert(
             None => None,
         };
         let (outcome, incident, change) = match open {
+            Some(inc) if last_changed_by(&inc, alert, envelope) => {
+                // A retry of this very webhook, whose change committed but
+                // whose answer was lost: nothing changes again, but its
+                // envelope, written beside that commit, is made sure of.
+                dossier.ensure_stored(svc, tenant).await?;
+                return Ok((Outcome::Unchanged, Some(inc.id)));
+            }
             Some(inc) if inc.state.is_active() => join(svc, inc, alert, envelope, &actor).await?,
             _ if alert.status != AlertStatus::Firing => return Ok((Outcome::NoOpenIncident, None)),
             _ => open_or_suppress(svc, tenant, group, alert, envelope, &actor, principal)?,
@@ -384,9 +392,17 @@ async fn fold_alert(
         let Some(change) = change else {
             return Ok((outcome, incident));
         };
-        dossier.ensure_stored(svc, tenant).await?;
-        match change.commit().await {
-            Ok(_) => return Ok((outcome, incident)),
+        // The envelope is written (and fsynced) while the change commits:
+        // the sender's 202 waits for both, and a retry after a failure of
+        // either stores the envelope again (above), so the timeline never
+        // keeps a link to an envelope that is not there.
+        let (stored, committed) =
+            futures_util::future::join(dossier.ensure_stored(svc, tenant), change.commit()).await;
+        match committed {
+            Ok(_) => {
+                stored?;
+                return Ok((outcome, incident));
+            }
             Err(e) if e.is_lost_race() => continue,
             Err(e) => return Err(e.into()),
         }
@@ -394,6 +410,14 @@ async fn fold_alert(
     Err(DomainError::Unavailable(
         "too much contention on this alert group; retry".into(),
     ))
+}
+
+/// True when this webhook is the one that last changed the alert on `inc`.
+fn last_changed_by(inc: &Incident, alert: &Alert, envelope: &EnvelopeRef) -> bool {
+    inc.alerts
+        .get(&alert.fingerprint)
+        .and_then(|k| k.last_envelope.as_deref())
+        == Some(envelope.sha256.as_str())
 }
 
 /// What folding one alert decided: its outcome, its incident, and the change
@@ -412,9 +436,6 @@ async fn join<'a>(
     let id = inc.id.clone();
     let known = inc.alerts.get(&alert.fingerprint).cloned();
     let unchanged = |outcome| Ok((outcome, Some(inc.id.clone()), None));
-    if known.as_ref().and_then(|k| k.last_envelope.as_deref()) == Some(envelope.sha256.as_str()) {
-        return unchanged(Outcome::Unchanged);
-    }
     let fingerprint = alert.fingerprint.clone();
     let mut change = Change::to(svc, inc.clone());
     let entry = |change: &Change<'_>, kind| {
