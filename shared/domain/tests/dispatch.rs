@@ -348,3 +348,122 @@ async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
         "sev1 by the rule, sev2 by the defaults"
     );
 }
+
+fn outbox_ids(items: &[firewatch_domain::ports::Item]) -> Vec<String> {
+    items.iter().map(|i| i.sk.clone()).collect()
+}
+
+async fn outbox(w: &World) -> Vec<firewatch_domain::ports::Item> {
+    w.svc
+        .store
+        .query(firewatch_domain::ports::Query {
+            pk: firewatch_domain::keys::outbox_pk(&responder().tenant),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 100,
+            descending: false,
+        })
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn on_the_stream_path_a_record_waits_behind_an_earlier_retry_of_its_incident_only() {
+    use firewatch_domain::dispatch::{process_new, sweep, Processed};
+    let (w, chat) = chat_world().await;
+    let t = responder().tenant;
+    let first = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("o1", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let other = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("o2", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let ids = outbox_ids(&outbox(&w).await);
+    // The first incident's record fails: it waits for its retry.
+    chat.failures
+        .lock()
+        .unwrap()
+        .push(ChatError::Unavailable("503".into()));
+    assert_eq!(
+        process_new(&w.svc, &t, &ids[0]).await.unwrap(),
+        Processed::Retrying
+    );
+    // A later change of that incident is parked behind it, without an attempt.
+    incidents::comment(&w.svc, &responder(), &first.incidents[0], "later")
+        .await
+        .unwrap();
+    let later = outbox_ids(&outbox(&w).await).pop().unwrap();
+    assert_eq!(
+        process_new(&w.svc, &t, &later).await.unwrap(),
+        Processed::Waiting
+    );
+    // Another incident's record is not held up.
+    assert_eq!(
+        process_new(&w.svc, &t, &ids[1]).await.unwrap(),
+        Processed::Delivered
+    );
+    assert!(chat.calls().iter().any(|c| matches!(c, Call::Root(_, _))));
+    assert_eq!(other.incidents.len(), 1);
+    // A redelivered stream record does nothing: the sweep owns it now.
+    assert_eq!(
+        process_new(&w.svc, &t, &ids[0]).await.unwrap(),
+        Processed::Skipped
+    );
+
+    // When due, the sweep delivers both, in order.
+    w.clock.advance(Duration::seconds(5));
+    let done = sweep(&w.svc, Duration::seconds(60)).await.unwrap();
+    assert_eq!(done.delivered, 2);
+    assert!(outbox(&w).await.is_empty());
+    let replies: Vec<String> = chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Reply(_, text) => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert!(replies.last().unwrap().contains("later"), "{replies:?}");
+}
+
+#[test]
+fn the_one_policy_backs_off_honours_retry_after_and_gives_up() {
+    use firewatch_domain::dispatch::{decide, Decision, DeliveryError, MAX_ATTEMPTS};
+    let now = chrono::Utc::now();
+    let passing = DeliveryError {
+        retryable: true,
+        retry_after: None,
+        message: "503".into(),
+    };
+    assert_eq!(
+        decide(0, &passing, now),
+        Decision::RetryAt(now + Duration::seconds(1))
+    );
+    assert_eq!(
+        decide(3, &passing, now),
+        Decision::RetryAt(now + Duration::seconds(8))
+    );
+    let limited = DeliveryError {
+        retry_after: Some(std::time::Duration::from_secs(30)),
+        ..passing.clone()
+    };
+    assert_eq!(
+        decide(0, &limited, now),
+        Decision::RetryAt(now + Duration::seconds(30))
+    );
+    assert_eq!(decide(MAX_ATTEMPTS - 1, &passing, now), Decision::Dead);
+    let refused = DeliveryError {
+        retryable: false,
+        ..passing
+    };
+    assert_eq!(decide(0, &refused, now), Decision::Dead);
+}
