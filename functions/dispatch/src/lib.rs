@@ -68,10 +68,27 @@ pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
     response
 }
 
-/// The chat clients configured in the environment (Slack, Discord,
-/// Telegram), for every Lambda that delivers: this one and the scheduler.
+/// The services of a Lambda that delivers (this one and the scheduler): the
+/// AWS adapters and the chat clients configured in the environment, with
+/// tracing initialised.
 #[cfg(feature = "lambda")]
-pub fn chat_from_env(
+pub async fn delivering_services_from_env(
+) -> Result<std::sync::Arc<Services>, Box<dyn std::error::Error + Send + Sync>> {
+    let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
+    firewatch_web::init_tracing(&config);
+    let aws = firewatch_aws::AwsConfig::from_env()?;
+    let chat = chat_from_env()?;
+    Ok(std::sync::Arc::new(
+        firewatch_aws::services(&aws, config.settings)
+            .await
+            .with_chat(std::sync::Arc::new(chat)),
+    ))
+}
+
+/// The chat clients configured in the environment (Slack, Discord,
+/// Telegram).
+#[cfg(feature = "lambda")]
+fn chat_from_env(
 ) -> Result<firewatch_domain::chat::ChatHub, Box<dyn std::error::Error + Send + Sync>> {
     use firewatch_domain::chat::ChatClient;
     use std::sync::Arc;
