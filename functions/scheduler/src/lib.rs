@@ -88,3 +88,29 @@ pub async fn run(svc: &Services, job: Job) -> Result<JobReport, JobError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_inputs_name_a_known_job_or_are_refused_clearly() {
+        assert_eq!(
+            Job::parse(&serde_json::json!({"job": "retries"})).unwrap(),
+            Job::Retries
+        );
+        let unknown = Job::parse(&serde_json::json!({"job": "reticulate"})).unwrap_err();
+        assert!(
+            unknown.to_string().contains("known jobs: retries"),
+            "{unknown}"
+        );
+        let shapeless = Job::parse(&serde_json::json!({"job": 42})).unwrap_err();
+        assert!(!shapeless.to_string().contains("42"), "{shapeless}");
+    }
+
+    #[tokio::test]
+    async fn the_retries_job_over_an_empty_outbox_does_nothing() {
+        let svc = firewatch_local::services_in_memory();
+        assert_eq!(run(&svc, Job::Retries).await.unwrap(), JobReport::default());
+    }
+}
