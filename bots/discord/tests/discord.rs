@@ -3,11 +3,8 @@
 //! (Ed25519 over timestamp + body; PING, MESSAGE_COMPONENT, APPLICATION_COMMAND).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
 use axum::http::{Method, Request, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
-use axum::{Json, Router};
+use axum::Router;
 use chrono::Duration;
 use ed25519_dalek::{Signer, SigningKey};
 use firewatch_discord::{router, DiscordChat, DiscordConfig, DiscordInbound};
@@ -17,202 +14,24 @@ use firewatch_domain::{incidents, Services};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::{chat_services, fixture, ingest_alert, send, FakePlatform};
+use firewatch_web::testing::fakes::{DiscordCall as Call, FakeDiscord};
+use firewatch_web::testing::{chat_services, fixture, ingest_alert, send};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const TOKEN: &str = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.fake_discord_bot_token_value";
-
-#[derive(Debug, Clone)]
-struct Call {
-    method: Method,
-    path: String,
-    auth: String,
-    body: Value,
-}
-
-#[derive(Default)]
-struct FakeDiscord {
-    calls: Mutex<Vec<Call>>,
-    script: Mutex<VecDeque<u16>>,
-    down: Mutex<bool>,
-}
-
-async fn record(
-    fake: &FakeDiscord,
-    method: Method,
-    path: String,
-    headers: &axum::http::HeaderMap,
-    body: Value,
-) -> Result<usize, Response> {
-    if *fake.down.lock().unwrap() {
-        return Err((
-            StatusCode::BAD_GATEWAY,
-            Json(json!({"message": "502: Bad Gateway", "code": 0})),
-        )
-            .into_response());
-    }
-    if let Some(429) = fake.script.lock().unwrap().pop_front() {
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "1")],
-            Json(
-                json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false}),
-            ),
-        )
-            .into_response());
-    }
-    let mut calls = fake.calls.lock().unwrap();
-    calls.push(Call {
-        method,
-        path,
-        auth: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .into(),
-        body,
-    });
-    Ok(calls.len())
-}
-
-/// A message object as Discord answers with it.
-fn message_object(id: &str, channel: &str, sent: &Value) -> Value {
-    json!({
-        "id": id,
-        "channel_id": channel,
-        "type": 0,
-        "author": {"id": "1090000000000000000", "username": "firewatch", "discriminator": "0000", "global_name": null, "avatar": null, "bot": true, "public_flags": 0},
-        "content": sent.get("content").cloned().unwrap_or(json!("")),
-        "embeds": sent.get("embeds").cloned().unwrap_or(json!([])),
-        "components": sent.get("components").cloned().unwrap_or(json!([])),
-        "attachments": [],
-        "mentions": [],
-        "mention_roles": [],
-        "mention_everyone": false,
-        "pinned": false,
-        "tts": false,
-        "timestamp": "2026-11-20T11:00:01.318000+00:00",
-        "edited_timestamp": null,
-        "flags": 0
-    })
-}
-
-async fn create_message(
-    State(fake): State<Arc<FakeDiscord>>,
-    Path(channel): Path<String>,
-    headers: axum::http::HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    match record(
-        &fake,
-        Method::POST,
-        format!("/channels/{channel}/messages"),
-        &headers,
-        body.clone(),
-    )
-    .await
-    {
-        Ok(n) => (
-            StatusCode::OK,
-            Json(message_object(
-                &format!("11000000000000000{n}"),
-                &channel,
-                &body,
-            )),
-        )
-            .into_response(),
-        Err(e) => e,
-    }
-}
-
-async fn start_thread(
-    State(fake): State<Arc<FakeDiscord>>,
-    Path((channel, message)): Path<(String, String)>,
-    headers: axum::http::HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    match record(
-        &fake,
-        Method::POST,
-        format!("/channels/{channel}/messages/{message}/threads"),
-        &headers,
-        body.clone(),
-    )
-    .await
-    {
-        Ok(_) => (
-            StatusCode::CREATED,
-            Json(json!({
-                "id": "1220000000000000001",
-                "guild_id": "1080000000000000000",
-                "parent_id": channel,
-                "owner_id": "1090000000000000000",
-                "type": 11,
-                "name": body["name"],
-                "last_message_id": null,
-                "thread_metadata": {"archived": false, "auto_archive_duration": body["auto_archive_duration"], "archive_timestamp": "2026-11-20T11:00:01.500000+00:00", "locked": false},
-                "message_count": 0,
-                "member_count": 1,
-                "rate_limit_per_user": 0,
-                "flags": 0,
-                "total_message_sent": 0,
-                "member": {"id": "1220000000000000001", "user_id": "1090000000000000000", "join_timestamp": "2026-11-20T11:00:01.500000+00:00", "flags": 1}
-            })),
-        )
-        .into_response(),
-        Err(e) => e,
-    }
-}
-
-async fn edit_message(
-    State(fake): State<Arc<FakeDiscord>>,
-    Path((channel, message)): Path<(String, String)>,
-    headers: axum::http::HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    match record(
-        &fake,
-        Method::PATCH,
-        format!("/channels/{channel}/messages/{message}"),
-        &headers,
-        body.clone(),
-    )
-    .await
-    {
-        Ok(_) => (
-            StatusCode::OK,
-            Json(message_object(&message, &channel, &body)),
-        )
-            .into_response(),
-        Err(e) => e,
-    }
-}
 
 struct World {
     svc: Services,
     clock: Arc<FixedClock>,
-    fake: Arc<FakeDiscord>,
+    fake: FakeDiscord,
     app: Router,
     key: SigningKey,
 }
 
 async fn world() -> World {
-    let fake = Arc::new(FakeDiscord::default());
-    let api = Router::new()
-        .route("/channels/{channel}/messages", post(create_message))
-        .route(
-            "/channels/{channel}/messages/{message}/threads",
-            post(start_thread),
-        )
-        .route(
-            "/channels/{channel}/messages/{message}",
-            patch(edit_message),
-        )
-        .with_state(fake.clone());
-    let server = FakePlatform::serve(Router::new().nest("/api/v10", api)).await;
-    let base = server.base.clone();
+    let fake = FakeDiscord::start().await;
+    let base = fake.base().to_owned();
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let public = hex::encode(key.verifying_key().to_bytes());
     let config = DiscordConfig::from_vars(|k| match k {
@@ -255,7 +74,7 @@ async fn fire(w: &World, starts: &str) -> IncidentId {
 }
 
 fn calls(w: &World) -> Vec<Call> {
-    w.fake.calls.lock().unwrap().clone()
+    w.fake.calls()
 }
 
 fn signed(w: &World, body: Value, key: &SigningKey, ts_offset: i64) -> Request<Body> {
@@ -445,7 +264,7 @@ async fn the_fw_command_runs_with_its_text_option() {
 #[tokio::test]
 async fn a_rate_limit_is_waited_out_and_an_outage_dead_letters_then_retries() {
     let w = world().await;
-    w.fake.script.lock().unwrap().push_back(429);
+    w.fake.answer_next(429);
     fire(&w, "2026-11-20T11:00:00Z").await;
     assert_eq!(drain(&w.svc).await.unwrap().retrying, 1);
     w.clock.advance(Duration::seconds(2));
@@ -459,7 +278,7 @@ async fn a_rate_limit_is_waited_out_and_an_outage_dead_letters_then_retries() {
         "one card"
     );
 
-    *w.fake.down.lock().unwrap() = true;
+    w.fake.set_down(true);
     let p = Principal {
         tenant: TenantId::default_tenant(),
         name: "ops".into(),
@@ -481,7 +300,7 @@ async fn a_rate_limit_is_waited_out_and_an_outage_dead_letters_then_retries() {
     let dead = dispatch::dead_letters(&w.svc, &p.tenant).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(!dead[0].last_error.contains(TOKEN));
-    *w.fake.down.lock().unwrap() = false;
+    w.fake.set_down(false);
     dispatch::retry_dead_letter(&w.svc, &p, &dead[0].id)
         .await
         .unwrap();

@@ -6,10 +6,8 @@
 //! actions, v0 signatures).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Request, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::http::{Request, StatusCode};
+use axum::Router;
 use chrono::Duration;
 use firewatch_domain::dispatch::{self, drain};
 use firewatch_domain::ports::FixedClock;
@@ -19,88 +17,25 @@ use firewatch_slack::{router, sign, SlackChat, SlackConfig, SlackInbound};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::{chat_services, ingest_alert, send, FakePlatform};
-use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use firewatch_web::testing::fakes::{FakeSlack, SlackCall as Received};
+use firewatch_web::testing::{chat_services, ingest_alert, send};
+use serde_json::json;
+use std::sync::Arc;
 
 const SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";
 
-/// What the fake Slack received.
-#[derive(Debug, Clone)]
-struct Received {
-    method: String,
-    auth: String,
-    body: Value,
-}
-
-#[derive(Default)]
-struct FakeSlack {
-    received: Mutex<Vec<Received>>,
-    /// Statuses to answer before answering normally (429, 500...).
-    script: Mutex<VecDeque<u16>>,
-    down: Mutex<bool>,
-}
-
-async fn api(
-    State(fake): State<Arc<FakeSlack>>,
-    Path(method): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, HeaderMap, Json<Value>) {
-    let mut h = HeaderMap::new();
-    if *fake.down.lock().unwrap() {
-        return (StatusCode::SERVICE_UNAVAILABLE, h, Json(json!({})));
-    }
-    if let Some(status) = fake.script.lock().unwrap().pop_front() {
-        if status == 429 {
-            h.insert("retry-after", "1".parse().unwrap());
-        }
-        return (
-            StatusCode::from_u16(status).unwrap(),
-            h,
-            Json(json!({"ok": false, "error": "ratelimited"})),
-        );
-    }
-    let mut received = fake.received.lock().unwrap();
-    received.push(Received {
-        method: method.clone(),
-        auth: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
-        body: body.clone(),
-    });
-    let ts = format!("1700000000.{:06}", received.len());
-    let answer = match method.as_str() {
-        "chat.postMessage" => {
-            json!({"ok": true, "channel": "C0INCIDENT1", "ts": ts, "message": {"type": "message", "text": body["text"], "ts": ts}})
-        }
-        "chat.update" => {
-            json!({"ok": true, "channel": body["channel"], "ts": body["ts"], "text": body["text"]})
-        }
-        "response" => json!({"ok": true}),
-        _ => json!({"ok": false, "error": "unknown_method"}),
-    };
-    (StatusCode::OK, h, Json(answer))
-}
-
 struct World {
     svc: Services,
     clock: Arc<FixedClock>,
-    fake: Arc<FakeSlack>,
+    fake: FakeSlack,
     base: String,
     app: Router,
 }
 
 async fn world() -> World {
-    let fake = Arc::new(FakeSlack::default());
-    let app = Router::new()
-        .route("/api/{method}", post(api))
-        .with_state(fake.clone());
-    let base = FakePlatform::serve(app).await.base;
+    let fake = FakeSlack::start().await;
+    let base = fake.base().to_owned();
 
     let config = SlackConfig::from_vars(|k| match k {
         "SLACK_BOT_TOKEN" => Some(TOKEN.into()),
@@ -140,7 +75,7 @@ async fn fire(w: &World, starts: &str) -> IncidentId {
 }
 
 fn received(w: &World) -> Vec<Received> {
-    w.fake.received.lock().unwrap().clone()
+    w.fake.calls()
 }
 
 fn signed(w: &World, path: &str, body: String, ts_offset: i64, secret: &str) -> Request<Body> {
@@ -462,7 +397,7 @@ async fn slash_commands_list_show_ack_and_resolve() {
 #[tokio::test]
 async fn a_429_then_200_is_delivered_once_after_retry_after() {
     let w = world().await;
-    w.fake.script.lock().unwrap().push_back(429);
+    w.fake.answer_next(429);
     fire(&w, "2026-11-20T11:00:00Z").await;
     assert_eq!(drain(&w.svc).await.unwrap().retrying, 1);
     assert!(received(&w).is_empty());
@@ -474,7 +409,7 @@ async fn a_429_then_200_is_delivered_once_after_retry_after() {
 #[tokio::test]
 async fn slack_down_dead_letters_and_a_retry_delivers() {
     let w = world().await;
-    *w.fake.down.lock().unwrap() = true;
+    w.fake.set_down(true);
     fire(&w, "2026-11-20T11:00:00Z").await;
     for _ in 0..dispatch::MAX_ATTEMPTS {
         drain(&w.svc).await.unwrap();
@@ -483,12 +418,16 @@ async fn slack_down_dead_letters_and_a_retry_delivers() {
     let t = TenantId::default_tenant();
     let dead = dispatch::dead_letters(&w.svc, &t).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].last_error.contains("503"));
+    assert!(
+        dead[0].last_error.contains("unavailable"),
+        "{}",
+        dead[0].last_error
+    );
     assert!(
         !dead[0].last_error.contains(TOKEN),
         "the token never lands in an error"
     );
-    *w.fake.down.lock().unwrap() = false;
+    w.fake.set_down(false);
     let p = Principal {
         tenant: t,
         name: "ops".into(),

@@ -3,10 +3,8 @@
 //! `message` or `callback_query`), answers as `{"ok": true, "result": ...}`.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
 use axum::http::{Request, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use chrono::Duration;
 use firewatch_domain::dispatch::{self, drain};
 use firewatch_domain::ports::{FixedClock, StoreError};
@@ -16,93 +14,24 @@ use firewatch_telegram::{router, TelegramChat, TelegramConfig, TelegramInbound};
 use firewatch_types::{
     Destination, IncidentId, IncidentState, Principal, Role, SourceKind, TenantId,
 };
-use firewatch_web::testing::{chat_services, ingest_alert, send, FakePlatform};
+use firewatch_web::testing::fakes::{FakeTelegram, TelegramCall as Call};
+use firewatch_web::testing::{chat_services, ingest_alert, send};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const TOKEN: &str = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 const SECRET: &str = "fw_webhook_secret_0123";
 
-#[derive(Debug, Clone)]
-struct Call {
-    token: String,
-    method: String,
-    body: Value,
-}
-
-#[derive(Default)]
-struct FakeTelegram {
-    calls: Mutex<Vec<Call>>,
-    script: Mutex<VecDeque<u16>>,
-}
-
-const METHODS: [&str; 3] = ["sendMessage", "editMessageText", "answerCallbackQuery"];
-
-async fn api(
-    State(fake): State<Arc<FakeTelegram>>,
-    Path((bot, method)): Path<(String, String)>,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    if let Some(429) = fake.script.lock().unwrap().pop_front() {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(
-                json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}),
-            ),
-        );
-    }
-    // Bot API method names are case-insensitive; record the documented spelling.
-    let Some(method) = METHODS
-        .iter()
-        .find(|m| m.eq_ignore_ascii_case(&method))
-        .map(|m| (*m).to_owned())
-    else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
-        );
-    };
-    let mut calls = fake.calls.lock().unwrap();
-    calls.push(Call {
-        token: bot.trim_start_matches("bot").to_owned(),
-        method: method.clone(),
-        body: body.clone(),
-    });
-    let n = calls.len() as i64;
-    let result = match method.as_str() {
-        "sendMessage" | "editMessageText" => json!({
-            "message_id": body.get("message_id").and_then(Value::as_i64).unwrap_or(100 + n),
-            "date": 1795089600,
-            "chat": {"id": body["chat_id"].as_str().and_then(|c| c.parse::<i64>().ok()).unwrap_or(-1001234567890i64), "type": "supergroup", "title": "Incidents"},
-            "text": body["text"],
-        }),
-        "answerCallbackQuery" => json!(true),
-        _ => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
-            )
-        }
-    };
-    (StatusCode::OK, Json(json!({"ok": true, "result": result})))
-}
-
 struct World {
     svc: Services,
     clock: Arc<FixedClock>,
-    fake: Arc<FakeTelegram>,
-    server: FakePlatform,
+    fake: FakeTelegram,
     app: Router,
 }
 
 async fn world() -> World {
-    let fake = Arc::new(FakeTelegram::default());
-    let api_app = Router::new()
-        .route("/{bot}/{method}", post(api))
-        .with_state(fake.clone());
-    let server = FakePlatform::serve(api_app).await;
-    let base = server.base.clone();
+    let fake = FakeTelegram::start().await;
+    let base = fake.base().to_owned();
     let config = TelegramConfig::from_vars(|k| match k {
         "TELEGRAM_BOT_TOKEN" => Some(TOKEN.into()),
         "TELEGRAM_WEBHOOK_SECRET" => Some(SECRET.into()),
@@ -135,7 +64,6 @@ async fn world() -> World {
         svc,
         clock,
         fake,
-        server,
         app,
     }
 }
@@ -146,7 +74,7 @@ async fn fire(w: &World, starts: &str) -> IncidentId {
 }
 
 fn calls(w: &World) -> Vec<Call> {
-    w.fake.calls.lock().unwrap().clone()
+    w.fake.calls()
 }
 
 fn update(secret: &str, body: Value) -> Request<Body> {
@@ -352,14 +280,14 @@ async fn commands_work_with_or_without_the_bot_name() {
 #[tokio::test]
 async fn a_429_then_200_is_delivered_once_and_an_outage_dead_letters_then_retries() {
     let w = world().await;
-    w.fake.script.lock().unwrap().push_back(429);
+    w.fake.answer_next(429);
     fire(&w, "2026-11-20T11:00:00Z").await;
     assert_eq!(drain(&w.svc).await.unwrap().retrying, 1);
     w.clock.advance(Duration::seconds(2));
     assert_eq!(drain(&w.svc).await.unwrap().delivered, 1);
     assert_eq!(calls(&w).len(), 1);
 
-    w.server.set_down(true);
+    w.fake.set_down(true);
     let p = Principal {
         tenant: TenantId::default_tenant(),
         name: "ops".into(),
@@ -384,7 +312,7 @@ async fn a_429_then_200_is_delivered_once_and_an_outage_dead_letters_then_retrie
         !dead[0].last_error.contains(TOKEN),
         "the token is in every URL but never in an error"
     );
-    w.server.set_down(false);
+    w.fake.set_down(false);
     dispatch::retry_dead_letter(&w.svc, &p, &dead[0].id)
         .await
         .unwrap();
@@ -511,7 +439,7 @@ async fn a_press_whose_commit_failed_is_not_marked_handled_so_the_redelivery_act
         TelegramConfig::from_vars(|k| match k {
             "TELEGRAM_BOT_TOKEN" => Some(TOKEN.into()),
             "TELEGRAM_WEBHOOK_SECRET" => Some(SECRET.into()),
-            "TELEGRAM_API_URL" => Some(w.server.base.clone()),
+            "TELEGRAM_API_URL" => Some(w.fake.base().to_owned()),
             _ => None,
         })
         .unwrap()

@@ -1,6 +1,8 @@
 //! Helpers for in-process router tests: build requests, send them through a
 //! router with `oneshot` (no server, no port), read JSON answers.
 
+pub mod fakes;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
