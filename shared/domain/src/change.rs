@@ -138,6 +138,45 @@ impl<'a> Change<'a> {
         c
     }
 
+    /// A change to an alert group alone (an alert over the rate limit): the
+    /// group item is written, and entries go on the timeline of
+    /// `incident_id` (the group's last incident) without writing it. Only
+    /// [`Change::note`], [`Change::also`] and the group write apply.
+    pub fn for_group(
+        svc: &'a Services,
+        tenant: &TenantId,
+        group: VersionedGroup,
+        incident_id: IncidentId,
+    ) -> Self {
+        let now = svc.clock.now();
+        // Stands for the incident whose timeline gets the notes; never
+        // written, since nothing can touch it.
+        let stand_in = Incident {
+            id: incident_id,
+            tenant: tenant.clone(),
+            state: IncidentState::Closed,
+            severity: firewatch_types::Severity::Sev4,
+            title: String::new(),
+            source: group.source,
+            group_key: group.key.clone(),
+            fingerprint: String::new(),
+            labels: Default::default(),
+            links: Vec::new(),
+            alerts: Default::default(),
+            alerts_truncated: false,
+            untracked_alerts: 0,
+            occurrences: 0,
+            created_at: now,
+            updated_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            version: 0,
+        };
+        let mut c = Self::to(svc, stand_in);
+        c.group = Some(group);
+        c
+    }
+
     /// The incident as the change leaves it.
     pub fn incident(&self) -> &Incident {
         &self.incident
@@ -156,11 +195,6 @@ impl<'a> Change<'a> {
         } else {
             self.incident.version
         }
-    }
-
-    /// Writes the group-key item too (rate-limit bookkeeping).
-    pub fn with_group(&mut self, group: VersionedGroup) {
-        self.group = Some(group);
     }
 
     /// A new timeline entry of this incident, not yet added.
@@ -297,7 +331,13 @@ impl<'a> Change<'a> {
     }
 
     /// The transaction that records the change, every budget enforced.
-    pub fn into_writes(mut self) -> Result<Vec<WriteOp>, DomainError> {
+    pub fn into_writes(self) -> Result<Vec<WriteOp>, DomainError> {
+        self.finish().map(|(ops, _, _)| ops)
+    }
+
+    /// The writes, the incident exactly as they store it, and whether any
+    /// outbox record is among them.
+    fn finish(mut self) -> Result<(Vec<WriteOp>, Incident, bool), DomainError> {
         let mut ops = Vec::new();
         if let Some(g) = &self.group {
             let item = keys::item(
@@ -365,7 +405,8 @@ impl<'a> Change<'a> {
         }
         ops.append(&mut self.extra);
         check_budgets(&ops)?;
-        Ok(ops)
+        let notify = self.entries.iter().any(|(_, visible)| *visible);
+        Ok((ops, self.incident, notify))
     }
 
     /// Keeps the indexes in step with the incident: its entry in the index of
@@ -405,21 +446,13 @@ impl<'a> Change<'a> {
     /// milliseconds instead of a poll.
     pub async fn commit(self) -> Result<Incident, CommitError> {
         let svc = self.svc;
-        let mut incident = self.incident.clone();
-        let notify = self.entries.iter().any(|(_, visible)| *visible);
-        let touched = self.touched;
-        let next = self.next_version();
-        let ops = self.into_writes().map_err(CommitError::Domain)?;
+        let (ops, incident, notify) = self.finish().map_err(CommitError::Domain)?;
         if ops.is_empty() {
             return Ok(incident);
         }
         svc.store.transact(ops).await.map_err(CommitError::Store)?;
         if notify {
             svc.outbox_signal.notify_one();
-        }
-        if touched {
-            incident.version = next;
-            incident.updated_at = svc.clock.now();
         }
         Ok(incident)
     }

@@ -598,31 +598,10 @@ fn suppress<'a>(
     let last = group.record.last_incident.clone();
     // The change is about the group; the last incident (if any) only gets a
     // note, its item stays untouched.
-    let holder = Incident {
-        id: last
-            .clone()
-            .unwrap_or_else(|| IncidentId::from_ulid(&svc.ids.ulid())),
-        tenant: tenant.clone(),
-        state: IncidentState::Closed,
-        severity: alert.severity,
-        title: String::new(),
-        source: alert.source,
-        group_key: group.key.clone(),
-        fingerprint: alert.fingerprint.clone(),
-        labels: Default::default(),
-        links: Vec::new(),
-        alerts: Default::default(),
-        alerts_truncated: false,
-        untracked_alerts: 0,
-        occurrences: 0,
-        created_at: svc.clock.now(),
-        updated_at: svc.clock.now(),
-        acknowledged_at: None,
-        resolved_at: None,
-        version: 0,
-    };
-    let mut change = Change::to(svc, holder);
-    change.with_group(group);
+    let note_on = last
+        .clone()
+        .unwrap_or_else(|| IncidentId::from_ulid(&svc.ids.ulid()));
+    let mut change = Change::for_group(svc, tenant, group, note_on);
     if last.is_some() {
         let mut e = change.entry(
             actor,
