@@ -23,8 +23,8 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn no_secret_appears_in_any_log_line() {
+/// Every log line of this thread, as JSON, until the guard drops.
+fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -33,7 +33,12 @@ async fn no_secret_appears_in_any_log_line() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || sink.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_any_log_line() {
+    let (captured, _guard) = capture_logs();
 
     let mut settings = Settings::default();
     settings.hmac_secrets.insert(
@@ -110,14 +115,7 @@ async fn no_secret_appears_in_any_log_line() {
 
 #[tokio::test]
 async fn secrets_inside_alert_text_reach_no_incident_timeline_card_answer_or_log() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
     let (svc, keys) = services_and_keys(firewatch_local::services_in_memory()).await;
     let app = firewatch_ingest::router(svc.clone());
 

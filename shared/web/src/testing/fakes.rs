@@ -15,29 +15,56 @@ use std::sync::{Arc, Mutex};
 
 use super::FakePlatform;
 
-/// What every fake offers.
-macro_rules! fake_platform {
-    ($name:ident, $state:ident, $call:ident) => {
-        impl $name {
-            /// `http://127.0.0.1:<port>`.
-            pub fn base(&self) -> &str {
-                &self.server.base
-            }
-            /// Every call received, in order.
-            pub fn calls(&self) -> Vec<$call> {
-                lock(&self.state.calls).clone()
-            }
-            /// Answers the next call with `status` (429 with the platform's
-            /// rate-limit body and `Retry-After`) instead of serving it.
-            pub fn answer_next(&self, status: u16) {
-                lock(&self.state.script).push_back(status);
-            }
-            /// Takes the platform offline (connections refused) or back.
-            pub fn set_down(&self, down: bool) {
-                self.server.set_down(down);
-            }
+/// What a fake records: every call, and the statuses scripted for the next
+/// ones.
+pub struct Recorder<C> {
+    calls: Mutex<Vec<C>>,
+    script: Mutex<VecDeque<u16>>,
+}
+
+impl<C> Default for Recorder<C> {
+    fn default() -> Self {
+        Self {
+            calls: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
         }
-    };
+    }
+}
+
+/// A platform's fake API served on a local port, recording calls of type `C`.
+pub struct Fake<C> {
+    state: Arc<Recorder<C>>,
+    server: FakePlatform,
+}
+
+impl<C: Clone + Send + 'static> Fake<C> {
+    /// Serves `routes(recorder)` on a free port.
+    async fn serve(routes: impl FnOnce(Arc<Recorder<C>>) -> Router) -> Self {
+        let state = Arc::new(Recorder::default());
+        let server = FakePlatform::serve(routes(state.clone())).await;
+        Self { state, server }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> &str {
+        &self.server.base
+    }
+
+    /// Every call received, in order.
+    pub fn calls(&self) -> Vec<C> {
+        lock(&self.state.calls).clone()
+    }
+
+    /// Answers the next call with `status` (429 with the platform's
+    /// rate-limit body and `Retry-After`) instead of serving it.
+    pub fn answer_next(&self, status: u16) {
+        lock(&self.state.script).push_back(status);
+    }
+
+    /// Takes the platform offline (connections refused) or back.
+    pub fn set_down(&self, down: bool) {
+        self.server.set_down(down);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -55,14 +82,8 @@ pub struct SlackCall {
     pub body: Value,
 }
 
-#[derive(Default)]
-struct SlackState {
-    calls: Mutex<Vec<SlackCall>>,
-    script: Mutex<VecDeque<u16>>,
-}
-
 async fn slack_api(
-    State(fake): State<Arc<SlackState>>,
+    State(fake): State<Arc<Recorder<SlackCall>>>,
     Path(method): Path<String>,
     headers: HeaderMap,
     Json(body): Json<Value>,
@@ -104,21 +125,16 @@ async fn slack_api(
 
 /// A fake Slack Web API at `<base>/api/<method>`; a `response_url` pointed at
 /// `<base>/api/response` is recorded as method `response`.
-pub struct FakeSlack {
-    state: Arc<SlackState>,
-    server: FakePlatform,
-}
+pub type FakeSlack = Fake<SlackCall>;
 
 impl FakeSlack {
     pub async fn start() -> Self {
-        let state = Arc::new(SlackState::default());
-        let app = Router::new()
-            .route("/api/{method}", post(slack_api))
-            .with_state(state.clone());
-        Self {
-            state,
-            server: FakePlatform::serve(app).await,
-        }
+        Self::serve(|state| {
+            Router::new()
+                .route("/api/{method}", post(slack_api))
+                .with_state(state)
+        })
+        .await
     }
 }
 
@@ -132,14 +148,8 @@ pub struct DiscordCall {
     pub body: Value,
 }
 
-#[derive(Default)]
-struct DiscordState {
-    calls: Mutex<Vec<DiscordCall>>,
-    script: Mutex<VecDeque<u16>>,
-}
-
 async fn discord_record(
-    fake: &DiscordState,
+    fake: &Recorder<DiscordCall>,
     method: Method,
     path: String,
     headers: &axum::http::HeaderMap,
@@ -192,7 +202,7 @@ fn message_object(id: &str, channel: &str, sent: &Value) -> Value {
 }
 
 async fn create_message(
-    State(fake): State<Arc<DiscordState>>,
+    State(fake): State<Arc<Recorder<DiscordCall>>>,
     Path(channel): Path<String>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
@@ -220,7 +230,7 @@ async fn create_message(
 }
 
 async fn start_thread(
-    State(fake): State<Arc<DiscordState>>,
+    State(fake): State<Arc<Recorder<DiscordCall>>>,
     Path((channel, message)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
@@ -259,7 +269,7 @@ async fn start_thread(
 }
 
 async fn edit_message(
-    State(fake): State<Arc<DiscordState>>,
+    State(fake): State<Arc<Recorder<DiscordCall>>>,
     Path((channel, message)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
@@ -284,29 +294,25 @@ async fn edit_message(
 
 /// A fake Discord REST API at `<base>/api/v10`: create message, start thread
 /// from message, edit message.
-pub struct FakeDiscord {
-    state: Arc<DiscordState>,
-    server: FakePlatform,
-}
+pub type FakeDiscord = Fake<DiscordCall>;
 
 impl FakeDiscord {
     pub async fn start() -> Self {
-        let state = Arc::new(DiscordState::default());
-        let api = Router::new()
-            .route("/channels/{channel}/messages", post(create_message))
-            .route(
-                "/channels/{channel}/messages/{message}/threads",
-                post(start_thread),
-            )
-            .route(
-                "/channels/{channel}/messages/{message}",
-                patch(edit_message),
-            )
-            .with_state(state.clone());
-        Self {
-            state,
-            server: FakePlatform::serve(Router::new().nest("/api/v10", api)).await,
-        }
+        Self::serve(|state| {
+            let api = Router::new()
+                .route("/channels/{channel}/messages", post(create_message))
+                .route(
+                    "/channels/{channel}/messages/{message}/threads",
+                    post(start_thread),
+                )
+                .route(
+                    "/channels/{channel}/messages/{message}",
+                    patch(edit_message),
+                )
+                .with_state(state);
+            Router::new().nest("/api/v10", api)
+        })
+        .await
     }
 }
 
@@ -321,16 +327,10 @@ pub struct TelegramCall {
     pub body: Value,
 }
 
-#[derive(Default)]
-struct TelegramState {
-    calls: Mutex<Vec<TelegramCall>>,
-    script: Mutex<VecDeque<u16>>,
-}
-
 const TELEGRAM_METHODS: [&str; 3] = ["sendMessage", "editMessageText", "answerCallbackQuery"];
 
 async fn telegram_api(
-    State(fake): State<Arc<TelegramState>>,
+    State(fake): State<Arc<Recorder<TelegramCall>>>,
     Path((bot, method)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
@@ -379,24 +379,15 @@ async fn telegram_api(
 }
 
 /// A fake Telegram Bot API at `<base>/bot<token>/<method>`.
-pub struct FakeTelegram {
-    state: Arc<TelegramState>,
-    server: FakePlatform,
-}
+pub type FakeTelegram = Fake<TelegramCall>;
 
 impl FakeTelegram {
     pub async fn start() -> Self {
-        let state = Arc::new(TelegramState::default());
-        let app = Router::new()
-            .route("/{bot}/{method}", post(telegram_api))
-            .with_state(state.clone());
-        Self {
-            state,
-            server: FakePlatform::serve(app).await,
-        }
+        Self::serve(|state| {
+            Router::new()
+                .route("/{bot}/{method}", post(telegram_api))
+                .with_state(state)
+        })
+        .await
     }
 }
-
-fake_platform!(FakeSlack, SlackState, SlackCall);
-fake_platform!(FakeDiscord, DiscordState, DiscordCall);
-fake_platform!(FakeTelegram, TelegramState, TelegramCall);
