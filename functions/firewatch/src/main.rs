@@ -87,6 +87,13 @@ enum Command {
     },
 }
 
+/// `firewatch dev` allocates and frees small buffers on every alert from many
+/// threads at once, which mimalloc serves with less contention and CPU than
+/// the system allocator (see docs/BENCHMARKS.md). The Lambda functions keep
+/// the system allocator: one request at a time, and a smaller artifact.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
