@@ -81,7 +81,9 @@ pub async fn delivering_services_from_env(
     Ok(std::sync::Arc::new(
         firewatch_aws::services(&aws, config.settings)
             .await
-            .with_chat(std::sync::Arc::new(chat)),
+            .with_chat(std::sync::Arc::new(chat))
+            // Playbook steps are performed by the dispatcher.
+            .with_egress(std::sync::Arc::new(firewatch_egress::HttpEgress::new())),
     ))
 }
 

@@ -345,6 +345,15 @@ fn describe(kind: &TimelineKind) -> String {
             "triage ({} confidence): {}",
             report.confidence, report.likely_cause
         ),
+        TimelineKind::Playbook {
+            run_id,
+            playbook,
+            state,
+            detail,
+        } => match detail {
+            Some(d) => format!("playbook {playbook} ({run_id}): {state}: {d}"),
+            None => format!("playbook {playbook} ({run_id}): {state}"),
+        },
     }
 }
 

@@ -21,6 +21,10 @@ pub struct DevArgs {
     /// `[{"id": "...", "match": {...}, "destinations": [...]}]` (docs/CHAT.md).
     #[arg(long)]
     routes: Option<PathBuf>,
+    /// The directory of playbook definitions (`*.yaml`), read at start;
+    /// `./playbooks` when it exists.
+    #[arg(long)]
+    playbooks: Option<PathBuf>,
 }
 
 /// The chat platforms configured in the environment.
@@ -44,12 +48,17 @@ impl ChatConfig {
 
 /// Every router of every family, merged: what one port serves in dev.
 /// A chat platform's endpoints are mounted when it is configured.
-pub fn app(services: Services, chat: &ChatConfig) -> Router {
+pub fn app(
+    services: Services,
+    chat: &ChatConfig,
+    catalog: Arc<firewatch_domain::playbooks::Catalog>,
+) -> Router {
     let mut app = Router::new()
         .merge(firewatch_web::ops::router(services.clone()))
         .merge(firewatch_ingest::router(services.clone()))
         .merge(firewatch_incidents::router(services.clone()))
-        .merge(firewatch_admin::router(services.clone()));
+        .merge(firewatch_admin::router(services.clone()))
+        .merge(firewatch_playbooks::router(services.clone(), catalog));
     if let Some(cfg) = &chat.slack {
         let inbound = firewatch_slack::SlackInbound::new(cfg.signing_secret.clone())
             .allowing_origin_of(&cfg.api_url);
@@ -138,7 +147,30 @@ fn open_services(
     Ok(firewatch_local::services(data_dir)?
         .with_settings(config.settings)
         .with_chat(Arc::new(chat))
-        .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new())))
+        .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()))
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new())))
+}
+
+/// Loads the playbooks: the directory given, or `./playbooks` when it
+/// exists. Refused files are printed with file, line, field and why.
+fn load_playbooks(dir: Option<&Path>) -> Result<firewatch_domain::playbooks::Catalog, String> {
+    let default = Path::new("playbooks");
+    let dir = match dir {
+        Some(d) => d,
+        None if default.is_dir() => default,
+        None => return Ok(Default::default()),
+    };
+    let loaded = firewatch_domain::playbooks::definition::load_dir(dir)
+        .map_err(|e| format!("cannot read playbooks from {}: {e}", dir.display()))?;
+    println!(
+        "playbooks: {} loaded from {}",
+        loaded.playbooks.len(),
+        dir.display()
+    );
+    for e in &loaded.errors {
+        println!("  refused {e}");
+    }
+    Ok(firewatch_domain::playbooks::Catalog::new(loaded))
 }
 
 /// The local dispatcher: delivers the outbox as soon as a change enqueues
@@ -179,6 +211,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     if let Some(path) = &args.routes {
         load_routes(&services, path, &token).await?;
     }
+    let catalog = Arc::new(load_playbooks(args.playbooks.as_deref())?);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -208,7 +241,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     if chat.slack.is_some() {
         println!("Slack: threads go to SLACK_DEFAULT_CHANNEL; point slash commands at {url}/v1/chat/slack/commands and interactivity at {url}/v1/chat/slack/interactions");
     }
-    axum::serve(listener, app(services, &chat))
+    axum::serve(listener, app(services, &chat, catalog))
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| e.to_string())

@@ -82,3 +82,74 @@ pub async fn ensure_bucket(client: &Client, bucket: &str) -> Result<(), String> 
         .map(|_| ())
         .map_err(|e| format!("cannot create bucket {bucket}: {}", DisplayErrorContext(&e)))
 }
+
+/// Playbook definitions under `prefix` in `bucket` (`*.yaml` / `*.yml`
+/// directly under it), each parsed like a file: one that fails is reported
+/// in the result and skipped. An error is returned only when the bucket
+/// cannot be listed.
+pub async fn playbooks_from_s3(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<firewatch_domain::playbooks::Loaded, String> {
+    use firewatch_domain::playbooks::definition::MAX_FILE_BYTES;
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    };
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&prefix)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .map_err(|e| format!("S3 list s3://{bucket}/{prefix}: {}", DisplayErrorContext(&e)))?;
+        for o in page.contents() {
+            if let Some(k) = o.key() {
+                let rest = &k[prefix.len().min(k.len())..];
+                let size = o.size().unwrap_or(0) as usize;
+                if !rest.contains('/') && (rest.ends_with(".yaml") || rest.ends_with(".yml")) {
+                    keys.push((k.to_owned(), size));
+                }
+            }
+        }
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    keys.sort();
+    let mut loaded = firewatch_domain::playbooks::Loaded::default();
+    for (key, size) in keys {
+        let name = format!("s3://{bucket}/{key}");
+        let text = if size > MAX_FILE_BYTES {
+            Err(format!("the file is over {} KB", MAX_FILE_BYTES / 1024))
+        } else {
+            match client.get_object().bucket(bucket).key(&key).send().await {
+                Ok(o) => o
+                    .body
+                    .collect()
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b.into_bytes()).into_owned())
+                    .map_err(|e| format!("cannot read: {e}")),
+                Err(e) => Err(format!("cannot read: {}", DisplayErrorContext(&e))),
+            }
+        };
+        match text {
+            Ok(t) => loaded.add(&name, &t),
+            Err(message) => loaded.errors.push(firewatch_domain::playbooks::DefinitionError {
+                file: name,
+                line: 1,
+                column: 1,
+                field: String::new(),
+                message,
+            }),
+        }
+    }
+    Ok(loaded)
+}

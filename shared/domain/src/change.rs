@@ -21,7 +21,7 @@ use firewatch_types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::outbox::{enqueue_op, OutboxRecord};
+use crate::outbox::{enqueue_op, Effect, OutboxRecord};
 use crate::ports::{Condition, Item, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
@@ -106,6 +106,8 @@ pub struct Change<'a> {
     entries: Vec<(TimelineEntry, bool)>,
     audits: Vec<AuditEvent>,
     extra: Vec<WriteOp>,
+    /// Outbox records carrying an effect (a playbook step).
+    effects: Vec<OutboxRecord>,
 }
 
 impl<'a> Change<'a> {
@@ -122,6 +124,7 @@ impl<'a> Change<'a> {
             entries: Vec::new(),
             audits: Vec::new(),
             extra: Vec::new(),
+            effects: Vec::new(),
         }
     }
 
@@ -161,6 +164,7 @@ impl<'a> Change<'a> {
             group_key: group.key.clone(),
             fingerprint: String::new(),
             labels: Default::default(),
+            annotations: Default::default(),
             links: Vec::new(),
             alerts: Default::default(),
             alerts_truncated: false,
@@ -218,6 +222,25 @@ impl<'a> Change<'a> {
     /// Adds an entry to the timeline only.
     pub fn note(&mut self, e: TimelineEntry) {
         self.entries.push((e, false));
+    }
+
+    /// Adds an entry people should see whose outbox record also carries an
+    /// effect, performed by the dispatcher before the entry goes to chat.
+    pub fn show_with_effect(&mut self, e: TimelineEntry, effect: Effect) {
+        let mut record = OutboxRecord::new(self.svc.ids.ulid(), self.tenant.clone(), e.clone());
+        record.effect = Some(effect);
+        self.entries.push((e, false));
+        self.effects.push(record);
+    }
+
+    /// Schedules an effect alone for `at` (a wait step polling again): no
+    /// timeline entry, nothing in chat. `about` is the entry it continues.
+    pub fn schedule_effect(&mut self, about: TimelineEntry, effect: Effect, at: DateTime<Utc>) {
+        let mut record = OutboxRecord::new(self.svc.ids.ulid(), self.tenant.clone(), about);
+        record.effect = Some(effect);
+        record.chat = false;
+        record.next_at = Some(at);
+        self.effects.push(record);
     }
 
     /// Adds an audit event about this incident.
@@ -328,6 +351,7 @@ impl<'a> Change<'a> {
             && self.entries.is_empty()
             && self.audits.is_empty()
             && self.extra.is_empty()
+            && self.effects.is_empty()
     }
 
     /// The transaction that records the change, every budget enforced.
@@ -403,9 +427,13 @@ impl<'a> Change<'a> {
                 condition: Condition::Absent,
             });
         }
+        for r in &self.effects {
+            ops.push(enqueue_op(r)?);
+        }
         ops.append(&mut self.extra);
         check_budgets(&ops)?;
-        let notify = self.entries.iter().any(|(_, visible)| *visible);
+        let notify = self.entries.iter().any(|(_, visible)| *visible)
+            || self.effects.iter().any(|r| r.next_at.is_none());
         Ok((ops, self.incident, notify))
     }
 

@@ -59,6 +59,21 @@ pub fn outbox_pk(t: &TenantId) -> String {
     format!("{t}#OUTBOX")
 }
 
+/// Playbook runs of a tenant, sort key the run id (`run_<ulid>`).
+pub fn playbook_runs_pk(t: &TenantId) -> String {
+    format!("{t}#PBRUN")
+}
+
+/// In an incident's partition: one small item per playbook run of it,
+/// sort key `PBRUN#<run id>`, what the incident's run list reads.
+pub const INCIDENT_RUN_PREFIX: &str = "PBRUN#";
+
+/// Answers to requests sent with an `Idempotency-Key`, sort key
+/// `{operation}#{key}` (expires after a day).
+pub fn idempotency_pk(t: &TenantId) -> String {
+    format!("{t}#IDEM")
+}
+
 /// API keys by sha256 of the token. Global: the token decides the tenant.
 pub const API_KEYS_PK: &str = "_#APIKEY";
 

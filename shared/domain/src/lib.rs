@@ -12,7 +12,8 @@
 //! - [`incidents`]: reading, acting on, commenting, recurrence;
 //! - [`chat`]: cards, commands, buttons, routing rules and chat identities;
 //! - [`dispatch`]: delivering outbox records, retries and dead letters;
-//! - [`triage`]: the deterministic triage report.
+//! - [`triage`]: the deterministic triage report;
+//! - [`playbooks`]: definitions, dry-runs, approvals, runs and rollbacks.
 
 // The base layer.
 pub mod auth;
@@ -30,6 +31,7 @@ pub mod chat;
 pub mod dispatch;
 pub mod incidents;
 pub mod ingest;
+pub mod playbooks;
 pub mod triage;
 
 #[cfg(feature = "contract")]

@@ -34,6 +34,35 @@ pub struct OutboxRecord {
     pub next_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// A side effect to perform before the entry goes to chat (a playbook
+    /// step); the effect is idempotent by its own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
+    /// Whether the entry goes to chat. A record that only carries an effect
+    /// (a wait step polling again) does not, and holds up no chat delivery
+    /// of its incident while it waits.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub chat: bool,
+}
+
+/// A side effect other than chat that an outbox record carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Perform step `index` of a playbook run's steps (or its rollback).
+    PlaybookStep {
+        run_id: String,
+        rollback: bool,
+        index: usize,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -51,6 +80,8 @@ impl OutboxRecord {
             attempts: 0,
             next_at: None,
             last_error: None,
+            effect: None,
+            chat: true,
         }
     }
 }

@@ -299,6 +299,107 @@ impl ChatClient for NoChat {
     }
 }
 
+/// An outbound request a playbook step sends, rendered with real secrets.
+/// It lives only while it is sent: what is stored or shown is the masked
+/// rendering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub json: Option<serde_json::Value>,
+    pub timeout: std::time::Duration,
+}
+
+/// What the target answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundResponse {
+    pub status: u16,
+    /// The body, parsed when it was JSON, else as a string (first 64 KB).
+    pub body: serde_json::Value,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// It never reached the target (refused, DNS, TLS): safe to send again.
+    #[error("not sent: {0}")]
+    Unreached(String),
+    /// It may have reached the target but no answer came (a timeout, a
+    /// broken connection): never repeated automatically.
+    #[error("no answer: {0}")]
+    NoAnswer(String),
+    /// This kind of call is not available here (a Lambda invoke outside AWS).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Calls out of firewatch for playbook steps: HTTP requests and AWS Lambda
+/// invocations. Only the path that executes steps holds a real one.
+#[async_trait]
+pub trait Egress: Send + Sync {
+    async fn send(&self, req: &OutboundRequest) -> Result<OutboundResponse, OutboundError>;
+    /// Invokes a Lambda function synchronously; the status is the
+    /// invocation's (200), the body its payload, and a function error is
+    /// reported as status 500 with the error payload.
+    async fn invoke_lambda(
+        &self,
+        function: &str,
+        payload: &serde_json::Value,
+    ) -> Result<OutboundResponse, OutboundError>;
+}
+
+/// No calls out: every request is refused without being sent.
+pub struct NoEgress;
+
+#[async_trait]
+impl Egress for NoEgress {
+    async fn send(&self, _req: &OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        Err(OutboundError::Unsupported(
+            "outbound requests are not enabled in this process".into(),
+        ))
+    }
+    async fn invoke_lambda(
+        &self,
+        _function: &str,
+        _payload: &serde_json::Value,
+    ) -> Result<OutboundResponse, OutboundError> {
+        Err(OutboundError::Unsupported(
+            "lambda_invoke needs AWS: no Lambda client in this process".into(),
+        ))
+    }
+}
+
+/// Secret values by name, resolved only when a request is sent.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The value of secret `name`, or `None` when it is not configured.
+    async fn get(&self, name: &str) -> Result<Option<String>, String>;
+}
+
+/// Secrets from the environment: `FIREWATCH_SECRET_<NAME>`.
+pub struct EnvSecrets;
+
+#[async_trait]
+impl SecretSource for EnvSecrets {
+    async fn get(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(std::env::var(format!("FIREWATCH_SECRET_{name}"))
+            .ok()
+            .filter(|v| !v.is_empty()))
+    }
+}
+
+/// Secrets from a map; for tests.
+#[derive(Default)]
+pub struct MapSecrets(pub std::collections::HashMap<String, String>);
+
+#[async_trait]
+impl SecretSource for MapSecrets {
+    async fn get(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.0.get(name).cloned())
+    }
+}
+
 /// One implementation of every port, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -312,6 +413,10 @@ pub struct Services {
     /// dispatcher waits on it (in AWS the table's stream plays this part).
     pub outbox_signal: Arc<tokio::sync::Notify>,
     pub settings: Arc<Settings>,
+    /// Calls out for playbook steps; [`NoEgress`] unless the process
+    /// executes steps.
+    pub egress: Arc<dyn Egress>,
+    pub secrets: Arc<dyn SecretSource>,
 }
 
 impl Services {
@@ -327,7 +432,19 @@ impl Services {
             chat: Arc::new(NoChat),
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             settings: Arc::new(Settings::default()),
+            egress: Arc::new(NoEgress),
+            secrets: Arc::new(EnvSecrets),
         }
+    }
+
+    pub fn with_egress(mut self, egress: Arc<dyn Egress>) -> Self {
+        self.egress = egress;
+        self
+    }
+
+    pub fn with_secrets(mut self, secrets: Arc<dyn SecretSource>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -48,6 +48,10 @@ pub struct Settings {
     /// Seconds during which a body identical to one already received is a
     /// redelivery and changes nothing (`FIREWATCH_DEDUP_WINDOW_SECS`).
     pub dedup_window_secs: i64,
+    /// Where `github_workflow_dispatch` steps send their request
+    /// (`GITHUB_API_URL`, as in GitHub Actions; GitHub Enterprise Server:
+    /// `https://HOST/api/v3`).
+    pub github_api_url: String,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             group_by: HashMap::new(),
             dedup_window_secs: 600,
             default_destinations: Vec::new(),
+            github_api_url: "https://api.github.com".into(),
         }
     }
 }
@@ -92,6 +97,12 @@ impl Settings {
                     ))
                 }
             };
+        }
+        if let Some(v) = var("GITHUB_API_URL") {
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                return Err("GITHUB_API_URL must be an http(s) URL".into());
+            }
+            s.github_api_url = v.trim_end_matches('/').to_owned();
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();

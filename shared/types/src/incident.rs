@@ -135,6 +135,9 @@ pub struct Incident {
     pub fingerprint: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The annotations of the alert that opened the incident.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub links: Vec<Link>,
     /// Every alert that joined, by fingerprint (at most
@@ -225,6 +228,16 @@ pub enum TimelineKind {
     /// Someone asked for triage; this is what it found.
     Triage {
         report: crate::TriageReport,
+    },
+    /// A playbook run of this incident changed state or finished a step.
+    Playbook {
+        run_id: String,
+        playbook: String,
+        /// The run's state after the change (`dry_run_ok`, `running`, ...).
+        state: String,
+        /// What happened, secrets masked: a step's outcome, who approved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
 }
 

@@ -81,6 +81,25 @@ pub fn reply_text(e: &TimelineEntry) -> String {
             format!("Alert `{fingerprint}` suppressed by the rate limit")
         }
         TimelineKind::Triage { report } => return triage_text(report, &e.actor),
+        TimelineKind::Playbook {
+            run_id,
+            playbook,
+            state,
+            detail,
+        } => {
+            let icon = match state.as_str() {
+                "succeeded" | "rolled_back" | "approved" | "dry_run_ok" => "✅",
+                "failed" | "rollback_failed" | "dry_run_failed" | "rejected" | "expired" => "❌",
+                "awaiting_approval" => "✋",
+                _ => "▶️",
+            };
+            let detail = detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            return format!(
+                "{icon} Playbook `{playbook}` ({run_id}) {}{detail} · by {}",
+                state.replace('_', " "),
+                e.actor
+            );
+        }
     };
     let reason = e
         .reason

@@ -23,7 +23,7 @@ use firewatch_types::{Destination, Incident, ThreadRef, TimelineKind};
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{card, reply_text, ChatError};
-use crate::outbox::OutboxRecord;
+use crate::outbox::{Effect, OutboxRecord};
 use crate::ports::{Condition, Query, StoreError, WriteOp};
 use crate::{incidents, keys, DomainError, Services};
 
@@ -116,8 +116,30 @@ async fn mark_done(svc: &Services, inc: &Incident, key: &str) -> Result<(), Doma
     }
 }
 
-/// Performs the chat effects of one outbox record, each at most once.
+impl From<crate::playbooks::steps::StepError> for DeliveryError {
+    fn from(e: crate::playbooks::steps::StepError) -> Self {
+        Self {
+            retryable: e.retryable,
+            retry_after: None,
+            message: e.message,
+        }
+    }
+}
+
+/// Performs the effects of one outbox record, each at most once: its own
+/// effect first (a playbook step), then its entry in chat.
 pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), DeliveryError> {
+    if let Some(Effect::PlaybookStep {
+        run_id,
+        rollback,
+        index,
+    }) = &record.effect
+    {
+        crate::playbooks::steps::perform(svc, &record.tenant, run_id, *rollback, *index).await?;
+    }
+    if !record.chat {
+        return Ok(());
+    }
     let inc = match incidents::get(svc, &record.tenant, &record.entry.incident_id).await {
         Ok(inc) => inc,
         Err(DomainError::NotFound(m)) => {
@@ -335,7 +357,8 @@ async fn earlier_waiting(
     let mut until = None;
     for item in page.items.iter().take_while(|i| i.sk < record.id) {
         let earlier: OutboxRecord = keys::decode(item)?;
-        if earlier.entry.incident_id == record.entry.incident_id {
+        // A record with no chat (a wait step's next poll) holds up nothing.
+        if earlier.chat && earlier.entry.incident_id == record.entry.incident_id {
             let at = earlier.next_at.unwrap_or_else(|| svc.clock.now());
             until = Some(until.map_or(at, |u: DateTime<Utc>| u.max(at)));
         }
@@ -422,7 +445,9 @@ pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, Dom
                 && record.next_at.is_none()
                 && record.created_at > now - fresh_grace;
             if fresh || record.next_at.is_some_and(|at| at > now) {
-                blocked.insert(record.entry.incident_id.clone());
+                if record.chat {
+                    blocked.insert(record.entry.incident_id.clone());
+                }
                 continue;
             }
             let incident = record.entry.incident_id.clone();

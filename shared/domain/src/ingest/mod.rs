@@ -553,6 +553,7 @@ fn open_or_suppress<'a>(
         group_key: key.clone(),
         fingerprint: alert.fingerprint.clone(),
         labels: alert.labels.clone(),
+        annotations: alert.annotations.clone(),
         links: alert.links.clone(),
         alerts: [(alert.fingerprint.clone(), snapshot(alert, now, envelope))].into(),
         occurrences: 1,

@@ -441,6 +441,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            annotations: BTreeMap::new(),
             links: vec![],
             alerts: BTreeMap::from([(
                 "f".to_owned(),
