@@ -328,7 +328,8 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, DefinitionError> {
             .split_once(": ")
             .filter(|(head, _)| head.starts_with("line ") || head.starts_with("error"))
             .map_or(message.clone(), |(_, m)| m.to_owned());
-        err(line, column, &field_of(&message), message)
+        let field = field_of(&message).unwrap_or_else(|| key_at(text, line, column));
+        err(line, column, &field, message)
     })?;
     validate(&pb).map_err(|(line, column, field, message)| err(line, column, &field, message))?;
     Ok(pb)
@@ -336,15 +337,41 @@ pub fn parse(file: &str, text: &str) -> Result<Playbook, DefinitionError> {
 
 /// The field a serde message names (`unknown field `x``, `missing field
 /// `x``), for the error's field.
-fn field_of(message: &str) -> String {
+fn field_of(message: &str) -> Option<String> {
     for marker in ["unknown field `", "missing field `", "duplicate field `"] {
         if let Some(rest) = message.split(marker).nth(1) {
             if let Some((name, _)) = rest.split_once('`') {
-                return name.to_owned();
+                return Some(name.to_owned());
             }
         }
     }
-    String::new()
+    None
+}
+
+/// The key written at a position: the key the column points into (a flow
+/// mapping such as `{ a: 1, b: 2 }`), else the line's own key.
+fn key_at(text: &str, line: u64, column: u64) -> String {
+    let Some(l) = text.lines().nth(line.saturating_sub(1) as usize) else {
+        return String::new();
+    };
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let key_before_colon = |s: &str| -> Option<String> {
+        let (k, _) = s.split_once(':')?;
+        let k = k.trim().trim_start_matches("- ").trim();
+        is_key(k).then(|| k.to_owned())
+    };
+    // The key whose value the column points at: the last `key:` before it.
+    let upto: String = l.chars().take(column as usize).collect();
+    let before = upto
+        .rsplit([',', '{'])
+        .find_map(|part| key_before_colon(part));
+    before
+        .or_else(|| key_before_colon(l.trim_start().trim_start_matches("- ")))
+        .unwrap_or_default()
 }
 
 type Invalid = (u64, u64, String, String);
@@ -615,5 +642,146 @@ impl Loaded {
             Ok(pb) => self.playbooks.push(pb),
             Err(e) => self.errors.push(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> DefinitionError {
+        parse("pb.yaml", text).unwrap_err()
+    }
+
+    const HEAD: &str = "name: p\ntitle: t\nrisk: low\n";
+
+    #[test]
+    fn the_shipped_examples_all_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../playbooks/examples");
+        let loaded = load_dir(&dir).unwrap();
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let names: Vec<_> = loaded.playbooks.iter().map(Playbook::name).collect();
+        for want in [
+            "restart-service",
+            "airflow-rerun-dag",
+            "dbt-cloud-rerun-job",
+            "github-actions-dispatch",
+            "kubernetes-rollout-restart",
+            "elasticsearch-clear-cache",
+            "lambda-invoke",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        let restart = loaded.playbooks.iter().find(|p| p.name() == "restart-service").unwrap();
+        assert_eq!(restart.secret_names(), ["ADMIN_API", "ADMIN_TOKEN"]);
+        assert_eq!(restart.approval_expires_secs(), 1800);
+        assert_eq!(restart.steps.len(), 3);
+        assert!(restart.steps[0].read_only);
+    }
+
+    #[test]
+    fn an_unknown_step_kind_names_file_line_and_field() {
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: htp\n    request: {{ method: GET, url: u }}\n"
+        ));
+        assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("pb.yaml", 6, "kind"), "{e}");
+        assert!(e.message.contains("htp"), "{e}");
+        assert!(e.to_string().starts_with("pb.yaml:6:"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_field_in_a_flow_mapping_is_named() {
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: http\n    request: {{ method: GET, urll: u }}\n"
+        ));
+        assert_eq!((e.line, e.field.as_str()), (7, "urll"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let e = refused("name: p\nrisk: low\nsteps: []\n");
+        assert_eq!(e.field, "title", "{e}");
+    }
+
+    #[test]
+    fn a_wrong_risk_is_refused_at_its_line() {
+        let e = refused("name: p\ntitle: t\nrisk: extreme\nsteps: []\n");
+        assert_eq!((e.line, e.field.as_str()), (3, "risk"), "{e}");
+    }
+
+    #[test]
+    fn kind_specific_fields_are_checked_with_the_step_path() {
+        let e = refused(&format!("{HEAD}steps:\n  - name: x\n    kind: http\n"));
+        assert_eq!((e.line, e.field.as_str()), (6, "steps[0].request"), "{e}");
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: notify\n    text: hi\n    function: f\n"
+        ));
+        assert_eq!(e.field, "steps[0].function", "{e}");
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: http\n    read_only: true\n    request: {{ method: POST, url: u }}\n"
+        ));
+        assert_eq!(e.field, "steps[0].read_only", "{e}");
+    }
+
+    #[test]
+    fn template_errors_name_the_field_and_its_line() {
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: http\n    request:\n      method: GET\n      url: \"{{{{ env.HOME }}}}/x\"\n"
+        ));
+        assert_eq!((e.line, e.field.as_str()), (9, "steps[0].request.url"), "{e}");
+        assert!(e.message.contains("unknown variable `env`"), "{e}");
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: notify\n    text: \"{{{{ params.x \"\n"
+        ));
+        assert_eq!(e.field, "steps[0].text", "{e}");
+    }
+
+    #[test]
+    fn durations_regexes_and_defaults_are_checked() {
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: wait_until\n    request: {{ method: GET, url: u }}\n    timeout: soon\n"
+        ));
+        assert_eq!((e.line, e.field.as_str()), (8, "steps[0].timeout"), "{e}");
+        let e = refused(&format!(
+            "name: p\ntitle: t\nrisk: low\nmatch:\n  labels: {{ a: \"/[/\" }}\nsteps:\n  - name: x\n    kind: notify\n    text: hi\n"
+        ));
+        assert_eq!(e.field, "match.labels.a", "{e}");
+        let e = refused(&format!(
+            "{HEAD}params:\n  mode: {{ allowed: [a, b], default: c }}\nsteps:\n  - name: x\n    kind: notify\n    text: hi\n"
+        ));
+        assert_eq!((e.line, e.field.as_str()), (5, "params.mode.default"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_file_is_skipped_whole_and_the_others_load() {
+        let dir = tempfile_dir();
+        std::fs::write(dir.join("a.yaml"), format!("{HEAD}steps:\n  - name: x\n    kind: notify\n    text: hi\n")).unwrap();
+        std::fs::write(dir.join("b.yaml"), format!("{HEAD}steps:\n  - name: x\n    kind: nope\n")).unwrap();
+        std::fs::write(dir.join("c.yml"), "name: [\n").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a playbook").unwrap();
+        let loaded = load_dir(&dir).unwrap();
+        assert_eq!(loaded.playbooks.len(), 1);
+        assert_eq!(loaded.errors.len(), 2, "{:?}", loaded.errors);
+        assert!(loaded.errors[0].file.ends_with("b.yaml"));
+        assert!(loaded.errors[1].file.ends_with("c.yml"));
+        // A second file with the same name is refused, not merged.
+        let mut again = loaded.clone();
+        again.add("d.yaml", &format!("{HEAD}steps:\n  - name: y\n    kind: notify\n    text: hi\n"));
+        assert_eq!(again.playbooks.len(), 1);
+        assert!(again.errors.last().unwrap().message.contains("already defines"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "fw-playbooks-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 }
