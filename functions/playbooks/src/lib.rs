@@ -83,10 +83,17 @@ struct Listing {
     errors: Vec<DefinitionError>,
 }
 
-async fn list(Auth(p): Auth, Extension(catalog): Extension<Arc<Catalog>>) -> ApiResult<Json<Listing>> {
+async fn list(
+    Auth(p): Auth,
+    Extension(catalog): Extension<Arc<Catalog>>,
+) -> ApiResult<Json<Listing>> {
     require_role(&p, Role::Viewer, "listing playbooks")?;
     Ok(Json(Listing {
-        items: catalog.playbooks().iter().map(|pb| Summary::of(pb, None)).collect(),
+        items: catalog
+            .playbooks()
+            .iter()
+            .map(|pb| Summary::of(pb, None))
+            .collect(),
         errors: catalog.errors().to_vec(),
     }))
 }
@@ -115,16 +122,18 @@ async fn for_incident(
     let inc = incidents::get(&svc, &p.tenant, &parse_id(&id)?).await?;
     let items = catalog
         .matching(&inc)
-        .map(|pb| match playbooks::resolve_params(pb, &inc, &BTreeMap::new()) {
-            Ok(params) => OfferedPlaybook {
-                summary: Summary::of(pb, Some(params)),
-                params_error: None,
+        .map(
+            |pb| match playbooks::resolve_params(pb, &inc, &BTreeMap::new()) {
+                Ok(params) => OfferedPlaybook {
+                    summary: Summary::of(pb, Some(params)),
+                    params_error: None,
+                },
+                Err(e) => OfferedPlaybook {
+                    summary: Summary::of(pb, None),
+                    params_error: Some(e.to_string()),
+                },
             },
-            Err(e) => OfferedPlaybook {
-                summary: Summary::of(pb, None),
-                params_error: Some(e.to_string()),
-            },
-        })
+        )
         .collect();
     Ok(Json(Offered { items }))
 }
@@ -194,10 +203,19 @@ async fn decide(
     let body: DecisionBody = optional_body(&headers, &body)?;
     let (status, run) = match decision.as_str() {
         "approve" => (StatusCode::OK, runs::approve(&svc, &p, &run, key).await?),
-        "reject" => (StatusCode::OK, runs::reject(&svc, &p, &run, body.reason, key).await?),
+        "reject" => (
+            StatusCode::OK,
+            runs::reject(&svc, &p, &run, body.reason, key).await?,
+        ),
         // The steps run in the dispatcher; the answer is the run started.
-        "execute" => (StatusCode::ACCEPTED, runs::execute(&svc, &p, &run, key).await?),
-        "rollback" => (StatusCode::ACCEPTED, runs::rollback(&svc, &p, &run, key).await?),
+        "execute" => (
+            StatusCode::ACCEPTED,
+            runs::execute(&svc, &p, &run, key).await?,
+        ),
+        "rollback" => (
+            StatusCode::ACCEPTED,
+            runs::rollback(&svc, &p, &run, key).await?,
+        ),
         _ => {
             return Err(ApiError::not_found(
                 "no such decision: use approve, reject, execute or rollback",

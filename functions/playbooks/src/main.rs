@@ -13,7 +13,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let services = firewatch_aws::services(&aws, config.settings)
         .await
         .with_egress(Arc::new(firewatch_egress::HttpEgress::new()));
-    let prefix = std::env::var("FIREWATCH_PLAYBOOKS_PREFIX").unwrap_or_else(|_| "playbooks/".into());
+    let prefix =
+        std::env::var("FIREWATCH_PLAYBOOKS_PREFIX").unwrap_or_else(|_| "playbooks/".into());
     let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
     let s3 = firewatch_aws::s3_client(&sdk, aws.s3_endpoint.as_deref());
     let loaded = firewatch_aws::playbooks_from_s3(&s3, &aws.bucket, &prefix).await?;

@@ -108,7 +108,12 @@ pub async fn playbooks_from_s3(
             .set_continuation_token(token.take())
             .send()
             .await
-            .map_err(|e| format!("S3 list s3://{bucket}/{prefix}: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "S3 list s3://{bucket}/{prefix}: {}",
+                    DisplayErrorContext(&e)
+                )
+            })?;
         for o in page.contents() {
             if let Some(k) = o.key() {
                 let rest = &k[prefix.len().min(k.len())..];
@@ -142,13 +147,15 @@ pub async fn playbooks_from_s3(
         };
         match text {
             Ok(t) => loaded.add(&name, &t),
-            Err(message) => loaded.errors.push(firewatch_domain::playbooks::DefinitionError {
-                file: name,
-                line: 1,
-                column: 1,
-                field: String::new(),
-                message,
-            }),
+            Err(message) => loaded
+                .errors
+                .push(firewatch_domain::playbooks::DefinitionError {
+                    file: name,
+                    line: 1,
+                    column: 1,
+                    field: String::new(),
+                    message,
+                }),
         }
     }
     Ok(loaded)

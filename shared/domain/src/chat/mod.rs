@@ -93,7 +93,10 @@ pub fn reply_text(e: &TimelineEntry) -> String {
                 "awaiting_approval" => "✋",
                 _ => "▶️",
             };
-            let detail = detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            let detail = detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
             return format!(
                 "{icon} Playbook `{playbook}` ({run_id}) {}{detail} · by {}",
                 state.replace('_', " "),

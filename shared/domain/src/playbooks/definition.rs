@@ -84,7 +84,9 @@ pub enum Risk {
 pub enum Approval {
     Always(ApprovalWord),
     /// A template expression over `params` and `incident`.
-    When { when: String },
+    When {
+        when: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,7 +232,12 @@ impl Playbook {
     fn templates(&self) -> Vec<(String, String, u64, u64)> {
         let mut out = Vec::new();
         let mut push = |path: String, t: &Text| {
-            out.push((path, t.value.clone(), t.referenced.line(), t.referenced.column()));
+            out.push((
+                path,
+                t.value.clone(),
+                t.referenced.line(),
+                t.referenced.column(),
+            ));
         };
         for (k, p) in &self.params {
             if let Some(d) = &p.default {
@@ -366,9 +373,7 @@ fn key_at(text: &str, line: u64, column: u64) -> String {
     };
     // The key whose value the column points at: the last `key:` before it.
     let upto: String = l.chars().take(column as usize).collect();
-    let before = upto
-        .rsplit([',', '{'])
-        .find_map(|part| key_before_colon(part));
+    let before = upto.rsplit([',', '{']).find_map(&key_before_colon);
     before
         .or_else(|| key_before_colon(l.trim_start().trim_start_matches("- ")))
         .unwrap_or_default()
@@ -389,7 +394,8 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
         let n = &pb.name.value;
         !n.is_empty()
             && n.len() <= 63
-            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !n.starts_with('-')
     };
     if !name_ok {
@@ -400,7 +406,11 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
         ));
     }
     if pb.steps.is_empty() {
-        return Err(invalid(at(&pb.name), "steps", "a playbook needs at least one step"));
+        return Err(invalid(
+            at(&pb.name),
+            "steps",
+            "a playbook needs at least one step",
+        ));
     }
     for (list, steps) in [("steps", &pb.steps), ("rollback", &pb.rollback)] {
         if steps.len() > MAX_STEPS {
@@ -417,8 +427,13 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
     for (k, v) in &pb.matcher.labels {
         let t = &v.value;
         if t.len() >= 2 && t.starts_with('/') && t.ends_with('/') {
-            regex_lite::Regex::new(&t[1..t.len() - 1])
-                .map_err(|e| invalid(at(v), format!("match.labels.{k}"), format!("not a valid regex: {e}")))?;
+            regex_lite::Regex::new(&t[1..t.len() - 1]).map_err(|e| {
+                invalid(
+                    at(v),
+                    format!("match.labels.{k}"),
+                    format!("not a valid regex: {e}"),
+                )
+            })?;
         }
     }
     for (k, p) in &pb.params {
@@ -441,8 +456,7 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
     }
     if let Some(a) = &pb.approval {
         if let Approval::When { when } = &a.value {
-            template::check_expression(when)
-                .map_err(|m| invalid(at(a), "approval.when", m))?;
+            template::check_expression(when).map_err(|m| invalid(at(a), "approval.when", m))?;
         }
     }
     if let Some(e) = &pb.approval_expires {
@@ -479,7 +493,11 @@ fn validate_step(s: &Step, path: &str) -> Result<(), Invalid> {
         }
     };
     if s.name.value.trim().is_empty() {
-        return Err(invalid(at(&s.name), format!("{path}.name"), "a step needs a name"));
+        return Err(invalid(
+            at(&s.name),
+            format!("{path}.name"),
+            "a step needs a name",
+        ));
     }
     let http_like = matches!(kind, StepKind::Http | StepKind::WaitUntil);
     let github = kind == StepKind::GithubWorkflowDispatch;
@@ -561,7 +579,8 @@ fn validate_step(s: &Step, path: &str) -> Result<(), Invalid> {
     }
     for (f, v) in [("interval", &s.interval), ("timeout", &s.timeout)] {
         if let Some(v) = v {
-            let secs = duration_secs(&v.value).map_err(|m| invalid(at(v), format!("{path}.{f}"), m))?;
+            let secs =
+                duration_secs(&v.value).map_err(|m| invalid(at(v), format!("{path}.{f}"), m))?;
             if secs == 0 || secs > MAX_WAIT_SECS {
                 return Err(invalid(
                     at(v),
@@ -588,11 +607,7 @@ pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
     let mut files: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml")
-        })
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
     let mut out = Loaded::default();
@@ -672,7 +687,11 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        let restart = loaded.playbooks.iter().find(|p| p.name() == "restart-service").unwrap();
+        let restart = loaded
+            .playbooks
+            .iter()
+            .find(|p| p.name() == "restart-service")
+            .unwrap();
         assert_eq!(restart.secret_names(), ["ADMIN_API", "ADMIN_TOKEN"]);
         assert_eq!(restart.approval_expires_secs(), 1800);
         assert_eq!(restart.steps.len(), 3);
@@ -684,7 +703,11 @@ mod tests {
         let e = refused(&format!(
             "{HEAD}steps:\n  - name: x\n    kind: htp\n    request: {{ method: GET, url: u }}\n"
         ));
-        assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("pb.yaml", 6, "kind"), "{e}");
+        assert_eq!(
+            (e.file.as_str(), e.line, e.field.as_str()),
+            ("pb.yaml", 6, "kind"),
+            "{e}"
+        );
         assert!(e.message.contains("htp"), "{e}");
         assert!(e.to_string().starts_with("pb.yaml:6:"), "{e}");
     }
@@ -728,7 +751,11 @@ mod tests {
         let e = refused(&format!(
             "{HEAD}steps:\n  - name: x\n    kind: http\n    request:\n      method: GET\n      url: \"{{{{ env.HOME }}}}/x\"\n"
         ));
-        assert_eq!((e.line, e.field.as_str()), (9, "steps[0].request.url"), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (9, "steps[0].request.url"),
+            "{e}"
+        );
         assert!(e.message.contains("unknown variable `env`"), "{e}");
         let e = refused(&format!(
             "{HEAD}steps:\n  - name: x\n    kind: notify\n    text: \"{{{{ params.x \"\n"
@@ -742,21 +769,33 @@ mod tests {
             "{HEAD}steps:\n  - name: x\n    kind: wait_until\n    request: {{ method: GET, url: u }}\n    timeout: soon\n"
         ));
         assert_eq!((e.line, e.field.as_str()), (8, "steps[0].timeout"), "{e}");
-        let e = refused(&format!(
-            "name: p\ntitle: t\nrisk: low\nmatch:\n  labels: {{ a: \"/[/\" }}\nsteps:\n  - name: x\n    kind: notify\n    text: hi\n"
-        ));
+        let e = refused(
+            "name: p\ntitle: t\nrisk: low\nmatch:\n  labels: { a: \"/[/\" }\nsteps:\n  - name: x\n    kind: notify\n    text: hi\n",
+        );
         assert_eq!(e.field, "match.labels.a", "{e}");
         let e = refused(&format!(
             "{HEAD}params:\n  mode: {{ allowed: [a, b], default: c }}\nsteps:\n  - name: x\n    kind: notify\n    text: hi\n"
         ));
-        assert_eq!((e.line, e.field.as_str()), (5, "params.mode.default"), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (5, "params.mode.default"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_bad_file_is_skipped_whole_and_the_others_load() {
         let dir = tempfile_dir();
-        std::fs::write(dir.join("a.yaml"), format!("{HEAD}steps:\n  - name: x\n    kind: notify\n    text: hi\n")).unwrap();
-        std::fs::write(dir.join("b.yaml"), format!("{HEAD}steps:\n  - name: x\n    kind: nope\n")).unwrap();
+        std::fs::write(
+            dir.join("a.yaml"),
+            format!("{HEAD}steps:\n  - name: x\n    kind: notify\n    text: hi\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("b.yaml"),
+            format!("{HEAD}steps:\n  - name: x\n    kind: nope\n"),
+        )
+        .unwrap();
         std::fs::write(dir.join("c.yml"), "name: [\n").unwrap();
         std::fs::write(dir.join("notes.txt"), "not a playbook").unwrap();
         let loaded = load_dir(&dir).unwrap();
@@ -766,9 +805,17 @@ mod tests {
         assert!(loaded.errors[1].file.ends_with("c.yml"));
         // A second file with the same name is refused, not merged.
         let mut again = loaded.clone();
-        again.add("d.yaml", &format!("{HEAD}steps:\n  - name: y\n    kind: notify\n    text: hi\n"));
+        again.add(
+            "d.yaml",
+            &format!("{HEAD}steps:\n  - name: y\n    kind: notify\n    text: hi\n"),
+        );
         assert_eq!(again.playbooks.len(), 1);
-        assert!(again.errors.last().unwrap().message.contains("already defines"));
+        assert!(again
+            .errors
+            .last()
+            .unwrap()
+            .message
+            .contains("already defines"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

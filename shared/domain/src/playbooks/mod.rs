@@ -50,7 +50,10 @@ impl Catalog {
 
     /// The playbooks offered for `inc`, in name order.
     pub fn matching<'a>(&'a self, inc: &'a Incident) -> impl Iterator<Item = &'a Playbook> + 'a {
-        self.loaded.playbooks.iter().filter(move |p| matches(p, inc))
+        self.loaded
+            .playbooks
+            .iter()
+            .filter(move |p| matches(p, inc))
     }
 }
 
@@ -131,10 +134,7 @@ pub fn resolve_params(
             if !allowed.contains(&value) {
                 return Err(DomainError::bad_input(
                     "param_not_allowed",
-                    format!(
-                        "parameter `{name}` must be one of: {}",
-                        allowed.join(", ")
-                    ),
+                    format!("parameter `{name}` must be one of: {}", allowed.join(", ")),
                 ));
             }
         }
@@ -162,9 +162,13 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(pb: &Playbook, params: Option<BTreeMap<String, String>>) -> Self {
-        let names = |steps: &[definition::Step]| steps.iter().map(|s| s.name.value.clone()).collect();
+        let names =
+            |steps: &[definition::Step]| steps.iter().map(|s| s.name.value.clone()).collect();
         let params = match params {
-            Some(p) => p.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
+            Some(p) => p
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect(),
             None => pb
                 .params
                 .iter()

@@ -14,9 +14,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use firewatch_types::{
-    Incident, IncidentId, Principal, Role, TenantId, TimelineKind,
-};
+use firewatch_types::{Incident, IncidentId, Principal, Role, TenantId, TimelineKind};
 use serde::{Deserialize, Serialize};
 
 use super::definition::{Approval, ApprovalWord, Expect, Playbook, Risk, Step, StepKind};
@@ -295,7 +293,10 @@ pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<Rendere
     let field = |f: &str, e: String| format!("step `{name}` {f}: {e}");
     match step.kind.value {
         StepKind::Http | StepKind::WaitUntil => {
-            let r = step.request.as_ref().ok_or_else(|| field("request", "missing".into()))?;
+            let r = step
+                .request
+                .as_ref()
+                .ok_or_else(|| field("request", "missing".into()))?;
             let mut headers = BTreeMap::new();
             for (k, v) in &r.headers {
                 headers.insert(k.clone(), scope.render(&v.value).map_err(|e| field(k, e))?);
@@ -335,7 +336,8 @@ pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<Rendere
                     scope.render(&v.value).map_err(|e| field(k, e))?.into(),
                 );
             }
-            let seg = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let seg =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             out.request = Some(RenderedRequest {
                 method: "POST".into(),
                 url: format!(
@@ -346,12 +348,20 @@ pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<Rendere
                     seg(&workflow)
                 ),
                 headers: BTreeMap::from([
-                    ("Accept".to_owned(), "application/vnd.github+json".to_owned()),
-                    ("Authorization".to_owned(), format!("Bearer {}", get("token", &step.token)?)),
+                    (
+                        "Accept".to_owned(),
+                        "application/vnd.github+json".to_owned(),
+                    ),
+                    (
+                        "Authorization".to_owned(),
+                        format!("Bearer {}", get("token", &step.token)?),
+                    ),
                     ("X-GitHub-Api-Version".to_owned(), "2022-11-28".to_owned()),
                     ("User-Agent".to_owned(), "firewatch".to_owned()),
                 ]),
-                json: Some(serde_json::json!({"ref": get("ref", &step.git_ref)?, "inputs": inputs})),
+                json: Some(
+                    serde_json::json!({"ref": get("ref", &step.git_ref)?, "inputs": inputs}),
+                ),
             });
             if out.expect.is_none() {
                 // GitHub answers a dispatch with 204 No Content.
@@ -362,7 +372,10 @@ pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<Rendere
             }
         }
         StepKind::LambdaInvoke => {
-            let f = step.function.as_ref().ok_or_else(|| field("function", "missing".into()))?;
+            let f = step
+                .function
+                .as_ref()
+                .ok_or_else(|| field("function", "missing".into()))?;
             out.function = Some(scope.render(&f.value).map_err(|e| field("function", e))?);
             out.payload = Some(match &step.payload {
                 Some(p) => scope.render_json(p).map_err(|e| field("payload", e))?,
@@ -370,7 +383,10 @@ pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<Rendere
             });
         }
         StepKind::Notify => {
-            let t = step.text.as_ref().ok_or_else(|| field("text", "missing".into()))?;
+            let t = step
+                .text
+                .as_ref()
+                .ok_or_else(|| field("text", "missing".into()))?;
             out.text = Some(scope.render(&t.value).map_err(|e| field("text", e))?);
         }
     }
@@ -389,7 +405,11 @@ pub fn evaluate(expect: Option<&Expect>, resp: &OutboundResponse) -> Result<(), 
         let want = if statuses.is_empty() {
             "2xx".to_owned()
         } else {
-            statuses.iter().map(u16::to_string).collect::<Vec<_>>().join(" or ")
+            statuses
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
         };
         return Err(format!("expected status {want}, got {}", resp.status));
     }
@@ -462,7 +482,11 @@ pub async fn send_for_real(
     svc: &Services,
     step: &Step,
     masked: &Scope,
-) -> (Result<OutboundResponse, OutboundError>, std::collections::HashMap<String, String>, u64) {
+) -> (
+    Result<OutboundResponse, OutboundError>,
+    std::collections::HashMap<String, String>,
+    u64,
+) {
     let names: Vec<String> = masked.secrets.keys().cloned().collect();
     let secrets = match resolve_secrets(svc, &names).await {
         Ok(s) => s,
@@ -472,7 +496,13 @@ pub async fn send_for_real(
     real.secrets = secrets.clone();
     let rendered = match render_step(svc, step, &real) {
         Ok(r) => r,
-        Err(e) => return (Err(OutboundError::Unsupported(scrub(&e, &secrets))), secrets, 0),
+        Err(e) => {
+            return (
+                Err(OutboundError::Unsupported(scrub(&e, &secrets))),
+                secrets,
+                0,
+            )
+        }
     };
     let started = std::time::Instant::now();
     let result = send(svc, &rendered).await;
@@ -581,7 +611,11 @@ async fn kept(
 ) -> Result<Option<Run>, DomainError> {
     let Some(key) = key else { return Ok(None) };
     check_key(key)?;
-    let Some(item) = svc.store.get(&keys::idempotency_pk(tenant), &idem_sk(op, key)).await? else {
+    let Some(item) = svc
+        .store
+        .get(&keys::idempotency_pk(tenant), &idem_sk(op, key))
+        .await?
+    else {
         return Ok(None);
     };
     let k: Kept = keys::decode(&item)?;
@@ -655,8 +689,13 @@ async fn commit(
         );
     }
     let version = read_version.map_or(1, |v| v + 1);
-    let item = keys::item(keys::playbook_runs_pk(&run.tenant), run.id.clone(), version, run)
-        .map_err(CommitError::Domain)?;
+    let item = keys::item(
+        keys::playbook_runs_pk(&run.tenant),
+        run.id.clone(),
+        version,
+        run,
+    )
+    .map_err(CommitError::Domain)?;
     change.also(WriteOp::Put {
         item,
         condition: read_version.map_or(Condition::Absent, Condition::Version),
@@ -681,8 +720,13 @@ async fn commit(
             run: run.clone(),
             run_version: version,
         };
-        let mut item = keys::item(keys::idempotency_pk(&run.tenant), idem_sk(op, key), 1, &kept)
-            .map_err(CommitError::Domain)?;
+        let mut item = keys::item(
+            keys::idempotency_pk(&run.tenant),
+            idem_sk(op, key),
+            1,
+            &kept,
+        )
+        .map_err(CommitError::Domain)?;
         item.expires_at = Some(svc.clock.now().timestamp() + IDEMPOTENCY_HOURS * 3600);
         change.also(WriteOp::Put {
             item,
@@ -797,8 +841,16 @@ pub async fn dry_run(
         approval_required,
         approval_expires_at: None,
         decided_by: None,
-        steps: pb.steps.iter().map(|s| StepOutcome::pending(&s.name.value)).collect(),
-        rollback: pb.rollback.iter().map(|s| StepOutcome::pending(&s.name.value)).collect(),
+        steps: pb
+            .steps
+            .iter()
+            .map(|s| StepOutcome::pending(&s.name.value))
+            .collect(),
+        rollback: pb
+            .rollback
+            .iter()
+            .map(|s| StepOutcome::pending(&s.name.value))
+            .collect(),
         preview,
         rollback_preview,
         preflight,
@@ -811,35 +863,73 @@ pub async fn dry_run(
     let mut states = Vec::new();
     match failure {
         Some(why) => {
-            run.enter(RunState::DryRunFailed, &principal.name, Some(why.clone()), now);
+            run.enter(
+                RunState::DryRunFailed,
+                &principal.name,
+                Some(why.clone()),
+                now,
+            );
             states.push((RunState::DryRunFailed, Some(why)));
         }
         None => {
-            let steps = format!("{} steps, {} read-only checked", run.steps.len(), run.preflight.len());
-            run.enter(RunState::DryRunOk, &principal.name, Some(steps.clone()), now);
+            let steps = format!(
+                "{} steps, {} read-only checked",
+                run.steps.len(),
+                run.preflight.len()
+            );
+            run.enter(
+                RunState::DryRunOk,
+                &principal.name,
+                Some(steps.clone()),
+                now,
+            );
             states.push((RunState::DryRunOk, Some(steps)));
             if approval_required {
                 let expires = now + Duration::seconds(pb.approval_expires_secs() as i64);
                 run.approval_expires_at = Some(expires);
-                let detail = format!("approval needed by {}", expires.format("%Y-%m-%d %H:%M UTC"));
-                run.enter(RunState::AwaitingApproval, &principal.name, Some(detail.clone()), now);
+                let detail = format!(
+                    "approval needed by {}",
+                    expires.format("%Y-%m-%d %H:%M UTC")
+                );
+                run.enter(
+                    RunState::AwaitingApproval,
+                    &principal.name,
+                    Some(detail.clone()),
+                    now,
+                );
                 states.push((RunState::AwaitingApproval, Some(detail)));
             }
         }
     }
     let idem = idempotency_key.map(|k| ("dry-run", k));
-    match commit(svc, inc, &mut run, None, &principal.name, &states, None, idem).await {
+    match commit(
+        svc,
+        inc,
+        &mut run,
+        None,
+        &principal.name,
+        &states,
+        None,
+        idem,
+    )
+    .await
+    {
         Ok(()) => Ok(run),
-        Err(e) if e.is_lost_race() => match kept(svc, tenant, "dry-run", &target, idempotency_key).await? {
-            Some(first) => Ok(first),
-            None => Err(lost()),
-        },
+        Err(e) if e.is_lost_race() => {
+            match kept(svc, tenant, "dry-run", &target, idempotency_key).await? {
+                Some(first) => Ok(first),
+                None => Err(lost()),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 fn lost() -> DomainError {
-    DomainError::conflict("conflict", "the run was changed by someone else; read it again")
+    DomainError::conflict(
+        "conflict",
+        "the run was changed by someone else; read it again",
+    )
 }
 
 /// What a decision on a run needs: the role, the states it applies to.
@@ -858,7 +948,10 @@ async fn decide_on(
     run_id: &str,
     idempotency_key: Option<&str>,
     d: Decision<'_>,
-    decide: impl Fn(&mut Run, DateTime<Utc>) -> Result<(Vec<(RunState, Option<String>)>, Option<Effect>), DomainError>,
+    decide: impl Fn(
+        &mut Run,
+        DateTime<Utc>,
+    ) -> Result<(Vec<(RunState, Option<String>)>, Option<Effect>), DomainError>,
 ) -> Result<Run, DomainError> {
     require_role(principal, d.role, d.what)?;
     let tenant = &principal.tenant;
@@ -875,7 +968,18 @@ async fn decide_on(
         {
             let detail = "the approval request expired".to_owned();
             run.enter(RunState::Expired, "firewatch", Some(detail.clone()), now);
-            match commit(svc, inc, &mut run, Some(read), "firewatch", &[(RunState::Expired, Some(detail))], None, None).await {
+            match commit(
+                svc,
+                inc,
+                &mut run,
+                Some(read),
+                "firewatch",
+                &[(RunState::Expired, Some(detail))],
+                None,
+                None,
+            )
+            .await
+            {
                 Ok(()) => {}
                 Err(e) if e.is_lost_race() => continue,
                 Err(e) => return Err(e.into()),
@@ -885,12 +989,33 @@ async fn decide_on(
                 format!("run {run_id}: the approval request expired; dry-run again"),
             ));
         }
-        let (states, effect) = decide(&mut run, now)?;
+        let (states, effect) = match decide(&mut run, now) {
+            Ok(d) => d,
+            Err(e) => {
+                // The same key may have moved the run since it was checked
+                // above: its first answer stands.
+                if let Some(first) = kept(svc, tenant, d.op, run_id, idempotency_key).await? {
+                    return Ok(first);
+                }
+                return Err(e);
+            }
+        };
         for (s, detail) in &states {
             run.enter(*s, &principal.name, detail.clone(), now);
         }
         let idem = idempotency_key.map(|k| (d.op, k));
-        match commit(svc, inc, &mut run, Some(read), &principal.name, &states, effect, idem).await {
+        match commit(
+            svc,
+            inc,
+            &mut run,
+            Some(read),
+            &principal.name,
+            &states,
+            effect,
+            idem,
+        )
+        .await
+        {
             Ok(()) => return Ok(run),
             Err(e) if e.is_lost_race() => continue,
             Err(e) => return Err(e.into()),
@@ -906,7 +1031,11 @@ async fn decide_on(
 fn wrong_state(run: &Run, op: &str) -> DomainError {
     DomainError::conflict(
         "invalid_run_state",
-        format!("run {} is {}; it cannot be {op}", run.id, run.state.as_str()),
+        format!(
+            "run {} is {}; it cannot be {op}",
+            run.id,
+            run.state.as_str()
+        ),
     )
 }
 
@@ -918,7 +1047,11 @@ pub async fn approve(
     run_id: &str,
     idempotency_key: Option<&str>,
 ) -> Result<Run, DomainError> {
-    let d = Decision { op: "approve", role: Role::Approver, what: "approving a playbook run" };
+    let d = Decision {
+        op: "approve",
+        role: Role::Approver,
+        what: "approving a playbook run",
+    };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
         if run.state != RunState::AwaitingApproval {
             return Err(wrong_state(run, "approved"));
@@ -930,7 +1063,13 @@ pub async fn approve(
             )));
         }
         run.decided_by = Some(principal.name.clone());
-        Ok((vec![(RunState::Approved, Some(format!("approved by {}", principal.name)))], None))
+        Ok((
+            vec![(
+                RunState::Approved,
+                Some(format!("approved by {}", principal.name)),
+            )],
+            None,
+        ))
     })
     .await
 }
@@ -944,9 +1083,16 @@ pub async fn reject(
     reason: Option<String>,
     idempotency_key: Option<&str>,
 ) -> Result<Run, DomainError> {
-    let d = Decision { op: "reject", role: Role::Responder, what: "rejecting a playbook run" };
+    let d = Decision {
+        op: "reject",
+        role: Role::Responder,
+        what: "rejecting a playbook run",
+    };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
-        if !matches!(run.state, RunState::AwaitingApproval | RunState::DryRunOk | RunState::Approved) {
+        if !matches!(
+            run.state,
+            RunState::AwaitingApproval | RunState::DryRunOk | RunState::Approved
+        ) {
             return Err(wrong_state(run, "rejected"));
         }
         if run.requested_by != principal.name && !principal.can(Role::Approver) {
@@ -956,7 +1102,13 @@ pub async fn reject(
         }
         run.decided_by = Some(principal.name.clone());
         let why = reason.clone().map(|r| crate::redact::redact_text(&r));
-        Ok((vec![(RunState::Rejected, why.or_else(|| Some(format!("rejected by {}", principal.name))))], None))
+        Ok((
+            vec![(
+                RunState::Rejected,
+                why.or_else(|| Some(format!("rejected by {}", principal.name))),
+            )],
+            None,
+        ))
     })
     .await
 }
@@ -969,7 +1121,11 @@ pub async fn execute(
     run_id: &str,
     idempotency_key: Option<&str>,
 ) -> Result<Run, DomainError> {
-    let d = Decision { op: "execute", role: Role::Responder, what: "running a playbook" };
+    let d = Decision {
+        op: "execute",
+        role: Role::Responder,
+        what: "running a playbook",
+    };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
         match run.state {
             RunState::Approved => {}
@@ -982,10 +1138,21 @@ pub async fn execute(
             }
             _ => return Err(wrong_state(run, "run")),
         }
-        let first = run.steps.first().map(|s| s.name.clone()).unwrap_or_default();
+        let first = run
+            .steps
+            .first()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
         Ok((
-            vec![(RunState::Running, Some(format!("step 1/{}: {first}", run.steps.len())))],
-            Some(Effect::PlaybookStep { run_id: run.id.clone(), rollback: false, index: 0 }),
+            vec![(
+                RunState::Running,
+                Some(format!("step 1/{}: {first}", run.steps.len())),
+            )],
+            Some(Effect::PlaybookStep {
+                run_id: run.id.clone(),
+                rollback: false,
+                index: 0,
+            }),
         ))
     })
     .await
@@ -999,7 +1166,11 @@ pub async fn rollback(
     run_id: &str,
     idempotency_key: Option<&str>,
 ) -> Result<Run, DomainError> {
-    let d = Decision { op: "rollback", role: Role::Responder, what: "rolling back a playbook run" };
+    let d = Decision {
+        op: "rollback",
+        role: Role::Responder,
+        what: "rolling back a playbook run",
+    };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
         if !matches!(run.state, RunState::Failed | RunState::Succeeded) {
             return Err(wrong_state(run, "rolled back"));
@@ -1012,8 +1183,15 @@ pub async fn rollback(
         }
         let first = run.rollback[0].name.clone();
         Ok((
-            vec![(RunState::RollingBack, Some(format!("rollback step 1/{}: {first}", run.rollback.len())))],
-            Some(Effect::PlaybookStep { run_id: run.id.clone(), rollback: true, index: 0 }),
+            vec![(
+                RunState::RollingBack,
+                Some(format!("rollback step 1/{}: {first}", run.rollback.len())),
+            )],
+            Some(Effect::PlaybookStep {
+                run_id: run.id.clone(),
+                rollback: true,
+                index: 0,
+            }),
         ))
     })
     .await
@@ -1045,26 +1223,59 @@ pub(crate) async fn commit_progress(
             },
         );
         change.schedule_effect(about, fx, at);
-        let item = keys::item(keys::playbook_runs_pk(&run.tenant), run.id.clone(), read_version + 1, run)
-            .map_err(CommitError::Domain)?;
-        change.also(WriteOp::Put { item, condition: Condition::Version(read_version) });
+        let item = keys::item(
+            keys::playbook_runs_pk(&run.tenant),
+            run.id.clone(),
+            read_version + 1,
+            run,
+        )
+        .map_err(CommitError::Domain)?;
+        change.also(WriteOp::Put {
+            item,
+            condition: Condition::Version(read_version),
+        });
         change.commit().await?;
         run.version = read_version + 1;
         return Ok(());
     }
-    commit(svc, inc, run, Some(read_version), "firewatch", states, effect, None).await
+    commit(
+        svc,
+        inc,
+        run,
+        Some(read_version),
+        "firewatch",
+        states,
+        effect,
+        None,
+    )
+    .await
 }
 
 /// Writes the run alone (a step claimed or released), conditional on the
 /// version read.
-pub(crate) async fn put_run(svc: &Services, run: &mut Run, read_version: u64) -> Result<(), crate::ports::StoreError> {
-    let item = keys::item(keys::playbook_runs_pk(&run.tenant), run.id.clone(), read_version + 1, run)
-        .map_err(|e| crate::ports::StoreError::Invalid(e.to_string()))?;
-    svc.store.put(item, Condition::Version(read_version)).await?;
+pub(crate) async fn put_run(
+    svc: &Services,
+    run: &mut Run,
+    read_version: u64,
+) -> Result<(), crate::ports::StoreError> {
+    let item = keys::item(
+        keys::playbook_runs_pk(&run.tenant),
+        run.id.clone(),
+        read_version + 1,
+        run,
+    )
+    .map_err(|e| crate::ports::StoreError::Invalid(e.to_string()))?;
+    svc.store
+        .put(item, Condition::Version(read_version))
+        .await?;
     run.version = read_version + 1;
     Ok(())
 }
 
-pub(crate) async fn load_run(svc: &Services, tenant: &TenantId, run_id: &str) -> Result<Run, DomainError> {
+pub(crate) async fn load_run(
+    svc: &Services,
+    tenant: &TenantId,
+    run_id: &str,
+) -> Result<Run, DomainError> {
     load(svc, tenant, run_id).await
 }

@@ -36,7 +36,10 @@ pub struct StepError {
 impl From<DomainError> for StepError {
     fn from(e: DomainError) -> Self {
         Self {
-            retryable: matches!(e, DomainError::Unavailable(_) | DomainError::Conflict { .. }),
+            retryable: matches!(
+                e,
+                DomainError::Unavailable(_) | DomainError::Conflict { .. }
+            ),
             message: e.to_string(),
         }
     }
@@ -128,9 +131,7 @@ async fn attempt(
             return finish(svc, &mut run, read, rollback, index, Err(why)).await;
         }
     }
-    if outcome.status == StepStatus::Waiting
-        && outcome.claimed_until.is_some_and(|t| t > now)
-    {
+    if outcome.status == StepStatus::Waiting && outcome.claimed_until.is_some_and(|t| t > now) {
         // An early poll record (a duplicate); the scheduled one will come.
         return Ok(Ok(()));
     }
@@ -208,7 +209,9 @@ async fn attempt(
                 rollback,
                 index,
             };
-            return lost(runs::commit_progress(svc, &mut run, read, &[], None, Some((fx, next))).await);
+            return lost(
+                runs::commit_progress(svc, &mut run, read, &[], None, Some((fx, next))).await,
+            );
         }
         let last = verdict.err().unwrap_or_default();
         return finish(
@@ -221,8 +224,19 @@ async fn attempt(
         )
         .await;
     }
-    let detail = run.outcomes_mut(rollback)[index].detail.clone().unwrap_or_default();
-    finish(svc, &mut run, read, rollback, index, verdict.map(|()| detail)).await
+    let detail = run.outcomes_mut(rollback)[index]
+        .detail
+        .clone()
+        .unwrap_or_default();
+    finish(
+        svc,
+        &mut run,
+        read,
+        rollback,
+        index,
+        verdict.map(|()| detail),
+    )
+    .await
 }
 
 /// Records a finished step and moves the run on: the next step, or the
@@ -262,7 +276,10 @@ async fn finish(
                 (
                     vec![(
                         run.state,
-                        Some(format!("{done} ok ({detail}); {label} {}/{total}: {next}", index + 2)),
+                        Some(format!(
+                            "{done} ok ({detail}); {label} {}/{total}: {next}",
+                            index + 2
+                        )),
                     )],
                     Some(Effect::PlaybookStep {
                         run_id: run.id.clone(),
@@ -290,7 +307,10 @@ async fn finish(
                 } else {
                     ""
                 };
-                (vec![(end, Some(format!("{done} failed: {why}{offer}")))], None)
+                (
+                    vec![(end, Some(format!("{done} failed: {why}{offer}")))],
+                    None,
+                )
             }
         }
     };

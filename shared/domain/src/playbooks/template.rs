@@ -121,7 +121,11 @@ pub fn mask(name: &str) -> String {
 
 impl Scope {
     /// A scope whose secrets are masked: `***NAME***` for each name.
-    pub fn masked(incident: serde_json::Value, params: BTreeMap<String, String>, names: &[String]) -> Self {
+    pub fn masked(
+        incident: serde_json::Value,
+        params: BTreeMap<String, String>,
+        names: &[String],
+    ) -> Self {
         Self {
             incident,
             params,
@@ -172,7 +176,9 @@ impl Scope {
     pub fn truthy(&self, expr: &str) -> Result<bool, String> {
         let env = env();
         let e = env.compile_expression(expr).map_err(render_error)?;
-        e.eval(self.value()).map(|v| v.is_true()).map_err(render_error)
+        e.eval(self.value())
+            .map(|v| v.is_true())
+            .map_err(render_error)
     }
 }
 
@@ -194,7 +200,9 @@ mod tests {
         let s = Scope::masked(serde_json::json!({"labels": {}}), BTreeMap::new(), &[]);
         assert!(s.render("{{ params.nope }}").is_err());
         assert!(s.render("{{ incident.labels.service }}").is_err());
-        assert!(check("{{ env.HOME }}").unwrap_err().contains("unknown variable `env`"));
+        assert!(check("{{ env.HOME }}")
+            .unwrap_err()
+            .contains("unknown variable `env`"));
         assert!(check("{{ secrets }}").is_err());
         assert!(check("{{ secrets.ADMIN_TOKEN }}/x").is_ok());
         assert!(check("{{ params.x").is_err());
@@ -205,17 +213,25 @@ mod tests {
         let names = secret_names("{{ secrets.B }} {{ secrets.A }}/{{ secrets.B }}");
         assert_eq!(names, ["A", "B"]);
         let masked = Scope::masked(serde_json::json!({}), BTreeMap::new(), &names);
-        assert_eq!(masked.render("Bearer {{ secrets.A }}").unwrap(), "Bearer ***A***");
+        assert_eq!(
+            masked.render("Bearer {{ secrets.A }}").unwrap(),
+            "Bearer ***A***"
+        );
         let mut real = masked.clone();
         real.secrets.insert("A".into(), "s3cr3t".into());
-        assert_eq!(real.render("Bearer {{ secrets.A }}").unwrap(), "Bearer s3cr3t");
+        assert_eq!(
+            real.render("Bearer {{ secrets.A }}").unwrap(),
+            "Bearer s3cr3t"
+        );
     }
 
     #[test]
     fn a_runaway_template_stops() {
         let s = Scope::masked(serde_json::json!({}), BTreeMap::new(), &[]);
         let err = s
-            .render("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}")
+            .render(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            )
             .unwrap_err();
         assert!(!err.is_empty());
     }

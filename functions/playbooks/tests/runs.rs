@@ -1,0 +1,945 @@
+//! Playbook runs through the real router, against a recording HTTP target on
+//! 127.0.0.1, with steps performed by the real dispatcher (`drain`) and
+//! secrets from a secret source: dry-run, four-eyes approval, execute,
+//! rollback, waits, idempotency, and no secret anywhere.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
+use axum::Router;
+use firewatch_domain::playbooks::{Catalog, Loaded};
+use firewatch_domain::ports::{FixedClock, Query};
+use firewatch_domain::{auth, dispatch, keys, Services};
+use firewatch_types::{Role, SourceKind, TenantId};
+use firewatch_web::testing::{get, json_request, send, services_and_keys, Answer, FakePlatform};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "tok-s3cr3t-admin-value";
+
+/// One request the target received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+    body: String,
+}
+
+/// Queued answers per `METHOD /path`.
+type Answers = HashMap<String, VecDeque<(u16, Value)>>;
+
+/// Answers per `METHOD /path`, in order; the last one repeats. Default 200 {}.
+#[derive(Clone, Default)]
+struct Target {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    answers: Arc<Mutex<Answers>>,
+}
+
+impl Target {
+    fn answer(&self, route: &str, status: u16, body: Value) {
+        self.answers
+            .lock()
+            .unwrap()
+            .entry(route.to_owned())
+            .or_default()
+            .push_back((status, body));
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn routes(&self) -> Vec<String> {
+        self.seen()
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect()
+    }
+}
+
+async fn record(
+    State(t): State<Target>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, axum::Json<Value>) {
+    let route = format!("{method} {}", uri.path());
+    t.seen.lock().unwrap().push(Seen {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let mut answers = t.answers.lock().unwrap();
+    let (status, body) = match answers.get_mut(&route) {
+        Some(q) if q.len() > 1 => q.pop_front().unwrap(),
+        Some(q) if q.len() == 1 => q[0].clone(),
+        _ => (200, json!({})),
+    };
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body))
+}
+
+/// Secrets a test can change while a run goes on.
+#[derive(Default)]
+struct Secrets(Mutex<HashMap<String, String>>);
+
+impl Secrets {
+    fn set(&self, name: &str, value: &str) {
+        self.0.lock().unwrap().insert(name.into(), value.into());
+    }
+}
+
+#[async_trait::async_trait]
+impl firewatch_domain::ports::SecretSource for Secrets {
+    async fn get(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.0.lock().unwrap().get(name).cloned())
+    }
+}
+
+struct World {
+    svc: Services,
+    secrets: Arc<Secrets>,
+    app: Router,
+    clock: Arc<FixedClock>,
+    target: Target,
+    platform: FakePlatform,
+    chat: Arc<RecordingChat>,
+    incident: String,
+    viewer: String,
+    responder: String,
+    responder2: String,
+    approver: String,
+    approver2: String,
+}
+
+/// Chat replies and card edits, recorded.
+#[derive(Default)]
+struct RecordingChat(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl firewatch_domain::chat::ChatClient for RecordingChat {
+    async fn post_root(
+        &self,
+        _dest: &firewatch_types::Destination,
+        card: &firewatch_types::Card,
+    ) -> Result<firewatch_types::ThreadRef, firewatch_domain::chat::ChatError> {
+        self.0.lock().unwrap().push(format!("root: {}", card.title));
+        Ok(firewatch_types::ThreadRef {
+            destination: firewatch_types::Destination::Console,
+            root_id: "1".into(),
+            thread_id: None,
+        })
+    }
+    async fn update_root(
+        &self,
+        _t: &firewatch_types::ThreadRef,
+        card: &firewatch_types::Card,
+    ) -> Result<(), firewatch_domain::chat::ChatError> {
+        self.0.lock().unwrap().push(format!("edit: {}", card.state));
+        Ok(())
+    }
+    async fn reply(
+        &self,
+        _t: &firewatch_types::ThreadRef,
+        text: &str,
+    ) -> Result<(), firewatch_domain::chat::ChatError> {
+        self.0.lock().unwrap().push(format!("reply: {text}"));
+        Ok(())
+    }
+}
+
+impl RecordingChat {
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+const EXTRA: &str = r#"
+name: always-fails
+title: A restart whose second step fails
+match: { labels: { service: "*" } }
+risk: low
+approval: never
+steps:
+  - name: first
+    kind: http
+    request: { method: POST, url: "{{ secrets.ADMIN_API }}/first", headers: { X-Token: "{{ secrets.ADMIN_TOKEN }}" } }
+  - name: second
+    kind: http
+    request: { method: POST, url: "{{ secrets.ADMIN_API }}/second" }
+    expect: { status: [200] }
+  - name: never reached
+    kind: http
+    request: { method: POST, url: "{{ secrets.ADMIN_API }}/third" }
+rollback:
+  - name: undo first
+    kind: http
+    request: { method: POST, url: "{{ secrets.ADMIN_API }}/undo" }
+  - name: tell
+    kind: notify
+    text: "rolled back {{ params.service }}"
+params:
+  service: { default: "{{ incident.labels.service }}" }
+"#;
+
+const WAITS: &str = r#"
+name: waits
+title: Waits for health
+match: { labels: { service: "*" } }
+risk: low
+approval: never
+steps:
+  - name: healthy
+    kind: wait_until
+    request: { method: GET, url: "{{ secrets.ADMIN_API }}/health" }
+    expect: { status: [200], json: { status: healthy } }
+    interval: 2s
+    timeout: 10s
+"#;
+
+async fn world() -> World {
+    let target = Target::default();
+    let platform =
+        FakePlatform::serve(Router::new().fallback(record).with_state(target.clone())).await;
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let chat = Arc::new(RecordingChat::default());
+    let secrets = Arc::new(Secrets::default());
+    secrets.set("ADMIN_API", &platform.base);
+    secrets.set("ADMIN_TOKEN", TOKEN);
+    let settings = firewatch_domain::Settings {
+        default_destinations: vec![firewatch_types::Destination::Console],
+        ..Default::default()
+    };
+    let svc = firewatch_local::services_in_memory()
+        .with_clock(clock.clone())
+        .with_settings(settings)
+        .with_chat(chat.clone())
+        .with_secrets(secrets.clone())
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()));
+    let (svc, k) = services_and_keys(svc).await;
+    let t = TenantId::default_tenant();
+    let key = |name: &'static str, role| {
+        let svc = svc.clone();
+        let t = t.clone();
+        async move { auth::create_api_key(&svc, &t, name, role).await.unwrap() }
+    };
+    let responder2 = key("responder-2", Role::Responder).await;
+    let approver = key("approver-1", Role::Approver).await;
+    let approver2 = key("approver-2", Role::Approver).await;
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../playbooks/examples");
+    let mut loaded: Loaded = firewatch_domain::playbooks::definition::load_dir(&dir).unwrap();
+    loaded.add("always-fails.yaml", EXTRA);
+    loaded.add("waits.yaml", WAITS);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let app = firewatch_playbooks::router(svc.clone(), Arc::new(Catalog::new(loaded)));
+
+    let body = json!({"title": "api is down", "severity": "sev2", "labels": {"service": "api"}});
+    let incident = firewatch_web::testing::ingest_alert(
+        &svc,
+        SourceKind::Generic,
+        body.to_string().as_bytes(),
+    )
+    .await
+    .to_string();
+    deliver(&svc).await;
+    World {
+        svc,
+        secrets,
+        app,
+        clock,
+        target,
+        platform,
+        chat,
+        incident,
+        viewer: k.viewer,
+        responder: k.responder,
+        responder2,
+        approver,
+        approver2,
+    }
+}
+
+/// Runs the dispatcher until the outbox has nothing due.
+async fn deliver(svc: &Services) {
+    for _ in 0..50 {
+        let d = dispatch::drain(svc).await.unwrap();
+        if d.delivered == 0 && d.retrying == 0 && d.dead == 0 {
+            return;
+        }
+    }
+    panic!("the outbox never settled");
+}
+
+fn post(uri: &str, token: &str, body: Value, key: Option<&str>) -> Request<Body> {
+    let mut r = json_request(Method::POST, uri, Some(token), body.to_string());
+    if let Some(k) = key {
+        r.headers_mut()
+            .insert("idempotency-key", k.parse().unwrap());
+    }
+    r
+}
+
+impl World {
+    async fn dry_run(&self, name: &str, token: &str, params: Value) -> Answer {
+        send(
+            &self.app,
+            post(
+                &format!("/v1/incidents/{}/playbooks/{name}/dry-run", self.incident),
+                token,
+                json!({"params": params}),
+                None,
+            ),
+        )
+        .await
+    }
+
+    async fn decide(&self, run: &str, what: &str, token: &str, key: Option<&str>) -> Answer {
+        send(
+            &self.app,
+            post(
+                &format!("/v1/playbook-runs/{run}/{what}"),
+                token,
+                json!({}),
+                key,
+            ),
+        )
+        .await
+    }
+
+    async fn run(&self, run: &str) -> Value {
+        let a = send(
+            &self.app,
+            get(&format!("/v1/playbook-runs/{run}"), &self.viewer),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.json
+    }
+
+    async fn items(&self, pk: String) -> Vec<String> {
+        self.svc
+            .store
+            .query(Query {
+                pk,
+                sk_prefix: String::new(),
+                after: None,
+                limit: 1000,
+                descending: false,
+            })
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| i.data)
+            .collect()
+    }
+
+    /// Every stored item a run can have touched, as text.
+    async fn everything_stored(&self) -> String {
+        let t = TenantId::default_tenant();
+        let inc = firewatch_types::IncidentId::parse(&self.incident).unwrap();
+        let mut all = Vec::new();
+        for pk in [
+            keys::incident_pk(&t, &inc),
+            keys::incidents_pk(&t),
+            keys::audit_pk(&t),
+            keys::outbox_pk(&t),
+            keys::playbook_runs_pk(&t),
+            keys::idempotency_pk(&t),
+            format!("{t}#DLQ"),
+        ] {
+            all.extend(self.items(pk).await);
+        }
+        all.join("\n")
+    }
+
+    async fn timeline_states(&self) -> Vec<String> {
+        let t = TenantId::default_tenant();
+        let inc = firewatch_types::IncidentId::parse(&self.incident).unwrap();
+        self.items(keys::incident_pk(&t, &inc))
+            .await
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["kind"] == "playbook")
+            .map(|v| v["state"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn audit_actions(&self) -> Vec<String> {
+        self.items(keys::audit_pk(&TenantId::default_tenant()))
+            .await
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .map(|v| v["action"].as_str().unwrap().to_owned())
+            .filter(|a| a.starts_with("playbook."))
+            .collect()
+    }
+}
+
+fn id(a: &Answer) -> String {
+    a.json["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", a.text))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn offered_playbooks_have_their_parameters_filled_from_the_incident() {
+    let w = world().await;
+    let a = send(
+        &w.app,
+        get(
+            &format!("/v1/incidents/{}/playbooks", w.incident),
+            &w.viewer,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let items = a.json["items"].as_array().unwrap();
+    let names: Vec<_> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"restart-service"), "{names:?}");
+    // Matches nothing without a dag_id label.
+    assert!(!names.contains(&"airflow-rerun-dag"));
+    let restart = items
+        .iter()
+        .find(|i| i["name"] == "restart-service")
+        .unwrap();
+    assert_eq!(
+        restart["params"],
+        json!({"service": "api", "mode": "graceful"})
+    );
+    assert_eq!(restart["approval"], "always");
+
+    let all = send(&w.app, get("/v1/playbooks", &w.viewer)).await;
+    assert_eq!(all.json["items"].as_array().unwrap().len(), 9);
+    assert_eq!(all.json["errors"], json!([]));
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_only_the_read_only_requests_and_masks_secrets() {
+    let w = world().await;
+    let a = w.dry_run("restart-service", &w.responder, json!({})).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    // Only the preflight GET reached the target.
+    assert_eq!(w.target.routes(), ["GET /services/api"]);
+    let run = &a.json;
+    assert_eq!(run["state"], "awaiting_approval");
+    assert_eq!(run["preflight"][0]["status"], "succeeded");
+    assert_eq!(run["preflight"][0]["http_status"], 200);
+    // Every request rendered as it would be sent, secrets masked.
+    let restart = &run["preview"][1]["request"];
+    assert_eq!(restart["method"], "POST");
+    assert_eq!(restart["url"], "***ADMIN_API***/services/api/restart");
+    assert_eq!(
+        restart["headers"]["Authorization"],
+        "Bearer ***ADMIN_TOKEN***"
+    );
+    assert_eq!(restart["json"], json!({"mode": "graceful"}));
+    assert_eq!(
+        run["rollback_preview"][0]["request"]["url"],
+        "***ADMIN_API***/services/api/rollback"
+    );
+    assert!(!a.text.contains(TOKEN) && !a.text.contains(&w.platform.base));
+    // Nothing else happened: no step, no rollback, no effect waiting.
+    deliver(&w.svc).await;
+    assert_eq!(w.target.routes(), ["GET /services/api"]);
+    assert_eq!(
+        w.timeline_states().await,
+        ["dry_run_ok", "awaiting_approval"]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_preflight_fails_the_dry_run_and_bad_params_are_400() {
+    let w = world().await;
+    w.target.answer(
+        "GET /services/api",
+        404,
+        json!({"error": "no such service"}),
+    );
+    let a = w.dry_run("restart-service", &w.responder, json!({})).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json["state"], "dry_run_failed");
+    assert!(a.json["history"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("expected status 200, got 404"));
+    let e = send(
+        &w.app,
+        post(
+            &format!("/v1/playbook-runs/{}/execute", id(&a)),
+            &w.responder,
+            json!({}),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(e.status, StatusCode::CONFLICT);
+
+    let bad = w
+        .dry_run("restart-service", &w.responder, json!({"mode": "nuke"}))
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::BAD_REQUEST, "param_not_allowed")
+    );
+    let unknown = w
+        .dry_run("restart-service", &w.responder, json!({"colour": "red"}))
+        .await;
+    assert_eq!(unknown.code(), "unknown_param");
+    let missing = w.dry_run("no-such-playbook", &w.responder, json!({})).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let viewer = w.dry_run("restart-service", &w.viewer, json!({})).await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+    let not_offered = w
+        .dry_run("airflow-rerun-dag", &w.responder, json!({}))
+        .await;
+    assert_eq!(
+        (not_offered.status, not_offered.code()),
+        (StatusCode::CONFLICT, "playbook_not_offered")
+    );
+}
+
+#[tokio::test]
+async fn approval_by_the_requester_by_a_responder_or_after_expiry_is_refused() {
+    let w = world().await;
+    let run = id(&w.dry_run("restart-service", &w.approver, json!({})).await);
+    // The requester, though an approver, cannot approve their own run.
+    let own = w.decide(&run, "approve", &w.approver, None).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
+    assert!(own.text.contains("four eyes"));
+    // A responder lacks the role.
+    let responder = w.decide(&run, "approve", &w.responder, None).await;
+    assert_eq!(responder.status, StatusCode::FORBIDDEN);
+    // Running before approval is refused.
+    let early = w.decide(&run, "execute", &w.responder, None).await;
+    assert_eq!(
+        (early.status, early.code()),
+        (StatusCode::CONFLICT, "approval_required")
+    );
+    assert_eq!(w.run(&run).await["state"], "awaiting_approval");
+
+    // After expiry (30 minutes), the run expires and approval is refused.
+    w.clock.advance(chrono::Duration::minutes(31));
+    let late = w.decide(&run, "approve", &w.approver2, None).await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::CONFLICT, "approval_expired")
+    );
+    assert_eq!(w.run(&run).await["state"], "expired");
+    assert!(w.timeline_states().await.contains(&"expired".to_owned()));
+}
+
+#[tokio::test]
+async fn an_approved_run_executes_every_step_once_and_succeeds() {
+    let w = world().await;
+    w.target.answer(
+        "GET /services/api/health",
+        200,
+        json!({"status": "starting"}),
+    );
+    w.target.answer(
+        "GET /services/api/health",
+        200,
+        json!({"status": "healthy"}),
+    );
+    let run = id(&w
+        .dry_run("restart-service", &w.responder, json!({"mode": "hard"}))
+        .await);
+    let ok = w.decide(&run, "approve", &w.approver, None).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(ok.json["state"], "approved");
+    assert_eq!(ok.json["decided_by"], "approver-1");
+
+    let started = w.decide(&run, "execute", &w.responder2, None).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.text);
+    assert_eq!(started.json["state"], "running");
+    deliver(&w.svc).await;
+    // The first health poll said "starting": the wait is scheduled, not slept.
+    assert_eq!(w.run(&run).await["steps"][2]["status"], "waiting");
+    w.clock.advance(chrono::Duration::seconds(3));
+    deliver(&w.svc).await;
+
+    let done = w.run(&run).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    // The read-only check runs again as the run's first step.
+    assert_eq!(
+        w.target.routes(),
+        [
+            "GET /services/api",
+            "GET /services/api",
+            "POST /services/api/restart",
+            "GET /services/api/health",
+            "GET /services/api/health",
+        ]
+    );
+    // The real request carried the real secret and the rendered body.
+    let restart = &w.target.seen()[2];
+    assert_eq!(restart.headers["authorization"], format!("Bearer {TOKEN}"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&restart.body).unwrap(),
+        json!({"mode": "hard"})
+    );
+    for s in done["steps"].as_array().unwrap() {
+        assert_eq!(s["status"], "succeeded", "{s}");
+        assert!(
+            s["http_status"].is_u64() && s["duration_ms"].is_u64(),
+            "{s}"
+        );
+    }
+    // Every transition: on the timeline, in chat, in the audit log.
+    let states = w.timeline_states().await;
+    assert_eq!(
+        states,
+        [
+            "dry_run_ok",
+            "awaiting_approval",
+            "approved",
+            "running",
+            "running",
+            "running",
+            "succeeded"
+        ]
+    );
+    let audit = w.audit_actions().await;
+    for s in [
+        "dry_run_ok",
+        "awaiting_approval",
+        "approved",
+        "running",
+        "succeeded",
+    ] {
+        assert!(
+            audit.contains(&format!("playbook.{s}")),
+            "{s} not audited: {audit:?}"
+        );
+    }
+    let chat = w.chat.all();
+    let replies: Vec<_> = chat
+        .iter()
+        .filter(|c| c.starts_with("reply: ") && c.contains("restart-service"))
+        .collect();
+    assert_eq!(replies.len(), states.len(), "{chat:#?}");
+    assert!(replies.last().unwrap().contains("succeeded"));
+    assert!(chat.iter().filter(|c| c.starts_with("edit: ")).count() >= states.len());
+}
+
+#[tokio::test]
+async fn twenty_concurrent_executes_perform_each_step_once() {
+    for same_key in [true, false] {
+        let w = world().await;
+        let run = id(&w.dry_run("always-fails", &w.responder, json!({})).await);
+        w.target.answer("POST /second", 200, json!({}));
+        let calls = (0..20).map(|i| {
+            let key = if same_key {
+                "one-key".to_owned()
+            } else {
+                format!("key-{i}")
+            };
+            let w = &w;
+            let run = run.clone();
+            async move { w.decide(&run, "execute", &w.responder, Some(&key)).await }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        let started = answers
+            .iter()
+            .filter(|a| a.status == StatusCode::ACCEPTED)
+            .count();
+        if same_key {
+            // The same key: every caller gets the first answer.
+            assert_eq!(
+                started,
+                20,
+                "{:?}",
+                answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+            );
+            assert!(answers
+                .iter()
+                .all(|a| a.json["id"] == run.as_str() && a.json["state"] == "running"));
+        } else {
+            assert_eq!(
+                started,
+                1,
+                "{:?}",
+                answers.iter().map(|a| a.status).collect::<Vec<_>>()
+            );
+            assert!(answers
+                .iter()
+                .filter(|a| a.status != StatusCode::ACCEPTED)
+                .all(|a| a.status == StatusCode::CONFLICT));
+        }
+        // Several dispatchers at once; one that finds a step being sent by
+        // another backs off, so time moves on between rounds.
+        let svc = &w.svc;
+        for _ in 0..5 {
+            futures_util::future::join_all((0..4).map(|_| deliver(svc))).await;
+            w.clock.advance(chrono::Duration::seconds(5));
+        }
+        assert_eq!(
+            w.target.routes(),
+            ["POST /first", "POST /second", "POST /third"],
+            "same key: {same_key}"
+        );
+        assert_eq!(w.run(&run).await["state"], "succeeded");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_and_rollback_runs_its_steps() {
+    let w = world().await;
+    w.target
+        .answer("POST /second", 500, json!({"error": "boom"}));
+    let run = id(&w.dry_run("always-fails", &w.responder, json!({})).await);
+    assert_eq!(
+        w.decide(&run, "execute", &w.responder, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    deliver(&w.svc).await;
+    let failed = w.run(&run).await;
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    assert_eq!(failed["steps"][1]["status"], "failed");
+    assert_eq!(failed["steps"][1]["http_status"], 500);
+    assert_eq!(failed["steps"][2]["status"], "pending");
+    // An answered request is never repeated: the failed step was sent once.
+    assert_eq!(w.target.routes(), ["POST /first", "POST /second"]);
+    assert!(w
+        .chat
+        .all()
+        .iter()
+        .any(|c| c.contains("roll back is available")));
+
+    let rb = w.decide(&run, "rollback", &w.responder, None).await;
+    assert_eq!(rb.status, StatusCode::ACCEPTED, "{}", rb.text);
+    deliver(&w.svc).await;
+    let back = w.run(&run).await;
+    assert_eq!(back["state"], "rolled_back", "{back:#}");
+    assert_eq!(
+        w.target.routes(),
+        ["POST /first", "POST /second", "POST /undo"]
+    );
+    assert!(w.chat.all().iter().any(|c| c.contains("rolled back api")));
+    let again = w.decide(&run, "rollback", &w.responder, None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(w
+        .audit_actions()
+        .await
+        .contains(&"playbook.rolled_back".to_owned()));
+}
+
+#[tokio::test]
+async fn a_wait_step_that_times_out_fails_the_run() {
+    let w = world().await;
+    w.target
+        .answer("GET /health", 503, json!({"status": "down"}));
+    let run = id(&w.dry_run("waits", &w.responder, json!({})).await);
+    assert_eq!(
+        w.decide(&run, "execute", &w.responder, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    for _ in 0..8 {
+        deliver(&w.svc).await;
+        w.clock.advance(chrono::Duration::seconds(2));
+    }
+    deliver(&w.svc).await;
+    let r = w.run(&run).await;
+    assert_eq!(r["state"], "failed", "{r:#}");
+    let detail = r["steps"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("timed out after 10s"), "{detail}");
+    let polls = w.target.routes().len();
+    assert!((4..=6).contains(&polls), "{polls} polls in 10s at 2s");
+}
+
+#[tokio::test]
+async fn a_request_that_never_left_is_retried_and_one_that_may_have_is_not() {
+    // Refused connections (nothing listens): the request never left.
+    let w = world().await;
+    let run = id(&w.dry_run("always-fails", &w.responder, json!({})).await);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    w.secrets.set("ADMIN_API", &closed_url);
+    assert_eq!(
+        w.decide(&run, "execute", &w.responder, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    dispatch::drain(&w.svc).await.unwrap();
+    let r = w.run(&run).await;
+    assert_eq!(r["state"], "running", "{r:#}");
+    assert_eq!(r["steps"][0]["status"], "pending");
+    assert!(
+        r["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not sent"),
+        "{r:#}"
+    );
+    w.secrets.set("ADMIN_API", &w.platform.base);
+    w.clock.advance(chrono::Duration::seconds(5));
+    deliver(&w.svc).await;
+    assert_eq!(w.run(&run).await["state"], "succeeded");
+    assert_eq!(
+        w.target.routes(),
+        ["POST /first", "POST /second", "POST /third"]
+    );
+
+    // A connection taken and dropped unanswered: the request may have
+    // reached the target, so it is never sent again and the step fails.
+    let w = world().await;
+    let run = id(&w.dry_run("always-fails", &w.responder, json!({})).await);
+    w.platform.set_down(true);
+    assert_eq!(
+        w.decide(&run, "execute", &w.responder, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    deliver(&w.svc).await;
+    w.platform.set_down(false);
+    w.clock.advance(chrono::Duration::seconds(30));
+    deliver(&w.svc).await;
+    let r = w.run(&run).await;
+    assert_eq!(r["state"], "failed", "{r:#}");
+    assert!(
+        r["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no answer"),
+        "{r:#}"
+    );
+    assert!(w.target.routes().is_empty());
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_answer() {
+    let w = world().await;
+    let uri = format!(
+        "/v1/incidents/{}/playbooks/always-fails/dry-run",
+        w.incident
+    );
+    let first = send(&w.app, post(&uri, &w.responder, json!({}), Some("dry-1"))).await;
+    let second = send(&w.app, post(&uri, &w.responder, json!({}), Some("dry-1"))).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.json, second.json);
+    // The same key for another request is refused.
+    let other = send(
+        &w.app,
+        post(
+            &format!("/v1/incidents/{}/playbooks/waits/dry-run", w.incident),
+            &w.responder,
+            json!({}),
+            Some("dry-1"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::CONFLICT, "idempotency_key_reused")
+    );
+    let runs = send(
+        &w.app,
+        get(
+            &format!("/v1/incidents/{}/playbook-runs", w.incident),
+            &w.viewer,
+        ),
+    )
+    .await;
+    assert_eq!(
+        runs.json["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        runs.text
+    );
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_appear_in_no_preview_run_thread_log_or_error() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let w = world().await;
+    // The target echoes the secret back in an error and a body.
+    w.target.answer(
+        "POST /second",
+        500,
+        json!({"error": format!("bad token {TOKEN}")}),
+    );
+    let mut answers = Vec::new();
+    let a = w.dry_run("always-fails", &w.responder, json!({})).await;
+    let run = id(&a);
+    answers.push(a.text);
+    answers.push(w.decide(&run, "execute", &w.responder, None).await.text);
+    deliver(&w.svc).await;
+    answers.push(w.decide(&run, "rollback", &w.responder, None).await.text);
+    deliver(&w.svc).await;
+    let restart = w.dry_run("restart-service", &w.responder, json!({})).await;
+    answers.push(restart.text.clone());
+    answers.push(
+        w.decide(&id(&restart), "approve", &w.responder, None)
+            .await
+            .text,
+    );
+    answers.push(
+        send(&w.app, get(&format!("/v1/playbook-runs/{run}"), &w.viewer))
+            .await
+            .text,
+    );
+    answers.push(
+        send(
+            &w.app,
+            get(
+                &format!("/v1/incidents/{}/playbook-runs", w.incident),
+                &w.viewer,
+            ),
+        )
+        .await
+        .text,
+    );
+
+    // The secret did reach the target, so it was really in play.
+    assert!(w
+        .target
+        .seen()
+        .iter()
+        .any(|s| s.headers.get("x-token").is_some_and(|v| v == TOKEN)));
+    let stored = w.everything_stored().await;
+    let chat = w.chat.all().join("\n");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for (what, text) in [
+        ("answers", answers.join("\n")),
+        ("stored items", stored.clone()),
+        ("chat", chat),
+        ("logs", logs),
+    ] {
+        assert!(!text.contains(TOKEN), "the token leaked into {what}");
+        assert!(
+            !text.contains(&w.platform.base),
+            "ADMIN_API leaked into {what}"
+        );
+    }
+    // The echoed secret is stored masked.
+    assert!(stored.contains("bad token ***ADMIN_TOKEN***"), "{stored}");
+}
