@@ -44,6 +44,37 @@ pub enum IncidentsCommand {
     Triage { id: String },
 }
 
+#[derive(Subcommand)]
+pub enum PlaybooksCommand {
+    /// List the playbooks loaded, or those offered for an incident.
+    List {
+        #[arg(long)]
+        incident: Option<String>,
+    },
+    /// Dry-run a playbook for an incident: every request rendered (secrets
+    /// masked), the read-only checks sent.
+    DryRun {
+        incident: String,
+        name: String,
+        /// Parameters as key=value.
+        params: Vec<String>,
+    },
+    /// Approve a run someone else requested (approver role).
+    Approve { run: String },
+    /// Reject (or, as its requester, cancel) a run.
+    Reject {
+        run: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Run an approved run (or one that needs no approval).
+    Run { run: String },
+    /// Roll back a failed or finished run.
+    Rollback { run: String },
+    /// Show a run: state, rendered requests, each step's outcome.
+    Show { run: String },
+}
+
 struct Api {
     http: reqwest::Client,
     base: String,
@@ -105,6 +136,191 @@ impl Api {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
+
+    /// A POST with an `Idempotency-Key`, so that a retried command has one
+    /// effect.
+    async fn post_once<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, String> {
+        let key = ulid::Ulid::new().to_string();
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("Idempotency-Key", key)
+                .json(body),
+        )
+        .await
+    }
+}
+
+pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), String> {
+    use firewatch_domain::playbooks::runs::Run;
+    let api = Api::new(remote)?;
+    let print_run = |r: &Run| print!("{}", run_text(r));
+    match cmd {
+        PlaybooksCommand::List { incident } => {
+            let path = match &incident {
+                Some(id) => format!("/v1/incidents/{id}/playbooks"),
+                None => "/v1/playbooks".into(),
+            };
+            let list: Value = api.get(&path, &[]).await?;
+            for p in list["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<28} {:<7} approval {:<8} {}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["risk"].as_str().unwrap_or(""),
+                    p["approval"].as_str().unwrap_or(""),
+                    p["title"].as_str().unwrap_or("")
+                );
+                if incident.is_some() {
+                    println!("    params: {}", p["params"]);
+                }
+            }
+            for e in list["errors"].as_array().into_iter().flatten() {
+                println!(
+                    "refused {}:{}:{}: {}: {}",
+                    e["file"].as_str().unwrap_or(""),
+                    e["line"],
+                    e["column"],
+                    e["field"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+        PlaybooksCommand::DryRun {
+            incident,
+            name,
+            params,
+        } => {
+            let mut map = serde_json::Map::new();
+            for kv in params {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("parameters are key=value, not {kv:?}"))?;
+                map.insert(k.to_owned(), Value::String(v.to_owned()));
+            }
+            let run: Run = api
+                .post_once(
+                    &format!("/v1/incidents/{incident}/playbooks/{name}/dry-run"),
+                    &serde_json::json!({"params": map}),
+                )
+                .await?;
+            print_run(&run);
+        }
+        PlaybooksCommand::Approve { run } => print_run(
+            &api.post_once(
+                &format!("/v1/playbook-runs/{run}/approve"),
+                &serde_json::json!({}),
+            )
+            .await?,
+        ),
+        PlaybooksCommand::Reject { run, reason } => print_run(
+            &api.post_once(
+                &format!("/v1/playbook-runs/{run}/reject"),
+                &serde_json::json!({"reason": reason}),
+            )
+            .await?,
+        ),
+        PlaybooksCommand::Run { run } => print_run(
+            &api.post_once(
+                &format!("/v1/playbook-runs/{run}/execute"),
+                &serde_json::json!({}),
+            )
+            .await?,
+        ),
+        PlaybooksCommand::Rollback { run } => print_run(
+            &api.post_once(
+                &format!("/v1/playbook-runs/{run}/rollback"),
+                &serde_json::json!({}),
+            )
+            .await?,
+        ),
+        PlaybooksCommand::Show { run } => {
+            print_run(&api.get(&format!("/v1/playbook-runs/{run}"), &[]).await?)
+        }
+    }
+    Ok(())
+}
+
+/// A run as text: its state, each request as it would be sent (secrets
+/// masked), and what happened at each step.
+pub fn run_text(r: &firewatch_domain::playbooks::runs::Run) -> String {
+    use firewatch_domain::playbooks::runs::{RenderedStep, StepOutcome};
+    let mut out = format!(
+        "{}  {}  {}  ({} risk)\nincident {}  requested by {}{}\nparams: {}\n",
+        r.id,
+        r.playbook,
+        r.state.as_str(),
+        serde_json::to_value(r.risk)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        r.incident_id,
+        r.requested_by,
+        r.decided_by
+            .as_ref()
+            .map(|d| format!(", decided by {d}"))
+            .unwrap_or_default(),
+        r.params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    if let (Some(at), firewatch_domain::playbooks::runs::RunState::AwaitingApproval) =
+        (r.approval_expires_at, r.state)
+    {
+        out.push_str(&format!(
+            "approval open until {}\n",
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    let step_line = |n: usize, p: &RenderedStep, o: Option<&StepOutcome>| {
+        let what = match (&p.request, &p.function, &p.text) {
+            (Some(req), _, _) => format!("{} {}", req.method, req.url),
+            (_, Some(f), _) => format!("invoke {f}"),
+            (_, _, Some(t)) => format!("notify: {t}"),
+            _ => String::new(),
+        };
+        let outcome = o
+            .map(|o| {
+                let status = serde_json::to_value(o.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                match &o.detail {
+                    Some(d) => format!("  [{status}: {d}]"),
+                    None => format!("  [{status}]"),
+                }
+            })
+            .unwrap_or_default();
+        format!(
+            "  {n}. {}{}: {what}{outcome}\n",
+            p.name,
+            if p.read_only { " (read-only)" } else { "" }
+        )
+    };
+    out.push_str("steps:\n");
+    for (i, p) in r.preview.iter().enumerate() {
+        out.push_str(&step_line(i + 1, p, r.steps.get(i)));
+    }
+    if !r.rollback_preview.is_empty() {
+        out.push_str("rollback:\n");
+        for (i, p) in r.rollback_preview.iter().enumerate() {
+            out.push_str(&step_line(i + 1, p, r.rollback.get(i)));
+        }
+    }
+    for t in &r.history {
+        out.push_str(&format!(
+            "{}  {:<17} {}{}\n",
+            t.at.format("%H:%M:%S"),
+            t.state.as_str(),
+            t.by,
+            t.detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 pub async fn send_test_alert(remote: &Remote, resolve: bool) -> Result<(), String> {

@@ -59,6 +59,13 @@ enum Command {
         #[command(subcommand)]
         command: client::IncidentsCommand,
     },
+    /// List playbooks; dry-run, approve, run, roll back and show runs.
+    Playbooks {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: client::PlaybooksCommand,
+    },
     /// List, create, revoke and rotate the tenant's API keys (admin).
     Keys {
         #[command(flatten)]
@@ -104,6 +111,7 @@ async fn main() -> ExitCode {
         }
         Command::Incidents { remote, command } => client::incidents(&remote, command).await,
         Command::Keys { remote, command } => client::keys(&remote, command).await,
+        Command::Playbooks { remote, command } => client::playbooks(&remote, command).await,
         Command::CreateKey {
             role,
             name,
