@@ -39,6 +39,6 @@ sam validate --lint --template-file infra/template.yaml --region us-east-1
 step "cargo lambda build --release"
 # One invocation: the dependencies are compiled once for every function.
 cargo lambda build --release --locked --output-format zip \
-  -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler \
+  -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler -p firewatch-playbooks \
   -p firewatch-slack -p firewatch-telegram -p firewatch-discord
 ls -l target/lambda/*/bootstrap.zip

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler,
+    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, playbooks,
     /// dispatch, slack, telegram, discord) picks the first request.
     #[arg(long, required = true)]
     function: Vec<String>,
@@ -156,6 +156,18 @@ fn event(function: &str, token: &str) -> String {
                 "GET",
                 "/v1/dispatch/dead-letters",
                 "GET /v1/dispatch/dead-letters",
+                headers,
+                None,
+                false,
+            )
+        }
+        "playbooks" => {
+            let headers =
+                serde_json::json!({"authorization": format!("Bearer {token}"), "host": host});
+            http_event(
+                "GET",
+                "/v1/playbooks",
+                "GET /v1/playbooks",
                 headers,
                 None,
                 false,

@@ -202,3 +202,41 @@ async fn an_incident_lives_its_whole_life_on_dynamodb_and_s3() {
 async fn the_worst_cases_a_sender_can_send_fit_dynamodb() {
     bounds_suite(aws_services().await).await;
 }
+
+#[tokio::test]
+async fn playbooks_load_from_an_s3_prefix_and_bad_files_are_reported() {
+    let client =
+        firewatch_aws::s3_client(&sdk().await, Some(&endpoint("FIREWATCH_TEST_S3_ENDPOINT")));
+    ensure_bucket(&client, "firewatch-contract").await.unwrap();
+    let prefix = format!("pb{}", ulid::Ulid::new());
+    let good = "name: notify-team\ntitle: Tell the team\nrisk: low\napproval: never\nsteps:\n  - name: say\n    kind: notify\n    text: hello\n";
+    let bad = "name: broken\ntitle: t\nrisk: low\nsteps:\n  - name: x\n    kind: htp\n";
+    for (key, body) in [
+        (format!("{prefix}/good.yaml"), good),
+        (format!("{prefix}/bad.yml"), bad),
+        (format!("{prefix}/nested/ignored.yaml"), good),
+        (format!("{prefix}/README.md"), "not a playbook"),
+    ] {
+        client
+            .put_object()
+            .bucket("firewatch-contract")
+            .key(key)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let loaded = firewatch_aws::playbooks_from_s3(&client, "firewatch-contract", &prefix)
+        .await
+        .unwrap();
+    let names: Vec<_> = loaded
+        .playbooks
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    assert_eq!(names, ["notify-team"]);
+    assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+    let e = &loaded.errors[0];
+    assert_eq!(e.file, format!("s3://firewatch-contract/{prefix}/bad.yml"));
+    assert_eq!((e.line, e.field.as_str()), (6, "kind"));
+}

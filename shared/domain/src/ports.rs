@@ -377,15 +377,33 @@ pub trait SecretSource: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<String>, String>;
 }
 
-/// Secrets from the environment: `FIREWATCH_SECRET_<NAME>`.
+/// Secrets from the environment: `FIREWATCH_SECRET_<NAME>`, else the key
+/// `NAME` of the JSON object in `FIREWATCH_PLAYBOOK_SECRETS` (on AWS, a
+/// Secrets Manager value the template resolves into the functions that
+/// send).
 pub struct EnvSecrets;
 
 #[async_trait]
 impl SecretSource for EnvSecrets {
     async fn get(&self, name: &str) -> Result<Option<String>, String> {
-        Ok(std::env::var(format!("FIREWATCH_SECRET_{name}"))
+        if let Some(v) = std::env::var(format!("FIREWATCH_SECRET_{name}"))
             .ok()
-            .filter(|v| !v.is_empty()))
+            .filter(|v| !v.is_empty())
+        {
+            return Ok(Some(v));
+        }
+        let Ok(all) = std::env::var("FIREWATCH_PLAYBOOK_SECRETS") else {
+            return Ok(None);
+        };
+        if all.trim().is_empty() {
+            return Ok(None);
+        }
+        // The error names the variable, never its content.
+        let map: std::collections::HashMap<String, String> =
+            serde_json::from_str(&all).map_err(|_| {
+                "FIREWATCH_PLAYBOOK_SECRETS is not a JSON object of strings".to_string()
+            })?;
+        Ok(map.get(name).filter(|v| !v.is_empty()).cloned())
     }
 }
 
