@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 use firewatch_domain::chat::{ChatClient, ChatError};
 use firewatch_domain::settings::Secret;
-use firewatch_types::{ButtonAction, Card, Destination, Severity, ThreadRef};
+use firewatch_types::{Button, ButtonAction, Card, ChatMessage, Destination, Severity, ThreadRef};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serenity::all::{
@@ -136,6 +136,36 @@ pub fn card_embed(c: &Card) -> CreateEmbed {
 }
 
 /// The card's buttons as one action row (`custom_id` is the payload).
+/// A message's buttons as action rows: five to a row, at most five rows,
+/// labels cut to Discord's 80 characters.
+pub fn message_buttons(buttons: &[Button]) -> Vec<CreateActionRow> {
+    buttons
+        .chunks(5)
+        .take(5)
+        .map(|row| {
+            CreateActionRow::Buttons(
+                row.iter()
+                    .map(|b| {
+                        let style = match b.action {
+                            ButtonAction::Approve | ButtonAction::Execute => ButtonStyle::Primary,
+                            ButtonAction::Reject | ButtonAction::Rollback => ButtonStyle::Danger,
+                            _ => ButtonStyle::Secondary,
+                        };
+                        CreateButton::new(b.payload.clone())
+                            .label(cut(&b.label, 80))
+                            .style(style)
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A message's text: markdown escaped, cut to Discord's 2,000 characters.
+pub fn message_content(m: &ChatMessage) -> String {
+    cut(&escape(&m.text), 2000)
+}
+
 pub fn card_buttons(c: &Card) -> Vec<CreateActionRow> {
     let buttons: Vec<CreateButton> = c
         .buttons
@@ -320,15 +350,55 @@ impl ChatClient for DiscordChat {
         let m = CreateMessage::new()
             .content(text.chars().take(2000).collect::<String>())
             .allowed_mentions(no_mentions());
+        self.in_thread(thread, m).await.map(|_| ())
+    }
+
+    async fn post_message(&self, thread: &ThreadRef, m: &ChatMessage) -> Result<String, ChatError> {
+        let create = CreateMessage::new()
+            .content(message_content(m))
+            .components(message_buttons(&m.buttons))
+            .allowed_mentions(no_mentions());
+        self.in_thread(thread, create)
+            .await
+            .map(|msg| msg.id.to_string())
+    }
+
+    async fn edit_message(
+        &self,
+        thread: &ThreadRef,
+        id: &str,
+        m: &ChatMessage,
+    ) -> Result<(), ChatError> {
+        let edit = EditMessage::new()
+            .content(message_content(m))
+            .components(message_buttons(&m.buttons))
+            .allowed_mentions(no_mentions());
+        let in_channel = match &thread.thread_id {
+            Some(t) => channel(t)?,
+            None => channel_of(thread)?,
+        };
+        let route = Route::ChannelMessage {
+            channel_id: in_channel,
+            message_id: message(id)?,
+        };
+        let req = Request::new(route, LightMethod::Patch).body(body("edit message", &edit)?);
+        self.fire::<Message>("edit message", req).await.map(|_| ())
+    }
+}
+
+impl DiscordChat {
+    /// Posts into the card's thread, or (without one) in its channel as a
+    /// reply to the card.
+    async fn in_thread(&self, thread: &ThreadRef, m: CreateMessage) -> Result<Message, ChatError> {
         match &thread.thread_id {
-            Some(t) => self.send_message(channel(t)?, &m).await.map(|_| ()),
+            Some(t) => self.send_message(channel(t)?, &m).await,
             None => {
                 let to = channel_of(thread)?;
                 let mut reference = MessageReference::new(MessageReferenceKind::Default, to)
                     .message_id(message(&thread.root_id)?);
                 reference.fail_if_not_exists = Some(false);
                 let m = m.reference_message(reference);
-                self.send_message(to, &m).await.map(|_| ())
+                self.send_message(to, &m).await
             }
         }
     }

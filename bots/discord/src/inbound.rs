@@ -16,8 +16,9 @@ use firewatch_domain::chat::identities;
 use firewatch_domain::chat::{
     already_handled, final_answer, mark_handled, press, run_command, NOT_MAPPED,
 };
+use firewatch_domain::playbooks::Catalog;
 use firewatch_domain::Services;
-use firewatch_types::Button;
+use firewatch_types::{Button, ChatMessage};
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
 use serde_json::Value;
@@ -32,10 +33,11 @@ pub struct DiscordInbound {
 }
 
 /// The Discord route, finished with the shared layers.
-pub fn router(services: Services, inbound: DiscordInbound) -> Router {
+pub fn router(services: Services, inbound: DiscordInbound, playbooks: Arc<Catalog>) -> Router {
     let r = Router::new()
         .route("/v1/chat/discord/interactions", post(interaction))
-        .layer(Extension(Arc::new(inbound)));
+        .layer(Extension(Arc::new(inbound)))
+        .layer(Extension(playbooks));
     firewatch_web::finish(r, services)
 }
 
@@ -84,6 +86,17 @@ fn ephemeral(text: impl Into<String>) -> Json<Value> {
     ))
 }
 
+/// An answer only the user sees, with its buttons.
+fn ephemeral_message(m: &ChatMessage) -> Json<Value> {
+    respond(CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(crate::client::message_content(m))
+            .components(crate::client::message_buttons(&m.buttons))
+            .ephemeral(true)
+            .allowed_mentions(CreateAllowedMentions::new()),
+    ))
+}
+
 /// Acknowledges a component click without changing the message: the card
 /// edit arrives through the outbox.
 fn deferred_update() -> Json<Value> {
@@ -93,6 +106,7 @@ fn deferred_update() -> Json<Value> {
 async fn interaction(
     axum::extract::State(svc): axum::extract::State<Services>,
     Extension(discord): Extension<Arc<DiscordInbound>>,
+    Extension(playbooks): Extension<Arc<Catalog>>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Value>> {
@@ -142,7 +156,7 @@ async fn interaction(
         return Ok(ephemeral(NOT_MAPPED));
     };
     // The action commits first; only then is the request marked handled.
-    let answer = act(&svc, &p, i).await?;
+    let answer = act(&svc, &playbooks, &p, i).await?;
     mark_handled(&svc, "discord", &request_id).await?;
     Ok(answer)
 }
@@ -161,25 +175,32 @@ fn command_text(c: &serenity::all::CommandInteraction) -> String {
 /// Carries out a click or a command; `Err` only for a passing failure.
 async fn act(
     svc: &Services,
+    playbooks: &Catalog,
     p: &firewatch_types::Principal,
     i: Interaction,
 ) -> ApiResult<Json<Value>> {
     let (svc, p) = (svc.clone(), p.clone());
     match i {
         Interaction::Component(c) => {
-            let Some((action, id)) = Button::parse_payload(&c.data.custom_id) else {
+            let payload = c.data.custom_id.as_str();
+            if Button::parse(payload).is_none() {
                 return Ok(ephemeral("Unknown button"));
-            };
-            let result = press(&svc, &p, action, &id).await;
-            tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "discord button");
+            }
+            let result = press(&svc, playbooks, &p, payload).await;
+            tracing::info!(user = %p.name, button = payload, ok = result.is_ok(), "discord button");
             Ok(match result {
+                // A choice (the playbooks of an incident) is shown to the
+                // user; any other change arrives in the thread.
+                Ok(m) if !m.buttons.is_empty() => ephemeral_message(&m),
                 Ok(_) => deferred_update(),
                 Err(e) => ephemeral(final_answer(e)?),
             })
         }
         Interaction::Command(c) => {
             let text = command_text(&c);
-            Ok(ephemeral(run_command(&svc, &p, &text, "/fw text: ").await?))
+            Ok(ephemeral_message(
+                &run_command(&svc, playbooks, &p, &text, "/fw text: ").await?,
+            ))
         }
         _ => Ok(ephemeral("This interaction is not supported")),
     }

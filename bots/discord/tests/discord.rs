@@ -58,6 +58,7 @@ async fn world() -> World {
         DiscordInbound {
             public_key: config.public_key,
         },
+        firewatch_web::testing::playbooks(),
     );
     World {
         svc,

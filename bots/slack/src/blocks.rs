@@ -70,6 +70,62 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
     blocks
 }
 
+/// A message with buttons as blocks: its text in a section, its buttons in
+/// one actions block.
+pub fn message_blocks(m: &firewatch_types::ChatMessage) -> Vec<Value> {
+    let mut blocks = vec![json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": escaped_within(&m.text, SECTION_MAX)}
+    })];
+    if !m.buttons.is_empty() {
+        let elements: Vec<Value> = m
+            .buttons
+            .iter()
+            .take(MAX_BUTTONS)
+            .enumerate()
+            .map(|(i, b)| {
+                json!({
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": truncate(&b.label, BUTTON_TEXT_MAX)},
+                    "action_id": format!("fw_{}_{i}", b.action.as_str()),
+                    "value": b.payload,
+                })
+            })
+            .collect();
+        blocks.push(
+            json!({"type": "actions", "block_id": "fw_message_actions", "elements": elements}),
+        );
+    }
+    blocks
+}
+
+/// `s` escaped, cut so that the escaped text stays within `max` characters.
+fn escaped_within(s: &str, max: usize) -> String {
+    let escaped = escape(s);
+    if escaped.chars().count() <= max {
+        return escaped;
+    }
+    let mut out = String::new();
+    let mut len = 0;
+    for c in s.chars() {
+        let e = escape(c.encode_utf8(&mut [0; 4]));
+        let n = e.chars().count();
+        if len + n > max - 1 {
+            break;
+        }
+        out.push_str(&e);
+        len += n;
+    }
+    out.push('…');
+    out
+}
+
+/// A section's text, a button's text, and the elements of an actions block
+/// (Slack's documented limits).
+const SECTION_MAX: usize = 3000;
+const BUTTON_TEXT_MAX: usize = 75;
+const MAX_BUTTONS: usize = 25;
+
 /// Slack's limits: a section field's text, a context element's text, and
 /// how many links a card shows.
 const FIELD_MAX: usize = 2000;
@@ -138,6 +194,36 @@ mod tests {
             "&lt;!channel&gt; see &lt;https://evil|click&gt; &amp; run"
         );
         assert_eq!(link_target("https://x/a|b>c"), "https://x/a%7Cb%3Ec");
+    }
+
+    #[test]
+    fn messages_keep_their_buttons_and_stay_within_limits() {
+        let m = firewatch_types::ChatMessage {
+            text: "<!here> ".repeat(1000),
+            buttons: (0..30)
+                .map(|i| {
+                    firewatch_types::Button::to(
+                        firewatch_types::ButtonAction::Approve,
+                        &"x".repeat(100),
+                        &format!("run_{i}"),
+                    )
+                })
+                .collect(),
+        };
+        let b = message_blocks(&m);
+        let text = b[0]["text"]["text"].as_str().unwrap();
+        assert!(text.chars().count() <= SECTION_MAX && !text.contains("<!here>"));
+        let elements = b[1]["elements"].as_array().unwrap();
+        assert_eq!(elements.len(), MAX_BUTTONS);
+        assert!(
+            elements[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= BUTTON_TEXT_MAX
+        );
+        assert_eq!(elements[3]["value"], "fw1:approve:run_3");
     }
 
     #[test]

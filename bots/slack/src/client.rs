@@ -7,11 +7,11 @@
 
 use async_trait::async_trait;
 use firewatch_domain::chat::{card_text, ChatClient, ChatError};
-use firewatch_types::{Card, Destination, ThreadRef};
+use firewatch_types::{Card, ChatMessage, Destination, ThreadRef};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-use crate::blocks::message_text;
+use crate::blocks::{message_blocks, message_text};
 use crate::{card_blocks, SlackConfig};
 
 /// The Slack client.
@@ -131,6 +131,33 @@ impl ChatClient for SlackChat {
         self.call(
             "chat.postMessage",
             json!({"channel": channel_of(thread)?, "thread_ts": thread.root_id, "text": message_text(text), "unfurl_links": false}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn post_message(&self, thread: &ThreadRef, m: &ChatMessage) -> Result<String, ChatError> {
+        let answer = self
+            .call(
+                "chat.postMessage",
+                json!({"channel": channel_of(thread)?, "thread_ts": thread.root_id, "text": message_text(&m.text), "blocks": message_blocks(m), "unfurl_links": false}),
+            )
+            .await?;
+        answer["ts"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ChatError::Unavailable("chat.postMessage: no ts".into()))
+    }
+
+    async fn edit_message(
+        &self,
+        thread: &ThreadRef,
+        id: &str,
+        m: &ChatMessage,
+    ) -> Result<(), ChatError> {
+        self.call(
+            "chat.update",
+            json!({"channel": channel_of(thread)?, "ts": id, "text": message_text(&m.text), "blocks": message_blocks(m)}),
         )
         .await
         .map(|_| ())

@@ -13,9 +13,10 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use firewatch_domain::chat::identities;
 use firewatch_domain::chat::{already_handled, final_answer, mark_handled, NOT_MAPPED};
+use firewatch_domain::playbooks::Catalog;
 use firewatch_domain::settings::Secret;
 use firewatch_domain::Services;
-use firewatch_types::{Button, Principal};
+use firewatch_types::{Button, ChatMessage, Principal};
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -78,11 +79,12 @@ fn origin(url: &str) -> Option<String> {
 }
 
 /// The Slack routes, finished with the shared layers.
-pub fn router(services: Services, inbound: SlackInbound) -> Router {
+pub fn router(services: Services, inbound: SlackInbound, playbooks: Arc<Catalog>) -> Router {
     let r = Router::new()
         .route("/v1/chat/slack/commands", post(command))
         .route("/v1/chat/slack/interactions", post(interaction))
-        .layer(Extension(Arc::new(inbound)));
+        .layer(Extension(Arc::new(inbound)))
+        .layer(Extension(playbooks));
     firewatch_web::finish(r, services)
 }
 
@@ -133,6 +135,15 @@ fn ephemeral(text: impl Into<String>) -> Json<Value> {
     Json(json!({"response_type": "ephemeral", "text": text}))
 }
 
+/// An answer only the user sees, with its buttons as blocks.
+fn ephemeral_message(m: &ChatMessage) -> Value {
+    let mut v = json!({"response_type": "ephemeral", "text": crate::blocks::message_text(&m.text)});
+    if !m.buttons.is_empty() {
+        v["blocks"] = json!(crate::blocks::message_blocks(m));
+    }
+    v
+}
+
 async fn who(svc: &Services, team: &str, user_id: &str) -> Result<Option<Principal>, ApiError> {
     let user = identities::ChatUser {
         platform: "slack",
@@ -145,6 +156,7 @@ async fn who(svc: &Services, team: &str, user_id: &str) -> Result<Option<Princip
 async fn command(
     axum::extract::State(svc): axum::extract::State<Services>,
     Extension(slack): Extension<Arc<SlackInbound>>,
+    Extension(playbooks): Extension<Arc<Catalog>>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<Value>> {
@@ -183,11 +195,11 @@ async fn command(
         return Ok(ephemeral(NOT_MAPPED));
     };
     tracing::info!(user = %p.name, command = %text.split_whitespace().next().unwrap_or("help"), "slack command");
-    let answer = firewatch_domain::chat::run_command(&svc, &p, &text, "/fw ").await?;
+    let answer = firewatch_domain::chat::run_command(&svc, &playbooks, &p, &text, "/fw ").await?;
     if let Some(trigger) = &trigger {
         mark_handled(&svc, "slack", trigger).await?;
     }
-    Ok(ephemeral(answer))
+    Ok(Json(ephemeral_message(&answer)))
 }
 
 #[derive(Deserialize)]
@@ -228,6 +240,7 @@ struct SlackAction {
 async fn interaction(
     axum::extract::State(svc): axum::extract::State<Services>,
     Extension(slack): Extension<Arc<SlackInbound>>,
+    Extension(playbooks): Extension<Arc<Catalog>>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
@@ -260,21 +273,27 @@ async fn interaction(
         .map(|t| t.id.clone())
         .or_else(|| i.user.team_id.clone())
         .unwrap_or_default();
-    let refusal = match who(&svc, &team, &i.user.id).await? {
-        None => Some(NOT_MAPPED.to_owned()),
+    // What the user who clicked is told: a refusal, or an answer that
+    // offers buttons (the playbooks of an incident). A change itself shows
+    // in the thread, through the outbox.
+    let answer = match who(&svc, &team, &i.user.id).await? {
+        None => Some(ChatMessage::text(NOT_MAPPED)),
         Some(p) => {
-            let mut refusal = None;
+            let mut answer = None;
             for a in &i.actions {
-                let Some((action, id)) = a.value.as_deref().and_then(Button::parse_payload) else {
+                let Some(payload) = a.value.as_deref().filter(|v| Button::parse(v).is_some())
+                else {
                     continue;
                 };
-                let result = firewatch_domain::chat::press(&svc, &p, action, &id).await;
-                tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "slack button");
-                if let Err(e) = result {
-                    refusal = Some(final_answer(e)?);
+                let result = firewatch_domain::chat::press(&svc, &playbooks, &p, payload).await;
+                tracing::info!(user = %p.name, button = payload, ok = result.is_ok(), "slack button");
+                match result {
+                    Ok(m) if !m.buttons.is_empty() => answer = Some(m),
+                    Ok(_) => {}
+                    Err(e) => answer = Some(ChatMessage::text(final_answer(e)?)),
                 }
             }
-            refusal
+            answer
         }
     };
     if let Some(trigger) = &i.trigger_id {
@@ -287,9 +306,10 @@ async fn interaction(
     if i.response_url.is_some() && url.is_none() {
         tracing::warn!("response_url is not at Slack's origin; not followed");
     }
-    if let (Some(text), Some(url)) = (refusal, url) {
+    if let (Some(answer), Some(url)) = (answer, url) {
         // Only to the user who clicked; the thread is not touched.
-        let msg = json!({"response_type": "ephemeral", "replace_original": false, "text": crate::blocks::message_text(&text)});
+        let mut msg = ephemeral_message(&answer);
+        msg["replace_original"] = json!(false);
         if let Err(e) = slack.http.post(url).json(&msg).send().await {
             tracing::warn!(error = %e.without_url(), "could not answer on response_url");
         }

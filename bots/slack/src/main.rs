@@ -8,8 +8,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let slack = firewatch_slack::SlackConfig::from_vars(|k| std::env::var(k).ok())?
         .ok_or("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the Slack function")?;
     let aws = firewatch_aws::AwsConfig::from_env()?;
-    let services = firewatch_aws::services(&aws, config.settings).await;
+    // A dry-run from chat sends the playbook's read-only checks.
+    let services = firewatch_aws::services(&aws, config.settings)
+        .await
+        .with_egress(std::sync::Arc::new(firewatch_egress::HttpEgress::new()));
+    let playbooks = std::sync::Arc::new(firewatch_aws::playbook_catalog(&aws).await);
     let inbound = firewatch_slack::SlackInbound::new(slack.signing_secret.clone())
         .allowing_origin_of(&slack.api_url);
-    lambda_http::run(firewatch_slack::router(services, inbound)).await
+    lambda_http::run(firewatch_slack::router(services, inbound, playbooks)).await
 }

@@ -59,6 +59,7 @@ async fn world() -> World {
     let app = router(
         svc.clone(),
         SlackInbound::new(Secret::new(SIGNING)).allowing_origin_of(&base),
+        firewatch_web::testing::playbooks(),
     );
     World {
         svc,

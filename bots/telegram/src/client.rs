@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use firewatch_domain::chat::{card_text, ChatClient, ChatError};
-use firewatch_types::{Card, Destination, ThreadRef};
+use firewatch_types::{Button, Card, ChatMessage, Destination, ThreadRef};
 use std::time::Duration;
 use teloxide_core::payloads::{
     AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters,
@@ -26,12 +26,21 @@ pub struct TelegramChat {
 }
 
 fn keyboard(card: &Card) -> InlineKeyboardMarkup {
-    let row: Vec<InlineKeyboardButton> = card
-        .buttons
-        .iter()
-        .map(|b| InlineKeyboardButton::callback(b.label.clone(), b.payload.clone()))
-        .collect();
-    InlineKeyboardMarkup::new(if row.is_empty() { vec![] } else { vec![row] })
+    buttons_keyboard(&card.buttons)
+}
+
+/// Buttons as an inline keyboard: one row when there are few, else one per
+/// row so long labels stay readable.
+pub fn buttons_keyboard(buttons: &[Button]) -> InlineKeyboardMarkup {
+    let button = |b: &Button| InlineKeyboardButton::callback(b.label.clone(), b.payload.clone());
+    let rows: Vec<Vec<InlineKeyboardButton>> = if buttons.is_empty() {
+        vec![]
+    } else if buttons.len() <= 4 {
+        vec![buttons.iter().map(button).collect()]
+    } else {
+        buttons.iter().map(|b| vec![button(b)]).collect()
+    };
+    InlineKeyboardMarkup::new(rows)
 }
 
 fn no_preview() -> LinkPreviewOptions {
@@ -118,6 +127,12 @@ impl TelegramChat {
 
     /// Answers a button press (the client shows `text` as a toast).
     pub async fn answer_callback(&self, id: String, text: String) -> Result<(), ChatError> {
+        // Telegram shows at most 200 characters here.
+        let text: String = if text.chars().count() > 200 {
+            text.chars().take(199).chain(['…']).collect()
+        } else {
+            text
+        };
         self.bot
             .answer_callback_query(CallbackQueryId(id))
             .text(text)
@@ -128,16 +143,25 @@ impl TelegramChat {
     }
 
     /// Sends `text` as a reply to message `to` in `chat`.
+    /// Answers a message (a command, or the message whose button was
+    /// pressed) with text and buttons.
     pub async fn answer_message(
         &self,
         chat: ChatId,
         to: MessageId,
-        text: String,
+        answer: &ChatMessage,
     ) -> Result<(), ChatError> {
-        self.bot
-            .send_message(chat, fit(&text))
-            .reply_parameters(ReplyParameters::new(to))
-            .await
+        let mut reply = ReplyParameters::new(to);
+        reply.allow_sending_without_reply = Some(true);
+        let mut send = self
+            .bot
+            .send_message(chat, fit(&answer.text))
+            .reply_parameters(reply)
+            .link_preview_options(no_preview());
+        if !answer.buttons.is_empty() {
+            send = send.reply_markup(buttons_keyboard(&answer.buttons));
+        }
+        send.await
             .map(|_| ())
             .map_err(|e| classify("sendMessage", e))
     }
@@ -208,6 +232,42 @@ impl ChatClient for TelegramChat {
         send.await
             .map(|_| ())
             .map_err(|e| classify("sendMessage", e))
+    }
+
+    async fn post_message(&self, thread: &ThreadRef, m: &ChatMessage) -> Result<String, ChatError> {
+        let (chat, topic) = chat_of(thread)?;
+        let mut reply = ReplyParameters::new(message_id(&thread.root_id)?);
+        reply.allow_sending_without_reply = Some(true);
+        let mut send = self
+            .bot
+            .send_message(chat, fit(&m.text))
+            .reply_parameters(reply)
+            .reply_markup(buttons_keyboard(&m.buttons))
+            .link_preview_options(no_preview());
+        if let Some(t) = topic {
+            send = send.message_thread_id(t);
+        }
+        let msg: Message = send.await.map_err(|e| classify("sendMessage", e))?;
+        Ok(msg.id.0.to_string())
+    }
+
+    async fn edit_message(
+        &self,
+        thread: &ThreadRef,
+        id: &str,
+        m: &ChatMessage,
+    ) -> Result<(), ChatError> {
+        let (chat, _) = chat_of(thread)?;
+        let edit = self
+            .bot
+            .edit_message_text(chat, message_id(id)?, fit(&m.text))
+            .reply_markup(buttons_keyboard(&m.buttons))
+            .link_preview_options(no_preview());
+        match edit.await {
+            Ok(_) => Ok(()),
+            Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+            Err(e) => Err(classify("editMessageText", e)),
+        }
     }
 }
 

@@ -10,9 +10,10 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use firewatch_domain::chat::identities;
 use firewatch_domain::chat::{self, final_answer, run_command, NOT_MAPPED};
+use firewatch_domain::playbooks::Catalog;
 use firewatch_domain::settings::Secret;
 use firewatch_domain::Services;
-use firewatch_types::Button;
+use firewatch_types::{Button, ChatMessage};
 use firewatch_web::extract::parse_json;
 use firewatch_web::{ApiBytes, ApiError, ApiResult};
 use std::sync::Arc;
@@ -29,16 +30,18 @@ pub struct TelegramInbound {
 }
 
 /// The Telegram route, finished with the shared layers.
-pub fn router(services: Services, inbound: TelegramInbound) -> Router {
+pub fn router(services: Services, inbound: TelegramInbound, playbooks: Arc<Catalog>) -> Router {
     let r = Router::new()
         .route("/v1/chat/telegram/webhook", post(webhook))
-        .layer(Extension(Arc::new(inbound)));
+        .layer(Extension(Arc::new(inbound)))
+        .layer(Extension(playbooks));
     firewatch_web::finish(r, services)
 }
 
 async fn webhook(
     axum::extract::State(svc): axum::extract::State<Services>,
     Extension(tg): Extension<Arc<TelegramInbound>>,
+    Extension(playbooks): Extension<Arc<Catalog>>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<StatusCode> {
@@ -72,9 +75,18 @@ async fn webhook(
     match update.kind {
         UpdateKind::CallbackQuery(q) => {
             // A passing failure answers 503 unmarked: Telegram redelivers.
-            let text = press(&svc, &q).await?;
+            let answer = press(&svc, &playbooks, &q).await?;
+            // An answer with buttons (the playbooks of an incident) goes to
+            // the chat, as a reply to the message whose button was pressed.
+            if !answer.buttons.is_empty() {
+                if let Some(m) = &q.message {
+                    if let Err(e) = tg.bot.answer_message(m.chat().id, m.id(), &answer).await {
+                        tracing::warn!(error = %e, "button answer failed");
+                    }
+                }
+            }
             // Always answered, or the client keeps spinning.
-            if let Err(e) = tg.bot.answer_callback(q.id.0, text).await {
+            if let Err(e) = tg.bot.answer_callback(q.id.0, answer.text).await {
                 tracing::warn!(error = %e, "answerCallbackQuery failed");
             }
         }
@@ -101,7 +113,7 @@ async fn webhook(
                     channel: &chat_id,
                     user: &user_id,
                 };
-                chat::links::redeem(&svc, &at, rest).await?
+                ChatMessage::text(chat::links::redeem(&svc, &at, rest).await?)
             } else {
                 let who = identities::ChatUser {
                     platform: "telegram",
@@ -109,11 +121,13 @@ async fn webhook(
                     user_id: &user_id,
                 };
                 match identities::principal(&svc, who).await? {
-                    None => NOT_MAPPED.to_owned(),
-                    Some(p) => run_command(&svc, &p, &format!("{name} {rest}"), "/").await?,
+                    None => ChatMessage::text(NOT_MAPPED),
+                    Some(p) => {
+                        run_command(&svc, &playbooks, &p, &format!("{name} {rest}"), "/").await?
+                    }
                 }
             };
-            if let Err(e) = tg.bot.answer_message(m.chat.id, m.id, reply).await {
+            if let Err(e) = tg.bot.answer_message(m.chat.id, m.id, &reply).await {
                 tracing::warn!(error = %e, "command answer failed");
             }
         }
@@ -143,13 +157,20 @@ fn unreadable(body: &[u8]) -> String {
     "no message or callback_query".into()
 }
 
-/// A button press: the refusal or confirmation shown to the presser.
-async fn press(svc: &Services, q: &CallbackQuery) -> Result<String, firewatch_domain::DomainError> {
-    let Some((action, id)) = q.data.as_deref().and_then(Button::parse_payload) else {
-        return Ok("Unknown button".into());
+/// A button press: the refusal or confirmation shown to the presser, with
+/// buttons when it offers a choice.
+async fn press(
+    svc: &Services,
+    playbooks: &Catalog,
+    q: &CallbackQuery,
+) -> Result<ChatMessage, firewatch_domain::DomainError> {
+    let Some(payload) = q.data.as_deref().filter(|d| Button::parse(d).is_some()) else {
+        return Ok(ChatMessage::text("Unknown button"));
     };
     let Some(chat_id) = q.message.as_ref().map(|m| m.chat().id.0.to_string()) else {
-        return Ok("This button's message is no longer available".into());
+        return Ok(ChatMessage::text(
+            "This button's message is no longer available",
+        ));
     };
     let user_id = q.from.id.0.to_string();
     let who = identities::ChatUser {
@@ -159,10 +180,10 @@ async fn press(svc: &Services, q: &CallbackQuery) -> Result<String, firewatch_do
     };
     let p = match identities::principal(svc, who).await {
         Ok(Some(p)) => p,
-        Ok(None) => return Ok(NOT_MAPPED.into()),
-        Err(e) => return final_answer(e),
+        Ok(None) => return Ok(ChatMessage::text(NOT_MAPPED)),
+        Err(e) => return final_answer(e).map(ChatMessage::text),
     };
-    let result = chat::press(svc, &p, action, &id).await;
-    tracing::info!(user = %p.name, action = action.as_str(), incident = %id, ok = result.is_ok(), "telegram button");
-    result.or_else(final_answer)
+    let result = chat::press(svc, playbooks, &p, payload).await;
+    tracing::info!(user = %p.name, button = payload, ok = result.is_ok(), "telegram button");
+    result.or_else(|e| final_answer(e).map(ChatMessage::text))
 }

@@ -10,10 +10,14 @@ async fn main() -> Result<(), lambda_http::Error> {
         "TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET must be set for the Telegram function",
     )?;
     let aws = firewatch_aws::AwsConfig::from_env()?;
-    let services = firewatch_aws::services(&aws, config.settings).await;
+    // A dry-run from chat sends the playbook's read-only checks.
+    let services = firewatch_aws::services(&aws, config.settings)
+        .await
+        .with_egress(std::sync::Arc::new(firewatch_egress::HttpEgress::new()));
+    let playbooks = std::sync::Arc::new(firewatch_aws::playbook_catalog(&aws).await);
     let inbound = firewatch_telegram::TelegramInbound {
         webhook_secret: tg.webhook_secret.clone(),
         bot: Arc::new(firewatch_telegram::TelegramChat::new(tg)),
     };
-    lambda_http::run(firewatch_telegram::router(services, inbound)).await
+    lambda_http::run(firewatch_telegram::router(services, inbound, playbooks)).await
 }

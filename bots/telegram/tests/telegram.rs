@@ -59,6 +59,7 @@ async fn world() -> World {
             webhook_secret: config.webhook_secret.clone(),
             bot,
         },
+        firewatch_web::testing::playbooks(),
     );
     World {
         svc,
@@ -451,6 +452,7 @@ async fn a_press_whose_commit_failed_is_not_marked_handled_so_the_redelivery_act
             webhook_secret: Secret::new(SECRET),
             bot,
         },
+        firewatch_web::testing::playbooks(),
     );
     let click = || update(SECRET, press(9001, 5550001, &format!("fw1:ack:{id}")));
     let first = send(&app, click()).await;

@@ -58,24 +58,39 @@ pub fn app(
         .merge(firewatch_ingest::router(services.clone()))
         .merge(firewatch_incidents::router(services.clone()))
         .merge(firewatch_admin::router(services.clone()))
-        .merge(firewatch_playbooks::router(services.clone(), catalog));
+        .merge(firewatch_playbooks::router(
+            services.clone(),
+            catalog.clone(),
+        ));
     if let Some(cfg) = &chat.slack {
         let inbound = firewatch_slack::SlackInbound::new(cfg.signing_secret.clone())
             .allowing_origin_of(&cfg.api_url);
-        app = app.merge(firewatch_slack::router(services.clone(), inbound));
+        app = app.merge(firewatch_slack::router(
+            services.clone(),
+            inbound,
+            catalog.clone(),
+        ));
     }
     if let Some(cfg) = &chat.telegram {
         let inbound = firewatch_telegram::TelegramInbound {
             webhook_secret: cfg.webhook_secret.clone(),
             bot: Arc::new(firewatch_telegram::TelegramChat::new(cfg.clone())),
         };
-        app = app.merge(firewatch_telegram::router(services.clone(), inbound));
+        app = app.merge(firewatch_telegram::router(
+            services.clone(),
+            inbound,
+            catalog.clone(),
+        ));
     }
     if let Some(cfg) = &chat.discord {
         let inbound = firewatch_discord::DiscordInbound {
             public_key: cfg.public_key,
         };
-        app = app.merge(firewatch_discord::router(services, inbound));
+        app = app.merge(firewatch_discord::router(
+            services,
+            inbound,
+            catalog.clone(),
+        ));
     }
     app.fallback(firewatch_web::not_found)
 }

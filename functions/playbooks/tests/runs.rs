@@ -152,6 +152,28 @@ impl firewatch_domain::chat::ChatClient for RecordingChat {
         self.0.lock().unwrap().push(format!("reply: {text}"));
         Ok(())
     }
+    async fn post_message(
+        &self,
+        _t: &firewatch_types::ThreadRef,
+        m: &firewatch_types::ChatMessage,
+    ) -> Result<String, firewatch_domain::chat::ChatError> {
+        let mut all = self.0.lock().unwrap();
+        all.push(format!("message: {}", m.text));
+        Ok(format!("m{}", all.len()))
+    }
+    async fn edit_message(
+        &self,
+        _t: &firewatch_types::ThreadRef,
+        id: &str,
+        m: &firewatch_types::ChatMessage,
+    ) -> Result<(), firewatch_domain::chat::ChatError> {
+        let buttons: Vec<_> = m.buttons.iter().map(|b| b.label.clone()).collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("message-edit {id}: {} {buttons:?}", m.text));
+        Ok(())
+    }
 }
 
 impl RecordingChat {
@@ -557,6 +579,7 @@ async fn an_approved_run_executes_every_step_once_and_succeeds() {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     assert_eq!(ok.json["state"], "approved");
     assert_eq!(ok.json["decided_by"], "approver-1");
+    deliver(&w.svc).await;
 
     let started = w.decide(&run, "execute", &w.responder2, None).await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.text);
@@ -629,6 +652,23 @@ async fn an_approved_run_executes_every_step_once_and_succeeds() {
     assert_eq!(replies.len(), states.len(), "{chat:#?}");
     assert!(replies.last().unwrap().contains("succeeded"));
     assert!(chat.iter().filter(|c| c.starts_with("edit: ")).count() >= states.len());
+    // The run's own message: posted once, then edited at every transition
+    // to the run's current state, with the buttons that state allows.
+    let posted: Vec<_> = chat.iter().filter(|c| c.starts_with("message: ")).collect();
+    assert_eq!(posted.len(), 1, "{chat:#?}");
+    assert!(posted[0].contains("***ADMIN_API***/services/api/restart"));
+    let edits: Vec<_> = chat
+        .iter()
+        .filter(|c| c.starts_with("message-edit "))
+        .collect();
+    assert_eq!(edits.len(), states.len() - 1, "{chat:#?}");
+    assert!(
+        edits.last().unwrap().contains("succeeded")
+            && edits.last().unwrap().contains("[\"Roll back\"]")
+    );
+    assert!(chat
+        .iter()
+        .any(|c| c.contains("approved") && c.contains("[\"Run\", \"Cancel\"]")));
 }
 
 #[tokio::test]

@@ -115,6 +115,29 @@ pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
     Services::new(Arc::new(store), Arc::new(blobs)).with_settings(settings)
 }
 
+/// The playbooks under `FIREWATCH_PLAYBOOKS_PREFIX` (default `playbooks/`)
+/// in the state bucket, read once per cold start. Refused files are logged
+/// (and listed by `GET /v1/playbooks`); a bucket that cannot be listed is
+/// logged and gives no playbooks, so the function still serves the rest.
+pub async fn playbook_catalog(cfg: &AwsConfig) -> firewatch_domain::playbooks::Catalog {
+    let prefix =
+        std::env::var("FIREWATCH_PLAYBOOKS_PREFIX").unwrap_or_else(|_| "playbooks/".into());
+    let sdk = sdk_config(cfg.region.clone()).await;
+    let s3 = s3_client(&sdk, cfg.s3_endpoint.as_deref());
+    match crate::s3::playbooks_from_s3(&s3, &cfg.bucket, &prefix).await {
+        Ok(loaded) => {
+            for e in &loaded.errors {
+                tracing::warn!(error = %e, "playbook refused");
+            }
+            firewatch_domain::playbooks::Catalog::new(loaded)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "playbooks could not be read");
+            firewatch_domain::playbooks::Catalog::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

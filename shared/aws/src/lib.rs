@@ -13,6 +13,8 @@ mod s3;
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::Client as DynamoClient;
 pub use aws_sdk_s3::Client as S3Client;
-pub use config::{dynamo_client, s3_client, sdk_config, services, static_sdk_config, AwsConfig};
+pub use config::{
+    dynamo_client, playbook_catalog, s3_client, sdk_config, services, static_sdk_config, AwsConfig,
+};
 pub use dynamo::{ensure_table, DynamoStore};
 pub use s3::{ensure_bucket, playbooks_from_s3, S3Blobs};

@@ -129,6 +129,28 @@ pub trait ChatClient: Send + Sync {
     async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError>;
     /// Posts a reply in the thread.
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError>;
+    /// Posts a message with buttons in the thread (a playbook run's own
+    /// message) and returns its id, for [`ChatClient::edit_message`]. A
+    /// platform without buttons posts the text as a reply.
+    async fn post_message(
+        &self,
+        thread: &ThreadRef,
+        message: &firewatch_types::ChatMessage,
+    ) -> Result<String, ChatError> {
+        self.reply(thread, &message.text)
+            .await
+            .map(|()| String::new())
+    }
+    /// Replaces a message [`ChatClient::post_message`] posted. A platform
+    /// that cannot edit does nothing (the thread has the reply).
+    async fn edit_message(
+        &self,
+        _thread: &ThreadRef,
+        _message_id: &str,
+        _message: &firewatch_types::ChatMessage,
+    ) -> Result<(), ChatError> {
+        Ok(())
+    }
 }
 
 /// Items with conditional writes, transactions, queries and TTL.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use firewatch_domain::chat::{card_text, ChatClient, ChatError};
-use firewatch_types::{Card, Destination, ThreadRef};
+use firewatch_types::{Card, ChatMessage, Destination, ThreadRef};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,4 +61,37 @@ impl ChatClient for ConsoleChat {
         }
         Ok(())
     }
+
+    async fn post_message(&self, t: &ThreadRef, m: &ChatMessage) -> Result<String, ChatError> {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        print(&format!(
+            "├─┬─ message {n}\n{}",
+            indent(&message_text(m), "│ │ ")
+        ));
+        let _ = t;
+        Ok(format!("console-message-{n}"))
+    }
+
+    async fn edit_message(
+        &self,
+        _t: &ThreadRef,
+        id: &str,
+        m: &ChatMessage,
+    ) -> Result<(), ChatError> {
+        let n = id.trim_start_matches("console-message-");
+        print(&format!(
+            "├─┬─ message {n} now\n{}",
+            indent(&message_text(m), "│ │ ")
+        ));
+        Ok(())
+    }
+}
+
+/// A message as text, its buttons on the last line as in a card.
+fn message_text(m: &ChatMessage) -> String {
+    if m.buttons.is_empty() {
+        return m.text.clone();
+    }
+    let buttons: Vec<String> = m.buttons.iter().map(|b| format!("[{}]", b.label)).collect();
+    format!("{}\n{}", m.text, buttons.join(" "))
 }

@@ -52,8 +52,10 @@ impl fmt::Display for Destination {
 }
 
 /// What a button does. Rendered into a short opaque payload
-/// (`fw1:<action>:<incident id>`, at most 40 bytes: under Telegram's 64-byte
-/// `callback_data` limit), never a secret.
+/// (`fw1:<action>:<target>`, at most 64 bytes: Telegram's `callback_data`
+/// limit), never a secret. The target is an incident id for the card's
+/// buttons, a playbook run id for a run's buttons, and `<incident id>.<n>`
+/// (the n-th playbook offered) for a playbook choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ButtonAction {
@@ -61,22 +63,43 @@ pub enum ButtonAction {
     Resolve,
     Triage,
     Playbooks,
+    /// Dry-run one of the playbooks offered for an incident.
+    DryRun,
+    Approve,
+    Reject,
+    Execute,
+    Rollback,
 }
 
 impl ButtonAction {
+    const ALL: [Self; 9] = [
+        Self::Ack,
+        Self::Resolve,
+        Self::Triage,
+        Self::Playbooks,
+        Self::DryRun,
+        Self::Approve,
+        Self::Reject,
+        Self::Execute,
+        Self::Rollback,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ack => "ack",
             Self::Resolve => "resolve",
             Self::Triage => "triage",
             Self::Playbooks => "playbooks",
+            Self::DryRun => "dry",
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+            Self::Execute => "run",
+            Self::Rollback => "rollback",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Ack, Self::Resolve, Self::Triage, Self::Playbooks]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
     pub fn label(self) -> &'static str {
@@ -85,7 +108,21 @@ impl ButtonAction {
             Self::Resolve => "Resolve",
             Self::Triage => "Triage",
             Self::Playbooks => "Playbooks",
+            Self::DryRun => "Dry-run",
+            Self::Approve => "Approve",
+            Self::Reject => "Reject",
+            Self::Execute => "Run",
+            Self::Rollback => "Roll back",
         }
+    }
+
+    /// True for the buttons of an incident's card (their target is the
+    /// incident).
+    pub fn is_incident_action(self) -> bool {
+        matches!(
+            self,
+            Self::Ack | Self::Resolve | Self::Triage | Self::Playbooks
+        )
     }
 }
 
@@ -100,18 +137,55 @@ pub struct Button {
 
 impl Button {
     pub fn new(action: ButtonAction, incident: &IncidentId) -> Self {
+        Self::to(action, action.label(), incident.as_str())
+    }
+
+    /// A button acting on `target` (a run id, `<incident>.<n>`).
+    pub fn to(action: ButtonAction, label: &str, target: &str) -> Self {
         Self {
             action,
-            label: action.label().to_owned(),
-            payload: format!("fw1:{}:{}", action.as_str(), incident),
+            label: label.to_owned(),
+            payload: format!("fw1:{}:{}", action.as_str(), target),
         }
     }
 
-    /// Reads a payload back: the action and the incident it is for.
-    pub fn parse_payload(payload: &str) -> Option<(ButtonAction, IncidentId)> {
+    /// Reads a payload back: the action and its target.
+    pub fn parse(payload: &str) -> Option<(ButtonAction, &str)> {
         let rest = payload.strip_prefix("fw1:")?;
-        let (action, id) = rest.split_once(':')?;
-        Some((ButtonAction::parse(action)?, IncidentId::parse(id).ok()?))
+        let (action, target) = rest.split_once(':')?;
+        let ok = !target.is_empty()
+            && target.len() <= 48
+            && target
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        ok.then_some((ButtonAction::parse(action)?, target))
+    }
+
+    /// Reads the payload of a card button back: the action and the incident.
+    pub fn parse_payload(payload: &str) -> Option<(ButtonAction, IncidentId)> {
+        let (action, target) = Self::parse(payload)?;
+        if !action.is_incident_action() {
+            return None;
+        }
+        Some((action, IncidentId::parse(target).ok()?))
+    }
+}
+
+/// A message with buttons: a command's answer, or a playbook run's own
+/// message in a thread (edited as the run moves on).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+}
+
+impl ChatMessage {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            buttons: Vec::new(),
+        }
     }
 }
 
@@ -162,6 +236,22 @@ mod tests {
         }
         assert_eq!(Button::parse_payload("fw1:delete:inc_x"), None);
         assert_eq!(Button::parse_payload("other"), None);
+        // Run buttons carry a run id, never mistaken for a card button.
+        let run = "run_01JD3Z8X9Q6W2T4V5R7S8P0M1N";
+        for a in [
+            ButtonAction::Approve,
+            ButtonAction::Reject,
+            ButtonAction::Execute,
+            ButtonAction::Rollback,
+        ] {
+            let b = Button::to(a, a.label(), run);
+            assert!(b.payload.len() <= 64, "{}", b.payload);
+            assert_eq!(Button::parse(&b.payload), Some((a, run)));
+            assert_eq!(Button::parse_payload(&b.payload), None);
+        }
+        let choice = Button::to(ButtonAction::DryRun, "restart-service", &format!("{id}.12"));
+        assert!(choice.payload.len() <= 64);
+        assert_eq!(Button::parse("fw1:run:run_1;rm -rf"), None);
     }
 
     #[test]

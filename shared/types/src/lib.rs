@@ -15,7 +15,7 @@ pub mod triage;
 
 pub use alert::{Alert, AlertStatus, Link, Severity, SourceKind};
 pub use auth::{Principal, Role};
-pub use chat::{Button, ButtonAction, Card, Destination, ThreadRef};
+pub use chat::{Button, ButtonAction, Card, ChatMessage, Destination, ThreadRef};
 pub use error::{ErrorBody, ErrorDetail};
 pub use ids::{IdError, IncidentId, TenantId};
 pub use incident::{

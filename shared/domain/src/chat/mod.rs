@@ -2,7 +2,8 @@
 //! and the one-line reply for each timeline entry.
 
 use firewatch_types::{
-    Button, ButtonAction, Card, Destination, Incident, ThreadRef, TimelineEntry, TimelineKind,
+    Button, ButtonAction, Card, ChatMessage, Destination, Incident, ThreadRef, TimelineEntry,
+    TimelineKind,
 };
 
 use crate::incidents::{self, ListFilter};
@@ -191,25 +192,54 @@ impl ChatClient for ChatHub {
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
         self.pick(&thread.destination)?.reply(thread, text).await
     }
+    async fn post_message(
+        &self,
+        thread: &ThreadRef,
+        message: &firewatch_types::ChatMessage,
+    ) -> Result<String, ChatError> {
+        self.pick(&thread.destination)?
+            .post_message(thread, message)
+            .await
+    }
+    async fn edit_message(
+        &self,
+        thread: &ThreadRef,
+        id: &str,
+        message: &firewatch_types::ChatMessage,
+    ) -> Result<(), ChatError> {
+        self.pick(&thread.destination)?
+            .edit_message(thread, id, message)
+            .await
+    }
 }
 
 /// Runs a chat command: `incidents | show <id> | ack <id> | resolve <id>
-/// [reason] | help`. `prefix` is how the platform spells the command in
-/// the usage line (`/fw ` on Slack, `/` on Telegram).
+/// [reason] | triage <id> | playbooks <id> | dry-run <id> <playbook>
+/// [k=v…] | approve <run> | reject <run> | run <run> | rollback <run> |
+/// help`. `prefix` is how the platform spells the command in the usage
+/// line (`/fw ` on Slack, `/` on Telegram).
 ///
 /// `Err` only for a passing failure (the store unavailable): the request is
 /// then not marked handled, so the platform's redelivery runs it again.
 pub async fn run_command(
     svc: &Services,
+    catalog: &crate::playbooks::Catalog,
     p: &Principal,
     text: &str,
     prefix: &str,
-) -> Result<String, DomainError> {
-    let mut words = text.split_whitespace();
-    let sub = words.next().unwrap_or("help");
-    let id = words.next().map(IncidentId::parse);
-    let rest: Vec<&str> = words.collect();
-    Ok(match (sub, id) {
+) -> Result<ChatMessage, DomainError> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let sub = words.first().copied().unwrap_or("help");
+    let arg = words.get(1).copied();
+    let rest = words.get(2..).unwrap_or_default();
+    let id = arg.map(IncidentId::parse);
+    let answer = |r: Result<ChatMessage, DomainError>| -> Result<ChatMessage, DomainError> {
+        match r {
+            Ok(m) => Ok(m),
+            Err(e) => final_answer(e).map(ChatMessage::text),
+        }
+    };
+    let text = match (sub, id) {
         ("incidents", _) => {
             let filter = ListFilter { state: Some(IncidentState::Open), ..Default::default() };
             match incidents::list(svc, &p.tenant, &filter, None, 10).await {
@@ -239,37 +269,69 @@ pub async fn run_command(
             Ok(r) => format!("Triage of `{id}` posted in its thread: {} ({} confidence).", r.likely_cause, r.confidence),
             Err(e) => final_answer(e)?,
         },
+        ("playbooks", Some(Ok(id))) => {
+            return answer(crate::playbooks::chat::offered(svc, catalog, p, &id).await)
+        }
+        ("dry-run", _) => {
+            return answer(crate::playbooks::chat::dry_run_command(svc, catalog, p, &words[1..]).await)
+        }
+        ("approve" | "reject" | "run" | "rollback", _) if arg.is_some_and(|a| a.starts_with("run_")) => {
+            let action = match sub {
+                "approve" => ButtonAction::Approve,
+                "reject" => ButtonAction::Reject,
+                "run" => ButtonAction::Execute,
+                _ => ButtonAction::Rollback,
+            };
+            return answer(crate::playbooks::chat::decide(svc, p, action, arg.unwrap_or_default()).await);
+        }
         (_, Some(Err(e))) => e.to_string(),
-        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> · {prefix}help"),
-    })
+        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
+    };
+    Ok(ChatMessage::text(text))
 }
 
-/// Carries out a card button for `p`; the answer is worded for whoever
-/// pressed it (the thread shows the change itself, through the outbox).
+/// Carries out a button for `p` from its payload; the answer is worded for
+/// whoever pressed it (the thread shows the change itself, through the
+/// outbox). `Err` is a refusal (see [`final_answer`]).
 pub async fn press(
     svc: &Services,
+    catalog: &crate::playbooks::Catalog,
     p: &Principal,
-    action: ButtonAction,
-    id: &IncidentId,
-) -> Result<String, DomainError> {
-    let done = |i: Incident| format!("{} is now {}", i.id, i.state);
+    payload: &str,
+) -> Result<ChatMessage, DomainError> {
+    let (action, target) = Button::parse(payload).ok_or_else(|| {
+        DomainError::bad_input("invalid_button", "this button is not firewatch's")
+    })?;
+    let incident = || {
+        IncidentId::parse(target)
+            .map_err(|_| DomainError::bad_input("invalid_button", "this button names no incident"))
+    };
+    let done = |i: Incident| ChatMessage::text(format!("{} is now {}", i.id, i.state));
     match action {
-        ButtonAction::Ack => incidents::act(svc, p, id, IncidentAction::Ack, None, None)
+        ButtonAction::Ack => incidents::act(svc, p, &incident()?, IncidentAction::Ack, None, None)
             .await
             .map(done),
-        ButtonAction::Resolve => incidents::act(svc, p, id, IncidentAction::Resolve, None, None)
-            .await
-            .map(done),
-        ButtonAction::Triage => crate::triage::run(svc, p, id).await.map(|r| {
-            format!(
+        ButtonAction::Resolve => {
+            incidents::act(svc, p, &incident()?, IncidentAction::Resolve, None, None)
+                .await
+                .map(done)
+        }
+        ButtonAction::Triage => crate::triage::run(svc, p, &incident()?).await.map(|r| {
+            ChatMessage::text(format!(
                 "Triage posted in the thread: {} ({} confidence)",
                 r.likely_cause, r.confidence
-            )
+            ))
         }),
-        ButtonAction::Playbooks => Err(DomainError::bad_input(
-            "not_available",
-            "Playbooks are not available yet",
-        )),
+        ButtonAction::Playbooks => {
+            crate::playbooks::chat::offered(svc, catalog, p, &incident()?).await
+        }
+        ButtonAction::DryRun => {
+            crate::playbooks::chat::dry_run_choice(svc, catalog, p, target).await
+        }
+        ButtonAction::Approve
+        | ButtonAction::Reject
+        | ButtonAction::Execute
+        | ButtonAction::Rollback => crate::playbooks::chat::decide(svc, p, action, target).await,
     }
 }
 

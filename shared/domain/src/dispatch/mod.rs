@@ -178,15 +178,59 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
                     // belongs in the thread.
                     let t = thread(svc, &inc, &dest).await?.unwrap_or(t);
                     reply_once(svc, &inc, &t, &key, &reply_text(&record.entry)).await?;
+                    show_run(svc, &inc, &t, &record.entry.kind).await?;
                 }
             }
             Some(t) => {
                 reply_once(svc, &inc, &t, &key, &reply_text(&record.entry)).await?;
                 // Editing to the current state is idempotent: safe to repeat.
                 svc.chat.update_root(&t, &card).await?;
+                show_run(svc, &inc, &t, &record.entry.kind).await?;
             }
         }
         mark_done(svc, &inc, &key).await?;
+    }
+    Ok(())
+}
+
+/// A playbook run's own message in the thread: posted with the run's first
+/// entry, then edited to the run's current state with every later one
+/// (editing to the current state is idempotent, so a redelivery is safe).
+async fn show_run(
+    svc: &Services,
+    inc: &Incident,
+    t: &ThreadRef,
+    kind: &TimelineKind,
+) -> Result<(), DeliveryError> {
+    let TimelineKind::Playbook { run_id, .. } = kind else {
+        return Ok(());
+    };
+    let run = match crate::playbooks::runs::load_run(svc, &inc.tenant, run_id).await {
+        Ok(r) => r,
+        Err(DomainError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let message = crate::playbooks::chat::run_message(&run);
+    let pk = keys::incident_pk(&inc.tenant, &inc.id);
+    let sk = format!("PBMSG#{run_id}#{}", t.destination.key());
+    match svc.store.get(&pk, &sk).await? {
+        Some(item) => {
+            let id: String = keys::decode(&item)?;
+            if !id.is_empty() {
+                svc.chat.edit_message(t, &id, &message).await?;
+            }
+        }
+        None => {
+            let id = svc.chat.post_message(t, &message).await?;
+            match svc
+                .store
+                .put(keys::item(pk, sk, 1, &id)?, Condition::Absent)
+                .await
+            {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(())
 }

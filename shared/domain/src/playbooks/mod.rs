@@ -10,6 +10,7 @@
 //!   roll back), each transition one change of the incident;
 //! - [`steps`]: performing one step, the dispatcher's effect.
 
+pub mod chat;
 pub mod definition;
 pub mod runs;
 pub mod steps;

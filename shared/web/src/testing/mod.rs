@@ -272,3 +272,15 @@ pub async fn chat_services(
     }
     (svc, clock)
 }
+
+/// Two playbooks offered for every incident, for the chat tests: one that
+/// runs without approval (a notify step), one that needs an approver.
+pub fn playbooks() -> std::sync::Arc<firewatch_domain::playbooks::Catalog> {
+    const TELL: &str = "name: tell-team\ntitle: Tell the team\nrisk: low\napproval: never\nsteps:\n  - name: say\n    kind: notify\n    text: \"Looking at {{ incident.title }}\"\n";
+    const GUARDED: &str = "name: guarded\ntitle: Needs an approver\nrisk: high\napproval: always\nsteps:\n  - name: say\n    kind: notify\n    text: approved work\n";
+    let mut loaded = firewatch_domain::playbooks::Loaded::default();
+    loaded.add("tell-team.yaml", TELL);
+    loaded.add("guarded.yaml", GUARDED);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    std::sync::Arc::new(firewatch_domain::playbooks::Catalog::new(loaded))
+}
