@@ -350,3 +350,120 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
     );
     assert!(text.contains("Likely cause: Requests are slow"), "{text}");
 }
+
+/// Delivers until the outbox is empty (a step's outcome enqueues more).
+async fn settle(svc: &firewatch_domain::Services) {
+    for _ in 0..10 {
+        if drain(svc).await.unwrap().delivered == 0 {
+            return;
+        }
+    }
+}
+
+/// The custom ids of a message's (or an answer's) buttons.
+fn custom_ids(components: &Value) -> Vec<String> {
+    components
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().unwrap().iter())
+        .map(|b| b["custom_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_thread() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let mut n = 1300000000000000000u64;
+    let mut tap = |custom_id: String| {
+        n += 1;
+        signed(
+            &w,
+            click(&n.to_string(), "80351110224678912", &custom_id),
+            &w.key,
+            0,
+        )
+    };
+
+    // Playbooks: an ephemeral answer with the choices as buttons.
+    let offer = send(&w.app, tap(format!("fw1:playbooks:{id}"))).await;
+    assert_eq!(offer.json["type"], 4, "{}", offer.text);
+    assert_eq!(offer.json["data"]["flags"], 64, "only the clicker sees it");
+    let choices = custom_ids(&offer.json["data"]["components"]);
+    assert_eq!(
+        choices,
+        [format!("fw1:dry:{id}.0"), format!("fw1:dry:{id}.1")]
+    );
+
+    // A choice dry-runs it; the run's message goes into the thread.
+    let chose = send(&w.app, tap(choices[0].clone())).await;
+    assert_eq!(chose.json["type"], 6, "{}", chose.text);
+    settle(&w.svc).await;
+    let c = calls(&w);
+    let (at, run_msg) = c
+        .iter()
+        .enumerate()
+        .find(|(_, c)| {
+            custom_ids(&c.body["components"])
+                .iter()
+                .any(|b| b.starts_with("fw1:run:"))
+        })
+        .expect("the run's message");
+    assert_eq!(
+        run_msg.path, "/channels/1220000000000000001/messages",
+        "in the thread"
+    );
+    let run_msg_id = format!("11000000000000000{}", at + 1);
+    let run_button = custom_ids(&run_msg.body["components"])[0].clone();
+
+    // Run: replies in the thread, and the run's message edited in place.
+    let before = calls(&w).len();
+    send(&w.app, tap(run_button)).await;
+    settle(&w.svc).await;
+    let c = calls(&w)[before..].to_vec();
+    let replies: Vec<&str> = c
+        .iter()
+        .filter(|c| c.method == Method::POST)
+        .map(|c| c.body["content"].as_str().unwrap_or(""))
+        .collect();
+    assert!(replies.iter().any(|t| t.contains("running")), "{replies:?}");
+    assert!(
+        replies.iter().any(|t| t.contains("succeeded")),
+        "{replies:?}"
+    );
+    let edit_path = format!("/channels/1220000000000000001/messages/{run_msg_id}");
+    let edits: Vec<_> = c
+        .iter()
+        .filter(|c| c.method == Method::PATCH && c.path == edit_path)
+        .collect();
+    assert!(edits.len() >= 2, "{c:#?}");
+    let last = edits.last().unwrap();
+    assert!(last.body["content"].as_str().unwrap().contains("succeeded"));
+    assert!(custom_ids(&last.body["components"]).is_empty());
+
+    // The requester of a guarded run pressing Approve is refused in place.
+    send(&w.app, tap(choices[1].clone())).await;
+    settle(&w.svc).await;
+    let approve = calls(&w)
+        .iter()
+        .rev()
+        .find_map(|c| {
+            custom_ids(&c.body["components"])
+                .into_iter()
+                .find(|b| b.starts_with("fw1:approve:"))
+        })
+        .expect("Approve is offered");
+    let refused = send(&w.app, tap(approve)).await;
+    assert_eq!(refused.json["type"], 4);
+    assert_eq!(refused.json["data"]["flags"], 64);
+    assert!(
+        refused.json["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("approver"),
+        "{}",
+        refused.text
+    );
+}

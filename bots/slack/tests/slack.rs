@@ -529,3 +529,212 @@ async fn fw_link_with_a_code_makes_the_channel_a_destination_of_the_codes_tenant
     );
     routes::put(&w.svc, &admin, "ops", route).await.unwrap();
 }
+
+/// The values of the buttons in a message's actions block.
+fn button_values(body: &serde_json::Value) -> Vec<String> {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().iter())
+        .map(|e| e["value"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Delivers until the outbox is empty (a step's outcome enqueues more).
+async fn settle(svc: &Services) {
+    for _ in 0..10 {
+        if drain(svc).await.unwrap().delivered == 0 {
+            return;
+        }
+    }
+}
+
+async fn click_as(w: &World, user: &str, value: &str) {
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/interactions",
+            click(w, user, value),
+            0,
+            SIGNING,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+#[tokio::test]
+async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_thread() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+
+    // Playbooks: the matching playbooks, as buttons, to the clicker only.
+    click_as(&w, "U0RESPONDER", &format!("fw1:playbooks:{id}")).await;
+    let offer = received(&w).last().unwrap().clone();
+    assert_eq!(
+        (offer.method.as_str(), &offer.body["response_type"]),
+        ("response", &json!("ephemeral"))
+    );
+    assert!(offer.body["text"].as_str().unwrap().contains("tell-team"));
+    let choices = button_values(&offer.body);
+    assert_eq!(
+        choices,
+        [format!("fw1:dry:{id}.0"), format!("fw1:dry:{id}.1")]
+    );
+
+    // A choice dry-runs it; the run's message comes into the thread with Run.
+    let before = received(&w).len();
+    click_as(&w, "U0RESPONDER", &choices[0]).await;
+    drain(&w.svc).await.unwrap();
+    let r = received(&w)[before..].to_vec();
+    let reply = r
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && c.body["blocks"].is_null())
+        .unwrap();
+    assert!(
+        reply.body["text"].as_str().unwrap().contains("dry run ok"),
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(reply.body["thread_ts"], "1700000000.000001");
+    let run_msg = r
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && !c.body["blocks"].is_null())
+        .unwrap();
+    assert_eq!(
+        run_msg.body["thread_ts"], "1700000000.000001",
+        "the run's message is in the thread"
+    );
+    let run_buttons = button_values(&run_msg.body);
+    assert_eq!(run_buttons.len(), 2, "Run and Cancel: {run_buttons:?}");
+    assert!(run_buttons[0].starts_with("fw1:run:run_"));
+    // The fake answers the n-th call with ts `1700000000.<n>`.
+    let n = received(&w)
+        .iter()
+        .position(|c| c.body == run_msg.body)
+        .unwrap()
+        + 1;
+    let run_ts = format!("1700000000.{n:06}");
+
+    // Run: the step is performed, the thread gets each transition as a
+    // reply, and the run's message is edited to its end state.
+    let before = received(&w).len();
+    click_as(&w, "U0RESPONDER", &run_buttons[0]).await;
+    settle(&w.svc).await;
+    let r = received(&w)[before..].to_vec();
+    let replies: Vec<&str> = r
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .map(|c| c.body["text"].as_str().unwrap())
+        .collect();
+    assert!(replies.iter().any(|t| t.contains("running")), "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .any(|t| t.contains("succeeded") && t.contains("Looking at checkout 5xx above 5%")),
+        "{replies:?}"
+    );
+    let run_edits: Vec<_> = r
+        .iter()
+        .filter(|c| c.method == "chat.update" && c.body["ts"] == run_ts.as_str())
+        .collect();
+    assert!(
+        run_edits.len() >= 2,
+        "the run's message is edited at each transition: {r:#?}"
+    );
+    let last = run_edits.last().unwrap();
+    assert!(last.body["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("succeeded"));
+    assert!(
+        button_values(&last.body).is_empty(),
+        "no buttons once it is done"
+    );
+
+    // A playbook that needs an approver: its requester pressing Approve is
+    // refused in place, with the reason.
+    click_as(&w, "U0RESPONDER", &choices[1]).await;
+    drain(&w.svc).await.unwrap();
+    let guarded = received(&w)
+        .into_iter()
+        .rev()
+        .find(|c| {
+            c.method == "chat.postMessage"
+                && button_values(&c.body)
+                    .iter()
+                    .any(|v| v.starts_with("fw1:approve:"))
+        })
+        .expect("the guarded run's message offers Approve");
+    let approve = button_values(&guarded.body)[0].clone();
+    click_as(&w, "U0RESPONDER", &approve).await;
+    let refusal = received(&w).last().unwrap().clone();
+    assert_eq!(refusal.method, "response");
+    assert!(
+        refusal.body["text"].as_str().unwrap().contains("approver"),
+        "{:?}",
+        refusal.body
+    );
+}
+
+#[tokio::test]
+async fn fw_playbooks_dry_run_and_run_commands() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let run_cmd = |text: String| {
+        signed(
+            &w,
+            "/v1/chat/slack/commands",
+            command("U0RESPONDER", &text),
+            0,
+            SIGNING,
+        )
+    };
+    let list = send(&w.app, run_cmd(format!("playbooks {id}"))).await;
+    assert_eq!(list.json["response_type"], "ephemeral");
+    assert_eq!(button_values(&list.json).len(), 2, "{}", list.text);
+
+    let dry = send(&w.app, run_cmd(format!("dry-run {id} tell-team"))).await;
+    let text = dry.json["text"].as_str().unwrap();
+    assert!(text.contains("dry run ok"), "{text}");
+    let run_id = text
+        .split_whitespace()
+        .find(|w| w.starts_with("run_"))
+        .unwrap()
+        .to_owned();
+    let bad = send(
+        &w.app,
+        run_cmd(format!("dry-run {id} tell-team colour=red")),
+    )
+    .await;
+    assert!(
+        bad.json["text"]
+            .as_str()
+            .unwrap()
+            .contains("no parameter `colour`"),
+        "{}",
+        bad.text
+    );
+
+    let run = send(&w.app, run_cmd(format!("run {run_id}"))).await;
+    assert!(
+        run.json["text"]
+            .as_str()
+            .unwrap()
+            .contains("is now running"),
+        "{}",
+        run.text
+    );
+    settle(&w.svc).await;
+    let again = send(&w.app, run_cmd(format!("rollback {run_id}"))).await;
+    assert!(
+        again.json["text"].as_str().unwrap().contains("no rollback"),
+        "{}",
+        again.text
+    );
+}

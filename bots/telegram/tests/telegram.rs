@@ -473,3 +473,124 @@ async fn a_press_whose_commit_failed_is_not_marked_handled_so_the_redelivery_act
     assert_eq!(redelivery.status, StatusCode::OK, "{}", redelivery.text);
     assert_eq!(state().await, IncidentState::Acknowledged);
 }
+
+/// Delivers until the outbox is empty (a step's outcome enqueues more).
+async fn settle(svc: &Services) {
+    for _ in 0..10 {
+        if drain(svc).await.unwrap().delivered == 0 {
+            return;
+        }
+    }
+}
+
+/// The callback data of every button of a sent message.
+fn keyboard_data(body: &Value) -> Vec<String> {
+    body["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|b| b["callback_data"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_thread() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let mut update_id = 9100;
+    let mut tap = |data: String| {
+        update_id += 1;
+        update(SECRET, press(update_id, 5550001, &data))
+    };
+
+    // Playbooks: the choices come as a reply with buttons, and the press is
+    // answered.
+    assert_eq!(
+        send(&w.app, tap(format!("fw1:playbooks:{id}")))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let c = calls(&w);
+    let offer = c.iter().rev().find(|c| c.method == "sendMessage").unwrap();
+    assert_eq!(offer.body["reply_parameters"]["message_id"], 101);
+    let choices = keyboard_data(&offer.body);
+    assert_eq!(
+        choices,
+        [format!("fw1:dry:{id}.0"), format!("fw1:dry:{id}.1")]
+    );
+    assert!(choices.iter().all(|d| d.len() <= 64));
+    assert_eq!(c.last().unwrap().method, "answerCallbackQuery");
+
+    // A choice dry-runs it: the run's message is a reply to the card, with
+    // Run and Cancel.
+    let before = calls(&w).len();
+    send(&w.app, tap(choices[0].clone())).await;
+    settle(&w.svc).await;
+    let c = calls(&w)[before..].to_vec();
+    let run_msg = c
+        .iter()
+        .find(|c| {
+            c.method == "sendMessage"
+                && keyboard_data(&c.body)
+                    .iter()
+                    .any(|d| d.starts_with("fw1:run:"))
+        })
+        .expect("the run's message");
+    assert_eq!(run_msg.body["reply_parameters"]["message_id"], 101);
+    let n = calls(&w)
+        .iter()
+        .position(|x| x.body == run_msg.body)
+        .unwrap() as i64
+        + 1;
+    let run_msg_id = 100 + n;
+    let run_button = keyboard_data(&run_msg.body)[0].clone();
+
+    // Run: each transition is a reply, and the run's message is edited.
+    let before = calls(&w).len();
+    send(&w.app, tap(run_button)).await;
+    settle(&w.svc).await;
+    let c = calls(&w)[before..].to_vec();
+    let replies: Vec<&str> = c
+        .iter()
+        .filter(|c| c.method == "sendMessage")
+        .map(|c| c.body["text"].as_str().unwrap())
+        .collect();
+    assert!(replies.iter().any(|t| t.contains("running")), "{replies:?}");
+    assert!(
+        replies.iter().any(|t| t.contains("succeeded")),
+        "{replies:?}"
+    );
+    let edits: Vec<_> = c
+        .iter()
+        .filter(|c| c.method == "editMessageText" && c.body["message_id"] == run_msg_id)
+        .collect();
+    assert!(edits.len() >= 2, "{c:#?}");
+    assert!(edits.last().unwrap().body["text"]
+        .as_str()
+        .unwrap()
+        .contains("succeeded"));
+
+    // The requester of a guarded run pressing Approve is refused in place.
+    send(&w.app, tap(choices[1].clone())).await;
+    settle(&w.svc).await;
+    let approve = calls(&w)
+        .iter()
+        .rev()
+        .find_map(|c| {
+            keyboard_data(&c.body)
+                .into_iter()
+                .find(|d| d.starts_with("fw1:approve:"))
+        })
+        .expect("Approve is offered");
+    send(&w.app, tap(approve)).await;
+    let answer = calls(&w).last().unwrap().clone();
+    assert_eq!(answer.method, "answerCallbackQuery");
+    assert!(
+        answer.body["text"].as_str().unwrap().contains("approver"),
+        "{:?}",
+        answer.body
+    );
+}
