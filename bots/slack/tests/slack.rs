@@ -555,7 +555,7 @@ async fn click_as(w: &World, user: &str, value: &str) {
     let a = send(
         &w.app,
         signed(
-            &w,
+            w,
             "/v1/chat/slack/interactions",
             click(w, user, value),
             0,
