@@ -234,8 +234,11 @@ async fn world() -> World {
     let secrets = Arc::new(Secrets::default());
     secrets.set("ADMIN_API", &platform.base);
     secrets.set("ADMIN_TOKEN", TOKEN);
+    secrets.set("GITHUB_TOKEN", "ghp_s3cr3tgithubtoken000");
     let settings = firewatch_domain::Settings {
         default_destinations: vec![firewatch_types::Destination::Console],
+        // GitHub's API is the recording target here.
+        github_api_url: format!("{}/github", platform.base),
         ..Default::default()
     };
     let svc = firewatch_local::services_in_memory()
@@ -982,4 +985,115 @@ async fn secrets_appear_in_no_preview_run_thread_log_or_error() {
     }
     // The echoed secret is stored masked.
     assert!(stored.contains("bad token ***ADMIN_TOKEN***"), "{stored}");
+}
+
+#[tokio::test]
+async fn a_github_workflow_dispatch_step_sends_githubs_documented_request() {
+    let w = world().await;
+    // The incident has no `repo` label: the playbook is offered only with one.
+    let body = json!({"title": "deploy broke", "severity": "sev2", "labels": {"repo": "api", "owner": "acme"}});
+    let inc = firewatch_web::testing::ingest_alert(
+        &w.svc,
+        SourceKind::Generic,
+        body.to_string().as_bytes(),
+    )
+    .await
+    .to_string();
+    let a = send(
+        &w.app,
+        post(
+            &format!("/v1/incidents/{inc}/playbooks/github-actions-dispatch/dry-run"),
+            &w.responder,
+            json!({"params": {"ref": "release"}}),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let preview = &a.json["preview"][0]["request"];
+    assert_eq!(
+        preview["url"],
+        format!(
+            "{}/github/repos/acme/api/actions/workflows/remediate.yml/dispatches",
+            w.platform.base
+        )
+    );
+    assert_eq!(
+        preview["headers"]["Authorization"],
+        "Bearer ***GITHUB_TOKEN***"
+    );
+    let run = id(&a);
+    w.target.answer(
+        "POST /github/repos/acme/api/actions/workflows/remediate.yml/dispatches",
+        204,
+        json!(null),
+    );
+    assert_eq!(
+        w.decide(&run, "approve", &w.approver, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        w.decide(&run, "execute", &w.responder, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    deliver(&w.svc).await;
+    assert_eq!(w.run(&run).await["state"], "succeeded");
+    let sent = w.target.seen().pop().unwrap();
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        (
+            "POST",
+            "/github/repos/acme/api/actions/workflows/remediate.yml/dispatches"
+        )
+    );
+    assert_eq!(
+        sent.headers["authorization"],
+        "Bearer ghp_s3cr3tgithubtoken000"
+    );
+    assert_eq!(sent.headers["accept"], "application/vnd.github+json");
+    assert_eq!(sent.headers["x-github-api-version"], "2022-11-28");
+    let body: Value = serde_json::from_str(&sent.body).unwrap();
+    assert_eq!(body["ref"], "release");
+    assert_eq!(body["inputs"], json!({"incident": inc, "severity": "sev2"}));
+}
+
+#[tokio::test]
+async fn a_lambda_invoke_step_outside_aws_fails_with_a_clear_reason() {
+    let w = world().await;
+    let body =
+        json!({"title": "stuck", "severity": "sev3", "labels": {"remediation_function": "fix-it"}});
+    let inc = firewatch_web::testing::ingest_alert(
+        &w.svc,
+        SourceKind::Generic,
+        body.to_string().as_bytes(),
+    )
+    .await
+    .to_string();
+    let a = send(
+        &w.app,
+        post(
+            &format!("/v1/incidents/{inc}/playbooks/lambda-invoke/dry-run"),
+            &w.responder,
+            json!({}),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(a.json["state"], "dry_run_ok", "{}", a.text);
+    assert_eq!(a.json["preview"][0]["function"], "fix-it");
+    let run = id(&a);
+    assert_eq!(
+        w.decide(&run, "execute", &w.responder, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    deliver(&w.svc).await;
+    let r = w.run(&run).await;
+    assert_eq!(r["state"], "failed");
+    assert!(
+        r["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("lambda_invoke needs AWS"),
+        "{r:#}"
+    );
 }
