@@ -55,6 +55,10 @@ pub enum Effect {
         rollback: bool,
         index: usize,
     },
+    /// Dry-run a run requested from chat (rendering and the read-only
+    /// checks happen here, not in the chat request, which must answer
+    /// within seconds).
+    PlaybookDryRun { run_id: String },
 }
 
 fn yes() -> bool {

@@ -129,13 +129,18 @@ impl From<crate::playbooks::steps::StepError> for DeliveryError {
 /// Performs the effects of one outbox record, each at most once: its own
 /// effect first (a playbook step), then its entry in chat.
 pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), DeliveryError> {
-    if let Some(Effect::PlaybookStep {
-        run_id,
-        rollback,
-        index,
-    }) = &record.effect
-    {
-        crate::playbooks::steps::perform(svc, &record.tenant, run_id, *rollback, *index).await?;
+    match &record.effect {
+        Some(Effect::PlaybookStep {
+            run_id,
+            rollback,
+            index,
+        }) => {
+            crate::playbooks::steps::perform(svc, &record.tenant, run_id, *rollback, *index).await?
+        }
+        Some(Effect::PlaybookDryRun { run_id }) => {
+            crate::playbooks::runs::perform_dry_run(svc, &record.tenant, run_id).await?
+        }
+        None => {}
     }
     if !record.chat {
         return Ok(());

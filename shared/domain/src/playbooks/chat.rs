@@ -152,11 +152,10 @@ pub async fn dry_run_choice(
     let inc = IncidentId::parse(inc).map_err(|_| bad())?;
     let n: usize = n.parse().map_err(|_| bad())?;
     let pb = catalog.playbooks().get(n).ok_or_else(bad)?;
-    let run = runs::dry_run(svc, catalog, p, &inc, pb.name(), &BTreeMap::new(), None).await?;
+    let run = runs::request_dry_run(svc, catalog, p, &inc, pb.name(), &BTreeMap::new()).await?;
     Ok(ChatMessage::text(format!(
-        "Dry-run of {} is {}: see its message in the thread.",
-        run.playbook,
-        run.state.as_str().replace('_', " ")
+        "Dry-run {} of {} requested: its message follows in the thread.",
+        run.id, run.playbook
     )))
 }
 
@@ -201,11 +200,9 @@ pub async fn dry_run_command(
         let (k, v) = kv.split_once('=').ok_or_else(usage)?;
         params.insert(k.to_owned(), v.to_owned());
     }
-    let run = runs::dry_run(svc, catalog, p, &inc, name, &params, None).await?;
+    let run = runs::request_dry_run(svc, catalog, p, &inc, name, &params).await?;
     Ok(ChatMessage::text(format!(
-        "Dry-run {} of {} is {}: see its message in the thread.",
-        run.id,
-        run.playbook,
-        run.state.as_str().replace('_', " ")
+        "Dry-run {} of {} requested: its message follows in the thread.",
+        run.id, run.playbook
     )))
 }

@@ -41,6 +41,8 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
+    /// Asked for from chat; the dispatcher dry-runs it.
+    Requested,
     DryRunOk,
     DryRunFailed,
     AwaitingApproval,
@@ -58,6 +60,7 @@ pub enum RunState {
 impl RunState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Requested => "requested",
             Self::DryRunOk => "dry_run_ok",
             Self::DryRunFailed => "dry_run_failed",
             Self::AwaitingApproval => "awaiting_approval",
@@ -771,136 +774,10 @@ pub async fn dry_run(
             return Ok(run);
         }
     }
-    let inc = incidents::get(svc, tenant, incident_id).await?;
-    let pb = catalog
-        .get(name)
-        .ok_or_else(|| DomainError::NotFound(format!("no playbook {name}")))?;
-    if !matches(pb, &inc) {
-        return Err(DomainError::conflict(
-            "playbook_not_offered",
-            format!("playbook {name} does not match incident {incident_id}"),
-        ));
-    }
+    let (inc, pb) = offered(svc, catalog, principal, incident_id, name).await?;
     let params = resolve_params(pb, &inc, overrides)?;
-    let now = svc.clock.now();
-    let masked = masked_scope(&inc, pb, &params);
-    let render_all = |steps: &[Step]| -> Result<Vec<RenderedStep>, String> {
-        steps.iter().map(|s| render_step(svc, s, &masked)).collect()
-    };
-    let mut failure = None;
-    let preview = render_all(&pb.steps).unwrap_or_else(|e| {
-        failure = Some(e);
-        Vec::new()
-    });
-    let rollback_preview = render_all(&pb.rollback).unwrap_or_else(|e| {
-        failure.get_or_insert(e);
-        Vec::new()
-    });
-    let approval_required = match pb.approval.as_ref().map(|a| &a.value) {
-        Some(Approval::Always(ApprovalWord::Never)) => false,
-        None | Some(Approval::Always(ApprovalWord::Always)) => true,
-        Some(Approval::When { when }) => match masked.truthy(when) {
-            Ok(b) => b,
-            Err(e) => {
-                failure.get_or_insert(format!("approval.when: {e}"));
-                true
-            }
-        },
-    };
-    let mut preflight = Vec::new();
-    if failure.is_none() {
-        for step in pb.steps.iter().filter(|s| s.read_only) {
-            let mut out = StepOutcome::pending(&step.name.value);
-            out.started_at = Some(svc.clock.now());
-            let (result, secrets, ms) = send_for_real(svc, step, &masked).await;
-            let verdict = record_answer(&mut out, step.expect.as_ref(), &result, &secrets, ms);
-            out.finished_at = Some(svc.clock.now());
-            out.status = if verdict.is_ok() {
-                StepStatus::Succeeded
-            } else {
-                StepStatus::Failed
-            };
-            if let Err(e) = verdict {
-                failure = Some(format!("preflight `{}` failed: {e}", step.name.value));
-                preflight.push(out);
-                break;
-            }
-            preflight.push(out);
-        }
-    }
-    let mut run = Run {
-        id: format!("run_{}", svc.ids.ulid()),
-        tenant: tenant.clone(),
-        incident_id: inc.id.clone(),
-        playbook: pb.name().to_owned(),
-        title: pb.title.clone(),
-        risk: pb.risk,
-        state: RunState::DryRunOk,
-        params,
-        requested_by: principal.name.clone(),
-        approval_required,
-        approval_expires_at: None,
-        decided_by: None,
-        steps: pb
-            .steps
-            .iter()
-            .map(|s| StepOutcome::pending(&s.name.value))
-            .collect(),
-        rollback: pb
-            .rollback
-            .iter()
-            .map(|s| StepOutcome::pending(&s.name.value))
-            .collect(),
-        preview,
-        rollback_preview,
-        preflight,
-        history: Vec::new(),
-        created_at: now,
-        updated_at: now,
-        definition: pb.clone(),
-        version: 0,
-    };
-    let mut states = Vec::new();
-    match failure {
-        Some(why) => {
-            run.enter(
-                RunState::DryRunFailed,
-                &principal.name,
-                Some(why.clone()),
-                now,
-            );
-            states.push((RunState::DryRunFailed, Some(why)));
-        }
-        None => {
-            let steps = format!(
-                "{} steps, {} read-only checked",
-                run.steps.len(),
-                run.preflight.len()
-            );
-            run.enter(
-                RunState::DryRunOk,
-                &principal.name,
-                Some(steps.clone()),
-                now,
-            );
-            states.push((RunState::DryRunOk, Some(steps)));
-            if approval_required {
-                let expires = now + Duration::seconds(pb.approval_expires_secs() as i64);
-                run.approval_expires_at = Some(expires);
-                let detail = format!(
-                    "approval needed by {}",
-                    expires.format("%Y-%m-%d %H:%M UTC")
-                );
-                run.enter(
-                    RunState::AwaitingApproval,
-                    &principal.name,
-                    Some(detail.clone()),
-                    now,
-                );
-                states.push((RunState::AwaitingApproval, Some(detail)));
-            }
-        }
-    }
+    let mut run = new_run(svc, principal, &inc, pb, params, RunState::DryRunOk);
+    let states = prepare(svc, &inc, &mut run, None).await;
     let idem = idempotency_key.map(|k| ("dry-run", k));
     match commit(
         svc,
@@ -922,6 +799,244 @@ pub async fn dry_run(
             }
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The dry-run itself: every step rendered (secrets masked), the approval
+/// rule evaluated, the read-only steps sent; the run moved to `dry_run_ok`
+/// (and `awaiting_approval`) or `dry_run_failed`. `failure` is a reason
+/// found before (parameters that could not be filled). Returns the states
+/// entered, with their details.
+async fn prepare(
+    svc: &Services,
+    inc: &Incident,
+    run: &mut Run,
+    failure: Option<String>,
+) -> Vec<(RunState, Option<String>)> {
+    let pb = run.definition.clone();
+    let now = svc.clock.now();
+    let masked = masked_scope(inc, &pb, &run.params);
+    let mut failure = failure;
+    if failure.is_none() {
+        let render_all = |steps: &[Step]| -> Result<Vec<RenderedStep>, String> {
+            steps.iter().map(|s| render_step(svc, s, &masked)).collect()
+        };
+        match (render_all(&pb.steps), render_all(&pb.rollback)) {
+            (Ok(p), Ok(r)) => {
+                run.preview = p;
+                run.rollback_preview = r;
+            }
+            (Err(e), _) | (_, Err(e)) => failure = Some(e),
+        }
+    }
+    run.approval_required = match pb.approval.as_ref().map(|a| &a.value) {
+        Some(Approval::Always(ApprovalWord::Never)) => false,
+        None | Some(Approval::Always(ApprovalWord::Always)) => true,
+        Some(Approval::When { when }) => match masked.truthy(when) {
+            Ok(b) => b,
+            Err(e) => {
+                failure.get_or_insert(format!("approval.when: {e}"));
+                true
+            }
+        },
+    };
+    if failure.is_none() {
+        for step in pb.steps.iter().filter(|s| s.read_only) {
+            let mut out = StepOutcome::pending(&step.name.value);
+            out.started_at = Some(svc.clock.now());
+            let (result, secrets, ms) = send_for_real(svc, step, &masked).await;
+            let verdict = record_answer(&mut out, step.expect.as_ref(), &result, &secrets, ms);
+            out.finished_at = Some(svc.clock.now());
+            out.status = if verdict.is_ok() {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            };
+            run.preflight.push(out);
+            if let Err(e) = verdict {
+                failure = Some(format!("preflight `{}` failed: {e}", step.name.value));
+                break;
+            }
+        }
+    }
+    let by = run.requested_by.clone();
+    let mut states = Vec::new();
+    match failure {
+        Some(why) => {
+            run.enter(RunState::DryRunFailed, &by, Some(why.clone()), now);
+            states.push((RunState::DryRunFailed, Some(why)));
+        }
+        None => {
+            let steps = format!(
+                "{} steps, {} read-only checked",
+                run.steps.len(),
+                run.preflight.len()
+            );
+            run.enter(RunState::DryRunOk, &by, Some(steps.clone()), now);
+            states.push((RunState::DryRunOk, Some(steps)));
+            if run.approval_required {
+                let expires = now + Duration::seconds(pb.approval_expires_secs() as i64);
+                run.approval_expires_at = Some(expires);
+                let detail = format!(
+                    "approval needed by {}",
+                    expires.format("%Y-%m-%d %H:%M UTC")
+                );
+                run.enter(RunState::AwaitingApproval, &by, Some(detail.clone()), now);
+                states.push((RunState::AwaitingApproval, Some(detail)));
+            }
+        }
+    }
+    states
+}
+
+/// Asks for a dry-run without waiting for it (a chat button or command,
+/// which must answer within seconds): the run is recorded as `requested`
+/// with the parameters given, and the dispatcher performs the dry-run
+/// ([`perform_dry_run`]); its outcome arrives in the thread.
+pub async fn request_dry_run(
+    svc: &Services,
+    catalog: &Catalog,
+    principal: &Principal,
+    incident_id: &IncidentId,
+    name: &str,
+    overrides: &BTreeMap<String, String>,
+) -> Result<Run, DomainError> {
+    require_role(principal, Role::Responder, "dry-running a playbook")?;
+    let (inc, pb) = offered(svc, catalog, principal, incident_id, name).await?;
+    if let Some(unknown) = overrides.keys().find(|k| !pb.params.contains_key(*k)) {
+        return Err(DomainError::bad_input(
+            "unknown_param",
+            format!("playbook {} has no parameter `{unknown}`", pb.name()),
+        ));
+    }
+    let now = svc.clock.now();
+    let mut run = new_run(
+        svc,
+        principal,
+        &inc,
+        pb,
+        overrides.clone(),
+        RunState::Requested,
+    );
+    let detail = "dry-run requested".to_owned();
+    run.enter(
+        RunState::Requested,
+        &principal.name,
+        Some(detail.clone()),
+        now,
+    );
+    let effect = Effect::PlaybookDryRun {
+        run_id: run.id.clone(),
+    };
+    commit(
+        svc,
+        inc,
+        &mut run,
+        None,
+        &principal.name,
+        &[(RunState::Requested, Some(detail))],
+        Some(effect),
+        None,
+    )
+    .await?;
+    Ok(run)
+}
+
+/// The dispatcher's side of [`request_dry_run`]: a run still `requested`
+/// is dry-run now (a run already past it is left alone, so a redelivered
+/// record does nothing twice).
+pub async fn perform_dry_run(
+    svc: &Services,
+    tenant: &TenantId,
+    run_id: &str,
+) -> Result<(), super::steps::StepError> {
+    let mut run = match load(svc, tenant, run_id).await {
+        Ok(r) => r,
+        Err(DomainError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if run.state != RunState::Requested {
+        return Ok(());
+    }
+    let read = run.version;
+    let inc = incidents::get(svc, tenant, &run.incident_id).await?;
+    let failure = match resolve_params(&run.definition, &inc, &run.params) {
+        Ok(p) => {
+            run.params = p;
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    let states = prepare(svc, &inc, &mut run, failure).await;
+    let actor = run.requested_by.clone();
+    match commit(svc, inc, &mut run, Some(read), &actor, &states, None, None).await {
+        // Another dispatcher finished it first.
+        Err(e) if e.is_lost_race() => Ok(()),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The incident and the playbook `name`, which must be offered for it.
+async fn offered<'c>(
+    svc: &Services,
+    catalog: &'c Catalog,
+    principal: &Principal,
+    incident_id: &IncidentId,
+    name: &str,
+) -> Result<(Incident, &'c Playbook), DomainError> {
+    let inc = incidents::get(svc, &principal.tenant, incident_id).await?;
+    let pb = catalog
+        .get(name)
+        .ok_or_else(|| DomainError::NotFound(format!("no playbook {name}")))?;
+    if !matches(pb, &inc) {
+        return Err(DomainError::conflict(
+            "playbook_not_offered",
+            format!("playbook {name} does not match incident {incident_id}"),
+        ));
+    }
+    Ok((inc, pb))
+}
+
+/// A new run of `pb` for `inc`, every step pending.
+fn new_run(
+    svc: &Services,
+    principal: &Principal,
+    inc: &Incident,
+    pb: &Playbook,
+    params: BTreeMap<String, String>,
+    state: RunState,
+) -> Run {
+    let now = svc.clock.now();
+    let pending = |steps: &[Step]| {
+        steps
+            .iter()
+            .map(|s| StepOutcome::pending(&s.name.value))
+            .collect()
+    };
+    Run {
+        id: format!("run_{}", svc.ids.ulid()),
+        tenant: principal.tenant.clone(),
+        incident_id: inc.id.clone(),
+        playbook: pb.name().to_owned(),
+        title: pb.title.clone(),
+        risk: pb.risk,
+        state,
+        params,
+        requested_by: principal.name.clone(),
+        approval_required: true,
+        approval_expires_at: None,
+        decided_by: None,
+        steps: pending(&pb.steps),
+        rollback: pending(&pb.rollback),
+        preview: Vec::new(),
+        rollback_preview: Vec::new(),
+        preflight: Vec::new(),
+        history: Vec::new(),
+        created_at: now,
+        updated_at: now,
+        definition: pb.clone(),
+        version: 0,
     }
 }
 
