@@ -2,7 +2,7 @@
 # firewatch benchmarks. Figures and how to read them: docs/BENCHMARKS.md.
 #
 #   bench/run.sh [ingest] [-- ARGS]   ingest throughput, latency and peak memory of
-#                                     `firewatch dev` (release build, fresh data dir).
+#                                     `firewatch dev` (`local` profile, fresh data dir).
 #                                     ARGS go to `firewatch-bench ingest` (--mode
 #                                     repeat|occurrences, --alerts, --fingerprints,
 #                                     --batch, --clients); without them both modes run.
@@ -21,11 +21,11 @@ what="${1:-ingest}"
 # Starts `firewatch dev` (release) on a fresh data dir and a free port, with
 # any extra environment given as arguments; sets $url, $token, $pid, $dir.
 start_dev() {
-  cargo build --release --locked -p firewatch -p firewatch-bench
+  cargo build --profile local --locked -p firewatch -p firewatch-bench
   dir=$(mktemp -d)
   token="fw_bench_$(date +%s)_0123456789"
   env "$@" FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
-    target/release/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
+    target/local/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
   url=""
@@ -41,10 +41,10 @@ case "$what" in
 ingest)
   start_dev
   if [ $# -eq 0 ]; then
-    target/release/firewatch-bench ingest --url "$url" --token "$token" --mode repeat
-    target/release/firewatch-bench ingest --url "$url" --token "$token" --mode occurrences
+    target/local/firewatch-bench ingest --url "$url" --token "$token" --mode repeat
+    target/local/firewatch-bench ingest --url "$url" --token "$token" --mode occurrences
   else
-    target/release/firewatch-bench ingest --url "$url" --token "$token" "$@"
+    target/local/firewatch-bench ingest --url "$url" --token "$token" "$@"
   fi
   echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
   echo "data dir size: $(du -sh "$dir" | cut -f1)"
@@ -53,7 +53,7 @@ chat)
   slack_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   start_dev FIREWATCH_CONSOLE_CHAT=false SLACK_BOT_TOKEN=xoxb-bench SLACK_SIGNING_SECRET=bench \
     SLACK_DEFAULT_CHANNEL=C0BENCH SLACK_API_URL="http://127.0.0.1:$slack_port/api"
-  target/release/firewatch-bench chat-latency --url "$url" --token "$token" --slack-port "$slack_port" "$@"
+  target/local/firewatch-bench chat-latency --url "$url" --token "$token" --slack-port "$slack_port" "$@"
   ;;
 lambda)
   source tests/lib.sh

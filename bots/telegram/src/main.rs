@@ -10,10 +10,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         "TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET must be set for the Telegram function",
     )?;
     let aws = firewatch_aws::AwsConfig::from_env()?;
-    // A dry-run from chat sends the playbook's read-only checks.
-    let services = firewatch_aws::services(&aws, config.settings)
-        .await
-        .with_egress(std::sync::Arc::new(firewatch_egress::HttpEgress::new()));
+    // Playbooks are listed from here; their dry-runs and steps are the
+    // dispatcher's, so this function sends nothing out.
+    let services = firewatch_aws::services(&aws, config.settings).await;
     let playbooks = std::sync::Arc::new(firewatch_aws::playbook_catalog(&aws).await);
     let inbound = firewatch_telegram::TelegramInbound {
         webhook_secret: tg.webhook_secret.clone(),
