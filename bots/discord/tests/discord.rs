@@ -351,15 +351,6 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
     assert!(text.contains("Likely cause: Requests are slow"), "{text}");
 }
 
-/// Delivers until the outbox is empty (a step's outcome enqueues more).
-async fn settle(svc: &firewatch_domain::Services) {
-    for _ in 0..10 {
-        if drain(svc).await.unwrap().delivered == 0 {
-            return;
-        }
-    }
-}
-
 /// The custom ids of a message's (or an answer's) buttons.
 fn custom_ids(components: &Value) -> Vec<String> {
     components
@@ -400,7 +391,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
     // A choice dry-runs it; the run's message goes into the thread.
     let chose = send(&w.app, tap(choices[0].clone())).await;
     assert_eq!(chose.json["type"], 6, "{}", chose.text);
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let c = calls(&w);
     let (at, run_msg) = c
         .iter()
@@ -421,7 +412,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
     // Run: replies in the thread, and the run's message edited in place.
     let before = calls(&w).len();
     send(&w.app, tap(run_button)).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let c = calls(&w)[before..].to_vec();
     let replies: Vec<&str> = c
         .iter()
@@ -445,7 +436,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
 
     // The requester of a guarded run pressing Approve is refused in place.
     send(&w.app, tap(choices[1].clone())).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let approve = calls(&w)
         .iter()
         .rev()

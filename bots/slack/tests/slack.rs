@@ -542,15 +542,6 @@ fn button_values(body: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// Delivers until the outbox is empty (a step's outcome enqueues more).
-async fn settle(svc: &Services) {
-    for _ in 0..10 {
-        if drain(svc).await.unwrap().delivered == 0 {
-            return;
-        }
-    }
-}
-
 async fn click_as(w: &World, user: &str, value: &str) {
     let a = send(
         &w.app,
@@ -589,7 +580,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
     // A choice dry-runs it; the run's message comes into the thread with Run.
     let before = received(&w).len();
     click_as(&w, "U0RESPONDER", &choices[0]).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let r = received(&w)[before..].to_vec();
     let reply = r
         .iter()
@@ -623,7 +614,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
     // reply, and the run's message is edited to its end state.
     let before = received(&w).len();
     click_as(&w, "U0RESPONDER", &run_buttons[0]).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let r = received(&w)[before..].to_vec();
     let replies: Vec<&str> = r
         .iter()
@@ -658,7 +649,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
     // A playbook that needs an approver: its requester pressing Approve is
     // refused in place, with the reason.
     click_as(&w, "U0RESPONDER", &choices[1]).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let guarded = received(&w)
         .into_iter()
         .rev()
@@ -714,7 +705,7 @@ async fn fw_playbooks_dry_run_and_run_commands() {
         "{}",
         early.text
     );
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let bad = send(
         &w.app,
         run_cmd(format!("dry-run {id} tell-team colour=red")),
@@ -738,7 +729,7 @@ async fn fw_playbooks_dry_run_and_run_commands() {
         "{}",
         run.text
     );
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let again = send(&w.app, run_cmd(format!("rollback {run_id}"))).await;
     assert!(
         again.json["text"].as_str().unwrap().contains("no rollback"),

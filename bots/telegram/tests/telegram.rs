@@ -474,15 +474,6 @@ async fn a_press_whose_commit_failed_is_not_marked_handled_so_the_redelivery_act
     assert_eq!(state().await, IncidentState::Acknowledged);
 }
 
-/// Delivers until the outbox is empty (a step's outcome enqueues more).
-async fn settle(svc: &Services) {
-    for _ in 0..10 {
-        if drain(svc).await.unwrap().delivered == 0 {
-            return;
-        }
-    }
-}
-
 /// The callback data of every button of a sent message.
 fn keyboard_data(body: &Value) -> Vec<String> {
     body["reply_markup"]["inline_keyboard"]
@@ -528,7 +519,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
     // Run and Cancel.
     let before = calls(&w).len();
     send(&w.app, tap(choices[0].clone())).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let c = calls(&w)[before..].to_vec();
     let run_msg = c
         .iter()
@@ -551,7 +542,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
     // Run: each transition is a reply, and the run's message is edited.
     let before = calls(&w).len();
     send(&w.app, tap(run_button)).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let c = calls(&w)[before..].to_vec();
     let replies: Vec<&str> = c
         .iter()
@@ -575,7 +566,7 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
 
     // The requester of a guarded run pressing Approve is refused in place.
     send(&w.app, tap(choices[1].clone())).await;
-    settle(&w.svc).await;
+    firewatch_web::testing::settle(&w.svc).await;
     let approve = calls(&w)
         .iter()
         .rev()

@@ -1143,6 +1143,25 @@ async fn decide_on(
     Err(lost())
 }
 
+/// The transition that starts a run's steps (or its rollback steps) and
+/// the effect that performs the first one.
+fn start(run: &Run, rollback: bool) -> (Vec<(RunState, Option<String>)>, Option<Effect>) {
+    let (state, label, steps) = if rollback {
+        (RunState::RollingBack, "rollback step", &run.rollback)
+    } else {
+        (RunState::Running, "step", &run.steps)
+    };
+    let first = steps.first().map(|s| s.name.clone()).unwrap_or_default();
+    (
+        vec![(state, Some(format!("{label} 1/{}: {first}", steps.len())))],
+        Some(Effect::PlaybookStep {
+            run_id: run.id.clone(),
+            rollback,
+            index: 0,
+        }),
+    )
+}
+
 fn wrong_state(run: &Run, op: &str) -> DomainError {
     DomainError::conflict(
         "invalid_run_state",
@@ -1253,22 +1272,7 @@ pub async fn execute(
             }
             _ => return Err(wrong_state(run, "run")),
         }
-        let first = run
-            .steps
-            .first()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
-        Ok((
-            vec![(
-                RunState::Running,
-                Some(format!("step 1/{}: {first}", run.steps.len())),
-            )],
-            Some(Effect::PlaybookStep {
-                run_id: run.id.clone(),
-                rollback: false,
-                index: 0,
-            }),
-        ))
+        Ok(start(run, false))
     })
     .await
 }
@@ -1296,18 +1300,7 @@ pub async fn rollback(
                 format!("playbook {} defines no rollback steps", run.playbook),
             ));
         }
-        let first = run.rollback[0].name.clone();
-        Ok((
-            vec![(
-                RunState::RollingBack,
-                Some(format!("rollback step 1/{}: {first}", run.rollback.len())),
-            )],
-            Some(Effect::PlaybookStep {
-                run_id: run.id.clone(),
-                rollback: true,
-                index: 0,
-            }),
-        ))
+        Ok(start(run, true))
     })
     .await
 }

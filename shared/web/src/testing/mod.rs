@@ -284,3 +284,15 @@ pub fn playbooks() -> std::sync::Arc<firewatch_domain::playbooks::Catalog> {
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     std::sync::Arc::new(firewatch_domain::playbooks::Catalog::new(loaded))
 }
+
+/// Runs the dispatcher until the outbox has nothing due (a delivery can
+/// enqueue more, as a playbook step's outcome does).
+pub async fn settle(svc: &Services) {
+    for _ in 0..20 {
+        match firewatch_domain::dispatch::drain(svc).await {
+            Ok(d) if d.delivered == 0 => return,
+            Ok(_) => {}
+            Err(e) => panic!("the dispatcher failed: {e}"),
+        }
+    }
+}
