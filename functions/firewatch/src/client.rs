@@ -240,77 +240,14 @@ pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), Str
     Ok(())
 }
 
-/// A run as text: its state, each request as it would be sent (secrets
-/// masked), and what happened at each step.
+/// A run as text: the message its thread shows (state, each request as it
+/// would be sent with secrets masked, each step's outcome), then its history.
 pub fn run_text(r: &firewatch_domain::playbooks::runs::Run) -> String {
-    use firewatch_domain::playbooks::runs::{RenderedStep, StepOutcome};
-    let mut out = format!(
-        "{}  {}  {}  ({} risk)\nincident {}  requested by {}{}\nparams: {}\n",
-        r.id,
-        r.playbook,
-        r.state.as_str(),
-        serde_json::to_value(r.risk)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        r.incident_id,
-        r.requested_by,
-        r.decided_by
-            .as_ref()
-            .map(|d| format!(", decided by {d}"))
-            .unwrap_or_default(),
-        r.params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    if let (Some(at), firewatch_domain::playbooks::runs::RunState::AwaitingApproval) =
-        (r.approval_expires_at, r.state)
-    {
-        out.push_str(&format!(
-            "approval open until {}\n",
-            at.format("%Y-%m-%d %H:%M:%S UTC")
-        ));
-    }
-    let step_line = |n: usize, p: &RenderedStep, o: Option<&StepOutcome>| {
-        let what = match (&p.request, &p.function, &p.text) {
-            (Some(req), _, _) => format!("{} {}", req.method, req.url),
-            (_, Some(f), _) => format!("invoke {f}"),
-            (_, _, Some(t)) => format!("notify: {t}"),
-            _ => String::new(),
-        };
-        let outcome = o
-            .map(|o| {
-                let status = serde_json::to_value(o.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                match &o.detail {
-                    Some(d) => format!("  [{status}: {d}]"),
-                    None => format!("  [{status}]"),
-                }
-            })
-            .unwrap_or_default();
-        format!(
-            "  {n}. {}{}: {what}{outcome}\n",
-            p.name,
-            if p.read_only { " (read-only)" } else { "" }
-        )
-    };
-    out.push_str("steps:\n");
-    for (i, p) in r.preview.iter().enumerate() {
-        out.push_str(&step_line(i + 1, p, r.steps.get(i)));
-    }
-    if !r.rollback_preview.is_empty() {
-        out.push_str("rollback:\n");
-        for (i, p) in r.rollback_preview.iter().enumerate() {
-            out.push_str(&step_line(i + 1, p, r.rollback.get(i)));
-        }
-    }
+    let mut out = firewatch_domain::playbooks::chat::run_message(r).text;
+    out.push_str("\nHistory:");
     for t in &r.history {
         out.push_str(&format!(
-            "{}  {:<17} {}{}\n",
+            "\n{}  {:<17} {}{}",
             t.at.format("%H:%M:%S"),
             t.state.as_str(),
             t.by,
@@ -320,6 +257,7 @@ pub fn run_text(r: &firewatch_domain::playbooks::runs::Run) -> String {
                 .unwrap_or_default()
         ));
     }
+    out.push('\n');
     out
 }
 

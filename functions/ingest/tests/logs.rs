@@ -6,35 +6,7 @@ use axum::http::{Method, Request};
 use firewatch_domain::settings::Secret;
 use firewatch_domain::Settings;
 use firewatch_types::{SourceKind, TenantId};
-use firewatch_web::testing::{fixture, json_request, send, services_and_keys};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this thread, as JSON, until the guard drops.
-fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
+use firewatch_web::testing::{capture_logs, fixture, json_request, send, services_and_keys};
 
 #[tokio::test]
 async fn no_secret_appears_in_any_log_line() {
@@ -98,7 +70,7 @@ async fn no_secret_appears_in_any_log_line() {
         .unwrap();
     send(&app, bad_sig).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("webhook accepted"),
         "the capture works: {logs}"
@@ -162,7 +134,7 @@ async fn secrets_inside_alert_text_reach_no_incident_timeline_card_answer_or_log
         serde_json::to_string(&timeline.items).unwrap(),
         firewatch_domain::chat::card_text(&card),
         a.text,
-        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+        captured.text()
     );
     for secret in secrets {
         assert!(!seen.contains(secret), "{secret} leaked: {seen}");
@@ -185,7 +157,7 @@ async fn secrets_inside_alert_text_reach_no_incident_timeline_card_answer_or_log
     )
     .await;
     assert_eq!(a.status, axum::http::StatusCode::BAD_REQUEST);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(!a.text.contains("987654321"), "{}", a.text);
     assert!(!logs.contains("987654321"));
     assert_eq!(a.code(), "invalid_payload", "{}", a.text);

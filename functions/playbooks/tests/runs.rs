@@ -4,7 +4,6 @@
 //! rollback, waits, idempotency, and no secret anywhere.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -313,16 +312,31 @@ fn post(uri: &str, token: &str, body: Value, key: Option<&str>) -> Request<Body>
 
 impl World {
     async fn dry_run(&self, name: &str, token: &str, params: Value) -> Answer {
+        self.dry_run_on(&self.incident, name, token, params).await
+    }
+
+    async fn dry_run_on(&self, incident: &str, name: &str, token: &str, params: Value) -> Answer {
         send(
             &self.app,
             post(
-                &format!("/v1/incidents/{}/playbooks/{name}/dry-run", self.incident),
+                &format!("/v1/incidents/{incident}/playbooks/{name}/dry-run"),
                 token,
                 json!({"params": params}),
                 None,
             ),
         )
         .await
+    }
+
+    /// A second incident, from a generic alert.
+    async fn incident_from(&self, alert: Value) -> String {
+        firewatch_web::testing::ingest_alert(
+            &self.svc,
+            SourceKind::Generic,
+            alert.to_string().as_bytes(),
+        )
+        .await
+        .to_string()
     }
 
     async fn decide(&self, run: &str, what: &str, token: &str, key: Option<&str>) -> Answer {
@@ -899,29 +913,9 @@ async fn a_repeated_idempotency_key_returns_the_first_answer() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_appear_in_no_preview_run_thread_log_or_error() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = firewatch_web::testing::capture_logs();
 
     let w = world().await;
     // The target echoes the secret back in an error and a body.
@@ -970,7 +964,7 @@ async fn secrets_appear_in_no_preview_run_thread_log_or_error() {
         .any(|s| s.headers.get("x-token").is_some_and(|v| v == TOKEN)));
     let stored = w.everything_stored().await;
     let chat = w.chat.all().join("\n");
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for (what, text) in [
         ("answers", answers.join("\n")),
         ("stored items", stored.clone()),
@@ -990,25 +984,18 @@ async fn secrets_appear_in_no_preview_run_thread_log_or_error() {
 #[tokio::test]
 async fn a_github_workflow_dispatch_step_sends_githubs_documented_request() {
     let w = world().await;
-    // The incident has no `repo` label: the playbook is offered only with one.
-    let body = json!({"title": "deploy broke", "severity": "sev2", "labels": {"repo": "api", "owner": "acme"}});
-    let inc = firewatch_web::testing::ingest_alert(
-        &w.svc,
-        SourceKind::Generic,
-        body.to_string().as_bytes(),
-    )
-    .await
-    .to_string();
-    let a = send(
-        &w.app,
-        post(
-            &format!("/v1/incidents/{inc}/playbooks/github-actions-dispatch/dry-run"),
+    // The playbook is offered only for incidents with a `repo` label.
+    let inc = w
+        .incident_from(json!({"title": "deploy broke", "severity": "sev2", "labels": {"repo": "api", "owner": "acme"}}))
+        .await;
+    let a = w
+        .dry_run_on(
+            &inc,
+            "github-actions-dispatch",
             &w.responder,
-            json!({"params": {"ref": "release"}}),
-            None,
-        ),
-    )
-    .await;
+            json!({"ref": "release"}),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     let preview = &a.json["preview"][0]["request"];
     assert_eq!(
@@ -1060,25 +1047,12 @@ async fn a_github_workflow_dispatch_step_sends_githubs_documented_request() {
 #[tokio::test]
 async fn a_lambda_invoke_step_outside_aws_fails_with_a_clear_reason() {
     let w = world().await;
-    let body =
-        json!({"title": "stuck", "severity": "sev3", "labels": {"remediation_function": "fix-it"}});
-    let inc = firewatch_web::testing::ingest_alert(
-        &w.svc,
-        SourceKind::Generic,
-        body.to_string().as_bytes(),
-    )
-    .await
-    .to_string();
-    let a = send(
-        &w.app,
-        post(
-            &format!("/v1/incidents/{inc}/playbooks/lambda-invoke/dry-run"),
-            &w.responder,
-            json!({}),
-            None,
-        ),
-    )
-    .await;
+    let inc = w
+        .incident_from(json!({"title": "stuck", "severity": "sev3", "labels": {"remediation_function": "fix-it"}}))
+        .await;
+    let a = w
+        .dry_run_on(&inc, "lambda-invoke", &w.responder, json!({}))
+        .await;
     assert_eq!(a.json["state"], "dry_run_ok", "{}", a.text);
     assert_eq!(a.json["preview"][0]["function"], "fix-it");
     let run = id(&a);

@@ -115,11 +115,12 @@ impl Egress for HttpEgress {
 
     async fn invoke_lambda(
         &self,
-        _function: &str,
-        _payload: &serde_json::Value,
+        function: &str,
+        payload: &serde_json::Value,
     ) -> Result<OutboundResponse, OutboundError> {
-        Err(OutboundError::Unsupported(
-            "lambda_invoke needs AWS: this process has no Lambda client".into(),
-        ))
+        // No Lambda client here: refused as everywhere outside AWS.
+        firewatch_domain::ports::NoEgress
+            .invoke_lambda(function, payload)
+            .await
     }
 }

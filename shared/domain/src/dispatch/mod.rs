@@ -157,6 +157,9 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
         Err(e) => return Err(e.into()),
     };
     let card = card(&inc);
+    // A playbook entry also shows its run's own message: read once here,
+    // not per destination.
+    let run_message = run_message(svc, &inc, &record.entry.kind).await?;
     for dest in crate::chat::routes::destinations(svc, &inc).await? {
         let key = format!("{}#{}", record.id, dest.key());
         if done(svc, &inc, &key).await? {
@@ -183,19 +186,39 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
                     // belongs in the thread.
                     let t = thread(svc, &inc, &dest).await?.unwrap_or(t);
                     reply_once(svc, &inc, &t, &key, &reply_text(&record.entry)).await?;
-                    show_run(svc, &inc, &t, &record.entry.kind).await?;
+                    show_run(svc, &inc, &t, run_message.as_ref()).await?;
                 }
             }
             Some(t) => {
                 reply_once(svc, &inc, &t, &key, &reply_text(&record.entry)).await?;
                 // Editing to the current state is idempotent: safe to repeat.
                 svc.chat.update_root(&t, &card).await?;
-                show_run(svc, &inc, &t, &record.entry.kind).await?;
+                show_run(svc, &inc, &t, run_message.as_ref()).await?;
             }
         }
         mark_done(svc, &inc, &key).await?;
     }
     Ok(())
+}
+
+/// The run an entry reports and the message that shows it now, when the
+/// entry is a playbook run's.
+async fn run_message(
+    svc: &Services,
+    inc: &Incident,
+    kind: &TimelineKind,
+) -> Result<Option<(String, firewatch_types::ChatMessage)>, DeliveryError> {
+    let TimelineKind::Playbook { run_id, .. } = kind else {
+        return Ok(None);
+    };
+    match crate::playbooks::runs::load_run(svc, &inc.tenant, run_id).await {
+        Ok(run) => Ok(Some((
+            run_id.clone(),
+            crate::playbooks::chat::run_message(&run),
+        ))),
+        Err(DomainError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A playbook run's own message in the thread: posted with the run's first
@@ -205,28 +228,22 @@ async fn show_run(
     svc: &Services,
     inc: &Incident,
     t: &ThreadRef,
-    kind: &TimelineKind,
+    run: Option<&(String, firewatch_types::ChatMessage)>,
 ) -> Result<(), DeliveryError> {
-    let TimelineKind::Playbook { run_id, .. } = kind else {
+    let Some((run_id, message)) = run else {
         return Ok(());
     };
-    let run = match crate::playbooks::runs::load_run(svc, &inc.tenant, run_id).await {
-        Ok(r) => r,
-        Err(DomainError::NotFound(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let message = crate::playbooks::chat::run_message(&run);
     let pk = keys::incident_pk(&inc.tenant, &inc.id);
     let sk = format!("PBMSG#{run_id}#{}", t.destination.key());
     match svc.store.get(&pk, &sk).await? {
         Some(item) => {
             let id: String = keys::decode(&item)?;
             if !id.is_empty() {
-                svc.chat.edit_message(t, &id, &message).await?;
+                svc.chat.edit_message(t, &id, message).await?;
             }
         }
         None => {
-            let id = svc.chat.post_message(t, &message).await?;
+            let id = svc.chat.post_message(t, message).await?;
             match svc
                 .store
                 .put(keys::item(pk, sk, 1, &id)?, Condition::Absent)

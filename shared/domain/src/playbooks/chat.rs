@@ -40,6 +40,12 @@ pub fn run_message(run: &Run) -> ChatMessage {
     if let Some(d) = &run.decided_by {
         text.push_str(&format!(" · decided by {d}"));
     }
+    if let (RunState::AwaitingApproval, Some(at)) = (run.state, run.approval_expires_at) {
+        text.push_str(&format!(
+            "\nApproval open until {}",
+            at.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
     if !run.params.is_empty() {
         let params: Vec<_> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         text.push_str(&format!("\nParams: {}", params.join(" ")));

@@ -140,18 +140,17 @@ async fn attempt(
         Err(e) => return Ok(Err(e.into())),
     };
     let masked = masked_scope(&inc, &run.definition, &run.params);
-    if kind == StepKind::Notify {
-        let text = match runs::render_step(svc, &step, &masked) {
-            Ok(r) => Ok(r.text.unwrap_or_default()),
-            Err(e) => Err(e),
-        };
-        return finish(svc, &mut run, read, rollback, index, text).await;
-    }
-    // Claim the step: from here on, one dispatcher sends it.
-    let timeout = match runs::render_step(svc, &step, &masked) {
-        Ok(r) => r.timeout_secs,
+    // Rendered once, masked: what a notify says, and the step's times.
+    let shown = match runs::render_step(svc, &step, &masked) {
+        Ok(r) => r,
         Err(e) => return finish(svc, &mut run, read, rollback, index, Err(e)).await,
     };
+    if kind == StepKind::Notify {
+        let text = shown.text.unwrap_or_default();
+        return finish(svc, &mut run, read, rollback, index, Ok(text)).await;
+    }
+    // Claim the step: from here on, one dispatcher sends it.
+    let timeout = shown.timeout_secs;
     let request_timeout = if kind == StepKind::WaitUntil {
         runs::DEFAULT_TIMEOUT_SECS
     } else {
@@ -194,10 +193,7 @@ async fn attempt(
     if kind == StepKind::WaitUntil && verdict.is_err() {
         let o = &run.outcomes_mut(rollback)[index];
         let started = o.started_at.unwrap_or(now);
-        let interval = runs::render_step(svc, &step, &masked)
-            .ok()
-            .and_then(|r| r.interval_secs)
-            .unwrap_or(runs::DEFAULT_INTERVAL_SECS);
+        let interval = shown.interval_secs.unwrap_or(runs::DEFAULT_INTERVAL_SECS);
         let next = now + Duration::seconds(interval as i64);
         if next < started + Duration::seconds(timeout as i64) {
             let o = &mut run.outcomes_mut(rollback)[index];
