@@ -78,12 +78,19 @@ pub async fn delivering_services_from_env(
     firewatch_web::init_tracing(&config);
     let aws = firewatch_aws::AwsConfig::from_env()?;
     let chat = chat_from_env()?;
+    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
+    // Playbook steps are performed here: HTTP requests, Lambda invocations,
+    // and their secrets read when each is sent.
+    let egress = firewatch_aws::egress_from_env(
+        &sdk,
+        std::sync::Arc::new(firewatch_egress::HttpEgress::new()),
+    );
     Ok(std::sync::Arc::new(
         firewatch_aws::services(&aws, config.settings)
             .await
             .with_chat(std::sync::Arc::new(chat))
-            // Playbook steps are performed by the dispatcher.
-            .with_egress(std::sync::Arc::new(firewatch_egress::HttpEgress::new())),
+            .with_egress(egress)
+            .with_secrets(firewatch_aws::secrets_from_env(&sdk)),
     ))
 }
 

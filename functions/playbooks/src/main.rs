@@ -10,12 +10,15 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
     let aws = firewatch_aws::AwsConfig::from_env()?;
+    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
+    // Dry-runs send read-only HTTP requests; their secrets are read when
+    // they are sent.
     let services = firewatch_aws::services(&aws, config.settings)
         .await
-        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()));
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
+        .with_secrets(firewatch_aws::secrets_from_env(&sdk));
     let prefix =
         std::env::var("FIREWATCH_PLAYBOOKS_PREFIX").unwrap_or_else(|_| "playbooks/".into());
-    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
     let s3 = firewatch_aws::s3_client(&sdk, aws.s3_endpoint.as_deref());
     let loaded = firewatch_aws::playbooks_from_s3(&s3, &aws.bucket, &prefix).await?;
     for e in &loaded.errors {

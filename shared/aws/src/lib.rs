@@ -1,6 +1,8 @@
 //! The AWS adapters: [`DynamoStore`] (the `Store` port on one DynamoDB table)
 //! and [`S3Blobs`] (the `Blobs` port on one S3 bucket), and
-//! [`services`] to build them once per cold start.
+//! [`services`] to build them once per cold start. With the `steps` feature,
+//! the adapters of the functions that send playbook requests:
+//! [`LambdaEgress`] (`lambda_invoke` steps) and [`SecretsManagerSecrets`].
 //!
 //! SDK errors never leave this crate: they become the domain's
 //! `StoreError`/`BlobError` here. Throttling and 5xx are retried by the SDK's
@@ -9,6 +11,8 @@
 mod config;
 mod dynamo;
 mod s3;
+#[cfg(feature = "steps")]
+mod steps;
 
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::Client as DynamoClient;
@@ -18,3 +22,8 @@ pub use config::{
 };
 pub use dynamo::{ensure_table, DynamoStore};
 pub use s3::{ensure_bucket, playbooks_from_s3, S3Blobs};
+#[cfg(feature = "steps")]
+pub use steps::{
+    egress_from_env, lambda_client, secrets_client, secrets_from_env, LambdaClient, LambdaEgress,
+    SecretsManagerClient, SecretsManagerSecrets,
+};
