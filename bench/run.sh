@@ -6,6 +6,8 @@
 #                                     ARGS go to `firewatch-bench ingest` (--mode
 #                                     repeat|occurrences, --alerts, --fingerprints,
 #                                     --batch, --clients); without them both modes run.
+#   bench/run.sh pings [-- ARGS]      heartbeat pings per second in `firewatch dev` (ARGS go
+#                                     to `firewatch-bench pings`: --pings, --heartbeats, --clients).
 #   bench/run.sh chat                 time from an alert's 202 to its root card arriving
 #                                     at a (fake, local) Slack, in `firewatch dev`.
 #   bench/run.sh lambda               each Lambda function's zipped artifact size, and
@@ -49,6 +51,11 @@ ingest)
   echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
   echo "data dir size: $(du -sh "$dir" | cut -f1)"
   ;;
+pings)
+  start_dev
+  target/local/firewatch-bench pings --url "$url" --token "$token" "$@"
+  echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
+  ;;
 chat)
   slack_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   start_dev FIREWATCH_CONSOLE_CHAT=false SLACK_BOT_TOKEN=xoxb-bench SLACK_SIGNING_SECRET=bench \
@@ -59,16 +66,16 @@ lambda)
   source tests/lib.sh
   ensure_tools
   cargo lambda build --release --locked --output-format zip \
-    -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler -p firewatch-playbooks \
+    -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler -p firewatch-playbooks -p firewatch-schedules \
     -p firewatch-slack -p firewatch-telegram -p firewatch-discord
   cargo build --release --locked -p firewatch-bench
-  for f in ingest incidents admin dispatch scheduler playbooks slack telegram discord; do
+  for f in ingest incidents admin dispatch scheduler playbooks schedules slack telegram discord; do
     echo "firewatch-$f: $(stat -c %s "target/lambda/firewatch-$f/bootstrap.zip" | awk '{printf "%.2f MB zipped", $1/1048576}')"
   done
   start_servers
   # The runtime needs the bare binary: unzip each artifact next to it.
   args=()
-  for f in ingest incidents admin dispatch scheduler playbooks slack telegram discord; do
+  for f in ingest incidents admin dispatch scheduler playbooks schedules slack telegram discord; do
     d=$(mktemp -d)
     python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "target/lambda/firewatch-$f/bootstrap.zip" "$d"
     chmod +x "$d/bootstrap"

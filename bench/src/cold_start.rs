@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, playbooks,
+    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, playbooks, schedules,
     /// dispatch, slack, telegram, discord) picks the first request.
     #[arg(long, required = true)]
     function: Vec<String>,
@@ -156,6 +156,18 @@ fn event(function: &str, token: &str) -> String {
                 "GET",
                 "/v1/dispatch/dead-letters",
                 "GET /v1/dispatch/dead-letters",
+                headers,
+                None,
+                false,
+            )
+        }
+        "schedules" => {
+            let headers =
+                serde_json::json!({"authorization": format!("Bearer {token}"), "host": host});
+            http_event(
+                "GET",
+                "/v1/heartbeats",
+                "GET /v1/heartbeats",
                 headers,
                 None,
                 false,

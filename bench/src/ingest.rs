@@ -6,9 +6,7 @@
 //! existing incident as a new occurrence: the steady state of a noisy system.
 
 use serde_json::json;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,10 +54,6 @@ fn webhook(first: usize, batch: usize, fingerprints: usize, new_rounds: bool) ->
            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am.example", "alerts": alerts})
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 pub async fn run(args: Args) {
     let requests = args.alerts / args.batch;
     let new_rounds = match args.mode.as_str() {
@@ -80,73 +74,19 @@ pub async fn run(args: Args) {
             })
             .collect(),
     );
-    let next = Arc::new(AtomicUsize::new(0));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .build()
         .unwrap();
     let url = format!("{}/v1/alerts/alertmanager", args.url.trim_end_matches('/'));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..args.clients)
-        .map(|_| {
-            let (bodies, next, http, url, token) = (
-                bodies.clone(),
-                next.clone(),
-                http.clone(),
-                url.clone(),
-                args.token.clone(),
-            );
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut failed = 0usize;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= bodies.len() {
-                        return (lat, failed);
-                    }
-                    let t = Instant::now();
-                    let res = http
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/json")
-                        .body(bodies[i].clone())
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) if r.status().as_u16() == 202 => {
-                            let _ = r.bytes().await;
-                            lat.push(t.elapsed());
-                        }
-                        Ok(r) => {
-                            failed += 1;
-                            if failed < 3 {
-                                eprintln!(
-                                    "status {}: {}",
-                                    r.status(),
-                                    r.text().await.unwrap_or_default()
-                                );
-                            }
-                        }
-                        Err(e) => {
-                            failed += 1;
-                            if failed < 3 {
-                                eprintln!("error: {e}");
-                            }
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut lat = Vec::new();
-    let mut failed = 0;
-    for w in workers {
-        let (l, f) = w.await.unwrap();
-        lat.extend(l);
-        failed += f;
-    }
-    let elapsed = start.elapsed();
-    lat.sort();
+    let token = args.token.clone();
+    let (lat, failed, elapsed) = crate::load::drive(args.clients, bodies.len(), 202, move |i| {
+        http.post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(bodies[i].clone())
+    })
+    .await;
     let ok_alerts = lat.len() * args.batch;
     println!(
         "mode {}: {} requests ok, {failed} failed; {} alerts per request; {} clients",
@@ -165,14 +105,7 @@ pub async fn run(args: Args) {
         ok_alerts as f64 / elapsed.as_secs_f64(),
         lat.len() as f64 / elapsed.as_secs_f64()
     );
-    if !lat.is_empty() {
-        println!(
-            "request latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            pct(&lat, 0.50).as_secs_f64() * 1e3,
-            pct(&lat, 0.99).as_secs_f64() * 1e3,
-            lat.last().unwrap().as_secs_f64() * 1e3
-        );
-    }
+    crate::load::print_latency(&lat);
     if failed > 0 {
         std::process::exit(1);
     }

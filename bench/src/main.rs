@@ -3,6 +3,8 @@
 mod chat_latency;
 mod cold_start;
 mod ingest;
+mod load;
+mod pings;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +22,8 @@ enum Command {
     ColdStart(cold_start::Args),
     /// Ingest accepted to root card at a (fake) Slack, in `firewatch dev`.
     ChatLatency(chat_latency::Args),
+    /// Heartbeat pings per second and latency against a running `firewatch dev`.
+    Pings(pings::Args),
 }
 
 #[tokio::main]
@@ -28,5 +32,6 @@ async fn main() {
         Command::Ingest(a) => ingest::run(a).await,
         Command::ColdStart(a) => cold_start::run(a).await,
         Command::ChatLatency(a) => chat_latency::run(a).await,
+        Command::Pings(a) => pings::run(a).await,
     }
 }

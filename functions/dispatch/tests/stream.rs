@@ -259,9 +259,9 @@ async fn stream_batches_deliver_once_and_report_failures_per_record() {
 
     // The scheduler's retries job delivers it once it is due, once.
     clock.advance(chrono::Duration::seconds(5));
-    let job = firewatch_scheduler::Job::parse(&json!({"job": "retries"})).unwrap();
-    let done = firewatch_scheduler::run(&svc, job).await.unwrap();
-    assert_eq!(done.delivered, 1);
+    let job = json!({"job": "retries"});
+    let done = firewatch_scheduler::handle(&svc, &job).await.unwrap();
+    assert_eq!(serde_json::to_value(done).unwrap()["delivered"], 1);
     assert!(outbox(&svc, &p).await.is_empty());
     let calls = chat.calls.lock().unwrap().clone();
     assert_eq!(
@@ -284,7 +284,7 @@ async fn stream_batches_deliver_once_and_report_failures_per_record() {
     firewatch_dispatch::handle(&svc, event).await;
     for _ in 1..firewatch_domain::dispatch::MAX_ATTEMPTS {
         clock.advance(chrono::Duration::minutes(10));
-        firewatch_scheduler::run(&svc, job).await.unwrap();
+        firewatch_scheduler::handle(&svc, &job).await.unwrap();
     }
     assert!(outbox(&svc, &p).await.is_empty());
     let dead = firewatch_domain::dispatch::dead_letters(&svc, &p.tenant)

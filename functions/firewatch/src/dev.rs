@@ -58,6 +58,7 @@ pub fn app(
         .merge(firewatch_ingest::router(services.clone()))
         .merge(firewatch_incidents::router(services.clone()))
         .merge(firewatch_admin::router(services.clone()))
+        .merge(firewatch_schedules::router(services.clone()))
         .merge(firewatch_playbooks::router(
             services.clone(),
             catalog.clone(),
@@ -202,6 +203,22 @@ async fn dispatch_loop(services: Services) {
     }
 }
 
+/// The scheduled checks, as EventBridge Scheduler runs them on AWS: what is
+/// due is looked at every second.
+async fn schedules_loop(services: Services) {
+    use firewatch_domain::schedules::{freshness, heartbeats, Budget};
+    loop {
+        let budget = Budget::new(std::time::Duration::from_millis(800));
+        if let Err(e) = heartbeats::run_due(&services, &budget).await {
+            tracing::warn!(error = %e, "heartbeats check failed");
+        }
+        if let Err(e) = freshness::run(&services, &budget).await {
+            tracing::warn!(error = %e, "freshness check failed");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 pub async fn run(args: DevArgs) -> Result<(), String> {
     let config = Config::from_env(LogFormat::Pretty)?;
     firewatch_web::init_tracing(&config);
@@ -247,6 +264,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!();
 
     tokio::spawn(dispatch_loop(services.clone()));
+    tokio::spawn(schedules_loop(services.clone()));
     if chat.discord.is_some() {
         println!("Discord: threads go to DISCORD_DEFAULT_CHANNEL_ID; set the interactions endpoint to {url}/v1/chat/discord/interactions");
     }

@@ -38,13 +38,15 @@ async fn post_alerts(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<(StatusCode, Json<IngestReport>)> {
-    let source = SourceKind::parse(&source).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_source",
-            format!("unknown alert source {source:?}; see docs/API.md for the list"),
-        )
-    })?;
+    let source = SourceKind::parse(&source)
+        .filter(|s| !s.is_internal())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_source",
+                format!("unknown alert source {source:?}; see docs/API.md for the list"),
+            )
+        })?;
     let report = accept(&svc, source, &headers, &body).await?;
     Ok((StatusCode::ACCEPTED, Json(report)))
 }

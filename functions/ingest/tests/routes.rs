@@ -183,6 +183,17 @@ async fn bad_input_of_every_kind_is_a_clear_4xx_and_stores_nothing() {
             "unknown_source",
         ),
         (
+            "firewatch's own check source",
+            json_request(
+                Method::POST,
+                "/v1/alerts/heartbeat",
+                Some(&keys.responder),
+                good.clone(),
+            ),
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+        ),
+        (
             "wrong content type",
             Request::post("/v1/alerts/generic")
                 .header("authorization", format!("Bearer {}", keys.responder))

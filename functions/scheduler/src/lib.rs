@@ -1,24 +1,47 @@
 //! The scheduler family: jobs that EventBridge Scheduler invokes with a small
-//! JSON input naming the job, such as `{"job": "retries"}`.
+//! JSON input naming the job.
 //!
-//! `retries` runs the dispatch policy over every outbox record that is due:
-//! deliveries waiting for their backoff, records parked behind an earlier one
-//! of their incident, and any record the stream handler did not finish
-//! (older than [`STREAM_GRACE_SECS`]), so no record is ever left behind. A
-//! job is idempotent: every record it takes is re-decided under a version
-//! condition, so a duplicated or retried invocation does no work twice.
+//! - `retries` runs the dispatch policy over every outbox record that is
+//!   due: deliveries waiting for their backoff, records parked behind an
+//!   earlier one of their incident, and any record the stream handler did
+//!   not finish (older than [`STREAM_GRACE_SECS`]), so no record is ever
+//!   left behind. Every record it takes is re-decided under a version
+//!   condition.
+//! - `heartbeats` raises alerts for heartbeats overdue past their grace
+//!   (and ingests alert events a crash left pending).
+//! - `freshness` raises an alert for each watched provider silent past its
+//!   window, and resolves it once it sends again.
+//!
+//! The input is the job, `{"job": "heartbeats"}`, optionally with the
+//! schedule's time (`"scheduled_time": "<aws.scheduler.scheduled-time>"`, as
+//! the SAM template passes it), or an EventBridge event whose `detail` names
+//! the job (a rule's scheduled event). The checking jobs first claim a tick
+//! (job and minute of the scheduled time): a retried or duplicated
+//! invocation of the same tick does nothing. Each job stops taking items at
+//! [`JOB_BUDGET`]; what is left is due at the next tick.
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
 use firewatch_domain::dispatch::{self, Drained};
+use firewatch_domain::schedules::{self, freshness, heartbeats, Budget};
 use firewatch_domain::{DomainError, Services};
 use serde::{Deserialize, Serialize};
 
 /// Records younger than this are the stream handler's; the sweep leaves them.
 pub const STREAM_GRACE_SECS: i64 = 60;
 
+/// How long a checking job keeps taking due items (the function's timeout
+/// is 60 s).
+pub const JOB_BUDGET: std::time::Duration = std::time::Duration::from_secs(40);
+
 /// The input of a scheduled invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct JobInput {
     pub job: String,
+    /// The schedule's time for this invocation; retries of it carry the
+    /// same time.
+    #[serde(default)]
+    pub scheduled_time: Option<DateTime<Utc>>,
 }
 
 /// The jobs this function runs.
@@ -26,12 +49,21 @@ pub struct JobInput {
 pub enum Job {
     /// Due delivery retries and the sweep of stranded outbox records.
     Retries,
+    Heartbeats,
+    Freshness,
+}
+
+/// One invocation: the job and its tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invocation {
+    pub job: Job,
+    pub tick: Option<DateTime<Utc>>,
 }
 
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {0:?}; known jobs: retries")]
+    #[error("unknown job {0:?}; known jobs: retries, heartbeats, freshness")]
     Unknown(String),
     #[error("input is not a job: {0}")]
     BadInput(String),
@@ -40,29 +72,64 @@ pub enum JobError {
 }
 
 impl Job {
-    /// Parses an invocation's input.
+    /// Parses an invocation's input; see [`Invocation::parse`].
     pub fn parse(input: &serde_json::Value) -> Result<Self, JobError> {
-        let input: JobInput = serde_json::from_value(input.clone()).map_err(|e| {
-            JobError::BadInput(firewatch_domain::redact::error_without_values(
-                &e.to_string(),
-            ))
-        })?;
-        match input.job.as_str() {
+        Invocation::parse(input).map(|i| i.job)
+    }
+
+    fn named(name: &str) -> Result<Self, JobError> {
+        match name {
             "retries" => Ok(Self::Retries),
-            _ => Err(JobError::Unknown(input.job.chars().take(40).collect())),
+            "heartbeats" => Ok(Self::Heartbeats),
+            "freshness" => Ok(Self::Freshness),
+            _ => Err(JobError::Unknown(name.chars().take(40).collect())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Retries => "retries",
+            Self::Heartbeats => heartbeats::JOB,
+            Self::Freshness => freshness::JOB,
         }
     }
 }
 
-/// What a job did, returned as the invocation's result.
+impl Invocation {
+    /// Parses EventBridge Scheduler's input (`{"job", "scheduled_time"?}`)
+    /// or an EventBridge event whose `detail` is such an input (its `time`
+    /// is the tick).
+    pub fn parse(input: &serde_json::Value) -> Result<Self, JobError> {
+        let bad = |e: serde_json::Error| {
+            JobError::BadInput(firewatch_domain::redact::error_without_values(
+                &e.to_string(),
+            ))
+        };
+        if input.get("detail-type").is_some() {
+            let ev: EventBridgeEvent<JobInput> =
+                serde_json::from_value(input.clone()).map_err(bad)?;
+            return Ok(Self {
+                job: Job::named(&ev.detail.job)?,
+                tick: ev.detail.scheduled_time.or(ev.time),
+            });
+        }
+        let input: JobInput = serde_json::from_value(input.clone()).map_err(bad)?;
+        Ok(Self {
+            job: Job::named(&input.job)?,
+            tick: input.scheduled_time,
+        })
+    }
+}
+
+/// What the retries job did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct JobReport {
+pub struct RetriesReport {
     pub delivered: usize,
     pub retrying: usize,
     pub dead: usize,
 }
 
-impl From<Drained> for JobReport {
+impl From<Drained> for RetriesReport {
     fn from(d: Drained) -> Self {
         Self {
             delivered: d.delivered,
@@ -72,9 +139,23 @@ impl From<Drained> for JobReport {
     }
 }
 
-/// Runs one job.
-pub async fn run(svc: &Services, job: Job) -> Result<JobReport, JobError> {
-    match job {
+/// What a job did, returned as the invocation's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum JobReport {
+    Retries(RetriesReport),
+    Checks(schedules::JobReport),
+}
+
+/// The Lambda handler: parses the invocation's input and runs it.
+pub async fn handle(svc: &Services, input: &serde_json::Value) -> Result<JobReport, JobError> {
+    run(svc, Invocation::parse(input)?).await
+}
+
+/// Runs one invocation: claims its tick (the checking jobs), then the job.
+pub async fn run(svc: &Services, inv: Invocation) -> Result<JobReport, JobError> {
+    let checks = |r: schedules::JobReport| JobReport::Checks(r);
+    match inv.job {
         Job::Retries => {
             let grace = chrono::Duration::seconds(STREAM_GRACE_SECS);
             let drained = dispatch::sweep(svc, grace).await?;
@@ -84,9 +165,43 @@ pub async fn run(svc: &Services, job: Job) -> Result<JobReport, JobError> {
                 dead = drained.dead,
                 "retries job"
             );
-            Ok(drained.into())
+            Ok(JobReport::Retries(drained.into()))
+        }
+        job => {
+            let tick = inv.tick.unwrap_or_else(|| svc.clock.now());
+            if !schedules::claim_tick(svc, job.name(), tick).await? {
+                tracing::info!(job = job.name(), %tick, "tick already run");
+                return Ok(checks(schedules::JobReport {
+                    already_run: true,
+                    ..Default::default()
+                }));
+            }
+            let report = run_checks(svc, job, &Budget::new(JOB_BUDGET)).await?;
+            tracing::info!(
+                job = job.name(),
+                checked = report.checked,
+                alerts = report.alerts,
+                failed = report.failed,
+                more = report.more,
+                "scheduled job"
+            );
+            Ok(checks(report))
         }
     }
+}
+
+/// Runs a checking job without a tick: what `firewatch dev` does every
+/// second.
+pub async fn run_checks(
+    svc: &Services,
+    job: Job,
+    budget: &Budget,
+) -> Result<schedules::JobReport, JobError> {
+    Ok(match job {
+        Job::Heartbeats => heartbeats::run_due(svc, budget).await?,
+        Job::Freshness => freshness::run(svc, budget).await?,
+        Job::Retries => schedules::JobReport::default(),
+    })
 }
 
 #[cfg(test)]
@@ -101,7 +216,9 @@ mod tests {
         );
         let unknown = Job::parse(&serde_json::json!({"job": "reticulate"})).unwrap_err();
         assert!(
-            unknown.to_string().contains("known jobs: retries"),
+            unknown
+                .to_string()
+                .contains("known jobs: retries, heartbeats, freshness"),
             "{unknown}"
         );
         let shapeless = Job::parse(&serde_json::json!({"job": 42})).unwrap_err();
@@ -111,6 +228,13 @@ mod tests {
     #[tokio::test]
     async fn the_retries_job_over_an_empty_outbox_does_nothing() {
         let svc = firewatch_local::services_in_memory();
-        assert_eq!(run(&svc, Job::Retries).await.unwrap(), JobReport::default());
+        let inv = Invocation {
+            job: Job::Retries,
+            tick: None,
+        };
+        assert_eq!(
+            run(&svc, inv).await.unwrap(),
+            JobReport::Retries(RetriesReport::default())
+        );
     }
 }

@@ -8,8 +8,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let services = services.clone();
             async move {
-                let job = firewatch_scheduler::Job::parse(&ev.payload)?;
-                Ok::<_, lambda_runtime::Error>(firewatch_scheduler::run(&services, job).await?)
+                Ok::<_, lambda_runtime::Error>(
+                    firewatch_scheduler::handle(&services, &ev.payload).await?,
+                )
             }
         },
     ))

@@ -98,6 +98,25 @@ pub async fn ensure_tenant(svc: &Services, tenant: &TenantId) -> Result<(), Doma
     }
 }
 
+/// The known tenants (the first 1000), for jobs that look at every tenant.
+pub async fn known_tenants(svc: &Services) -> Result<Vec<TenantId>, DomainError> {
+    let page = svc
+        .store
+        .query(crate::ports::Query {
+            pk: keys::TENANTS_PK.into(),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 1000,
+            descending: false,
+        })
+        .await?;
+    Ok(page
+        .items
+        .iter()
+        .filter_map(|t| TenantId::parse(&t.sk).ok())
+        .collect())
+}
+
 /// Fails with 404-class `NotFound` when the tenant was never created.
 pub async fn require_tenant(svc: &Services, tenant: &TenantId) -> Result<(), DomainError> {
     match svc.store.get(keys::TENANTS_PK, tenant.as_str()).await? {

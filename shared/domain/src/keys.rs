@@ -77,6 +77,37 @@ pub fn idempotency_pk(t: &TenantId) -> String {
 /// API keys by sha256 of the token. Global: the token decides the tenant.
 pub const API_KEYS_PK: &str = "_#APIKEY";
 
+/// Heartbeats of a tenant, sort key the heartbeat id (`hb_<ulid>`).
+pub fn heartbeats_pk(t: &TenantId) -> String {
+    format!("{t}#HB")
+}
+
+/// One heartbeat's pings, sort key `PING#<ulid>` (expire after 30 days).
+pub fn heartbeat_pk(t: &TenantId, id: &str) -> String {
+    format!("{t}#HB#{id}")
+}
+
+pub const PING_PREFIX: &str = "PING#";
+
+/// Ping URL → heartbeat, by sha256 of the URL's UUID. Global: the URL
+/// decides the tenant.
+pub const PING_INDEX_PK: &str = "_#HBPING";
+
+/// The due index of a scheduled job, sort key `{unix seconds:012}#{tenant}#{id}`.
+/// Global: a job reads what is due across tenants in time order.
+pub fn due_pk(job: &str) -> String {
+    format!("_#DUE#{job}")
+}
+
+/// Claimed scheduler ticks, sort key `{job}#{minute}` (expire after 2 days).
+pub const TICKS_PK: &str = "_#TICK";
+
+/// Provider freshness of a tenant: `LAST#{provider}` (last webhook),
+/// `WATCH#{provider}` (a watch set through the API), `STATE#{provider}`.
+pub fn freshness_pk(t: &TenantId) -> String {
+    format!("{t}#FRESH")
+}
+
 /// Known tenants. Global.
 pub const TENANTS_PK: &str = "_#TENANT";
 

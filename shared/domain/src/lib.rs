@@ -32,6 +32,7 @@ pub mod dispatch;
 pub mod incidents;
 pub mod ingest;
 pub mod playbooks;
+pub mod schedules;
 pub mod triage;
 
 #[cfg(feature = "contract")]

@@ -457,6 +457,8 @@ pub struct Services {
     /// executes steps.
     pub egress: Arc<dyn Egress>,
     pub secrets: Arc<dyn SecretSource>,
+    /// When this process last marked each provider's freshness.
+    pub marks: Arc<crate::schedules::freshness::Marks>,
 }
 
 impl Services {
@@ -474,6 +476,7 @@ impl Services {
             settings: Arc::new(Settings::default()),
             egress: Arc::new(NoEgress),
             secrets: Arc::new(EnvSecrets),
+            marks: Arc::default(),
         }
     }
 

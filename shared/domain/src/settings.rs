@@ -52,6 +52,12 @@ pub struct Settings {
     /// (`GITHUB_API_URL`, as in GitHub Actions; GitHub Enterprise Server:
     /// `https://HOST/api/v3`).
     pub github_api_url: String,
+    /// `FIREWATCH_FRESHNESS` (`alertmanager:15m,sentry:1h`): providers whose
+    /// alerts must keep arriving, with their windows in seconds.
+    pub freshness: std::collections::BTreeMap<SourceKind, i64>,
+    /// `FIREWATCH_PUBLIC_URL`: firewatch's base URL as its callers reach it
+    /// (ping URLs are built on it; else on the request's host).
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -66,6 +72,8 @@ impl Default for Settings {
             dedup_window_secs: 600,
             default_destinations: Vec::new(),
             github_api_url: "https://api.github.com".into(),
+            freshness: std::collections::BTreeMap::new(),
+            public_url: None,
         }
     }
 }
@@ -103,6 +111,26 @@ impl Settings {
                 return Err("GITHUB_API_URL must be an http(s) URL".into());
             }
             s.github_api_url = v.trim_end_matches('/').to_owned();
+        }
+        if let Some(v) = var("FIREWATCH_FRESHNESS") {
+            for entry in split_list(&v) {
+                let (source, window) = entry.split_once(':').ok_or_else(|| {
+                    "FIREWATCH_FRESHNESS entries must look like provider:window (alertmanager:15m)"
+                        .to_string()
+                })?;
+                let source = SourceKind::parse(source.trim())
+                    .filter(|s| !s.is_internal())
+                    .ok_or_else(|| format!("FIREWATCH_FRESHNESS: unknown provider {source:?}"))?;
+                let secs = crate::schedules::schedule::span_secs("window", window)
+                    .map_err(|e| format!("FIREWATCH_FRESHNESS: {source}: {e}"))?;
+                s.freshness.insert(source, secs);
+            }
+        }
+        if let Some(v) = var("FIREWATCH_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                return Err("FIREWATCH_PUBLIC_URL must be an http(s) URL".into());
+            }
+            s.public_url = Some(v.trim().trim_end_matches('/').to_owned());
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();
@@ -185,6 +213,30 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn freshness_windows_and_the_public_url_are_read_and_bad_ones_named() {
+        let s = Settings::from_vars(vars(&[
+            ("FIREWATCH_FRESHNESS", "alertmanager:15m, sentry:1h"),
+            ("FIREWATCH_PUBLIC_URL", "https://fw.example/"),
+        ]))
+        .unwrap();
+        assert_eq!(s.freshness.get(&SourceKind::Alertmanager), Some(&900));
+        assert_eq!(s.freshness.get(&SourceKind::Sentry), Some(&3600));
+        assert_eq!(s.public_url.as_deref(), Some("https://fw.example"));
+        for (bad, named) in [
+            ("nagios:5m", "nagios"),
+            ("heartbeat:5m", "heartbeat"),
+            ("sentry", "provider:window"),
+            ("sentry:soon", "sentry"),
+        ] {
+            let e = Settings::from_vars(vars(&[("FIREWATCH_FRESHNESS", bad)])).unwrap_err();
+            assert!(
+                e.contains("FIREWATCH_FRESHNESS") && e.contains(named),
+                "{e}"
+            );
+        }
     }
 
     #[test]

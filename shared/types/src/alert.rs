@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The providers firewatch understands, named as in `POST /v1/alerts/{source}`.
+/// Where an alert came from: the providers firewatch understands, named as
+/// in `POST /v1/alerts/{source}`, and firewatch's own checks (heartbeats,
+/// smoke checks, provider freshness), which raise alerts through the same
+/// incident flow but cannot be posted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
@@ -16,10 +19,16 @@ pub enum SourceKind {
     Signoz,
     Cloudwatch,
     Generic,
+    /// A dead-man's switch that was not pinged in time, or reported a failure.
+    Heartbeat,
+    /// A smoke check whose contract did not hold.
+    Smoke,
+    /// A provider whose alerts stopped arriving.
+    Freshness,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 10] = [
         Self::Alertmanager,
         Self::Grafana,
         Self::Pagerduty,
@@ -27,7 +36,16 @@ impl SourceKind {
         Self::Signoz,
         Self::Cloudwatch,
         Self::Generic,
+        Self::Heartbeat,
+        Self::Smoke,
+        Self::Freshness,
     ];
+
+    /// True for firewatch's own checks: their alerts are raised by the
+    /// scheduler and the ping routes, never posted as webhooks.
+    pub fn is_internal(self) -> bool {
+        matches!(self, Self::Heartbeat | Self::Smoke | Self::Freshness)
+    }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
@@ -42,6 +60,9 @@ impl SourceKind {
             Self::Signoz => "signoz",
             Self::Cloudwatch => "cloudwatch",
             Self::Generic => "generic",
+            Self::Heartbeat => "heartbeat",
+            Self::Smoke => "smoke",
+            Self::Freshness => "freshness",
         }
     }
 }

@@ -474,20 +474,7 @@ pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
 /// and such records are the stream handler's.
 pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, DomainError> {
     let mut out = Drained::default();
-    let tenants = svc
-        .store
-        .query(Query {
-            pk: keys::TENANTS_PK.into(),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 1000,
-            descending: false,
-        })
-        .await?;
-    for t in tenants.items {
-        let Ok(tenant) = firewatch_types::TenantId::parse(&t.sk) else {
-            continue;
-        };
+    for tenant in crate::auth::known_tenants(svc).await? {
         let page = svc
             .store
             .query(Query {

@@ -110,6 +110,8 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
     require_role(req.principal, Role::Responder, "post alerts")?;
     let tenant = &req.principal.tenant;
     let sha = sha256_hex(req.body);
+    // Anything arriving from a provider shows its path to firewatch works.
+    crate::schedules::freshness::mark(svc, tenant, req.source, false).await;
 
     // Redeliveries (a sender retrying) within the dedup window are answered
     // with the first answer. This is the fast path, not the guarantee: two
@@ -330,6 +332,38 @@ impl Dossier<'_> {
             .await
             .map_err(|e| DomainError::Unavailable(e.to_string()))
     }
+}
+
+/// Keeps a synthetic event (a provider heartbeat) as an envelope in the
+/// blob store, the way a webhook is kept, and returns its blob key. It
+/// opens no incident and reaches no chat.
+pub async fn keep_synthetic_envelope(
+    svc: &Services,
+    p: &Principal,
+    source: SourceKind,
+    stage: &str,
+) -> Result<String, DomainError> {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "stage": stage,
+        "provider": source.as_str(),
+        "synthetic": true,
+        "id": svc.ids.ulid(),
+        "requested_by": p.name,
+        "at": svc.clock.now(),
+    }))?;
+    let sha = sha256_hex(&body);
+    let dossier = Dossier {
+        reference: EnvelopeRef {
+            sha256: sha.clone(),
+            blob_key: format!("envelopes/{}/{sha}.json", p.tenant),
+        },
+        stored: tokio::sync::OnceCell::new(),
+        source,
+        body: &body,
+        headers: &[],
+    };
+    dossier.ensure_stored(svc, &p.tenant).await?;
+    Ok(dossier.reference.blob_key)
 }
 
 /// The group key of an alert: its fingerprint, or a hash of the labels the

@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 use super::{fingerprint_of_labels, invalid, parse_json, Normalized};
 use crate::DomainError;
 
-const SOURCE: SourceKind = SourceKind::Generic;
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Body {
@@ -40,17 +38,17 @@ struct GenericAlert {
     ends_at: Option<DateTime<Utc>>,
 }
 
-pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
-    let alerts = match parse_json::<Body>(SOURCE, body)? {
+pub(super) fn parse(source: SourceKind, body: &[u8]) -> Result<Normalized, DomainError> {
+    let alerts = match parse_json::<Body>(source, body)? {
         Body::Many { alerts } => alerts,
         Body::One(a) => vec![a],
     };
     if alerts.is_empty() {
-        return Err(invalid(SOURCE, "alerts is empty"));
+        return Err(invalid(source, "alerts is empty"));
     }
     let alerts = alerts
         .into_iter()
-        .map(to_alert)
+        .map(|a| to_alert(source, a))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Normalized {
         alerts,
@@ -58,16 +56,16 @@ pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
     })
 }
 
-fn to_alert(a: GenericAlert) -> Result<Alert, DomainError> {
+fn to_alert(source: SourceKind, a: GenericAlert) -> Result<Alert, DomainError> {
     if a.title.trim().is_empty() {
-        return Err(invalid(SOURCE, "title is empty"));
+        return Err(invalid(source, "title is empty"));
     }
     let status = match a.status.as_deref().unwrap_or("firing") {
         "firing" | "triggered" | "open" => AlertStatus::Firing,
         "resolved" | "ok" => AlertStatus::Resolved,
         other => {
             return Err(invalid(
-                SOURCE,
+                source,
                 format!("status {other:?} must be firing or resolved"),
             ))
         }
@@ -82,11 +80,11 @@ fn to_alert(a: GenericAlert) -> Result<Alert, DomainError> {
         None => {
             let mut keyed = a.labels.clone();
             keyed.insert("__title".into(), a.title.clone());
-            fingerprint_of_labels(SOURCE, &keyed)
+            fingerprint_of_labels(source, &keyed)
         }
     };
     Ok(Alert {
-        source: SOURCE,
+        source,
         fingerprint,
         status,
         severity,

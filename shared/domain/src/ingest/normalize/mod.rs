@@ -58,7 +58,11 @@ pub fn normalize(
         SourceKind::Pagerduty => pagerduty::parse(body, env)?,
         SourceKind::Sentry => sentry::parse(body, env)?,
         SourceKind::Cloudwatch => cloudwatch::parse(body)?,
-        SourceKind::Generic => generic::parse(body)?,
+        SourceKind::Generic => generic::parse(SourceKind::Generic, body)?,
+        // firewatch's own checks raise alerts in the plain JSON shape.
+        SourceKind::Heartbeat | SourceKind::Smoke | SourceKind::Freshness => {
+            generic::parse(source, body)?
+        }
     };
     for alert in &mut out.alerts {
         clean_alert(alert);
