@@ -25,6 +25,10 @@ pub struct DevArgs {
     /// `./playbooks` when it exists.
     #[arg(long)]
     playbooks: Option<PathBuf>,
+    /// The directory of smoke check definitions (`*.yaml`, `*.json`) for
+    /// tenant `default`, synced at start; `./smoke-checks` when it exists.
+    #[arg(long)]
+    smoke_checks: Option<PathBuf>,
 }
 
 /// The chat platforms configured in the environment.
@@ -204,7 +208,8 @@ async fn dispatch_loop(services: Services) {
 }
 
 /// The scheduled checks, as EventBridge Scheduler runs them on AWS: what is
-/// due is looked at every second.
+/// due is looked at every second. Smoke checks (which wait on their
+/// targets) have their own loop.
 async fn schedules_loop(services: Services) {
     use firewatch_domain::schedules::{freshness, heartbeats, Budget};
     loop {
@@ -217,6 +222,59 @@ async fn schedules_loop(services: Services) {
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+async fn smoke_loop(services: Services) {
+    use firewatch_domain::schedules::{smoke, Budget};
+    loop {
+        let budget = Budget::new(std::time::Duration::from_secs(30));
+        if let Err(e) = smoke::run_due(&services, &budget).await {
+            tracing::warn!(error = %e, "smoke checks failed");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// Syncs the smoke checks of tenant `default` defined in files (the
+/// directory given, or `./smoke-checks` when it exists) and, with
+/// `FIREWATCH_PUBLIC_URL`, firewatch's own `/health` and `/version`.
+async fn sync_smoke_checks(services: &Services, dir: Option<&Path>) -> Result<(), String> {
+    use firewatch_domain::schedules::smoke::{self, Origin};
+    let tenant = TenantId::default_tenant();
+    let default = Path::new("smoke-checks");
+    let dir = match dir {
+        Some(d) => Some(d),
+        None if default.is_dir() => Some(default),
+        None => None,
+    };
+    let files = match dir {
+        Some(d) => smoke::load_dir(d)
+            .map_err(|e| format!("cannot read smoke checks from {}: {e}", d.display()))?,
+        None => smoke::Files::default(),
+    };
+    if let Some(d) = dir {
+        println!(
+            "smoke checks: {} loaded from {}",
+            files.defs.len(),
+            d.display()
+        );
+    }
+    for e in &files.errors {
+        println!("  refused {e}");
+    }
+    smoke::sync_defined(services, &tenant, Origin::File, files.defs)
+        .await
+        .map_err(|e| format!("cannot sync smoke checks: {e}"))?;
+    let own = services
+        .settings
+        .public_url
+        .as_deref()
+        .map(smoke::builtin)
+        .unwrap_or_default();
+    smoke::sync_defined(services, &tenant, Origin::Builtin, own)
+        .await
+        .map_err(|e| format!("cannot sync firewatch's own smoke checks: {e}"))?;
+    Ok(())
 }
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
@@ -244,6 +302,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         load_routes(&services, path, &token).await?;
     }
     let catalog = Arc::new(load_playbooks(args.playbooks.as_deref())?);
+    sync_smoke_checks(&services, args.smoke_checks.as_deref()).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -265,6 +324,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
 
     tokio::spawn(dispatch_loop(services.clone()));
     tokio::spawn(schedules_loop(services.clone()));
+    tokio::spawn(smoke_loop(services.clone()));
     if chat.discord.is_some() {
         println!("Discord: threads go to DISCORD_DEFAULT_CHANNEL_ID; set the interactions endpoint to {url}/v1/chat/discord/interactions");
     }

@@ -9,6 +9,8 @@
 //!   condition.
 //! - `heartbeats` raises alerts for heartbeats overdue past their grace
 //!   (and ingests alert events a crash left pending).
+//! - `smoke` runs the smoke checks whose interval has come, raising an
+//!   alert for a failing one and resolving it when it passes again.
 //! - `freshness` raises an alert for each watched provider silent past its
 //!   window, and resolves it once it sends again.
 //!
@@ -23,7 +25,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use firewatch_domain::dispatch::{self, Drained};
-use firewatch_domain::schedules::{self, freshness, heartbeats, Budget};
+use firewatch_domain::schedules::{self, freshness, heartbeats, smoke, Budget};
 use firewatch_domain::{DomainError, Services};
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +52,7 @@ pub enum Job {
     /// Due delivery retries and the sweep of stranded outbox records.
     Retries,
     Heartbeats,
+    Smoke,
     Freshness,
 }
 
@@ -63,7 +66,7 @@ pub struct Invocation {
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {0:?}; known jobs: retries, heartbeats, freshness")]
+    #[error("unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness")]
     Unknown(String),
     #[error("input is not a job: {0}")]
     BadInput(String),
@@ -81,6 +84,7 @@ impl Job {
         match name {
             "retries" => Ok(Self::Retries),
             "heartbeats" => Ok(Self::Heartbeats),
+            "smoke" => Ok(Self::Smoke),
             "freshness" => Ok(Self::Freshness),
             _ => Err(JobError::Unknown(name.chars().take(40).collect())),
         }
@@ -90,6 +94,7 @@ impl Job {
         match self {
             Self::Retries => "retries",
             Self::Heartbeats => heartbeats::JOB,
+            Self::Smoke => smoke::JOB,
             Self::Freshness => freshness::JOB,
         }
     }
@@ -147,6 +152,38 @@ pub enum JobReport {
     Checks(schedules::JobReport),
 }
 
+/// Syncs the smoke checks of tenant `default` defined as files in the
+/// state bucket (`FIREWATCH_SMOKE_CHECKS_PREFIX`, default `smoke-checks/`)
+/// and, with `FIREWATCH_PUBLIC_URL`, firewatch's own `/health` and
+/// `/version`. The Lambda does this before its first `smoke` job.
+#[cfg(feature = "lambda")]
+pub async fn sync_smoke_checks(svc: &Services) -> Result<usize, String> {
+    use firewatch_domain::schedules::smoke::{builtin, sync_defined, Origin};
+    let aws = firewatch_aws::AwsConfig::from_env()?;
+    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
+    let s3 = firewatch_aws::s3_client(&sdk, aws.s3_endpoint.as_deref());
+    let prefix =
+        std::env::var("FIREWATCH_SMOKE_CHECKS_PREFIX").unwrap_or_else(|_| "smoke-checks/".into());
+    let files = firewatch_aws::smoke_checks_from_s3(&s3, &aws.bucket, &prefix).await?;
+    for e in &files.errors {
+        tracing::warn!(error = %e, "smoke check file refused");
+    }
+    let tenant = firewatch_types::TenantId::default_tenant();
+    let mut changed = sync_defined(svc, &tenant, Origin::File, files.defs)
+        .await
+        .map_err(|e| e.to_string())?;
+    let own = svc
+        .settings
+        .public_url
+        .as_deref()
+        .map(builtin)
+        .unwrap_or_default();
+    changed += sync_defined(svc, &tenant, Origin::Builtin, own)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(changed)
+}
+
 /// The Lambda handler: parses the invocation's input and runs it.
 pub async fn handle(svc: &Services, input: &serde_json::Value) -> Result<JobReport, JobError> {
     run(svc, Invocation::parse(input)?).await
@@ -199,6 +236,7 @@ pub async fn run_checks(
 ) -> Result<schedules::JobReport, JobError> {
     Ok(match job {
         Job::Heartbeats => heartbeats::run_due(svc, budget).await?,
+        Job::Smoke => smoke::run_due(svc, budget).await?,
         Job::Freshness => freshness::run(svc, budget).await?,
         Job::Retries => schedules::JobReport::default(),
     })
@@ -218,7 +256,7 @@ mod tests {
         assert!(
             unknown
                 .to_string()
-                .contains("known jobs: retries, heartbeats, freshness"),
+                .contains("known jobs: retries, heartbeats, smoke, freshness"),
             "{unknown}"
         );
         let shapeless = Job::parse(&serde_json::json!({"job": 42})).unwrap_err();

@@ -10,6 +10,9 @@
 //!   `/log`, `/{exit_status}` (0 success, 1–255 failure), `?rid=` (a UUID
 //!   pairing a start with its finish): no API key, Healthchecks.io's ping
 //!   URLs; answers `OK` as plain text, `not found` (404) for an unknown UUID
+//! - `POST /v1/smoke-checks` (admin), `GET /v1/smoke-checks` (viewer),
+//!   `GET|PUT|DELETE /v1/smoke-checks/{id}`, `POST /v1/smoke-checks/{id}/run`
+//!   (responder: run now), `GET /v1/smoke-checks/{id}/runs` (viewer)
 //! - `GET /v1/freshness` (viewer); `PUT /v1/freshness/{provider}`
 //!   `{"window": "15m"}` and `DELETE` (admin)
 //! - `POST /v1/dossier/provider-heartbeat` (admin) `{"providers": [...]}`
@@ -20,8 +23,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use firewatch_domain::schedules::freshness;
 use firewatch_domain::schedules::heartbeats::{self, Edit, Fields, PingKind, Received, View};
+use firewatch_domain::schedules::{freshness, smoke};
 use firewatch_domain::Services;
 use firewatch_web::extract::{is_json, not_json, parse_json};
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
@@ -41,6 +44,13 @@ pub fn router(services: Services) -> Router {
             "/ping/{uuid}/{kind}",
             get(ping_kind).post(ping_kind).head(ping_kind),
         )
+        .route("/v1/smoke-checks", get(smoke_list).post(smoke_create))
+        .route(
+            "/v1/smoke-checks/{id}",
+            get(smoke_show).put(smoke_replace).delete(smoke_delete),
+        )
+        .route("/v1/smoke-checks/{id}/run", post(smoke_run))
+        .route("/v1/smoke-checks/{id}/runs", get(smoke_runs))
         .route("/v1/freshness", get(freshness_list))
         .route(
             "/v1/freshness/{provider}",
@@ -115,21 +125,8 @@ async fn list(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Listing>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            "limit must be between 1 and 200",
-        ));
-    }
-    if let Some(c) = &q.cursor {
-        if !c.starts_with("hb_") || c.len() > 64 {
-            return Err(ApiError::bad_request(
-                "invalid_cursor",
-                "cursor is not one this API gave",
-            ));
-        }
-    }
+    let limit = check_limit(q.limit, 200)?;
+    check_cursor(&q.cursor, "hb_")?;
     let (items, next) = heartbeats::list(&svc, &p, q.cursor, limit).await?;
     Ok(Json(Listing {
         items: items.iter().map(|hb| answer(&svc, &headers, hb)).collect(),
@@ -367,4 +364,113 @@ async fn provider_heartbeat(
         StatusCode::CREATED,
         Json(serde_json::json!({ "items": items })),
     ))
+}
+
+fn check_cursor(cursor: &Option<String>, prefix: &str) -> ApiResult<()> {
+    match cursor {
+        Some(c) if !c.starts_with(prefix) || c.len() > 128 => Err(ApiError::bad_request(
+            "invalid_cursor",
+            "cursor is not one this API gave",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_limit(limit: Option<usize>, max: usize) -> ApiResult<usize> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {max}"),
+        ));
+    }
+    Ok(limit)
+}
+
+#[derive(Serialize)]
+struct SmokeListing {
+    items: Vec<smoke::View>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+async fn smoke_create(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiJson(d): ApiJson<smoke::Definition>,
+) -> ApiResult<(StatusCode, Json<smoke::View>)> {
+    let c = smoke::create(&svc, &p, d).await?;
+    Ok((StatusCode::CREATED, Json(smoke::View::of(&c))))
+}
+
+async fn smoke_list(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<SmokeListing>> {
+    let limit = check_limit(q.limit, 200)?;
+    check_cursor(&q.cursor, "smk_")?;
+    let (items, next) = smoke::list(&svc, &p, q.cursor, limit).await?;
+    Ok(Json(SmokeListing {
+        items: items.iter().map(smoke::View::of).collect(),
+        next_cursor: next,
+    }))
+}
+
+async fn smoke_show(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<smoke::View>> {
+    Ok(Json(smoke::View::of(&smoke::get(&svc, &p, &id).await?)))
+}
+
+async fn smoke_replace(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(d): ApiJson<smoke::Definition>,
+) -> ApiResult<Json<smoke::View>> {
+    Ok(Json(smoke::View::of(
+        &smoke::replace(&svc, &p, &id, d).await?,
+    )))
+}
+
+async fn smoke_delete(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    smoke::delete(&svc, &p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn smoke_run(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<smoke::SmokeRun>> {
+    Ok(Json(smoke::run_now(&svc, &p, &id).await?))
+}
+
+#[derive(Serialize)]
+struct RunListing {
+    items: Vec<smoke::SmokeRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+async fn smoke_runs(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<RunListing>> {
+    let limit = check_limit(q.limit, 100)?;
+    check_cursor(&q.cursor, "RUN#")?;
+    let (items, next) = smoke::runs(&svc, &p, &id, q.cursor, limit).await?;
+    Ok(Json(RunListing {
+        items,
+        next_cursor: next,
+    }))
 }

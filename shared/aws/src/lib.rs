@@ -21,7 +21,7 @@ pub use config::{
     dynamo_client, playbook_catalog, s3_client, sdk_config, services, static_sdk_config, AwsConfig,
 };
 pub use dynamo::{ensure_table, DynamoStore};
-pub use s3::{ensure_bucket, playbooks_from_s3, S3Blobs};
+pub use s3::{definition_files, ensure_bucket, playbooks_from_s3, smoke_checks_from_s3, S3Blobs};
 #[cfg(feature = "steps")]
 pub use steps::{
     egress_from_env, lambda_client, secrets_client, secrets_from_env, LambdaClient, LambdaEgress,

@@ -83,16 +83,17 @@ pub async fn ensure_bucket(client: &Client, bucket: &str) -> Result<(), String> 
         .map_err(|e| format!("cannot create bucket {bucket}: {}", DisplayErrorContext(&e)))
 }
 
-/// Playbook definitions under `prefix` in `bucket` (`*.yaml` / `*.yml`
-/// directly under it), each parsed like a file: one that fails is reported
-/// in the result and skipped. An error is returned only when the bucket
-/// cannot be listed.
-pub async fn playbooks_from_s3(
+/// The definition files directly under `prefix` in `bucket` whose names
+/// end with one of `exts`, sorted by key, each with its text or why it
+/// could not be read (over `max_bytes`, a failed read). An error is
+/// returned only when the bucket cannot be listed.
+pub async fn definition_files(
     client: &Client,
     bucket: &str,
     prefix: &str,
-) -> Result<firewatch_domain::playbooks::Loaded, String> {
-    use firewatch_domain::playbooks::definition::MAX_FILE_BYTES;
+    exts: &[&str],
+    max_bytes: usize,
+) -> Result<Vec<(String, Result<String, String>)>, String> {
     let prefix = if prefix.is_empty() || prefix.ends_with('/') {
         prefix.to_owned()
     } else {
@@ -118,7 +119,7 @@ pub async fn playbooks_from_s3(
             if let Some(k) = o.key() {
                 let rest = &k[prefix.len().min(k.len())..];
                 let size = o.size().unwrap_or(0) as usize;
-                if !rest.contains('/') && (rest.ends_with(".yaml") || rest.ends_with(".yml")) {
+                if !rest.contains('/') && exts.iter().any(|x| rest.ends_with(x)) {
                     keys.push((k.to_owned(), size));
                 }
             }
@@ -129,11 +130,11 @@ pub async fn playbooks_from_s3(
         }
     }
     keys.sort();
-    let mut loaded = firewatch_domain::playbooks::Loaded::default();
+    let mut out = Vec::with_capacity(keys.len());
     for (key, size) in keys {
         let name = format!("s3://{bucket}/{key}");
-        let text = if size > MAX_FILE_BYTES {
-            Err(format!("the file is over {} KB", MAX_FILE_BYTES / 1024))
+        let text = if size > max_bytes {
+            Err(format!("the file is over {} KB", max_bytes / 1024))
         } else {
             match client.get_object().bucket(bucket).key(&key).send().await {
                 Ok(o) => o
@@ -145,6 +146,25 @@ pub async fn playbooks_from_s3(
                 Err(e) => Err(format!("cannot read: {}", DisplayErrorContext(&e))),
             }
         };
+        out.push((name, text));
+    }
+    Ok(out)
+}
+
+/// Playbook definitions under `prefix` in `bucket` (`*.yaml` / `*.yml`
+/// directly under it), each parsed like a file: one that fails is reported
+/// in the result and skipped. An error is returned only when the bucket
+/// cannot be listed.
+pub async fn playbooks_from_s3(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<firewatch_domain::playbooks::Loaded, String> {
+    use firewatch_domain::playbooks::definition::MAX_FILE_BYTES;
+    let files =
+        definition_files(client, bucket, prefix, &[".yaml", ".yml"], MAX_FILE_BYTES).await?;
+    let mut loaded = firewatch_domain::playbooks::Loaded::default();
+    for (name, text) in files {
         match text {
             Ok(t) => loaded.add(&name, &t),
             Err(message) => loaded
@@ -159,4 +179,30 @@ pub async fn playbooks_from_s3(
         }
     }
     Ok(loaded)
+}
+
+/// Smoke check definitions under `prefix` in `bucket` (`*.yaml`, `*.yml`,
+/// `*.json`), each with its stable id; refused files as `file: why`.
+pub async fn smoke_checks_from_s3(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<firewatch_domain::schedules::smoke::Files, String> {
+    use firewatch_domain::schedules::smoke::{defined_id, parse_file, Origin};
+    let files = definition_files(
+        client,
+        bucket,
+        prefix,
+        &[".yaml", ".yml", ".json"],
+        64 * 1024,
+    )
+    .await?;
+    let mut out = firewatch_domain::schedules::smoke::Files::default();
+    for (name, text) in files {
+        match text.and_then(|t| parse_file(&t)) {
+            Ok(d) => out.defs.push((defined_id(Origin::File, &d.name), d)),
+            Err(e) => out.errors.push(format!("{name}: {e}")),
+        }
+    }
+    Ok(out)
 }

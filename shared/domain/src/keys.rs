@@ -102,6 +102,16 @@ pub fn due_pk(job: &str) -> String {
 /// Claimed scheduler ticks, sort key `{job}#{minute}` (expire after 2 days).
 pub const TICKS_PK: &str = "_#TICK";
 
+/// Smoke checks of a tenant, sort key the check id (`smk_...`).
+pub fn smoke_pk(t: &TenantId) -> String {
+    format!("{t}#SMK")
+}
+
+/// One smoke check's runs, sort key `RUN#<ulid>` (expire after 14 days).
+pub fn smoke_runs_pk(t: &TenantId, id: &str) -> String {
+    format!("{t}#SMK#{id}")
+}
+
 /// Provider freshness of a tenant: `LAST#{provider}` (last webhook),
 /// `WATCH#{provider}` (a watch set through the API), `STATE#{provider}`.
 pub fn freshness_pk(t: &TenantId) -> String {

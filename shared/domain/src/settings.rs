@@ -58,6 +58,11 @@ pub struct Settings {
     /// `FIREWATCH_PUBLIC_URL`: firewatch's base URL as its callers reach it
     /// (ping URLs are built on it; else on the request's host).
     pub public_url: Option<String>,
+    /// Refuse smoke check targets at link-local addresses (the cloud
+    /// metadata endpoint): on by default on AWS Lambda
+    /// (`AWS_LAMBDA_FUNCTION_NAME` set), `FIREWATCH_REFUSE_LINK_LOCAL`
+    /// overrides.
+    pub refuse_link_local: bool,
 }
 
 impl Default for Settings {
@@ -74,6 +79,7 @@ impl Default for Settings {
             github_api_url: "https://api.github.com".into(),
             freshness: std::collections::BTreeMap::new(),
             public_url: None,
+            refuse_link_local: false,
         }
     }
 }
@@ -125,6 +131,18 @@ impl Settings {
                     .map_err(|e| format!("FIREWATCH_FRESHNESS: {source}: {e}"))?;
                 s.freshness.insert(source, secs);
             }
+        }
+        s.refuse_link_local = var("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
+        if let Some(v) = var("FIREWATCH_REFUSE_LINK_LOCAL") {
+            s.refuse_link_local = match v.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(format!(
+                        "FIREWATCH_REFUSE_LINK_LOCAL must be true or false, got {v:?}"
+                    ))
+                }
+            };
         }
         if let Some(v) = var("FIREWATCH_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {
             if !(v.starts_with("https://") || v.starts_with("http://")) {

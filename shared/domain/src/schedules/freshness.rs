@@ -348,7 +348,7 @@ async fn check_tenant(
         };
         if let Some(firing) = event {
             state.events += 1;
-            let body = serde_json::to_vec(&serde_json::json!({
+            let alert = serde_json::json!({
                 "title": format!("No alerts from {source} for {}", format_secs(window)),
                 "status": if firing { "firing" } else { "resolved" },
                 "severity": "sev3",
@@ -363,20 +363,13 @@ async fn check_tenant(
                     "event": state.events.to_string(),
                 },
                 if firing { "starts_at" } else { "ends_at" }: now,
-            }))?;
-            let principal = Principal {
-                tenant: tenant.clone(),
-                name: "freshness".into(),
-                role: Role::Responder,
-            };
-            crate::ingest::ingest(
+            });
+            super::ingest_alert(
                 svc,
-                crate::ingest::IngestRequest {
-                    principal: &principal,
-                    source: SourceKind::Freshness,
-                    body: &body,
-                    headers: Vec::new(),
-                },
+                tenant,
+                SourceKind::Freshness,
+                "freshness".into(),
+                &alert,
             )
             .await?;
             state.alerting = firing;

@@ -22,10 +22,10 @@ use firewatch_types::{Principal, Role, Severity, SourceKind, TenantId};
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{format_secs, span_secs, Schedule};
-use super::{due_sk, Budget, DueRef, JobReport};
+use super::{Budget, DueRef, JobReport};
 use crate::auth::{require_role, sha256_hex};
 use crate::change::audit_write;
-use crate::ports::{Condition, Item, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Item, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
 /// The due index the `heartbeats` job reads.
@@ -233,12 +233,12 @@ impl Heartbeat {
         }
     }
 
-    /// The alert event's body, in the plain JSON alert shape.
-    fn alert_body(&self, p: &PendingAlert) -> Vec<u8> {
+    /// The alert event, in the plain JSON alert shape.
+    fn alert_body(&self, p: &PendingAlert) -> serde_json::Value {
         let mut labels = self.labels.clone();
         labels.insert("heartbeat".into(), self.name.clone());
         let time_key = if p.firing { "starts_at" } else { "ends_at" };
-        serde_json::to_vec(&serde_json::json!({
+        serde_json::json!({
             "title": format!("Heartbeat {} is down", self.name),
             "status": if p.firing { "firing" } else { "resolved" },
             "severity": self.severity.as_str(),
@@ -250,8 +250,7 @@ impl Heartbeat {
                 "event": p.event.to_string(),
             },
             time_key: p.at,
-        }))
-        .unwrap_or_default()
+        })
     }
 }
 
@@ -362,27 +361,7 @@ fn move_due(
     before: Option<&str>,
     ops: &mut Vec<WriteOp>,
 ) -> Result<(), DomainError> {
-    let after = hb.due_at().map(|at| due_sk(at, &hb.tenant, &hb.id));
-    if before != after.as_deref() {
-        if let Some(old) = before {
-            ops.push(WriteOp::Delete {
-                pk: keys::due_pk(JOB),
-                sk: old.to_owned(),
-                condition: Condition::Always,
-            });
-        }
-        if let Some(new) = &after {
-            let due = DueRef {
-                tenant: hb.tenant.clone(),
-                id: hb.id.clone(),
-            };
-            ops.push(WriteOp::Put {
-                item: keys::item(keys::due_pk(JOB), new.clone(), 1, &due)?,
-                condition: Condition::Always,
-            });
-        }
-    }
-    hb.due_sk = after;
+    hb.due_sk = super::move_due(JOB, &hb.tenant, &hb.id, before, hb.due_at(), ops)?;
     Ok(())
 }
 
@@ -486,21 +465,15 @@ pub async fn get(
     let (hb, _) = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let page = svc
-        .store
-        .query(Query {
-            pk: keys::heartbeat_pk(&p.tenant, &hb.id),
-            sk_prefix: keys::PING_PREFIX.into(),
-            after: None,
-            limit: pings.clamp(1, 100),
-            descending: true,
-        })
-        .await?;
-    let pings = page
-        .items
-        .iter()
-        .map(keys::decode)
-        .collect::<Result<_, _>>()?;
+    let (pings, _) = super::page_of(
+        svc,
+        keys::heartbeat_pk(&p.tenant, &hb.id),
+        keys::PING_PREFIX,
+        None,
+        pings.clamp(1, 100),
+        true,
+    )
+    .await?;
     Ok((hb, pings))
 }
 
@@ -512,22 +485,15 @@ pub async fn list(
     limit: usize,
 ) -> Result<(Vec<Heartbeat>, Option<String>), DomainError> {
     require_role(p, Role::Viewer, "list heartbeats")?;
-    let page = svc
-        .store
-        .query(Query {
-            pk: keys::heartbeats_pk(&p.tenant),
-            sk_prefix: "hb_".into(),
-            after,
-            limit: limit.clamp(1, 200),
-            descending: false,
-        })
-        .await?;
-    let items = page
-        .items
-        .iter()
-        .map(keys::decode)
-        .collect::<Result<_, _>>()?;
-    Ok((items, page.next))
+    super::page_of(
+        svc,
+        keys::heartbeats_pk(&p.tenant),
+        "hb_",
+        after,
+        limit.clamp(1, 200),
+        false,
+    )
+    .await
 }
 
 /// What an admin does to a heartbeat.
@@ -808,20 +774,12 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
     let Some(pending) = hb.pending.clone() else {
         return hb;
     };
-    let principal = Principal {
-        tenant: hb.tenant.clone(),
-        name: format!("heartbeat:{}", hb.name),
-        role: Role::Responder,
-    };
-    let body = hb.alert_body(&pending);
-    let ingested = crate::ingest::ingest(
+    let ingested = super::ingest_alert(
         svc,
-        crate::ingest::IngestRequest {
-            principal: &principal,
-            source: SourceKind::Heartbeat,
-            body: &body,
-            headers: Vec::new(),
-        },
+        &hb.tenant,
+        SourceKind::Heartbeat,
+        format!("heartbeat:{}", hb.name),
+        &hb.alert_body(&pending),
     )
     .await;
     if let Err(e) = ingested {

@@ -1,5 +1,5 @@
-//! Scheduled checks: heartbeats (dead-man's switches) and provider
-//! freshness, run as jobs by the scheduler (EventBridge Scheduler on AWS,
+//! Scheduled checks: heartbeats (dead-man's switches), smoke contracts and
+//! provider freshness, run as jobs by the scheduler (EventBridge Scheduler on AWS,
 //! every second in `firewatch dev`).
 //!
 //! A job works through a due index: one global partition per job whose sort
@@ -14,6 +14,7 @@
 pub mod freshness;
 pub mod heartbeats;
 pub mod schedule;
+pub mod smoke;
 
 use std::future::Future;
 use std::time::Instant;
@@ -91,6 +92,95 @@ pub async fn claim_tick(svc: &Services, job: &str, at: DateTime<Utc>) -> Result<
         Err(crate::ports::StoreError::ConditionFailed { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The writes that move an item's entry in `job`'s due index from
+/// `before` to `at` (none when unchanged); returns the new sort key.
+pub(crate) fn move_due(
+    job: &str,
+    tenant: &TenantId,
+    id: &str,
+    before: Option<&str>,
+    at: Option<DateTime<Utc>>,
+    ops: &mut Vec<crate::ports::WriteOp>,
+) -> Result<Option<String>, DomainError> {
+    use crate::ports::WriteOp;
+    let after = at.map(|t| due_sk(t, tenant, id));
+    if before != after.as_deref() {
+        if let Some(old) = before {
+            ops.push(WriteOp::Delete {
+                pk: keys::due_pk(job),
+                sk: old.to_owned(),
+                condition: Condition::Always,
+            });
+        }
+        if let Some(new) = &after {
+            let due = DueRef {
+                tenant: tenant.clone(),
+                id: id.to_owned(),
+            };
+            ops.push(WriteOp::Put {
+                item: keys::item(keys::due_pk(job), new.clone(), 1, &due)?,
+                condition: Condition::Always,
+            });
+        }
+    }
+    Ok(after)
+}
+
+/// One page of a partition, decoded.
+pub(crate) async fn page_of<T: serde::de::DeserializeOwned>(
+    svc: &Services,
+    pk: String,
+    sk_prefix: &str,
+    after: Option<String>,
+    limit: usize,
+    descending: bool,
+) -> Result<(Vec<T>, Option<String>), DomainError> {
+    let page = svc
+        .store
+        .query(Query {
+            pk,
+            sk_prefix: sk_prefix.into(),
+            after,
+            limit,
+            descending,
+        })
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(keys::decode)
+        .collect::<Result<_, _>>()?;
+    Ok((items, page.next))
+}
+
+/// Raises or resolves a check's alert through the normal incident flow:
+/// `alert` is in the plain JSON alert shape, posted as `source` by
+/// `actor` of `tenant`.
+pub(crate) async fn ingest_alert(
+    svc: &Services,
+    tenant: &TenantId,
+    source: firewatch_types::SourceKind,
+    actor: String,
+    alert: &serde_json::Value,
+) -> Result<crate::ingest::IngestReport, DomainError> {
+    let principal = firewatch_types::Principal {
+        tenant: tenant.clone(),
+        name: actor,
+        role: firewatch_types::Role::Responder,
+    };
+    let body = serde_json::to_vec(alert)?;
+    crate::ingest::ingest(
+        svc,
+        crate::ingest::IngestRequest {
+            principal: &principal,
+            source,
+            body: &body,
+            headers: Vec::new(),
+        },
+    )
+    .await
 }
 
 pub(crate) async fn drop_due(svc: &Services, job: &str, sk: &str) -> Result<(), DomainError> {
