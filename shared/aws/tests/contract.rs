@@ -240,3 +240,66 @@ async fn playbooks_load_from_an_s3_prefix_and_bad_files_are_reported() {
     assert_eq!(e.file, format!("s3://firewatch-contract/{prefix}/bad.yml"));
     assert_eq!((e.line, e.field.as_str()), (6, "kind"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pings_and_the_heartbeats_job_lose_nothing_on_dynamodb() {
+    use firewatch_domain::schedules::heartbeats::{self, Fields, PingKind, Received};
+    let clock = Arc::new(firewatch_domain::ports::FixedClock::new(chrono::Utc::now()));
+    let svc = aws_services().await.with_clock(clock.clone());
+    let admin = firewatch_types::Principal {
+        role: firewatch_types::Role::Admin,
+        ..principal()
+    };
+    let hb = heartbeats::create(
+        &svc,
+        &admin,
+        Fields {
+            name: Some("nightly".into()),
+            period: Some("5m".into()),
+            grace: Some("1m".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pings: Vec<_> = (0..20)
+        .map(|i| {
+            let (svc, uuid) = (svc.clone(), hb.ping_uuid.clone());
+            tokio::spawn(async move {
+                let body = format!("run {i}");
+                heartbeats::ping(
+                    &svc,
+                    Received {
+                        uuid: &uuid,
+                        kind: PingKind::Success,
+                        exit_status: None,
+                        rid: None,
+                        method: "POST",
+                        user_agent: None,
+                        body: body.as_bytes(),
+                    },
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for p in pings {
+        assert!(p.await.unwrap());
+    }
+    let (_, kept) = heartbeats::get(&svc, &admin, &hb.id, 50).await.unwrap();
+    assert_eq!(kept.len(), 20, "every concurrent ping is kept");
+
+    clock.advance(chrono::Duration::minutes(7));
+    let budget = firewatch_domain::schedules::Budget::new(std::time::Duration::from_secs(20));
+    heartbeats::run_due(&svc, &budget).await.unwrap();
+    let filter = firewatch_domain::incidents::ListFilter {
+        source: Some(firewatch_types::SourceKind::Heartbeat),
+        ..Default::default()
+    };
+    let raised = firewatch_domain::incidents::list(&svc, &admin.tenant, &filter, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(raised.items.len(), 1);
+    assert_eq!(raised.items[0].state, firewatch_types::IncidentState::Open);
+}
