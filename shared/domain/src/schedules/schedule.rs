@@ -1,7 +1,8 @@
 //! When a heartbeat is expected: every `period`, or at the times of a cron
 //! expression read in an IANA time zone (`0 3 * * *` in `Europe/Berlin` is
 //! 03:00 Berlin time in winter and in summer). Cron expressions are parsed
-//! and evaluated by `croner`, time zones come from `chrono-tz`; across a
+//! and evaluated by `croner`, time zones come from `jiff` (with its bundled
+//! copy of the time zone database); across a
 //! DST change a time that does not exist (spring forward) runs at the first
 //! valid minute after the gap, and a time that happens twice (fall back)
 //! runs once.
@@ -9,8 +10,8 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
 use croner::Cron;
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
@@ -95,7 +96,7 @@ impl Schedule {
             zone(tz)?;
             let cron = parse_cron(expr)?;
             // An expression that never fires (30 February) is refused.
-            cron.find_next_occurrence(&Utc::now(), false)
+            cron.find_next_occurrence(&jiff::Zoned::now().with_time_zone(TimeZone::UTC), false)
                 .map_err(|e| bad(format!("cron `{expr}` has no next time: {e}")))?;
         }
         Ok(())
@@ -108,9 +109,11 @@ impl Schedule {
             Self::Cron { expr, tz } => {
                 let tz = zone(tz).ok()?;
                 let cron = parse_cron(expr).ok()?;
-                cron.find_next_occurrence(&after.with_timezone(&tz), false)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
+                let at = jiff::Timestamp::new(after.timestamp(), after.timestamp_subsec_nanos() as i32)
+                    .ok()?
+                    .to_zoned(tz);
+                let next = cron.find_next_occurrence(&at, false).ok()?.timestamp();
+                DateTime::from_timestamp(next.as_second(), next.subsec_nanosecond().max(0) as u32)
             }
         }
     }
@@ -133,8 +136,8 @@ impl Schedule {
     }
 }
 
-fn zone(tz: &str) -> Result<Tz, DomainError> {
-    Tz::from_str(tz).map_err(|_| {
+fn zone(tz: &str) -> Result<TimeZone, DomainError> {
+    TimeZone::get(tz).map_err(|_| {
         bad(format!(
             "tz `{tz}` is not an IANA time zone such as Europe/Berlin or UTC"
         ))
