@@ -40,5 +40,13 @@ step "cargo lambda build --release"
 # One invocation: the dependencies are compiled once for every function.
 cargo lambda build --release --locked --output-format zip \
   -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler -p firewatch-playbooks \
-  -p firewatch-slack -p firewatch-telegram -p firewatch-discord
+  -p firewatch-schedules -p firewatch-slack -p firewatch-telegram -p firewatch-discord
 ls -l target/lambda/*/bootstrap.zip
+# Every artifact stays under the 5 MB (5,000,000 bytes) we hold ourselves to.
+for z in target/lambda/*/bootstrap.zip; do
+  size=$(stat -c %s "$z")
+  if [ "$size" -ge 5000000 ]; then
+    echo "$z is $size bytes: over the 5 MB target" >&2
+    exit 1
+  fi
+done

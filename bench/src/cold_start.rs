@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, playbooks, schedules,
+    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, checks, playbooks, schedules,
     /// dispatch, slack, telegram, discord) picks the first request.
     #[arg(long, required = true)]
     function: Vec<String>,
@@ -238,6 +238,8 @@ fn event(function: &str, token: &str) -> String {
         }
         // scheduler: the retries job over an empty outbox.
         "scheduler" => r#"{"job": "retries"}"#.to_owned(),
+        // checks: the heartbeats job over an empty due index.
+        "checks" => r#"{"job": "heartbeats"}"#.to_owned(),
         // dispatch: a stream batch with nothing for it.
         _ => r#"{"Records": []}"#.to_owned(),
     }
@@ -249,6 +251,7 @@ fn answered(function: &str, answer: &str) -> bool {
     match function {
         "dispatch" => v.get("batchItemFailures").is_some(),
         "scheduler" => v.get("delivered").is_some(),
+        "checks" => v.get("checked").is_some(),
         _ => matches!(v["statusCode"].as_u64(), Some(200..=299)),
     }
 }

@@ -68,6 +68,8 @@ pub struct Invocation {
 pub enum JobError {
     #[error("unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness")]
     Unknown(String),
+    #[error("job {0} runs in {1}, not in this function")]
+    Elsewhere(&'static str, &'static str),
     #[error("input is not a job: {0}")]
     BadInput(String),
     #[error(transparent)]
@@ -191,40 +193,53 @@ pub async fn handle(svc: &Services, input: &serde_json::Value) -> Result<JobRepo
 
 /// Runs one invocation: claims its tick (the checking jobs), then the job.
 pub async fn run(svc: &Services, inv: Invocation) -> Result<JobReport, JobError> {
-    let checks = |r: schedules::JobReport| JobReport::Checks(r);
     match inv.job {
-        Job::Retries => {
-            let grace = chrono::Duration::seconds(STREAM_GRACE_SECS);
-            let drained = dispatch::sweep(svc, grace).await?;
-            tracing::info!(
-                delivered = drained.delivered,
-                retrying = drained.retrying,
-                dead = drained.dead,
-                "retries job"
-            );
-            Ok(JobReport::Retries(drained.into()))
-        }
-        job => {
-            let tick = inv.tick.unwrap_or_else(|| svc.clock.now());
-            if !schedules::claim_tick(svc, job.name(), tick).await? {
-                tracing::info!(job = job.name(), %tick, "tick already run");
-                return Ok(checks(schedules::JobReport {
-                    already_run: true,
-                    ..Default::default()
-                }));
-            }
-            let report = run_checks(svc, job, &Budget::new(JOB_BUDGET)).await?;
-            tracing::info!(
-                job = job.name(),
-                checked = report.checked,
-                alerts = report.alerts,
-                failed = report.failed,
-                more = report.more,
-                "scheduled job"
-            );
-            Ok(checks(report))
-        }
+        Job::Retries => run_retries(svc).await.map(JobReport::Retries),
+        _ => run_checks_tick(svc, inv).await.map(JobReport::Checks),
     }
+}
+
+/// The `retries` job: what the scheduler function runs (it holds the chat
+/// clients that deliver).
+pub async fn run_retries(svc: &Services) -> Result<RetriesReport, JobError> {
+    let grace = chrono::Duration::seconds(STREAM_GRACE_SECS);
+    let drained = dispatch::sweep(svc, grace).await?;
+    tracing::info!(
+        delivered = drained.delivered,
+        retrying = drained.retrying,
+        dead = drained.dead,
+        "retries job"
+    );
+    Ok(drained.into())
+}
+
+/// A checking job's tick (`heartbeats`, `smoke`, `freshness`): claims the
+/// tick, then runs the job within [`JOB_BUDGET`]. What the checks function
+/// runs: the alerts it raises are delivered by the dispatcher, so it links
+/// no chat client.
+pub async fn run_checks_tick(
+    svc: &Services,
+    inv: Invocation,
+) -> Result<schedules::JobReport, JobError> {
+    let job = inv.job;
+    let tick = inv.tick.unwrap_or_else(|| svc.clock.now());
+    if !schedules::claim_tick(svc, job.name(), tick).await? {
+        tracing::info!(job = job.name(), %tick, "tick already run");
+        return Ok(schedules::JobReport {
+            already_run: true,
+            ..Default::default()
+        });
+    }
+    let report = run_checks(svc, job, &Budget::new(JOB_BUDGET)).await?;
+    tracing::info!(
+        job = job.name(),
+        checked = report.checked,
+        alerts = report.alerts,
+        failed = report.failed,
+        more = report.more,
+        "scheduled job"
+    );
+    Ok(report)
 }
 
 /// Runs a checking job without a tick: what `firewatch dev` does every

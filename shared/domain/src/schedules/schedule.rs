@@ -109,9 +109,10 @@ impl Schedule {
             Self::Cron { expr, tz } => {
                 let tz = zone(tz).ok()?;
                 let cron = parse_cron(expr).ok()?;
-                let at = jiff::Timestamp::new(after.timestamp(), after.timestamp_subsec_nanos() as i32)
-                    .ok()?
-                    .to_zoned(tz);
+                let at =
+                    jiff::Timestamp::new(after.timestamp(), after.timestamp_subsec_nanos() as i32)
+                        .ok()?
+                        .to_zoned(tz);
                 let next = cron.find_next_occurrence(&at, false).ok()?.timestamp();
                 DateTime::from_timestamp(next.as_second(), next.subsec_nanosecond().max(0) as u32)
             }
