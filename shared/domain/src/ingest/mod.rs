@@ -110,16 +110,19 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
     require_role(req.principal, Role::Responder, "post alerts")?;
     let tenant = &req.principal.tenant;
     let sha = sha256_hex(req.body);
-    // Anything arriving from a provider shows its path to firewatch works.
-    crate::schedules::freshness::mark(svc, tenant, req.source, false).await;
-
     // Redeliveries (a sender retrying) within the dedup window are answered
     // with the first answer. This is the fast path, not the guarantee: two
     // identical deliveries racing past this check still change nothing,
     // because each alert's snapshot remembers the envelope that last changed
     // it. After the window an identical body is a new event (PagerDuty: a
-    // trigger after resolve opens a new incident).
-    if let Some(item) = svc.store.get(&keys::envelopes_pk(tenant), &sha).await? {
+    // trigger after resolve opens a new incident). Alongside, anything
+    // arriving from a provider marks its path to firewatch as working.
+    let envelopes_pk = keys::envelopes_pk(tenant);
+    let (_, seen) = tokio::join!(
+        crate::schedules::freshness::mark(svc, tenant, req.source, false),
+        svc.store.get(&envelopes_pk, &sha)
+    );
+    if let Some(item) = seen? {
         let record: EnvelopeRecord = keys::decode(&item)?;
         // The store's TTL is lazy (DynamoDB deletes up to days late), so the
         // window is enforced here, on the domain's clock.
