@@ -168,7 +168,33 @@ fn open_services(
         .with_settings(config.settings)
         .with_chat(Arc::new(chat))
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()))
-        .with_egress(Arc::new(firewatch_egress::HttpEgress::new())))
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
+        .with_llm(assisted_model()?))
+}
+
+/// The model assisted triage asks (`ASSISTED_TRIAGE_PROVIDER`, `OPENAI_*`,
+/// `BEDROCK_*`), if one is configured.
+fn assisted_model() -> Result<Option<Arc<dyn firewatch_domain::ports::Llm>>, String> {
+    use firewatch_domain::triage::assisted::ModelConfig;
+    match ModelConfig::from_vars(|k| std::env::var(k).ok())? {
+        ModelConfig::None => Ok(None),
+        ModelConfig::OpenAi {
+            base_url,
+            api_key,
+            model,
+        } => {
+            println!("assisted triage: {model} at {base_url}");
+            Ok(Some(Arc::new(firewatch_egress::OpenAiCompatibleLlm::new(
+                &base_url, api_key, &model,
+            ))))
+        }
+        ModelConfig::Bedrock { .. } => Err(
+            "firewatch dev has no Bedrock client (Bedrock runs in the incidents function on AWS); \
+             locally, point OPENAI_BASE_URL and OPENAI_MODEL at an OpenAI-compatible server \
+             such as Ollama"
+                .into(),
+        ),
+    }
 }
 
 /// Loads the playbooks: the directory given, or `./playbooks` when it

@@ -216,14 +216,18 @@ async fn triage(
     } else {
         return Err(not_json());
     };
-    match body.mode.as_deref() {
-        None | Some("deterministic") => {}
+    let requested = match body.mode.as_deref() {
+        None | Some("deterministic") => triage::Requested::Deterministic,
+        Some("assisted") => triage::Requested::Assisted,
         Some(other) => {
             return Err(ApiError::bad_request(
                 "unsupported_mode",
-                format!("triage mode {other:?} is not available; use \"deterministic\""),
+                format!(
+                    "triage mode {:?} is unknown; use \"deterministic\" or \"assisted\"",
+                    firewatch_domain::limits::truncate(other, 40)
+                ),
             ))
         }
-    }
-    Ok(Json(triage::run(&svc, &p, &id).await?))
+    };
+    Ok(Json(triage::run_as(&svc, &p, &id, requested, &[]).await?))
 }

@@ -355,7 +355,7 @@ async fn triage_returns_a_report_and_records_it_on_the_timeline() {
         .unwrap();
     let a = send(&app, empty).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    assert_eq!(a.json["mode"], "deterministic");
+    assert_eq!(a.json["mode"], "deterministic_rules_v1");
     for field in ["likely_cause", "impact", "confidence"] {
         assert!(a.json[field].is_string(), "{field}: {}", a.text);
     }
@@ -374,7 +374,7 @@ async fn triage_returns_a_report_and_records_it_on_the_timeline() {
     for (token, body, status, code) in [
         (
             &keys.responder,
-            "{\"mode\": \"assisted\"}",
+            "{\"mode\": \"clairvoyant\"}",
             StatusCode::BAD_REQUEST,
             "unsupported_mode",
         ),
@@ -417,5 +417,88 @@ async fn triage_returns_a_report_and_records_it_on_the_timeline() {
         .filter(|e| e["kind"] == "triage")
         .collect();
     assert_eq!(triages.len(), 2, "only the two accepted requests");
-    assert_eq!(triages[0]["report"]["mode"], "deterministic");
+    assert_eq!(triages[0]["report"]["mode"], "deterministic_rules_v1");
+}
+
+/// A model that is always overloaded.
+struct Overloaded;
+
+#[async_trait::async_trait]
+impl firewatch_domain::ports::Llm for Overloaded {
+    fn provider(&self) -> &'static str {
+        "openai_compatible"
+    }
+    fn model(&self) -> String {
+        "busy-model".into()
+    }
+    async fn complete(
+        &self,
+        _req: &firewatch_domain::ports::LlmRequest,
+    ) -> Result<firewatch_domain::ports::LlmAnswer, firewatch_domain::ports::LlmError> {
+        Err(firewatch_domain::ports::LlmError::Server(
+            "503 overloaded".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn assisted_triage_falls_back_or_under_strict_answers_503_and_writes_nothing() {
+    let (svc, keys) = services_with_keys().await;
+    let id = open_incident(&svc).await;
+    let mut settings = (*svc.settings).clone();
+    settings.assisted_retry_base_ms = 1;
+    let svc = svc
+        .with_settings(settings.clone())
+        .with_llm(Some(std::sync::Arc::new(Overloaded)));
+    let app = firewatch_incidents::router(svc.clone());
+    let a = act(
+        &app,
+        &keys.responder,
+        &id,
+        "triage",
+        "{\"mode\": \"assisted\"}",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["mode"], "deterministic_rules_v1");
+    assert_eq!(a.json["requested_mode"], "assisted");
+    assert_eq!(a.json["degraded"], true);
+    assert_eq!(a.json["evidence"]["assisted"]["fallback_used"], true);
+    assert_eq!(
+        a.json["evidence"]["assisted"]["error_class"],
+        "server_error"
+    );
+    for field in ["summary", "impact_summary", "confidence_reason"] {
+        assert!(a.json[field].is_string(), "{field}: {}", a.text);
+    }
+    assert!(a.json["facts_used"][0]["id"] == "F1", "{}", a.text);
+
+    settings.assisted_failure_policy = firewatch_domain::settings::AssistedPolicy::Strict;
+    let strict = svc.with_settings(settings);
+    let app = firewatch_incidents::router(strict.clone());
+    let before = send(
+        &app,
+        get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer),
+    )
+    .await;
+    let a = act(
+        &app,
+        &keys.responder,
+        &id,
+        "triage",
+        "{\"mode\": \"assisted\"}",
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "assisted_mode_failed"),
+        "{}",
+        a.text
+    );
+    let after = send(
+        &app,
+        get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer),
+    )
+    .await;
+    assert_eq!(before.json["items"], after.json["items"], "nothing written");
 }

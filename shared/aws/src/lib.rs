@@ -8,6 +8,8 @@
 //! `StoreError`/`BlobError` here. Throttling and 5xx are retried by the SDK's
 //! standard retry policy before they surface as `Unavailable`.
 
+#[cfg(feature = "bedrock")]
+mod bedrock;
 mod config;
 mod dynamo;
 mod s3;
@@ -17,6 +19,8 @@ mod steps;
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::Client as DynamoClient;
 pub use aws_sdk_s3::Client as S3Client;
+#[cfg(feature = "bedrock")]
+pub use bedrock::{bedrock_client, BedrockClient, BedrockLlm};
 pub use config::{
     dynamo_client, playbook_catalog, s3_client, sdk_config, services, static_sdk_config, AwsConfig,
 };

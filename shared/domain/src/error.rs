@@ -27,6 +27,10 @@ pub enum DomainError {
     /// A dependency is down or throttling; the caller may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// A dependency failed in a way the caller asked to be told about
+    /// (`assisted_mode_failed`): a 503 with this code.
+    #[error("{message}")]
+    DependencyFailed { code: &'static str, message: String },
     /// A bug or corrupt data: reported as an opaque 500.
     #[error("{0}")]
     Internal(String),

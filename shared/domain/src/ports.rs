@@ -392,6 +392,56 @@ impl Egress for NoEgress {
     }
 }
 
+/// A request to a language model: a system text, a prompt, and the JSON
+/// schema of the answer, asked for as a call of tool `tool_name` where the
+/// model supports tools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    pub system: String,
+    pub prompt: String,
+    pub tool_name: &'static str,
+    pub schema: serde_json::Value,
+    pub max_tokens: u32,
+}
+
+/// What a model answered: the tool call's input, or text (which should
+/// hold the JSON object), and the tokens it used.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LlmAnswer {
+    pub json: Option<serde_json::Value>,
+    pub text: Option<String>,
+    pub usage: firewatch_types::TokenUsage,
+}
+
+/// Why a model gave no usable answer. Only `Throttled` and `Server` are
+/// retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LlmError {
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("server error: {0}")]
+    Server(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("unreachable: {0}")]
+    Unavailable(String),
+    #[error("invalid answer: {0}")]
+    Invalid(String),
+    #[error("no model is configured")]
+    NotConfigured,
+}
+
+/// A language model that assisted triage asks.
+#[async_trait]
+pub trait Llm: Send + Sync {
+    /// `bedrock` or `openai_compatible`.
+    fn provider(&self) -> &'static str;
+    fn model(&self) -> String;
+    async fn complete(&self, req: &LlmRequest) -> Result<LlmAnswer, LlmError>;
+}
+
 /// Secret values by name, resolved only when a request is sent.
 #[async_trait]
 pub trait SecretSource: Send + Sync {
@@ -459,6 +509,8 @@ pub struct Services {
     pub secrets: Arc<dyn SecretSource>,
     /// When this process last marked each provider's freshness.
     pub marks: Arc<crate::schedules::freshness::Marks>,
+    /// The model assisted triage asks, when one is configured.
+    pub llm: Option<Arc<dyn Llm>>,
 }
 
 impl Services {
@@ -477,11 +529,17 @@ impl Services {
             egress: Arc::new(NoEgress),
             secrets: Arc::new(EnvSecrets),
             marks: Arc::default(),
+            llm: None,
         }
     }
 
     pub fn with_egress(mut self, egress: Arc<dyn Egress>) -> Self {
         self.egress = egress;
+        self
+    }
+
+    pub fn with_llm(mut self, llm: Option<Arc<dyn Llm>>) -> Self {
+        self.llm = llm;
         self
     }
 

@@ -63,6 +63,14 @@ pub struct Settings {
     /// (`AWS_LAMBDA_FUNCTION_NAME` set), `FIREWATCH_REFUSE_LINK_LOCAL`
     /// overrides.
     pub refuse_link_local: bool,
+    /// `ASSISTED_FAILURE_POLICY`: what a failed assisted triage gives.
+    pub assisted_failure_policy: AssistedPolicy,
+    /// `ASSISTED_RETRY_MAX_ATTEMPTS` (default 4): tries of a throttled or
+    /// 5xx model call.
+    pub assisted_retry_max_attempts: u32,
+    /// `ASSISTED_RETRY_BASE_MS` (default 300): the first backoff, doubled
+    /// each retry, jittered.
+    pub assisted_retry_base_ms: u64,
 }
 
 impl Default for Settings {
@@ -80,8 +88,20 @@ impl Default for Settings {
             freshness: std::collections::BTreeMap::new(),
             public_url: None,
             refuse_link_local: false,
+            assisted_failure_policy: AssistedPolicy::Fallback,
+            assisted_retry_max_attempts: 4,
+            assisted_retry_base_ms: 300,
         }
     }
+}
+
+/// What a failed assisted triage gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssistedPolicy {
+    /// The deterministic report, marked `degraded`, with a warning.
+    Fallback,
+    /// `503 assisted_mode_failed`, nothing written.
+    Strict,
 }
 
 /// PagerDuty refuses Events v2 bodies over 512 KB; so do we on its routes.
@@ -149,6 +169,28 @@ impl Settings {
                 return Err("FIREWATCH_PUBLIC_URL must be an http(s) URL".into());
             }
             s.public_url = Some(v.trim().trim_end_matches('/').to_owned());
+        }
+        if let Some(v) = var("ASSISTED_FAILURE_POLICY") {
+            s.assisted_failure_policy = match v.trim() {
+                "fallback" => AssistedPolicy::Fallback,
+                "strict" => AssistedPolicy::Strict,
+                _ => {
+                    return Err(format!(
+                        "ASSISTED_FAILURE_POLICY must be fallback or strict, got {v:?}"
+                    ))
+                }
+            };
+        }
+        if let Some(v) = var("ASSISTED_RETRY_MAX_ATTEMPTS") {
+            let n = parse_num("ASSISTED_RETRY_MAX_ATTEMPTS", &v)?;
+            if !(1..=10).contains(&n) {
+                return Err("ASSISTED_RETRY_MAX_ATTEMPTS must be between 1 and 10".into());
+            }
+            s.assisted_retry_max_attempts = n as u32;
+        }
+        if let Some(v) = var("ASSISTED_RETRY_BASE_MS") {
+            s.assisted_retry_base_ms =
+                parse_num("ASSISTED_RETRY_BASE_MS", &v)?.clamp(1, 10_000) as u64;
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();

@@ -55,7 +55,7 @@ async fn a_recurring_alert_is_triaged_with_its_history_and_the_report_reaches_th
     assert_ne!(first, second);
 
     let report = triage::run(&w.svc, &responder(), &second).await.unwrap();
-    assert_eq!(report.mode, "deterministic");
+    assert_eq!(report.mode, "deterministic_rules_v1");
     assert_eq!(report.rule.as_deref(), Some("latency"));
     assert_eq!(
         report.confidence,

@@ -1,4 +1,6 @@
-//! Outbound calls of playbook steps, behind the domain's
+//! Outbound calls: [`OpenAiCompatibleLlm`] (assisted triage's model over
+//! chat completions), and those of playbook steps and smoke checks, behind
+//! the domain's
 //! [`Egress`](firewatch_domain::ports::Egress) port.
 //!
 //! [`HttpEgress`] sends a step's request with reqwest: no redirects followed
@@ -7,6 +9,10 @@
 //! way the step runner needs them: a request that never left (connection
 //! refused, DNS, TLS, a bad URL) may be sent again; one that left and got no
 //! answer (a timeout, a broken connection) must not be.
+
+mod llm;
+
+pub use llm::OpenAiCompatibleLlm;
 
 use async_trait::async_trait;
 use firewatch_domain::ports::{Egress, OutboundError, OutboundRequest, OutboundResponse};

@@ -227,7 +227,7 @@ pub enum TimelineKind {
     },
     /// Someone asked for triage; this is what it found.
     Triage {
-        report: crate::TriageReport,
+        report: Box<crate::TriageReport>,
     },
     /// A playbook run of this incident changed state or finished a step.
     Playbook {

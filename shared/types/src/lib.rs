@@ -22,4 +22,4 @@ pub use incident::{
     AlertSnapshot, AuditEvent, EnvelopeRef, Incident, IncidentAction, IncidentState, TimelineEntry,
     TimelineKind,
 };
-pub use triage::{Confidence, TriageReport};
+pub use triage::{Confidence, FactUsed, TokenUsage, Traceability, TriageReport};

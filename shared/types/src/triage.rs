@@ -1,6 +1,7 @@
 //! Triage reports: what is likely wrong with an incident and what to do next.
 
 use crate::Link;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -26,20 +27,93 @@ impl fmt::Display for Confidence {
     }
 }
 
+/// One fact a report rests on, with the id its claims cite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactUsed {
+    /// `F1`, `F2`, ...
+    pub id: String,
+    /// What it is about (`incident.severity`, `labels.service`, `history`).
+    pub field: String,
+    pub value: String,
+    /// Where it comes from: `incident`, `labels`, `alerts`, `rules`,
+    /// `history`, `runbook`, `playbook`.
+    pub source: String,
+}
+
+/// Which facts back which part of a report, by fact id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traceability {
+    #[serde(default)]
+    pub telemetry_facts: Vec<String>,
+    #[serde(default)]
+    pub runbook_facts: Vec<String>,
+    #[serde(default)]
+    pub impact_facts: Vec<String>,
+    #[serde(default)]
+    pub cost_facts: Vec<String>,
+    #[serde(default)]
+    pub evidence_links: Vec<String>,
+}
+
+/// Tokens a model call used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
 /// The result of triaging an incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriageReport {
-    /// `deterministic`: rules over the incident and its history.
+    /// `deterministic_rules_v1` (rules over the incident and its history),
+    /// `assisted_bedrock_v1` or `assisted_openai_v1` (a model enriched it).
     pub mode: String,
+    /// The mode asked for: `deterministic` or `assisted`.
+    #[serde(default)]
+    pub requested_mode: String,
+    /// One sentence: what is happening.
+    #[serde(default)]
+    pub summary: String,
     /// The rule that matched, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     pub likely_cause: String,
     pub impact: String,
+    #[serde(default)]
+    pub impact_summary: String,
+    /// Who or what downstream is affected, as far as the facts say.
+    #[serde(default)]
+    pub impacted_consumers: Vec<String>,
     pub next_actions: Vec<String>,
     #[serde(default)]
     pub runbooks: Vec<Link>,
+    /// The runbook URLs, as cited.
+    #[serde(default)]
+    pub runbook_references: Vec<String>,
     pub confidence: Confidence,
+    #[serde(default)]
+    pub confidence_reason: String,
     /// The facts the rules used, so a responder can check the reasoning.
     pub facts: Vec<String>,
+    /// The same facts, numbered, with their source.
+    #[serde(default)]
+    pub facts_used: Vec<FactUsed>,
+    #[serde(default)]
+    pub traceability: Traceability,
+    /// True when assisted triage was asked for and this is the
+    /// deterministic report instead.
+    #[serde(default)]
+    pub degraded: bool,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// How the report came to be (`evidence.assisted`: provider, model,
+    /// `fallback_used`, `error_class`, cited fact ids).
+    #[serde(default)]
+    pub evidence: serde_json::Value,
+    #[serde(default)]
+    pub generated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
 }

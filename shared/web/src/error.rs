@@ -63,6 +63,9 @@ impl From<DomainError> for ApiError {
                     "a dependency is unavailable; retry later",
                 )
             }
+            DomainError::DependencyFailed { code, message } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            }
             DomainError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 Self::new(

@@ -116,9 +116,15 @@ pub fn reply_text(e: &TimelineEntry) -> String {
 /// A triage report as a thread reply: cause, impact, numbered next actions
 /// and the facts used.
 pub fn triage_text(r: &TriageReport, actor: &str) -> String {
+    let how = match (r.mode.as_str(), r.degraded) {
+        (_, true) => "deterministic; assisted triage failed",
+        ("assisted_bedrock_v1", _) => "assisted by Bedrock",
+        ("assisted_openai_v1", _) => "assisted",
+        _ => "deterministic",
+    };
     let mut out = format!(
-        "🔎 Triage by {actor} ({}, {} confidence)\nLikely cause: {}\nImpact: {}\nNext:",
-        r.mode, r.confidence, r.likely_cause, r.impact
+        "🔎 Triage by {actor} ({how}, {} confidence)\nLikely cause: {}\nImpact: {}\nNext:",
+        r.confidence, r.likely_cause, r.impact
     );
     for (n, a) in r.next_actions.iter().enumerate() {
         out.push_str(&format!("\n{}. {a}", n + 1));

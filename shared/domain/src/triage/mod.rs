@@ -8,16 +8,29 @@
 //! the last [`HISTORY_DAYS`] days. Running triage records the report on the
 //! timeline (and so in the chat thread, through the outbox) and audits it.
 
+pub mod assisted;
+
 use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{
-    Confidence, Incident, IncidentId, IncidentState, Link, Principal, Role, Severity, TimelineKind,
-    TriageReport,
+    Confidence, FactUsed, Incident, IncidentId, IncidentState, Link, Principal, Role, Severity,
+    TimelineKind, Traceability, TriageReport,
 };
 
 use crate::auth::require_role;
 use crate::change::Change;
 use crate::incidents;
 use crate::{DomainError, Services};
+
+/// The deterministic report's `mode`.
+pub const DETERMINISTIC_MODE: &str = "deterministic_rules_v1";
+
+/// The mode a caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Deterministic,
+    /// The model enriches the deterministic report (see [`assisted`]).
+    Assisted,
+}
 
 /// How far back history goes.
 pub const HISTORY_DAYS: i64 = 30;
@@ -207,24 +220,50 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
             .map(|w| (r, w.clone()))
     });
 
-    let mut facts = vec![
+    let mut facts: Vec<String> = Vec::new();
+    let mut used: Vec<FactUsed> = Vec::new();
+    let mut fact = |field: &str, source: &str, value: String| {
+        let id = format!("F{}", used.len() + 1);
+        used.push(FactUsed {
+            id: id.clone(),
+            field: field.to_owned(),
+            value: crate::redact::redact_text(&value),
+            source: source.to_owned(),
+        });
+        facts.push(value);
+        id
+    };
+    let status_fact = fact(
+        "incident.status",
+        "incident",
         format!("{} · {} · {}", inc.severity, inc.state, inc.source),
+    );
+    let occurrence_fact = fact(
+        "incident.occurrences",
+        "incident",
         format!(
             "fired {}× since {} (open {})",
             inc.occurrences,
             inc.created_at.format("%Y-%m-%d %H:%M UTC"),
             minutes(now - inc.created_at)
         ),
-    ];
+    );
+    fact("incident.title", "incident", inc.title.clone());
+    let mut telemetry = vec![status_fact.clone(), occurrence_fact];
     if let Some(name) = inc.labels.get("alertname") {
-        facts.push(format!("alertname={name}"));
+        telemetry.push(fact(
+            "labels.alertname",
+            "labels",
+            format!("alertname={name}"),
+        ));
     }
     let scope: Vec<String> = SCOPE_LABELS
         .iter()
         .filter_map(|k| inc.labels.get(*k).map(|v| format!("{k}={v}")))
         .collect();
+    let mut impact_facts = vec![status_fact];
     if !scope.is_empty() {
-        facts.push(scope.join(" "));
+        impact_facts.push(fact("labels.scope", "labels", scope.join(" ")));
     }
     let firing = inc
         .alerts
@@ -232,15 +271,27 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
         .filter(|a| a.status == firewatch_types::AlertStatus::Firing)
         .count();
     if inc.alerts.len() > 1 {
-        facts.push(format!(
-            "{firing} of {} alerts in this incident are firing",
-            inc.alerts.len()
+        telemetry.push(fact(
+            "alerts.firing",
+            "alerts",
+            format!(
+                "{firing} of {} alerts in this incident are firing",
+                inc.alerts.len()
+            ),
         ));
     }
     if let Some((r, w)) = &matched {
-        facts.push(format!("rule `{}` matched the word \"{w}\"", r.name));
+        fact(
+            "rules.match",
+            "rules",
+            format!("rule `{}` matched the word \"{w}\"", r.name),
+        );
     } else {
-        facts.push("no rule matched the title or alertname".into());
+        fact(
+            "rules.match",
+            "rules",
+            "no rule matched the title or alertname".into(),
+        );
     }
     if h.earlier > 0 {
         let mut f = format!(
@@ -258,10 +309,12 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
                 at.format("%Y-%m-%d %H:%M UTC")
             ));
         }
-        facts.push(f);
+        telemetry.push(fact("history", "history", f));
     } else {
-        facts.push(format!(
-            "first incident of this alert group in {HISTORY_DAYS} days"
+        telemetry.push(fact(
+            "history",
+            "history",
+            format!("first incident of this alert group in {HISTORY_DAYS} days"),
         ));
     }
 
@@ -289,6 +342,10 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
                 || l.href.to_lowercase().contains("runbook")
         })
         .cloned()
+        .collect();
+    let runbook_facts: Vec<String> = runbooks
+        .iter()
+        .map(|r| fact("runbook", "runbook", r.href.clone()))
         .collect();
 
     let mut next_actions = Vec::new();
@@ -324,15 +381,53 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
         ),
     };
 
+    let confidence_reason = match (&matched, confidence) {
+        (Some((r, _)), Confidence::High) => format!(
+            "rule `{}` matched, and this alert group was resolved before",
+            r.name
+        ),
+        (Some((r, _)), _) => format!("rule `{}` matched; no earlier resolution to go by", r.name),
+        (None, _) => "no rule matched this alert".to_owned(),
+    };
+    let summary = format!(
+        "{} {} incident from {}: {}",
+        inc.severity, inc.state, inc.source, inc.title
+    );
     TriageReport {
-        mode: "deterministic".into(),
+        mode: DETERMINISTIC_MODE.into(),
+        requested_mode: "deterministic".into(),
+        summary,
         rule: matched.map(|(r, _)| r.name.to_owned()),
         likely_cause,
+        impact_summary: impact.clone(),
         impact,
+        impacted_consumers: scope,
         next_actions,
+        runbook_references: runbooks.iter().map(|r| r.href.clone()).collect(),
         runbooks,
         confidence,
+        confidence_reason,
         facts,
+        facts_used: used,
+        traceability: Traceability {
+            telemetry_facts: telemetry,
+            runbook_facts,
+            impact_facts,
+            cost_facts: Vec::new(),
+            evidence_links: inc.links.iter().map(|l| l.href.clone()).collect(),
+        },
+        degraded: false,
+        warnings: Vec::new(),
+        evidence: serde_json::json!({
+            "history": {
+                "earlier": h.earlier,
+                "resolved": h.resolved,
+                "last": h.last,
+            },
+        }),
+        generated_at: Some(now),
+        usage: None,
+        latency_ms: None,
     }
 }
 
@@ -388,25 +483,58 @@ pub async fn history(svc: &Services, inc: &Incident) -> Result<History, DomainEr
     Ok(h)
 }
 
-/// Triages incident `id` as `principal` (a responder or above): the report
-/// goes on the timeline and into the chat thread, and is audited.
+/// Triages incident `id` as `principal` (a responder or above) with the
+/// rules: the report goes on the timeline and into the chat thread, and is
+/// audited.
 pub async fn run(
     svc: &Services,
     principal: &Principal,
     id: &IncidentId,
 ) -> Result<TriageReport, DomainError> {
+    run_as(svc, principal, id, Requested::Deterministic, &[]).await
+}
+
+/// [`run`] in the mode asked for. Assisted triage may name the runbooks of
+/// the incident and the `playbooks` offered for it. Under the strict policy
+/// a failed assisted triage writes nothing and answers
+/// `503 assisted_mode_failed`.
+pub async fn run_as(
+    svc: &Services,
+    principal: &Principal,
+    id: &IncidentId,
+    requested: Requested,
+    playbooks: &[String],
+) -> Result<TriageReport, DomainError> {
     require_role(principal, Role::Responder, "triage an incident")?;
     let inc = incidents::get(svc, &principal.tenant, id).await?;
     let h = history(svc, &inc).await?;
-    let report = deterministic(&inc, &h, svc.clock.now());
+    let mut report = deterministic(&inc, &h, svc.clock.now());
+    if requested == Requested::Assisted {
+        report.requested_mode = "assisted".into();
+        for p in playbooks {
+            let id = format!("F{}", report.facts_used.len() + 1);
+            report.facts_used.push(FactUsed {
+                id: id.clone(),
+                field: "playbook".into(),
+                value: p.clone(),
+                source: "playbook".into(),
+            });
+            report.traceability.runbook_facts.push(id);
+        }
+        let allowed = assisted::Allowed {
+            runbooks: report.runbook_references.clone(),
+            playbooks: playbooks.to_vec(),
+        };
+        report = assisted::enrich(svc.llm.as_deref(), &svc.settings, report, &allowed).await?;
+    }
     let mut change = Change::to(svc, inc);
     let e = change.entry(
         &principal.name,
         TimelineKind::Triage {
-            report: report.clone(),
+            report: Box::new(report.clone()),
         },
     );
-    let after = serde_json::json!({"timeline_entry": e.id, "mode": report.mode, "rule": report.rule, "confidence": report.confidence});
+    let after = serde_json::json!({"timeline_entry": e.id, "mode": report.mode, "requested_mode": report.requested_mode, "degraded": report.degraded, "rule": report.rule, "confidence": report.confidence});
     change.show(e);
     change.audit(
         &principal.name,
@@ -489,7 +617,7 @@ mod tests {
             &[("alertname", "HighErrorRate"), ("service", "checkout")],
         );
         let r = deterministic(&inc, &History::default(), now());
-        assert_eq!(r.mode, "deterministic");
+        assert_eq!(r.mode, "deterministic_rules_v1");
         assert_eq!(r.rule.as_deref(), Some("errors"));
         assert_eq!(r.confidence, Confidence::Medium);
         assert!(r.likely_cause.contains("failing"));
