@@ -86,8 +86,7 @@ pub async fn delivering_services_from_env(
         std::sync::Arc::new(firewatch_egress::HttpEgress::new()),
     );
     Ok(std::sync::Arc::new(
-        firewatch_aws::services(&aws, config.settings)
-            .await
+        firewatch_aws::services_with(&sdk, &aws, config.settings)
             .with_chat(std::sync::Arc::new(chat))
             .with_egress(egress)
             .with_secrets(firewatch_aws::secrets_from_env(&sdk)),

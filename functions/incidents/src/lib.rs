@@ -20,7 +20,7 @@ use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
     TriageReport,
 };
-use firewatch_web::extract::{is_json, not_json, parse_json};
+use firewatch_web::extract::optional_json;
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
 use serde::{Deserialize, Serialize};
 
@@ -167,13 +167,7 @@ async fn act(
         ))
     })?;
     let id = parse_id(&id)?;
-    let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ActionBody::default()
-    } else if is_json(&headers) {
-        parse_json(&body)?
-    } else {
-        return Err(not_json());
-    };
+    let body: ActionBody = optional_json(&headers, &body)?;
     let inc = incidents::act(&svc, &p, &id, action, body.reason, body.expected_version).await?;
     Ok(Json(inc))
 }
@@ -209,13 +203,7 @@ async fn triage(
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<TriageReport>> {
     let id = parse_id(&id)?;
-    let body: TriageBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TriageBody::default()
-    } else if is_json(&headers) {
-        parse_json(&body)?
-    } else {
-        return Err(not_json());
-    };
+    let body: TriageBody = optional_json(&headers, &body)?;
     let requested = match body.mode.as_deref() {
         None | Some("deterministic") => triage::Requested::Deterministic,
         Some("assisted") => triage::Requested::Assisted,

@@ -28,8 +28,6 @@ async fn main() -> Result<(), lambda_http::Error> {
                 firewatch_egress::OpenAiCompatibleLlm::new(&base_url, api_key, &model),
             )),
         };
-    let services = firewatch_aws::services(&aws, config.settings)
-        .await
-        .with_llm(llm);
+    let services = firewatch_aws::services_with(&sdk, &aws, config.settings).with_llm(llm);
     lambda_http::run(firewatch_incidents::router(services)).await
 }

@@ -29,7 +29,7 @@ use firewatch_domain::playbooks::runs::{self, Run};
 use firewatch_domain::playbooks::{self, Catalog, DefinitionError, Summary};
 use firewatch_domain::{incidents, Services};
 use firewatch_types::{IncidentId, Role};
-use firewatch_web::extract::{is_json, not_json, parse_json};
+use firewatch_web::extract::optional_json;
 use firewatch_web::{ApiBytes, ApiError, ApiPath, ApiResult, Auth};
 use serde::{Deserialize, Serialize};
 
@@ -60,20 +60,6 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
                 "Idempotency-Key must be visible ASCII",
             )
         }),
-    }
-}
-
-/// An optional JSON body: empty means `T::default()`.
-fn optional_body<T: Default + serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(T::default())
-    } else if is_json(headers) {
-        parse_json(body)
-    } else {
-        Err(not_json())
     }
 }
 
@@ -155,7 +141,7 @@ async fn dry_run(
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     let id = parse_id(&id)?;
     let key = idempotency_key(&headers)?;
-    let body: DryRunBody = optional_body(&headers, &body)?;
+    let body: DryRunBody = optional_json(&headers, &body)?;
     let run = runs::dry_run(&svc, &catalog, &p, &id, &name, &body.params, key.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(run)))
 }
@@ -200,7 +186,7 @@ async fn decide(
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     let key = idempotency_key(&headers)?;
     let key = key.as_deref();
-    let body: DecisionBody = optional_body(&headers, &body)?;
+    let body: DecisionBody = optional_json(&headers, &body)?;
     let (status, run) = match decision.as_str() {
         "approve" => (StatusCode::OK, runs::approve(&svc, &p, &run, key).await?),
         "reject" => (

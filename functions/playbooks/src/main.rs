@@ -13,8 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
     // Dry-runs send read-only HTTP requests; their secrets are read when
     // they are sent.
-    let services = firewatch_aws::services(&aws, config.settings)
-        .await
+    let services = firewatch_aws::services_with(&sdk, &aws, config.settings)
         .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
         .with_secrets(firewatch_aws::secrets_from_env(&sdk));
     let prefix =

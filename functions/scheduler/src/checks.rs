@@ -12,8 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = firewatch_aws::AwsConfig::from_env()?;
     let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
     let services = Arc::new(
-        firewatch_aws::services(&aws, config.settings)
-            .await
+        firewatch_aws::services_with(&sdk, &aws, config.settings)
             .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
             .with_secrets(firewatch_aws::secrets_from_env(&sdk)),
     );

@@ -26,7 +26,7 @@ use axum::{Json, Router};
 use firewatch_domain::schedules::heartbeats::{self, Edit, Fields, PingKind, Received, View};
 use firewatch_domain::schedules::{freshness, smoke};
 use firewatch_domain::Services;
-use firewatch_web::extract::{is_json, not_json, parse_json};
+use firewatch_web::extract::optional_json;
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
 use serde::{Deserialize, Serialize};
 
@@ -339,13 +339,7 @@ async fn provider_heartbeat(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let body: ProviderHeartbeatBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ProviderHeartbeatBody::default()
-    } else if is_json(&headers) {
-        parse_json(&body)?
-    } else {
-        return Err(not_json());
-    };
+    let body: ProviderHeartbeatBody = optional_json(&headers, &body)?;
     if body.providers.len() > 16 {
         return Err(ApiError::bad_request(
             "too_many_providers",

@@ -9,8 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
     // `POST /v1/smoke-checks/{id}/run` sends the check's requests, with
     // their secrets read when sent.
-    let services = firewatch_aws::services(&aws, config.settings)
-        .await
+    let services = firewatch_aws::services_with(&sdk, &aws, config.settings)
         .with_egress(std::sync::Arc::new(firewatch_egress::HttpEgress::new()))
         .with_secrets(firewatch_aws::secrets_from_env(&sdk));
     lambda_http::run(firewatch_schedules::router(services)).await

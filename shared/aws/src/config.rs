@@ -103,13 +103,18 @@ pub fn s3_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_s3::Client 
 
 /// Services over DynamoDB and S3, built once per cold start.
 pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
-    let sdk = sdk_config(cfg.region.clone()).await;
+    services_with(&sdk_config(cfg.region.clone()).await, cfg, settings)
+}
+
+/// [`services`] on an SDK configuration the caller also uses for other
+/// clients, so it is loaded once per cold start.
+pub fn services_with(sdk: &SdkConfig, cfg: &AwsConfig, settings: Settings) -> Services {
     let store = DynamoStore::new(
-        dynamo_client(&sdk, cfg.dynamodb_endpoint.as_deref()),
+        dynamo_client(sdk, cfg.dynamodb_endpoint.as_deref()),
         cfg.table.clone(),
     );
     let blobs = S3Blobs::new(
-        s3_client(&sdk, cfg.s3_endpoint.as_deref()),
+        s3_client(sdk, cfg.s3_endpoint.as_deref()),
         cfg.bucket.clone(),
     );
     Services::new(Arc::new(store), Arc::new(blobs)).with_settings(settings)

@@ -22,7 +22,8 @@ pub use aws_sdk_s3::Client as S3Client;
 #[cfg(feature = "bedrock")]
 pub use bedrock::{bedrock_client, BedrockClient, BedrockLlm};
 pub use config::{
-    dynamo_client, playbook_catalog, s3_client, sdk_config, services, static_sdk_config, AwsConfig,
+    dynamo_client, playbook_catalog, s3_client, sdk_config, services, services_with,
+    static_sdk_config, AwsConfig,
 };
 pub use dynamo::{ensure_table, DynamoStore};
 pub use s3::{definition_files, ensure_bucket, playbooks_from_s3, smoke_checks_from_s3, S3Blobs};

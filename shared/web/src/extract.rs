@@ -89,6 +89,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// An optional JSON body: empty (or only whitespace) means `T::default()`;
+/// otherwise it must be JSON, with the errors of [`parse_json`].
+pub fn optional_json<T: Default + DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else if is_json(headers) {
+        parse_json(body)
+    } else {
+        Err(not_json())
+    }
+}
+
 /// A query string.
 pub struct ApiQuery<T>(pub T);
 
