@@ -341,7 +341,8 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
         reply.path, "/channels/1220000000000000001/messages",
         "in the incident's thread"
     );
-    let text = reply.body["content"].as_str().unwrap();
+    // Markdown in the report is escaped (alert text is not markup).
+    let text = reply.body["content"].as_str().unwrap().replace('\\', "");
     assert!(
         text.starts_with(
             "🔎 Triage by discord:80351110224678912 (deterministic, medium confidence)"
@@ -349,6 +350,24 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
         "{text}"
     );
     assert!(text.contains("Likely cause: Requests are slow"), "{text}");
+
+    // 👍/👎 under the report; a click on one is a vote.
+    let ids = custom_ids(&reply.body["components"]);
+    assert_eq!(ids.len(), 2, "{}", reply.body);
+    assert!(ids[0].starts_with("fw1:up:trg_") && ids[1].starts_with("fw1:down:trg_"));
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            click("1200000000000000032", "80351110224678912", &ids[1]),
+            &w.key,
+            0,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let votes = firewatch_web::testing::triage_votes(&w.svc).await;
+    assert_eq!((votes.total, votes.not_helpful), (1, 1));
 }
 
 /// The custom ids of a message's (or an answer's) buttons.

@@ -484,6 +484,21 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
         "{text}"
     );
     assert!(text.contains("Scope: service=checkout"), "{text}");
+
+    // 👍/👎 under the report, as Block Kit buttons; a click on one is a vote.
+    let values: Vec<String> = reply.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().iter())
+        .map(|e| e["value"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(values.len(), 2, "{}", reply.body);
+    assert!(values[0].starts_with("fw1:up:trg_"), "{values:?}");
+    click_as(&w, "U0RESPONDER", &values[0]).await;
+    let votes = firewatch_web::testing::triage_votes(&w.svc).await;
+    assert_eq!((votes.total, votes.helpful), (1, 1));
 }
 
 #[tokio::test]

@@ -343,7 +343,7 @@ async fn the_triage_button_posts_a_report_in_the_reply_chain() {
         answer.body["text"]
             .as_str()
             .unwrap()
-            .starts_with("Triage posted in the thread: Consumers are falling behind"),
+            .contains("posted in its thread: Consumers are falling behind"),
         "{}",
         answer.body
     );
@@ -359,6 +359,21 @@ async fn the_triage_button_posts_a_report_in_the_reply_chain() {
         "{text}"
     );
     assert!(text.contains("\n1. Acknowledge"), "{text}");
+    // 👍/👎 under the report, as an inline keyboard within callback_data's
+    // 64 bytes; a press on one is a vote.
+    let data: Vec<String> = reply.body["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|b| b["callback_data"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(data.len(), 2, "{}", reply.body);
+    assert!(data[0].starts_with("fw1:up:trg_") && data[0].len() <= 64);
+    let a = send(&w.app, update(SECRET, press(9102, 5550001, &data[0]))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let votes = firewatch_web::testing::triage_votes(&w.svc).await;
+    assert_eq!((votes.total, votes.helpful), (1, 1));
 
     // A viewer's press is answered with the refusal and posts nothing.
     let before = calls(&w).len();

@@ -69,8 +69,8 @@ pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
 }
 
 /// The services of a Lambda that delivers (this one and the scheduler): the
-/// AWS adapters and the chat clients configured in the environment, with
-/// tracing initialised.
+/// AWS adapters, the chat clients and the assisted-triage model configured
+/// in the environment, with tracing initialised.
 #[cfg(feature = "lambda")]
 pub async fn delivering_services_from_env(
 ) -> Result<std::sync::Arc<Services>, Box<dyn std::error::Error + Send + Sync>> {
@@ -85,11 +85,15 @@ pub async fn delivering_services_from_env(
         &sdk,
         std::sync::Arc::new(firewatch_egress::HttpEgress::new()),
     );
+    // Assisted triage asked for from chat runs here (the chat functions
+    // answer the click and hand it over).
+    let llm = firewatch_aws::assisted_model(&sdk).await?;
     Ok(std::sync::Arc::new(
         firewatch_aws::services_with(&sdk, &aws, config.settings)
             .with_chat(std::sync::Arc::new(chat))
             .with_egress(egress)
-            .with_secrets(firewatch_aws::secrets_from_env(&sdk)),
+            .with_secrets(firewatch_aws::secrets_from_env(&sdk))
+            .with_llm(llm),
     ))
 }
 

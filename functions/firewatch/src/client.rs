@@ -40,8 +40,23 @@ pub enum IncidentsCommand {
         reason: Option<String>,
     },
     /// Triage an incident: likely cause, impact, next actions (also posted
-    /// in its chat threads).
-    Triage { id: String },
+    /// in its chat threads), in the server's default mode
+    /// (`FIREWATCH_TRIAGE_DEFAULT`) unless one is named.
+    Triage {
+        id: String,
+        /// Ask a language model to enrich the rules' report.
+        #[arg(long, conflicts_with = "deterministic")]
+        assisted: bool,
+        /// The rules alone.
+        #[arg(long)]
+        deterministic: bool,
+        /// Print the report as Markdown, ready for a ticket or a chat.
+        #[arg(long)]
+        markdown: bool,
+        /// Show the newest report instead of triaging again.
+        #[arg(long, conflicts_with_all = ["assisted", "deterministic"])]
+        latest: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -401,14 +416,37 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
         }
         IncidentsCommand::Ack { id, reason } => act(&api, &id, "ack", reason).await?,
         IncidentsCommand::Resolve { id, reason } => act(&api, &id, "resolve", reason).await?,
-        IncidentsCommand::Triage { id } => {
-            let report: TriageReport = api
-                .post(
-                    &format!("/v1/incidents/{id}/triage"),
-                    &serde_json::json!({}),
-                )
-                .await?;
-            println!("{}", firewatch_domain::chat::triage_text(&report, "you"));
+        IncidentsCommand::Triage {
+            id,
+            assisted,
+            deterministic,
+            markdown,
+            latest,
+        } => {
+            let report: TriageReport = if latest {
+                api.get(&format!("/v1/incidents/{id}/triage/latest"), &[])
+                    .await?
+            } else {
+                let body = match (assisted, deterministic) {
+                    (true, _) => serde_json::json!({"mode": "assisted"}),
+                    (_, true) => serde_json::json!({"mode": "deterministic"}),
+                    _ => serde_json::json!({}),
+                };
+                api.post(&format!("/v1/incidents/{id}/triage"), &body)
+                    .await?
+            };
+            if markdown {
+                let inc: Incident = api.get(&format!("/v1/incidents/{id}"), &[]).await?;
+                print!(
+                    "{}",
+                    firewatch_domain::triage::markdown::render(&inc, &report)
+                );
+            } else {
+                println!("{}", firewatch_domain::chat::triage_text(&report, "you"));
+                if let Some(rid) = &report.id {
+                    println!("Report {rid}: say whether it helped with POST /v1/incidents/{id}/triage/{rid}/feedback");
+                }
+            }
         }
     }
     Ok(())
@@ -499,6 +537,7 @@ fn describe(kind: &TimelineKind) -> String {
             "triage ({} confidence): {}",
             report.confidence, report.likely_cause
         ),
+        TimelineKind::TriageRequested { mode } => format!("{mode} triage requested"),
         TimelineKind::Playbook {
             run_id,
             playbook,

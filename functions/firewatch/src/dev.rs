@@ -60,7 +60,12 @@ pub fn app(
     let mut app = Router::new()
         .merge(firewatch_web::ops::router(services.clone()))
         .merge(firewatch_ingest::router(services.clone()))
-        .merge(firewatch_incidents::router(services.clone()))
+        .merge(firewatch_incidents::with_playbooks(
+            services.clone(),
+            Arc::new(firewatch_domain::playbooks::LazyCatalog::ready(
+                catalog.clone(),
+            )),
+        ))
         .merge(firewatch_admin::router(services.clone()))
         .merge(firewatch_schedules::router(services.clone()))
         .merge(firewatch_playbooks::router(
@@ -136,7 +141,7 @@ pub fn read_dev_token(dir: &Path) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-fn open_services(
+async fn open_services(
     data_dir: &Path,
     mut config: Config,
     chat_config: &ChatConfig,
@@ -169,32 +174,44 @@ fn open_services(
         .with_chat(Arc::new(chat))
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()))
         .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
-        .with_llm(assisted_model()?))
+        .with_llm(assisted_model().await?))
 }
 
 /// The model assisted triage asks (`ASSISTED_TRIAGE_PROVIDER`, `OPENAI_*`,
-/// `BEDROCK_*`), if one is configured.
-fn assisted_model() -> Result<Option<Arc<dyn firewatch_domain::ports::Llm>>, String> {
+/// `BEDROCK_*`), if one is configured. Bedrock needs the AWS SDK: a build
+/// with `--features aws`.
+async fn assisted_model() -> Result<Option<Arc<dyn firewatch_domain::ports::Llm>>, String> {
     use firewatch_domain::triage::assisted::ModelConfig;
-    match ModelConfig::from_vars(|k| std::env::var(k).ok())? {
-        ModelConfig::None => Ok(None),
+    let config = ModelConfig::from_vars(|k| std::env::var(k).ok())?;
+    let llm: Option<Arc<dyn firewatch_domain::ports::Llm>> = match config {
+        ModelConfig::None => None,
+        #[cfg(feature = "aws")]
+        ModelConfig::Bedrock { .. } => {
+            let sdk = firewatch_aws::sdk_config(None).await;
+            firewatch_aws::assisted_model(&sdk).await?
+        }
+        #[cfg(not(feature = "aws"))]
+        ModelConfig::Bedrock { .. } => {
+            return Err(
+                "BEDROCK_MODEL_ID is set, but this build has no AWS SDK: build with \
+                 `--features aws` (cargo run --profile local -p firewatch --features aws -- dev), \
+                 or point OPENAI_BASE_URL and OPENAI_MODEL at an OpenAI-compatible server \
+                 such as Ollama"
+                    .into(),
+            )
+        }
         ModelConfig::OpenAi {
             base_url,
             api_key,
             model,
-        } => {
-            println!("assisted triage: {model} at {base_url}");
-            Ok(Some(Arc::new(firewatch_egress::OpenAiCompatibleLlm::new(
-                &base_url, api_key, &model,
-            ))))
-        }
-        ModelConfig::Bedrock { .. } => Err(
-            "firewatch dev has no Bedrock client (Bedrock runs in the incidents function on AWS); \
-             locally, point OPENAI_BASE_URL and OPENAI_MODEL at an OpenAI-compatible server \
-             such as Ollama"
-                .into(),
-        ),
+        } => Some(Arc::new(firewatch_egress::OpenAiCompatibleLlm::new(
+            &base_url, api_key, &model,
+        ))),
+    };
+    if let Some(l) = &llm {
+        println!("assisted triage: {} model {}", l.provider(), l.model());
     }
+    Ok(llm)
 }
 
 /// Loads the playbooks: the directory given, or `./playbooks` when it
@@ -307,7 +324,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let config = Config::from_env(LogFormat::Pretty)?;
     firewatch_web::init_tracing(&config);
     let chat = ChatConfig::from_env()?;
-    let services = open_services(&args.data_dir, config, &chat)?;
+    let services = open_services(&args.data_dir, config, &chat).await?;
     let (token, origin) = dev_token(&args.data_dir)?;
     // The dev key is the one key named dev-admin: a changed
     // FIREWATCH_DEV_TOKEN revokes the one it replaces.

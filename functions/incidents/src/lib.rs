@@ -5,16 +5,24 @@
 //! - `GET  /v1/incidents/{id}` and `/v1/incidents/{id}/timeline`
 //! - `POST /v1/incidents/{id}/{ack|mitigate|resolve|close|reopen}`
 //! - `POST /v1/incidents/{id}/comments`
-//! - `POST /v1/incidents/{id}/triage`
+//! - `POST /v1/incidents/{id}/triage` (`{"mode": "deterministic" | "assisted"}`,
+//!   default `FIREWATCH_TRIAGE_DEFAULT`)
+//! - `GET  /v1/incidents/{id}/triage/latest` (`?format=markdown` for Markdown)
+//! - `POST /v1/incidents/{id}/triage/{report}/feedback`
+//! - `GET  /v1/triage/telemetry?hours=`, `/v1/triage/provider`,
+//!   `/v1/triage/feedback/summary`
 //!
 //! Routing, chat identities and dead letters are the admin family's.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use firewatch_domain::auth::require_role;
 use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy};
+use firewatch_domain::playbooks::{Catalog, LazyCatalog};
 use firewatch_domain::{triage, Services};
 use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
@@ -24,8 +32,18 @@ use firewatch_web::extract::optional_json;
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
 use serde::{Deserialize, Serialize};
 
-/// The incidents routes, finished with the shared layers.
+/// The incidents routes, finished with the shared layers; assisted triage
+/// offers no playbooks.
 pub fn router(services: Services) -> Router {
+    with_playbooks(
+        services,
+        Arc::new(LazyCatalog::ready(Arc::new(Catalog::default()))),
+    )
+}
+
+/// [`router`] whose assisted triage offers the model the playbooks of
+/// `catalog` that match the incident (read on first use).
+pub fn with_playbooks(services: Services, catalog: Arc<LazyCatalog>) -> Router {
     let r = Router::new()
         .route("/v1/incidents", get(list))
         .route("/v1/incidents/recurrence", get(recurrence))
@@ -33,7 +51,16 @@ pub fn router(services: Services) -> Router {
         .route("/v1/incidents/{id}/timeline", get(timeline))
         .route("/v1/incidents/{id}/comments", post(comment))
         .route("/v1/incidents/{id}/triage", post(triage))
-        .route("/v1/incidents/{id}/{action}", post(act));
+        .route("/v1/incidents/{id}/triage/latest", get(triage_latest))
+        .route(
+            "/v1/incidents/{id}/triage/{report}/feedback",
+            post(triage_feedback),
+        )
+        .route("/v1/incidents/{id}/{action}", post(act))
+        .route("/v1/triage/telemetry", get(triage_telemetry))
+        .route("/v1/triage/provider", get(triage_provider))
+        .route("/v1/triage/feedback/summary", get(feedback_summary))
+        .layer(Extension(catalog));
     firewatch_web::finish(r, services)
 }
 
@@ -197,6 +224,7 @@ struct TriageBody {
 
 async fn triage(
     State(svc): State<Services>,
+    Extension(catalog): Extension<Arc<LazyCatalog>>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
@@ -204,18 +232,119 @@ async fn triage(
 ) -> ApiResult<Json<TriageReport>> {
     let id = parse_id(&id)?;
     let body: TriageBody = optional_json(&headers, &body)?;
-    let requested = match body.mode.as_deref() {
-        None | Some("deterministic") => triage::Requested::Deterministic,
-        Some("assisted") => triage::Requested::Assisted,
-        Some(other) => {
-            return Err(ApiError::bad_request(
+    let mode = match body.mode.as_deref() {
+        None => svc.settings.triage_default,
+        Some(m) => triage::Requested::parse(m).ok_or_else(|| {
+            ApiError::bad_request(
                 "unsupported_mode",
                 format!(
                     "triage mode {:?} is unknown; use \"deterministic\" or \"assisted\"",
+                    firewatch_domain::limits::truncate(m, 40)
+                ),
+            )
+        })?,
+    };
+    let mut ask = triage::Ask::mode(mode);
+    if mode == triage::Requested::Assisted {
+        require_role(&p, Role::Responder, "triage an incident")?;
+        let inc = incidents::get(&svc, &p.tenant, &id).await?;
+        ask.playbooks = firewatch_domain::playbooks::offered_names(&*catalog.get().await, &inc);
+    }
+    Ok(Json(triage::run_as(&svc, &p, &id, &ask).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatestQuery {
+    format: Option<String>,
+}
+
+/// The newest report, as JSON or (`?format=markdown`) as Markdown.
+async fn triage_latest(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LatestQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let id = parse_id(&id)?;
+    let markdown = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("markdown" | "md") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "format {:?} is unknown; use json or markdown",
                     firewatch_domain::limits::truncate(other, 40)
                 ),
             ))
         }
     };
-    Ok(Json(triage::run_as(&svc, &p, &id, requested, &[]).await?))
+    let (inc, report) = triage::latest(&svc, &p, &id).await?;
+    Ok(if markdown {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            triage::markdown::render(&inc, &report),
+        )
+            .into_response()
+    } else {
+        Json(report).into_response()
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    helpful: bool,
+    comment: Option<String>,
+}
+
+async fn triage_feedback(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath((id, report)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<FeedbackBody>,
+) -> ApiResult<(StatusCode, Json<triage::feedback::Vote>)> {
+    let id = parse_id(&id)?;
+    let vote =
+        triage::feedback::record(&svc, &p, Some(&id), &report, body.helpful, body.comment).await?;
+    Ok((StatusCode::CREATED, Json(vote)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetryQuery {
+    hours: Option<String>,
+}
+
+async fn triage_telemetry(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<TelemetryQuery>,
+) -> ApiResult<Json<triage::telemetry::Telemetry>> {
+    let hours = match q.hours.as_deref() {
+        None => 24,
+        Some(h) => h
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_window", "hours must be a whole number"))?,
+    };
+    Ok(Json(triage::telemetry::summary(&svc, &p, hours).await?))
+}
+
+async fn triage_provider(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+) -> ApiResult<Json<triage::telemetry::Provider>> {
+    Ok(Json(triage::telemetry::provider(&svc, &p).await?))
+}
+
+async fn feedback_summary(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+) -> ApiResult<Json<triage::feedback::Summary>> {
+    Ok(Json(triage::feedback::summary(&svc, &p).await?))
 }

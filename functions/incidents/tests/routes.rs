@@ -502,3 +502,204 @@ async fn assisted_triage_falls_back_or_under_strict_answers_503_and_writes_nothi
     .await;
     assert_eq!(before.json["items"], after.json["items"], "nothing written");
 }
+
+/// A model that records the prompts it gets and is always busy.
+#[derive(Default)]
+struct Listening(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl firewatch_domain::ports::Llm for Listening {
+    fn provider(&self) -> &'static str {
+        "bedrock"
+    }
+    fn model(&self) -> String {
+        "listening-model".into()
+    }
+    async fn complete(
+        &self,
+        req: &firewatch_domain::ports::LlmRequest,
+    ) -> Result<firewatch_domain::ports::LlmAnswer, firewatch_domain::ports::LlmError> {
+        self.0.lock().unwrap().push(req.prompt.clone());
+        Err(firewatch_domain::ports::LlmError::Refused("denied".into()))
+    }
+}
+
+const PLAYBOOK: &str = "name: NAME\ntitle: Restart\nmatch: { labels: { job: JOB } }\nrisk: low\napproval: never\nsteps:\n  - name: restart\n    kind: http\n    request: { method: POST, url: \"https://admin.example/restart\" }\n    expect: { status: [200] }\n";
+
+#[tokio::test]
+async fn assisted_triage_over_http_offers_the_matching_playbooks_to_the_model() {
+    let (svc, keys) = services_with_keys().await;
+    let id = open_incident(&svc).await;
+    let llm = std::sync::Arc::new(Listening::default());
+    let svc = svc.with_llm(Some(llm.clone()));
+    let mut loaded = firewatch_domain::playbooks::Loaded::default();
+    for (name, job) in [("restart-node-exporter", "node"), ("restart-api", "api")] {
+        loaded.add(
+            &format!("{name}.yaml"),
+            &PLAYBOOK.replace("NAME", name).replace("JOB", job),
+        );
+    }
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let catalog = std::sync::Arc::new(firewatch_domain::playbooks::Catalog::new(loaded));
+    let app = firewatch_incidents::with_playbooks(
+        svc,
+        std::sync::Arc::new(firewatch_domain::playbooks::LazyCatalog::ready(catalog)),
+    );
+    let a = act(
+        &app,
+        &keys.responder,
+        &id,
+        "triage",
+        "{\"mode\": \"assisted\"}",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let prompt = llm.0.lock().unwrap()[0].clone();
+    assert!(prompt.contains("restart-node-exporter"), "{prompt}");
+    assert!(!prompt.contains("restart-api"), "{prompt}");
+}
+
+#[tokio::test]
+async fn triage_reports_read_back_as_json_or_markdown_and_take_feedback() {
+    let (svc, keys, app, id) = setup().await;
+    let latest = format!("/v1/incidents/{id}/triage/latest");
+    let a = send(&app, get(&latest, &keys.viewer)).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{}",
+        a.text
+    );
+    // No mode named: the configured default (deterministic).
+    let t = act(&app, &keys.responder, &id, "triage", "").await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    assert_eq!(t.json["mode"], "deterministic_rules_v1");
+    let report = t.json["id"].as_str().unwrap().to_owned();
+
+    let a = send(&app, get(&latest, &keys.viewer)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["id"], report.as_str());
+    let md = send(
+        &app,
+        get(&format!("{latest}?format=markdown"), &keys.viewer),
+    )
+    .await;
+    assert_eq!(md.status, StatusCode::OK, "{}", md.text);
+    assert!(md.text.starts_with("## Triage: "), "{}", md.text);
+    assert!(md.text.contains("### Next actions"), "{}", md.text);
+    let bad = send(&app, get(&format!("{latest}?format=pdf"), &keys.viewer)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+
+    let feedback = format!("/v1/incidents/{id}/triage/{report}/feedback");
+    let vote = |token: &str, body: &str| {
+        json_request(Method::POST, &feedback, Some(token), body.to_owned())
+    };
+    let a = send(
+        &app,
+        vote(
+            &keys.responder,
+            r#"{"helpful": true, "comment": "right on"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json["helpful"], true);
+    for (token, body, status) in [
+        (&keys.viewer, r#"{"helpful": true}"#, StatusCode::FORBIDDEN),
+        (
+            &keys.responder,
+            r#"{"helpful": "yes"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (&keys.responder, "{not json", StatusCode::BAD_REQUEST),
+    ] {
+        let a = send(&app, vote(token, body)).await;
+        assert_eq!(a.status, status, "{body}: {}", a.text);
+    }
+    let elsewhere = send(
+        &app,
+        json_request(
+            Method::POST,
+            &format!("/v1/incidents/{id}/triage/trg_01JD0000000000000000000000/feedback"),
+            Some(&keys.responder),
+            r#"{"helpful": false}"#.to_owned(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        elsewhere.text
+    );
+
+    let s = send(&app, get("/v1/triage/feedback/summary", &keys.viewer)).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    assert_eq!(
+        s.json["overall"]["total"], 1,
+        "refused votes changed nothing"
+    );
+    assert_eq!(s.json["by_mode"]["deterministic_rules_v1"]["helpful"], 1);
+    assert_eq!(s.json["by_provider"]["rules"]["total"], 1);
+    drop(svc);
+}
+
+#[tokio::test]
+async fn telemetry_and_provider_answer_viewers_and_refuse_bad_windows() {
+    let (svc, keys) = services_with_keys().await;
+    let id = open_incident(&svc).await;
+    let mut settings = (*svc.settings).clone();
+    settings.assisted_retry_base_ms = 1;
+    let svc = svc
+        .with_settings(settings)
+        .with_llm(Some(std::sync::Arc::new(Overloaded)));
+    let app = firewatch_incidents::router(svc);
+    let a = act(
+        &app,
+        &keys.responder,
+        &id,
+        "triage",
+        r#"{"mode": "assisted"}"#,
+    )
+    .await;
+    assert_eq!(a.json["degraded"], true, "{}", a.text);
+
+    let t = send(&app, get("/v1/triage/telemetry", &keys.viewer)).await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    assert_eq!(t.json["by_status"]["fallback"], 1);
+    assert_eq!(t.json["by_status"]["success"], 0);
+    assert_eq!(t.json["by_error_class"]["server_error"], 1);
+    assert_eq!(
+        t.json["by_provider_model"]["openai_compatible/busy-model"],
+        1
+    );
+    assert_eq!(t.json["window_hours"], 24);
+    for bad in ["?hours=0", "?hours=abc", "?hours=100000", "?days=1"] {
+        let a = send(
+            &app,
+            get(&format!("/v1/triage/telemetry{bad}"), &keys.viewer),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+    }
+
+    let p = send(&app, get("/v1/triage/provider", &keys.viewer)).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    assert_eq!(p.json["provider"], "openai_compatible");
+    assert_eq!(p.json["model"], "busy-model");
+    assert_eq!(p.json["failure_policy"], "fallback");
+    assert_eq!(p.json["default_mode"], "deterministic");
+    assert_eq!(p.json["last_failure"]["error_class"], "server_error");
+    assert!(p.json["last_success"].is_null());
+    assert_eq!(p.json["credentials"]["resolved"], true);
+
+    let anon = send(
+        &app,
+        Request::builder()
+            .uri("/v1/triage/provider")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+}

@@ -25,6 +25,9 @@ pub use aws_sdk_bedrockruntime::Client as BedrockClient;
 pub struct BedrockLlm {
     client: BedrockClient,
     model_id: String,
+    /// The SDK configuration's credentials, checked by
+    /// `GET /v1/triage/provider` without calling the model.
+    credentials: Option<aws_sdk_bedrockruntime::config::SharedCredentialsProvider>,
 }
 
 impl BedrockLlm {
@@ -32,7 +35,17 @@ impl BedrockLlm {
         Self {
             client,
             model_id: model_id.into(),
+            credentials: None,
         }
+    }
+
+    /// The credentials provider to check (the SDK configuration's).
+    pub fn with_credentials(
+        mut self,
+        credentials: Option<aws_sdk_bedrockruntime::config::SharedCredentialsProvider>,
+    ) -> Self {
+        self.credentials = credentials;
+        self
     }
 }
 
@@ -117,6 +130,17 @@ impl Llm for BedrockLlm {
 
     fn model(&self) -> String {
         self.model_id.clone()
+    }
+
+    async fn credentials(&self) -> Result<String, String> {
+        use aws_sdk_bedrockruntime::config::ProvideCredentials;
+        let Some(p) = &self.credentials else {
+            return Err("no AWS credentials provider is configured".into());
+        };
+        match p.provide_credentials().await {
+            Ok(_) => Ok("AWS credentials resolve (not shown)".into()),
+            Err(e) => Err(format!("AWS credentials do not resolve: {e}")),
+        }
     }
 
     async fn complete(&self, req: &LlmRequest) -> Result<LlmAnswer, LlmError> {

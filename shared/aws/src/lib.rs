@@ -8,6 +8,8 @@
 //! `StoreError`/`BlobError` here. Throttling and 5xx are retried by the SDK's
 //! standard retry policy before they surface as `Unavailable`.
 
+#[cfg(feature = "assisted")]
+mod assisted;
 #[cfg(feature = "bedrock")]
 mod bedrock;
 mod config;
@@ -16,6 +18,8 @@ mod s3;
 #[cfg(feature = "steps")]
 mod steps;
 
+#[cfg(feature = "assisted")]
+pub use assisted::assisted_model;
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::Client as DynamoClient;
 pub use aws_sdk_s3::Client as S3Client;

@@ -59,6 +59,20 @@ pub enum Effect {
     /// checks happen here, not in the chat request, which must answer
     /// within seconds).
     PlaybookDryRun { run_id: String },
+    /// A triage asked for from chat (assisted triage may take longer than a
+    /// click may wait): its report follows in the thread. Idempotent by the
+    /// report id.
+    Triage {
+        report_id: String,
+        /// `assisted` or `deterministic`.
+        mode: String,
+        /// Who asked, with the role their click was checked against.
+        actor: String,
+        role: firewatch_types::Role,
+        /// The playbooks offered for the incident, which the model may name.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        playbooks: Vec<String>,
+    },
 }
 
 fn yes() -> bool {

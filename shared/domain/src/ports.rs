@@ -440,6 +440,12 @@ pub trait Llm: Send + Sync {
     fn provider(&self) -> &'static str;
     fn model(&self) -> String;
     async fn complete(&self, req: &LlmRequest) -> Result<LlmAnswer, LlmError>;
+    /// Whether the credentials the model needs resolve, found without
+    /// calling the model: `Ok` with how, or `Err` with what is missing.
+    /// Never returns a credential.
+    async fn credentials(&self) -> Result<String, String> {
+        Ok("no credentials are needed".into())
+    }
 }
 
 /// Secret values by name, resolved only when a request is sent.

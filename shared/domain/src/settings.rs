@@ -71,6 +71,10 @@ pub struct Settings {
     /// `ASSISTED_RETRY_BASE_MS` (default 300): the first backoff, doubled
     /// each retry, jittered.
     pub assisted_retry_base_ms: u64,
+    /// `FIREWATCH_TRIAGE_DEFAULT` (`deterministic`, the default, or
+    /// `assisted`): the mode of the Triage button, a bare `/fw triage` and
+    /// a triage request that names none.
+    pub triage_default: crate::triage::Requested,
 }
 
 impl Default for Settings {
@@ -91,6 +95,7 @@ impl Default for Settings {
             assisted_failure_policy: AssistedPolicy::Fallback,
             assisted_retry_max_attempts: 4,
             assisted_retry_base_ms: 300,
+            triage_default: crate::triage::Requested::Deterministic,
         }
     }
 }
@@ -191,6 +196,11 @@ impl Settings {
         if let Some(v) = var("ASSISTED_RETRY_BASE_MS") {
             s.assisted_retry_base_ms =
                 parse_num("ASSISTED_RETRY_BASE_MS", &v)?.clamp(1, 10_000) as u64;
+        }
+        if let Some(v) = var("FIREWATCH_TRIAGE_DEFAULT").filter(|v| !v.trim().is_empty()) {
+            s.triage_default = crate::triage::Requested::parse(v.trim()).ok_or_else(|| {
+                format!("FIREWATCH_TRIAGE_DEFAULT must be deterministic or assisted, got {v:?}")
+            })?;
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();

@@ -52,6 +52,14 @@ impl Llm for OpenAiCompatibleLlm {
         self.model.clone()
     }
 
+    async fn credentials(&self) -> Result<String, String> {
+        match (&self.api_key, self.base_url.starts_with("https://api.openai.com")) {
+            (Some(_), _) => Ok("OPENAI_API_KEY is set (not shown)".into()),
+            (None, true) => Err("OPENAI_API_KEY is not set, and api.openai.com needs one".into()),
+            (None, false) => Ok("no OPENAI_API_KEY is set: fine for a server that asks none (Ollama, llama.cpp, vLLM)".into()),
+        }
+    }
+
     async fn complete(&self, req: &LlmRequest) -> Result<LlmAnswer, LlmError> {
         let body = json!({
             "model": self.model,

@@ -55,7 +55,8 @@ impl fmt::Display for Destination {
 /// (`fw1:<action>:<target>`, at most 64 bytes: Telegram's `callback_data`
 /// limit), never a secret. The target is an incident id for the card's
 /// buttons, a playbook run id for a run's buttons, and `<incident id>.<n>`
-/// (the n-th playbook offered) for a playbook choice.
+/// (the n-th playbook offered) for a playbook choice, and a triage report
+/// id for the feedback buttons under a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ButtonAction {
@@ -69,10 +70,14 @@ pub enum ButtonAction {
     Reject,
     Execute,
     Rollback,
+    /// Feedback on a triage report: it helped.
+    Helpful,
+    /// Feedback on a triage report: it did not help.
+    NotHelpful,
 }
 
 impl ButtonAction {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 11] = [
         Self::Ack,
         Self::Resolve,
         Self::Triage,
@@ -82,6 +87,8 @@ impl ButtonAction {
         Self::Reject,
         Self::Execute,
         Self::Rollback,
+        Self::Helpful,
+        Self::NotHelpful,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +102,8 @@ impl ButtonAction {
             Self::Reject => "reject",
             Self::Execute => "run",
             Self::Rollback => "rollback",
+            Self::Helpful => "up",
+            Self::NotHelpful => "down",
         }
     }
 
@@ -113,6 +122,8 @@ impl ButtonAction {
             Self::Reject => "Reject",
             Self::Execute => "Run",
             Self::Rollback => "Roll back",
+            Self::Helpful => "👍 Helpful",
+            Self::NotHelpful => "👎 Not helpful",
         }
     }
 

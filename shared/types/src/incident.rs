@@ -229,6 +229,12 @@ pub enum TimelineKind {
     Triage {
         report: Box<crate::TriageReport>,
     },
+    /// Someone asked for a triage that runs away from their click
+    /// (assisted triage from chat): the report follows as its own entry.
+    TriageRequested {
+        /// `assisted` or `deterministic`.
+        mode: String,
+    },
     /// A playbook run of this incident changed state or finished a step.
     Playbook {
         run_id: String,

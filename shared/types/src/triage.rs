@@ -65,6 +65,10 @@ pub struct TokenUsage {
 /// The result of triaging an incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriageReport {
+    /// The report's id (`trg_<ULID>`): feedback names it. Reports stored
+    /// before ids existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// `deterministic_rules_v1` (rules over the incident and its history),
     /// `assisted_bedrock_v1` or `assisted_openai_v1` (a model enriched it).
     pub mode: String,

@@ -82,6 +82,12 @@ pub fn reply_text(e: &TimelineEntry) -> String {
             format!("Alert `{fingerprint}` suppressed by the rate limit")
         }
         TimelineKind::Triage { report } => return triage_text(report, &e.actor),
+        TimelineKind::TriageRequested { mode } => {
+            return format!(
+                "🔎 {mode} triage requested by {}; the report follows",
+                e.actor
+            )
+        }
         TimelineKind::Playbook {
             run_id,
             playbook,
@@ -131,6 +137,24 @@ pub fn triage_text(r: &TriageReport, actor: &str) -> String {
     }
     out.push_str(&format!("\nFacts: {}", r.facts.join("; ")));
     out
+}
+
+/// A triage report as a thread message: [`triage_text`] with the 👍/👎
+/// feedback buttons (when the report has an id).
+pub fn triage_message(r: &TriageReport, actor: &str) -> ChatMessage {
+    ChatMessage {
+        text: triage_text(r, actor),
+        buttons: r
+            .id
+            .as_deref()
+            .map(|id| {
+                [ButtonAction::Helpful, ButtonAction::NotHelpful]
+                    .into_iter()
+                    .map(|a| Button::to(a, a.label(), id))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// A rendering of a card as plain text, shared by text-only destinations.
@@ -219,8 +243,39 @@ impl ChatClient for ChatHub {
     }
 }
 
+/// Triage from chat. Deterministic triage answers at once; assisted triage
+/// is handed to the dispatcher (a model may take longer than a click may
+/// wait: platforms want an answer within 3 seconds) and its report follows
+/// in the thread.
+async fn triage(
+    svc: &Services,
+    catalog: &crate::playbooks::Catalog,
+    p: &Principal,
+    id: &IncidentId,
+    mode: crate::triage::Requested,
+) -> Result<ChatMessage, DomainError> {
+    match mode {
+        crate::triage::Requested::Deterministic => {
+            let r = crate::triage::run(svc, p, id).await?;
+            Ok(ChatMessage::text(format!(
+                "Triage of `{id}` posted in its thread: {} ({} confidence).",
+                r.likely_cause, r.confidence
+            )))
+        }
+        crate::triage::Requested::Assisted => {
+            crate::auth::require_role(p, firewatch_types::Role::Responder, "triage an incident")?;
+            let inc = incidents::get(svc, &p.tenant, id).await?;
+            let playbooks = crate::playbooks::offered_names(catalog, &inc);
+            crate::triage::request(svc, p, id, mode, playbooks).await?;
+            Ok(ChatMessage::text(format!(
+                "Assisted triage of `{id}` started; the report follows in its thread."
+            )))
+        }
+    }
+}
+
 /// Runs a chat command: `incidents | show <id> | ack <id> | resolve <id>
-/// [reason] | triage <id> | playbooks <id> | dry-run <id> <playbook>
+/// [reason] | triage <id> [assisted|deterministic] | playbooks <id> | dry-run <id> <playbook>
 /// [k=v…] | approve <run> | reject <run> | run <run> | rollback <run> |
 /// help`. `prefix` is how the platform spells the command in the usage
 /// line (`/fw ` on Slack, `/` on Telegram).
@@ -271,10 +326,16 @@ pub async fn run_command(
                 Err(e) => final_answer(e)?,
             }
         }
-        ("triage", Some(Ok(id))) => match crate::triage::run(svc, p, &id).await {
-            Ok(r) => format!("Triage of `{id}` posted in its thread: {} ({} confidence).", r.likely_cause, r.confidence),
-            Err(e) => final_answer(e)?,
-        },
+        ("triage", Some(Ok(id))) => {
+            let mode = match rest.first() {
+                None => svc.settings.triage_default,
+                Some(m) => match crate::triage::Requested::parse(m) {
+                    Some(m) => m,
+                    None => return Ok(ChatMessage::text(format!("Usage: {prefix}triage <id> [assisted|deterministic]"))),
+                },
+            };
+            return answer(triage(svc, catalog, p, &id, mode).await);
+        }
         ("playbooks", Some(Ok(id))) => {
             return answer(crate::playbooks::chat::offered(svc, catalog, p, &id).await)
         }
@@ -291,7 +352,7 @@ pub async fn run_command(
             return answer(crate::playbooks::chat::decide(svc, p, action, arg.unwrap_or_default()).await);
         }
         (_, Some(Err(e))) => e.to_string(),
-        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
+        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> [assisted] · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
     };
     Ok(ChatMessage::text(text))
 }
@@ -322,12 +383,21 @@ pub async fn press(
                 .await
                 .map(done)
         }
-        ButtonAction::Triage => crate::triage::run(svc, p, &incident()?).await.map(|r| {
-            ChatMessage::text(format!(
-                "Triage posted in the thread: {} ({} confidence)",
-                r.likely_cause, r.confidence
-            ))
-        }),
+        ButtonAction::Triage => {
+            triage(svc, catalog, p, &incident()?, svc.settings.triage_default).await
+        }
+        ButtonAction::Helpful | ButtonAction::NotHelpful => {
+            let helpful = action == ButtonAction::Helpful;
+            crate::triage::feedback::record(svc, p, None, target, helpful, None)
+                .await
+                .map(|_| {
+                    ChatMessage::text(if helpful {
+                        "Thanks: recorded that this triage report helped."
+                    } else {
+                        "Thanks: recorded that this triage report did not help."
+                    })
+                })
+        }
         ButtonAction::Playbooks => {
             crate::playbooks::chat::offered(svc, catalog, p, &incident()?).await
         }

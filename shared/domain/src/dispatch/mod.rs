@@ -140,6 +140,31 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
         Some(Effect::PlaybookDryRun { run_id }) => {
             crate::playbooks::runs::perform_dry_run(svc, &record.tenant, run_id).await?
         }
+        Some(Effect::Triage {
+            report_id,
+            mode,
+            actor,
+            role,
+            playbooks,
+        }) => {
+            let principal = firewatch_types::Principal {
+                tenant: record.tenant.clone(),
+                name: actor.clone(),
+                role: *role,
+            };
+            let mode = crate::triage::Requested::parse(mode)
+                .unwrap_or(crate::triage::Requested::Deterministic);
+            crate::triage::perform(
+                svc,
+                &record.tenant,
+                &record.entry.incident_id,
+                report_id,
+                mode,
+                principal,
+                playbooks.clone(),
+            )
+            .await?
+        }
         None => {}
     }
     if !record.chat {
@@ -185,12 +210,12 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
                     // The root card shows the state; the change itself still
                     // belongs in the thread.
                     let t = thread(svc, &inc, &dest).await?.unwrap_or(t);
-                    reply_once(svc, &inc, &t, &key, &reply_text(&record.entry)).await?;
+                    reply_once(svc, &inc, &t, &key, &record.entry).await?;
                     show_run(svc, &inc, &t, run_message.as_ref()).await?;
                 }
             }
             Some(t) => {
-                reply_once(svc, &inc, &t, &key, &reply_text(&record.entry)).await?;
+                reply_once(svc, &inc, &t, &key, &record.entry).await?;
                 // Editing to the current state is idempotent: safe to repeat.
                 svc.chat.update_root(&t, &card).await?;
                 show_run(svc, &inc, &t, run_message.as_ref()).await?;
@@ -257,16 +282,24 @@ async fn show_run(
     Ok(())
 }
 
+/// The thread reply for `entry`, sent once: a triage report goes with its
+/// feedback buttons, everything else as text.
 async fn reply_once(
     svc: &Services,
     inc: &Incident,
     t: &ThreadRef,
     key: &str,
-    text: &str,
+    entry: &firewatch_types::TimelineEntry,
 ) -> Result<(), DeliveryError> {
     let reply_key = format!("{key}#reply");
     if !done(svc, inc, &reply_key).await? {
-        svc.chat.reply(t, text).await?;
+        match &entry.kind {
+            TimelineKind::Triage { report } if report.id.is_some() => {
+                let message = crate::chat::triage_message(report, &entry.actor);
+                svc.chat.post_message(t, &message).await?;
+            }
+            _ => svc.chat.reply(t, &reply_text(entry)).await?,
+        }
         mark_done(svc, inc, &reply_key).await?;
     }
     Ok(())

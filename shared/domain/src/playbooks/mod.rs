@@ -58,6 +58,48 @@ impl Catalog {
     }
 }
 
+/// A catalog loaded the first time it is needed, so a function that needs
+/// it only now and then (the incidents function, for assisted triage) keeps
+/// its cold start short.
+pub struct LazyCatalog {
+    cell: tokio::sync::OnceCell<std::sync::Arc<Catalog>>,
+    load: Box<dyn Fn() -> futures_util::future::BoxFuture<'static, Catalog> + Send + Sync>,
+}
+
+impl LazyCatalog {
+    /// A catalog already loaded.
+    pub fn ready(catalog: std::sync::Arc<Catalog>) -> Self {
+        Self {
+            cell: tokio::sync::OnceCell::new_with(Some(catalog)),
+            load: Box::new(|| Box::pin(async { Catalog::default() })),
+        }
+    }
+
+    /// A catalog `load` reads on first use.
+    pub fn new<F, Fut>(load: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Catalog> + Send + 'static,
+    {
+        Self {
+            cell: tokio::sync::OnceCell::new(),
+            load: Box::new(move || Box::pin(load())),
+        }
+    }
+
+    pub async fn get(&self) -> std::sync::Arc<Catalog> {
+        self.cell
+            .get_or_init(|| async { std::sync::Arc::new((self.load)().await) })
+            .await
+            .clone()
+    }
+}
+
+/// The names of the playbooks offered for `inc`, in catalog order.
+pub fn offered_names(catalog: &Catalog, inc: &Incident) -> Vec<String> {
+    catalog.matching(inc).map(|p| p.name().to_owned()).collect()
+}
+
 /// True when the incident meets every condition of the playbook's `match`.
 pub fn matches(pb: &Playbook, inc: &Incident) -> bool {
     let m = &pb.matcher;

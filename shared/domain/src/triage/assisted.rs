@@ -298,15 +298,27 @@ fn parse_text_json(text: &str) -> Option<Value> {
     serde_json::from_str(text.get(start..=end)?).ok()
 }
 
-/// Runs assisted triage over `base`. `Ok` is the report to keep (assisted,
-/// or the deterministic one marked degraded under the fallback policy);
-/// `Err` is the strict policy's refusal.
+/// What one assisted triage came to: the report to keep (assisted, or the
+/// deterministic one marked degraded under the fallback policy) or the
+/// strict policy's refusal, and what telemetry records of it.
+#[derive(Debug)]
+pub struct Enriched {
+    pub result: Result<TriageReport, DomainError>,
+    pub provider: &'static str,
+    pub model: String,
+    /// Why the model gave no usable report, when it did not.
+    pub error_class: Option<&'static str>,
+    pub usage: TokenUsage,
+    pub latency_ms: u64,
+}
+
+/// Runs assisted triage over `base`.
 pub async fn enrich(
     llm: Option<&dyn Llm>,
     settings: &Settings,
     base: TriageReport,
     allowed: &Allowed,
-) -> Result<TriageReport, DomainError> {
+) -> Enriched {
     let started = Instant::now();
     let (provider, model) = llm
         .map(|l| (l.provider(), l.model()))
@@ -330,6 +342,14 @@ pub async fn enrich(
         }
     };
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let done = |result, error_class, usage| Enriched {
+        result,
+        provider,
+        model: model.clone(),
+        error_class,
+        usage,
+        latency_ms,
+    };
     match result {
         Ok((mut report, usage)) => {
             report.usage = Some(usage);
@@ -337,18 +357,22 @@ pub async fn enrich(
             report.evidence["assisted"]["provider"] = json!(provider);
             report.evidence["assisted"]["model"] = json!(model);
             report.evidence["assisted"]["fallback_used"] = json!(false);
-            Ok(report)
+            done(Ok(report), None, usage)
         }
         Err(e) => {
             let class = error_class(&e);
             tracing::warn!(provider, class, error = %e, "assisted triage failed");
             match settings.assisted_failure_policy {
-                AssistedPolicy::Strict => Err(DomainError::DependencyFailed {
-                    code: "assisted_mode_failed",
-                    message: format!(
-                        "assisted triage failed ({class}) and ASSISTED_FAILURE_POLICY is strict: nothing was written"
-                    ),
-                }),
+                AssistedPolicy::Strict => done(
+                    Err(DomainError::DependencyFailed {
+                        code: "assisted_mode_failed",
+                        message: format!(
+                            "assisted triage failed ({class}) and ASSISTED_FAILURE_POLICY is strict: nothing was written"
+                        ),
+                    }),
+                    Some(class),
+                    TokenUsage::default(),
+                ),
                 AssistedPolicy::Fallback => {
                     let mut report = base;
                     report.degraded = true;
@@ -362,7 +386,7 @@ pub async fn enrich(
                         "fallback_used": true,
                         "error_class": class,
                     });
-                    Ok(report)
+                    done(Ok(report), Some(class), TokenUsage::default())
                 }
             }
         }

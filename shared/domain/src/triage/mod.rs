@@ -9,6 +9,9 @@
 //! timeline (and so in the chat thread, through the outbox) and audits it.
 
 pub mod assisted;
+pub mod feedback;
+pub mod markdown;
+pub mod telemetry;
 
 use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{
@@ -19,6 +22,7 @@ use firewatch_types::{
 use crate::auth::require_role;
 use crate::change::Change;
 use crate::incidents;
+use crate::ports::{Condition, WriteOp};
 use crate::{DomainError, Services};
 
 /// The deterministic report's `mode`.
@@ -31,6 +35,53 @@ pub enum Requested {
     /// The model enriches the deterministic report (see [`assisted`]).
     Assisted,
 }
+
+impl Requested {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deterministic => "deterministic",
+            Self::Assisted => "assisted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "deterministic" => Some(Self::Deterministic),
+            "assisted" => Some(Self::Assisted),
+            _ => None,
+        }
+    }
+}
+
+/// How a triage is asked for.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub mode: Requested,
+    /// The playbooks offered for the incident, which assisted triage may name.
+    pub playbooks: Vec<String>,
+    /// The report's id when the caller fixes it in advance (a triage the
+    /// dispatcher performs for a chat click), so that performing it twice
+    /// writes one report. `None`: a new id.
+    pub report_id: Option<String>,
+}
+
+impl Ask {
+    pub fn mode(mode: Requested) -> Self {
+        Self {
+            mode,
+            playbooks: Vec::new(),
+            report_id: None,
+        }
+    }
+}
+
+/// A new report id: `trg_` and a ULID, so ids sort by time.
+pub fn new_report_id(svc: &Services) -> String {
+    format!("trg_{}", svc.ids.ulid())
+}
+
+/// In an incident's partition: its reports, sort key `TRIAGE#<report id>`.
+const REPORT_PREFIX: &str = "TRIAGE#";
 
 /// How far back history goes.
 pub const HISTORY_DAYS: i64 = 30;
@@ -394,6 +445,7 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
         inc.severity, inc.state, inc.source, inc.title
     );
     TriageReport {
+        id: None,
         mode: DETERMINISTIC_MODE.into(),
         requested_mode: "deterministic".into(),
         summary,
@@ -491,27 +543,34 @@ pub async fn run(
     principal: &Principal,
     id: &IncidentId,
 ) -> Result<TriageReport, DomainError> {
-    run_as(svc, principal, id, Requested::Deterministic, &[]).await
+    run_as(svc, principal, id, &Ask::mode(Requested::Deterministic)).await
 }
 
-/// [`run`] in the mode asked for. Assisted triage may name the runbooks of
-/// the incident and the `playbooks` offered for it. Under the strict policy
-/// a failed assisted triage writes nothing and answers
-/// `503 assisted_mode_failed`.
+/// [`run`] as asked. Assisted triage may name the runbooks of the incident
+/// and the playbooks offered for it; each assisted triage is counted in
+/// [`telemetry`]. Under the strict policy a failed assisted triage writes
+/// no report and answers `503 assisted_mode_failed`.
 pub async fn run_as(
     svc: &Services,
     principal: &Principal,
     id: &IncidentId,
-    requested: Requested,
-    playbooks: &[String],
+    ask: &Ask,
 ) -> Result<TriageReport, DomainError> {
     require_role(principal, Role::Responder, "triage an incident")?;
+    if let Some(rid) = &ask.report_id {
+        if let Some(done) = report(svc, &principal.tenant, id, rid).await? {
+            return Ok(done);
+        }
+    }
     let inc = incidents::get(svc, &principal.tenant, id).await?;
     let h = history(svc, &inc).await?;
     let mut report = deterministic(&inc, &h, svc.clock.now());
-    if requested == Requested::Assisted {
+    let report_id = ask.report_id.clone().unwrap_or_else(|| new_report_id(svc));
+    report.id = Some(report_id.clone());
+    let mut event = None;
+    if ask.mode == Requested::Assisted {
         report.requested_mode = "assisted".into();
-        for p in playbooks {
+        for p in &ask.playbooks {
             let id = format!("F{}", report.facts_used.len() + 1);
             report.facts_used.push(FactUsed {
                 id: id.clone(),
@@ -523,10 +582,60 @@ pub async fn run_as(
         }
         let allowed = assisted::Allowed {
             runbooks: report.runbook_references.clone(),
-            playbooks: playbooks.to_vec(),
+            playbooks: ask.playbooks.clone(),
         };
-        report = assisted::enrich(svc.llm.as_deref(), &svc.settings, report, &allowed).await?;
+        let out = assisted::enrich(svc.llm.as_deref(), &svc.settings, report, &allowed).await;
+        let mut ev = telemetry::Event {
+            id: svc.ids.ulid(),
+            at: svc.clock.now(),
+            incident_id: inc.id.clone(),
+            report_id: None,
+            status: telemetry::Status::Success,
+            provider: out.provider.to_owned(),
+            model: out.model.clone(),
+            error_class: out.error_class.map(Into::into),
+            input_tokens: out.usage.input_tokens,
+            output_tokens: out.usage.output_tokens,
+            latency_ms: out.latency_ms,
+        };
+        report = match out.result {
+            Ok(r) => r,
+            Err(e) => {
+                ev.status = telemetry::Status::Failed;
+                if let Err(w) = svc
+                    .store
+                    .transact(vec![telemetry::write(&ev, &inc.tenant)?])
+                    .await
+                {
+                    tracing::warn!(error = %w, "triage telemetry not recorded");
+                }
+                return Err(e);
+            }
+        };
+        if report.degraded {
+            ev.status = telemetry::Status::Fallback;
+        }
+        ev.report_id = Some(report_id.clone());
+        event = Some(ev);
     }
+    let assisted_ran = report.mode != DETERMINISTIC_MODE;
+    let reference = feedback::ReportRef {
+        report_id: report_id.clone(),
+        incident_id: inc.id.clone(),
+        mode: report.mode.clone(),
+        rule: report.rule.clone(),
+        provider: match &event {
+            Some(e) if assisted_ran => e.provider.clone(),
+            _ => "rules".into(),
+        },
+        model: match &event {
+            Some(e) if assisted_ran => e.model.clone(),
+            _ => String::new(),
+        },
+        generated_at: svc.clock.now(),
+    };
+    let tenant = inc.tenant.clone();
+    let incident_pk = crate::keys::incident_pk(&tenant, &inc.id);
     let mut change = Change::to(svc, inc);
     let e = change.entry(
         &principal.name,
@@ -534,8 +643,29 @@ pub async fn run_as(
             report: Box::new(report.clone()),
         },
     );
-    let after = serde_json::json!({"timeline_entry": e.id, "mode": report.mode, "requested_mode": report.requested_mode, "degraded": report.degraded, "rule": report.rule, "confidence": report.confidence});
+    let after = serde_json::json!({"timeline_entry": e.id, "report_id": report_id, "mode": report.mode, "requested_mode": report.requested_mode, "degraded": report.degraded, "rule": report.rule, "confidence": report.confidence});
     change.show(e);
+    change.also(WriteOp::Put {
+        item: crate::keys::item(
+            feedback::reports_pk(&tenant),
+            report_id.clone(),
+            1,
+            &reference,
+        )?,
+        condition: Condition::Absent,
+    });
+    change.also(WriteOp::Put {
+        item: crate::keys::item(
+            incident_pk,
+            format!("{REPORT_PREFIX}{report_id}"),
+            1,
+            &report,
+        )?,
+        condition: Condition::Absent,
+    });
+    if let Some(ev) = &event {
+        change.also(telemetry::write(ev, &tenant)?);
+    }
     change.audit(
         &principal.name,
         "incident.triage",
@@ -543,8 +673,141 @@ pub async fn run_as(
         after,
         None,
     );
+    match change.commit().await {
+        Ok(_) => Ok(report),
+        // The same report was written meanwhile (a redelivered effect).
+        Err(e) if e.is_lost_race() && ask.report_id.is_some() => {
+            match self::report(svc, &tenant, id, &report_id).await? {
+                Some(done) => Ok(done),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Report `report_id` of incident `id`, if it was written.
+pub async fn report(
+    svc: &Services,
+    tenant: &firewatch_types::TenantId,
+    id: &IncidentId,
+    report_id: &str,
+) -> Result<Option<TriageReport>, DomainError> {
+    match svc
+        .store
+        .get(
+            &crate::keys::incident_pk(tenant, id),
+            &format!("{REPORT_PREFIX}{report_id}"),
+        )
+        .await?
+    {
+        Some(item) => Ok(Some(crate::keys::decode(&item)?)),
+        None => Ok(None),
+    }
+}
+
+/// The newest report of incident `id`, for a viewer.
+pub async fn latest(
+    svc: &Services,
+    principal: &Principal,
+    id: &IncidentId,
+) -> Result<(Incident, TriageReport), DomainError> {
+    require_role(principal, Role::Viewer, "read a triage report")?;
+    let inc = incidents::get(svc, &principal.tenant, id).await?;
+    let page = svc
+        .store
+        .query(crate::ports::Query {
+            pk: crate::keys::incident_pk(&principal.tenant, id),
+            sk_prefix: REPORT_PREFIX.into(),
+            after: None,
+            limit: 1,
+            descending: true,
+        })
+        .await?;
+    match page.items.first() {
+        Some(item) => Ok((inc, crate::keys::decode(item)?)),
+        None => Err(DomainError::NotFound(format!(
+            "incident {id} has not been triaged yet"
+        ))),
+    }
+}
+
+/// Asks for a triage that runs after the caller has been answered: the
+/// request goes on the timeline (and into the thread) with an effect the
+/// dispatcher performs, whose report then follows in the thread. What a
+/// chat click uses for assisted triage, which may take longer than a click
+/// may wait. Returns the report id to come.
+pub async fn request(
+    svc: &Services,
+    principal: &Principal,
+    id: &IncidentId,
+    mode: Requested,
+    playbooks: Vec<String>,
+) -> Result<String, DomainError> {
+    require_role(principal, Role::Responder, "triage an incident")?;
+    let inc = incidents::get(svc, &principal.tenant, id).await?;
+    let report_id = new_report_id(svc);
+    let mut change = Change::to(svc, inc);
+    let e = change.entry(
+        &principal.name,
+        TimelineKind::TriageRequested {
+            mode: mode.as_str().into(),
+        },
+    );
+    change.show_with_effect(
+        e,
+        crate::outbox::Effect::Triage {
+            report_id: report_id.clone(),
+            mode: mode.as_str().into(),
+            actor: principal.name.clone(),
+            role: principal.role,
+            playbooks,
+        },
+    );
     change.commit().await?;
-    Ok(report)
+    Ok(report_id)
+}
+
+/// Performs a requested triage (the dispatcher's effect). A strict
+/// policy's refusal is written on the timeline, so the thread says why no
+/// report came; every other failure is the caller's to retry.
+pub async fn perform(
+    svc: &Services,
+    tenant: &firewatch_types::TenantId,
+    incident: &IncidentId,
+    report_id: &str,
+    mode: Requested,
+    principal: Principal,
+    playbooks: Vec<String>,
+) -> Result<(), DomainError> {
+    debug_assert_eq!(&principal.tenant, tenant);
+    let ask = Ask {
+        mode,
+        playbooks,
+        report_id: Some(report_id.to_owned()),
+    };
+    match run_as(svc, &principal, incident, &ask).await {
+        Ok(_) => Ok(()),
+        Err(DomainError::DependencyFailed { message, .. }) => {
+            let inc = incidents::get(svc, tenant, incident).await?;
+            let mut change = Change::to(svc, inc);
+            let mut e = change.entry(
+                "firewatch",
+                TimelineKind::Comment {
+                    text: format!("No triage report: {message}."),
+                },
+            );
+            // One note per request, however often the effect runs.
+            e.id = report_id.to_owned();
+            change.show(e);
+            match change.commit().await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_lost_race() => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -334,3 +334,16 @@ pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
         .finish();
     (captured, tracing::subscriber::set_default(subscriber))
 }
+
+/// The triage feedback of tenant `default`, as a viewer reads it.
+pub async fn triage_votes(svc: &Services) -> firewatch_domain::triage::feedback::Tally {
+    let viewer = firewatch_types::Principal {
+        tenant: firewatch_types::TenantId::default_tenant(),
+        name: "viewer".into(),
+        role: firewatch_types::Role::Viewer,
+    };
+    firewatch_domain::triage::feedback::summary(svc, &viewer)
+        .await
+        .expect("the feedback summary reads")
+        .overall
+}
