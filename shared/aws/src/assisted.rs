@@ -13,9 +13,18 @@ use firewatch_domain::triage::assisted::ModelConfig;
 
 use crate::{bedrock_client, BedrockLlm};
 
-/// The configured model, if any; an error names what is wrong.
+/// The model the environment configures, if any; an error names what is
+/// wrong.
 pub async fn assisted_model(sdk: &SdkConfig) -> Result<Option<Arc<dyn Llm>>, String> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    assisted_model_from(sdk, |k| std::env::var(k).ok()).await
+}
+
+/// [`assisted_model`] from the variables `var` gives.
+pub async fn assisted_model_from(
+    sdk: &SdkConfig,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Arc<dyn Llm>>, String> {
+    let var = |k: &str| var(k).filter(|v| !v.trim().is_empty());
     Ok(match ModelConfig::from_vars(var)? {
         ModelConfig::None => None,
         ModelConfig::Bedrock {

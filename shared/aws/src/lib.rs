@@ -19,7 +19,7 @@ mod s3;
 mod steps;
 
 #[cfg(feature = "assisted")]
-pub use assisted::assisted_model;
+pub use assisted::{assisted_model, assisted_model_from};
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::Client as DynamoClient;
 pub use aws_sdk_s3::Client as S3Client;

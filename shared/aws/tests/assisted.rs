@@ -1,0 +1,153 @@
+//! The model the functions build from their environment: an
+//! OpenAI-compatible key read from Secrets Manager (moto) and sent as the
+//! bearer token, never shown; Bedrock's credentials checked without a model
+//! call.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use firewatch_aws::assisted_model_from;
+use firewatch_domain::ports::LlmRequest;
+use serde_json::{json, Value};
+
+async fn sdk() -> aws_config::SdkConfig {
+    firewatch_aws::static_sdk_config("us-east-1", "AKIAFIREWATCHTEST", "firewatchtestsecret").await
+}
+
+fn moto() -> String {
+    std::env::var("FIREWATCH_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("FIREWATCH_TEST_S3_ENDPOINT is not set: run `bash tests/run.sh`, which starts the moto server")
+    })
+}
+
+fn vars(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+    move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+}
+
+fn request() -> LlmRequest {
+    LlmRequest {
+        system: "You triage.".into(),
+        prompt: "Facts: F1".into(),
+        tool_name: "triage_report",
+        schema: json!({"type": "object"}),
+        max_tokens: 100,
+    }
+}
+
+#[tokio::test]
+async fn the_openai_key_comes_from_secrets_manager_and_is_never_shown() {
+    // A chat-completions server that records the Authorization header.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let s = seen.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |headers: HeaderMap, Json(_): Json<Value>| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(
+                    headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned(),
+                );
+                Json(json!({
+                    "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "{\"summary\": 1}"}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sdk = sdk().await;
+    let mut b = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+    b = b.endpoint_url(moto());
+    let client = aws_sdk_secretsmanager::Client::from_conf(b.build());
+    let id = format!("firewatch/openai-{}", ulid::Ulid::new());
+    client
+        .create_secret()
+        .name(&id)
+        .secret_string("sk-firewatch-test-key\n")
+        .send()
+        .await
+        .unwrap();
+
+    let llm = assisted_model_from(
+        &sdk,
+        vars(vec![
+            ("OPENAI_BASE_URL", base.clone()),
+            ("OPENAI_MODEL", "gpt-4o-mini".into()),
+            ("OPENAI_API_KEY_SECRET_ID", id.clone()),
+            ("FIREWATCH_SECRETSMANAGER_ENDPOINT", moto()),
+        ]),
+    )
+    .await
+    .unwrap()
+    .expect("a model is configured");
+    assert_eq!(llm.provider(), "openai_compatible");
+    llm.complete(&request()).await.unwrap();
+    assert_eq!(seen.lock().unwrap()[0], "Bearer sk-firewatch-test-key");
+    let c = llm.credentials().await.unwrap();
+    assert!(!c.contains("sk-firewatch"), "{c}");
+
+    // A secret that does not exist: the error names it, and nothing else.
+    let e = assisted_model_from(
+        &sdk,
+        vars(vec![
+            ("OPENAI_BASE_URL", base),
+            ("OPENAI_MODEL", "gpt-4o-mini".into()),
+            ("OPENAI_API_KEY_SECRET_ID", "firewatch/absent".into()),
+            ("FIREWATCH_SECRETSMANAGER_ENDPOINT", moto()),
+        ]),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(e.contains("firewatch/absent"), "{e}");
+}
+
+#[tokio::test]
+async fn bedrock_credentials_are_checked_without_calling_the_model() {
+    let sdk = sdk().await;
+    let llm = assisted_model_from(
+        &sdk,
+        vars(vec![
+            (
+                "BEDROCK_MODEL_ID",
+                "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            ),
+            // Nothing listens here: a model call would fail.
+            ("FIREWATCH_BEDROCK_ENDPOINT", "http://127.0.0.1:9".into()),
+        ]),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(llm.provider(), "bedrock");
+    let ok = llm.credentials().await.unwrap();
+    assert!(!ok.contains("firewatchtestsecret"), "{ok}");
+
+    // No credentials provider at all.
+    let bare = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let llm = assisted_model_from(&bare, vars(vec![("BEDROCK_MODEL_ID", "m".into())]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(llm.credentials().await.is_err());
+
+    // Nothing configured: no model.
+    assert!(assisted_model_from(&sdk, vars(vec![]))
+        .await
+        .unwrap()
+        .is_none());
+}
