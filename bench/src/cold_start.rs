@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, checks, playbooks, schedules,
+    /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, checks, playbooks, schedules, pipelines,
     /// dispatch, slack, telegram, discord) picks the first request.
     #[arg(long, required = true)]
     function: Vec<String>,
@@ -171,6 +171,19 @@ fn event(function: &str, token: &str) -> String {
                 headers,
                 None,
                 false,
+            )
+        }
+        "pipelines" => {
+            // An OpenLineage START event, as the clients send it.
+            let ev = br#"{"eventType":"START","eventTime":"2026-11-20T12:00:00Z","run":{"runId":"01934b6e-0000-7000-8000-00000000c01d"},"job":{"namespace":"bench","name":"cold.start"},"inputs":[],"outputs":[{"namespace":"bench","name":"out"}],"producer":"https://github.com/OpenLineage/OpenLineage/tree/1.30.0/client/python","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"}"#;
+            let headers = serde_json::json!({"authorization": format!("Bearer {token}"), "content-type": "application/json", "host": host});
+            http_event(
+                "POST",
+                "/api/v1/lineage",
+                "POST /api/v1/lineage",
+                headers,
+                Some(base64::engine::general_purpose::STANDARD.encode(ev)),
+                true,
             )
         }
         "playbooks" => {

@@ -13,7 +13,9 @@
 //! - [`chat`]: cards, commands, buttons, routing rules and chat identities;
 //! - [`dispatch`]: delivering outbox records, retries and dead letters;
 //! - [`triage`]: the deterministic triage report;
-//! - [`playbooks`]: definitions, dry-runs, approvals, runs and rollbacks.
+//! - [`playbooks`]: definitions, dry-runs, approvals, runs and rollbacks;
+//! - [`schedules`]: heartbeats, smoke checks and freshness;
+//! - [`pipelines`]: OpenLineage runs, lineage impact and totals.
 
 // The base layer.
 pub mod auth;
@@ -31,6 +33,7 @@ pub mod chat;
 pub mod dispatch;
 pub mod incidents;
 pub mod ingest;
+pub mod pipelines;
 pub mod playbooks;
 pub mod schedules;
 pub mod triage;

@@ -25,10 +25,12 @@ pub enum SourceKind {
     Smoke,
     /// A provider whose alerts stopped arriving.
     Freshness,
+    /// A data pipeline run that failed or was aborted.
+    Pipelines,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 10] = [
+    pub const ALL: [SourceKind; 11] = [
         Self::Alertmanager,
         Self::Grafana,
         Self::Pagerduty,
@@ -39,12 +41,16 @@ impl SourceKind {
         Self::Heartbeat,
         Self::Smoke,
         Self::Freshness,
+        Self::Pipelines,
     ];
 
     /// True for firewatch's own checks: their alerts are raised by the
     /// scheduler and the ping routes, never posted as webhooks.
     pub fn is_internal(self) -> bool {
-        matches!(self, Self::Heartbeat | Self::Smoke | Self::Freshness)
+        matches!(
+            self,
+            Self::Heartbeat | Self::Smoke | Self::Freshness | Self::Pipelines
+        )
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -63,6 +69,7 @@ impl SourceKind {
             Self::Heartbeat => "heartbeat",
             Self::Smoke => "smoke",
             Self::Freshness => "freshness",
+            Self::Pipelines => "pipelines",
         }
     }
 }

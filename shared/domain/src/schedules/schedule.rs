@@ -91,7 +91,7 @@ impl Schedule {
         }
     }
 
-    fn check(&self) -> Result<(), DomainError> {
+    pub fn check(&self) -> Result<(), DomainError> {
         if let Self::Cron { expr, tz } = self {
             zone(tz)?;
             let cron = parse_cron(expr)?;

@@ -60,9 +60,10 @@ pub fn normalize(
         SourceKind::Cloudwatch => cloudwatch::parse(body)?,
         SourceKind::Generic => generic::parse(SourceKind::Generic, body)?,
         // firewatch's own checks raise alerts in the plain JSON shape.
-        SourceKind::Heartbeat | SourceKind::Smoke | SourceKind::Freshness => {
-            generic::parse(source, body)?
-        }
+        SourceKind::Heartbeat
+        | SourceKind::Smoke
+        | SourceKind::Freshness
+        | SourceKind::Pipelines => generic::parse(source, body)?,
     };
     for alert in &mut out.alerts {
         clean_alert(alert);

@@ -1,0 +1,237 @@
+//! The pipelines family: run events in, pipeline state, runs and lineage
+//! impact out.
+//!
+//! - `POST /api/v1/lineage` (responder; an API key as the bearer token, the
+//!   OpenLineage HTTP transport's `api_key`): an OpenLineage run, job or
+//!   dataset event, as Marquez accepts it → `201` (empty)
+//! - `POST /v1/pipelines/runs` (responder): a plain run report `{"pipeline",
+//!   "run_id", "status", "started_at", "ended_at", "cost", "error", "inputs",
+//!   "outputs"}` → `201` with the run
+//! - `PUT /v1/pipelines/{id}` (admin): team, domain, criticality, owner,
+//!   runbook URL, SLA
+//! - `GET /v1/summary`, `GET /v1/pipelines` (filters `team`, `domain`,
+//!   `criticality`, `state`; `cursor`, `limit`), `GET /v1/pipelines/{id}`,
+//!   `GET /v1/pipelines/{id}/runs` (`cursor` or `offset`, `limit`),
+//!   `GET /v1/runs/{run_id}`, `GET /v1/pipelines/{id}/impact` and its
+//!   deprecated alias `/lineage` (viewer)
+//!
+//! A pipeline id holds a `/` (`{namespace}/{name}`): in a path it is sent
+//! percent-encoded (`airflow%2Fetl.orders`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use firewatch_domain::pipelines::openlineage::{self, Event, PlainRun};
+use firewatch_domain::pipelines::read::{self, Filter};
+use firewatch_domain::pipelines::{self, impact, record, Config, Criticality, State as PlState};
+use firewatch_domain::Services;
+use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
+use serde::Deserialize;
+
+/// The pipelines routes, finished with the shared layers.
+pub fn router(services: Services) -> Router {
+    let r = Router::new()
+        .route("/api/v1/lineage", post(lineage))
+        .route("/v1/pipelines/runs", post(plain_run))
+        .route("/v1/summary", get(summary))
+        .route("/v1/pipelines", get(list))
+        .route("/v1/pipelines/{id}", get(show).put(configure))
+        .route("/v1/pipelines/{id}/runs", get(runs))
+        .route("/v1/pipelines/{id}/impact", get(impact_of))
+        .route("/v1/pipelines/{id}/lineage", get(lineage_alias))
+        .route("/v1/runs/{run_id}", get(run));
+    firewatch_web::finish(r, services)
+}
+
+/// `POST /api/v1/lineage`: Marquez answers `201 Created` with no body.
+async fn lineage(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<Response> {
+    match openlineage::parse(&body)? {
+        Event::Run(ev) => {
+            record::record(&svc, &p, *ev, &body).await?;
+        }
+        Event::Job {
+            pipeline,
+            inputs,
+            outputs,
+            job,
+        } => record::record_job(&svc, &p, &pipeline, &inputs, &outputs, &job).await?,
+        Event::Dataset => {
+            firewatch_domain::auth::require_role(
+                &p,
+                firewatch_types::Role::Responder,
+                "report lineage",
+            )?;
+        }
+    }
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn plain_run(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<(StatusCode, Json<record::Recorded>)> {
+    let report: PlainRun = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_run",
+            format!(
+                "not a run report: {}",
+                firewatch_domain::limits::truncate(&e.to_string(), 200)
+            ),
+        )
+    })?;
+    let ev = openlineage::plain(report)?;
+    let r = record::record(&svc, &p, ev, &body).await?;
+    let status = if r.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(r)))
+}
+
+async fn configure(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(config): ApiJson<Config>,
+) -> ApiResult<Json<pipelines::Pipeline>> {
+    Ok(Json(pipelines::configure(&svc, &p, &id, config).await?))
+}
+
+async fn summary(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<read::Summary>> {
+    Ok(Json(read::summary(&svc, &p).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    team: Option<String>,
+    domain: Option<String>,
+    criticality: Option<String>,
+    state: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+fn unknown(what: &str, v: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_query",
+        format!(
+            "unknown {what} {:?}",
+            firewatch_domain::limits::truncate(v, 40)
+        ),
+    )
+}
+
+async fn list(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<read::Page<read::PipelineView>>> {
+    let filter = Filter {
+        team: q.team,
+        domain: q.domain,
+        criticality: q
+            .criticality
+            .as_deref()
+            .map(|c| Criticality::parse(c).ok_or_else(|| unknown("criticality", c)))
+            .transpose()?,
+        state: q
+            .state
+            .as_deref()
+            .map(|s| PlState::parse(s).ok_or_else(|| unknown("state", s)))
+            .transpose()?,
+    };
+    Ok(Json(
+        read::list(&svc, &p, &filter, q.cursor, q.limit.unwrap_or(50)).await?,
+    ))
+}
+
+async fn show(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<read::PipelineView>> {
+    Ok(Json(read::pipeline(&svc, &p, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsQuery {
+    cursor: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn runs(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> ApiResult<Json<read::Page<record::Run>>> {
+    if q.cursor.is_some() && q.offset.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "give cursor or offset, not both",
+        ));
+    }
+    Ok(Json(
+        read::runs(
+            &svc,
+            &p,
+            &id,
+            q.cursor,
+            q.offset.unwrap_or(0),
+            q.limit.unwrap_or(50),
+        )
+        .await?,
+    ))
+}
+
+async fn run(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(run_id): ApiPath<String>,
+) -> ApiResult<Json<read::RunView>> {
+    Ok(Json(read::run(&svc, &p, &run_id).await?))
+}
+
+async fn impact_of(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<impact::Impact>> {
+    Ok(Json(impact::impact(&svc, &p, &id).await?))
+}
+
+/// The deprecated alias of `…/impact`: the same answer, marked.
+async fn lineage_alias(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let mut g = impact::impact(&svc, &p, &id).await?;
+    g.deprecated = Some(true);
+    g.replacement_endpoint = Some(format!(
+        "/v1/pipelines/{}/impact",
+        id.replace('%', "%25").replace('/', "%2F")
+    ));
+    Ok((
+        [
+            ("deprecation", "true"),
+            (
+                "link",
+                "</v1/pipelines/{id}/impact>; rel=\"successor-version\"",
+            ),
+        ],
+        Json(g),
+    )
+        .into_response())
+}

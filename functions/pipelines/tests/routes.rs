@@ -1,0 +1,639 @@
+//! The pipelines routes, in process through the real router: OpenLineage
+//! events as the spec's examples show them, plain run reports, incidents
+//! from failed runs, lineage impact, and bad input.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use firewatch_domain::Services;
+use firewatch_types::{IncidentState, Role, SourceKind, TenantId};
+use firewatch_web::testing::{fixture, get, json_request, send, services_with_keys, Answer, Keys};
+use serde_json::{json, Value};
+
+async fn setup() -> (Services, Keys, axum::Router) {
+    let (svc, keys) = services_with_keys().await;
+    let app = firewatch_pipelines::router(svc.clone());
+    (svc, keys, app)
+}
+
+async fn post(app: &axum::Router, token: &str, path: &str, body: &Value) -> Answer {
+    send(
+        app,
+        json_request(Method::POST, path, Some(token), body.to_string()),
+    )
+    .await
+}
+
+/// A run event as the OpenLineage clients send it.
+fn ol(kind: &str, time: &str, run: &str, job: &str, inputs: &[&str], outputs: &[&str]) -> Value {
+    let ds = |names: &[&str]| -> Vec<Value> {
+        names
+            .iter()
+            .map(|n| json!({"namespace": "warehouse", "name": n, "facets": {}}))
+            .collect()
+    };
+    json!({
+        "eventType": kind,
+        "eventTime": time,
+        "run": {"runId": run, "facets": {}},
+        "job": {"namespace": "airflow", "name": job, "facets": {}},
+        "inputs": ds(inputs),
+        "outputs": ds(outputs),
+        "producer": "https://github.com/OpenLineage/OpenLineage/tree/1.30.0/client/python",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+    })
+}
+
+const RUN1: &str = "01934b6e-0000-7000-8000-000000000001";
+const RUN2: &str = "01934b6e-0000-7000-8000-000000000002";
+
+async fn incidents_of(svc: &Services) -> Vec<firewatch_types::Incident> {
+    firewatch_domain::incidents::list(
+        svc,
+        &TenantId::default_tenant(),
+        &Default::default(),
+        None,
+        100,
+    )
+    .await
+    .unwrap()
+    .items
+    .into_iter()
+    .filter(|i| i.source == SourceKind::Pipelines)
+    .collect()
+}
+
+#[tokio::test]
+async fn the_specs_example_events_are_accepted_as_marquez_accepts_them() {
+    let (_, keys, app) = setup().await;
+    for f in [
+        "start_minimal.json",
+        "complete_full.json",
+        "job_event.json",
+        "dataset_event.json",
+    ] {
+        let a = send(
+            &app,
+            json_request(
+                Method::POST,
+                "/api/v1/lineage",
+                Some(&keys.responder),
+                String::from_utf8(fixture(&format!("openlineage/{f}"))).unwrap(),
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{f}: {}", a.text);
+        assert!(a.text.is_empty(), "{f}: Marquez answers no body");
+    }
+    // The full example's job, its facets and its datasets are kept.
+    let a = send(
+        &app,
+        get(
+            "/v1/pipelines/my-scheduler-namespace%2Fmyjob.mytask",
+            &keys.viewer,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["state"], "succeeded");
+    assert_eq!(a.json["namespace"], "my-scheduler-namespace");
+    assert_eq!(a.json["job"]["description"], "string");
+    assert_eq!(
+        a.json["outputs"],
+        json!(["my-datasource-namespace/instance.schema.table"])
+    );
+    let r = send(
+        &app,
+        get(
+            "/v1/runs/ea041791-68bc-4ae1-bd89-4c8106a157e4",
+            &keys.viewer,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["status"], "completed");
+    assert_eq!(
+        r.json["parent"],
+        json!([
+            "my-scheduler-namespace/myjob.mytask",
+            "3f5e83fa-3480-44ff-99c5-ff943904e5e8"
+        ])
+    );
+    assert_eq!(r.json["nominal_time"], "2020-12-17T03:00:00.001Z");
+    assert_eq!(r.json["event_log"][0]["event_type"], "COMPLETE");
+    // Unknown facets are kept with the event, not refused.
+    assert!(r.json["event_log"][0]["body"]["run"]["facets"]["tags"].is_object());
+}
+
+#[tokio::test]
+async fn redelivered_and_out_of_order_events_give_the_same_run() {
+    let (_, keys, app) = setup().await;
+    let start = ol(
+        "START",
+        "2026-11-30T06:00:00Z",
+        RUN1,
+        "etl.orders",
+        &["raw.orders"],
+        &[],
+    );
+    let complete = ol(
+        "COMPLETE",
+        "2026-11-30T06:20:00Z",
+        RUN1,
+        "etl.orders",
+        &[],
+        &["mart.orders"],
+    );
+    // COMPLETE first, then START, then both again.
+    for ev in [&complete, &start, &complete, &start] {
+        let a = post(&app, &keys.responder, "/api/v1/lineage", ev).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let r = send(&app, get(&format!("/v1/runs/{RUN1}"), &keys.viewer)).await;
+    assert_eq!(r.json["status"], "completed", "{}", r.text);
+    assert_eq!(r.json["started_at"], "2026-11-30T06:00:00Z");
+    assert_eq!(r.json["ended_at"], "2026-11-30T06:20:00Z");
+    assert_eq!(
+        r.json["events"],
+        json!({"COMPLETE": 1, "START": 1}),
+        "redeliveries are not counted"
+    );
+    assert_eq!(r.json["event_log"].as_array().unwrap().len(), 2);
+    assert_eq!(r.json["inputs"], json!(["warehouse/raw.orders"]));
+    assert_eq!(r.json["outputs"], json!(["warehouse/mart.orders"]));
+    let p = send(
+        &app,
+        get("/v1/pipelines/airflow%2Fetl.orders", &keys.viewer),
+    )
+    .await;
+    assert_eq!(p.json["state"], "succeeded");
+    assert_eq!(p.json["runs_7d"], 1, "{}", p.text);
+    assert_eq!(p.json["mean_duration_ms_7d"], 20 * 60 * 1000);
+}
+
+#[tokio::test]
+async fn a_failed_run_opens_one_incident_with_impact_and_runbook_and_a_success_resolves_it() {
+    let (svc, keys, app) = setup().await;
+    // etl.orders feeds mart.orders, which two reports read.
+    let now = chrono::Utc::now();
+    let at = |mins: i64| (now - chrono::Duration::minutes(mins)).to_rfc3339();
+    for (job, input) in [
+        ("report.finance", "mart.orders"),
+        ("report.ops", "mart.orders"),
+    ] {
+        let a = post(
+            &app,
+            &keys.responder,
+            "/api/v1/lineage",
+            &json!({"job": {"namespace": "airflow", "name": job}, "inputs": [{"namespace": "warehouse", "name": input}], "outputs": [], "eventTime": at(60), "producer": "p", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/JobEvent"}),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let a = send(
+        &app,
+        json_request(
+            Method::PUT,
+            "/v1/pipelines/airflow%2Fetl.orders",
+            Some(&keys.admin),
+            json!({"team": "data", "criticality": "high", "runbook_url": "https://runbooks.example/etl-orders"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+
+    let mut fail = ol(
+        "FAIL",
+        &at(10),
+        RUN1,
+        "etl.orders",
+        &["raw.orders"],
+        &["mart.orders"],
+    );
+    fail["run"]["facets"]["errorMessage"] = json!({"_producer": "p", "_schemaURL": "https://openlineage.io/spec/facets/1-0-0/ErrorMessageRunFacet.json", "message": "relation raw.orders does not exist", "programmingLanguage": "SQL"});
+    for _ in 0..2 {
+        let a = post(&app, &keys.responder, "/api/v1/lineage", &fail).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let incs = incidents_of(&svc).await;
+    assert_eq!(incs.len(), 1, "one incident, however often the event comes");
+    let inc = &incs[0];
+    assert_eq!(inc.state, IncidentState::Open);
+    assert_eq!(
+        inc.severity,
+        firewatch_types::Severity::Sev2,
+        "criticality high"
+    );
+    assert!(
+        inc.title.contains("relation raw.orders does not exist"),
+        "{}",
+        inc.title
+    );
+    assert_eq!(inc.labels["pipeline"], "airflow/etl.orders");
+    assert_eq!(inc.labels["team"], "data");
+    assert!(
+        inc.annotations["impact"].contains("2 downstream consumers"),
+        "{:?}",
+        inc.annotations
+    );
+    assert!(inc.annotations["impact"].contains("airflow/report.finance"));
+    assert!(inc
+        .links
+        .iter()
+        .any(|l| l.href == "https://runbooks.example/etl-orders"
+            && l.text.as_deref() == Some("runbook")));
+
+    // The summary counts it as failing, with the assets it hits.
+    let s = send(&app, get("/v1/summary", &keys.viewer)).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    assert_eq!(s.json["by_state"]["failed"], 1);
+    assert_eq!(s.json["failing"], json!(["airflow/etl.orders"]));
+    assert_eq!(
+        s.json["top_impacted_downstream_assets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(s.json["sla_breaches"].is_null());
+    assert!(!s.json["warnings"].as_array().unwrap().is_empty());
+
+    // A later successful run resolves it; a late START of the failed run changes nothing.
+    let ok = ol(
+        "COMPLETE",
+        &at(2),
+        RUN2,
+        "etl.orders",
+        &[],
+        &["mart.orders"],
+    );
+    assert_eq!(
+        post(&app, &keys.responder, "/api/v1/lineage", &ok)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let late = ol("START", &at(30), RUN1, "etl.orders", &[], &[]);
+    assert_eq!(
+        post(&app, &keys.responder, "/api/v1/lineage", &late)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let incs = incidents_of(&svc).await;
+    assert_eq!(incs.len(), 1);
+    assert_eq!(incs[0].state, IncidentState::Resolved);
+    let p = send(
+        &app,
+        get("/v1/pipelines/airflow%2Fetl.orders", &keys.viewer),
+    )
+    .await;
+    assert_eq!(p.json["state"], "succeeded", "{}", p.text);
+    assert_eq!(p.json["last_run"]["run_id"], RUN2);
+    assert_eq!(p.json["runs_7d"], 2);
+    assert_eq!(p.json["failures_7d"], 1);
+
+    // Its runs, newest first, by cursor and by offset.
+    let r = send(
+        &app,
+        get(
+            "/v1/pipelines/airflow%2Fetl.orders/runs?limit=1",
+            &keys.viewer,
+        ),
+    )
+    .await;
+    assert_eq!(r.json["items"][0]["run_id"], RUN2, "{}", r.text);
+    let cursor = r.json["next_cursor"].as_str().unwrap().to_owned();
+    let r2 = send(
+        &app,
+        get(
+            &format!(
+                "/v1/pipelines/airflow%2Fetl.orders/runs?limit=1&cursor={}",
+                cursor
+                    .replace('#', "%23")
+                    .replace(':', "%3A")
+                    .replace('+', "%2B")
+            ),
+            &keys.viewer,
+        ),
+    )
+    .await;
+    assert_eq!(r2.json["items"][0]["run_id"], RUN1, "{}", r2.text);
+    let r3 = send(
+        &app,
+        get(
+            "/v1/pipelines/airflow%2Fetl.orders/runs?offset=1",
+            &keys.viewer,
+        ),
+    )
+    .await;
+    assert_eq!(r3.json["items"][0]["run_id"], RUN1, "{}", r3.text);
+    assert_eq!(r3.json["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn impact_walks_a_diamond_once_and_stops_on_a_cycle() {
+    let (_, keys, app) = setup().await;
+    // Diamond: a → (x) → b, c → (y, z) → d. Cycle: d → (w) → a.
+    let edges: [(&str, &[&str], &[&str]); 4] = [
+        ("a", &["w"], &["x"]),
+        ("b", &["x"], &["y"]),
+        ("c", &["x"], &["z"]),
+        ("d", &["y", "z"], &["w"]),
+    ];
+    for (n, (job, inputs, outputs)) in edges.iter().enumerate() {
+        let run = format!("01934b6e-0000-7000-8000-00000000010{n}");
+        let ev = ol(
+            "COMPLETE",
+            "2026-11-30T06:00:00Z",
+            &run,
+            job,
+            inputs,
+            outputs,
+        );
+        assert_eq!(
+            post(&app, &keys.responder, "/api/v1/lineage", &ev)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+    }
+    let a = send(&app, get("/v1/pipelines/airflow%2Fa/impact", &keys.viewer)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let consumers: Vec<(&str, u64)> = a.json["downstream_consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["pipeline"].as_str().unwrap(),
+                c["depth"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        consumers,
+        [("airflow/b", 1), ("airflow/c", 1), ("airflow/d", 2)],
+        "d once, though two paths reach it; a not again through the cycle"
+    );
+    assert_eq!(a.json["downstream_datasets"].as_array().unwrap().len(), 4);
+    assert_eq!(a.json["degraded"], false);
+    assert!(a.json["edges"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"from": "warehouse/w", "to": "airflow/a"})));
+
+    // The deprecated alias answers the same, marked.
+    let l = send(&app, get("/v1/pipelines/airflow%2Fa/lineage", &keys.viewer)).await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.text);
+    assert_eq!(l.json["deprecated"], true);
+    assert_eq!(
+        l.json["replacement_endpoint"],
+        "/v1/pipelines/airflow%2Fa/impact"
+    );
+    assert_eq!(
+        l.json["downstream_consumers"],
+        a.json["downstream_consumers"]
+    );
+
+    // A pipeline with no outputs known: degraded, with a warning.
+    let lone = ol(
+        "START",
+        "2026-11-30T06:00:00Z",
+        "01934b6e-0000-7000-8000-000000000199",
+        "lonely",
+        &[],
+        &[],
+    );
+    post(&app, &keys.responder, "/api/v1/lineage", &lone).await;
+    let g = send(
+        &app,
+        get("/v1/pipelines/airflow%2Flonely/impact", &keys.viewer),
+    )
+    .await;
+    assert_eq!(g.json["degraded"], true, "{}", g.text);
+    assert!(g.json["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("no lineage"));
+}
+
+#[tokio::test]
+async fn plain_run_reports_count_cost_and_duration() {
+    let (_, keys, app) = setup().await;
+    let now = chrono::Utc::now();
+    let report = json!({
+        "pipeline": "nightly-export", "run_id": "r-1", "status": "succeeded",
+        "started_at": (now - chrono::Duration::minutes(40)).to_rfc3339(),
+        "ended_at": (now - chrono::Duration::minutes(10)).to_rfc3339(),
+        "cost": {"amount": 12.5, "currency": "EUR"}, "outputs": ["s3://exports/nightly"]
+    });
+    let a = post(&app, &keys.responder, "/v1/pipelines/runs", &report).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let again = post(&app, &keys.responder, "/v1/pipelines/runs", &report).await;
+    assert_eq!(again.status, StatusCode::OK, "a redelivery: {}", again.text);
+    assert_eq!(again.json["duplicate"], true);
+    let s = send(&app, get("/v1/summary", &keys.viewer)).await;
+    assert_eq!(s.json["cost_24h"]["EUR"], 12.5, "{}", s.text);
+    assert_eq!(s.json["cost_7d"]["EUR"], 12.5);
+    assert_eq!(s.json["runs_24h"], 1);
+    let p = send(&app, get("/v1/pipelines/nightly-export", &keys.viewer)).await;
+    assert_eq!(p.json["mean_duration_ms_7d"], 30 * 60 * 1000, "{}", p.text);
+    assert_eq!(p.json["cost_7d"]["EUR"], 12.5);
+    let l = send(&app, get("/v1/pipelines?state=succeeded", &keys.viewer)).await;
+    assert_eq!(l.json["items"].as_array().unwrap().len(), 1, "{}", l.text);
+    let none = send(&app, get("/v1/pipelines?state=failed", &keys.viewer)).await;
+    assert!(none.json["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_clearly_and_changes_nothing() {
+    let (_, keys, app) = setup().await;
+    let good = ol(
+        "START",
+        "2026-11-30T06:00:00Z",
+        RUN1,
+        "etl.orders",
+        &[],
+        &[],
+    );
+    let mut cases: Vec<(String, Value, &str, StatusCode)> = Vec::new();
+    let mut bad_type = good.clone();
+    bad_type["eventType"] = json!("EXPLODE");
+    cases.push((
+        "eventType".into(),
+        bad_type,
+        &keys.responder,
+        StatusCode::BAD_REQUEST,
+    ));
+    let mut bad_run = good.clone();
+    bad_run["run"]["runId"] = json!("run-1");
+    cases.push((
+        "runId".into(),
+        bad_run,
+        &keys.responder,
+        StatusCode::BAD_REQUEST,
+    ));
+    let mut bad_time = good.clone();
+    bad_time["eventTime"] = json!("yesterday");
+    cases.push((
+        "eventTime".into(),
+        bad_time,
+        &keys.responder,
+        StatusCode::BAD_REQUEST,
+    ));
+    cases.push((
+        "no job".into(),
+        json!({"run": {"runId": RUN1}, "eventTime": "2026-11-30T06:00:00Z"}),
+        &keys.responder,
+        StatusCode::BAD_REQUEST,
+    ));
+    cases.push((
+        "viewer".into(),
+        good.clone(),
+        &keys.viewer,
+        StatusCode::FORBIDDEN,
+    ));
+    for (what, body, token, status) in cases {
+        let a = post(&app, token, "/api/v1/lineage", &body).await;
+        assert_eq!(a.status, status, "{what}: {}", a.text);
+    }
+    for (body, status) in [
+        ("{not json".to_owned(), StatusCode::BAD_REQUEST),
+        ("x".repeat(2 * 1024 * 1024), StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let a = send(
+            &app,
+            json_request(Method::POST, "/api/v1/lineage", Some(&keys.responder), body),
+        )
+        .await;
+        assert_eq!(a.status, status, "{}", a.text);
+    }
+    let anon = send(
+        &app,
+        Request::post("/api/v1/lineage")
+            .header("content-type", "application/json")
+            .body(Body::from(good.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+    for (body, what) in [
+        (
+            json!({"pipeline": "p", "run_id": "r", "status": "exploded", "ended_at": "2026-11-30T06:00:00Z"}),
+            "status",
+        ),
+        (
+            json!({"pipeline": "p", "run_id": "r", "status": "failed"}),
+            "times",
+        ),
+        (
+            json!({"pipeline": "p", "run_id": "r", "status": "succeeded", "started_at": "2026-11-30T07:00:00Z", "ended_at": "2026-11-30T06:00:00Z"}),
+            "order",
+        ),
+        (
+            json!({"pipeline": "p", "run_id": "r", "status": "succeeded", "ended_at": "2026-11-30T06:00:00Z", "cost": -3}),
+            "cost",
+        ),
+        (
+            json!({"pipeline": "p", "run_id": "r", "status": "succeeded", "ended_at": "2026-11-30T06:00:00Z", "surprise": 1}),
+            "unknown field",
+        ),
+    ] {
+        let a = post(&app, &keys.responder, "/v1/pipelines/runs", &body).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{what}: {}", a.text);
+    }
+    let cfg = send(
+        &app,
+        json_request(
+            Method::PUT,
+            "/v1/pipelines/p",
+            Some(&keys.responder),
+            "{}".to_owned(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        cfg.status,
+        StatusCode::FORBIDDEN,
+        "admin only: {}",
+        cfg.text
+    );
+    let cfg = send(
+        &app,
+        json_request(
+            Method::PUT,
+            "/v1/pipelines/p",
+            Some(&keys.admin),
+            r#"{"sla": {"cron": "every day"}}"#.to_owned(),
+        ),
+    )
+    .await;
+    assert_eq!(cfg.status, StatusCode::BAD_REQUEST, "{}", cfg.text);
+    let bad_filter = send(&app, get("/v1/pipelines?state=melting", &keys.viewer)).await;
+    assert_eq!(bad_filter.status, StatusCode::BAD_REQUEST);
+    let both = send(
+        &app,
+        get("/v1/pipelines/p/runs?offset=1&cursor=x", &keys.viewer),
+    )
+    .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+
+    // Nothing was recorded by any of it.
+    let s = send(&app, get("/v1/summary", &keys.viewer)).await;
+    assert_eq!(s.json["pipelines"], 0, "{}", s.text);
+}
+
+#[tokio::test]
+async fn another_tenant_sees_nothing_on_any_route() {
+    let (svc, keys, app) = setup().await;
+    let ev = ol(
+        "FAIL",
+        "2026-11-30T06:00:00Z",
+        RUN1,
+        "etl.orders",
+        &["raw.orders"],
+        &["mart.orders"],
+    );
+    assert_eq!(
+        post(&app, &keys.responder, "/api/v1/lineage", &ev)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let other = TenantId::parse("acme").unwrap();
+    let token = firewatch_domain::auth::create_api_key(&svc, &other, "acme-admin", Role::Admin)
+        .await
+        .unwrap();
+    for path in [
+        "/v1/pipelines/airflow%2Fetl.orders",
+        "/v1/pipelines/airflow%2Fetl.orders/runs",
+        "/v1/pipelines/airflow%2Fetl.orders/impact",
+        "/v1/pipelines/airflow%2Fetl.orders/lineage",
+        &format!("/v1/runs/{RUN1}"),
+    ] {
+        let a = send(&app, get(path, &token)).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text);
+    }
+    let s = send(&app, get("/v1/summary", &token)).await;
+    assert_eq!(s.json["pipelines"], 0, "{}", s.text);
+    let l = send(&app, get("/v1/pipelines", &token)).await;
+    assert!(l.json["items"].as_array().unwrap().is_empty());
+    // The same run id from the other tenant is its own run.
+    let a = post(
+        &app,
+        &token,
+        "/api/v1/lineage",
+        &ol(
+            "COMPLETE",
+            "2026-11-30T07:00:00Z",
+            RUN1,
+            "etl.orders",
+            &[],
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let mine = send(&app, get(&format!("/v1/runs/{RUN1}"), &keys.viewer)).await;
+    assert_eq!(mine.json["status"], "failed");
+}

@@ -1,0 +1,565 @@
+//! Pipelines: the data team's control tower. Runs arrive as OpenLineage run
+//! events (exactly as Marquez accepts them on `POST /api/v1/lineage`) or as
+//! plain run reports; each pipeline (an OpenLineage job: namespace + name)
+//! keeps its state, its last run, the datasets it reads and writes, and its
+//! configuration (team, domain, criticality, owner, runbook). A failed or
+//! aborted run raises an alert (source `pipelines`) through the normal
+//! incident flow; a later successful run resolves it. See docs/PIPELINES.md.
+//!
+//! - [`openlineage`]: the run event as the spec defines it, read into a
+//!   [`RunEvent`];
+//! - [`record`]: the one write path of a run event (redelivery and any
+//!   order of arrival change nothing twice);
+//! - [`impact`]: the downstream graph from lineage;
+//! - [`read`]: the summary, pipeline and run reads.
+//!
+//! Aggregates (per pipeline per day, per tenant per hour: runs, failures,
+//! duration, cost) are kept as events arrive, so summary reads never scan
+//! runs.
+
+pub mod impact;
+pub mod openlineage;
+pub mod read;
+pub mod record;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use firewatch_types::{Principal, Role, Severity, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::require_role;
+use crate::ports::{Condition, StoreError, WriteOp};
+use crate::{keys, DomainError, Services};
+
+/// Longest pipeline id, run id or dataset name kept.
+pub const MAX_ID: usize = 256;
+/// Input and output datasets kept per run and per pipeline.
+pub const MAX_DATASETS: usize = 25;
+/// Bytes of an event kept with its run (redacted); larger events keep
+/// their facets' names only.
+pub const MAX_STORED_EVENT: usize = 32 * 1024;
+
+/// Pipelines of a tenant, sort key the pipeline id.
+pub fn pipelines_pk(t: &TenantId) -> String {
+    format!("{t}#PL")
+}
+
+/// Runs of a tenant, sort key the run id.
+pub fn runs_pk(t: &TenantId) -> String {
+    format!("{t}#PLRUN")
+}
+
+/// One pipeline's partition: its runs by time (`RUN#{time}#{run id}`) and
+/// its daily aggregates (`DAY#{yyyy-mm-dd}`).
+pub fn pipeline_pk(t: &TenantId, id: &str) -> String {
+    format!("{t}#PL#{id}")
+}
+
+/// One run's events, sort key `EV#{event time}#{sha256 prefix}`.
+pub fn run_events_pk(t: &TenantId, run_id: &str) -> String {
+    format!("{t}#PLRUN#{run_id}")
+}
+
+/// A tenant's hourly totals, sort key `{yyyy-mm-ddThh}`.
+pub fn hours_pk(t: &TenantId) -> String {
+    format!("{t}#PLHOUR")
+}
+
+/// Who reads a dataset and who writes it: sort keys `C#{pipeline}` and
+/// `P#{pipeline}` under the dataset's partition.
+pub fn dataset_pk(t: &TenantId, dataset: &str) -> String {
+    format!("{t}#DS#{dataset}")
+}
+
+/// How much a pipeline matters to the business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Criticality {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Criticality {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            "critical" => Some(Self::Critical),
+            _ => None,
+        }
+    }
+
+    /// The severity of the incident a failed run of the pipeline opens.
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::Critical => Severity::Sev1,
+            Self::High => Severity::Sev2,
+            Self::Medium => Severity::Sev3,
+            Self::Low => Severity::Sev4,
+        }
+    }
+}
+
+/// A pipeline's expected timing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sla {
+    /// A cron expression of when runs are expected to start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// The IANA time zone of `cron` (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+    /// Or: at most this long between two runs (`90m`, `1d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<String>,
+    /// At most this long per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
+    /// Outputs older than this are stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<String>,
+}
+
+/// What an admin sets on a pipeline (`PUT /v1/pipelines/{id}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criticality: Option<Criticality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<Sla>,
+}
+
+/// Where a pipeline stands: the outcome of its newest finished run, or
+/// `running` while a newer run is under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Known from configuration only: no run yet.
+    Unknown,
+    Running,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        Self::Unknown,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A run's status: what its newest event (by event time) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Aborted,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        self != Self::Running
+    }
+
+    pub fn state(self) -> State {
+        match self {
+            Self::Running => State::Running,
+            Self::Completed => State::Succeeded,
+            Self::Failed => State::Failed,
+            Self::Aborted => State::Aborted,
+        }
+    }
+}
+
+/// An amount of money.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub amount: f64,
+    /// ISO 4217 (`USD`).
+    pub currency: String,
+}
+
+/// A run as its newest summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastRun {
+    pub run_id: String,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the job's facets say about the pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// From the `ownership` job facet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
+    /// From the `documentation` job facet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// From the `jobType` job facet: `processingType`, `integration`, `jobType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_type: Option<String>,
+    /// From the `processing_engine` run facet: `name version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_engine: Option<String>,
+}
+
+/// A pipeline as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub id: String,
+    /// The OpenLineage job namespace, when runs come from OpenLineage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub config: Config,
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    /// The event time of the newest finished run's last event: what decides
+    /// whether a late event changes the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_finished_at: Option<DateTime<Utc>>,
+    /// Newest start seen (any run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub job: JobInfo,
+    /// True while a failed run's alert is open.
+    #[serde(default)]
+    pub alerting: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Pipeline {
+    fn new(id: &str, now: DateTime<Utc>) -> Self {
+        let (namespace, name) = match id.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                (Some(ns.to_owned()), name.to_owned())
+            }
+            _ => (None, id.to_owned()),
+        };
+        Self {
+            id: id.to_owned(),
+            namespace,
+            name,
+            config: Config::default(),
+            state: State::Unknown,
+            last_run: None,
+            last_finished_at: None,
+            last_started_at: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            job: JobInfo::default(),
+            alerting: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A pipeline's id: `{namespace}/{name}` for an OpenLineage job, or the
+/// `pipeline` of a plain run report. Checked: not empty, at most
+/// [`MAX_ID`] bytes, no control characters.
+pub fn check_id(what: &str, id: &str) -> Result<(), DomainError> {
+    if id.trim().is_empty() || id.len() > MAX_ID || id.chars().any(char::is_control) {
+        return Err(DomainError::bad_input(
+            "invalid_id",
+            format!("{what} must be 1 to {MAX_ID} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The id of OpenLineage job `namespace`/`name`.
+pub fn job_id(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// Reads pipeline `id` with its version (`None`: not stored).
+pub async fn load(
+    svc: &Services,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<(Pipeline, u64)>, DomainError> {
+    match svc.store.get(&pipelines_pk(tenant), id).await? {
+        Some(item) => Ok(Some((keys::decode(&item)?, item.version))),
+        None => Ok(None),
+    }
+}
+
+/// Pipeline `id` for a viewer.
+pub async fn get(svc: &Services, p: &Principal, id: &str) -> Result<Pipeline, DomainError> {
+    require_role(p, Role::Viewer, "read pipelines")?;
+    check_id("the pipeline id", id)?;
+    load(svc, &p.tenant, id)
+        .await?
+        .map(|(pl, _)| pl)
+        .ok_or_else(|| {
+            DomainError::NotFound(format!("no pipeline {}", crate::limits::truncate(id, 80)))
+        })
+}
+
+fn check_text(what: &str, v: &Option<String>, max: usize) -> Result<(), DomainError> {
+    match v {
+        Some(s) if s.len() > max || s.chars().any(char::is_control) => Err(DomainError::bad_input(
+            "invalid_pipeline",
+            format!("{what} must be at most {max} bytes without control characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a configuration: bounded texts, an http(s) runbook URL, and an SLA
+/// whose cron, time zone and durations parse.
+pub fn check_config(c: &Config) -> Result<(), DomainError> {
+    check_text("team", &c.team, 100)?;
+    check_text("domain", &c.domain, 100)?;
+    check_text("owner", &c.owner, 200)?;
+    check_text("runbook_url", &c.runbook_url, 2000)?;
+    if let Some(u) = &c.runbook_url {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            return Err(DomainError::bad_input(
+                "invalid_pipeline",
+                "runbook_url must be an http(s) URL",
+            ));
+        }
+    }
+    if let Some(sla) = &c.sla {
+        let bad = |m: String| DomainError::bad_input("invalid_sla", m);
+        if let Some(cron) = &sla.cron {
+            let spec = crate::schedules::schedule::Schedule::Cron {
+                expr: cron.clone(),
+                tz: sla.tz.clone().unwrap_or_else(|| "UTC".into()),
+            };
+            spec.check()?;
+        } else if sla.tz.is_some() {
+            return Err(bad("tz goes with cron".into()));
+        }
+        for (what, v) in [
+            ("max_interval", &sla.max_interval),
+            ("max_duration", &sla.max_duration),
+            ("freshness", &sla.freshness),
+        ] {
+            if let Some(v) = v {
+                crate::playbooks::definition::duration_secs(v)
+                    .map_err(|e| bad(format!("{what}: {e}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets pipeline `id`'s configuration (admin), creating the pipeline when
+/// runs have not yet; audited with the configuration before and after.
+pub async fn configure(
+    svc: &Services,
+    p: &Principal,
+    id: &str,
+    config: Config,
+) -> Result<Pipeline, DomainError> {
+    require_role(p, Role::Admin, "configure pipelines")?;
+    check_id("the pipeline id", id)?;
+    check_config(&config)?;
+    for _ in 0..record::ATTEMPTS {
+        let now = svc.clock.now();
+        let (mut pl, version) = match load(svc, &p.tenant, id).await? {
+            Some((pl, v)) => (pl, Some(v)),
+            None => (Pipeline::new(id, now), None),
+        };
+        let before = serde_json::to_value(&pl.config)?;
+        pl.config = config.clone();
+        pl.updated_at = now;
+        let ops = vec![
+            WriteOp::Put {
+                item: keys::item(
+                    pipelines_pk(&p.tenant),
+                    id.to_owned(),
+                    version.map_or(1, |v| v + 1),
+                    &pl,
+                )?,
+                condition: version.map_or(Condition::Absent, Condition::Version),
+            },
+            crate::change::audit_write(
+                svc,
+                &p.tenant,
+                &p.name,
+                "pipeline.configure",
+                id,
+                before,
+                serde_json::to_value(&pl.config)?,
+                None,
+            )?,
+        ];
+        match svc.store.transact(ops).await {
+            Ok(()) => return Ok(pl),
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::conflict(
+        "busy",
+        "the pipeline kept changing; try again",
+    ))
+}
+
+/// Daily (per pipeline) or hourly (per tenant) totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub runs: u64,
+    pub failures: u64,
+    pub aborted: u64,
+    /// Runs whose duration is known, and their summed duration.
+    pub timed: u64,
+    pub duration_ms: u64,
+    /// By currency.
+    #[serde(default)]
+    pub cost: BTreeMap<String, f64>,
+}
+
+impl Totals {
+    fn apply(&mut self, c: &Contribution, sign: i64) {
+        let add = |n: &mut u64, by: u64| {
+            *n = if sign > 0 {
+                n.saturating_add(by)
+            } else {
+                n.saturating_sub(by)
+            }
+        };
+        add(&mut self.runs, 1);
+        match c.status {
+            RunStatus::Failed => add(&mut self.failures, 1),
+            RunStatus::Aborted => add(&mut self.aborted, 1),
+            _ => {}
+        }
+        if let Some(d) = c.duration_ms {
+            add(&mut self.timed, 1);
+            add(&mut self.duration_ms, d);
+        }
+        if let Some(cost) = &c.cost {
+            let e = self.cost.entry(cost.currency.clone()).or_default();
+            *e += cost.amount * sign as f64;
+            // Float residue of a removed contribution.
+            if e.abs() < 1e-9 {
+                *e = 0.0;
+            }
+        }
+    }
+}
+
+/// What one finished run adds to the totals of the day and hour it ended
+/// in; kept on the run so a later event that changes the outcome replaces it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub ended_at: DateTime<Utc>,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_configurations_are_checked() {
+        assert!(check_id("id", "airflow/etl.orders").is_ok());
+        assert!(check_id("id", "").is_err());
+        assert!(check_id("id", "a\nb").is_err());
+        assert!(check_id("id", &"x".repeat(300)).is_err());
+        let ok = Config {
+            criticality: Some(Criticality::High),
+            runbook_url: Some("https://runbooks.example/orders".into()),
+            sla: Some(Sla {
+                cron: Some("0 6 * * *".into()),
+                tz: Some("Europe/Berlin".into()),
+                max_duration: Some("45m".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        check_config(&ok).unwrap();
+        for bad in [
+            Config {
+                runbook_url: Some("ftp://x".into()),
+                ..Default::default()
+            },
+            Config {
+                sla: Some(Sla {
+                    cron: Some("not cron".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Config {
+                sla: Some(Sla {
+                    max_duration: Some("soon".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ] {
+            assert!(check_config(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_job_id_splits_back_into_namespace_and_name() {
+        let p = Pipeline::new("airflow/etl.orders", Utc::now());
+        assert_eq!(p.namespace.as_deref(), Some("airflow"));
+        assert_eq!(p.name, "etl.orders");
+        let p = Pipeline::new("nightly-export", Utc::now());
+        assert_eq!((p.namespace, p.name.as_str()), (None, "nightly-export"));
+    }
+}

@@ -1,0 +1,626 @@
+//! The one write path of a run event. One transaction writes the event
+//! (put-if-absent: a redelivery finds it and changes nothing), the run and
+//! the pipeline (version conditions), the run's place in its pipeline's
+//! history, the daily and hourly totals the run's outcome moves, and the
+//! lineage edges of its datasets. A writer that loses a race re-reads.
+//!
+//! Events of one run may arrive in any order: the run's status is that of
+//! its newest event by event time, a finished outcome (COMPLETE, FAIL,
+//! ABORT) always outranking START and RUNNING; its start is its earliest
+//! event, its end its finishing event. A pipeline's state follows its newest
+//! finished run; a late event of an older run changes the run, never the
+//! pipeline's outcome.
+//!
+//! A run that newly decides its pipeline's outcome raises (FAIL, ABORT) or
+//! resolves (COMPLETE) the pipeline's alert (source `pipelines`, fingerprint
+//! `pipeline:{id}`) through the normal incident flow, before the
+//! transaction: the alert's body depends on the event (and the pipeline's
+//! configuration and lineage), so a retry, or a redelivery after a crash, is
+//! the same webhook again and deduplicated.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use firewatch_types::{Principal, Role, SourceKind, TenantId};
+use serde::{Deserialize, Serialize};
+
+use super::openlineage::{EventType, RunEvent};
+use super::{
+    dataset_pk, hours_pk, load, pipeline_pk, pipelines_pk, run_events_pk, runs_pk, Contribution,
+    Cost, JobInfo, LastRun, Pipeline, RunStatus, State, Totals, MAX_DATASETS, MAX_STORED_EVENT,
+};
+use crate::auth::require_role;
+use crate::ports::{Condition, StoreError, WriteOp};
+use crate::{keys, DomainError, Services};
+
+/// Tries of a write that keeps losing races.
+pub const ATTEMPTS: usize = 16;
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub run_id: String,
+    pub pipeline: String,
+    pub status: RunStatus,
+    /// The event time of the event that set `status`.
+    pub status_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal_time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+    /// `{namespace}/{name}` and run id of the parent run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<(String, String)>,
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Events recorded, by type.
+    #[serde(default)]
+    pub events: BTreeMap<String, u32>,
+    /// What the run added to the totals (`None` until it finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<Contribution>,
+    /// Its key in the pipeline's history, fixed by its first event.
+    pub history_sk: String,
+    pub first_seen: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Run {
+    fn new(ev: &RunEvent, now: DateTime<Utc>) -> Self {
+        Self {
+            run_id: ev.run_id.clone(),
+            pipeline: ev.pipeline.clone(),
+            status: RunStatus::Running,
+            status_at: ev.event_time,
+            started_at: None,
+            ended_at: None,
+            nominal_time: None,
+            error: None,
+            cost: None,
+            parent: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            events: BTreeMap::new(),
+            counted: None,
+            history_sk: format!(
+                "RUN#{}#{}",
+                ev.event_time.to_rfc3339_opts(SecondsFormat::Millis, true),
+                ev.run_id
+            ),
+            first_seen: now,
+            updated_at: now,
+        }
+    }
+
+    /// Folds one event in; the outcome does not depend on arrival order.
+    fn apply(&mut self, ev: &RunEvent) {
+        *self
+            .events
+            .entry(ev.event_type.as_str().into())
+            .or_default() += 1;
+        let t = ev.event_time;
+        if let Some(status) = ev.event_type.status() {
+            let outranks = match (status.is_terminal(), self.status.is_terminal()) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => t >= self.status_at,
+            };
+            if outranks || self.events.values().sum::<u32>() == 1 {
+                self.status = status;
+                self.status_at = t;
+                if status.is_terminal() {
+                    self.ended_at = Some(ev.ended_at.unwrap_or(t));
+                }
+            }
+        }
+        let start = ev.started_at.or(match ev.event_type {
+            EventType::Start | EventType::Running => Some(t),
+            _ => None,
+        });
+        if let Some(s) = start {
+            self.started_at = Some(self.started_at.map_or(s, |x| x.min(s)));
+        }
+        if ev.error.is_some() {
+            self.error = ev.error.clone();
+        }
+        if ev.cost.is_some() {
+            self.cost = ev.cost.clone();
+        }
+        if ev.nominal_time.is_some() {
+            self.nominal_time = ev.nominal_time;
+        }
+        if ev.parent.is_some() {
+            self.parent = ev.parent.clone();
+        }
+        merge(&mut self.inputs, &ev.inputs);
+        merge(&mut self.outputs, &ev.outputs);
+    }
+
+    /// What the run adds to the totals now.
+    fn contribution(&self) -> Option<Contribution> {
+        if !self.status.is_terminal() {
+            return None;
+        }
+        let ended_at = self.ended_at.unwrap_or(self.status_at);
+        Some(Contribution {
+            ended_at,
+            status: self.status,
+            duration_ms: self
+                .started_at
+                .filter(|s| *s <= ended_at)
+                .map(|s| (ended_at - s).num_milliseconds().max(0) as u64),
+            cost: self.cost.clone(),
+        })
+    }
+
+    pub fn last_run(&self) -> LastRun {
+        LastRun {
+            run_id: self.run_id.clone(),
+            status: self.status,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn merge(into: &mut Vec<String>, from: &[String]) {
+    for d in from {
+        if !into.contains(d) && into.len() < MAX_DATASETS {
+            into.push(d.clone());
+        }
+    }
+}
+
+fn merge_job(into: &mut JobInfo, from: &JobInfo) {
+    if !from.owners.is_empty() {
+        into.owners = from.owners.clone();
+    }
+    for (a, b) in [
+        (&mut into.description, &from.description),
+        (&mut into.job_type, &from.job_type),
+        (&mut into.integration, &from.integration),
+        (&mut into.processing_type, &from.processing_type),
+        (&mut into.processing_engine, &from.processing_engine),
+    ] {
+        if b.is_some() {
+            a.clone_from(b);
+        }
+    }
+}
+
+/// What recording an event did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recorded {
+    /// The event had been recorded before: nothing changed.
+    pub duplicate: bool,
+    pub run: Run,
+    pub state: State,
+    /// `firing` or `resolved` when the event raised or resolved the
+    /// pipeline's alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<&'static str>,
+}
+
+/// One event as kept with its run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub event_type: String,
+    pub event_time: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub sha256: String,
+    /// The event (redacted), or `null` when it was over the size kept.
+    pub body: serde_json::Value,
+    #[serde(default)]
+    pub facets: Vec<String>,
+}
+
+fn hour_key(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H").to_string()
+}
+
+fn day_key(t: DateTime<Utc>) -> String {
+    format!("DAY#{}", t.format("%Y-%m-%d"))
+}
+
+/// The write that moves a totals item from `before` to `after`.
+async fn totals_op(
+    svc: &Services,
+    pk: String,
+    sk: String,
+    change: impl FnOnce(&mut Totals),
+) -> Result<WriteOp, DomainError> {
+    let (mut totals, version) = match svc.store.get(&pk, &sk).await? {
+        Some(item) => (keys::decode::<Totals>(&item)?, Some(item.version)),
+        None => (Totals::default(), None),
+    };
+    change(&mut totals);
+    Ok(WriteOp::Put {
+        item: keys::item(pk, sk, version.map_or(1, |v| v + 1), &totals)?,
+        condition: version.map_or(Condition::Absent, Condition::Version),
+    })
+}
+
+/// The totals writes for a run whose contribution went from `before` to
+/// `after`: per pipeline per day, per tenant per hour.
+async fn totals_ops(
+    svc: &Services,
+    tenant: &TenantId,
+    pipeline: &str,
+    before: Option<&Contribution>,
+    after: Option<&Contribution>,
+) -> Result<Vec<WriteOp>, DomainError> {
+    // Keyed by item so a change within one day or hour is one write.
+    let mut moves: BTreeMap<(String, String), Vec<(Contribution, i64)>> = BTreeMap::new();
+    for (c, sign) in before
+        .map(|c| (c, -1))
+        .into_iter()
+        .chain(after.map(|c| (c, 1)))
+    {
+        moves
+            .entry((pipeline_pk(tenant, pipeline), day_key(c.ended_at)))
+            .or_default()
+            .push((c.clone(), sign));
+        moves
+            .entry((hours_pk(tenant), hour_key(c.ended_at)))
+            .or_default()
+            .push((c.clone(), sign));
+    }
+    let mut ops = Vec::new();
+    for ((pk, sk), list) in moves {
+        ops.push(
+            totals_op(svc, pk, sk, |t| {
+                for (c, sign) in &list {
+                    t.apply(c, *sign);
+                }
+            })
+            .await?,
+        );
+    }
+    Ok(ops)
+}
+
+/// Records a run event reported by `p` (a responder or above, such as an
+/// OpenLineage client's API key). `raw` is the event as received, kept
+/// (redacted) with its run.
+pub async fn record(
+    svc: &Services,
+    p: &Principal,
+    ev: RunEvent,
+    raw: &[u8],
+) -> Result<Recorded, DomainError> {
+    require_role(p, Role::Responder, "report pipeline runs")?;
+    let t = &p.tenant;
+    let sha = crate::auth::sha256_hex(raw);
+    let ev_sk = format!(
+        "EV#{}#{}",
+        ev.event_time.to_rfc3339_opts(SecondsFormat::Micros, true),
+        &sha[..16]
+    );
+    let events_pk = run_events_pk(t, &ev.run_id);
+    for _ in 0..ATTEMPTS {
+        let now = svc.clock.now();
+        let (run_item, pl) = futures_util::future::join(
+            svc.store.get(&runs_pk(t), &ev.run_id),
+            load(svc, t, &ev.pipeline),
+        )
+        .await;
+        let run_item = run_item?;
+        if svc.store.get(&events_pk, &ev_sk).await?.is_some() {
+            let run: Run = match &run_item {
+                Some(item) => keys::decode(item)?,
+                None => Run::new(&ev, now),
+            };
+            let state = pl?.map_or(State::Unknown, |(p, _)| p.state);
+            return Ok(Recorded {
+                duplicate: true,
+                run,
+                state,
+                alert: None,
+            });
+        }
+        let (mut run, run_version) = match &run_item {
+            Some(item) => (keys::decode::<Run>(item)?, Some(item.version)),
+            None => (Run::new(&ev, now), None),
+        };
+        if run.pipeline != ev.pipeline {
+            return Err(DomainError::conflict(
+                "run_of_another_pipeline",
+                format!(
+                    "run {} belongs to pipeline {}",
+                    ev.run_id,
+                    crate::limits::truncate(&run.pipeline, 80)
+                ),
+            ));
+        }
+        let (mut pl, pl_version) = match pl? {
+            Some((p, v)) => (p, Some(v)),
+            None => (Pipeline::new(&ev.pipeline, now), None),
+        };
+        let before = run.counted.clone();
+        run.apply(&ev);
+        run.updated_at = now;
+        let after = run.contribution();
+        run.counted.clone_from(&after);
+
+        // The pipeline follows its newest finished run.
+        let mut alert = None;
+        if run.status.is_terminal() {
+            let newest = pl.last_finished_at.is_none_or(|at| run.status_at >= at);
+            if newest {
+                let changed = pl
+                    .last_run
+                    .as_ref()
+                    .is_none_or(|l| l.run_id != run.run_id || l.status != run.status);
+                pl.last_finished_at = Some(run.status_at);
+                pl.last_run = Some(run.last_run());
+                if pl.last_started_at.is_none_or(|s| s <= run.status_at) {
+                    pl.state = run.status.state();
+                }
+                if changed {
+                    alert = match run.status {
+                        RunStatus::Failed | RunStatus::Aborted => Some("firing"),
+                        RunStatus::Completed if pl.alerting => Some("resolved"),
+                        _ => None,
+                    };
+                }
+            }
+        } else if let Some(s) = run.started_at {
+            if pl.last_finished_at.is_none_or(|at| s > at) {
+                pl.state = State::Running;
+                pl.last_started_at = Some(pl.last_started_at.map_or(s, |x| x.max(s)));
+                if pl.last_run.as_ref().is_none_or(|l| l.run_id == run.run_id) {
+                    pl.last_run = Some(run.last_run());
+                }
+            }
+        }
+        merge(&mut pl.inputs, &ev.inputs);
+        merge(&mut pl.outputs, &ev.outputs);
+        merge_job(&mut pl.job, &ev.job);
+        match alert {
+            Some("firing") => pl.alerting = true,
+            Some(_) => pl.alerting = false,
+            None => {}
+        }
+        pl.updated_at = now;
+
+        if let Some(state) = alert {
+            raise(svc, t, &pl, &run, state).await?;
+        }
+
+        let mut ops = vec![
+            WriteOp::Put {
+                item: keys::item(
+                    events_pk.clone(),
+                    ev_sk.clone(),
+                    1,
+                    &stored(&ev, raw, &sha, now),
+                )?,
+                condition: Condition::Absent,
+            },
+            WriteOp::Put {
+                item: keys::item(
+                    runs_pk(t),
+                    run.run_id.clone(),
+                    run_version.map_or(1, |v| v + 1),
+                    &run,
+                )?,
+                condition: run_version.map_or(Condition::Absent, Condition::Version),
+            },
+            WriteOp::Put {
+                item: keys::item(
+                    pipelines_pk(t),
+                    pl.id.clone(),
+                    pl_version.map_or(1, |v| v + 1),
+                    &pl,
+                )?,
+                condition: pl_version.map_or(Condition::Absent, Condition::Version),
+            },
+        ];
+        if run_version.is_none() {
+            ops.push(WriteOp::Put {
+                item: keys::item(
+                    pipeline_pk(t, &pl.id),
+                    run.history_sk.clone(),
+                    1,
+                    &run.run_id,
+                )?,
+                condition: Condition::Always,
+            });
+        }
+        if before != after {
+            ops.extend(totals_ops(svc, t, &pl.id, before.as_ref(), after.as_ref()).await?);
+        }
+        ops.extend(edges(t, &pl.id, &ev.inputs, &ev.outputs)?);
+        match svc.store.transact(ops).await {
+            Ok(()) => {
+                return Ok(Recorded {
+                    duplicate: false,
+                    run,
+                    state: pl.state,
+                    alert,
+                })
+            }
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::conflict(
+        "busy",
+        "the run kept changing under concurrent events; send the event again",
+    ))
+}
+
+/// The lineage edges of a pipeline's datasets: it consumes its inputs and
+/// produces its outputs. Idempotent.
+fn edges(
+    t: &TenantId,
+    pipeline: &str,
+    inputs: &[String],
+    outputs: &[String],
+) -> Result<Vec<WriteOp>, DomainError> {
+    let mut ops = Vec::new();
+    for (kind, list) in [("C", inputs), ("P", outputs)] {
+        for d in list {
+            ops.push(WriteOp::Put {
+                item: keys::item(dataset_pk(t, d), format!("{kind}#{pipeline}"), 1, &pipeline)?,
+                condition: Condition::Always,
+            });
+        }
+    }
+    Ok(ops)
+}
+
+/// Records the lineage of a job event (no run): the pipeline's datasets and
+/// job facets.
+pub async fn record_job(
+    svc: &Services,
+    p: &Principal,
+    pipeline: &str,
+    inputs: &[String],
+    outputs: &[String],
+    job: &JobInfo,
+) -> Result<(), DomainError> {
+    require_role(p, Role::Responder, "report pipeline lineage")?;
+    for _ in 0..ATTEMPTS {
+        let now = svc.clock.now();
+        let (mut pl, version) = match load(svc, &p.tenant, pipeline).await? {
+            Some((pl, v)) => (pl, Some(v)),
+            None => (Pipeline::new(pipeline, now), None),
+        };
+        merge(&mut pl.inputs, inputs);
+        merge(&mut pl.outputs, outputs);
+        merge_job(&mut pl.job, job);
+        pl.updated_at = now;
+        let mut ops = vec![WriteOp::Put {
+            item: keys::item(
+                pipelines_pk(&p.tenant),
+                pl.id.clone(),
+                version.map_or(1, |v| v + 1),
+                &pl,
+            )?,
+            condition: version.map_or(Condition::Absent, Condition::Version),
+        }];
+        ops.extend(edges(&p.tenant, pipeline, inputs, outputs)?);
+        match svc.store.transact(ops).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::conflict(
+        "busy",
+        "the pipeline kept changing; send the event again",
+    ))
+}
+
+fn stored(ev: &RunEvent, raw: &[u8], sha: &str, now: DateTime<Utc>) -> StoredEvent {
+    let body = if raw.len() <= MAX_STORED_EVENT {
+        serde_json::from_slice::<serde_json::Value>(raw)
+            .map(|mut v| {
+                crate::redact::redact_json(&mut v);
+                v
+            })
+            .unwrap_or(serde_json::Value::Null)
+    } else {
+        serde_json::Value::Null
+    };
+    StoredEvent {
+        event_type: ev.event_type.as_str().into(),
+        event_time: ev.event_time,
+        received_at: now,
+        sha256: sha.to_owned(),
+        body,
+        facets: ev.facets.clone(),
+    }
+}
+
+/// Raises (`firing`) or resolves the pipeline's alert for `run`. The body
+/// depends on the run's deciding event and the pipeline's configuration and
+/// lineage, so sending it again is a redelivery.
+async fn raise(
+    svc: &Services,
+    tenant: &TenantId,
+    pl: &Pipeline,
+    run: &Run,
+    state: &str,
+) -> Result<(), DomainError> {
+    let firing = state == "firing";
+    let impact = if firing {
+        super::impact::downstream_from(svc, tenant, pl).await.ok()
+    } else {
+        None
+    };
+    let mut labels = serde_json::Map::new();
+    labels.insert("pipeline".into(), pl.id.clone().into());
+    for (k, v) in [
+        ("team", &pl.config.team),
+        ("domain", &pl.config.domain),
+        ("owner", &pl.config.owner),
+    ] {
+        if let Some(v) = v {
+            labels.insert(k.into(), v.clone().into());
+        }
+    }
+    if let Some(c) = pl.config.criticality {
+        labels.insert("criticality".into(), serde_json::to_value(c)?);
+    }
+    let mut annotations = serde_json::Map::new();
+    annotations.insert("run_id".into(), run.run_id.clone().into());
+    if let Some(e) = &run.error {
+        annotations.insert("error".into(), e.clone().into());
+    }
+    if let Some(i) = &impact {
+        annotations.insert("impact".into(), i.summary().into());
+    }
+    let mut links = Vec::new();
+    if let Some(base) = &svc.settings.public_url {
+        links.push(
+            serde_json::json!({"href": format!("{base}/v1/runs/{}", run.run_id), "text": "run"}),
+        );
+    }
+    if let Some(u) = &pl.config.runbook_url {
+        links.push(serde_json::json!({"href": u, "text": "runbook"}));
+    }
+    let what = match run.status {
+        RunStatus::Aborted => "was aborted",
+        RunStatus::Completed => "succeeded",
+        _ => "failed",
+    };
+    let title = match (&run.error, firing) {
+        (Some(e), true) => format!(
+            "Pipeline {} {what}: {}",
+            pl.id,
+            crate::limits::truncate(e, 200)
+        ),
+        _ => format!("Pipeline {} {what}", pl.id),
+    };
+    let at = run.ended_at.unwrap_or(run.status_at);
+    let alert = serde_json::json!({
+        "title": title,
+        "status": if firing { "firing" } else { "resolved" },
+        "severity": pl.config.criticality.map_or(firewatch_types::Severity::Sev3, |c| c.severity()),
+        "fingerprint": format!("pipeline:{}", pl.id),
+        "labels": labels,
+        "annotations": annotations,
+        "links": links,
+        if firing { "starts_at" } else { "ends_at" }: at,
+    });
+    crate::schedules::ingest_alert(
+        svc,
+        tenant,
+        SourceKind::Pipelines,
+        "pipelines".into(),
+        &alert,
+    )
+    .await
+    .map(|_| ())
+}
