@@ -30,6 +30,8 @@ ensure_tools() {
     cp tests/requirements.txt "$CACHE/venv/requirements.txt"
   fi
   export PATH="$CACHE/venv/bin:$PATH"
+  # The Python with the real clients the tests drive (openlineage-python).
+  export FIREWATCH_TEST_PYTHON="$CACHE/venv/bin/python"
   export SAM_CLI_TELEMETRY=0
 }
 

@@ -19,7 +19,7 @@
 //! percent-encoded (`airflow%2Fetl.orders`).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -45,12 +45,49 @@ pub fn router(services: Services) -> Router {
     firewatch_web::finish(r, services)
 }
 
+/// A body sent with `Content-Encoding: gzip` (the OpenLineage HTTP
+/// transport's `compression: gzip`), inflated up to the body limit.
+fn inflate(svc: &Services, headers: &HeaderMap, body: Vec<u8>) -> ApiResult<Vec<u8>> {
+    use std::io::Read;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") => Ok(body),
+        Some("gzip") => {
+            let max = svc.settings.max_body_bytes;
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body.as_slice())
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_body", "the gzip body does not inflate")
+                })?;
+            if out.len() > max {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the inflated body is over {max} bytes"),
+                ));
+            }
+            Ok(out)
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            "Content-Encoding must be gzip or none",
+        )),
+    }
+}
+
 /// `POST /api/v1/lineage`: Marquez answers `201 Created` with no body.
 async fn lineage(
     State(svc): State<Services>,
     Auth(p): Auth,
+    headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
+    let body = inflate(&svc, &headers, body.to_vec())?;
     match openlineage::parse(&body)? {
         Event::Run(ev) => {
             record::record(&svc, &p, *ev, &body).await?;

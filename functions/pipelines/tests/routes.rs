@@ -508,6 +508,22 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() {
         .await;
         assert_eq!(a.status, status, "{}", a.text);
     }
+    for (encoding, status) in [
+        ("br", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("gzip", StatusCode::BAD_REQUEST),
+    ] {
+        let a = send(
+            &app,
+            Request::post("/api/v1/lineage")
+                .header("authorization", format!("Bearer {}", keys.responder))
+                .header("content-type", "application/json")
+                .header("content-encoding", encoding)
+                .body(Body::from(good.to_string()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, status, "{encoding}: {}", a.text);
+    }
     let anon = send(
         &app,
         Request::post("/api/v1/lineage")

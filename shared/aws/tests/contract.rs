@@ -303,3 +303,48 @@ async fn concurrent_pings_and_the_heartbeats_job_lose_nothing_on_dynamodb() {
     assert_eq!(raised.items.len(), 1);
     assert_eq!(raised.items[0].state, firewatch_types::IncidentState::Open);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_run_events_of_one_pipeline_lose_nothing_on_dynamodb() {
+    use firewatch_domain::pipelines::{openlineage, read, record};
+    let svc = aws_services().await;
+    let p = principal();
+    let ended = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let events: Vec<_> = (0..20)
+        .map(|i| {
+            let (svc, p) = (svc.clone(), p.clone());
+            tokio::spawn(async move {
+                let body = serde_json::json!({
+                    "eventType": "COMPLETE",
+                    "eventTime": ended.to_rfc3339(),
+                    "run": {"runId": format!("01934b6e-0000-7000-8000-{i:012}"),
+                            "facets": {"firewatch_cost": {"_producer": "p", "_schemaURL": "s", "amount": 1.5, "currency": "USD"}}},
+                    "job": {"namespace": "airflow", "name": "etl.orders"},
+                    "inputs": [], "outputs": [{"namespace": "lake", "name": format!("part{i}")}],
+                    "producer": "p", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+                })
+                .to_string();
+                let openlineage::Event::Run(ev) = openlineage::parse(body.as_bytes()).unwrap() else {
+                    unreachable!()
+                };
+                record::record(&svc, &p, *ev, body.as_bytes()).await.unwrap()
+            })
+        })
+        .collect();
+    for e in events {
+        assert!(!e.await.unwrap().duplicate);
+    }
+    let viewer = firewatch_types::Principal {
+        role: firewatch_types::Role::Viewer,
+        ..p.clone()
+    };
+    let pl = read::pipeline(&svc, &viewer, "airflow/etl.orders")
+        .await
+        .unwrap();
+    assert_eq!(pl.runs_7d, 20, "every concurrent run is counted");
+    assert_eq!(pl.cost_7d["USD"], 30.0);
+    assert_eq!(pl.pipeline.outputs.len(), 20, "every dataset is kept");
+    let s = read::summary(&svc, &viewer).await.unwrap();
+    assert_eq!(s.runs_24h, 20);
+    assert_eq!(s.cost_24h["USD"], 30.0);
+}

@@ -410,7 +410,10 @@ pub async fn configure(
     require_role(p, Role::Admin, "configure pipelines")?;
     check_id("the pipeline id", id)?;
     check_config(&config)?;
-    for _ in 0..record::ATTEMPTS {
+    for attempt in 0..record::ATTEMPTS {
+        if attempt > 0 {
+            record::back_off(attempt).await;
+        }
         let now = svc.clock.now();
         let (mut pl, version) = match load(svc, &p.tenant, id).await? {
             Some((pl, v)) => (pl, Some(v)),

@@ -33,8 +33,17 @@ use crate::auth::require_role;
 use crate::ports::{Condition, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
-/// Tries of a write that keeps losing races.
-pub const ATTEMPTS: usize = 16;
+/// Tries of a write that keeps losing races: every pipeline's runs share
+/// their pipeline's item and the tenant's hour, so a burst of concurrent
+/// events queues on them.
+pub const ATTEMPTS: usize = 40;
+
+/// A short jittered pause before trying a lost race again, so a burst of
+/// writers spreads out instead of colliding again at once.
+pub(crate) async fn back_off(attempt: usize) {
+    let ms = 1 + rand::random::<u64>() % (2 * attempt.min(20) as u64 + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -306,7 +315,10 @@ pub async fn record(
         &sha[..16]
     );
     let events_pk = run_events_pk(t, &ev.run_id);
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
         let now = svc.clock.now();
         let (run_item, pl) = futures_util::future::join(
             svc.store.get(&runs_pk(t), &ev.run_id),
@@ -490,7 +502,10 @@ pub async fn record_job(
     job: &JobInfo,
 ) -> Result<(), DomainError> {
     require_role(p, Role::Responder, "report pipeline lineage")?;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
         let now = svc.clock.now();
         let (mut pl, version) = match load(svc, &p.tenant, pipeline).await? {
             Some((pl, v)) => (pl, Some(v)),
