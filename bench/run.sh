@@ -8,6 +8,8 @@
 #                                     --batch, --clients); without them both modes run.
 #   bench/run.sh pings [-- ARGS]      heartbeat pings per second in `firewatch dev` (ARGS go
 #                                     to `firewatch-bench pings`: --pings, --heartbeats, --clients).
+#   bench/run.sh lineage [-- ARGS]    OpenLineage run events per second in `firewatch dev` (ARGS
+#                                     go to `firewatch-bench lineage`: --events, --pipelines, --clients).
 #   bench/run.sh chat                 time from an alert's 202 to its root card arriving
 #                                     at a (fake, local) Slack, in `firewatch dev`.
 #   bench/run.sh lambda               each Lambda function's zipped artifact size, and
@@ -56,6 +58,11 @@ pings)
   target/local/firewatch-bench pings --url "$url" --token "$token" "$@"
   echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
   ;;
+lineage)
+  start_dev
+  target/local/firewatch-bench lineage --url "$url" --token "$token" "$@"
+  echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
+  ;;
 chat)
   slack_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   start_dev FIREWATCH_CONSOLE_CHAT=false SLACK_BOT_TOKEN=xoxb-bench SLACK_SIGNING_SECRET=bench \
@@ -86,7 +93,7 @@ lambda)
     --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT"
   ;;
 *)
-  echo "usage: bench/run.sh [ingest [-- ARGS] | chat | lambda]" >&2
+  echo "usage: bench/run.sh [ingest [-- ARGS] | pings | lineage | chat | lambda]" >&2
   exit 2
   ;;
 esac

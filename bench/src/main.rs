@@ -3,6 +3,7 @@
 mod chat_latency;
 mod cold_start;
 mod ingest;
+mod lineage;
 mod load;
 mod pings;
 
@@ -24,6 +25,8 @@ enum Command {
     ChatLatency(chat_latency::Args),
     /// Heartbeat pings per second and latency against a running `firewatch dev`.
     Pings(pings::Args),
+    /// OpenLineage run events per second and latency against a running `firewatch dev`.
+    Lineage(lineage::Args),
 }
 
 #[tokio::main]
@@ -33,5 +36,6 @@ async fn main() {
         Command::ColdStart(a) => cold_start::run(a).await,
         Command::ChatLatency(a) => chat_latency::run(a).await,
         Command::Pings(a) => pings::run(a).await,
+        Command::Lineage(a) => lineage::run(a).await,
     }
 }

@@ -13,7 +13,11 @@
 //!   `criticality`, `state`; `cursor`, `limit`), `GET /v1/pipelines/{id}`,
 //!   `GET /v1/pipelines/{id}/runs` (`cursor` or `offset`, `limit`),
 //!   `GET /v1/runs/{run_id}`, `GET /v1/pipelines/{id}/impact` and its
-//!   deprecated alias `/lineage` (viewer)
+//!   deprecated alias `/lineage`, `GET /v1/runs/{run_id}/explain` (viewer)
+//! - `GET /v1/runbooks` (viewer; filters `search`, `team`, `domain`,
+//!   `criticality`, `owner`, `include_missing`): the runbook catalog and its
+//!   coverage; `POST /v1/runbooks/governance` `{"pipeline", "status",
+//!   "note"}` and `DELETE /v1/runbooks/governance/{pipeline}` (responder)
 //!
 //! A pipeline id holds a `/` (`{namespace}/{name}`): in a path it is sent
 //! percent-encoded (`airflow%2Fetl.orders`).
@@ -21,11 +25,13 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use firewatch_domain::pipelines::openlineage::{self, Event, PlainRun};
 use firewatch_domain::pipelines::read::{self, Filter};
-use firewatch_domain::pipelines::{self, impact, record, Config, Criticality, State as PlState};
+use firewatch_domain::pipelines::{
+    self, impact, record, runbooks, Config, Criticality, State as PlState,
+};
 use firewatch_domain::Services;
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
 use serde::Deserialize;
@@ -41,7 +47,14 @@ pub fn router(services: Services) -> Router {
         .route("/v1/pipelines/{id}/runs", get(runs))
         .route("/v1/pipelines/{id}/impact", get(impact_of))
         .route("/v1/pipelines/{id}/lineage", get(lineage_alias))
-        .route("/v1/runs/{run_id}", get(run));
+        .route("/v1/runs/{run_id}", get(run))
+        .route("/v1/runs/{run_id}/explain", get(explain))
+        .route("/v1/runbooks", get(runbook_catalog))
+        .route("/v1/runbooks/governance", post(governance_set))
+        .route(
+            "/v1/runbooks/governance/{pipeline}",
+            delete(governance_clear),
+        );
     firewatch_web::finish(r, services)
 }
 
@@ -271,4 +284,79 @@ async fn lineage_alias(
         Json(g),
     )
         .into_response())
+}
+
+async fn explain(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(run_id): ApiPath<String>,
+) -> ApiResult<Json<firewatch_domain::pipelines::explain::Explanation>> {
+    Ok(Json(
+        firewatch_domain::pipelines::explain::explain(&svc, &p, &run_id).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogQuery {
+    search: Option<String>,
+    team: Option<String>,
+    domain: Option<String>,
+    criticality: Option<String>,
+    owner: Option<String>,
+    include_missing: Option<bool>,
+}
+
+async fn runbook_catalog(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<CatalogQuery>,
+) -> ApiResult<Json<runbooks::Catalog>> {
+    let filter = runbooks::Filter {
+        search: q.search,
+        team: q.team,
+        domain: q.domain,
+        criticality: q
+            .criticality
+            .as_deref()
+            .map(|c| Criticality::parse(c).ok_or_else(|| unknown("criticality", c)))
+            .transpose()?,
+        owner: q.owner,
+        include_missing: q.include_missing.unwrap_or(true),
+    };
+    Ok(Json(runbooks::catalog(&svc, &p, &filter).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GovernanceBody {
+    pipeline: String,
+    status: String,
+    note: Option<String>,
+}
+
+async fn governance_set(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<GovernanceBody>,
+) -> ApiResult<Json<runbooks::Entry>> {
+    let status = runbooks::Governance::parse(&body.status).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_governance",
+            "status must be none, open, in_progress, remediated or waived",
+        )
+    })?;
+    Ok(Json(
+        runbooks::set_governance(&svc, &p, &body.pipeline, status, body.note).await?,
+    ))
+}
+
+async fn governance_clear(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(pipeline): ApiPath<String>,
+) -> ApiResult<Json<runbooks::Entry>> {
+    Ok(Json(
+        runbooks::set_governance(&svc, &p, &pipeline, runbooks::Governance::None, None).await?,
+    ))
 }

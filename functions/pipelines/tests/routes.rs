@@ -626,6 +626,7 @@ async fn another_tenant_sees_nothing_on_any_route() {
         "/v1/pipelines/airflow%2Fetl.orders/impact",
         "/v1/pipelines/airflow%2Fetl.orders/lineage",
         &format!("/v1/runs/{RUN1}"),
+        &format!("/v1/runs/{RUN1}/explain"),
     ] {
         let a = send(&app, get(path, &token)).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text);
@@ -634,6 +635,16 @@ async fn another_tenant_sees_nothing_on_any_route() {
     assert_eq!(s.json["pipelines"], 0, "{}", s.text);
     let l = send(&app, get("/v1/pipelines", &token)).await;
     assert!(l.json["items"].as_array().unwrap().is_empty());
+    let c = send(&app, get("/v1/runbooks", &token)).await;
+    assert_eq!(c.json["coverage"]["pipelines"], 0, "{}", c.text);
+    let g = post(
+        &app,
+        &token,
+        "/v1/runbooks/governance",
+        &json!({"pipeline": "airflow/etl.orders", "status": "open"}),
+    )
+    .await;
+    assert_eq!(g.status, StatusCode::NOT_FOUND, "{}", g.text);
     // The same run id from the other tenant is its own run.
     let a = post(
         &app,
@@ -652,4 +663,183 @@ async fn another_tenant_sees_nothing_on_any_route() {
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     let mine = send(&app, get(&format!("/v1/runs/{RUN1}"), &keys.viewer)).await;
     assert_eq!(mine.json["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_failed_run_is_explained_with_its_cause_impact_and_runbook() {
+    let (_, keys, app) = setup().await;
+    let put = send(
+        &app,
+        json_request(
+            Method::PUT,
+            "/v1/pipelines/airflow%2Fetl.orders",
+            Some(&keys.admin),
+            json!({"runbook_url": "https://runbooks.example/etl-orders", "criticality": "critical"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let mut fail = ol(
+        "FAIL",
+        "2026-11-30T06:10:00Z",
+        RUN1,
+        "etl.orders",
+        &["raw.orders"],
+        &["mart.orders"],
+    );
+    fail["run"]["facets"]["errorMessage"] = json!({"_producer": "p", "_schemaURL": "s", "message": "relation \"raw.orders\" does not exist", "programmingLanguage": "SQL"});
+    assert_eq!(
+        post(&app, &keys.responder, "/api/v1/lineage", &fail)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let e = send(&app, get(&format!("/v1/runs/{RUN1}/explain"), &keys.viewer)).await;
+    assert_eq!(e.status, StatusCode::OK, "{}", e.text);
+    assert!(
+        e.json["likely_cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("An input it reads is missing"),
+        "{}",
+        e.text
+    );
+    assert_eq!(e.json["runbook_url"], "https://runbooks.example/etl-orders");
+    assert_eq!(
+        e.json["next_actions"][0],
+        "Follow the runbook: https://runbooks.example/etl-orders"
+    );
+    assert!(e.json["next_actions"][1]
+        .as_str()
+        .unwrap()
+        .contains("warehouse/raw.orders"));
+    assert_eq!(e.json["confidence"], "medium");
+    assert!(e.json["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f.as_str().unwrap().contains("does not exist")));
+    let missing = send(&app, get("/v1/runs/nope/explain", &keys.viewer)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_runbook_catalog_counts_coverage_and_governance_is_audited() {
+    let (svc, keys, app) = setup().await;
+    for (id, cfg) in [
+        (
+            "a",
+            json!({"team": "data", "owner": "ana", "runbook_url": "https://runbooks.example/a", "sla": {"max_duration": "45m"}}),
+        ),
+        ("b", json!({"team": "data", "runbook_url": "see the wiki"})),
+        ("c", json!({"team": "web"})),
+        ("d", json!({"team": "data", "criticality": "high"})),
+    ] {
+        let a = send(
+            &app,
+            json_request(
+                Method::PUT,
+                &format!("/v1/pipelines/{id}"),
+                Some(&keys.admin),
+                cfg.to_string(),
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let c = send(&app, get("/v1/runbooks", &keys.viewer)).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    assert_eq!(
+        c.json["coverage"],
+        json!({"pipelines": 4, "configured": 1, "missing": 2, "invalid_format": 1, "coverage_ratio": 0.25})
+    );
+    let a = &c.json["items"][0];
+    assert_eq!(
+        (
+            a["pipeline"].as_str(),
+            a["runbook_status"].as_str(),
+            a["sla_minutes"].as_u64()
+        ),
+        (Some("a"), Some("configured"), Some(45))
+    );
+    assert_eq!(c.json["items"][1]["runbook_status"], "invalid_format");
+    let data = send(
+        &app,
+        get("/v1/runbooks?team=data&include_missing=false", &keys.viewer),
+    )
+    .await;
+    assert_eq!(data.json["coverage"]["pipelines"], 3, "{}", data.text);
+    assert_eq!(
+        data.json["items"].as_array().unwrap().len(),
+        2,
+        "the missing one is left out"
+    );
+    let s = send(&app, get("/v1/runbooks?search=ANA", &keys.viewer)).await;
+    assert_eq!(s.json["items"].as_array().unwrap().len(), 1);
+
+    // Governance: open, then in progress, then cleared; each change audited.
+    for (status, code) in [
+        ("open", StatusCode::OK),
+        ("in_progress", StatusCode::OK),
+        ("fixed", StatusCode::BAD_REQUEST),
+    ] {
+        let a = post(
+            &app,
+            &keys.responder,
+            "/v1/runbooks/governance",
+            &json!({"pipeline": "d", "status": status, "note": "JIRA-12"}),
+        )
+        .await;
+        assert_eq!(a.status, code, "{status}: {}", a.text);
+    }
+    let c = send(&app, get("/v1/runbooks?criticality=high", &keys.viewer)).await;
+    assert_eq!(
+        c.json["items"][0]["governance"], "in_progress",
+        "{}",
+        c.text
+    );
+    assert_eq!(c.json["items"][0]["governance_detail"]["note"], "JIRA-12");
+    let viewer = post(
+        &app,
+        &keys.viewer,
+        "/v1/runbooks/governance",
+        &json!({"pipeline": "d", "status": "waived"}),
+    )
+    .await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+    let unknown = post(
+        &app,
+        &keys.responder,
+        "/v1/runbooks/governance",
+        &json!({"pipeline": "zz", "status": "open"}),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let d = send(
+        &app,
+        Request::delete("/v1/runbooks/governance/d")
+            .header("authorization", format!("Bearer {}", keys.responder))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text);
+    assert_eq!(d.json["governance"], "none");
+    let audit = svc
+        .store
+        .query(firewatch_domain::ports::Query {
+            pk: firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 100,
+            descending: false,
+        })
+        .await
+        .unwrap();
+    let changes = audit
+        .items
+        .iter()
+        .filter(|i| i.data.contains("runbook.governance"))
+        .count();
+    assert_eq!(changes, 3, "open, in progress, cleared");
 }

@@ -602,7 +602,9 @@ async fn raise(
             serde_json::json!({"href": format!("{base}/v1/runs/{}", run.run_id), "text": "run"}),
         );
     }
-    if let Some(u) = &pl.config.runbook_url {
+    if let Some(u) = pl.config.runbook_url.as_deref().filter(|u| {
+        super::runbooks::status_of(Some(u)) == super::runbooks::RunbookStatus::Configured
+    }) {
         links.push(serde_json::json!({"href": u, "text": "runbook"}));
     }
     let what = match run.status {
