@@ -403,34 +403,44 @@ pub async fn summary(svc: &Services, p: &Principal) -> Result<Summary, DomainErr
             None => break,
         }
     }
-    // Hourly totals of the last 7 days (168 items at most).
+    // Hourly totals of the last 7 days: 168 hours of at most HOUR_SHARDS
+    // items each, sort keys `{hour}#{shard}`.
     let from = (now - Duration::hours(24 * 7))
         .format("%Y-%m-%dT%H")
         .to_string();
     let day_ago = (now - Duration::hours(24))
         .format("%Y-%m-%dT%H")
         .to_string();
-    let hours = svc
-        .store
-        .query(Query {
-            pk: hours_pk(&p.tenant),
-            sk_prefix: String::new(),
-            after: Some(from),
-            limit: 24 * 7 + 2,
-            descending: false,
-        })
-        .await?;
-    for item in &hours.items {
-        let t: Totals = keys::decode(item)?;
-        for (c, a) in &t.cost {
-            *s.cost_7d.entry(c.clone()).or_default() += a;
-            if item.sk > day_ago {
-                *s.cost_24h.entry(c.clone()).or_default() += a;
+    let mut after = Some(format!("{from}#~"));
+    loop {
+        let page = svc
+            .store
+            .query(Query {
+                pk: hours_pk(&p.tenant),
+                sk_prefix: String::new(),
+                after: after.take(),
+                limit: 500,
+                descending: false,
+            })
+            .await?;
+        for item in &page.items {
+            let hour = item.sk.split('#').next().unwrap_or_default();
+            let recent = hour > day_ago.as_str();
+            let t: Totals = keys::decode(item)?;
+            for (c, a) in &t.cost {
+                *s.cost_7d.entry(c.clone()).or_default() += a;
+                if recent {
+                    *s.cost_24h.entry(c.clone()).or_default() += a;
+                }
+            }
+            if recent {
+                s.runs_24h += t.runs;
+                s.failures_24h += t.failures + t.aborted;
             }
         }
-        if item.sk > day_ago {
-            s.runs_24h += t.runs;
-            s.failures_24h += t.failures + t.aborted;
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
         }
     }
     for m in [&mut s.cost_24h, &mut s.cost_7d] {

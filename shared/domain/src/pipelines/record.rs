@@ -232,8 +232,16 @@ pub struct StoredEvent {
     pub facets: Vec<String>,
 }
 
-fn hour_key(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H").to_string()
+/// Shards of a tenant's hourly totals: every finished run of the tenant
+/// moves them, so one item per hour would serialise every writer.
+pub const HOUR_SHARDS: u64 = 8;
+
+/// The hourly totals item of runs of `pipeline` ending at `t`:
+/// `{yyyy-mm-ddThh}#{shard}`, the shard fixed by the pipeline.
+fn hour_key(t: DateTime<Utc>, pipeline: &str) -> String {
+    let h = crate::auth::sha256_hex(pipeline.as_bytes());
+    let shard = u64::from_str_radix(&h[..8], 16).unwrap_or(0) % HOUR_SHARDS;
+    format!("{}#{shard:02}", t.format("%Y-%m-%dT%H"))
 }
 
 fn day_key(t: DateTime<Utc>) -> String {
@@ -279,7 +287,7 @@ async fn totals_ops(
             .or_default()
             .push((c.clone(), sign));
         moves
-            .entry((hours_pk(tenant), hour_key(c.ended_at)))
+            .entry((hours_pk(tenant), hour_key(c.ended_at, pipeline)))
             .or_default()
             .push((c.clone(), sign));
     }
