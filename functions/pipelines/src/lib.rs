@@ -14,6 +14,9 @@
 //!   `GET /v1/pipelines/{id}/runs` (`cursor` or `offset`, `limit`),
 //!   `GET /v1/runs/{run_id}`, `GET /v1/pipelines/{id}/impact` and its
 //!   deprecated alias `/lineage`, `GET /v1/runs/{run_id}/explain` (viewer)
+//! - `GET /v1/costs`, `/v1/costs/trend?days=`, `/v1/costs/pipelines?days=&limit=`,
+//!   `/v1/costs/anomalies?anomaly_only=&min_ratio=`, `/v1/pipelines/{id}/cost?days=`
+//!   (viewer)
 //! - `GET /v1/runbooks` (viewer; filters `search`, `team`, `domain`,
 //!   `criticality`, `owner`, `include_missing`): the runbook catalog and its
 //!   coverage; `POST /v1/runbooks/governance` `{"pipeline", "status",
@@ -30,7 +33,7 @@ use axum::{Json, Router};
 use firewatch_domain::pipelines::openlineage::{self, Event, PlainRun};
 use firewatch_domain::pipelines::read::{self, Filter};
 use firewatch_domain::pipelines::{
-    self, impact, record, runbooks, Config, Criticality, State as PlState,
+    self, costs, impact, record, runbooks, Config, Criticality, State as PlState,
 };
 use firewatch_domain::Services;
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
@@ -49,6 +52,11 @@ pub fn router(services: Services) -> Router {
         .route("/v1/pipelines/{id}/lineage", get(lineage_alias))
         .route("/v1/runs/{run_id}", get(run))
         .route("/v1/runs/{run_id}/explain", get(explain))
+        .route("/v1/costs", get(costs_now))
+        .route("/v1/costs/trend", get(costs_trend))
+        .route("/v1/costs/pipelines", get(costs_ranking))
+        .route("/v1/costs/anomalies", get(costs_anomalies))
+        .route("/v1/pipelines/{id}/cost", get(pipeline_cost))
         .route("/v1/runbooks", get(runbook_catalog))
         .route("/v1/runbooks/governance", post(governance_set))
         .route(
@@ -358,5 +366,82 @@ async fn governance_clear(
 ) -> ApiResult<Json<runbooks::Entry>> {
     Ok(Json(
         runbooks::set_governance(&svc, &p, &pipeline, runbooks::Governance::None, None).await?,
+    ))
+}
+
+async fn costs_now(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<costs::Costs>> {
+    Ok(Json(costs::tenant(&svc, &p).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DaysQuery {
+    days: Option<String>,
+    limit: Option<usize>,
+}
+
+fn days(q: &Option<String>, default: i64) -> ApiResult<i64> {
+    match q {
+        None => Ok(default),
+        Some(d) => d
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_query", "days must be a whole number")),
+    }
+}
+
+async fn costs_trend(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<DaysQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let d = days(&q.days, 7)?;
+    let trend = costs::trend(&svc, &p, d).await?;
+    Ok(Json(serde_json::json!({"days": d, "items": trend})))
+}
+
+async fn costs_ranking(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<DaysQuery>,
+) -> ApiResult<Json<costs::Ranking>> {
+    Ok(Json(
+        costs::ranking(&svc, &p, days(&q.days, 7)?, q.limit.unwrap_or(50)).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnomalyQuery {
+    anomaly_only: Option<bool>,
+    min_ratio: Option<f64>,
+}
+
+async fn costs_anomalies(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<AnomalyQuery>,
+) -> ApiResult<Json<costs::Anomalies>> {
+    Ok(Json(
+        costs::anomalies(&svc, &p, q.anomaly_only.unwrap_or(false), q.min_ratio).await?,
+    ))
+}
+
+async fn pipeline_cost(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DaysQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let d = days(&q.days, 30)?;
+    let items = costs::pipeline(&svc, &p, &id, d).await?;
+    let anomalies = costs::of_pipeline(&svc, &p, &id).await?;
+    let mut total = costs::Money::new();
+    for day in &items {
+        for (c, a) in &day.cost {
+            *total.entry(c.clone()).or_default() += a;
+        }
+    }
+    Ok(Json(
+        serde_json::json!({"pipeline": id, "days": d, "total": total, "items": items, "anomalies": anomalies}),
     ))
 }

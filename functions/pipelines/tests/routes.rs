@@ -843,3 +843,85 @@ async fn the_runbook_catalog_counts_coverage_and_governance_is_audited() {
         .count();
     assert_eq!(changes, 3, "open, in progress, cleared");
 }
+
+#[tokio::test]
+async fn costs_trend_rank_and_flag_a_day_far_above_its_baseline() {
+    // Noon, so that "a minute ago" is always today.
+    let now = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    let (svc, keys) = services_with_keys().await;
+    let svc = svc.with_clock(std::sync::Arc::new(
+        firewatch_domain::ports::FixedClock::new(now),
+    ));
+    let app = firewatch_pipelines::router(svc);
+    let report = |pipeline: &str, run: String, ago_days: i64, cost: f64| {
+        let end = now - chrono::Duration::days(ago_days) - chrono::Duration::minutes(1);
+        json!({"pipeline": pipeline, "run_id": run, "status": "succeeded",
+               "started_at": (end - chrono::Duration::minutes(10)).to_rfc3339(),
+               "ended_at": end.to_rfc3339(), "cost": cost})
+    };
+    // A steady pipeline at 10 a day, and one that spends 10 a day then 40.
+    for d in 0..8 {
+        for (name, cost) in [
+            ("steady", 10.0),
+            ("spiky", if d == 0 { 40.0 } else { 10.0 }),
+        ] {
+            let a = post(
+                &app,
+                &keys.responder,
+                "/v1/pipelines/runs",
+                &report(name, format!("{name}-{d}"), d, cost),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        }
+    }
+    let c = send(&app, get("/v1/costs", &keys.viewer)).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    assert_eq!(c.json["cost_24h"]["USD"], 50.0);
+    let t = send(&app, get("/v1/costs/trend?days=3", &keys.viewer)).await;
+    assert_eq!(t.json["items"].as_array().unwrap().len(), 3, "{}", t.text);
+    assert_eq!(t.json["items"][2]["cost"]["USD"], 50.0);
+    assert_eq!(t.json["items"][1]["cost"]["USD"], 20.0);
+    let r = send(&app, get("/v1/costs/pipelines?days=1", &keys.viewer)).await;
+    assert_eq!(r.json["items"][0]["pipeline"], "spiky", "{}", r.text);
+    assert_eq!(r.json["items"][0]["cost"]["USD"], 40.0);
+
+    let a = send(
+        &app,
+        get("/v1/costs/anomalies?anomaly_only=true", &keys.viewer),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let items = a.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the spike: {}", a.text);
+    assert_eq!(items[0]["pipeline"], "spiky");
+    assert_eq!(items[0]["baseline"], 10.0);
+    assert_eq!(items[0]["ratio"], 4.0);
+    assert_eq!(items[0]["band"], "high");
+    let all = send(&app, get("/v1/costs/anomalies", &keys.viewer)).await;
+    assert_eq!(all.json["items"].as_array().unwrap().len(), 2);
+    let high = send(&app, get("/v1/costs/anomalies?min_ratio=5", &keys.viewer)).await;
+    assert!(
+        high.json["items"].as_array().unwrap().is_empty(),
+        "{}",
+        high.text
+    );
+
+    let pc = send(&app, get("/v1/pipelines/spiky/cost?days=10", &keys.viewer)).await;
+    assert_eq!(pc.status, StatusCode::OK, "{}", pc.text);
+    assert_eq!(pc.json["total"]["USD"], 110.0);
+    assert_eq!(pc.json["anomalies"][0]["band"], "high");
+    for bad in [
+        "/v1/costs/trend?days=0",
+        "/v1/costs/trend?days=31",
+        "/v1/costs/pipelines?days=x",
+        "/v1/costs/anomalies?min_ratio=-1",
+    ] {
+        let a = send(&app, get(bad, &keys.viewer)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+    }
+}

@@ -17,6 +17,7 @@
 //! duration, cost) are kept as events arrive, so summary reads never scan
 //! runs.
 
+pub mod costs;
 pub mod explain;
 pub mod impact;
 pub mod openlineage;
@@ -278,6 +279,10 @@ pub struct Pipeline {
     /// True while a failed run's alert is open.
     #[serde(default)]
     pub alerting: bool,
+    /// Its cost by day (`yyyy-mm-dd`) and currency, the last
+    /// [`costs::KEPT_DAYS`] days: what the ranking and anomalies read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cost_days: BTreeMap<String, BTreeMap<String, f64>>,
     /// Where closing its runbook gap stands (none when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<runbooks::GovernanceRecord>,
@@ -307,6 +312,7 @@ impl Pipeline {
             job: JobInfo::default(),
             alerting: false,
             governance: None,
+            cost_days: BTreeMap::new(),
             created_at: now,
             updated_at: now,
         }

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::record::{Run, StoredEvent};
 use super::{
-    check_id, hours_pk, pipeline_pk, pipelines_pk, run_events_pk, runs_pk, Criticality, Pipeline,
-    State, Totals,
+    check_id, pipeline_pk, pipelines_pk, run_events_pk, runs_pk, Criticality, Pipeline, State,
+    Totals,
 };
 use crate::auth::require_role;
 use crate::ports::Query;
@@ -352,7 +352,6 @@ pub struct Summary {
 /// The tenant's pipelines at a glance.
 pub async fn summary(svc: &Services, p: &Principal) -> Result<Summary, DomainError> {
     require_role(p, Role::Viewer, "read pipelines")?;
-    let now = svc.clock.now();
     let mut s = Summary {
         pipelines: 0,
         by_state: State::ALL.iter().map(|st| (st.as_str(), 0)).collect(),
@@ -403,56 +402,12 @@ pub async fn summary(svc: &Services, p: &Principal) -> Result<Summary, DomainErr
             None => break,
         }
     }
-    // Hourly totals of the last 7 days: 168 hours of at most HOUR_SHARDS
-    // items each, sort keys `{hour}#{shard}`.
-    let from = (now - Duration::hours(24 * 7))
-        .format("%Y-%m-%dT%H")
-        .to_string();
-    let day_ago = (now - Duration::hours(24))
-        .format("%Y-%m-%dT%H")
-        .to_string();
-    let mut after = Some(format!("{from}#~"));
-    loop {
-        let page = svc
-            .store
-            .query(Query {
-                pk: hours_pk(&p.tenant),
-                sk_prefix: String::new(),
-                after: after.take(),
-                limit: 500,
-                descending: false,
-            })
-            .await?;
-        for item in &page.items {
-            let hour = item.sk.split('#').next().unwrap_or_default();
-            let recent = hour > day_ago.as_str();
-            let t: Totals = keys::decode(item)?;
-            for (c, a) in &t.cost {
-                *s.cost_7d.entry(c.clone()).or_default() += a;
-                if recent {
-                    *s.cost_24h.entry(c.clone()).or_default() += a;
-                }
-            }
-            if recent {
-                s.runs_24h += t.runs;
-                s.failures_24h += t.failures + t.aborted;
-            }
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
-    for m in [&mut s.cost_24h, &mut s.cost_7d] {
-        for v in m.values_mut() {
-            *v = round2(*v);
-        }
-    }
-    s.cost_7d_daily_avg = s
-        .cost_7d
-        .iter()
-        .map(|(c, a)| (c.clone(), round2(a / 7.0)))
-        .collect();
+    let c = super::costs::tenant(svc, p).await?;
+    s.cost_24h = c.cost_24h;
+    s.cost_7d = c.cost_7d;
+    s.cost_7d_daily_avg = c.cost_7d_daily_avg;
+    s.runs_24h = c.runs_24h;
+    s.failures_24h = c.failures_24h;
     // Downstream of what is failing, the 20 first failing pipelines' graphs.
     let mut hits: BTreeMap<String, Asset> = BTreeMap::new();
     if failing_all.len() > 20 {

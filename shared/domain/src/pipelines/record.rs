@@ -405,6 +405,16 @@ pub async fn record(
         merge(&mut pl.inputs, &ev.inputs);
         merge(&mut pl.outputs, &ev.outputs);
         merge_job(&mut pl.job, &ev.job);
+        if before != after {
+            for (c, sign) in [(&before, -1.0), (&after, 1.0)] {
+                if let Some((at, cost)) = c
+                    .as_ref()
+                    .and_then(|c| Some((c.ended_at, c.cost.as_ref()?)))
+                {
+                    super::costs::keep(&mut pl.cost_days, at, cost, sign, now);
+                }
+            }
+        }
         match alert {
             Some("firing") => pl.alerting = true,
             Some(_) => pl.alerting = false,

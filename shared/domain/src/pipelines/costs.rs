@@ -1,0 +1,538 @@
+//! Cost views: the tenant's spend (24 h, 7 days, daily average), its daily
+//! trend, a ranking of pipelines, one pipeline's days, and anomalies (a
+//! pipeline's latest day against the mean of the 7 days before it).
+//!
+//! Every figure comes from totals kept as runs finish: the tenant's hourly
+//! shards, each pipeline's day items, and the last [`KEPT_DAYS`] days of
+//! cost on the pipeline item itself (so the ranking and the anomalies read
+//! pipelines, never runs).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use firewatch_types::{Principal, Role};
+use serde::Serialize;
+
+use super::{check_id, hours_pk, pipeline_pk, pipelines_pk, Criticality, Pipeline, Totals};
+use crate::auth::require_role;
+use crate::ports::Query;
+use crate::{keys, DomainError, Services};
+
+/// Days of cost kept on each pipeline item.
+pub const KEPT_DAYS: i64 = 15;
+/// Days a baseline spans.
+pub const BASELINE_DAYS: i64 = 7;
+/// Pipelines one ranking or anomaly read scans at most.
+pub const SCAN: usize = 20_000;
+
+/// Cost by currency.
+pub type Money = BTreeMap<String, f64>;
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn rounded(m: Money) -> Money {
+    m.into_iter().map(|(c, a)| (c, round2(a))).collect()
+}
+
+fn day(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// Moves `cost` on `day` into (`sign` 1) or out of (-1) a pipeline's kept
+/// days, dropping days older than [`KEPT_DAYS`] before `now`.
+pub fn keep(
+    days: &mut BTreeMap<String, Money>,
+    at: DateTime<Utc>,
+    cost: &super::Cost,
+    sign: f64,
+    now: DateTime<Utc>,
+) {
+    let oldest = day(now - Duration::days(KEPT_DAYS));
+    let d = day(at);
+    if d >= oldest {
+        let e = days.entry(d.clone()).or_default();
+        let v = e.entry(cost.currency.clone()).or_default();
+        *v += cost.amount * sign;
+        if v.abs() < 1e-9 {
+            e.remove(&cost.currency);
+        }
+        if e.is_empty() {
+            days.remove(&d);
+        }
+    }
+    days.retain(|k, _| *k >= oldest);
+}
+
+/// `GET /v1/costs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Costs {
+    pub cost_24h: Money,
+    pub cost_7d: Money,
+    pub cost_7d_daily_avg: Money,
+    pub runs_24h: u64,
+    pub failures_24h: u64,
+}
+
+/// A day of the tenant's trend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Day {
+    pub day: String,
+    pub cost: Money,
+    pub runs: u64,
+    pub failures: u64,
+}
+
+/// The tenant's hourly shards of the last `hours` hours, oldest first.
+async fn hours(
+    svc: &Services,
+    p: &Principal,
+    hours: i64,
+) -> Result<Vec<(String, Totals)>, DomainError> {
+    let from = (svc.clock.now() - Duration::hours(hours))
+        .format("%Y-%m-%dT%H")
+        .to_string();
+    let mut after = Some(format!("{from}#~"));
+    let mut out = Vec::new();
+    loop {
+        let page = svc
+            .store
+            .query(Query {
+                pk: hours_pk(&p.tenant),
+                sk_prefix: String::new(),
+                after: after.take(),
+                limit: 1000,
+                descending: false,
+            })
+            .await?;
+        for item in &page.items {
+            let hour = item.sk.split('#').next().unwrap_or_default().to_owned();
+            out.push((hour, keys::decode(item)?));
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The tenant's spend and runs of the last 24 hours and 7 days.
+pub async fn tenant(svc: &Services, p: &Principal) -> Result<Costs, DomainError> {
+    require_role(p, Role::Viewer, "read costs")?;
+    let day_ago = (svc.clock.now() - Duration::hours(24))
+        .format("%Y-%m-%dT%H")
+        .to_string();
+    let mut c = Costs::default();
+    for (hour, t) in hours(svc, p, 24 * 7).await? {
+        let recent = hour > day_ago;
+        for (cur, a) in &t.cost {
+            *c.cost_7d.entry(cur.clone()).or_default() += a;
+            if recent {
+                *c.cost_24h.entry(cur.clone()).or_default() += a;
+            }
+        }
+        if recent {
+            c.runs_24h += t.runs;
+            c.failures_24h += t.failures + t.aborted;
+        }
+    }
+    c.cost_7d_daily_avg = c
+        .cost_7d
+        .iter()
+        .map(|(cur, a)| (cur.clone(), round2(a / BASELINE_DAYS as f64)))
+        .collect();
+    c.cost_24h = rounded(c.cost_24h);
+    c.cost_7d = rounded(c.cost_7d);
+    Ok(c)
+}
+
+fn check_days(days: i64, max: i64) -> Result<(), DomainError> {
+    if !(1..=max).contains(&days) {
+        return Err(DomainError::bad_input(
+            "invalid_query",
+            format!("days must be between 1 and {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The tenant's spend per day over the last `days` days (1–30), oldest first.
+pub async fn trend(svc: &Services, p: &Principal, days: i64) -> Result<Vec<Day>, DomainError> {
+    require_role(p, Role::Viewer, "read costs")?;
+    check_days(days, 30)?;
+    let now = svc.clock.now();
+    let mut by_day: BTreeMap<String, Day> = (0..days)
+        .rev()
+        .map(|n| {
+            let d = day(now - Duration::days(n));
+            (
+                d.clone(),
+                Day {
+                    day: d,
+                    cost: Money::new(),
+                    runs: 0,
+                    failures: 0,
+                },
+            )
+        })
+        .collect();
+    for (hour, t) in hours(svc, p, 24 * days).await? {
+        if let Some(d) = by_day.get_mut(&hour[..hour.len().min(10)]) {
+            d.runs += t.runs;
+            d.failures += t.failures + t.aborted;
+            for (cur, a) in &t.cost {
+                *d.cost.entry(cur.clone()).or_default() += a;
+            }
+        }
+    }
+    Ok(by_day
+        .into_values()
+        .map(|mut d| {
+            d.cost = rounded(d.cost);
+            d
+        })
+        .collect())
+}
+
+/// One pipeline's days over the last `days` days (1–90), oldest first.
+pub async fn pipeline(
+    svc: &Services,
+    p: &Principal,
+    id: &str,
+    days: i64,
+) -> Result<Vec<Day>, DomainError> {
+    super::get(svc, p, id).await?;
+    check_days(days, 90)?;
+    let from = format!("DAY#{}", day(svc.clock.now() - Duration::days(days)));
+    let page = svc
+        .store
+        .query(Query {
+            pk: pipeline_pk(&p.tenant, id),
+            sk_prefix: "DAY#".into(),
+            after: Some(from),
+            limit: days as usize + 1,
+            descending: false,
+        })
+        .await?;
+    page.items
+        .iter()
+        .map(|item| {
+            let t: Totals = keys::decode(item)?;
+            Ok(Day {
+                day: item.sk.trim_start_matches("DAY#").to_owned(),
+                cost: rounded(t.cost),
+                runs: t.runs,
+                failures: t.failures + t.aborted,
+            })
+        })
+        .collect()
+}
+
+/// Reads the tenant's pipelines, at most [`SCAN`]; `true` when more were left.
+async fn all(svc: &Services, p: &Principal) -> Result<(Vec<Pipeline>, bool), DomainError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = svc
+            .store
+            .query(Query {
+                pk: pipelines_pk(&p.tenant),
+                sk_prefix: String::new(),
+                after: after.take(),
+                limit: 1000,
+                descending: false,
+            })
+            .await?;
+        for item in &page.items {
+            out.push(keys::decode(item)?);
+        }
+        match page.next {
+            Some(n) if out.len() < SCAN => after = Some(n),
+            Some(_) => return Ok((out, true)),
+            None => return Ok((out, false)),
+        }
+    }
+}
+
+/// A pipeline in the cost ranking.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranked {
+    pub pipeline: String,
+    pub cost: Money,
+    pub team: Option<String>,
+    pub domain: Option<String>,
+    pub criticality: Option<Criticality>,
+}
+
+/// `GET /v1/costs/pipelines`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranking {
+    pub days: i64,
+    pub items: Vec<Ranked>,
+    pub truncated: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Pipelines by their spend over the last `days` days (1–14), most first
+/// (summed across currencies for the order), `limit` at most.
+pub async fn ranking(
+    svc: &Services,
+    p: &Principal,
+    days: i64,
+    limit: usize,
+) -> Result<Ranking, DomainError> {
+    require_role(p, Role::Viewer, "read costs")?;
+    check_days(days, KEPT_DAYS - 1)?;
+    let since = day(svc.clock.now() - Duration::days(days - 1));
+    let (pipelines, truncated) = all(svc, p).await?;
+    let mut items: Vec<Ranked> = pipelines
+        .into_iter()
+        .filter_map(|pl| {
+            let mut cost = Money::new();
+            for (d, m) in &pl.cost_days {
+                if *d >= since {
+                    for (cur, a) in m {
+                        *cost.entry(cur.clone()).or_default() += a;
+                    }
+                }
+            }
+            (!cost.is_empty()).then(|| Ranked {
+                pipeline: pl.id,
+                cost: rounded(cost),
+                team: pl.config.team,
+                domain: pl.config.domain,
+                criticality: pl.config.criticality,
+            })
+        })
+        .collect();
+    let total = |r: &Ranked| r.cost.values().sum::<f64>();
+    items.sort_by(|a, b| {
+        total(b)
+            .partial_cmp(&total(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.pipeline.cmp(&b.pipeline))
+    });
+    let mut warnings = Vec::new();
+    if items.iter().any(|r| r.cost.len() > 1) {
+        warnings
+            .push("spend in more than one currency: the order sums the amounts as they are".into());
+    }
+    if truncated {
+        warnings.push(format!(
+            "more than {SCAN} pipelines: the ranking covers the first {SCAN}"
+        ));
+    }
+    items.truncate(limit.clamp(1, 500));
+    Ok(Ranking {
+        days,
+        items,
+        truncated,
+        warnings,
+    })
+}
+
+/// How far above its baseline a day is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    None,
+    /// At least 1.5× the baseline.
+    Low,
+    /// At least 2×.
+    Medium,
+    /// At least 3×, or spend with no baseline at all.
+    High,
+}
+
+/// One pipeline's latest day against its baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    pub pipeline: String,
+    pub team: Option<String>,
+    pub domain: Option<String>,
+    pub criticality: Option<Criticality>,
+    pub currency: String,
+    /// The latest day with spend (today or earlier).
+    pub day: String,
+    pub latest: f64,
+    /// The mean of the 7 days before `day` (days without spend count as 0).
+    pub baseline: f64,
+    pub delta: f64,
+    /// latest / baseline; `null` with no baseline.
+    pub ratio: Option<f64>,
+    pub band: Band,
+    pub anomaly: bool,
+}
+
+/// The anomaly of each pipeline's latest day with spend, per currency.
+pub fn anomalies_of(pl: &Pipeline) -> Vec<Anomaly> {
+    let Some((latest_day, latest)) = pl.cost_days.iter().next_back() else {
+        return Vec::new();
+    };
+    let Ok(d) = NaiveDate::parse_from_str(latest_day, "%Y-%m-%d") else {
+        return Vec::new();
+    };
+    let window: Vec<String> = (1..=BASELINE_DAYS)
+        .map(|n| (d - Duration::days(n)).format("%Y-%m-%d").to_string())
+        .collect();
+    latest
+        .iter()
+        .map(|(cur, amount)| {
+            let base: f64 = window
+                .iter()
+                .filter_map(|w| pl.cost_days.get(w).and_then(|m| m.get(cur)))
+                .sum::<f64>()
+                / BASELINE_DAYS as f64;
+            let ratio = (base > 0.0).then(|| round2(amount / base));
+            let band = match ratio {
+                None if *amount > 0.0 => Band::High,
+                None => Band::None,
+                Some(r) if r >= 3.0 => Band::High,
+                Some(r) if r >= 2.0 => Band::Medium,
+                Some(r) if r >= 1.5 => Band::Low,
+                Some(_) => Band::None,
+            };
+            Anomaly {
+                pipeline: pl.id.clone(),
+                team: pl.config.team.clone(),
+                domain: pl.config.domain.clone(),
+                criticality: pl.config.criticality,
+                currency: cur.clone(),
+                day: latest_day.clone(),
+                latest: round2(*amount),
+                baseline: round2(base),
+                delta: round2(amount - base),
+                ratio,
+                band,
+                anomaly: band != Band::None,
+            }
+        })
+        .collect()
+}
+
+/// `GET /v1/costs/anomalies`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomalies {
+    pub items: Vec<Anomaly>,
+    pub truncated: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Every pipeline's latest day against its baseline, the worst first;
+/// `anomaly_only` keeps those in a band, `min_ratio` those at least that far
+/// above their baseline.
+pub async fn anomalies(
+    svc: &Services,
+    p: &Principal,
+    anomaly_only: bool,
+    min_ratio: Option<f64>,
+) -> Result<Anomalies, DomainError> {
+    require_role(p, Role::Viewer, "read costs")?;
+    if min_ratio.is_some_and(|r| !r.is_finite() || r < 0.0) {
+        return Err(DomainError::bad_input(
+            "invalid_query",
+            "min_ratio must be a non-negative number",
+        ));
+    }
+    let (pipelines, truncated) = all(svc, p).await?;
+    let mut items: Vec<Anomaly> = pipelines
+        .iter()
+        .flat_map(anomalies_of)
+        .filter(|a| !anomaly_only || a.anomaly)
+        .filter(|a| min_ratio.is_none_or(|m| a.ratio.is_none_or(|r| r >= m)))
+        .collect();
+    items.sort_by(|a, b| {
+        b.band
+            .cmp(&a.band)
+            .then(
+                b.ratio
+                    .unwrap_or(f64::MAX)
+                    .partial_cmp(&a.ratio.unwrap_or(f64::MAX))
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(a.pipeline.cmp(&b.pipeline))
+    });
+    let mut warnings = Vec::new();
+    if truncated {
+        warnings.push(format!(
+            "more than {SCAN} pipelines: the first {SCAN} are covered"
+        ));
+    }
+    Ok(Anomalies {
+        items,
+        truncated,
+        warnings,
+    })
+}
+
+/// Pipeline `id`'s anomalies, for a viewer (`GET /v1/pipelines/{id}/cost`
+/// shows them beside its days).
+pub async fn of_pipeline(
+    svc: &Services,
+    p: &Principal,
+    id: &str,
+) -> Result<Vec<Anomaly>, DomainError> {
+    check_id("the pipeline id", id)?;
+    Ok(anomalies_of(&super::get(svc, p, id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pl(days: &[(&str, f64)]) -> Pipeline {
+        let mut p = Pipeline::new("airflow/etl", Utc::now());
+        for (d, a) in days {
+            p.cost_days
+                .insert((*d).into(), Money::from([("USD".to_owned(), *a)]));
+        }
+        p
+    }
+
+    #[test]
+    fn the_latest_day_is_measured_against_the_seven_before_it() {
+        let p = pl(&[
+            ("2026-11-23", 10.0),
+            ("2026-11-24", 10.0),
+            ("2026-11-25", 10.0),
+            ("2026-11-26", 10.0),
+            ("2026-11-27", 10.0),
+            ("2026-11-28", 10.0),
+            ("2026-11-29", 10.0),
+            ("2026-11-30", 31.0),
+        ]);
+        let a = &anomalies_of(&p)[0];
+        assert_eq!(
+            (a.day.as_str(), a.latest, a.baseline),
+            ("2026-11-30", 31.0, 10.0)
+        );
+        assert_eq!((a.ratio, a.band, a.delta), (Some(3.1), Band::High, 21.0));
+        let calm = pl(&[("2026-11-29", 10.0), ("2026-11-30", 10.0)]);
+        let a = &anomalies_of(&calm)[0];
+        // One day of spend in seven: the baseline is 10/7.
+        assert_eq!(a.baseline, 1.43);
+        assert_eq!(a.band, Band::High);
+        let first = pl(&[("2026-11-30", 5.0)]);
+        let a = &anomalies_of(&first)[0];
+        assert_eq!((a.ratio, a.band), (None, Band::High), "new spend");
+    }
+
+    #[test]
+    fn kept_days_move_and_age_out() {
+        let now = Utc::now();
+        let mut days = BTreeMap::new();
+        let c = super::super::Cost {
+            amount: 2.5,
+            currency: "EUR".into(),
+        };
+        keep(&mut days, now, &c, 1.0, now);
+        keep(&mut days, now, &c, 1.0, now);
+        assert_eq!(days[&day(now)]["EUR"], 5.0);
+        keep(&mut days, now, &c, -1.0, now);
+        keep(&mut days, now, &c, -1.0, now);
+        assert!(days.is_empty(), "{days:?}");
+        keep(&mut days, now - Duration::days(40), &c, 1.0, now);
+        assert!(days.is_empty(), "too old to keep");
+    }
+}
