@@ -925,3 +925,66 @@ async fn costs_trend_rank_and_flag_a_day_far_above_its_baseline() {
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
     }
 }
+
+#[tokio::test]
+async fn triage_of_a_pipeline_incident_cites_its_impact_cost_and_missing_runbook() {
+    let (svc, keys, app) = setup().await;
+    let now = chrono::Utc::now();
+    let at = (now - chrono::Duration::minutes(5)).to_rfc3339();
+    let reader = json!({"job": {"namespace": "airflow", "name": "report.finance"}, "inputs": [{"namespace": "warehouse", "name": "mart.orders"}], "outputs": [], "eventTime": at, "producer": "p", "schemaURL": "s"});
+    assert_eq!(
+        post(&app, &keys.responder, "/api/v1/lineage", &reader)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let mut fail = ol("FAIL", &at, RUN1, "etl.orders", &[], &["mart.orders"]);
+    fail["run"]["facets"]["errorMessage"] = json!({"_producer": "p", "_schemaURL": "s", "message": "OutOfMemoryError", "programmingLanguage": "JAVA"});
+    fail["run"]["facets"]["firewatch_cost"] =
+        json!({"_producer": "p", "_schemaURL": "s", "amount": 7.5, "currency": "USD"});
+    assert_eq!(
+        post(&app, &keys.responder, "/api/v1/lineage", &fail)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let inc = incidents_of(&svc).await.remove(0);
+    let responder = firewatch_types::Principal {
+        tenant: TenantId::default_tenant(),
+        name: "ana".into(),
+        role: Role::Responder,
+    };
+    let r = firewatch_domain::triage::run(&svc, &responder, &inc.id)
+        .await
+        .unwrap();
+    let fact = |field: &str| {
+        r.facts_used
+            .iter()
+            .find(|f| f.field == field)
+            .unwrap_or_else(|| panic!("no {field} fact in {:?}", r.facts_used))
+            .clone()
+    };
+    let impact = fact("pipeline.impact");
+    assert!(
+        impact.value.contains("airflow/report.finance"),
+        "{}",
+        impact.value
+    );
+    assert!(r.traceability.impact_facts.contains(&impact.id));
+    let cost = fact("pipeline.cost");
+    assert!(cost.value.contains("7.5 USD"), "{}", cost.value);
+    assert!(r.traceability.cost_facts.contains(&cost.id));
+    assert!(fact("pipeline.last_run").value.contains("OutOfMemoryError"));
+    assert!(fact("pipeline.runbook").value.contains("no runbook"));
+    assert!(r
+        .impacted_consumers
+        .contains(&"pipeline airflow/report.finance".to_owned()));
+    assert!(r
+        .next_actions
+        .iter()
+        .any(|a| a.contains(&format!("/v1/runs/{RUN1}/explain"))));
+    assert!(r
+        .next_actions
+        .iter()
+        .any(|a| a.contains("Give airflow/etl.orders a runbook")));
+}

@@ -565,6 +565,9 @@ pub async fn run_as(
     let inc = incidents::get(svc, &principal.tenant, id).await?;
     let h = history(svc, &inc).await?;
     let mut report = deterministic(&inc, &h, svc.clock.now());
+    if inc.source == firewatch_types::SourceKind::Pipelines {
+        pipeline_facts(svc, &inc, &mut report).await?;
+    }
     let report_id = ask.report_id.clone().unwrap_or_else(|| new_report_id(svc));
     report.id = Some(report_id.clone());
     let mut event = None;
@@ -684,6 +687,107 @@ pub async fn run_as(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Adds a numbered fact to `report`; returns its id.
+fn add_fact(report: &mut TriageReport, field: &str, source: &str, value: String) -> String {
+    let id = format!("F{}", report.facts_used.len() + 1);
+    report.facts_used.push(FactUsed {
+        id: id.clone(),
+        field: field.to_owned(),
+        value: crate::redact::redact_text(&value),
+        source: source.to_owned(),
+    });
+    report.facts.push(value);
+    id
+}
+
+/// For an incident a failed pipeline run opened: the pipeline's downstream
+/// impact, its cost against its baseline, its runbook and its last run, as
+/// facts (impact and cost facts in the traceability), and the actions they
+/// call for.
+async fn pipeline_facts(
+    svc: &Services,
+    inc: &Incident,
+    report: &mut TriageReport,
+) -> Result<(), DomainError> {
+    use crate::pipelines::{costs, impact, load, runbooks};
+    let Some(id) = inc.labels.get("pipeline") else {
+        return Ok(());
+    };
+    let Some((pl, _)) = load(svc, &inc.tenant, id).await? else {
+        report
+            .warnings
+            .push(format!("pipeline {id} is not known: no pipeline facts"));
+        return Ok(());
+    };
+    if let Some(run) = &pl.last_run {
+        let status = serde_json::to_value(run.status)?;
+        let mut v = format!(
+            "last run {} of {id}: {}",
+            run.run_id,
+            status.as_str().unwrap_or_default()
+        );
+        if let Some(e) = &run.error {
+            v.push_str(&format!(": {e}"));
+        }
+        let f = add_fact(report, "pipeline.last_run", "pipelines", v);
+        report.traceability.telemetry_facts.push(f);
+        report.next_actions.push(format!(
+            "Read the run's explanation: GET /v1/runs/{}/explain",
+            run.run_id
+        ));
+    }
+    let g = impact::downstream_from(svc, &inc.tenant, &pl).await?;
+    let f = add_fact(report, "pipeline.impact", "pipelines", g.summary());
+    report.traceability.impact_facts.push(f);
+    report.impacted_consumers.extend(
+        g.downstream_consumers
+            .iter()
+            .take(10)
+            .map(|c| format!("pipeline {}", c.pipeline)),
+    );
+    report.impact_summary = format!("{} Downstream: {}.", report.impact_summary, g.summary());
+    if g.degraded {
+        report.warnings.extend(g.warnings);
+    }
+    for a in costs::anomalies_of(&pl) {
+        let f = add_fact(
+            report,
+            "pipeline.cost",
+            "cost",
+            format!(
+                "spend on {}: {} {} against a {} {} daily baseline ({} band)",
+                a.day,
+                a.latest,
+                a.currency,
+                a.baseline,
+                a.currency,
+                serde_json::to_value(a.band)?.as_str().unwrap_or_default()
+            ),
+        );
+        report.traceability.cost_facts.push(f);
+    }
+    match runbooks::status_of(pl.config.runbook_url.as_deref()) {
+        runbooks::RunbookStatus::Configured => {}
+        other => {
+            let what = match other {
+                runbooks::RunbookStatus::Missing => "no runbook is configured",
+                _ => "its runbook is not a usable URL",
+            };
+            let f = add_fact(
+                report,
+                "pipeline.runbook",
+                "runbook",
+                format!("{id}: {what}"),
+            );
+            report.traceability.runbook_facts.push(f);
+            report.next_actions.push(format!(
+                "Give {id} a runbook (PUT /v1/pipelines/{{id}}, runbook_url) so the next responder has one."
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Report `report_id` of incident `id`, if it was written.
