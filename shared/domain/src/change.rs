@@ -516,6 +516,14 @@ pub fn audit_write(
     })
 }
 
+/// A short jittered pause before trying a lost race again (`attempt` from
+/// 1), so a burst of writers on one item spreads out instead of colliding
+/// again at once.
+pub async fn back_off(attempt: usize) {
+    let ms = 1 + rand::random::<u64>() % (2 * attempt.min(20) as u64 + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
 /// Why a commit failed: a lost race (re-read and re-decide) or anything else.
 #[derive(Debug)]
 pub enum CommitError {

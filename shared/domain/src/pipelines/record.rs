@@ -37,13 +37,7 @@ use crate::{keys, DomainError, Services};
 /// their pipeline's item and the tenant's hour, so a burst of concurrent
 /// events queues on them.
 pub const ATTEMPTS: usize = 40;
-
-/// A short jittered pause before trying a lost race again, so a burst of
-/// writers spreads out instead of colliding again at once.
-pub(crate) async fn back_off(attempt: usize) {
-    let ms = 1 + rand::random::<u64>() % (2 * attempt.min(20) as u64 + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-}
+pub(crate) use crate::change::back_off;
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

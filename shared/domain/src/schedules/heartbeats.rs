@@ -40,7 +40,9 @@ const MAX_OPEN_STARTS: usize = 10;
 const MAX_RUN_HOURS: i64 = 24;
 const MAX_NAME: usize = 200;
 const MAX_LABELS: usize = 32;
-const ATTEMPTS: usize = 16;
+/// Tries of a write that keeps losing races (concurrent pings of one
+/// heartbeat queue on its item), with a jittered pause between them.
+const ATTEMPTS: usize = 40;
 
 /// A heartbeat as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -512,7 +514,10 @@ pub async fn edit(
     edit: Edit,
 ) -> Result<Heartbeat, DomainError> {
     require_role(p, Role::Admin, "change heartbeats")?;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            crate::change::back_off(attempt).await;
+        }
         let (mut hb, version) = load(svc, &p.tenant, id)
             .await?
             .ok_or_else(|| not_found(id))?;
@@ -673,7 +678,10 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
     let index: PingIndex = keys::decode(&index)?;
     let mut body = String::from_utf8_lossy(&r.body[..r.body.len().min(MAX_PING_BODY)]).into_owned();
     crate::redact::redact_in_place(&mut body);
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            crate::change::back_off(attempt).await;
+        }
         let Some((mut hb, version)) = load(svc, &index.tenant, &index.id).await? else {
             return Ok(false);
         };
@@ -786,7 +794,10 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
         tracing::warn!(heartbeat = %hb.id, error = %e, "heartbeat alert not ingested; the next tick retries");
         return hb;
     }
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            crate::change::back_off(attempt).await;
+        }
         if hb.pending.as_ref().map(|p| p.event) != Some(pending.event) {
             return hb;
         }
@@ -834,7 +845,10 @@ pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, Domai
 /// Looks at one due heartbeat: ingests a pending event, raises an overdue
 /// or deferred alert. Returns whether an alert event was ingested.
 async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, DomainError> {
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            crate::change::back_off(attempt).await;
+        }
         let Some((mut hb, version)) = load(svc, &due.tenant, &due.id).await? else {
             super::drop_due(svc, JOB, sk).await?;
             return Ok(false);

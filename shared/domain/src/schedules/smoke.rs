@@ -38,7 +38,9 @@ const MAX_TIMEOUT_SECS: i64 = 30;
 const MAX_ASSERTIONS: usize = 32;
 const MAX_HEADERS: usize = 32;
 const MAX_URL: usize = 2048;
-const ATTEMPTS: usize = 16;
+/// Tries of a write that keeps losing races (concurrent runs of one check
+/// queue on its item), with a jittered pause between them.
+const ATTEMPTS: usize = 40;
 
 /// A status or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -501,7 +503,10 @@ pub async fn replace(
 ) -> Result<SmokeCheck, DomainError> {
     require_role(p, Role::Admin, "change smoke checks")?;
     validate(&d)?;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            crate::change::back_off(attempt).await;
+        }
         let (mut c, v) = load(svc, &p.tenant, id)
             .await?
             .ok_or_else(|| not_found(id))?;
@@ -1016,7 +1021,10 @@ async fn run_and_record(
             Err(e) => tracing::warn!(check = %c.id, error = %e, "failing answer not kept"),
         }
     }
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            crate::change::back_off(attempt).await;
+        }
         let event = match (run.ok, c.failing) {
             (false, false) => Some(true),
             (true, true) => Some(false),
