@@ -255,8 +255,18 @@ async fn dispatch_loop(services: Services) {
 /// due is looked at every second. Smoke checks (which wait on their
 /// targets) have their own loop.
 async fn schedules_loop(services: Services) {
+    use firewatch_domain::pipelines::sla;
     use firewatch_domain::schedules::{freshness, heartbeats, Budget};
+    let mut tick: u64 = 0;
     loop {
+        // Pipeline SLAs are judged to the minute: every 15 s is plenty.
+        if tick.is_multiple_of(15) {
+            let budget = Budget::new(std::time::Duration::from_secs(5));
+            if let Err(e) = sla::run(&services, &budget).await {
+                tracing::warn!(error = %e, "pipelines check failed");
+            }
+        }
+        tick += 1;
         let budget = Budget::new(std::time::Duration::from_millis(800));
         if let Err(e) = heartbeats::run_due(&services, &budget).await {
             tracing::warn!(error = %e, "heartbeats check failed");

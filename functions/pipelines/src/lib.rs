@@ -17,6 +17,10 @@
 //! - `GET /v1/costs`, `/v1/costs/trend?days=`, `/v1/costs/pipelines?days=&limit=`,
 //!   `/v1/costs/anomalies?anomaly_only=&min_ratio=`, `/v1/pipelines/{id}/cost?days=`
 //!   (viewer)
+//! - `GET /v1/pipelines/{id}/sla?days=` (the pipeline against its SLA now
+//!   and its on-time, late, long and missed runs per day), `GET
+//!   /v1/sla/pipelines` (pipelines by SLA state), `GET
+//!   /v1/costs/anomalies/{pipeline}/investigate` (viewer)
 //! - `GET /v1/runbooks` (viewer; filters `search`, `team`, `domain`,
 //!   `criticality`, `owner`, `include_missing`): the runbook catalog and its
 //!   coverage; `POST /v1/runbooks/governance` `{"pipeline", "status",
@@ -33,7 +37,7 @@ use axum::{Json, Router};
 use firewatch_domain::pipelines::openlineage::{self, Event, PlainRun};
 use firewatch_domain::pipelines::read::{self, Filter};
 use firewatch_domain::pipelines::{
-    self, costs, impact, record, runbooks, Config, Criticality, State as PlState,
+    self, costs, impact, record, runbooks, sla, Config, Criticality, State as PlState,
 };
 use firewatch_domain::Services;
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
@@ -57,6 +61,12 @@ pub fn router(services: Services) -> Router {
         .route("/v1/costs/pipelines", get(costs_ranking))
         .route("/v1/costs/anomalies", get(costs_anomalies))
         .route("/v1/pipelines/{id}/cost", get(pipeline_cost))
+        .route("/v1/pipelines/{id}/sla", get(pipeline_sla))
+        .route("/v1/sla/pipelines", get(sla_counts))
+        .route(
+            "/v1/costs/anomalies/{pipeline}/investigate",
+            get(investigate),
+        )
         .route("/v1/runbooks", get(runbook_catalog))
         .route("/v1/runbooks/governance", post(governance_set))
         .route(
@@ -444,4 +454,25 @@ async fn pipeline_cost(
     Ok(Json(
         serde_json::json!({"pipeline": id, "days": d, "total": total, "items": items, "anomalies": anomalies}),
     ))
+}
+
+async fn pipeline_sla(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DaysQuery>,
+) -> ApiResult<Json<sla::SlaView>> {
+    Ok(Json(sla::pipeline(&svc, &p, &id, days(&q.days, 7)?).await?))
+}
+
+async fn sla_counts(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<sla::Counts>> {
+    Ok(Json(sla::counts(&svc, &p).await?))
+}
+
+async fn investigate(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<costs::Investigation>> {
+    Ok(Json(costs::investigate(&svc, &p, &id).await?))
 }

@@ -1,5 +1,5 @@
 //! Lambda entry point of the checks: EventBridge Scheduler's `heartbeats`,
-//! `smoke` and `freshness` jobs. Their alerts go through the normal incident
+//! `smoke`, `freshness` and `pipelines` jobs. Their alerts go through the normal incident
 //! flow and the dispatcher delivers them, so no chat client is linked here;
 //! smoke checks send their requests (with their secrets read when sent).
 

@@ -13,6 +13,9 @@
 //!   alert for a failing one and resolving it when it passes again.
 //! - `freshness` raises an alert for each watched provider silent past its
 //!   window, and resolves it once it sends again.
+//! - `pipelines` evaluates every pipeline's SLA (late, missed, too long,
+//!   stale outputs) and cost anomalies, raising an alert for each new breach
+//!   and resolving those that cleared.
 //!
 //! The input is the job, `{"job": "heartbeats"}`, optionally with the
 //! schedule's time (`"scheduled_time": "<aws.scheduler.scheduled-time>"`, as
@@ -25,6 +28,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use firewatch_domain::dispatch::{self, Drained};
+use firewatch_domain::pipelines::sla;
 use firewatch_domain::schedules::{self, freshness, heartbeats, smoke, Budget};
 use firewatch_domain::{DomainError, Services};
 use serde::{Deserialize, Serialize};
@@ -54,6 +58,8 @@ pub enum Job {
     Heartbeats,
     Smoke,
     Freshness,
+    /// Pipeline SLAs and cost anomalies.
+    Pipelines,
 }
 
 /// One invocation: the job and its tick.
@@ -66,7 +72,7 @@ pub struct Invocation {
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness")]
+    #[error("unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines")]
     Unknown(String),
     #[error("job {0} runs in {1}, not in this function")]
     Elsewhere(&'static str, &'static str),
@@ -88,6 +94,7 @@ impl Job {
             "heartbeats" => Ok(Self::Heartbeats),
             "smoke" => Ok(Self::Smoke),
             "freshness" => Ok(Self::Freshness),
+            "pipelines" => Ok(Self::Pipelines),
             _ => Err(JobError::Unknown(name.chars().take(40).collect())),
         }
     }
@@ -98,6 +105,7 @@ impl Job {
             Self::Heartbeats => heartbeats::JOB,
             Self::Smoke => smoke::JOB,
             Self::Freshness => freshness::JOB,
+            Self::Pipelines => sla::JOB,
         }
     }
 }
@@ -213,7 +221,7 @@ pub async fn run_retries(svc: &Services) -> Result<RetriesReport, JobError> {
     Ok(drained.into())
 }
 
-/// A checking job's tick (`heartbeats`, `smoke`, `freshness`): claims the
+/// A checking job's tick (`heartbeats`, `smoke`, `freshness`, `pipelines`): claims the
 /// tick, then runs the job within [`JOB_BUDGET`]. What the checks function
 /// runs: the alerts it raises are delivered by the dispatcher, so it links
 /// no chat client.
@@ -253,6 +261,7 @@ pub async fn run_checks(
         Job::Heartbeats => heartbeats::run_due(svc, budget).await?,
         Job::Smoke => smoke::run_due(svc, budget).await?,
         Job::Freshness => freshness::run(svc, budget).await?,
+        Job::Pipelines => sla::run(svc, budget).await?,
         Job::Retries => schedules::JobReport::default(),
     })
 }
@@ -271,7 +280,7 @@ mod tests {
         assert!(
             unknown
                 .to_string()
-                .contains("known jobs: retries, heartbeats, smoke, freshness"),
+                .contains("known jobs: retries, heartbeats, smoke, freshness, pipelines"),
             "{unknown}"
         );
         let shapeless = Job::parse(&serde_json::json!({"job": 42})).unwrap_err();

@@ -144,3 +144,43 @@ async fn a_job_out_of_budget_leaves_the_rest_due_for_the_next_tick() {
     );
     assert_eq!(r.alerts, 1);
 }
+
+#[tokio::test]
+async fn the_pipelines_job_raises_a_late_pipeline_once_per_tick() {
+    let clock = Arc::new(FixedClock::new(at("2030-06-01T10:00:00Z")));
+    let svc = firewatch_local::services_in_memory().with_clock(clock.clone());
+    // The job looks at known tenants: those with an API key.
+    firewatch_domain::auth::create_api_key(&svc, &TenantId::default_tenant(), "ops", Role::Admin)
+        .await
+        .unwrap();
+    let config = firewatch_domain::pipelines::Config {
+        sla: Some(firewatch_domain::pipelines::Sla {
+            max_interval: Some("1h".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    firewatch_domain::pipelines::configure(&svc, &admin(), "nightly-export", config)
+        .await
+        .unwrap();
+    clock.advance(Duration::minutes(61));
+    let input = serde_json::json!({"job": "pipelines", "scheduled_time": "2030-06-01T11:01:00Z"});
+    let first = checks(handle(&svc, &input).await.unwrap());
+    assert_eq!((first.checked, first.alerts), (1, 1), "{first:?}");
+    let retried = checks(handle(&svc, &input).await.unwrap());
+    assert!(retried.already_run);
+    let filter = ListFilter {
+        source: Some(SourceKind::Pipelines),
+        ..Default::default()
+    };
+    let open = incidents::list(&svc, &TenantId::default_tenant(), &filter, None, 10)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].fingerprint, "pipeline-sla:nightly-export:schedule");
+    assert_eq!(
+        Job::parse(&serde_json::json!({"job": "pipelines"})).unwrap(),
+        Job::Pipelines
+    );
+}

@@ -75,6 +75,10 @@ pub struct Settings {
     /// `assisted`): the mode of the Triage button, a bare `/fw triage` and
     /// a triage request that names none.
     pub triage_default: crate::triage::Requested,
+    /// `FIREWATCH_COST_ALERT_BAND` (`low`, `medium`, `high`, the default, or
+    /// `off`): the least cost-anomaly band the `pipelines` job raises an
+    /// alert for (`None`: never).
+    pub cost_alert_band: Option<crate::pipelines::costs::Band>,
 }
 
 impl Default for Settings {
@@ -96,6 +100,7 @@ impl Default for Settings {
             assisted_retry_max_attempts: 4,
             assisted_retry_base_ms: 300,
             triage_default: crate::triage::Requested::Deterministic,
+            cost_alert_band: Some(crate::pipelines::costs::Band::High),
         }
     }
 }
@@ -201,6 +206,20 @@ impl Settings {
             s.triage_default = crate::triage::Requested::parse(v.trim()).ok_or_else(|| {
                 format!("FIREWATCH_TRIAGE_DEFAULT must be deterministic or assisted, got {v:?}")
             })?;
+        }
+        if let Some(v) = var("FIREWATCH_COST_ALERT_BAND").filter(|v| !v.trim().is_empty()) {
+            use crate::pipelines::costs::Band;
+            s.cost_alert_band = match v.trim() {
+                "off" => None,
+                "low" => Some(Band::Low),
+                "medium" => Some(Band::Medium),
+                "high" => Some(Band::High),
+                _ => {
+                    return Err(format!(
+                        "FIREWATCH_COST_ALERT_BAND must be low, medium, high or off, got {v:?}"
+                    ))
+                }
+            };
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use firewatch_types::{Principal, Role};
 use serde::Serialize;
 
-use super::{check_id, hours_pk, pipeline_pk, pipelines_pk, Criticality, Pipeline, Totals};
+use super::{check_id, hours_pk, pipeline_pk, Criticality, Pipeline, Totals};
 use crate::auth::require_role;
 use crate::ports::Query;
 use crate::{keys, DomainError, Services};
@@ -22,8 +22,7 @@ use crate::{keys, DomainError, Services};
 pub const KEPT_DAYS: i64 = 15;
 /// Days a baseline spans.
 pub const BASELINE_DAYS: i64 = 7;
-/// Pipelines one ranking or anomaly read scans at most.
-pub const SCAN: usize = 20_000;
+pub use super::SCAN;
 
 /// Cost by currency.
 pub type Money = BTreeMap<String, f64>;
@@ -204,55 +203,23 @@ pub async fn pipeline(
 ) -> Result<Vec<Day>, DomainError> {
     super::get(svc, p, id).await?;
     check_days(days, 90)?;
-    let from = format!("DAY#{}", day(svc.clock.now() - Duration::days(days)));
-    let page = svc
-        .store
-        .query(Query {
-            pk: pipeline_pk(&p.tenant, id),
-            sk_prefix: "DAY#".into(),
-            after: Some(from),
-            limit: days as usize + 1,
-            descending: false,
+    Ok(super::day_totals(svc, &p.tenant, id, svc.clock.now(), days)
+        .await?
+        .into_iter()
+        .map(|(day, t)| Day {
+            day,
+            cost: rounded(t.cost),
+            runs: t.runs,
+            failures: t.failures + t.aborted,
         })
-        .await?;
-    page.items
-        .iter()
-        .map(|item| {
-            let t: Totals = keys::decode(item)?;
-            Ok(Day {
-                day: item.sk.trim_start_matches("DAY#").to_owned(),
-                cost: rounded(t.cost),
-                runs: t.runs,
-                failures: t.failures + t.aborted,
-            })
-        })
-        .collect()
+        .collect())
 }
 
 /// Reads the tenant's pipelines, at most [`SCAN`]; `true` when more were left.
 async fn all(svc: &Services, p: &Principal) -> Result<(Vec<Pipeline>, bool), DomainError> {
     let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = svc
-            .store
-            .query(Query {
-                pk: pipelines_pk(&p.tenant),
-                sk_prefix: String::new(),
-                after: after.take(),
-                limit: 1000,
-                descending: false,
-            })
-            .await?;
-        for item in &page.items {
-            out.push(keys::decode(item)?);
-        }
-        match page.next {
-            Some(n) if out.len() < SCAN => after = Some(n),
-            Some(_) => return Ok((out, true)),
-            None => return Ok((out, false)),
-        }
-    }
+    let more = super::each(svc, &p.tenant, SCAN, |pl| out.push(pl)).await?;
+    Ok((out, more))
 }
 
 /// A pipeline in the cost ranking.
@@ -475,6 +442,344 @@ pub async fn of_pipeline(
 ) -> Result<Vec<Anomaly>, DomainError> {
     check_id("the pipeline id", id)?;
     Ok(anomalies_of(&super::get(svc, p, id).await?))
+}
+
+/// Runs of a pipeline one investigation reads at most (its newest).
+pub const INVESTIGATED_RUNS: usize = 50;
+
+/// A run in an investigation's top cost runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostRun {
+    pub run_id: String,
+    pub status: super::RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub cost: super::Cost,
+}
+
+/// An incident of the pipeline (its failures, SLA breaches or cost).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelatedIncident {
+    pub id: String,
+    pub title: String,
+    pub state: firewatch_types::IncidentState,
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The latest day with spend against the day before it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change24h {
+    pub currency: String,
+    pub day: String,
+    pub latest: f64,
+    pub previous_day: String,
+    pub previous: f64,
+    pub delta: f64,
+    /// latest / previous; `null` when the day before had no spend.
+    pub ratio: Option<f64>,
+}
+
+/// What a triage of the anomaly starts from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriagePrefill {
+    pub title: String,
+    pub severity: firewatch_types::Severity,
+    pub summary: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `GET /v1/costs/anomalies/{pipeline}/investigate`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Investigation {
+    pub pipeline: String,
+    /// The worst of its currencies' anomalies (`null` without spend).
+    pub anomaly: Option<Anomaly>,
+    pub baseline: Option<f64>,
+    pub baseline_delta: Option<f64>,
+    pub ratio: Option<f64>,
+    pub change_24h: Option<Change24h>,
+    /// Its last 14 days.
+    pub trend: Vec<Day>,
+    /// Its costliest runs among the newest [`INVESTIGATED_RUNS`], at most 5.
+    pub top_cost_runs: Vec<CostRun>,
+    /// Incidents its alerts opened (failures, SLA, cost), newest first.
+    pub related_incidents: Vec<RelatedIncident>,
+    pub recommended_next_actions: Vec<String>,
+    pub triage_prefill: TriagePrefill,
+    pub degraded: bool,
+    pub warnings: Vec<String>,
+}
+
+/// The day before `d` (`yyyy-mm-dd`).
+fn day_before(d: &str) -> Option<String> {
+    let d = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
+    Some((d - Duration::days(1)).format("%Y-%m-%d").to_string())
+}
+
+/// Everything an on-call needs to judge pipeline `id`'s cost anomaly:
+/// the anomaly, its trend, its costliest recent runs, the incidents it is
+/// part of, and what to do next. Reads one pipeline's items, never the
+/// tenant's runs.
+pub async fn investigate(
+    svc: &Services,
+    p: &Principal,
+    id: &str,
+) -> Result<Investigation, DomainError> {
+    require_role(p, Role::Viewer, "read costs")?;
+    let pl = super::get(svc, p, id).await?;
+    let mut warnings = Vec::new();
+    let mut degraded = false;
+    let anomaly = anomalies_of(&pl).into_iter().max_by(|a, b| {
+        a.band.cmp(&b.band).then(
+            a.delta
+                .partial_cmp(&b.delta)
+                .unwrap_or(std::cmp::Ordering::Equal),
+        )
+    });
+    if anomaly.is_none() {
+        degraded = true;
+        warnings.push(format!(
+            "no cost reported for {} in the last {KEPT_DAYS} days: runs carry cost in the firewatch_cost run facet or a plain report's cost",
+            pl.id
+        ));
+    } else if anomaly.as_ref().is_some_and(|a| a.ratio.is_none()) {
+        warnings.push(
+            "no spend in the 7 days before the latest day: there is no baseline to compare with"
+                .into(),
+        );
+    }
+    let change_24h = anomaly.as_ref().and_then(|a| {
+        let prev_day = day_before(&a.day)?;
+        let previous = pl
+            .cost_days
+            .get(&prev_day)
+            .and_then(|m| m.get(&a.currency))
+            .copied()
+            .unwrap_or(0.0);
+        Some(Change24h {
+            currency: a.currency.clone(),
+            day: a.day.clone(),
+            latest: a.latest,
+            previous_day: prev_day,
+            previous: round2(previous),
+            delta: round2(a.latest - previous),
+            ratio: (previous > 0.0).then(|| round2(a.latest / previous)),
+        })
+    });
+    let trend = pipeline(svc, p, id, 14).await?;
+
+    // The newest runs, read at once; the costliest first.
+    let history = svc
+        .store
+        .query(Query {
+            pk: pipeline_pk(&p.tenant, id),
+            sk_prefix: "RUN#".into(),
+            after: None,
+            limit: INVESTIGATED_RUNS,
+            descending: true,
+        })
+        .await?;
+    if history.next.is_some() {
+        warnings.push(format!(
+            "top cost runs are of the newest {INVESTIGATED_RUNS} runs"
+        ));
+    }
+    let gets = history.items.iter().map(|item| async move {
+        let run_id: String = keys::decode(item)?;
+        match svc.store.get(&super::runs_pk(&p.tenant), &run_id).await? {
+            Some(r) => Ok(Some(keys::decode::<super::record::Run>(&r)?)),
+            None => Ok::<_, DomainError>(None),
+        }
+    });
+    let mut runs: Vec<CostRun> = futures_util::future::join_all(gets)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, DomainError>>()?
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(CostRun {
+                cost: r.cost.clone()?,
+                run_id: r.run_id,
+                status: r.status,
+                started_at: r.started_at,
+                ended_at: r.ended_at,
+            })
+        })
+        .collect();
+    runs.sort_by(|a, b| {
+        b.cost
+            .amount
+            .partial_cmp(&a.cost.amount)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    runs.truncate(5);
+
+    // Incidents its alerts opened, by the groups those alerts form.
+    let mut related = Vec::new();
+    let fingerprints = [
+        format!("pipeline-cost:{id}"),
+        format!("pipeline:{id}"),
+        format!("pipeline-sla:{id}:schedule"),
+        format!("pipeline-sla:{id}:duration"),
+        format!("pipeline-sla:{id}:freshness"),
+    ];
+    for fp in &fingerprints {
+        let page = svc
+            .store
+            .query(Query {
+                pk: keys::group_incidents_pk(&p.tenant, firewatch_types::SourceKind::Pipelines, fp),
+                sk_prefix: String::new(),
+                after: None,
+                limit: 5,
+                descending: true,
+            })
+            .await?;
+        for item in &page.items {
+            let Ok(inc_id) = firewatch_types::IncidentId::parse(&item.sk) else {
+                continue;
+            };
+            match crate::incidents::get(svc, &p.tenant, &inc_id).await {
+                Ok(inc) => related.push(RelatedIncident {
+                    id: inc.id.to_string(),
+                    title: inc.title,
+                    state: inc.state,
+                    fingerprint: fp.clone(),
+                    created_at: inc.created_at,
+                }),
+                Err(DomainError::NotFound(_)) => {}
+                Err(e) => {
+                    degraded = true;
+                    warnings.push(format!("related incidents could not all be read: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    related.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    related.truncate(10);
+
+    let actions = next_actions(&pl, anomaly.as_ref(), &runs, &related, &trend);
+    let severity = pl
+        .config
+        .criticality
+        .map_or(firewatch_types::Severity::Sev3, |c| c.severity());
+    let mut labels = BTreeMap::from([("pipeline".to_owned(), pl.id.clone())]);
+    for (k, v) in [("team", &pl.config.team), ("domain", &pl.config.domain)] {
+        if let Some(v) = v {
+            labels.insert(k.into(), v.clone());
+        }
+    }
+    let triage_prefill = TriagePrefill {
+        title: match &anomaly {
+            Some(a) if a.anomaly => match a.ratio {
+                Some(r) => format!("Cost anomaly: {} at {r}x its baseline on {}", pl.id, a.day),
+                None => format!("New spend: {} with no baseline on {}", pl.id, a.day),
+            },
+            _ => format!("Cost review: {}", pl.id),
+        },
+        severity,
+        summary: match &anomaly {
+            Some(a) => cost_summary(a),
+            None => "no cost reported".into(),
+        },
+        labels,
+    };
+    Ok(Investigation {
+        pipeline: pl.id.clone(),
+        baseline: anomaly.as_ref().map(|a| a.baseline),
+        baseline_delta: anomaly.as_ref().map(|a| a.delta),
+        ratio: anomaly.as_ref().and_then(|a| a.ratio),
+        anomaly,
+        change_24h,
+        trend,
+        top_cost_runs: runs,
+        related_incidents: related,
+        recommended_next_actions: actions,
+        triage_prefill,
+        degraded,
+        warnings,
+    })
+}
+
+/// One line about an anomaly.
+pub fn cost_summary(a: &Anomaly) -> String {
+    format!(
+        "{} {} on {} against a 7-day baseline of {} {} a day (delta {}{})",
+        a.latest,
+        a.currency,
+        a.day,
+        a.baseline,
+        a.currency,
+        a.delta,
+        a.ratio.map(|r| format!(", {r}x")).unwrap_or_default()
+    )
+}
+
+/// What to do next, from what the investigation found.
+fn next_actions(
+    pl: &Pipeline,
+    anomaly: Option<&Anomaly>,
+    runs: &[CostRun],
+    related: &[RelatedIncident],
+    trend: &[Day],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(a) = anomaly.filter(|a| a.anomaly) else {
+        out.push("No anomaly: the latest day is within its baseline; nothing to do".into());
+        return out;
+    };
+    if let Some(open) = related
+        .iter()
+        .find(|i| i.state != firewatch_types::IncidentState::Resolved)
+    {
+        out.push(format!(
+            "Incident {} is open for this pipeline: continue there",
+            open.id
+        ));
+    }
+    if let Some(top) = runs.first() {
+        if a.latest > 0.0 && top.cost.amount >= a.latest * 0.5 {
+            out.push(format!(
+                "Run {} alone cost {} {}: check its input volume and retries",
+                top.run_id, top.cost.amount, top.cost.currency
+            ));
+        }
+    }
+    if let Some(d) = trend.iter().rev().find(|d| d.day == a.day) {
+        if d.failures > 0 {
+            out.push(format!(
+                "{} runs failed on {}: retried failures are paid for too",
+                d.failures, d.day
+            ));
+        }
+        if let Some(before) = trend.iter().rev().find(|x| x.day < a.day && x.runs > 0) {
+            if d.runs > before.runs * 2 {
+                out.push(format!(
+                    "{} runs on {} against {} on {}: check the schedule and what triggers it",
+                    d.runs, d.day, before.runs, before.day
+                ));
+            }
+        }
+    }
+    out.push(
+        "Compare the top cost runs with a run from a baseline day: data volume, cluster size, engine version".into(),
+    );
+    if super::runbooks::status_of(pl.config.runbook_url.as_deref())
+        != super::runbooks::RunbookStatus::Configured
+    {
+        out.push(format!(
+            "Add a runbook (PUT /v1/pipelines/{}) so the next on-call knows how to throttle it",
+            pl.id
+        ));
+    }
+    if pl.config.owner.is_none() && pl.config.team.is_none() {
+        out.push("Set an owner or team so cost anomalies reach someone".into());
+    }
+    out
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod openlineage;
 pub mod read;
 pub mod record;
 pub mod runbooks;
+pub mod sla;
 
 use std::collections::BTreeMap;
 
@@ -126,6 +127,10 @@ pub struct Sla {
     /// Outputs older than this are stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<String>,
+    /// How long after a cron time a run may start and still be on time
+    /// (default 15m with `cron`, none with `max_interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<String>,
 }
 
 /// What an admin sets on a pipeline (`PUT /v1/pipelines/{id}`).
@@ -286,6 +291,13 @@ pub struct Pipeline {
     /// Where closing its runbook gap stands (none when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<runbooks::GovernanceRecord>,
+    /// When its outputs were last written: the newest end of a completed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_succeeded_at: Option<DateTime<Utc>>,
+    /// What the `pipelines` job keeps: since when the SLA applies, missed
+    /// slots counted, alerts open.
+    #[serde(default, skip_serializing_if = "sla::Memo::is_empty")]
+    pub sla_memo: sla::Memo,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -313,6 +325,8 @@ impl Pipeline {
             alerting: false,
             governance: None,
             cost_days: BTreeMap::new(),
+            last_succeeded_at: None,
+            sla_memo: sla::Memo::default(),
             created_at: now,
             updated_at: now,
         }
@@ -335,6 +349,77 @@ pub fn check_id(what: &str, id: &str) -> Result<(), DomainError> {
 /// The id of OpenLineage job `namespace`/`name`.
 pub fn job_id(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
+}
+
+/// Pipelines one read that covers the whole tenant (summary, SLA counts,
+/// cost ranking and anomalies, runbook catalog) reads at most.
+pub const SCAN: usize = 20_000;
+
+/// Calls `f` with each of the tenant's pipelines in id order, at most
+/// `max`; `true` when more were left unread.
+pub(crate) async fn each(
+    svc: &Services,
+    tenant: &TenantId,
+    max: usize,
+    mut f: impl FnMut(Pipeline),
+) -> Result<bool, DomainError> {
+    let mut after = None;
+    let mut seen = 0;
+    loop {
+        let page = svc
+            .store
+            .query(crate::ports::Query {
+                pk: pipelines_pk(tenant),
+                sk_prefix: String::new(),
+                after: after.take(),
+                limit: 1000.min(max - seen).max(1),
+                descending: false,
+            })
+            .await?;
+        for item in &page.items {
+            seen += 1;
+            f(keys::decode(item)?);
+        }
+        match page.next {
+            Some(n) if seen < max => after = Some(n),
+            Some(_) => return Ok(true),
+            None => return Ok(false),
+        }
+    }
+}
+
+/// Pipeline `id`'s day totals of the last `days` days before `now`,
+/// oldest first, each with its day (`yyyy-mm-dd`).
+pub(crate) async fn day_totals(
+    svc: &Services,
+    tenant: &TenantId,
+    id: &str,
+    now: DateTime<Utc>,
+    days: i64,
+) -> Result<Vec<(String, Totals)>, DomainError> {
+    let from = format!(
+        "DAY#{}",
+        (now - chrono::Duration::days(days)).format("%Y-%m-%d")
+    );
+    let page = svc
+        .store
+        .query(crate::ports::Query {
+            pk: pipeline_pk(tenant, id),
+            sk_prefix: "DAY#".into(),
+            after: Some(from),
+            limit: usize::try_from(days).unwrap_or(0) + 1,
+            descending: false,
+        })
+        .await?;
+    page.items
+        .iter()
+        .map(|item| {
+            Ok((
+                item.sk.trim_start_matches("DAY#").to_owned(),
+                keys::decode(item)?,
+            ))
+        })
+        .collect()
 }
 
 /// Reads pipeline `id` with its version (`None`: not stored).
@@ -395,10 +480,14 @@ pub fn check_config(c: &Config) -> Result<(), DomainError> {
             ("max_interval", &sla.max_interval),
             ("max_duration", &sla.max_duration),
             ("freshness", &sla.freshness),
+            ("grace", &sla.grace),
         ] {
             if let Some(v) = v {
-                crate::playbooks::definition::duration_secs(v)
+                let secs = crate::playbooks::definition::duration_secs(v)
                     .map_err(|e| bad(format!("{what}: {e}")))?;
+                if secs == 0 && what != "grace" {
+                    return Err(bad(format!("{what} must be at least 1s")));
+                }
             }
         }
     }
@@ -426,6 +515,11 @@ pub async fn configure(
             None => (Pipeline::new(id, now), None),
         };
         let before = serde_json::to_value(&pl.config)?;
+        if pl.config.sla != config.sla {
+            // A new SLA judges from now on: no slot before it was missed.
+            pl.sla_memo.since = config.sla.as_ref().map(|_| now);
+            pl.sla_memo.missed_through = None;
+        }
         pl.config = config.clone();
         pl.updated_at = now;
         let ops = vec![
@@ -473,6 +567,19 @@ pub struct Totals {
     /// By currency.
     #[serde(default)]
     pub cost: BTreeMap<String, f64>,
+    /// Runs that started later than their cron time's grace.
+    #[serde(default)]
+    pub late: u64,
+    /// Runs that took longer than the SLA's `max_duration`.
+    #[serde(default)]
+    pub long: u64,
+    /// Completed runs neither late nor too long.
+    #[serde(default)]
+    pub on_time: u64,
+    /// Expected runs that never started (counted by the `pipelines` job on
+    /// the day they were expected).
+    #[serde(default)]
+    pub missed: u64,
 }
 
 impl Totals {
@@ -489,6 +596,15 @@ impl Totals {
             RunStatus::Failed => add(&mut self.failures, 1),
             RunStatus::Aborted => add(&mut self.aborted, 1),
             _ => {}
+        }
+        if c.late {
+            add(&mut self.late, 1);
+        }
+        if c.long {
+            add(&mut self.long, 1);
+        }
+        if c.status == RunStatus::Completed && !c.late && !c.long {
+            add(&mut self.on_time, 1);
         }
         if let Some(d) = c.duration_ms {
             add(&mut self.timed, 1);
@@ -515,6 +631,11 @@ pub struct Contribution {
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// Judged against the SLA the pipeline had when the run finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub long: bool,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use firewatch_types::{Principal, Role};
 use serde::Serialize;
 
@@ -19,7 +19,7 @@ use crate::ports::Query;
 use crate::{keys, DomainError, Services};
 
 /// Pipelines one summary reads at most.
-pub const SUMMARY_PIPELINES: usize = 20_000;
+pub const SUMMARY_PIPELINES: usize = super::SCAN;
 /// Pipelines one list page scans at most while filtering.
 const LIST_SCAN: usize = 2_000;
 
@@ -59,6 +59,8 @@ pub struct PipelineView {
     pub cost_7d: BTreeMap<String, f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean_duration_ms_7d: Option<u64>,
+    /// Where it stands against its SLA now (`none` without one).
+    pub sla_state: super::sla::SlaState,
 }
 
 /// The last `days` days of a pipeline's daily totals.
@@ -69,21 +71,9 @@ async fn days_of(
     now: DateTime<Utc>,
     days: i64,
 ) -> Result<(Window, u64, u64), DomainError> {
-    let from = format!("DAY#{}", (now - Duration::days(days)).format("%Y-%m-%d"));
-    let page = svc
-        .store
-        .query(Query {
-            pk: pipeline_pk(&p.tenant, id),
-            sk_prefix: "DAY#".into(),
-            after: Some(from),
-            limit: days as usize + 1,
-            descending: false,
-        })
-        .await?;
     let mut w = Window::default();
     let (mut timed, mut dur) = (0, 0);
-    for item in &page.items {
-        let t: Totals = keys::decode(item)?;
+    for (_, t) in super::day_totals(svc, &p.tenant, id, now, days).await? {
         w.add(&t);
         timed += t.timed;
         dur += t.duration_ms;
@@ -92,8 +82,10 @@ async fn days_of(
 }
 
 async fn view(svc: &Services, p: &Principal, pl: Pipeline) -> Result<PipelineView, DomainError> {
-    let (w, timed, dur) = days_of(svc, p, &pl.id, svc.clock.now(), 7).await?;
+    let now = svc.clock.now();
+    let (w, timed, dur) = days_of(svc, p, &pl.id, now, 7).await?;
     Ok(PipelineView {
+        sla_state: super::sla::evaluate(&pl, now).state,
         pipeline: pl,
         runs_7d: w.runs,
         failures_7d: w.failures + w.aborted,
@@ -341,10 +333,11 @@ pub struct Summary {
     pub cost_7d_daily_avg: BTreeMap<String, f64>,
     pub runs_24h: u64,
     pub failures_24h: u64,
-    /// SLA breaches and stale datasets, when SLA evaluation has run; `null`
-    /// with a warning until then.
-    pub sla_breaches: Option<u64>,
-    pub stale_datasets: Option<u64>,
+    /// Pipelines breaching their SLA now (late, missed, running too long
+    /// or stale), and the output datasets of stale ones.
+    pub sla_breaches: u64,
+    pub stale_datasets: u64,
+    pub sla_by_state: BTreeMap<&'static str, usize>,
     pub degraded: bool,
     pub warnings: Vec<String>,
 }
@@ -362,46 +355,33 @@ pub async fn summary(svc: &Services, p: &Principal) -> Result<Summary, DomainErr
         cost_7d_daily_avg: BTreeMap::new(),
         runs_24h: 0,
         failures_24h: 0,
-        sla_breaches: None,
-        stale_datasets: None,
+        sla_breaches: 0,
+        stale_datasets: 0,
+        sla_by_state: BTreeMap::new(),
         degraded: false,
-        warnings: vec![
-            "SLA breaches and stale datasets are not evaluated yet (no SLA job): they are null, not zero".into(),
-        ],
+        warnings: Vec::new(),
     };
     let mut failing_all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = svc
-            .store
-            .query(Query {
-                pk: pipelines_pk(&p.tenant),
-                sk_prefix: String::new(),
-                after: after.take(),
-                limit: 1000,
-                descending: false,
-            })
-            .await?;
-        for item in &page.items {
-            let pl: Pipeline = keys::decode(item)?;
-            s.pipelines += 1;
-            *s.by_state.entry(pl.state.as_str()).or_default() += 1;
-            if matches!(pl.state, State::Failed | State::Aborted) {
-                failing_all.push(pl.id);
-            }
+    let now = svc.clock.now();
+    let mut sla = super::sla::Counts::default_at(now);
+    let truncated = super::each(svc, &p.tenant, SUMMARY_PIPELINES, |pl| {
+        s.pipelines += 1;
+        *s.by_state.entry(pl.state.as_str()).or_default() += 1;
+        sla.add(&pl, now);
+        if matches!(pl.state, State::Failed | State::Aborted) {
+            failing_all.push(pl.id);
         }
-        match page.next {
-            Some(n) if s.pipelines < SUMMARY_PIPELINES => after = Some(n),
-            Some(_) => {
-                s.degraded = true;
-                s.warnings.push(format!(
-                    "more than {SUMMARY_PIPELINES} pipelines: the counts are of the first {SUMMARY_PIPELINES}"
-                ));
-                break;
-            }
-            None => break,
-        }
+    })
+    .await?;
+    if truncated {
+        s.degraded = true;
+        s.warnings.push(format!(
+            "more than {SUMMARY_PIPELINES} pipelines: the counts are of the first {SUMMARY_PIPELINES}"
+        ));
     }
+    s.sla_breaches = sla.breaches();
+    s.stale_datasets = sla.stale_datasets;
+    s.sla_by_state = sla.by_state;
     let c = super::costs::tenant(svc, p).await?;
     s.cost_24h = c.cost_24h;
     s.cost_7d = c.cost_7d;

@@ -147,20 +147,26 @@ impl Run {
         merge(&mut self.outputs, &ev.outputs);
     }
 
-    /// What the run adds to the totals now.
-    fn contribution(&self) -> Option<Contribution> {
+    /// What the run adds to the totals now, judged against `sla`.
+    fn contribution(&self, sla: Option<&super::Sla>) -> Option<Contribution> {
         if !self.status.is_terminal() {
             return None;
         }
         let ended_at = self.ended_at.unwrap_or(self.status_at);
+        let duration_ms = self
+            .started_at
+            .filter(|s| *s <= ended_at)
+            .map(|s| (ended_at - s).num_milliseconds().max(0) as u64);
+        let (late, long) = sla.map_or((false, false), |sla| {
+            super::sla::judge_run(sla, self.started_at, duration_ms)
+        });
         Some(Contribution {
             ended_at,
             status: self.status,
-            duration_ms: self
-                .started_at
-                .filter(|s| *s <= ended_at)
-                .map(|s| (ended_at - s).num_milliseconds().max(0) as u64),
+            duration_ms,
             cost: self.cost.clone(),
+            late,
+            long,
         })
     }
 
@@ -238,12 +244,12 @@ fn hour_key(t: DateTime<Utc>, pipeline: &str) -> String {
     format!("{}#{shard:02}", t.format("%Y-%m-%dT%H"))
 }
 
-fn day_key(t: DateTime<Utc>) -> String {
+pub(super) fn day_key(t: DateTime<Utc>) -> String {
     format!("DAY#{}", t.format("%Y-%m-%d"))
 }
 
 /// The write that moves a totals item from `before` to `after`.
-async fn totals_op(
+pub(super) async fn totals_op(
     svc: &Services,
     pk: String,
     sk: String,
@@ -362,7 +368,11 @@ pub async fn record(
         let before = run.counted.clone();
         run.apply(&ev);
         run.updated_at = now;
-        let after = run.contribution();
+        let after = run.contribution(pl.config.sla.as_ref());
+        if run.status == RunStatus::Completed {
+            let end = run.ended_at.unwrap_or(run.status_at);
+            pl.last_succeeded_at = Some(pl.last_succeeded_at.map_or(end, |x| x.max(end)));
+        }
         run.counted.clone_from(&after);
 
         // The pipeline follows its newest finished run.
@@ -378,6 +388,10 @@ pub async fn record(
                 pl.last_run = Some(run.last_run());
                 if pl.last_started_at.is_none_or(|s| s <= run.status_at) {
                     pl.state = run.status.state();
+                }
+                // A run reported only when it finished still started.
+                if let Some(s) = run.started_at.filter(|s| *s <= run.status_at) {
+                    pl.last_started_at = Some(pl.last_started_at.map_or(s, |x| x.max(s)));
                 }
                 if changed {
                     alert = match run.status {
@@ -586,20 +600,7 @@ async fn raise(
     } else {
         None
     };
-    let mut labels = serde_json::Map::new();
-    labels.insert("pipeline".into(), pl.id.clone().into());
-    for (k, v) in [
-        ("team", &pl.config.team),
-        ("domain", &pl.config.domain),
-        ("owner", &pl.config.owner),
-    ] {
-        if let Some(v) = v {
-            labels.insert(k.into(), v.clone().into());
-        }
-    }
-    if let Some(c) = pl.config.criticality {
-        labels.insert("criticality".into(), serde_json::to_value(c)?);
-    }
+    let labels = alert_labels(pl)?;
     let mut annotations = serde_json::Map::new();
     annotations.insert("run_id".into(), run.run_id.clone().into());
     if let Some(e) = &run.error {
@@ -614,11 +615,7 @@ async fn raise(
             serde_json::json!({"href": format!("{base}/v1/runs/{}", run.run_id), "text": "run"}),
         );
     }
-    if let Some(u) = pl.config.runbook_url.as_deref().filter(|u| {
-        super::runbooks::status_of(Some(u)) == super::runbooks::RunbookStatus::Configured
-    }) {
-        links.push(serde_json::json!({"href": u, "text": "runbook"}));
-    }
+    links.extend(runbook_link(pl));
     let what = match run.status {
         RunStatus::Aborted => "was aborted",
         RunStatus::Completed => "succeeded",
@@ -652,4 +649,37 @@ async fn raise(
     )
     .await
     .map(|_| ())
+}
+
+/// The labels of every alert about pipeline `pl`: its id, team, domain,
+/// owner and criticality.
+pub(crate) fn alert_labels(
+    pl: &Pipeline,
+) -> Result<serde_json::Map<String, serde_json::Value>, DomainError> {
+    let mut labels = serde_json::Map::new();
+    labels.insert("pipeline".into(), pl.id.clone().into());
+    for (k, v) in [
+        ("team", &pl.config.team),
+        ("domain", &pl.config.domain),
+        ("owner", &pl.config.owner),
+    ] {
+        if let Some(v) = v {
+            labels.insert(k.into(), v.clone().into());
+        }
+    }
+    if let Some(c) = pl.config.criticality {
+        labels.insert("criticality".into(), serde_json::to_value(c)?);
+    }
+    Ok(labels)
+}
+
+/// The pipeline's runbook as an alert link, when it is a valid URL.
+pub(crate) fn runbook_link(pl: &Pipeline) -> Option<serde_json::Value> {
+    pl.config
+        .runbook_url
+        .as_deref()
+        .filter(|u| {
+            super::runbooks::status_of(Some(u)) == super::runbooks::RunbookStatus::Configured
+        })
+        .map(|u| serde_json::json!({"href": u, "text": "runbook"}))
 }

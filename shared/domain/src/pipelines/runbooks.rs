@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_id, load, pipelines_pk, Criticality, Pipeline};
 use crate::auth::require_role;
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
 /// Pipelines one catalog read scans at most.
@@ -182,59 +182,39 @@ pub async fn catalog(svc: &Services, p: &Principal, f: &Filter) -> Result<Catalo
         truncated: false,
         warnings: Vec::new(),
     };
-    let mut after = None;
-    let mut scanned = 0;
-    loop {
-        let page = svc
-            .store
-            .query(Query {
-                pk: pipelines_pk(&p.tenant),
-                sk_prefix: String::new(),
-                after: after.take(),
-                limit: 1000,
-                descending: false,
-            })
-            .await?;
-        for item in &page.items {
-            scanned += 1;
-            let pl: Pipeline = keys::decode(item)?;
-            let e = entry(&pl);
-            let keep = f.team.as_ref().is_none_or(|t| e.team.as_ref() == Some(t))
-                && f.domain
-                    .as_ref()
-                    .is_none_or(|d| e.domain.as_ref() == Some(d))
-                && f.criticality.is_none_or(|c| e.criticality == Some(c))
-                && f.owner.as_ref().is_none_or(|o| e.owner.as_ref() == Some(o))
-                && search.as_ref().is_none_or(|s| {
-                    [Some(&e.pipeline), e.owner.as_ref(), e.team.as_ref()]
-                        .into_iter()
-                        .flatten()
-                        .any(|v| v.to_lowercase().contains(s))
-                });
-            if !keep {
-                continue;
-            }
-            out.coverage.pipelines += 1;
-            match e.runbook_status {
-                RunbookStatus::Configured => out.coverage.configured += 1,
-                RunbookStatus::Missing => out.coverage.missing += 1,
-                RunbookStatus::InvalidFormat => out.coverage.invalid_format += 1,
-            }
-            if f.include_missing || e.runbook_status != RunbookStatus::Missing {
-                out.items.push(e);
-            }
+    let truncated = super::each(svc, &p.tenant, CATALOG_SCAN, |pl| {
+        let e = entry(&pl);
+        let keep = f.team.as_ref().is_none_or(|t| e.team.as_ref() == Some(t))
+            && f.domain
+                .as_ref()
+                .is_none_or(|d| e.domain.as_ref() == Some(d))
+            && f.criticality.is_none_or(|c| e.criticality == Some(c))
+            && f.owner.as_ref().is_none_or(|o| e.owner.as_ref() == Some(o))
+            && search.as_ref().is_none_or(|s| {
+                [Some(&e.pipeline), e.owner.as_ref(), e.team.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v.to_lowercase().contains(s))
+            });
+        if !keep {
+            return;
         }
-        match page.next {
-            Some(n) if scanned < CATALOG_SCAN => after = Some(n),
-            Some(_) => {
-                out.truncated = true;
-                out.warnings.push(format!(
-                    "more than {CATALOG_SCAN} pipelines: the catalog covers the first {CATALOG_SCAN}"
-                ));
-                break;
-            }
-            None => break,
+        out.coverage.pipelines += 1;
+        match e.runbook_status {
+            RunbookStatus::Configured => out.coverage.configured += 1,
+            RunbookStatus::Missing => out.coverage.missing += 1,
+            RunbookStatus::InvalidFormat => out.coverage.invalid_format += 1,
         }
+        if f.include_missing || e.runbook_status != RunbookStatus::Missing {
+            out.items.push(e);
+        }
+    })
+    .await?;
+    if truncated {
+        out.truncated = true;
+        out.warnings.push(format!(
+            "more than {CATALOG_SCAN} pipelines: the catalog covers the first {CATALOG_SCAN}"
+        ));
     }
     out.coverage.coverage_ratio = if out.coverage.pipelines == 0 {
         1.0
