@@ -10,6 +10,11 @@
 #                                     to `firewatch-bench pings`: --pings, --heartbeats, --clients).
 #   bench/run.sh lineage [-- ARGS]    OpenLineage run events per second in `firewatch dev` (ARGS
 #                                     go to `firewatch-bench lineage`: --events, --pipelines, --clients).
+#   bench/run.sh summary [-- ARGS]    pipelines summary, SLA counts, costs and list latency over
+#                                     an embedded store seeded (through the run write path)
+#                                     with 10,000 pipelines and 1,000,000 runs (ARGS go to
+#                                     `firewatch-bench pipelines-summary`: --pipelines,
+#                                     --runs-per-pipeline, --reads; --dir reuses a seed).
 #   bench/run.sh chat                 time from an alert's 202 to its root card arriving
 #                                     at a (fake, local) Slack, in `firewatch dev`.
 #   bench/run.sh lambda               each Lambda function's zipped artifact size, and
@@ -62,6 +67,17 @@ lineage)
   start_dev
   target/local/firewatch-bench lineage --url "$url" --token "$token" "$@"
   echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
+  ;;
+summary)
+  cargo build --profile local --locked -p firewatch-bench
+  if printf '%s\n' "$@" | grep -q -- '^--dir'; then
+    FIREWATCH_SQLITE_SYNCHRONOUS=normal target/local/firewatch-bench pipelines-summary "$@"
+  else
+    dir=$(mktemp -d)
+    trap 'rm -rf "$dir"' EXIT
+    FIREWATCH_SQLITE_SYNCHRONOUS=normal target/local/firewatch-bench pipelines-summary --dir "$dir" "$@"
+    echo "data dir size: $(du -sh "$dir" | cut -f1)"
+  fi
   ;;
 chat)
   slack_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -6,6 +6,7 @@ mod ingest;
 mod lineage;
 mod load;
 mod pings;
+mod summary;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,9 @@ enum Command {
     Pings(pings::Args),
     /// OpenLineage run events per second and latency against a running `firewatch dev`.
     Lineage(lineage::Args),
+    /// Pipelines summary, SLA counts, costs and list latency over a seeded
+    /// embedded store (10,000 pipelines, 1,000,000 runs by default).
+    PipelinesSummary(summary::Args),
 }
 
 #[tokio::main]
@@ -37,5 +41,6 @@ async fn main() {
         Command::ChatLatency(a) => chat_latency::run(a).await,
         Command::Pings(a) => pings::run(a).await,
         Command::Lineage(a) => lineage::run(a).await,
+        Command::PipelinesSummary(a) => summary::run(a).await,
     }
 }
