@@ -69,6 +69,7 @@ pub fn app(
         .merge(firewatch_admin::router(services.clone()))
         .merge(firewatch_schedules::router(services.clone()))
         .merge(firewatch_pipelines::router(services.clone()))
+        .merge(firewatch_dossier::router(services.clone()))
         .merge(firewatch_playbooks::router(
             services.clone(),
             catalog.clone(),

@@ -31,6 +31,7 @@ pub mod settings;
 // Capabilities.
 pub mod chat;
 pub mod dispatch;
+pub mod dossier;
 pub mod incidents;
 pub mod ingest;
 pub mod pipelines;

@@ -130,6 +130,33 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         {
             let mut report = record.report;
             report.duplicate = true;
+            // The redelivery is in the dossier too, flagged.
+            let alerts = normalize(
+                req.source,
+                req.body,
+                &Envelope {
+                    sha256: &sha,
+                    sentry_resource: None,
+                },
+            )
+            .map(|n| n.alerts)
+            .unwrap_or_default();
+            crate::dossier::keep(
+                svc,
+                tenant,
+                &crate::dossier::Received {
+                    source: req.source,
+                    body: req.body,
+                    sha256: &sha,
+                    alerts: &alerts,
+                    dedup_key: report.dedup_key.as_deref(),
+                    incidents: &report.incidents,
+                    duplicate: true,
+                    blob_key: None,
+                    stage: None,
+                },
+            )
+            .await?;
             return Ok(report);
         }
     }
@@ -176,6 +203,22 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
             DomainError::Unavailable(format!("SNS subscription confirmation failed: {e}"))
         })?;
         report.note = Some(format!("subscription to {} confirmed", sub.topic_arn));
+        crate::dossier::keep(
+            svc,
+            tenant,
+            &crate::dossier::Received {
+                source: req.source,
+                body: req.body,
+                sha256: &sha,
+                alerts: &[],
+                dedup_key: None,
+                incidents: &[],
+                duplicate: false,
+                blob_key: None,
+                stage: Some("subscription"),
+            },
+        )
+        .await?;
         return Ok(report);
     }
 
@@ -230,8 +273,35 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         });
     }
 
+    // The dossier item goes with the redelivery marker, once every change
+    // the webhook caused has committed.
+    let ev = crate::dossier::record(
+        svc,
+        &crate::dossier::Received {
+            source: req.source,
+            body: req.body,
+            sha256: &sha,
+            alerts: &normalized.alerts,
+            dedup_key: normalized.dedup_key.as_deref(),
+            incidents: &report.incidents,
+            duplicate: false,
+            blob_key: dossier
+                .stored
+                .initialized()
+                .then_some(dossier.reference.blob_key.as_str()),
+            stage: None,
+        },
+    );
     let marker = redelivery_marker(svc, tenant, &report)?;
-    svc.store.put(marker, Condition::Always).await?;
+    svc.store
+        .transact(vec![
+            WriteOp::Put {
+                item: marker,
+                condition: Condition::Always,
+            },
+            crate::dossier::write_op(tenant, &ev)?,
+        ])
+        .await?;
     Ok(report)
 }
 
@@ -366,6 +436,22 @@ pub async fn keep_synthetic_envelope(
         headers: &[],
     };
     dossier.ensure_stored(svc, &p.tenant).await?;
+    crate::dossier::keep(
+        svc,
+        &p.tenant,
+        &crate::dossier::Received {
+            source,
+            body: &body,
+            sha256: &sha,
+            alerts: &[],
+            dedup_key: None,
+            incidents: &[],
+            duplicate: false,
+            blob_key: Some(&dossier.reference.blob_key),
+            stage: Some("heartbeat"),
+        },
+    )
+    .await?;
     Ok(dossier.reference.blob_key)
 }
 
