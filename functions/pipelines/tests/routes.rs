@@ -602,14 +602,16 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() {
 #[tokio::test]
 async fn another_tenant_sees_nothing_on_any_route() {
     let (svc, keys, app) = setup().await;
-    let ev = ol(
+    let mut ev = ol(
         "FAIL",
-        "2026-11-30T06:00:00Z",
+        &(chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339(),
         RUN1,
         "etl.orders",
         &["raw.orders"],
         &["mart.orders"],
     );
+    ev["run"]["facets"]["firewatch_cost"] =
+        json!({"_producer": "p", "_schemaURL": "s", "amount": 12.5, "currency": "USD"});
     assert_eq!(
         post(&app, &keys.responder, "/api/v1/lineage", &ev)
             .await
@@ -636,6 +638,32 @@ async fn another_tenant_sees_nothing_on_any_route() {
     }
     let sla = send(&app, get("/v1/sla/pipelines", &token)).await;
     assert_eq!(sla.json["pipelines"], 0, "{}", sla.text);
+    let mine = send(&app, get("/v1/costs", &keys.viewer)).await;
+    assert_eq!(mine.json["cost_24h"]["USD"], 12.5, "{}", mine.text);
+    let costs = send(&app, get("/v1/costs", &token)).await;
+    assert!(
+        costs.json["cost_24h"].as_object().unwrap().is_empty(),
+        "{}",
+        costs.text
+    );
+    for path in ["/v1/costs/anomalies", "/v1/costs/pipelines"] {
+        let a = send(&app, get(path, &token)).await;
+        assert!(
+            a.json["items"].as_array().unwrap().is_empty(),
+            "{path}: {}",
+            a.text
+        );
+    }
+    let trend = send(&app, get("/v1/costs/trend?days=2", &token)).await;
+    assert!(
+        trend.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["runs"] == 0),
+        "{}",
+        trend.text
+    );
     let s = send(&app, get("/v1/summary", &token)).await;
     assert_eq!(s.json["pipelines"], 0, "{}", s.text);
     let l = send(&app, get("/v1/pipelines", &token)).await;
