@@ -752,3 +752,74 @@ async fn fw_playbooks_dry_run_and_run_commands() {
         again.text
     );
 }
+
+#[tokio::test]
+async fn the_open_ticket_button_opens_one_ticket_and_its_link_follows_in_the_thread() {
+    let mut w = world().await;
+    let tracker = firewatch_web::testing::fakes::FakeTracker::start().await;
+    w.svc = w
+        .svc
+        .clone()
+        .with_tracker(Some(Arc::new(firewatch_egress::trackers::GitHub::new(
+            tracker.base(),
+            "ghp_slack_test_token",
+            "acme/ops",
+        ))));
+    w.app = router(
+        w.svc.clone(),
+        SlackInbound::new(Secret::new(SIGNING)).allowing_origin_of(&w.base),
+        firewatch_web::testing::playbooks(),
+    );
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let ticket = format!("fw1:ticket:{id}");
+    assert!(
+        button_values(&received(&w)[0].body).contains(&ticket),
+        "{}",
+        received(&w)[0].body
+    );
+    // Two presses, one ticket.
+    click_as(&w, "U0RESPONDER", &ticket).await;
+    click_as(&w, "U0RESPONDER", &ticket).await;
+    // The ticket's link is a change of its own, delivered on the next pass.
+    drain(&w.svc).await.unwrap();
+    drain(&w.svc).await.unwrap();
+    assert_eq!(tracker.calls().len(), 1);
+    let texts: Vec<String> = received(&w)
+        .iter()
+        .filter(|r| r.method == "chat.postMessage" && r.body["thread_ts"].is_string())
+        .filter_map(|r| r.body["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        texts.iter().any(|t| t
+            == "🎫 Ticket acme/ops#12 opened in github: https://github.com/acme/ops/issues/12"),
+        "{texts:?}"
+    );
+    // The card now links the ticket and no longer offers one.
+    let card = received(&w)
+        .into_iter()
+        .rfind(|r| r.method == "chat.update")
+        .unwrap();
+    assert!(
+        !button_values(&card.body).contains(&ticket),
+        "{}",
+        card.body
+    );
+    assert!(
+        card.body
+            .to_string()
+            .contains("https://github.com/acme/ops/issues/12"),
+        "{}",
+        card.body
+    );
+    // A viewer's press opens nothing.
+    let viewer_click = click(&w, "U0VIEWER", &format!("fw1:ticket:{id}"));
+    let a = send(
+        &w.app,
+        signed(&w, "/v1/chat/slack/interactions", viewer_click, 0, SIGNING),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    drain(&w.svc).await.unwrap();
+    assert_eq!(tracker.calls().len(), 1);
+}

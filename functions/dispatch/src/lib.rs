@@ -88,12 +88,15 @@ pub async fn delivering_services_from_env(
     // Assisted triage asked for from chat runs here (the chat functions
     // answer the click and hand it over).
     let llm = firewatch_aws::assisted_model(&sdk).await?;
+    // Tickets asked for are created here (FIREWATCH_TRACKER).
+    let tracker = firewatch_egress::tracker_from_env()?;
     Ok(std::sync::Arc::new(
         firewatch_aws::services_with(&sdk, &aws, config.settings)
             .with_chat(std::sync::Arc::new(chat))
             .with_egress(egress)
             .with_secrets(firewatch_aws::secrets_from_env(&sdk))
-            .with_llm(llm),
+            .with_llm(llm)
+            .with_tracker(tracker),
     ))
 }
 

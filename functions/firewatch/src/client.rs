@@ -538,6 +538,12 @@ fn describe(kind: &TimelineKind) -> String {
             report.confidence, report.likely_cause
         ),
         TimelineKind::TriageRequested { mode } => format!("{mode} triage requested"),
+        TimelineKind::TicketRequested { .. } => "ticket requested".into(),
+        TimelineKind::TicketLinked {
+            tracker,
+            ticket,
+            url,
+        } => format!("ticket {ticket} in {tracker}: {url}"),
         TimelineKind::Playbook {
             run_id,
             playbook,

@@ -176,7 +176,8 @@ async fn open_services(
         .with_chat(Arc::new(chat))
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()))
         .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
-        .with_llm(assisted_model().await?))
+        .with_llm(assisted_model().await?)
+        .with_tracker(firewatch_egress::tracker_from_env()?))
 }
 
 /// The model assisted triage asks (`ASSISTED_TRIAGE_PROVIDER`, `OPENAI_*`,

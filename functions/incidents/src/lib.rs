@@ -9,6 +9,9 @@
 //!   default `FIREWATCH_TRIAGE_DEFAULT`)
 //! - `GET  /v1/incidents/{id}/triage/latest` (`?format=markdown` for Markdown)
 //! - `POST /v1/incidents/{id}/triage/{report}/feedback`
+//! - `POST /v1/incidents/{id}/ticket` (`{"again": false}`): a tracker
+//!   ticket, created by the dispatcher → `202` (`200` when one is linked
+//!   or on its way)
 //! - `GET  /v1/triage/telemetry?hours=`, `/v1/triage/provider`,
 //!   `/v1/triage/feedback/summary`
 //!
@@ -51,6 +54,7 @@ pub fn with_playbooks(services: Services, catalog: Arc<LazyCatalog>) -> Router {
         .route("/v1/incidents/{id}/timeline", get(timeline))
         .route("/v1/incidents/{id}/comments", post(comment))
         .route("/v1/incidents/{id}/triage", post(triage))
+        .route("/v1/incidents/{id}/ticket", post(ticket))
         .route("/v1/incidents/{id}/triage/latest", get(triage_latest))
         .route(
             "/v1/incidents/{id}/triage/{report}/feedback",
@@ -213,6 +217,35 @@ async fn comment(
 ) -> ApiResult<(StatusCode, Json<TimelineEntry>)> {
     let e = incidents::comment(&svc, &p, &parse_id(&id)?, &body.text).await?;
     Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// Body of a ticket request; optional as a whole.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TicketBody {
+    #[serde(default)]
+    again: bool,
+}
+
+async fn ticket(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<(
+    axum::http::StatusCode,
+    Json<firewatch_domain::tickets::Requested>,
+)> {
+    let id = parse_id(&id)?;
+    let body: TicketBody = optional_json(&headers, &body)?;
+    let r = firewatch_domain::tickets::request(&svc, &p, &id, body.again).await?;
+    let status = if r.status == "requested" {
+        axum::http::StatusCode::ACCEPTED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((status, Json(r)))
 }
 
 /// Body of a triage request; optional as a whole.

@@ -127,7 +127,7 @@ async fn secrets_inside_alert_text_reach_no_incident_timeline_card_answer_or_log
         firewatch_domain::incidents::timeline(&svc, &TenantId::default_tenant(), &id, None, 50)
             .await
             .unwrap();
-    let card = firewatch_domain::chat::card(&inc);
+    let card = firewatch_domain::chat::card(&inc, false);
     let seen = format!(
         "{}\n{}\n{}\n{}\n{}",
         serde_json::to_string(&inc).unwrap(),

@@ -169,6 +169,8 @@ impl<'a> Change<'a> {
             alerts: Default::default(),
             alerts_truncated: false,
             untracked_alerts: 0,
+            ticket: None,
+            ticket_requested: None,
             occurrences: 0,
             created_at: now,
             updated_at: now,

@@ -73,6 +73,9 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         playbooks: Vec<String>,
     },
+    /// A tracker ticket asked for (by the API, a button, `/fw ticket`):
+    /// created once per key, however often the effect runs.
+    Ticket { key: String, actor: String },
 }
 
 fn yes() -> bool {

@@ -448,6 +448,46 @@ pub trait Llm: Send + Sync {
     }
 }
 
+/// A ticket to open in an issue tracker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NewTicket {
+    pub title: String,
+    /// Markdown (GitHub, GitLab); Jira gets it as Atlassian Document Format.
+    pub body: String,
+    pub severity: firewatch_types::Severity,
+    /// Extra labels beyond `firewatch` and the severity.
+    pub labels: Vec<String>,
+}
+
+/// A ticket the tracker created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedTicket {
+    /// The tracker's name for it: `owner/repo#12`, `group/project#3`, `OPS-7`.
+    pub id: String,
+    pub url: String,
+}
+
+/// Why a tracker call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TrackerError {
+    /// Worth trying again (a 5xx, 429, timeout or unreachable tracker).
+    #[error("{0}")]
+    Retryable(String),
+    /// Trying again changes nothing (refused credentials, unknown project).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// An issue tracker tickets are opened in (GitHub, GitLab, Jira).
+#[async_trait]
+pub trait Tracker: Send + Sync {
+    /// `github`, `gitlab` or `jira`.
+    fn kind(&self) -> &'static str;
+    /// Where tickets go: `owner/repo`, a project path, a Jira project key.
+    fn project(&self) -> String;
+    async fn create(&self, ticket: &NewTicket) -> Result<CreatedTicket, TrackerError>;
+}
+
 /// Secret values by name, resolved only when a request is sent.
 #[async_trait]
 pub trait SecretSource: Send + Sync {
@@ -517,6 +557,8 @@ pub struct Services {
     pub marks: Arc<crate::schedules::freshness::Marks>,
     /// The model assisted triage asks, when one is configured.
     pub llm: Option<Arc<dyn Llm>>,
+    /// The issue tracker tickets are opened in, when one is configured.
+    pub tracker: Option<Arc<dyn Tracker>>,
 }
 
 impl Services {
@@ -536,7 +578,13 @@ impl Services {
             secrets: Arc::new(EnvSecrets),
             marks: Arc::default(),
             llm: None,
+            tracker: None,
         }
+    }
+
+    pub fn with_tracker(mut self, tracker: Option<Arc<dyn Tracker>>) -> Self {
+        self.tracker = tracker;
+        self
     }
 
     pub fn with_egress(mut self, egress: Arc<dyn Egress>) -> Self {

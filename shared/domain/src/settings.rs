@@ -79,6 +79,9 @@ pub struct Settings {
     /// `off`): the least cost-anomaly band the `pipelines` job raises an
     /// alert for (`None`: never).
     pub cost_alert_band: Option<crate::pipelines::costs::Band>,
+    /// `FIREWATCH_TRACKER` (`github`, `gitlab`, `jira`): where tickets are
+    /// opened (the dispatcher holds the client; this says one exists).
+    pub tracker: Option<String>,
 }
 
 impl Default for Settings {
@@ -101,6 +104,7 @@ impl Default for Settings {
             assisted_retry_base_ms: 300,
             triage_default: crate::triage::Requested::Deterministic,
             cost_alert_band: Some(crate::pipelines::costs::Band::High),
+            tracker: None,
         }
     }
 }
@@ -220,6 +224,16 @@ impl Settings {
                     ))
                 }
             };
+        }
+        if let Some(v) = var("FIREWATCH_TRACKER").filter(|v| !v.trim().is_empty()) {
+            let v = v.trim();
+            if !["github", "gitlab", "jira"].contains(&v) {
+                return Err(format!(
+                    "FIREWATCH_TRACKER must be github, gitlab or jira, got {:?}",
+                    crate::limits::truncate(v, 20)
+                ));
+            }
+            s.tracker = Some(v.to_owned());
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();

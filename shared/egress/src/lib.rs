@@ -11,8 +11,10 @@
 //! answer (a timeout, a broken connection) must not be.
 
 mod llm;
+pub mod trackers;
 
 pub use llm::OpenAiCompatibleLlm;
+pub use trackers::tracker_from_env;
 
 use async_trait::async_trait;
 use firewatch_domain::ports::{Egress, OutboundError, OutboundRequest, OutboundResponse};

@@ -74,10 +74,12 @@ pub enum ButtonAction {
     Helpful,
     /// Feedback on a triage report: it did not help.
     NotHelpful,
+    /// Open a tracker ticket for the incident.
+    Ticket,
 }
 
 impl ButtonAction {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::Ack,
         Self::Resolve,
         Self::Triage,
@@ -89,6 +91,7 @@ impl ButtonAction {
         Self::Rollback,
         Self::Helpful,
         Self::NotHelpful,
+        Self::Ticket,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +107,7 @@ impl ButtonAction {
             Self::Rollback => "rollback",
             Self::Helpful => "up",
             Self::NotHelpful => "down",
+            Self::Ticket => "ticket",
         }
     }
 
@@ -124,6 +128,7 @@ impl ButtonAction {
             Self::Rollback => "Roll back",
             Self::Helpful => "👍 Helpful",
             Self::NotHelpful => "👎 Not helpful",
+            Self::Ticket => "Open ticket",
         }
     }
 
@@ -132,7 +137,7 @@ impl ButtonAction {
     pub fn is_incident_action(self) -> bool {
         matches!(
             self,
-            Self::Ack | Self::Resolve | Self::Triage | Self::Playbooks
+            Self::Ack | Self::Resolve | Self::Triage | Self::Playbooks | Self::Ticket
         )
     }
 }

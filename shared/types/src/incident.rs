@@ -160,9 +160,29 @@ pub struct Incident {
     pub acknowledged_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The tracker ticket linked to the incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketLink>,
+    /// The key of a ticket asked for and not yet created: a second request
+    /// meanwhile gets this one instead of a second ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_requested: Option<String>,
     /// Bumped by every write; pass it back as `expected_version` to make a
     /// change conditional on nobody else having changed the incident.
     pub version: u64,
+}
+
+/// A ticket in an issue tracker, linked to an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketLink {
+    /// The request that created it (`tkt_<ULID>`).
+    pub key: String,
+    /// `github`, `gitlab` or `jira`.
+    pub tracker: String,
+    /// The tracker's name for it: `owner/repo#12`, `group/project#3`, `OPS-7`.
+    pub id: String,
+    pub url: String,
+    pub created_at: DateTime<Utc>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -234,6 +254,17 @@ pub enum TimelineKind {
     TriageRequested {
         /// `assisted` or `deterministic`.
         mode: String,
+    },
+    /// Someone asked for a tracker ticket; the link follows when created.
+    TicketRequested {
+        key: String,
+    },
+    /// A tracker ticket was created and linked to the incident.
+    TicketLinked {
+        tracker: String,
+        /// The tracker's name for it (`owner/repo#12`, `OPS-7`).
+        ticket: String,
+        url: String,
     },
     /// A playbook run of this incident changed state or finished a step.
     Playbook {

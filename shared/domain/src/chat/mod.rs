@@ -29,8 +29,9 @@ const KEY_LABELS: &[&str] = &[
     "component",
 ];
 
-/// The card of an incident as it is now.
-pub fn card(inc: &Incident) -> Card {
+/// The card of an incident as it is now; `tickets` when a tracker is
+/// configured (an active incident without a ticket offers to open one).
+pub fn card(inc: &Incident, tickets: bool) -> Card {
     let key_labels = KEY_LABELS
         .iter()
         .filter_map(|k| inc.labels.get(*k).map(|v| ((*k).to_owned(), v.clone())))
@@ -51,6 +52,9 @@ pub fn card(inc: &Incident) -> Card {
         _ => Vec::new(),
     }
     .into_iter()
+    .chain(
+        (tickets && inc.state.is_active() && inc.ticket.is_none()).then_some(ButtonAction::Ticket),
+    )
     .map(|a| Button::new(a, &inc.id))
     .collect();
     Card {
@@ -60,7 +64,16 @@ pub fn card(inc: &Incident) -> Card {
         state: inc.state,
         source: inc.source,
         key_labels,
-        links: inc.links.iter().take(5).cloned().collect(),
+        links: inc
+            .ticket
+            .iter()
+            .map(|t| firewatch_types::Link {
+                href: t.url.clone(),
+                text: Some(format!("ticket {}", t.id)),
+            })
+            .chain(inc.links.iter().cloned())
+            .take(5)
+            .collect(),
         occurrences: inc.occurrences,
         opened_at: inc.created_at,
         buttons,
@@ -88,6 +101,14 @@ pub fn reply_text(e: &TimelineEntry) -> String {
                 e.actor
             )
         }
+        TimelineKind::TicketRequested { .. } => {
+            return format!("🎫 Ticket requested by {}; the link follows", e.actor)
+        }
+        TimelineKind::TicketLinked {
+            tracker,
+            ticket,
+            url,
+        } => return format!("🎫 Ticket {ticket} opened in {tracker}: {url}"),
         TimelineKind::Playbook {
             run_id,
             playbook,
@@ -336,6 +357,9 @@ pub async fn run_command(
             };
             return answer(triage(svc, catalog, p, &id, mode).await);
         }
+        ("ticket", Some(Ok(id))) => {
+            return answer(ticket(svc, p, &id, rest.first() == Some(&"again")).await);
+        }
         ("playbooks", Some(Ok(id))) => {
             return answer(crate::playbooks::chat::offered(svc, catalog, p, &id).await)
         }
@@ -352,9 +376,29 @@ pub async fn run_command(
             return answer(crate::playbooks::chat::decide(svc, p, action, arg.unwrap_or_default()).await);
         }
         (_, Some(Err(e))) => e.to_string(),
-        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> [assisted] · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
+        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> [assisted] · {prefix}ticket <id> [again] · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
     };
     Ok(ChatMessage::text(text))
+}
+
+/// Asks for a tracker ticket from chat: the link follows in the thread.
+async fn ticket(
+    svc: &Services,
+    p: &Principal,
+    id: &IncidentId,
+    again: bool,
+) -> Result<ChatMessage, DomainError> {
+    let r = crate::tickets::request(svc, p, id, again).await?;
+    Ok(ChatMessage::text(match (r.status, &r.ticket) {
+        (_, Some(t)) => format!(
+            "{id} already has ticket {} ({}); `ticket {id} again` opens another",
+            t.id, t.url
+        ),
+        ("pending", _) => {
+            format!("A ticket for {id} is on its way; its link follows in the thread")
+        }
+        _ => format!("Ticket requested for {id}; its link follows in the thread"),
+    }))
 }
 
 /// Carries out a button for `p` from its payload; the answer is worded for
@@ -401,6 +445,7 @@ pub async fn press(
         ButtonAction::Playbooks => {
             crate::playbooks::chat::offered(svc, catalog, p, &incident()?).await
         }
+        ButtonAction::Ticket => ticket(svc, p, &incident()?, false).await,
         ButtonAction::DryRun => {
             crate::playbooks::chat::dry_run_choice(svc, catalog, p, target).await
         }

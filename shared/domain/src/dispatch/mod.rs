@@ -165,6 +165,10 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
             )
             .await?
         }
+        Some(Effect::Ticket { key, actor }) => {
+            crate::tickets::perform(svc, &record.tenant, &record.entry.incident_id, key, actor)
+                .await?
+        }
         None => {}
     }
     if !record.chat {
@@ -181,7 +185,10 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
         }
         Err(e) => return Err(e.into()),
     };
-    let card = card(&inc);
+    let card = card(
+        &inc,
+        svc.settings.tracker.is_some() || svc.tracker.is_some(),
+    );
     // A playbook entry also shows its run's own message: read once here,
     // not per destination.
     let run_message = run_message(svc, &inc, &record.entry.kind).await?;

@@ -684,6 +684,8 @@ fn open_or_suppress<'a>(
         updated_at: now,
         alerts_truncated: false,
         untracked_alerts: 0,
+        ticket: None,
+        ticket_requested: None,
         acknowledged_at: None,
         resolved_at: None,
         version: 1,

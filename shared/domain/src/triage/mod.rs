@@ -950,6 +950,8 @@ mod tests {
             )]),
             alerts_truncated: false,
             untracked_alerts: 0,
+            ticket: None,
+            ticket_requested: None,
             occurrences: 3,
             created_at: t0,
             updated_at: t0,

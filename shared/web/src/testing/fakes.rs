@@ -391,3 +391,95 @@ impl FakeTelegram {
         .await
     }
 }
+
+// ---- Issue trackers (GitHub, GitLab, Jira) --------------------------------
+
+/// What a fake tracker received.
+#[derive(Debug, Clone)]
+pub struct TrackerCall {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TrackerCall {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Answers as the tracker documents it: GitHub `201` with the issue
+/// (`number`, `html_url`) and `403` without a `User-Agent`; GitLab `201`
+/// with `iid` and `web_url`; Jira `201` with `id`, `key` and `self`.
+async fn tracker_api(
+    State(fake): State<Arc<Recorder<TrackerCall>>>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(status) = lock(&fake.script).pop_front() {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"message": "scripted failure"})),
+        )
+            .into_response();
+    }
+    let path = uri.path().to_owned();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let n = {
+        let mut calls = lock(&fake.calls);
+        calls.push(TrackerCall {
+            method,
+            path: path.clone(),
+            headers: headers.clone(),
+            body: body.clone(),
+        });
+        calls.len() as u64
+    };
+    let created = |v: Value| (StatusCode::CREATED, Json(v)).into_response();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["repos", owner, repo, "issues"] => {
+            if !headers.contains_key("user-agent") {
+                return (
+                    StatusCode::FORBIDDEN,
+                    "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+                )
+                    .into_response();
+            }
+            created(json!({
+                "id": 1_000 + n, "number": 11 + n, "state": "open",
+                "title": body["title"], "body": body["body"],
+                "html_url": format!("https://github.com/{owner}/{repo}/issues/{}", 11 + n),
+                "url": format!("https://api.github.com/repos/{owner}/{repo}/issues/{}", 11 + n)
+            }))
+        }
+        ["api", "v4", "projects", project, "issues"] => created(json!({
+            "id": 2_000 + n, "iid": 2 + n, "project_id": 42, "state": "opened",
+            "title": body["title"], "description": body["description"],
+            "web_url": format!("https://gitlab.example/{}/-/issues/{}", project.replace("%2F", "/"), 2 + n)
+        })),
+        ["rest", "api", "3", "issue"] => {
+            let key = format!(
+                "{}-{}",
+                body["fields"]["project"]["key"].as_str().unwrap_or("X"),
+                6 + n
+            );
+            created(json!({"id": (10_000 + n).to_string(), "key": key,
+                           "self": format!("https://jira.example/rest/api/3/issue/{}", 10_000 + n)}))
+        }
+        _ => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
+    }
+}
+
+/// One fake serving the issue APIs of GitHub (`/repos/{owner}/{repo}/issues`),
+/// GitLab (`/api/v4/projects/{id}/issues`) and Jira (`/rest/api/3/issue`).
+pub type FakeTracker = Fake<TrackerCall>;
+
+impl FakeTracker {
+    pub async fn start() -> Self {
+        Self::serve(|state| Router::new().fallback(tracker_api).with_state(state)).await
+    }
+}

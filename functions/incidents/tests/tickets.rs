@@ -1,0 +1,198 @@
+//! Tickets from an incident: `POST /v1/incidents/{id}/ticket` through the
+//! real router, created by the dispatcher through the real GitHub adapter
+//! against a recording fake of GitHub's issues API.
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use firewatch_domain::ports::FixedClock;
+use firewatch_domain::{dispatch, incidents, Services};
+use firewatch_egress::trackers::GitHub;
+use firewatch_types::{IncidentId, SourceKind, TenantId};
+use firewatch_web::testing::fakes::FakeTracker;
+use firewatch_web::testing::{ingest_alert, json_request, send, services_with_keys, Answer, Keys};
+use serde_json::json;
+
+const TOKEN: &str = "ghp_tracker_token_never_shown";
+
+async fn setup() -> (
+    Services,
+    Keys,
+    axum::Router,
+    FakeTracker,
+    Arc<FixedClock>,
+    IncidentId,
+) {
+    let fake = FakeTracker::start().await;
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let (svc, keys) = services_with_keys().await;
+    let svc = svc
+        .with_clock(clock.clone())
+        .with_tracker(Some(Arc::new(GitHub::new(fake.base(), TOKEN, "acme/ops"))));
+    let alert = json!({"title": "Checkout errors", "fingerprint": "checkout-5xx", "severity": "sev2",
+        "labels": {"service": "checkout"},
+        "annotations": {"password": "hunter2-secret-value", "summary": "see https://user:pa55word@grafana.example/d/1"}});
+    let id = ingest_alert(&svc, SourceKind::Generic, alert.to_string().as_bytes()).await;
+    let app = firewatch_incidents::router(svc.clone());
+    (svc, keys, app, fake, clock, id)
+}
+
+async fn ask(app: &axum::Router, token: &str, id: &IncidentId, body: &str) -> Answer {
+    send(
+        app,
+        json_request(
+            Method::POST,
+            &format!("/v1/incidents/{id}/ticket"),
+            Some(token),
+            body.to_owned(),
+        ),
+    )
+    .await
+}
+
+async fn incident(svc: &Services, id: &IncidentId) -> firewatch_types::Incident {
+    incidents::get(svc, &TenantId::default_tenant(), id)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_ticket_is_created_once_linked_and_shown_on_the_card() {
+    let (svc, keys, app, fake, _, id) = setup().await;
+    let a = ask(&app, &keys.responder, &id, "").await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.json["status"], "requested");
+    let key = a.json["key"].as_str().unwrap().to_owned();
+    // Asked again before it exists: the same request.
+    let again = ask(&app, &keys.responder, &id, "{}").await;
+    assert_eq!(
+        (again.status, again.json["status"].as_str()),
+        (StatusCode::OK, Some("pending"))
+    );
+    assert_eq!(again.json["key"], key.as_str());
+
+    dispatch::drain(&svc).await.unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1);
+    let body = calls[0].body["body"].as_str().unwrap();
+    assert_eq!(calls[0].body["title"], "[sev2] Checkout errors");
+    assert!(
+        body.contains("Checkout errors") && body.contains("`service`: checkout"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&key),
+        "the request key is in the body: {body}"
+    );
+    for secret in ["hunter2-secret-value", "pa55word", TOKEN] {
+        assert!(
+            !calls[0].body.to_string().contains(secret),
+            "{secret} leaked: {body}"
+        );
+    }
+
+    let inc = incident(&svc, &id).await;
+    let t = inc.ticket.clone().expect("linked");
+    assert_eq!(
+        (t.tracker.as_str(), t.id.as_str(), t.key.as_str()),
+        ("github", "acme/ops#12", key.as_str())
+    );
+    assert_eq!(t.url, "https://github.com/acme/ops/issues/12");
+    assert!(inc.ticket_requested.is_none());
+    let card = firewatch_domain::chat::card(&inc, false);
+    assert_eq!(card.links[0].href, t.url);
+    assert_eq!(card.links[0].text.as_deref(), Some("ticket acme/ops#12"));
+    let timeline = incidents::timeline(&svc, &TenantId::default_tenant(), &id, None, 100)
+        .await
+        .unwrap();
+    assert!(timeline.items.iter().any(|e| matches!(&e.kind,
+        firewatch_types::TimelineKind::TicketLinked { ticket, .. } if ticket == "acme/ops#12")));
+
+    // Redelivered, the effect creates nothing; asked again, the link.
+    firewatch_domain::tickets::perform(&svc, &TenantId::default_tenant(), &id, &key, "ana")
+        .await
+        .unwrap();
+    dispatch::drain(&svc).await.unwrap();
+    assert_eq!(fake.calls().len(), 1);
+    let linked = ask(&app, &keys.responder, &id, "").await;
+    assert_eq!(linked.json["status"], "linked");
+    assert_eq!(linked.json["ticket"]["id"], "acme/ops#12");
+    // Unless asked for another on purpose.
+    let another = ask(&app, &keys.responder, &id, r#"{"again": true}"#).await;
+    assert_eq!(another.status, StatusCode::ACCEPTED, "{}", another.text);
+    dispatch::drain(&svc).await.unwrap();
+    assert_eq!(fake.calls().len(), 2);
+    assert_eq!(incident(&svc, &id).await.ticket.unwrap().id, "acme/ops#13");
+}
+
+#[tokio::test]
+async fn concurrent_requests_create_one_ticket() {
+    let (svc, keys, app, fake, _, id) = setup().await;
+    let asks = (0..10).map(|_| ask(&app, &keys.responder, &id, ""));
+    let answers = futures_util::future::join_all(asks).await;
+    let keys_seen: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|a| {
+            assert!(a.status.is_success(), "{}", a.text);
+            a.json["key"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(keys_seen.len(), 1, "{keys_seen:?}");
+    dispatch::drain(&svc).await.unwrap();
+    dispatch::drain(&svc).await.unwrap();
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_tracker_that_is_down_is_retried_and_a_refusal_is_a_dead_letter() {
+    let (svc, keys, app, fake, clock, id) = setup().await;
+    fake.set_down(true);
+    assert_eq!(
+        ask(&app, &keys.responder, &id, "").await.status,
+        StatusCode::ACCEPTED
+    );
+    let d = dispatch::drain(&svc).await.unwrap();
+    assert_eq!(d.retrying, 1, "{d:?}");
+    assert!(incident(&svc, &id).await.ticket.is_none());
+    fake.set_down(false);
+    clock.advance(chrono::Duration::hours(1));
+    dispatch::drain(&svc).await.unwrap();
+    assert_eq!(incident(&svc, &id).await.ticket.unwrap().id, "acme/ops#12");
+
+    // Refused credentials: retrying changes nothing, so a dead letter.
+    fake.answer_next(401);
+    let a = ask(&app, &keys.responder, &id, r#"{"again": true}"#).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let d = dispatch::drain(&svc).await.unwrap();
+    assert_eq!(d.dead, 1, "{d:?}");
+}
+
+#[tokio::test]
+async fn bad_ticket_requests_are_refused_and_change_nothing() {
+    let (svc, keys, app, fake, _, id) = setup().await;
+    let viewer = ask(&app, &keys.viewer, &id, "").await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+    let bad = ask(&app, &keys.responder, &id, r#"{"again": "yes"}"#).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let unknown = ask(&app, &keys.responder, &id, r#"{"colour": "red"}"#).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    let missing = ask(
+        &app,
+        &keys.responder,
+        &IncidentId::parse("inc_01JD0000000000000000000009").unwrap(),
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    dispatch::drain(&svc).await.unwrap();
+    assert!(fake.calls().is_empty());
+    assert!(incident(&svc, &id).await.ticket_requested.is_none());
+
+    // Without a tracker, a clear refusal.
+    let (plain, keys2) = services_with_keys().await;
+    let id2 = ingest_alert(&plain, SourceKind::Generic, br#"{"title": "x"}"#).await;
+    let app2 = firewatch_incidents::router(plain);
+    let a = ask(&app2, &keys2.responder, &id2, "").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.json["error"]["code"], "no_tracker", "{}", a.text);
+}

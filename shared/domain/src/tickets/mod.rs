@@ -1,0 +1,325 @@
+//! Tickets: an incident's tracker issue (GitHub, GitLab, Jira), opened
+//! through the outbox so the caller is answered at once and the tracker is
+//! called, retried and dead-lettered like a chat delivery.
+//!
+//! [`request`] marks the incident (`ticket_requested`, under its version)
+//! and enqueues [`Effect::Ticket`](crate::outbox::Effect::Ticket) with a new
+//! key; a second request while one is pending, or once a ticket is linked,
+//! gets that one back unless it asks `again`. [`perform`] (the dispatcher)
+//! renders the ticket from a template, creates it once per key and links
+//! it: the incident keeps it (shown on its card), and the thread gets a
+//! message with the link. A redelivered effect finds its key linked and
+//! creates nothing. What is left: a crash between the tracker's answer and
+//! the link being written makes the retry open a second ticket.
+
+use std::collections::BTreeMap;
+
+use firewatch_types::{
+    Incident, IncidentId, Principal, Role, Severity, TenantId, TicketLink, TimelineKind,
+};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::auth::require_role;
+use crate::change::Change;
+use crate::ports::{NewTicket, TrackerError};
+use crate::{incidents, DomainError, Services};
+
+/// Longest ticket title and body.
+pub const MAX_TITLE: usize = 250;
+pub const MAX_BODY: usize = 60_000;
+/// Timeline entries a ticket body lists (the newest).
+pub const TIMELINE_ENTRIES: usize = 15;
+
+/// The shipped title template of an incident ticket.
+pub const INCIDENT_TITLE: &str = "[{{ incident.severity }}] {{ incident.title }}";
+/// The shipped body template of an incident ticket (Markdown).
+pub const INCIDENT_BODY: &str = include_str!("incident.md.j2");
+
+/// What a request for a ticket gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Requested {
+    /// The request's key (`tkt_<ULID>`).
+    pub key: String,
+    /// `requested` (the ticket follows), `pending` (an earlier request's
+    /// ticket is on its way) or `linked` (the incident has one).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketLink>,
+}
+
+/// Asks for a ticket for incident `id` (responder). One per incident unless
+/// `again`: a request while one is pending or linked answers with it.
+pub async fn request(
+    svc: &Services,
+    p: &Principal,
+    id: &IncidentId,
+    again: bool,
+) -> Result<Requested, DomainError> {
+    require_role(p, Role::Responder, "open a ticket")?;
+    let tracker = match (&svc.settings.tracker, &svc.tracker) {
+        (Some(kind), _) => kind.clone(),
+        (None, Some(t)) => t.kind().to_owned(),
+        (None, None) => {
+            return Err(DomainError::bad_input(
+                "no_tracker",
+                "no issue tracker is configured (FIREWATCH_TRACKER: github, gitlab or jira)",
+            ))
+        }
+    };
+    for _ in 0..crate::incidents::MAX_ATTEMPTS {
+        let inc = incidents::get(svc, &p.tenant, id).await?;
+        if !again {
+            if let Some(t) = &inc.ticket {
+                return Ok(Requested {
+                    key: t.key.clone(),
+                    status: "linked",
+                    ticket: Some(t.clone()),
+                });
+            }
+            if let Some(k) = &inc.ticket_requested {
+                return Ok(Requested {
+                    key: k.clone(),
+                    status: "pending",
+                    ticket: None,
+                });
+            }
+        }
+        let key = format!("tkt_{}", svc.ids.ulid());
+        let mut change = Change::to(svc, inc);
+        change.incident_mut().ticket_requested = Some(key.clone());
+        let e = change.entry(&p.name, TimelineKind::TicketRequested { key: key.clone() });
+        change.show_with_effect(
+            e,
+            crate::outbox::Effect::Ticket {
+                key: key.clone(),
+                actor: p.name.clone(),
+            },
+        );
+        match change.commit().await {
+            Ok(_) => {
+                tracing::info!(incident = %id, %tracker, "ticket requested");
+                return Ok(Requested {
+                    key,
+                    status: "requested",
+                    ticket: None,
+                });
+            }
+            Err(e) if e.is_lost_race() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::conflict(
+        "busy",
+        "the incident kept changing; ask again",
+    ))
+}
+
+/// The variables of a ticket template.
+#[derive(Serialize)]
+struct Context<'a> {
+    incident: &'a Incident,
+    timeline: Vec<BTreeMap<&'static str, String>>,
+    triage: Option<String>,
+    url: Option<String>,
+    key: &'a str,
+}
+
+fn env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_fuel(Some(100_000));
+    env
+}
+
+/// The templates in use: `FIREWATCH_TICKET_TEMPLATES/incident.title.j2`
+/// and `…/incident.md.j2` when present, else the shipped ones.
+fn templates() -> (String, String) {
+    let dir = std::env::var("FIREWATCH_TICKET_TEMPLATES").ok();
+    let read = |name: &str, default: &str| {
+        dir.as_ref()
+            .and_then(|d| std::fs::read_to_string(std::path::Path::new(d).join(name)).ok())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    (
+        read("incident.title.j2", INCIDENT_TITLE),
+        read("incident.md.j2", INCIDENT_BODY),
+    )
+}
+
+/// Checks a template's syntax (for tests and operators' overrides).
+pub fn check_template(text: &str) -> Result<(), String> {
+    env()
+        .template_from_str(text)
+        .map(|_| ())
+        .map_err(|e| format!("template error: {}", e.detail().unwrap_or("syntax error")))
+}
+
+/// Renders the ticket of incident `inc` from its newest timeline entries
+/// and triage report. Everything is redacted after rendering: no secret
+/// reaches a tracker, whatever a template prints.
+pub async fn render(svc: &Services, inc: &Incident, key: &str) -> Result<NewTicket, DomainError> {
+    let entries = svc
+        .store
+        .query(crate::ports::Query {
+            pk: crate::keys::incident_pk(&inc.tenant, &inc.id),
+            sk_prefix: crate::keys::TIMELINE_PREFIX.into(),
+            after: None,
+            limit: TIMELINE_ENTRIES,
+            descending: true,
+        })
+        .await?;
+    let mut timeline = Vec::new();
+    for item in entries.items.iter().rev() {
+        let e: firewatch_types::TimelineEntry = crate::keys::decode(item)?;
+        timeline.push(BTreeMap::from([
+            (
+                "at",
+                e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            ("actor", e.actor.clone()),
+            ("text", crate::chat::reply_text(&e)),
+        ]));
+    }
+    let principal = Principal {
+        tenant: inc.tenant.clone(),
+        name: "firewatch".into(),
+        role: Role::Viewer,
+    };
+    let triage = match crate::triage::latest(svc, &principal, &inc.id).await {
+        Ok((inc, r)) => Some(crate::triage::markdown::render(&inc, &r)),
+        Err(DomainError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let ctx = Context {
+        incident: inc,
+        timeline,
+        triage,
+        url: svc
+            .settings
+            .public_url
+            .as_ref()
+            .map(|b| format!("{b}/v1/incidents/{}", inc.id)),
+        key,
+    };
+    let (title_t, body_t) = templates();
+    let env = env();
+    let ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
+    let render = |t: &str| {
+        env.render_str(t, &ctx)
+            .map_err(|e| DomainError::DependencyFailed {
+                code: "ticket_template",
+                message: format!(
+                    "the ticket template does not render: {}",
+                    e.detail().unwrap_or("error")
+                ),
+            })
+    };
+    let title = crate::redact::redact_text(render(&title_t)?.trim());
+    let body = crate::redact::redact_text(&render(&body_t)?);
+    Ok(NewTicket {
+        title: crate::limits::truncate(&title, MAX_TITLE),
+        body: crate::limits::truncate(&body, MAX_BODY),
+        severity: inc.severity,
+        labels: vec![format!("source:{}", inc.source)],
+    })
+}
+
+/// Creates and links the ticket of request `key` (the dispatcher's effect).
+/// Idempotent: a key already linked, or superseded by a later request,
+/// creates nothing.
+pub async fn perform(
+    svc: &Services,
+    tenant: &TenantId,
+    id: &IncidentId,
+    key: &str,
+    actor: &str,
+) -> Result<(), DomainError> {
+    let inc = incidents::get(svc, tenant, id).await?;
+    if inc.ticket.as_ref().is_some_and(|t| t.key == key)
+        || inc.ticket_requested.as_deref() != Some(key)
+    {
+        return Ok(());
+    }
+    let Some(tracker) = &svc.tracker else {
+        return Err(DomainError::DependencyFailed {
+            code: "no_tracker",
+            message: "no issue tracker is configured".into(),
+        });
+    };
+    let ticket = render(svc, &inc, key).await?;
+    let created = tracker.create(&ticket).await.map_err(|e| match e {
+        TrackerError::Retryable(m) => {
+            DomainError::Unavailable(format!("{} did not create the ticket: {m}", tracker.kind()))
+        }
+        TrackerError::Permanent(m) => DomainError::DependencyFailed {
+            code: "tracker_refused",
+            message: format!("{} refused the ticket: {m}", tracker.kind()),
+        },
+    })?;
+    let link = TicketLink {
+        key: key.to_owned(),
+        tracker: tracker.kind().into(),
+        id: created.id.clone(),
+        url: created.url.clone(),
+        created_at: svc.clock.now(),
+    };
+    // The ticket exists now: link it, however often the incident changes.
+    let mut inc = inc;
+    for _ in 0..crate::incidents::MAX_ATTEMPTS * 4 {
+        let mut change = Change::to(svc, inc);
+        {
+            let i = change.incident_mut();
+            i.ticket = Some(link.clone());
+            i.ticket_requested = None;
+        }
+        let e = change.entry(
+            actor,
+            TimelineKind::TicketLinked {
+                tracker: link.tracker.clone(),
+                ticket: link.id.clone(),
+                url: link.url.clone(),
+            },
+        );
+        change.show(e);
+        match change.commit().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_lost_race() => {
+                inc = incidents::get(svc, tenant, id).await?;
+                if inc.ticket.as_ref().is_some_and(|t| t.key == key) {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::conflict(
+        "busy",
+        format!(
+            "ticket {} was created but the incident kept changing: it is not linked yet",
+            created.id
+        ),
+    ))
+}
+
+/// Jira's priority name of a severity.
+pub fn jira_priority(s: Severity) -> &'static str {
+    match s {
+        Severity::Sev1 => "Highest",
+        Severity::Sev2 => "High",
+        Severity::Sev3 => "Medium",
+        Severity::Sev4 => "Low",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_templates_parse() {
+        check_template(INCIDENT_TITLE).unwrap();
+        check_template(INCIDENT_BODY).unwrap();
+        assert!(check_template("{% for %}").is_err());
+    }
+}
