@@ -477,3 +477,69 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
         refused.text
     );
 }
+
+#[tokio::test]
+async fn the_open_ticket_button_opens_one_gitlab_issue_linked_in_the_thread() {
+    let mut w = world().await;
+    let tracker = firewatch_web::testing::fakes::FakeTracker::start().await;
+    w.svc = w
+        .svc
+        .clone()
+        .with_tracker(Some(Arc::new(firewatch_egress::trackers::GitLab::new(
+            &format!("{}/api/v4", tracker.base()),
+            "glpat-discord-test",
+            "platform/ops",
+        ))));
+    w.app = router(
+        w.svc.clone(),
+        DiscordInbound {
+            public_key: w.key.verifying_key().to_bytes(),
+        },
+        firewatch_web::testing::playbooks(),
+    );
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let custom_id = format!("fw1:ticket:{id}");
+    let root = calls(&w)
+        .into_iter()
+        .find(|c| c.method == Method::POST && c.path.ends_with("/messages"))
+        .unwrap();
+    assert!(
+        custom_ids(&root.body["components"]).contains(&custom_id),
+        "{}",
+        root.body
+    );
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            click("1200000000000000051", "80351110224678912", &custom_id),
+            &w.key,
+            0,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    drain(&w.svc).await.unwrap();
+    drain(&w.svc).await.unwrap();
+    assert_eq!(tracker.calls().len(), 1);
+    assert_eq!(
+        tracker.calls()[0].path,
+        "/api/v4/projects/platform%2Fops/issues"
+    );
+    let linked = calls(&w).into_iter().any(|c| {
+        c.path == "/channels/1220000000000000001/messages"
+            && c.body["content"].as_str().is_some_and(|t| {
+                t.replace('\\', "")
+                    .contains("Ticket platform/ops#3 opened in gitlab")
+            })
+    });
+    assert!(
+        linked,
+        "{:?}",
+        calls(&w)
+            .iter()
+            .map(|c| c.body["content"].clone())
+            .collect::<Vec<_>>()
+    );
+}

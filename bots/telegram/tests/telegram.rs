@@ -600,3 +600,68 @@ async fn the_playbook_buttons_dry_run_run_and_edit_the_runs_message_in_the_threa
         answer.body
     );
 }
+
+#[tokio::test]
+async fn the_open_ticket_button_and_fw_ticket_open_one_ticket_linked_in_the_reply_chain() {
+    let mut w = world().await;
+    let tracker = firewatch_web::testing::fakes::FakeTracker::start().await;
+    w.svc = w
+        .svc
+        .clone()
+        .with_tracker(Some(Arc::new(firewatch_egress::trackers::Jira::new(
+            tracker.base(),
+            "ops@acme.example",
+            "jira-token",
+            "OPS",
+        ))));
+    let bot = Arc::new(TelegramChat::new(
+        TelegramConfig::from_vars(|k| match k {
+            "TELEGRAM_BOT_TOKEN" => Some(TOKEN.into()),
+            "TELEGRAM_WEBHOOK_SECRET" => Some(SECRET.into()),
+            "TELEGRAM_API_URL" => Some(w.fake.base().to_owned()),
+            _ => None,
+        })
+        .unwrap()
+        .unwrap(),
+    ));
+    w.app = router(
+        w.svc.clone(),
+        TelegramInbound {
+            webhook_secret: Secret::new(SECRET),
+            bot,
+        },
+        firewatch_web::testing::playbooks(),
+    );
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let data = format!("fw1:ticket:{id}");
+    assert!(data.len() <= 64, "Telegram's callback_data limit");
+    assert!(keyboard_data(&calls(&w)[0].body).contains(&data));
+    let a = send(&w.app, update(SECRET, press(9301, 5550001, &data))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // The command asks too: the same pending ticket.
+    let a = send(
+        &w.app,
+        update(SECRET, text(9302, 5550001, &format!("/fw ticket {id}"))),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    drain(&w.svc).await.unwrap();
+    drain(&w.svc).await.unwrap();
+    assert_eq!(tracker.calls().len(), 1);
+    assert_eq!(tracker.calls()[0].body["fields"]["project"]["key"], "OPS");
+    let linked = calls(&w).into_iter().any(|c| {
+        c.method == "sendMessage"
+            && c.body["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Ticket OPS-7 opened in jira"))
+    });
+    assert!(
+        linked,
+        "{:?}",
+        calls(&w)
+            .iter()
+            .map(|c| c.body["text"].clone())
+            .collect::<Vec<_>>()
+    );
+}
