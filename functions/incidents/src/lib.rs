@@ -12,6 +12,10 @@
 //! - `POST /v1/incidents/{id}/ticket` (`{"again": false}`): a tracker
 //!   ticket, created by the dispatcher → `202` (`200` when one is linked
 //!   or on its way)
+//! - `GET  /v1/work-items?by=`, `GET /v1/work-items/{id}/preview`, `POST
+//!   /v1/work-items/{id}/dry-run`, `POST /v1/work-items/{id}/handoff`
+//!   (`{"mode": "ticket" | "manual", "url", "note"}`): recurring groups
+//!   handed off to a tracker
 //! - `GET  /v1/triage/telemetry?hours=`, `/v1/triage/provider`,
 //!   `/v1/triage/feedback/summary`
 //!
@@ -26,6 +30,7 @@ use axum::{Json, Router};
 use firewatch_domain::auth::require_role;
 use firewatch_domain::incidents::{self, ListFilter, Paged, RecurrenceBy};
 use firewatch_domain::playbooks::{Catalog, LazyCatalog};
+use firewatch_domain::tickets::work_items;
 use firewatch_domain::{triage, Services};
 use firewatch_types::{
     Incident, IncidentAction, IncidentId, IncidentState, Role, Severity, SourceKind, TimelineEntry,
@@ -55,6 +60,10 @@ pub fn with_playbooks(services: Services, catalog: Arc<LazyCatalog>) -> Router {
         .route("/v1/incidents/{id}/comments", post(comment))
         .route("/v1/incidents/{id}/triage", post(triage))
         .route("/v1/incidents/{id}/ticket", post(ticket))
+        .route("/v1/work-items", get(work_items_list))
+        .route("/v1/work-items/{id}/preview", get(work_item_preview))
+        .route("/v1/work-items/{id}/dry-run", post(work_item_dry_run))
+        .route("/v1/work-items/{id}/handoff", post(work_item_handoff))
         .route("/v1/incidents/{id}/triage/latest", get(triage_latest))
         .route(
             "/v1/incidents/{id}/triage/{report}/feedback",
@@ -140,6 +149,48 @@ async fn recurrence(
         .unwrap_or(RecurrenceBy::Fingerprint);
     let page = incidents::recurrence(&svc, &p.tenant, by, q.cursor.as_deref()).await?;
     Ok(Json(RecurrenceAnswer { by, page }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkItemsQuery {
+    by: Option<String>,
+}
+
+async fn work_items_list(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<WorkItemsQuery>,
+) -> ApiResult<Json<work_items::WorkItems>> {
+    let by = parse_opt(q.by.as_deref(), "recurrence grouping", RecurrenceBy::parse)?;
+    Ok(Json(work_items::list(&svc, &p, by).await?))
+}
+
+async fn work_item_preview(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<work_items::Preview>> {
+    Ok(Json(work_items::preview(&svc, &p, &id).await?))
+}
+
+async fn work_item_dry_run(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<work_items::Preview>> {
+    Ok(Json(work_items::dry_run(&svc, &p, &id).await?))
+}
+
+async fn work_item_handoff(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<Json<work_items::HandedOff>> {
+    let h: work_items::Handoff = optional_json(&headers, &body)?;
+    Ok(Json(work_items::handoff(&svc, &p, &id, h).await?))
 }
 
 async fn show(

@@ -9,6 +9,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
     // The model assisted triage asks, if one is configured.
     let llm = firewatch_aws::assisted_model(&sdk).await?;
-    let services = firewatch_aws::services_with(&sdk, &aws, config.settings).with_llm(llm);
+    // Work item pre-flight checks and handoffs call the tracker.
+    let tracker = firewatch_egress::tracker_from_env()?;
+    let services = firewatch_aws::services_with(&sdk, &aws, config.settings)
+        .with_llm(llm)
+        .with_tracker(tracker);
     lambda_http::run(firewatch_incidents::router(services)).await
 }

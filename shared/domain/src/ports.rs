@@ -486,6 +486,9 @@ pub trait Tracker: Send + Sync {
     /// Where tickets go: `owner/repo`, a project path, a Jira project key.
     fn project(&self) -> String;
     async fn create(&self, ticket: &NewTicket) -> Result<CreatedTicket, TrackerError>;
+    /// Whether the tracker answers and knows the project: one read-only
+    /// call (the repository, the project), nothing written.
+    async fn check(&self) -> Result<(), TrackerError>;
 }
 
 /// Secret values by name, resolved only when a request is sent.

@@ -82,6 +82,11 @@ pub struct Settings {
     /// `FIREWATCH_TRACKER` (`github`, `gitlab`, `jira`): where tickets are
     /// opened (the dispatcher holds the client; this says one exists).
     pub tracker: Option<String>,
+    /// `FIREWATCH_WORK_ITEM_MIN_INCIDENTS` (default 3): incidents a
+    /// recurring group needs within `work_item_window_secs` to be a work item.
+    pub work_item_min_incidents: u64,
+    /// `FIREWATCH_WORK_ITEM_WINDOW` (default `7d`).
+    pub work_item_window_secs: i64,
 }
 
 impl Default for Settings {
@@ -105,6 +110,8 @@ impl Default for Settings {
             triage_default: crate::triage::Requested::Deterministic,
             cost_alert_band: Some(crate::pipelines::costs::Band::High),
             tracker: None,
+            work_item_min_incidents: 3,
+            work_item_window_secs: 7 * 86_400,
         }
     }
 }
@@ -234,6 +241,18 @@ impl Settings {
                 ));
             }
             s.tracker = Some(v.to_owned());
+        }
+        if let Some(v) = var("FIREWATCH_WORK_ITEM_MIN_INCIDENTS") {
+            let n = parse_num("FIREWATCH_WORK_ITEM_MIN_INCIDENTS", &v)?;
+            if !(2..=1000).contains(&n) {
+                return Err("FIREWATCH_WORK_ITEM_MIN_INCIDENTS must be between 2 and 1000".into());
+            }
+            s.work_item_min_incidents = n as u64;
+        }
+        if let Some(v) = var("FIREWATCH_WORK_ITEM_WINDOW") {
+            s.work_item_window_secs =
+                crate::schedules::schedule::span_secs("FIREWATCH_WORK_ITEM_WINDOW", &v)
+                    .map_err(|e| e.to_string())?;
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();

@@ -95,6 +95,16 @@ impl Tracker for GitHub {
         self.repo.clone()
     }
 
+    async fn check(&self) -> Result<(), TrackerError> {
+        let req = self
+            .http
+            .get(format!("{}/repos/{}", self.api, self.repo))
+            .bearer_auth(&self.token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28");
+        send("GitHub", req).await.map(|_| ())
+    }
+
     async fn create(&self, t: &NewTicket) -> Result<CreatedTicket, TrackerError> {
         let mut labels = vec!["firewatch".to_owned(), severity_label(t.severity)];
         labels.extend(t.labels.iter().cloned());
@@ -157,6 +167,18 @@ impl Tracker for GitLab {
         self.project.clone()
     }
 
+    async fn check(&self) -> Result<(), TrackerError> {
+        let req = self
+            .http
+            .get(format!(
+                "{}/projects/{}",
+                self.api,
+                encode_segment(&self.project)
+            ))
+            .header("private-token", &self.token);
+        send("GitLab", req).await.map(|_| ())
+    }
+
     async fn create(&self, t: &NewTicket) -> Result<CreatedTicket, TrackerError> {
         let mut labels = vec!["firewatch".to_owned(), severity_label(t.severity)];
         labels.extend(t.labels.iter().cloned());
@@ -213,6 +235,12 @@ impl Jira {
         self.set_priority = on;
         self
     }
+
+    fn basic(&self) -> String {
+        let b = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.email, self.token));
+        format!("Basic {b}")
+    }
 }
 
 #[async_trait]
@@ -223,6 +251,19 @@ impl Tracker for Jira {
 
     fn project(&self) -> String {
         self.project.clone()
+    }
+
+    async fn check(&self) -> Result<(), TrackerError> {
+        let req = self
+            .http
+            .get(format!(
+                "{}/rest/api/3/project/{}",
+                self.api,
+                encode_segment(&self.project)
+            ))
+            .header("authorization", self.basic())
+            .header("accept", "application/json");
+        send("Jira", req).await.map(|_| ())
     }
 
     async fn create(&self, t: &NewTicket) -> Result<CreatedTicket, TrackerError> {
@@ -240,12 +281,10 @@ impl Tracker for Jira {
             fields["priority"] =
                 json!({"name": firewatch_domain::tickets::jira_priority(t.severity)});
         }
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.email, self.token));
         let req = self
             .http
             .post(format!("{}/rest/api/3/issue", self.api))
-            .header("authorization", format!("Basic {basic}"))
+            .header("authorization", self.basic())
             .header("accept", "application/json")
             .json(&json!({"fields": fields}));
         let v = send("Jira", req).await?;

@@ -335,11 +335,38 @@ impl RecurrenceBy {
         }
     }
 
-    fn key_of(self, i: &Incident) -> Option<String> {
-        let label = |names: &[&str]| names.iter().find_map(|n| i.labels.get(*n).cloned());
+    pub const ALL: [RecurrenceBy; 4] = [
+        Self::Fingerprint,
+        Self::Alertname,
+        Self::Namespace,
+        Self::Target,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Fingerprint => Some(i.fingerprint.clone()),
-            Self::Alertname => label(&["alertname"]).or_else(|| Some(i.title.clone())),
+            Self::Fingerprint => "fingerprint",
+            Self::Alertname => "alertname",
+            Self::Namespace => "namespace",
+            Self::Target => "target",
+        }
+    }
+
+    pub fn key_of(self, i: &Incident) -> Option<String> {
+        self.key_of_parts(&i.fingerprint, &i.title, &i.labels)
+    }
+
+    /// The key of an alert or incident with these fingerprint, title and
+    /// labels.
+    pub fn key_of_parts(
+        self,
+        fingerprint: &str,
+        title: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        let label = |names: &[&str]| names.iter().find_map(|n| labels.get(*n).cloned());
+        match self {
+            Self::Fingerprint => Some(fingerprint.to_owned()),
+            Self::Alertname => label(&["alertname"]).or_else(|| Some(title.to_owned())),
             Self::Namespace => label(&["namespace", "kubernetes_namespace"]),
             Self::Target => label(&["instance", "target", "service", "job", "host", "source"]),
         }

@@ -510,7 +510,13 @@ async fn fold_alert(
             }
             Some(inc) if inc.state.is_active() => join(svc, inc, alert, envelope, &actor).await?,
             _ if alert.status != AlertStatus::Firing => return Ok((Outcome::NoOpenIncident, None)),
-            _ => open_or_suppress(svc, tenant, group, alert, envelope, &actor, principal)?,
+            _ => {
+                // A group handed off as a work item: its ticket from the start.
+                let ticket = crate::tickets::work_items::linked_ticket(svc, tenant, alert).await?;
+                open_or_suppress(
+                    svc, tenant, group, alert, envelope, &actor, principal, ticket,
+                )?
+            }
         };
         let Some(change) = change else {
             return Ok((outcome, incident));
@@ -646,6 +652,7 @@ async fn join<'a>(
 
 /// A firing alert whose group key has no active incident: open one, unless
 /// the key reached its rate limit.
+#[allow(clippy::too_many_arguments)]
 fn open_or_suppress<'a>(
     svc: &'a Services,
     tenant: &TenantId,
@@ -654,6 +661,7 @@ fn open_or_suppress<'a>(
     envelope: &EnvelopeRef,
     actor: &str,
     principal: &Principal,
+    ticket: Option<firewatch_types::TicketLink>,
 ) -> Result<Folded<'a>, DomainError> {
     let now = svc.clock.now();
     let hour_ago = now - Duration::hours(1);
@@ -684,7 +692,7 @@ fn open_or_suppress<'a>(
         updated_at: now,
         alerts_truncated: false,
         untracked_alerts: 0,
-        ticket: None,
+        ticket,
         ticket_requested: None,
         acknowledged_at: None,
         resolved_at: None,

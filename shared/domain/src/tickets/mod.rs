@@ -12,6 +12,8 @@
 //! creates nothing. What is left: a crash between the tracker's answer and
 //! the link being written makes the retry open a second ticket.
 
+pub mod work_items;
+
 use std::collections::BTreeMap;
 
 use firewatch_types::{

@@ -441,6 +441,18 @@ async fn tracker_api(
     let created = |v: Value| (StatusCode::CREATED, Json(v)).into_response();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
+        // The read-only checks: the repository, the project.
+        ["repos", owner, repo] => {
+            Json(json!({"id": 1, "full_name": format!("{owner}/{repo}"), "has_issues": true}))
+                .into_response()
+        }
+        ["api", "v4", "projects", project] => {
+            Json(json!({"id": 42, "path_with_namespace": project.replace("%2F", "/")}))
+                .into_response()
+        }
+        ["rest", "api", "3", "project", key] => {
+            Json(json!({"id": "10000", "key": key, "name": "Operations"})).into_response()
+        }
         ["repos", owner, repo, "issues"] => {
             if !headers.contains_key("user-agent") {
                 return (
