@@ -196,3 +196,59 @@ async fn bad_ticket_requests_are_refused_and_change_nothing() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
     assert_eq!(a.json["error"]["code"], "no_tracker", "{}", a.text);
 }
+
+#[tokio::test]
+async fn a_route_rule_with_ticket_opens_one_for_every_incident_it_matches() {
+    let (svc, _, _, fake, _, _) = setup().await;
+    let admin = firewatch_types::Principal {
+        tenant: TenantId::default_tenant(),
+        name: "ops".into(),
+        role: firewatch_types::Role::Admin,
+    };
+    let rule = firewatch_domain::chat::routes::Route {
+        id: String::new(),
+        when: firewatch_domain::chat::routes::Match {
+            severities: vec![firewatch_types::Severity::Sev1],
+            ..Default::default()
+        },
+        destinations: vec![firewatch_types::Destination::Console],
+        ticket: true,
+    };
+    firewatch_domain::chat::routes::put(&svc, &admin, "sev1-tickets", rule)
+        .await
+        .unwrap();
+    let before = fake.calls().len();
+    let sev1 = ingest_alert(
+        &svc,
+        SourceKind::Generic,
+        json!({"title": "Payments down", "fingerprint": "payments", "severity": "sev1"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    let sev3 = ingest_alert(
+        &svc,
+        SourceKind::Generic,
+        json!({"title": "Slow report", "fingerprint": "report", "severity": "sev3"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    for _ in 0..3 {
+        dispatch::drain(&svc).await.unwrap();
+    }
+    assert_eq!(fake.calls().len(), before + 1, "the sev1 only");
+    assert!(incident(&svc, &sev1).await.ticket.is_some());
+    assert!(incident(&svc, &sev3).await.ticket.is_none());
+    let timeline = incidents::timeline(&svc, &TenantId::default_tenant(), &sev1, None, 100)
+        .await
+        .unwrap();
+    assert!(timeline
+        .items
+        .iter()
+        .any(|e| e.actor == "route:sev1-tickets"
+            && matches!(
+                e.kind,
+                firewatch_types::TimelineKind::TicketRequested { .. }
+            )));
+}

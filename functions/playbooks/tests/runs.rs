@@ -115,6 +115,7 @@ struct World {
     responder2: String,
     approver: String,
     approver2: String,
+    tracker: firewatch_web::testing::fakes::FakeTracker,
 }
 
 /// Chat replies and card edits, recorded.
@@ -209,6 +210,17 @@ params:
   service: { default: "{{ incident.labels.service }}" }
 "#;
 
+const TICKETS: &str = r#"
+name: files-ticket
+title: Files the incident's ticket
+match: { labels: { ticketing: "yes" } }
+risk: low
+approval: never
+steps:
+  - name: track it
+    kind: ticket
+"#;
+
 const WAITS: &str = r#"
 name: waits
 title: Waits for health
@@ -240,12 +252,18 @@ async fn world() -> World {
         github_api_url: format!("{}/github", platform.base),
         ..Default::default()
     };
+    let tracker = firewatch_web::testing::fakes::FakeTracker::start().await;
     let svc = firewatch_local::services_in_memory()
         .with_clock(clock.clone())
         .with_settings(settings)
         .with_chat(chat.clone())
         .with_secrets(secrets.clone())
-        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()));
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
+        .with_tracker(Some(Arc::new(firewatch_egress::trackers::GitHub::new(
+            tracker.base(),
+            "ghp_playbook_token",
+            "acme/ops",
+        ))));
     let (svc, k) = services_and_keys(svc).await;
     let t = TenantId::default_tenant();
     let key = |name: &'static str, role| {
@@ -261,6 +279,7 @@ async fn world() -> World {
     let mut loaded: Loaded = firewatch_domain::playbooks::definition::load_dir(&dir).unwrap();
     loaded.add("always-fails.yaml", EXTRA);
     loaded.add("waits.yaml", WAITS);
+    loaded.add("files-ticket.yaml", TICKETS);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     let app = firewatch_playbooks::router(svc.clone(), Arc::new(Catalog::new(loaded)));
 
@@ -287,6 +306,7 @@ async fn world() -> World {
         responder2,
         approver,
         approver2,
+        tracker,
     }
 }
 
@@ -457,7 +477,7 @@ async fn offered_playbooks_have_their_parameters_filled_from_the_incident() {
     assert_eq!(restart["approval"], "always");
 
     let all = send(&w.app, get("/v1/playbooks", &w.viewer)).await;
-    assert_eq!(all.json["items"].as_array().unwrap().len(), 9);
+    assert_eq!(all.json["items"].as_array().unwrap().len(), 10);
     assert_eq!(all.json["errors"], json!([]));
 }
 
@@ -1070,4 +1090,42 @@ async fn a_lambda_invoke_step_outside_aws_fails_with_a_clear_reason() {
             .contains("lambda_invoke needs AWS"),
         "{r:#}"
     );
+}
+
+#[tokio::test]
+async fn a_ticket_step_asks_for_the_incidents_ticket_once() {
+    let w = world().await;
+    let inc = w
+        .incident_from(
+            json!({"title": "needs tracking", "severity": "sev2", "labels": {"ticketing": "yes"}}),
+        )
+        .await;
+    let a = w
+        .dry_run_on(&inc, "files-ticket", &w.responder, json!({}))
+        .await;
+    assert_eq!(a.json["state"], "dry_run_ok", "{}", a.text);
+    let run = id(&a);
+    assert_eq!(
+        w.decide(&run, "execute", &w.responder, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    deliver(&w.svc).await;
+    let r = w.run(&run).await;
+    assert_eq!(r["state"], "succeeded", "{r:#}");
+    assert!(
+        r["steps"][0]["detail"].as_str().unwrap().contains("tkt_"),
+        "{r:#}"
+    );
+    let posts = w
+        .tracker
+        .calls()
+        .iter()
+        .filter(|c| c.method == Method::POST)
+        .count();
+    assert_eq!(posts, 1);
+    let id = firewatch_types::IncidentId::parse(&inc).unwrap();
+    let i = firewatch_domain::incidents::get(&w.svc, &TenantId::default_tenant(), &id)
+        .await
+        .unwrap();
+    assert_eq!(i.ticket.unwrap().id, "acme/ops#12");
 }

@@ -36,6 +36,7 @@ fn route_to(channel: &str) -> Route {
         destinations: vec![Destination::Slack {
             channel: channel.into(),
         }],
+        ticket: false,
     }
 }
 

@@ -46,6 +46,10 @@ pub struct Route {
     #[serde(default, rename = "match")]
     pub when: Match,
     pub destinations: Vec<Destination>,
+    /// Open a tracker ticket for every incident the rule matches, when it
+    /// opens (docs/TICKETS.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ticket: bool,
 }
 
 fn routes_pk(t: &TenantId) -> String {

@@ -185,6 +185,13 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
         }
         Err(e) => return Err(e.into()),
     };
+    if matches!(
+        record.entry.kind,
+        firewatch_types::TimelineKind::Opened { .. }
+    ) {
+        // A route rule may ask for a ticket for every incident it matches.
+        crate::tickets::for_route(svc, &inc).await?;
+    }
     let card = card(
         &inc,
         svc.settings.tracker.is_some() || svc.tracker.is_some(),

@@ -31,8 +31,8 @@ use crate::{keys, DomainError, Services};
 pub const PREVIEW_BYTES: usize = 1024;
 /// Links kept per item.
 pub const MAX_REFS: usize = 10;
-/// Incidents kept per item.
-pub const MAX_INCIDENTS: usize = 20;
+/// Incidents and fingerprints kept per item.
+pub const MAX_INCIDENTS: usize = 10;
 /// Items one list page reads at most while filtering.
 pub const PAGE_BUDGET: usize = 1000;
 /// Items a coverage read counts at most (the newest).
@@ -150,6 +150,37 @@ fn provider_event_id(
     id.map(|v| crate::limits::truncate(&v, 200))
 }
 
+/// A copy of `v` small enough to preview: lists cut to their first three
+/// elements, strings to 300 bytes, nesting to 8 levels.
+fn pruned(v: &serde_json::Value, depth: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        _ if depth > 8 => Value::String("…".into()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .take(40)
+                .map(|(k, c)| (k.clone(), pruned(c, depth + 1)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().take(3).map(|c| pruned(c, depth + 1)).collect()),
+        Value::String(s) if s.len() > 300 => Value::String(crate::limits::truncate(s, 300)),
+        other => other.clone(),
+    }
+}
+
+/// Whether redaction would remove anything from `v` (stops at the first).
+fn carries_secret(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, c)| (crate::redact::is_secret_key(k) && !c.is_null()) || carries_secret(c)),
+        Value::Array(a) => a.iter().any(carries_secret),
+        Value::String(s) => crate::redact::redact_str(s).is_some(),
+        _ => false,
+    }
+}
+
 /// What a webhook is about, from its alerts.
 fn stage(alerts: &[Alert]) -> &'static str {
     let all = |st: AlertStatus| alerts.iter().all(|a| a.status == st);
@@ -181,9 +212,11 @@ pub fn describe(ulid: &str, now: DateTime<Utc>, r: &Received<'_>) -> DossierEven
     let original: serde_json::Value = serde_json::from_slice(r.body).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(r.body).into_owned())
     });
-    let mut redacted = original.clone();
-    crate::redact::redact_json(&mut redacted);
-    let preview_full = match &redacted {
+    // The preview needs the first kilobyte only: redact a pruned copy (the
+    // first elements of each list, strings cut), not the whole body.
+    let mut shown = pruned(&original, 0);
+    crate::redact::redact_json(&mut shown);
+    let preview_full = match &shown {
         serde_json::Value::String(s) => crate::redact::redact_text(s),
         v => v.to_string(),
     };
@@ -214,7 +247,7 @@ pub fn describe(ulid: &str, now: DateTime<Utc>, r: &Received<'_>) -> DossierEven
         preview: crate::limits::truncate(&preview_full, PREVIEW_BYTES),
         sha256: r.sha256.to_owned(),
         length: r.body.len(),
-        redacted: redacted != original,
+        redacted: carries_secret(&original),
         source_refs: refs,
         alerts: r.alerts.len(),
         alertname: label(&["alertname"])
@@ -263,9 +296,10 @@ pub fn write_op(tenant: &TenantId, ev: &DossierEvent) -> Result<WriteOp, DomainE
     let sk = ev.id.trim_start_matches("dos_").to_owned();
     let item = keys::item(dossier_pk(tenant), sk, 1, ev)?;
     crate::change::check_item(&item)?;
+    // A fresh ULID names no existing item: nothing to check first.
     Ok(WriteOp::Put {
         item,
-        condition: Condition::Absent,
+        condition: Condition::Always,
     })
 }
 

@@ -104,6 +104,8 @@ pub enum StepKind {
     GithubWorkflowDispatch,
     LambdaInvoke,
     Notify,
+    /// Asks for the incident's tracker ticket (docs/TICKETS.md).
+    Ticket,
 }
 
 impl StepKind {
@@ -114,6 +116,7 @@ impl StepKind {
             Self::GithubWorkflowDispatch => "github_workflow_dispatch",
             Self::LambdaInvoke => "lambda_invoke",
             Self::Notify => "notify",
+            Self::Ticket => "ticket",
         }
     }
 }

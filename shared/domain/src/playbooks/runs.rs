@@ -392,6 +392,7 @@ pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<Rendere
                 .ok_or_else(|| field("text", "missing".into()))?;
             out.text = Some(scope.render(&t.value).map_err(|e| field("text", e))?);
         }
+        StepKind::Ticket => {}
     }
     Ok(out)
 }

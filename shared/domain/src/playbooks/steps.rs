@@ -149,6 +149,24 @@ async fn attempt(
         let text = shown.text.unwrap_or_default();
         return finish(svc, &mut run, read, rollback, index, Ok(text)).await;
     }
+    if kind == StepKind::Ticket {
+        // The ticket is the incident's, opened once through its own effect:
+        // a step that runs again finds it pending or linked.
+        let who = firewatch_types::Principal {
+            tenant: run.tenant.clone(),
+            name: run.requested_by.clone(),
+            role: firewatch_types::Role::Responder,
+        };
+        let said = match crate::tickets::request(svc, &who, &run.incident_id, false).await {
+            Ok(r) => Ok(match r.ticket {
+                Some(t) => format!("ticket {} is linked: {}", t.id, t.url),
+                None => format!("ticket {} ({})", r.key, r.status),
+            }),
+            Err(e @ DomainError::Unavailable(_)) => return Ok(Err(e.into())),
+            Err(e) => Err(e.to_string()),
+        };
+        return finish(svc, &mut run, read, rollback, index, said).await;
+    }
     // Claim the step: from here on, one dispatcher sends it.
     let timeout = shown.timeout_secs;
     let request_timeout = if kind == StepKind::WaitUntil {

@@ -37,6 +37,9 @@ pub const TIMELINE_ENTRIES: usize = 15;
 pub const INCIDENT_TITLE: &str = "[{{ incident.severity }}] {{ incident.title }}";
 /// The shipped body template of an incident ticket (Markdown).
 pub const INCIDENT_BODY: &str = include_str!("incident.md.j2");
+/// The shipped templates of a recurring group's ticket.
+pub const RECURRING_TITLE: &str = "Recurring: {{ group.key }} ({{ group.incidents }} incidents)";
+pub const RECURRING_BODY: &str = include_str!("recurring.md.j2");
 
 /// What a request for a ticket gave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,6 +120,28 @@ pub async fn request(
     ))
 }
 
+/// Asks for the ticket a route rule wants (`"ticket": true`) for incident
+/// `inc`, which just opened: once, as `route:{id}`. Nothing without a
+/// tracker, or when the incident has or awaits one.
+pub async fn for_route(svc: &Services, inc: &Incident) -> Result<(), DomainError> {
+    if inc.ticket.is_some()
+        || inc.ticket_requested.is_some()
+        || (svc.settings.tracker.is_none() && svc.tracker.is_none())
+    {
+        return Ok(());
+    }
+    let routes = crate::chat::routes::list(svc, &inc.tenant).await?;
+    let Some(route) = routes.iter().find(|r| r.ticket && r.when.matches(inc)) else {
+        return Ok(());
+    };
+    let p = Principal {
+        tenant: inc.tenant.clone(),
+        name: format!("route:{}", route.id),
+        role: Role::Responder,
+    };
+    request(svc, &p, &inc.id, false).await.map(|_| ())
+}
+
 /// The variables of a ticket template.
 #[derive(Serialize)]
 struct Context<'a> {
@@ -134,19 +159,50 @@ fn env() -> Environment<'static> {
     env
 }
 
-/// The templates in use: `FIREWATCH_TICKET_TEMPLATES/incident.title.j2`
-/// and `…/incident.md.j2` when present, else the shipped ones.
-fn templates() -> (String, String) {
+/// The templates of `kind` (`incident`, `recurring`) in use:
+/// `FIREWATCH_TICKET_TEMPLATES/{kind}.title.j2` and `…/{kind}.md.j2` when
+/// present, else the shipped ones.
+fn templates(kind: &str) -> (String, String) {
     let dir = std::env::var("FIREWATCH_TICKET_TEMPLATES").ok();
-    let read = |name: &str, default: &str| {
+    let read = |name: String, default: &str| {
         dir.as_ref()
             .and_then(|d| std::fs::read_to_string(std::path::Path::new(d).join(name)).ok())
             .unwrap_or_else(|| default.to_owned())
     };
+    let (title, body) = match kind {
+        "recurring" => (RECURRING_TITLE, RECURRING_BODY),
+        _ => (INCIDENT_TITLE, INCIDENT_BODY),
+    };
     (
-        read("incident.title.j2", INCIDENT_TITLE),
-        read("incident.md.j2", INCIDENT_BODY),
+        read(format!("{kind}.title.j2"), title),
+        read(format!("{kind}.md.j2"), body),
     )
+}
+
+/// Renders the ticket templates of `kind` with `ctx`, redacted and bounded.
+pub(crate) fn render_kind(
+    kind: &str,
+    ctx: &impl Serialize,
+) -> Result<(String, String), DomainError> {
+    let (title_t, body_t) = templates(kind);
+    let env = env();
+    let ctx = minijinja::Value::from(minijinja::value::Serde(ctx));
+    let render = |t: &str| {
+        env.render_str(t, &ctx)
+            .map_err(|e| DomainError::DependencyFailed {
+                code: "ticket_template",
+                message: format!(
+                    "the {kind} ticket template does not render: {}",
+                    e.detail().unwrap_or("error")
+                ),
+            })
+    };
+    let title = crate::redact::redact_text(render(&title_t)?.trim());
+    let body = crate::redact::redact_text(&render(&body_t)?);
+    Ok((
+        crate::limits::truncate(&title, MAX_TITLE),
+        crate::limits::truncate(&body, MAX_BODY),
+    ))
 }
 
 /// Checks a template's syntax (for tests and operators' overrides).
@@ -204,24 +260,10 @@ pub async fn render(svc: &Services, inc: &Incident, key: &str) -> Result<NewTick
             .map(|b| format!("{b}/v1/incidents/{}", inc.id)),
         key,
     };
-    let (title_t, body_t) = templates();
-    let env = env();
-    let ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
-    let render = |t: &str| {
-        env.render_str(t, &ctx)
-            .map_err(|e| DomainError::DependencyFailed {
-                code: "ticket_template",
-                message: format!(
-                    "the ticket template does not render: {}",
-                    e.detail().unwrap_or("error")
-                ),
-            })
-    };
-    let title = crate::redact::redact_text(render(&title_t)?.trim());
-    let body = crate::redact::redact_text(&render(&body_t)?);
+    let (title, body) = render_kind("incident", &ctx)?;
     Ok(NewTicket {
-        title: crate::limits::truncate(&title, MAX_TITLE),
-        body: crate::limits::truncate(&body, MAX_BODY),
+        title,
+        body,
         severity: inc.severity,
         labels: vec![format!("source:{}", inc.source)],
     })
@@ -322,6 +364,8 @@ mod tests {
     fn the_shipped_templates_parse() {
         check_template(INCIDENT_TITLE).unwrap();
         check_template(INCIDENT_BODY).unwrap();
+        check_template(RECURRING_TITLE).unwrap();
+        check_template(RECURRING_BODY).unwrap();
         assert!(check_template("{% for %}").is_err());
     }
 }

@@ -362,41 +362,20 @@ async fn checks(
     Ok(out)
 }
 
-/// The ticket a work item's handoff opens.
-fn ticket_of(svc: &Services, g: &Group) -> NewTicket {
-    let mut body = format!(
-        "## Recurring: {}\n\n**Grouped by:** {} · **Incidents:** {} within {} · **Occurrences:** {} · **Still active:** {}\n**First seen:** {} · **Last seen:** {}\n\n### Incidents\n\n",
-        g.key,
-        g.by.as_str(),
-        g.incidents,
-        crate::schedules::schedule::format_secs(g.window_secs),
-        g.occurrences,
-        g.active,
-        g.first_seen.to_rfc3339(),
-        g.last_seen.to_rfc3339(),
-    );
-    for id in &g.incident_ids {
-        match &svc.settings.public_url {
-            Some(base) => body.push_str(&format!("- [{id}]({base}/v1/incidents/{id})\n")),
-            None => body.push_str(&format!("- `{id}`\n")),
-        }
-    }
-    body.push_str(&format!(
-        "\n---\nOpened by firewatch for work item `{}`: this keeps recurring; fix the cause.\n",
-        g.id
-    ));
-    NewTicket {
-        title: crate::limits::truncate(
-            &crate::redact::redact_text(&format!(
-                "Recurring: {} ({} incidents)",
-                g.key, g.incidents
-            )),
-            super::MAX_TITLE,
-        ),
-        body: crate::limits::truncate(&crate::redact::redact_text(&body), super::MAX_BODY),
+/// The ticket a work item's handoff opens, from the `recurring` templates.
+fn ticket_of(svc: &Services, g: &Group) -> Result<NewTicket, DomainError> {
+    let ctx = serde_json::json!({
+        "group": g,
+        "window": crate::schedules::schedule::format_secs(g.window_secs),
+        "base_url": svc.settings.public_url,
+    });
+    let (title, body) = super::render_kind("recurring", &ctx)?;
+    Ok(NewTicket {
+        title,
+        body,
         severity: firewatch_types::Severity::Sev3,
         labels: vec!["recurring".into()],
-    }
+    })
 }
 
 /// `GET /v1/work-items/{id}/preview`.
@@ -439,7 +418,11 @@ async fn preview_of(
         (false, None) => "open_ticket",
     };
     let p = Preview {
-        ticket: (proposed == "open_ticket").then(|| ticket_of(svc, &g)),
+        ticket: if proposed == "open_ticket" {
+            Some(ticket_of(svc, &g)?)
+        } else {
+            None
+        },
         work_item: g,
         proposed,
         existing_ticket: existing,
@@ -728,7 +711,7 @@ pub async fn handoff(
         Err(e) => return Err(e.into()),
     }
     let claimed = version.map_or(1, |v| v + 1);
-    let created = tracker.create(&ticket_of(svc, &g)).await;
+    let created = tracker.create(&ticket_of(svc, &g)?).await;
     let (mut s, v) = match load(svc, &p.tenant, id).await? {
         Some(x) => x,
         None => (s, claimed),
