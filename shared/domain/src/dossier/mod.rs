@@ -27,10 +27,11 @@ use crate::auth::require_role;
 use crate::ports::{Condition, Query, WriteOp};
 use crate::{keys, DomainError, Services};
 
-/// Bytes of redacted content kept in an item.
-pub const PREVIEW_BYTES: usize = 1024;
+/// Bytes of redacted content kept in an item (the whole redacted envelope
+/// is in the blob store when the webhook changed something).
+pub const PREVIEW_BYTES: usize = 512;
 /// Links kept per item.
-pub const MAX_REFS: usize = 10;
+pub const MAX_REFS: usize = 8;
 /// Incidents and fingerprints kept per item.
 pub const MAX_INCIDENTS: usize = 10;
 /// Items one list page reads at most while filtering.
@@ -226,7 +227,7 @@ pub fn describe(ulid: &str, now: DateTime<Utc>, r: &Received<'_>) -> DossierEven
             if refs.len() < MAX_REFS && !refs.iter().any(|x| x.href == l.href) {
                 refs.push(SourceRef {
                     kind: ref_kind(r.source, l.text.as_deref(), &l.href).into(),
-                    href: crate::limits::truncate(&l.href, 500),
+                    href: crate::limits::truncate(&l.href, 300),
                 });
             }
         }
