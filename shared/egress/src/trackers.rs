@@ -37,6 +37,13 @@ fn severity_label(s: Severity) -> String {
     format!("severity:{}", s.as_str())
 }
 
+/// Every ticket's labels: `firewatch`, its severity, then its own.
+fn labels(t: &NewTicket) -> Vec<String> {
+    let mut out = vec!["firewatch".to_owned(), severity_label(t.severity)];
+    out.extend(t.labels.iter().cloned());
+    out
+}
+
 /// Sends `req`, reads a JSON answer; classifies failures.
 async fn send(what: &str, req: reqwest::RequestBuilder) -> Result<Value, TrackerError> {
     let resp = req.send().await.map_err(|e| {
@@ -83,6 +90,15 @@ impl GitHub {
             repo: repo.to_owned(),
         }
     }
+
+    /// A request to `{api}/repos/{repo}{path}` with the headers GitHub asks for.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/repos/{}{path}", self.api, self.repo))
+            .bearer_auth(&self.token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+    }
 }
 
 #[async_trait]
@@ -96,25 +112,15 @@ impl Tracker for GitHub {
     }
 
     async fn check(&self) -> Result<(), TrackerError> {
-        let req = self
-            .http
-            .get(format!("{}/repos/{}", self.api, self.repo))
-            .bearer_auth(&self.token)
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28");
-        send("GitHub", req).await.map(|_| ())
+        send("GitHub", self.request(reqwest::Method::GET, ""))
+            .await
+            .map(|_| ())
     }
 
     async fn create(&self, t: &NewTicket) -> Result<CreatedTicket, TrackerError> {
-        let mut labels = vec!["firewatch".to_owned(), severity_label(t.severity)];
-        labels.extend(t.labels.iter().cloned());
         let req = self
-            .http
-            .post(format!("{}/repos/{}/issues", self.api, self.repo))
-            .bearer_auth(&self.token)
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
-            .json(&json!({"title": t.title, "body": t.body, "labels": labels}));
+            .request(reqwest::Method::POST, "/issues")
+            .json(&json!({"title": t.title, "body": t.body, "labels": labels(t)}));
         let v = send("GitHub", req).await?;
         let number = v["number"].as_u64().ok_or_else(|| {
             TrackerError::Permanent("GitHub answered without an issue number".into())
@@ -143,6 +149,20 @@ impl GitLab {
             project: project.to_owned(),
         }
     }
+
+    /// A request to `{api}/projects/{id}{path}` with the project's token.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(
+                method,
+                format!(
+                    "{}/projects/{}{path}",
+                    self.api,
+                    encode_segment(&self.project)
+                ),
+            )
+            .header("private-token", &self.token)
+    }
 }
 
 /// A project id or path as a path segment (`group/project` → `group%2Fproject`).
@@ -168,29 +188,15 @@ impl Tracker for GitLab {
     }
 
     async fn check(&self) -> Result<(), TrackerError> {
-        let req = self
-            .http
-            .get(format!(
-                "{}/projects/{}",
-                self.api,
-                encode_segment(&self.project)
-            ))
-            .header("private-token", &self.token);
-        send("GitLab", req).await.map(|_| ())
+        send("GitLab", self.request(reqwest::Method::GET, ""))
+            .await
+            .map(|_| ())
     }
 
     async fn create(&self, t: &NewTicket) -> Result<CreatedTicket, TrackerError> {
-        let mut labels = vec!["firewatch".to_owned(), severity_label(t.severity)];
-        labels.extend(t.labels.iter().cloned());
         let req = self
-            .http
-            .post(format!(
-                "{}/projects/{}/issues",
-                self.api,
-                encode_segment(&self.project)
-            ))
-            .header("private-token", &self.token)
-            .json(&json!({"title": t.title, "description": t.body, "labels": labels.join(",")}));
+            .request(reqwest::Method::POST, "/issues")
+            .json(&json!({"title": t.title, "description": t.body, "labels": labels(t).join(",")}));
         let v = send("GitLab", req).await?;
         let iid = v["iid"].as_u64().ok_or_else(|| {
             TrackerError::Permanent("GitLab answered without an issue iid".into())
@@ -268,8 +274,7 @@ impl Tracker for Jira {
 
     async fn create(&self, t: &NewTicket) -> Result<CreatedTicket, TrackerError> {
         // Jira labels may not hold spaces.
-        let mut labels = vec!["firewatch".to_owned(), severity_label(t.severity)];
-        labels.extend(t.labels.iter().map(|l| l.replace(' ', "_")));
+        let labels: Vec<String> = labels(t).iter().map(|l| l.replace(' ', "_")).collect();
         let mut fields = json!({
             "project": {"key": self.project},
             "summary": t.title,
