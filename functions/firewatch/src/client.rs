@@ -544,6 +544,12 @@ fn describe(kind: &TimelineKind) -> String {
             ticket,
             url,
         } => format!("ticket {ticket} in {tracker}: {url}"),
+        TimelineKind::Silence {
+            silence_id,
+            state,
+            until,
+            matchers,
+        } => format!("silence {silence_id} {matchers} {state} (until {until})"),
         TimelineKind::Playbook {
             run_id,
             playbook,

@@ -70,6 +70,7 @@ pub fn app(
         .merge(firewatch_schedules::router(services.clone()))
         .merge(firewatch_pipelines::router(services.clone()))
         .merge(firewatch_dossier::router(services.clone()))
+        .merge(firewatch_silences::router(services.clone()))
         .merge(firewatch_playbooks::router(
             services.clone(),
             catalog.clone(),
@@ -275,6 +276,9 @@ async fn schedules_loop(services: Services) {
         }
         if let Err(e) = freshness::run(&services, &budget).await {
             tracing::warn!(error = %e, "freshness check failed");
+        }
+        if let Err(e) = firewatch_domain::silences::run_due(&services, &budget).await {
+            tracing::warn!(error = %e, "silences job failed");
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }

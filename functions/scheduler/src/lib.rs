@@ -16,6 +16,9 @@
 //! - `pipelines` evaluates every pipeline's SLA (late, missed, too long,
 //!   stale outputs) and cost anomalies, raising an alert for each new breach
 //!   and resolving those that cleared.
+//! - `silences` warns in a silence's incident thread ten minutes before it
+//!   ends and, at its end, releases the alerts it held that still fire
+//!   (opening their incidents) and says so in the thread.
 //!
 //! The input is the job, `{"job": "heartbeats"}`, optionally with the
 //! schedule's time (`"scheduled_time": "<aws.scheduler.scheduled-time>"`, as
@@ -30,6 +33,7 @@ use chrono::{DateTime, Utc};
 use firewatch_domain::dispatch::{self, Drained};
 use firewatch_domain::pipelines::sla;
 use firewatch_domain::schedules::{self, freshness, heartbeats, smoke, Budget};
+use firewatch_domain::silences;
 use firewatch_domain::{DomainError, Services};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +64,8 @@ pub enum Job {
     Freshness,
     /// Pipeline SLAs and cost anomalies.
     Pipelines,
+    /// Silence warnings and ends.
+    Silences,
 }
 
 /// One invocation: the job and its tick.
@@ -72,7 +78,7 @@ pub struct Invocation {
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines")]
+    #[error("unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines, silences")]
     Unknown(String),
     #[error("job {0} runs in {1}, not in this function")]
     Elsewhere(&'static str, &'static str),
@@ -95,6 +101,7 @@ impl Job {
             "smoke" => Ok(Self::Smoke),
             "freshness" => Ok(Self::Freshness),
             "pipelines" => Ok(Self::Pipelines),
+            "silences" => Ok(Self::Silences),
             _ => Err(JobError::Unknown(name.chars().take(40).collect())),
         }
     }
@@ -106,6 +113,7 @@ impl Job {
             Self::Smoke => smoke::JOB,
             Self::Freshness => freshness::JOB,
             Self::Pipelines => sla::JOB,
+            Self::Silences => silences::JOB,
         }
     }
 }
@@ -262,6 +270,7 @@ pub async fn run_checks(
         Job::Smoke => smoke::run_due(svc, budget).await?,
         Job::Freshness => freshness::run(svc, budget).await?,
         Job::Pipelines => sla::run(svc, budget).await?,
+        Job::Silences => silences::run_due(svc, budget).await?,
         Job::Retries => schedules::JobReport::default(),
     })
 }
@@ -280,7 +289,7 @@ mod tests {
         assert!(
             unknown
                 .to_string()
-                .contains("known jobs: retries, heartbeats, smoke, freshness, pipelines"),
+                .contains("known jobs: retries, heartbeats, smoke, freshness, pipelines, silences"),
             "{unknown}"
         );
         let shapeless = Job::parse(&serde_json::json!({"job": 42})).unwrap_err();

@@ -37,6 +37,7 @@ pub mod ingest;
 pub mod pipelines;
 pub mod playbooks;
 pub mod schedules;
+pub mod silences;
 pub mod tickets;
 pub mod triage;
 

@@ -76,10 +76,12 @@ pub enum ButtonAction {
     NotHelpful,
     /// Open a tracker ticket for the incident.
     Ticket,
+    /// Silence the incident's alerts for an hour.
+    Silence,
 }
 
 impl ButtonAction {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 13] = [
         Self::Ack,
         Self::Resolve,
         Self::Triage,
@@ -92,6 +94,7 @@ impl ButtonAction {
         Self::Helpful,
         Self::NotHelpful,
         Self::Ticket,
+        Self::Silence,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +111,7 @@ impl ButtonAction {
             Self::Helpful => "up",
             Self::NotHelpful => "down",
             Self::Ticket => "ticket",
+            Self::Silence => "silence",
         }
     }
 
@@ -129,6 +133,7 @@ impl ButtonAction {
             Self::Helpful => "👍 Helpful",
             Self::NotHelpful => "👎 Not helpful",
             Self::Ticket => "Open ticket",
+            Self::Silence => "Silence 1h",
         }
     }
 
@@ -137,7 +142,12 @@ impl ButtonAction {
     pub fn is_incident_action(self) -> bool {
         matches!(
             self,
-            Self::Ack | Self::Resolve | Self::Triage | Self::Playbooks | Self::Ticket
+            Self::Ack
+                | Self::Resolve
+                | Self::Triage
+                | Self::Playbooks
+                | Self::Ticket
+                | Self::Silence
         )
     }
 }

@@ -266,6 +266,15 @@ pub enum TimelineKind {
         ticket: String,
         url: String,
     },
+    /// A silence made for this incident was created (`created`), ends in
+    /// ten minutes (`expiring`) or ended (`expired`).
+    Silence {
+        silence_id: String,
+        state: String,
+        until: DateTime<Utc>,
+        /// The matchers as one selector, `{alertname="Foo"}`.
+        matchers: String,
+    },
     /// A playbook run of this incident changed state or finished a step.
     Playbook {
         run_id: String,

@@ -52,6 +52,7 @@ pub fn card(inc: &Incident, tickets: bool) -> Card {
         _ => Vec::new(),
     }
     .into_iter()
+    .chain(inc.state.is_active().then_some(ButtonAction::Silence))
     .chain(
         (tickets && inc.state.is_active() && inc.ticket.is_none()).then_some(ButtonAction::Ticket),
     )
@@ -109,6 +110,31 @@ pub fn reply_text(e: &TimelineEntry) -> String {
             ticket,
             url,
         } => return format!("🎫 Ticket {ticket} opened in {tracker}: {url}"),
+        TimelineKind::Silence {
+            silence_id,
+            state,
+            until,
+            matchers,
+        } => {
+            let until = until.format("%Y-%m-%d %H:%M UTC");
+            let why = e
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            return match state.as_str() {
+                "created" => format!(
+                    "🔕 Silenced until {until} by {}{why}: alerts matching {matchers} open nothing and notify no one (silence {silence_id})",
+                    e.actor
+                ),
+                "expiring" => format!(
+                    "⏳ Silence {silence_id} ({matchers}) ends at {until}, in 10 minutes; extend it with amtool or POST /v1/silences"
+                ),
+                _ => format!(
+                    "🔔 Silence {silence_id} ({matchers}) ended at {until}: alerts still firing open their incidents now"
+                ),
+            };
+        }
         TimelineKind::Playbook {
             run_id,
             playbook,
@@ -360,6 +386,15 @@ pub async fn run_command(
         ("ticket", Some(Ok(id))) => {
             return answer(ticket(svc, p, &id, rest.first() == Some(&"again")).await);
         }
+        ("silence", _) => return answer(silence(svc, p, &words[1..], prefix).await),
+        ("silences", _) => return answer(silences(svc, p).await),
+        ("unsilence", Some(_)) => {
+            return answer(
+                crate::silences::expire(svc, p, arg.unwrap_or_default())
+                    .await
+                    .map(|v| ChatMessage::text(format!("Silence {} expired.", v.silence.id))),
+            )
+        }
         ("playbooks", Some(Ok(id))) => {
             return answer(crate::playbooks::chat::offered(svc, catalog, p, &id).await)
         }
@@ -376,9 +411,99 @@ pub async fn run_command(
             return answer(crate::playbooks::chat::decide(svc, p, action, arg.unwrap_or_default()).await);
         }
         (_, Some(Err(e))) => e.to_string(),
-        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> [assisted] · {prefix}ticket <id> [again] · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
+        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> [assisted] · {prefix}ticket <id> [again] · {prefix}silence <id|matchers…> <duration> [comment] · {prefix}silences · {prefix}unsilence <silence> · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
     };
     Ok(ChatMessage::text(text))
+}
+
+/// `silence <incident> <duration> [comment]` or `silence <matcher>…
+/// <duration> <comment>`: the first word that reads as a duration ends the
+/// matchers.
+async fn silence(
+    svc: &Services,
+    p: &Principal,
+    words: &[&str],
+    prefix: &str,
+) -> Result<ChatMessage, DomainError> {
+    let usage = || {
+        ChatMessage::text(format!(
+            "Usage: {prefix}silence <incident> <duration> [comment] or {prefix}silence <matcher>… <duration> <comment>, e.g. {prefix}silence alertname=DiskFull env=~\"prod|stage\" 2h disk swap"
+        ))
+    };
+    let Some(at) = words
+        .iter()
+        .position(|w| crate::silences::parse_duration(w).is_some())
+    else {
+        return Ok(usage());
+    };
+    let (what, rest) = words.split_at(at);
+    let Some(for_) = crate::silences::parse_duration(rest[0]) else {
+        return Ok(usage());
+    };
+    let comment = (rest.len() > 1).then(|| rest[1..].join(" "));
+    let s = match what {
+        [one] if IncidentId::parse(one).is_ok() => {
+            let id = IncidentId::parse(one).map_err(|e| DomainError::bad_input("invalid_id", e.to_string()))?;
+            crate::silences::silence_incident(svc, p, &id, for_, comment).await?
+        }
+        [] => return Ok(usage()),
+        ms => {
+            let matchers = crate::silences::matchers::parse_all(ms.iter().copied())?;
+            let Some(comment) = comment else {
+                return Ok(ChatMessage::text(
+                    "A silence by matchers needs a comment: say why after the duration.",
+                ));
+            };
+            crate::silences::create(
+                svc,
+                p,
+                crate::silences::NewSilence {
+                    matchers,
+                    ends_at: svc.clock.now() + for_,
+                    comment,
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+    };
+    Ok(ChatMessage::text(format!(
+        "Silenced {} until {} (silence {}); `unsilence {}` ends it early.",
+        s.selector(),
+        s.ends_at.format("%Y-%m-%d %H:%M UTC"),
+        s.id,
+        s.id
+    )))
+}
+
+/// `silences`: the active and pending silences, ending first.
+async fn silences(svc: &Services, p: &Principal) -> Result<ChatMessage, DomainError> {
+    use crate::silences::{Filter, State};
+    let f = Filter {
+        states: vec![State::Active, State::Pending],
+        ..Default::default()
+    };
+    let list = crate::silences::list(svc, p, &f).await?;
+    if list.is_empty() {
+        return Ok(ChatMessage::text("No active or pending silences."));
+    }
+    let lines: Vec<String> = list
+        .iter()
+        .take(20)
+        .map(|v| {
+            format!(
+                "`{}` {} {} until {} by {}: {} ({} alerts held)",
+                v.silence.id,
+                v.state.as_str(),
+                v.silence.selector(),
+                v.silence.ends_at.format("%Y-%m-%d %H:%M UTC"),
+                v.silence.created_by,
+                v.silence.comment,
+                v.matched_alerts
+            )
+        })
+        .collect();
+    Ok(ChatMessage::text(lines.join("\n")))
 }
 
 /// Asks for a tracker ticket from chat: the link follows in the thread.
@@ -446,6 +571,18 @@ pub async fn press(
             crate::playbooks::chat::offered(svc, catalog, p, &incident()?).await
         }
         ButtonAction::Ticket => ticket(svc, p, &incident()?, false).await,
+        ButtonAction::Silence => {
+            let id = incident()?;
+            crate::silences::silence_incident(svc, p, &id, chrono::Duration::hours(1), None)
+                .await
+                .map(|s| {
+                    ChatMessage::text(format!(
+                        "Silenced {} for an hour (silence {}); the thread says when it ends.",
+                        s.selector(),
+                        s.id
+                    ))
+                })
+        }
         ButtonAction::DryRun => {
             crate::playbooks::chat::dry_run_choice(svc, catalog, p, target).await
         }

@@ -94,6 +94,9 @@ pub struct DossierEvent {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fingerprints: Vec<String>,
     pub duplicate: bool,
+    /// Alerts of it an active silence held (no incident, no message).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub silenced: usize,
     /// When the provider says it happened (the earliest alert start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_timestamp: Option<DateTime<Utc>>,
@@ -194,6 +197,10 @@ fn stage(alerts: &[Alert]) -> &'static str {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// What ingest knows about one received webhook.
 pub struct Received<'a> {
     pub source: SourceKind,
@@ -204,6 +211,8 @@ pub struct Received<'a> {
     pub incidents: &'a [firewatch_types::IncidentId],
     pub duplicate: bool,
     pub blob_key: Option<&'a str>,
+    /// Alerts an active silence held.
+    pub silenced: usize,
     /// Overrides the stage read from the alerts (`heartbeat`, `subscription`).
     pub stage: Option<&'a str>,
 }
@@ -264,6 +273,7 @@ pub fn describe(ulid: &str, now: DateTime<Utc>, r: &Received<'_>) -> DossierEven
             .map(|a| crate::limits::truncate(&a.fingerprint, 200))
             .collect(),
         duplicate: r.duplicate,
+        silenced: r.silenced,
         provider_timestamp: r
             .alerts
             .iter()

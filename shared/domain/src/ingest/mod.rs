@@ -59,6 +59,9 @@ pub enum Outcome {
     Suppressed,
     /// A resolve or acknowledge for an alert with no open incident.
     NoOpenIncident,
+    /// An active silence holds it: no incident opened, nobody notified (or,
+    /// for an open incident, an occurrence noted without a message).
+    Silenced,
 }
 
 /// One alert's result.
@@ -82,11 +85,18 @@ pub struct IngestReport {
     /// Incidents the alerts touched, without repeats.
     pub incidents: Vec<IncidentId>,
     pub results: Vec<AlertResult>,
+    /// Alerts an active silence held.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub silenced: usize,
     /// PagerDuty: the event's dedup key, given or generated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dedup_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,9 +128,10 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
     // trigger after resolve opens a new incident). Alongside, anything
     // arriving from a provider marks its path to firewatch as working.
     let envelopes_pk = keys::envelopes_pk(tenant);
-    let (_, seen) = tokio::join!(
+    let (_, seen, silences) = tokio::join!(
         crate::schedules::freshness::mark(svc, tenant, req.source, false),
-        svc.store.get(&envelopes_pk, &sha)
+        svc.store.get(&envelopes_pk, &sha),
+        crate::silences::Active::load(svc, tenant)
     );
     if let Some(item) = seen? {
         let record: EnvelopeRecord = keys::decode(&item)?;
@@ -154,6 +165,7 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
                     duplicate: true,
                     blob_key: None,
                     stage: None,
+                    silenced: report.silenced,
                 },
             )
             .await?;
@@ -177,6 +189,7 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         envelope_sha256: sha.clone(),
         incidents: Vec::new(),
         results: Vec::new(),
+        silenced: 0,
         dedup_key: normalized.dedup_key.clone(),
         note: normalized.note.clone(),
     };
@@ -216,6 +229,7 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
                 duplicate: false,
                 blob_key: None,
                 stage: Some("subscription"),
+                silenced: 0,
             },
         )
         .await?;
@@ -232,38 +246,17 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
         body: req.body,
         headers: &req.headers,
     };
-    // Alerts of different group keys are independent: fold them
-    // concurrently. Alerts of one key keep the order the provider sent.
-    let mut lanes: Vec<(String, Vec<(usize, &Alert)>)> = Vec::new();
-    for (i, alert) in normalized.alerts.iter().enumerate() {
-        let key = group_key(svc, alert);
-        match lanes.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, lane)) => lane.push((i, alert)),
-            None => lanes.push((key, vec![(i, alert)])),
-        }
-    }
-    let dossier = &dossier;
-    let lanes = lanes.into_iter().map(|(_, lane)| async move {
-        let mut done = Vec::with_capacity(lane.len());
-        for (i, alert) in lane {
-            done.push((
-                i,
-                alert,
-                fold_alert(svc, req.principal, alert, dossier).await?,
-            ));
-        }
-        Ok::<_, DomainError>(done)
-    });
-    let mut folded: Vec<_> = Vec::with_capacity(normalized.alerts.len());
-    for lane in futures_util::future::join_all(lanes).await {
-        folded.extend(lane?);
-    }
-    folded.sort_by_key(|(i, _, _)| *i);
-    for (_, alert, (outcome, incident_id)) in folded {
+    let silences = silences?;
+    for (alert, (outcome, incident_id)) in
+        fold_all(svc, req.principal, &normalized.alerts, &dossier, &silences).await?
+    {
         if let Some(id) = &incident_id {
             if !report.incidents.contains(id) {
                 report.incidents.push(id.clone());
             }
+        }
+        if outcome == Outcome::Silenced {
+            report.silenced += 1;
         }
         report.results.push(AlertResult {
             fingerprint: alert.fingerprint.clone(),
@@ -290,6 +283,7 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
                 .initialized()
                 .then_some(dossier.reference.blob_key.as_str()),
             stage: None,
+            silenced: report.silenced,
         },
     );
     let marker = redelivery_marker(svc, tenant, &report)?;
@@ -407,6 +401,78 @@ impl Dossier<'_> {
     }
 }
 
+/// Folds each alert into incidents, in order: alerts of different group
+/// keys are independent and fold concurrently; alerts of one key keep the
+/// order the provider sent.
+async fn fold_all<'a>(
+    svc: &Services,
+    principal: &Principal,
+    alerts: &'a [Alert],
+    dossier: &Dossier<'_>,
+    silences: &crate::silences::Active,
+) -> Result<Vec<(&'a Alert, (Outcome, Option<IncidentId>))>, DomainError> {
+    let mut lanes: Vec<(String, Vec<(usize, &Alert)>)> = Vec::new();
+    for (i, alert) in alerts.iter().enumerate() {
+        let key = group_key(svc, alert);
+        match lanes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, lane)) => lane.push((i, alert)),
+            None => lanes.push((key, vec![(i, alert)])),
+        }
+    }
+    let lanes = lanes.into_iter().map(|(_, lane)| async move {
+        let mut done = Vec::with_capacity(lane.len());
+        for (i, alert) in lane {
+            done.push((
+                i,
+                alert,
+                fold_alert(svc, principal, alert, dossier, silences).await?,
+            ));
+        }
+        Ok::<_, DomainError>(done)
+    });
+    let mut folded: Vec<_> = Vec::with_capacity(alerts.len());
+    for lane in futures_util::future::join_all(lanes).await {
+        folded.extend(lane?);
+    }
+    folded.sort_by_key(|(i, _, _)| *i);
+    Ok(folded.into_iter().map(|(_, a, r)| (a, r)).collect())
+}
+
+/// Releases an alert a silence held when the silence ended: it goes
+/// through the incident flow as if it had just fired (another active
+/// silence may hold it again). Its envelope is a fixed body naming the
+/// silence and the alert, so releasing twice changes nothing twice.
+pub async fn release(
+    svc: &Services,
+    tenant: &TenantId,
+    silence_id: &str,
+    alert: &Alert,
+) -> Result<Outcome, DomainError> {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "released_by_silence_end": silence_id,
+        "alert": alert,
+    }))?;
+    let sha = sha256_hex(&body);
+    let dossier = Dossier {
+        reference: EnvelopeRef {
+            sha256: sha.clone(),
+            blob_key: format!("envelopes/{tenant}/{sha}.json"),
+        },
+        stored: tokio::sync::OnceCell::new(),
+        source: alert.source,
+        body: &body,
+        headers: &[],
+    };
+    let principal = Principal {
+        tenant: tenant.clone(),
+        name: format!("silence:{silence_id}"),
+        role: Role::Responder,
+    };
+    let silences = crate::silences::Active::load(svc, tenant).await?;
+    let (outcome, _) = fold_alert(svc, &principal, alert, &dossier, &silences).await?;
+    Ok(outcome)
+}
+
 /// Keeps a synthetic event (a provider heartbeat) as an envelope in the
 /// blob store, the way a webhook is kept, and returns its blob key. It
 /// opens no incident and reaches no chat.
@@ -449,6 +515,7 @@ pub async fn keep_synthetic_envelope(
             duplicate: false,
             blob_key: Some(&dossier.reference.blob_key),
             stage: Some("heartbeat"),
+            silenced: 0,
         },
     )
     .await?;
@@ -489,11 +556,14 @@ async fn fold_alert(
     principal: &Principal,
     alert: &Alert,
     dossier: &Dossier<'_>,
+    silences: &crate::silences::Active,
 ) -> Result<(Outcome, Option<IncidentId>), DomainError> {
     let envelope = &dossier.reference;
     let tenant = &principal.tenant;
     let key = group_key(svc, alert);
     let actor = format!("source:{}", alert.source);
+    let held_by = silences.holding(alert);
+    let firing = alert.status == AlertStatus::Firing;
     for _ in 0..MAX_ATTEMPTS {
         let group = load_group(svc, tenant, alert.source, &key).await?;
         let open = match &group.record.open_incident {
@@ -508,8 +578,37 @@ async fn fold_alert(
                 dossier.ensure_stored(svc, tenant).await?;
                 return Ok((Outcome::Unchanged, Some(inc.id)));
             }
-            Some(inc) if inc.state.is_active() => join(svc, inc, alert, envelope, &actor).await?,
-            _ if alert.status != AlertStatus::Firing => return Ok((Outcome::NoOpenIncident, None)),
+            Some(inc) if inc.state.is_active() => {
+                let quiet = held_by.is_some() && firing;
+                let (outcome, id, mut change) =
+                    join(svc, inc, alert, envelope, &actor, quiet).await?;
+                if let (Some(s), Some(c)) = (held_by, change.as_mut()) {
+                    if let Some(op) = crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await? {
+                        c.also(op);
+                    }
+                }
+                match outcome {
+                    Outcome::Occurrence if quiet => (Outcome::Silenced, id, change),
+                    o => (o, id, change),
+                }
+            }
+            _ if !firing => {
+                // A silenced alert resolving: its silence records it.
+                if let Some(s) = held_by {
+                    if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await? {
+                        svc.store.transact(vec![op]).await?;
+                    }
+                }
+                return Ok((Outcome::NoOpenIncident, None));
+            }
+            _ if held_by.is_some() => {
+                if let Some(s) = held_by {
+                    if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await? {
+                        svc.store.transact(vec![op]).await?;
+                    }
+                }
+                return Ok((Outcome::Silenced, None));
+            }
             _ => {
                 // A group handed off as a work item: its ticket from the start.
                 let ticket = crate::tickets::work_items::linked_ticket(svc, tenant, alert).await?;
@@ -560,6 +659,7 @@ async fn join<'a>(
     alert: &Alert,
     envelope: &EnvelopeRef,
     actor: &str,
+    quiet: bool,
 ) -> Result<Folded<'a>, DomainError> {
     let now = svc.clock.now();
     let id = inc.id.clone();
@@ -594,8 +694,14 @@ async fn join<'a>(
             }
             inc.occurrences += 1;
             inc.severity = inc.severity.worst(alert.severity);
-            let e = entry(&change, TimelineKind::Occurrence { fingerprint });
-            change.show(e);
+            let mut e = entry(&change, TimelineKind::Occurrence { fingerprint });
+            if quiet {
+                // Held by a silence: on the timeline, not in the thread.
+                e.reason = Some("silenced".into());
+                change.note(e);
+            } else {
+                change.show(e);
+            }
             Outcome::Occurrence
         }
         AlertStatus::Resolved => {
