@@ -824,3 +824,141 @@ async fn the_open_ticket_button_opens_one_ticket_and_its_link_follows_in_the_thr
     drain(&w.svc).await.unwrap();
     assert_eq!(tracker.calls().len(), 1);
 }
+
+fn thread_texts(w: &World) -> Vec<String> {
+    received(w)
+        .iter()
+        .filter(|r| r.method == "chat.postMessage" && r.body["thread_ts"].is_string())
+        .filter_map(|r| r.body["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn silences_job(w: &World) -> usize {
+    let budget = firewatch_domain::schedules::Budget::new(std::time::Duration::from_secs(5));
+    let r = firewatch_domain::silences::run_due(&w.svc, &budget)
+        .await
+        .unwrap();
+    drain(&w.svc).await.unwrap();
+    r.alerts
+}
+
+#[tokio::test]
+async fn the_silence_button_quiets_the_thread_then_warns_and_ends_in_it() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let silence = format!("fw1:silence:{id}");
+    assert!(
+        button_values(&received(&w)[0].body).contains(&silence),
+        "{}",
+        received(&w)[0].body
+    );
+    // A viewer's press silences nothing.
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            "/v1/chat/slack/interactions",
+            click(&w, "U0VIEWER", &silence),
+            0,
+            SIGNING,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    drain(&w.svc).await.unwrap();
+    assert!(thread_texts(&w).iter().all(|t| !t.contains("Silenced")));
+
+    click_as(&w, "U0RESPONDER", &silence).await;
+    drain(&w.svc).await.unwrap();
+    let texts = thread_texts(&w);
+    let made = texts
+        .iter()
+        .find(|t| t.starts_with("🔕 Silenced until"))
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(made.contains("service=\"checkout\""), "{made}");
+    let before = received(&w).len();
+
+    // The alert fires again: on the timeline, but nobody is told.
+    w.clock.advance(Duration::minutes(5));
+    fire(&w, "2026-11-20T11:05:00Z").await;
+    drain(&w.svc).await.unwrap();
+    assert_eq!(received(&w).len(), before, "{:?}", &received(&w)[before..]);
+    let tl = incidents::timeline(&w.svc, &TenantId::default_tenant(), &id, None, 50)
+        .await
+        .unwrap();
+    assert!(tl
+        .items
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("silenced")));
+
+    // Ten minutes before the end, once however often the job runs.
+    w.clock.advance(Duration::minutes(45));
+    assert_eq!(silences_job(&w).await, 1);
+    assert_eq!(silences_job(&w).await, 0);
+    let warned: Vec<String> = thread_texts(&w)
+        .into_iter()
+        .filter(|t| t.starts_with("⏳ Silence"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("in 10 minutes"), "{}", warned[0]);
+
+    // The end.
+    w.clock.advance(Duration::minutes(10));
+    assert_eq!(silences_job(&w).await, 1);
+    silences_job(&w).await;
+    let ended: Vec<String> = thread_texts(&w)
+        .into_iter()
+        .filter(|t| t.starts_with("🔔 Silence"))
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+
+    // Loud again.
+    let before = received(&w).len();
+    fire(&w, "2026-11-20T12:30:00Z").await;
+    drain(&w.svc).await.unwrap();
+    assert!(received(&w).len() > before);
+}
+
+#[tokio::test]
+async fn silence_commands_create_list_and_end_silences() {
+    let w = world().await;
+    let run = |text: &str| {
+        signed(
+            &w,
+            "/v1/chat/slack/commands",
+            command("U0RESPONDER", text),
+            0,
+            SIGNING,
+        )
+    };
+    let a = send(
+        &w.app,
+        run("silence alertname=DiskFull env=~\"prod|stage\" 2h disk swap"),
+    )
+    .await;
+    let text = a.json["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with("Silenced {alertname=\"DiskFull\", env=~\"prod|stage\"} until"),
+        "{text}"
+    );
+    let id = text.split("(silence ").nth(1).unwrap()[..36].to_owned();
+    let a = send(&w.app, run("silences")).await;
+    let list = a.json["text"].as_str().unwrap();
+    assert!(list.contains(&id) && list.contains("disk swap"), "{list}");
+    // Matchers without a comment, or nothing but a duration, are refused.
+    let a = send(&w.app, run("silence alertname=DiskFull 2h")).await;
+    assert!(a.json["text"].as_str().unwrap().contains("needs a comment"));
+    let a = send(&w.app, run("silence 2h")).await;
+    assert!(a.json["text"].as_str().unwrap().starts_with("Usage"));
+    let a = send(&w.app, run("silence env=~( 2h x")).await;
+    assert!(
+        a.json["text"].as_str().unwrap().contains("not a regex"),
+        "{}",
+        a.text
+    );
+    let a = send(&w.app, run(&format!("unsilence {id}"))).await;
+    assert_eq!(a.json["text"], format!("Silence {id} expired."));
+    let a = send(&w.app, run("silences")).await;
+    assert_eq!(a.json["text"], "No active or pending silences.");
+}

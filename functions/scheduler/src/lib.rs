@@ -78,7 +78,9 @@ pub struct Invocation {
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines, silences")]
+    #[error(
+        "unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines, silences"
+    )]
     Unknown(String),
     #[error("job {0} runs in {1}, not in this function")]
     Elsewhere(&'static str, &'static str),

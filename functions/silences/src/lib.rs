@@ -34,9 +34,7 @@ pub fn router(services: Services) -> Router {
     let amv2 = Router::new()
         .route(
             "/api/v2/status",
-            get(move || async move {
-                Json(am::status(env!("CARGO_PKG_VERSION"), up_since))
-            }),
+            get(move || async move { Json(am::status(env!("CARGO_PKG_VERSION"), up_since)) }),
         )
         .route("/api/v2/silences", get(am_list).post(am_post))
         .route("/api/v2/silence/{id}", get(am_get).delete(am_delete))
@@ -110,7 +108,10 @@ async fn create(
     ApiJson(n): ApiJson<silences::NewSilence>,
 ) -> ApiResult<(StatusCode, Json<View>)> {
     let s = silences::create(&svc, &p, n).await?;
-    Ok((StatusCode::CREATED, Json(silences::get(&svc, &p, &s.id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(silences::get(&svc, &p, &s.id).await?),
+    ))
 }
 
 async fn one(

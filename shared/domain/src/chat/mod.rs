@@ -443,7 +443,8 @@ async fn silence(
     let comment = (rest.len() > 1).then(|| rest[1..].join(" "));
     let s = match what {
         [one] if IncidentId::parse(one).is_ok() => {
-            let id = IncidentId::parse(one).map_err(|e| DomainError::bad_input("invalid_id", e.to_string()))?;
+            let id = IncidentId::parse(one)
+                .map_err(|e| DomainError::bad_input("invalid_id", e.to_string()))?;
             crate::silences::silence_incident(svc, p, &id, for_, comment).await?
         }
         [] => return Ok(usage()),

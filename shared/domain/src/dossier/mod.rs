@@ -659,6 +659,7 @@ mod tests {
                 duplicate: false,
                 blob_key: None,
                 stage: None,
+                silenced: 0,
             },
         );
         assert!(e.id.starts_with("dos_"));
@@ -688,6 +689,7 @@ mod tests {
                 duplicate: true,
                 blob_key: None,
                 stage: None,
+                silenced: 0,
             },
         );
         assert!(e.preview.len() <= PREVIEW_BYTES);

@@ -583,7 +583,9 @@ async fn fold_alert(
                 let (outcome, id, mut change) =
                     join(svc, inc, alert, envelope, &actor, quiet).await?;
                 if let (Some(s), Some(c)) = (held_by, change.as_mut()) {
-                    if let Some(op) = crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await? {
+                    if let Some(op) =
+                        crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await?
+                    {
                         c.also(op);
                     }
                 }

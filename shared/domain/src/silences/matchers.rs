@@ -135,7 +135,9 @@ pub fn parse(expr: &str) -> Result<Matcher, DomainError> {
 
 /// Parses a list of matchers, checking the list's size; a list may also be
 /// given as one `{a="b", c=~"d"}` selector.
-pub fn parse_all<'a>(exprs: impl IntoIterator<Item = &'a str>) -> Result<Vec<Matcher>, DomainError> {
+pub fn parse_all<'a>(
+    exprs: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Matcher>, DomainError> {
     let mut out = Vec::new();
     for e in exprs {
         let e = e.trim();
@@ -252,7 +254,13 @@ mod tests {
 
     #[test]
     fn the_four_operators_parse_with_and_without_quotes() {
-        let m = parse_all(["alertname=Foo", "env=~\"prod|stage\"", "team!=db", "pod!~'x'"]).unwrap();
+        let m = parse_all([
+            "alertname=Foo",
+            "env=~\"prod|stage\"",
+            "team!=db",
+            "pod!~'x'",
+        ])
+        .unwrap();
         assert_eq!(
             m.iter().map(ToString::to_string).collect::<Vec<_>>(),
             [

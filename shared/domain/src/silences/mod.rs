@@ -31,8 +31,8 @@ use crate::change::Change;
 use crate::ports::{Condition, Query, StoreError, WriteOp};
 use crate::schedules::{Budget, DueRef, JobReport};
 use crate::{keys, DomainError, Services};
-pub use matchers::Matcher;
 use matchers::Compiled;
+pub use matchers::Matcher;
 
 /// The scheduler job that warns before and acts at each silence's end.
 pub const JOB: &str = "silences";
@@ -168,7 +168,8 @@ pub fn visible_labels(
     source: firewatch_types::SourceKind,
 ) -> BTreeMap<String, String> {
     let mut l = labels.clone();
-    l.entry("alertname".into()).or_insert_with(|| title.to_owned());
+    l.entry("alertname".into())
+        .or_insert_with(|| title.to_owned());
     l.entry("severity".into())
         .or_insert_with(|| severity.to_string());
     l.entry("source".into())
@@ -280,7 +281,9 @@ impl Active {
             if s.state(now) == State::Active {
                 match Compiled::new(&s.matchers) {
                     Ok(c) => each.push((s, c)),
-                    Err(e) => tracing::warn!(silence = %s.id, error = %e, "silence does not compile"),
+                    Err(e) => {
+                        tracing::warn!(silence = %s.id, error = %e, "silence does not compile")
+                    }
                 }
             }
         }
@@ -403,7 +406,10 @@ fn check_new(n: &NewSilence, now: DateTime<Utc>) -> Result<(), DomainError> {
     if n.comment.len() > MAX_COMMENT_BYTES {
         return Err(bad("comment is over 1024 bytes"));
     }
-    if n.created_by.as_ref().is_some_and(|c| c.len() > MAX_CREATED_BY_BYTES) {
+    if n.created_by
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_CREATED_BY_BYTES)
+    {
         return Err(bad("createdBy is over 256 bytes"));
     }
     Ok(())
@@ -431,7 +437,10 @@ pub async fn create(svc: &Services, p: &Principal, n: NewSilence) -> Result<Sile
     let mut s = match existing {
         Some(old) if old.state(now) != State::Expired => Silence {
             matchers: n.matchers,
-            starts_at: n.starts_at.unwrap_or(old.starts_at).max(old.starts_at.min(now)),
+            starts_at: n
+                .starts_at
+                .unwrap_or(old.starts_at)
+                .max(old.starts_at.min(now)),
             ends_at: n.ends_at,
             created_by: n.created_by.unwrap_or_else(|| p.name.clone()),
             comment: n.comment,
@@ -547,9 +556,7 @@ async fn commit_with_thread(
         }
         match change.commit().await {
             Ok(_) => return Ok(()),
-            Err(e) if e.is_lost_race() && !silence_write_failed(svc, tenant, s).await? => {
-                continue
-            }
+            Err(e) if e.is_lost_race() && !silence_write_failed(svc, tenant, s).await? => continue,
             Err(e) if e.is_lost_race() => {
                 return Err(DomainError::conflict(
                     "silence_changed",
@@ -983,7 +990,10 @@ mod tests {
                 seen: 3,
             },
         );
-        assert!(!view(s.clone(), now, &held).stale, "still holds a firing alert");
+        assert!(
+            !view(s.clone(), now, &held).stale,
+            "still holds a firing alert"
+        );
         held.insert(
             s.id.clone(),
             Tally {
