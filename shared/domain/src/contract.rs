@@ -527,6 +527,7 @@ pub async fn bounds_suite(svc: crate::Services) {
                 incident_id: None,
             })
             .collect(),
+        silenced: 0,
         dedup_key: None,
         note: None,
     };
@@ -536,4 +537,47 @@ pub async fn bounds_suite(svc: crate::Services) {
         .put(marker, Condition::Always)
         .await
         .expect("the redelivery marker of a huge webhook fits the store");
+
+    // The largest alert a silence can hold: recorded, then released into
+    // its incident when the silence is expired.
+    let silence = crate::silences::create(
+        &svc,
+        &principal,
+        crate::silences::NewSilence {
+            matchers: crate::silences::matchers::parse_all(["alertname=held"]).unwrap(),
+            ends_at: svc.clock.now() + chrono::Duration::hours(1),
+            comment: "c".repeat(1024),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("a silence is stored");
+    // About 1 MB, the body cap: 500 KB of labels, 450 KB of annotations.
+    let labels: serde_json::Map<String, serde_json::Value> = (0..1000)
+        .map(|i| (format!("label{i}"), serde_json::json!("v".repeat(500))))
+        .collect();
+    let annotations: serde_json::Map<String, serde_json::Value> = (0..150)
+        .map(|i| (format!("note{i}"), serde_json::json!("n".repeat(3000))))
+        .collect();
+    let report = post(
+        serde_json::json!({"title": "held", "fingerprint": "x".repeat(5000),
+        "labels": labels, "annotations": annotations}),
+    )
+    .await
+    .expect("the largest alert is held by its silence");
+    assert_eq!(report.silenced, 1);
+    let listed = crate::silences::list(&svc, &principal, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed[0].matched_alerts, 1);
+    crate::silences::expire(&svc, &principal, &silence.id)
+        .await
+        .expect("the silence ends");
+    let page = incidents::list(&svc, &principal.tenant, &Default::default(), None, 50)
+        .await
+        .unwrap();
+    assert!(
+        page.items.iter().any(|i| i.title == "held"),
+        "the held alert opened its incident when its silence ended"
+    );
 }

@@ -25,6 +25,9 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL_KEY_BYTES: usize = 128;
 pub const MAX_LABEL_VALUE_BYTES: usize = 512;
 pub const MAX_ANNOTATION_VALUE_BYTES: usize = 2048;
+/// All annotations of an alert together (keys and values): 64 of the
+/// largest would not fit an incident's item.
+pub const MAX_ANNOTATIONS_TOTAL_BYTES: usize = 24 * 1024;
 /// Links kept per alert.
 pub const MAX_LINKS: usize = 16;
 pub const MAX_LINK_HREF_BYTES: usize = 1024;
@@ -105,7 +108,38 @@ pub fn bound_alert(alert: &mut Alert) {
     truncate_in_place(&mut alert.title, MAX_TITLE_BYTES);
     bound_map(&mut alert.labels, MAX_LABEL_VALUE_BYTES);
     bound_map(&mut alert.annotations, MAX_ANNOTATION_VALUE_BYTES);
+    bound_total(&mut alert.annotations, MAX_ANNOTATIONS_TOTAL_BYTES);
     bound_links(&mut alert.links);
+}
+
+/// Holds a map (already [`bound_map`]ped) to `max_total` bytes of keys and
+/// values, in key order; what is dropped is counted under
+/// [`TRUNCATED_LABEL`] with what `bound_map` dropped.
+fn bound_total(map: &mut BTreeMap<String, String>, max_total: usize) {
+    let size: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size <= max_total {
+        return;
+    }
+    let mut dropped: usize = map
+        .remove(TRUNCATED_LABEL)
+        .and_then(|v| v.split(' ').next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    // Room for the count itself.
+    let mut room = max_total.saturating_sub(TRUNCATED_LABEL.len() + 32);
+    map.retain(|k, v| {
+        let n = k.len() + v.len();
+        if n <= room {
+            room -= n;
+            true
+        } else {
+            dropped += 1;
+            false
+        }
+    });
+    map.insert(
+        TRUNCATED_LABEL.to_owned(),
+        format!("{dropped} more not kept"),
+    );
 }
 
 #[cfg(test)]
@@ -128,6 +162,32 @@ mod tests {
         assert!(a.starts_with("sha256:") && a.len() <= MAX_FINGERPRINT_BYTES);
         assert_eq!(bound_fingerprint("abc"), "abc");
         assert_ne!(bound_fingerprint(&"g".repeat(5000)), a);
+    }
+
+    #[test]
+    fn annotations_are_held_to_a_total_and_counted() {
+        let mut a = Alert {
+            source: firewatch_types::SourceKind::Generic,
+            fingerprint: "f".into(),
+            status: firewatch_types::AlertStatus::Firing,
+            severity: firewatch_types::Severity::Sev3,
+            title: "t".into(),
+            labels: BTreeMap::new(),
+            annotations: (0..200)
+                .map(|i| (format!("note{i:03}"), "n".repeat(3000)))
+                .collect(),
+            links: vec![],
+            starts_at: None,
+            ends_at: None,
+        };
+        bound_alert(&mut a);
+        let size: usize = a.annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(size <= MAX_ANNOTATIONS_TOTAL_BYTES, "{size}");
+        let kept = a.annotations.len() - 1;
+        assert_eq!(
+            a.annotations[TRUNCATED_LABEL],
+            format!("{} more not kept", 200 - kept)
+        );
     }
 
     #[test]
