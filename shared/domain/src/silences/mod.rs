@@ -229,6 +229,7 @@ async fn load(svc: &Services, tenant: &TenantId, id: &str) -> Result<Option<Sile
         .transpose()
 }
 
+/// The tenant's newest [`MAX_SILENCES`] silences (ids grow with time).
 async fn all(svc: &Services, tenant: &TenantId) -> Result<Vec<Silence>, DomainError> {
     let page = svc
         .store
@@ -237,7 +238,7 @@ async fn all(svc: &Services, tenant: &TenantId) -> Result<Vec<Silence>, DomainEr
             sk_prefix: String::new(),
             after: None,
             limit: MAX_SILENCES,
-            descending: false,
+            descending: true,
         })
         .await?;
     page.items.iter().map(decode).collect()
