@@ -34,6 +34,7 @@ pub mod dispatch;
 pub mod dossier;
 pub mod incidents;
 pub mod ingest;
+pub mod oncall;
 pub mod pipelines;
 pub mod playbooks;
 pub mod schedules;

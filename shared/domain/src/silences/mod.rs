@@ -902,25 +902,11 @@ pub async fn close(
 
 /// Parses a duration as chat users type it: `30m`, `1h`, `2h30m`, `1d`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0i64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: i64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return None,
-        };
+    if !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
     }
-    (num.is_empty() && total > 0).then(|| Duration::seconds(total))
+    let d = humantime::parse_duration(s).ok()?;
+    Duration::from_std(d).ok().filter(|d| *d > Duration::zero())
 }
 
 #[cfg(test)]
