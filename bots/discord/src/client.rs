@@ -129,6 +129,9 @@ pub fn card_embed(c: &Card) -> CreateEmbed {
                 true,
             )
         }));
+    for n in c.notices.iter().take(3) {
+        embed = embed.field("Note", cut(&escape(n), LABEL_VALUE_MAX), false);
+    }
     if let Ok(ts) = Timestamp::from_unix_timestamp(c.opened_at.timestamp()) {
         embed = embed.timestamp(ts);
     }
@@ -350,6 +353,31 @@ impl ChatClient for DiscordChat {
         let m = CreateMessage::new()
             .content(text.chars().take(2000).collect::<String>())
             .allowed_mentions(no_mentions());
+        self.in_thread(thread, m).await.map(|_| ())
+    }
+
+    async fn reply_mentioning(
+        &self,
+        thread: &ThreadRef,
+        text: &str,
+        people: &[String],
+    ) -> Result<(), ChatError> {
+        // Only the users named here may be pinged, never a role or everyone.
+        let users: Vec<u64> = people
+            .iter()
+            .filter_map(|p| p.strip_prefix("discord:")?.parse().ok())
+            .collect();
+        let head: String = text.chars().take(1500).collect();
+        let content = firewatch_domain::ports::named(&head, people, |p| {
+            p.strip_prefix("discord:")
+                .and_then(|id| id.parse::<u64>().ok())
+                .map(|id| format!("<@{id}>"))
+        });
+        let m = CreateMessage::new()
+            .content(content.chars().take(2000).collect::<String>())
+            .allowed_mentions(
+                no_mentions().users(users.into_iter().map(serenity::all::UserId::new)),
+            );
         self.in_thread(thread, m).await.map(|_| ())
     }
 

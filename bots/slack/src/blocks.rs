@@ -47,6 +47,9 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
     if !links.is_empty() {
         context.push(json!({"type": "mrkdwn", "text": truncate_links(&links)}));
     }
+    for n in c.notices.iter().take(3) {
+        context.push(json!({"type": "mrkdwn", "text": truncate(&escape(n), FIELD_MAX)}));
+    }
     blocks.push(json!({"type": "context", "elements": context}));
     if !c.buttons.is_empty() {
         let elements: Vec<Value> = c

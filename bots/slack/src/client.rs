@@ -136,6 +136,26 @@ impl ChatClient for SlackChat {
         .map(|_| ())
     }
 
+    async fn reply_mentioning(
+        &self,
+        thread: &ThreadRef,
+        text: &str,
+        people: &[String],
+    ) -> Result<(), ChatError> {
+        // The text is escaped; only the mentions firewatch adds are markup.
+        let text = firewatch_domain::ports::named(&message_text(text), people, |p| {
+            p.strip_prefix("slack:")
+                .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .map(|id| format!("<@{id}>"))
+        });
+        self.call(
+            "chat.postMessage",
+            json!({"channel": channel_of(thread)?, "thread_ts": thread.root_id, "text": text, "unfurl_links": false}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn post_message(&self, thread: &ThreadRef, m: &ChatMessage) -> Result<String, ChatError> {
         let answer = self
             .call(

@@ -517,6 +517,7 @@ async fn fw_link_with_a_code_makes_the_channel_a_destination_of_the_codes_tenant
             channel: "C0INCIDENT1".into(),
         }],
         ticket: false,
+        escalation: None,
     };
     assert!(
         routes::put(&w.svc, &admin, "ops", route.clone())

@@ -96,7 +96,9 @@ pub async fn delivering_services_from_env(
             .with_egress(egress)
             .with_secrets(firewatch_aws::secrets_from_env(&sdk))
             .with_llm(llm)
-            .with_tracker(tracker),
+            .with_tracker(tracker)
+            // Escalation pages are sent here (PagerDuty Events API v2).
+            .with_pager(Some(firewatch_egress::pager_from_env())),
     ))
 }
 

@@ -544,6 +544,13 @@ fn describe(kind: &TimelineKind) -> String {
             ticket,
             url,
         } => format!("ticket {ticket} in {tracker}: {url}"),
+        TimelineKind::Snoozed { until } => format!("snoozed until {until}"),
+        TimelineKind::Escalation {
+            policy,
+            action,
+            detail,
+            ..
+        } => format!("escalation {policy} {action}: {detail}"),
         TimelineKind::Silence {
             silence_id,
             state,

@@ -71,6 +71,7 @@ pub fn app(
         .merge(firewatch_pipelines::router(services.clone()))
         .merge(firewatch_dossier::router(services.clone()))
         .merge(firewatch_silences::router(services.clone()))
+        .merge(firewatch_escalation::router(services.clone()))
         .merge(firewatch_playbooks::router(
             services.clone(),
             catalog.clone(),
@@ -178,7 +179,8 @@ async fn open_services(
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()))
         .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
         .with_llm(assisted_model().await?)
-        .with_tracker(firewatch_egress::tracker_from_env()?))
+        .with_tracker(firewatch_egress::tracker_from_env()?)
+        .with_pager(Some(firewatch_egress::pager_from_env())))
 }
 
 /// The model assisted triage asks (`ASSISTED_TRIAGE_PROVIDER`, `OPENAI_*`,
@@ -279,6 +281,9 @@ async fn schedules_loop(services: Services) {
         }
         if let Err(e) = firewatch_domain::silences::run_due(&services, &budget).await {
             tracing::warn!(error = %e, "silences job failed");
+        }
+        if let Err(e) = firewatch_domain::escalation::reminders::run(&services, &budget).await {
+            tracing::warn!(error = %e, "reminders job failed");
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }

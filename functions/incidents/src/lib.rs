@@ -12,6 +12,8 @@
 //! - `POST /v1/incidents/{id}/ticket` (`{"again": false}`): a tracker
 //!   ticket, created by the dispatcher → `202` (`200` when one is linked
 //!   or on its way)
+//! - `POST /v1/incidents/{id}/snooze` (`{"for": "30m"}` or `{"until"}`):
+//!   reminders and escalation pause until then
 //! - `GET  /v1/work-items?by=`, `GET /v1/work-items/{id}/preview`, `POST
 //!   /v1/work-items/{id}/dry-run`, `POST /v1/work-items/{id}/handoff`
 //!   (`{"mode": "ticket" | "manual", "url", "note"}`): recurring groups
@@ -60,6 +62,7 @@ pub fn with_playbooks(services: Services, catalog: Arc<LazyCatalog>) -> Router {
         .route("/v1/incidents/{id}/comments", post(comment))
         .route("/v1/incidents/{id}/triage", post(triage))
         .route("/v1/incidents/{id}/ticket", post(ticket))
+        .route("/v1/incidents/{id}/snooze", post(snooze))
         .route("/v1/work-items", get(work_items_list))
         .route("/v1/work-items/{id}/preview", get(work_item_preview))
         .route("/v1/work-items/{id}/dry-run", post(work_item_dry_run))
@@ -297,6 +300,39 @@ async fn ticket(
         axum::http::StatusCode::OK
     };
     Ok((status, Json(r)))
+}
+
+/// `{"for": "30m"}` or `{"until": "<RFC 3339>"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnoozeBody {
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn snooze(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<SnoozeBody>,
+) -> ApiResult<Json<firewatch_types::Incident>> {
+    let id = parse_id(&id)?;
+    let for_ = match (body.for_.as_deref(), body.until) {
+        (Some(d), None) => firewatch_domain::silences::parse_duration(d).ok_or_else(|| {
+            ApiError::bad_request("invalid_snooze", "for is a duration such as 30m, 2h or 1d")
+        })?,
+        (None, Some(t)) => t - svc.clock.now(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_snooze",
+                "give either for (30m, 2h) or until (a time)",
+            ))
+        }
+    };
+    Ok(Json(
+        firewatch_domain::escalation::snooze(&svc, &p, &id, for_).await?,
+    ))
 }
 
 /// Body of a triage request; optional as a whole.

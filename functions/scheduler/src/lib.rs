@@ -19,6 +19,9 @@
 //! - `silences` warns in a silence's incident thread ten minutes before it
 //!   ends and, at its end, releases the alerts it held that still fire
 //!   (opening their incidents) and says so in the thread.
+//! - `reminders` runs the due steps of each active incident's escalation
+//!   policy (reminders, on-call mentions, other destinations, PagerDuty
+//!   pages) and keeps pages in step with their incidents.
 //!
 //! The input is the job, `{"job": "heartbeats"}`, optionally with the
 //! schedule's time (`"scheduled_time": "<aws.scheduler.scheduled-time>"`, as
@@ -66,6 +69,8 @@ pub enum Job {
     Pipelines,
     /// Silence warnings and ends.
     Silences,
+    /// Escalation steps and pages.
+    Reminders,
 }
 
 /// One invocation: the job and its tick.
@@ -79,7 +84,7 @@ pub struct Invocation {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines, silences"
+        "unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines, silences, reminders"
     )]
     Unknown(String),
     #[error("job {0} runs in {1}, not in this function")]
@@ -104,6 +109,7 @@ impl Job {
             "freshness" => Ok(Self::Freshness),
             "pipelines" => Ok(Self::Pipelines),
             "silences" => Ok(Self::Silences),
+            "reminders" => Ok(Self::Reminders),
             _ => Err(JobError::Unknown(name.chars().take(40).collect())),
         }
     }
@@ -116,6 +122,7 @@ impl Job {
             Self::Freshness => freshness::JOB,
             Self::Pipelines => sla::JOB,
             Self::Silences => silences::JOB,
+            Self::Reminders => firewatch_domain::escalation::reminders::JOB,
         }
     }
 }
@@ -273,6 +280,7 @@ pub async fn run_checks(
         Job::Freshness => freshness::run(svc, budget).await?,
         Job::Pipelines => sla::run(svc, budget).await?,
         Job::Silences => silences::run_due(svc, budget).await?,
+        Job::Reminders => firewatch_domain::escalation::reminders::run(svc, budget).await?,
         Job::Retries => schedules::JobReport::default(),
     })
 }
@@ -289,9 +297,9 @@ mod tests {
         );
         let unknown = Job::parse(&serde_json::json!({"job": "reticulate"})).unwrap_err();
         assert!(
-            unknown
-                .to_string()
-                .contains("known jobs: retries, heartbeats, smoke, freshness, pipelines, silences"),
+            unknown.to_string().contains(
+                "known jobs: retries, heartbeats, smoke, freshness, pipelines, silences, reminders"
+            ),
             "{unknown}"
         );
         let shapeless = Job::parse(&serde_json::json!({"job": 42})).unwrap_err();

@@ -171,6 +171,7 @@ impl<'a> Change<'a> {
             untracked_alerts: 0,
             ticket: None,
             ticket_requested: None,
+            snoozed_until: None,
             occurrences: 0,
             created_at: now,
             updated_at: now,

@@ -32,6 +32,7 @@ pub mod settings;
 pub mod chat;
 pub mod dispatch;
 pub mod dossier;
+pub mod escalation;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;

@@ -76,6 +76,15 @@ pub enum Effect {
     /// A tracker ticket asked for (by the API, a button, `/fw ticket`):
     /// created once per key, however often the effect runs.
     Ticket { key: String, actor: String },
+    /// A page through the escalation policy's PagerDuty integration:
+    /// `trigger`, `acknowledge` or `resolve` (PagerDuty's dedup key makes a
+    /// repeat harmless).
+    Page { policy: String, action: String },
+    /// The incident's card and this entry posted at another destination
+    /// (an escalation step's `notify`), once.
+    Notify {
+        destination: firewatch_types::Destination,
+    },
 }
 
 fn yes() -> bool {

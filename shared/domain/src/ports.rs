@@ -129,6 +129,18 @@ pub trait ChatClient: Send + Sync {
     async fn update_root(&self, thread: &ThreadRef, card: &Card) -> Result<(), ChatError>;
     /// Posts a reply in the thread.
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError>;
+    /// Posts a reply that pings `people` (participants: `slack:U0123`,
+    /// `discord:8035…`, `telegram:1234`, an email) where the platform can:
+    /// a platform turns its own participants into mentions and names the
+    /// others in plain text. By default every one is named.
+    async fn reply_mentioning(
+        &self,
+        thread: &ThreadRef,
+        text: &str,
+        people: &[String],
+    ) -> Result<(), ChatError> {
+        self.reply(thread, &named(text, people, |_| None)).await
+    }
     /// Posts a message with buttons in the thread (a playbook run's own
     /// message) and returns its id, for [`ChatClient::edit_message`]. A
     /// platform without buttons posts the text as a reply.
@@ -151,6 +163,19 @@ pub trait ChatClient: Send + Sync {
     ) -> Result<(), ChatError> {
         Ok(())
     }
+}
+
+/// `text` followed by `people`: each as `mention(p)` gives it (the
+/// platform's own mention) or else by name (an email without `email:`).
+pub fn named(text: &str, people: &[String], mention: impl Fn(&str) -> Option<String>) -> String {
+    if people.is_empty() {
+        return text.to_owned();
+    }
+    let who: Vec<String> = people
+        .iter()
+        .map(|p| mention(p).unwrap_or_else(|| p.strip_prefix("email:").unwrap_or(p).to_owned()))
+        .collect();
+    format!("{text} {}", who.join(" "))
 }
 
 /// Items with conditional writes, transactions, queries and TTL.
@@ -491,6 +516,39 @@ pub trait Tracker: Send + Sync {
     async fn check(&self) -> Result<(), TrackerError>;
 }
 
+/// A paging event (PagerDuty Events API v2): trigger, acknowledge or resolve
+/// the alert `dedup_key` of the integration `routing_key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageEvent {
+    /// The integration's key: a secret, read when sent, never stored.
+    pub routing_key: String,
+    /// `trigger`, `acknowledge` or `resolve`.
+    pub action: &'static str,
+    pub dedup_key: String,
+    pub summary: String,
+    pub source: String,
+    pub severity: firewatch_types::Severity,
+    pub links: Vec<firewatch_types::Link>,
+    pub custom_details: serde_json::Value,
+}
+
+/// Why a page was not sent.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PagerError {
+    /// Worth trying again (a 5xx, 429, timeout or unreachable service).
+    #[error("{0}")]
+    Retryable(String),
+    /// Trying again changes nothing (an invalid event or routing key).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Where pages go (PagerDuty's Events API v2).
+#[async_trait]
+pub trait Pager: Send + Sync {
+    async fn send(&self, event: &PageEvent) -> Result<(), PagerError>;
+}
+
 /// Secret values by name, resolved only when a request is sent.
 #[async_trait]
 pub trait SecretSource: Send + Sync {
@@ -562,6 +620,8 @@ pub struct Services {
     pub llm: Option<Arc<dyn Llm>>,
     /// The issue tracker tickets are opened in, when one is configured.
     pub tracker: Option<Arc<dyn Tracker>>,
+    /// Where escalation pages go; only the processes that deliver hold one.
+    pub pager: Option<Arc<dyn Pager>>,
 }
 
 impl Services {
@@ -582,7 +642,13 @@ impl Services {
             marks: Arc::default(),
             llm: None,
             tracker: None,
+            pager: None,
         }
+    }
+
+    pub fn with_pager(mut self, pager: Option<Arc<dyn Pager>>) -> Self {
+        self.pager = pager;
+        self
     }
 
     pub fn with_tracker(mut self, tracker: Option<Arc<dyn Tracker>>) -> Self {

@@ -37,6 +37,7 @@ fn route_to(channel: &str) -> Route {
             channel: channel.into(),
         }],
         ticket: false,
+        escalation: None,
     }
 }
 

@@ -309,6 +309,7 @@ async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
             channel_id: "1000000000000000001".into(),
         }],
         ticket: false,
+        escalation: None,
     };
     firewatch_domain::chat::links::link_destination_directly(
         &w.svc,

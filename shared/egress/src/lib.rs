@@ -11,9 +11,11 @@
 //! answer (a timeout, a broken connection) must not be.
 
 mod llm;
+pub mod pagerduty;
 pub mod trackers;
 
 pub use llm::OpenAiCompatibleLlm;
+pub use pagerduty::pager_from_env;
 pub use trackers::tracker_from_env;
 
 use async_trait::async_trait;

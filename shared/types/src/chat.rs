@@ -78,10 +78,14 @@ pub enum ButtonAction {
     Ticket,
     /// Silence the incident's alerts for an hour.
     Silence,
+    /// Pause reminders and escalation for 30 minutes.
+    Snooze30m,
+    /// Pause reminders and escalation for 2 hours.
+    Snooze2h,
 }
 
 impl ButtonAction {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 15] = [
         Self::Ack,
         Self::Resolve,
         Self::Triage,
@@ -95,6 +99,8 @@ impl ButtonAction {
         Self::NotHelpful,
         Self::Ticket,
         Self::Silence,
+        Self::Snooze30m,
+        Self::Snooze2h,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +118,8 @@ impl ButtonAction {
             Self::NotHelpful => "down",
             Self::Ticket => "ticket",
             Self::Silence => "silence",
+            Self::Snooze30m => "snooze30m",
+            Self::Snooze2h => "snooze2h",
         }
     }
 
@@ -134,6 +142,8 @@ impl ButtonAction {
             Self::NotHelpful => "👎 Not helpful",
             Self::Ticket => "Open ticket",
             Self::Silence => "Silence 1h",
+            Self::Snooze30m => "Snooze 30m",
+            Self::Snooze2h => "Snooze 2h",
         }
     }
 
@@ -148,6 +158,8 @@ impl ButtonAction {
                 | Self::Playbooks
                 | Self::Ticket
                 | Self::Silence
+                | Self::Snooze30m
+                | Self::Snooze2h
         )
     }
 }
@@ -229,6 +241,10 @@ pub struct Card {
     pub occurrences: u64,
     pub opened_at: DateTime<Utc>,
     pub buttons: Vec<Button>,
+    /// Short lines about the incident's state worth seeing on the card
+    /// ("Snoozed until 10:30 UTC").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// The platform's ids of a posted root message, kept with the incident so

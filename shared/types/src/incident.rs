@@ -167,6 +167,9 @@ pub struct Incident {
     /// meanwhile gets this one instead of a second ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_requested: Option<String>,
+    /// Reminders and escalation pause until then (`/fw snooze`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<DateTime<Utc>>,
     /// Bumped by every write; pass it back as `expected_version` to make a
     /// change conditional on nobody else having changed the incident.
     pub version: u64,
@@ -274,6 +277,23 @@ pub enum TimelineKind {
         until: DateTime<Utc>,
         /// The matchers as one selector, `{alertname="Foo"}`.
         matchers: String,
+    },
+    /// Someone snoozed the incident: reminders and escalation pause.
+    Snoozed {
+        until: DateTime<Utc>,
+    },
+    /// A step of the incident's escalation policy ran.
+    Escalation {
+        policy: String,
+        /// The step's index in the policy (from 0).
+        step: usize,
+        /// `remind`, `mention_oncall`, `notify` or `page`.
+        action: String,
+        /// What was done, for people.
+        detail: String,
+        /// Who is pinged (participants: `slack:U0123`, an email).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<String>,
     },
     /// A playbook run of this incident changed state or finished a step.
     Playbook {

@@ -52,7 +52,17 @@ pub fn card(inc: &Incident, tickets: bool) -> Card {
         _ => Vec::new(),
     }
     .into_iter()
-    .chain(inc.state.is_active().then_some(ButtonAction::Silence))
+    .chain(
+        inc.state
+            .is_active()
+            .then_some([
+                ButtonAction::Silence,
+                ButtonAction::Snooze30m,
+                ButtonAction::Snooze2h,
+            ])
+            .into_iter()
+            .flatten(),
+    )
     .chain(
         (tickets && inc.state.is_active() && inc.ticket.is_none()).then_some(ButtonAction::Ticket),
     )
@@ -78,6 +88,12 @@ pub fn card(inc: &Incident, tickets: bool) -> Card {
         occurrences: inc.occurrences,
         opened_at: inc.created_at,
         buttons,
+        notices: inc
+            .snoozed_until
+            .filter(|_| inc.state.is_active())
+            .map(|t| format!("Snoozed until {}", t.format("%Y-%m-%d %H:%M UTC")))
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -110,6 +126,21 @@ pub fn reply_text(e: &TimelineEntry) -> String {
             ticket,
             url,
         } => return format!("🎫 Ticket {ticket} opened in {tracker}: {url}"),
+        TimelineKind::Snoozed { until } => {
+            return format!(
+                "😴 Snoozed until {} by {}: reminders and escalation pause",
+                until.format("%Y-%m-%d %H:%M UTC"),
+                e.actor
+            )
+        }
+        TimelineKind::Escalation { action, detail, .. } => {
+            let icon = match action.as_str() {
+                "page" => "📟",
+                "notify" | "mention_oncall" => "📣",
+                _ => "⏰",
+            };
+            return format!("{icon} {detail}");
+        }
         TimelineKind::Silence {
             silence_id,
             state,
@@ -226,6 +257,9 @@ pub fn card_text(c: &Card) -> String {
             l.href
         ));
     }
+    for n in &c.notices {
+        out.push_str(&format!("\n{n}"));
+    }
     if !c.buttons.is_empty() {
         let b: Vec<&str> = c.buttons.iter().map(|b| b.label.as_str()).collect();
         out.push_str(&format!("\n[{}]", b.join("] [")));
@@ -268,6 +302,16 @@ impl ChatClient for ChatHub {
     }
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
         self.pick(&thread.destination)?.reply(thread, text).await
+    }
+    async fn reply_mentioning(
+        &self,
+        thread: &ThreadRef,
+        text: &str,
+        people: &[String],
+    ) -> Result<(), ChatError> {
+        self.pick(&thread.destination)?
+            .reply_mentioning(thread, text, people)
+            .await
     }
     async fn post_message(
         &self,
@@ -388,6 +432,13 @@ pub async fn run_command(
         }
         ("silence", _) => return answer(silence(svc, p, &words[1..], prefix).await),
         ("silences", _) => return answer(silences(svc, p).await),
+        ("oncall", _) => return answer(oncall(svc, p, arg).await),
+        ("snooze", Some(Ok(id))) => {
+            let Some(for_) = rest.first().and_then(|d| crate::silences::parse_duration(d)) else {
+                return Ok(ChatMessage::text(format!("Usage: {prefix}snooze <id> <duration>, e.g. {prefix}snooze {id} 30m")));
+            };
+            return answer(crate::escalation::snooze(svc, p, &id, for_).await.map(|i| snoozed(&i)));
+        }
         ("unsilence", Some(_)) => {
             return answer(
                 crate::silences::expire(svc, p, arg.unwrap_or_default())
@@ -411,7 +462,7 @@ pub async fn run_command(
             return answer(crate::playbooks::chat::decide(svc, p, action, arg.unwrap_or_default()).await);
         }
         (_, Some(Err(e))) => e.to_string(),
-        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> [assisted] · {prefix}ticket <id> [again] · {prefix}silence <id|matchers…> <duration> [comment] · {prefix}silences · {prefix}unsilence <silence> · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
+        _ => format!("Usage: {prefix}incidents · {prefix}show <id> · {prefix}ack <id> · {prefix}resolve <id> [reason] · {prefix}triage <id> [assisted] · {prefix}ticket <id> [again] · {prefix}silence <id|matchers…> <duration> [comment] · {prefix}silences · {prefix}unsilence <silence> · {prefix}snooze <id> <duration> · {prefix}oncall [schedule] · {prefix}playbooks <id> · {prefix}dry-run <id> <playbook> [k=v…] · {prefix}approve <run> · {prefix}reject <run> · {prefix}run <run> · {prefix}rollback <run> · {prefix}help"),
     };
     Ok(ChatMessage::text(text))
 }
@@ -475,6 +526,53 @@ async fn silence(
         s.id,
         s.id
     )))
+}
+
+fn snoozed(i: &Incident) -> ChatMessage {
+    ChatMessage::text(format!(
+        "{} snoozed until {}: reminders and escalation pause.",
+        i.id,
+        i.snoozed_until
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default()
+    ))
+}
+
+/// `oncall [schedule]`: who is on call now, in one schedule or all.
+async fn oncall(
+    svc: &Services,
+    p: &Principal,
+    schedule: Option<&str>,
+) -> Result<ChatMessage, DomainError> {
+    let schedules = match schedule {
+        Some(id) => vec![crate::oncall::get(svc, p, id).await?],
+        None => crate::oncall::list(svc, p).await?,
+    };
+    if schedules.is_empty() {
+        return Ok(ChatMessage::text(
+            "No on-call schedules yet (PUT /v1/oncall-schedules/{id}).",
+        ));
+    }
+    let now = svc.clock.now();
+    let mut lines = Vec::new();
+    for s in &schedules {
+        let shifts = s.on_call(now);
+        if shifts.is_empty() {
+            lines.push(format!("{} ({}): nobody on call now", s.name, s.id));
+        }
+        for sh in shifts {
+            lines.push(format!(
+                "{} ({}) · {}: {}{} until {}",
+                s.name,
+                s.id,
+                sh.rotation,
+                crate::oncall::display_name(&sh.who),
+                if sh.overridden { " (override)" } else { "" },
+                sh.until.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
+    }
+    Ok(ChatMessage::text(lines.join("\n")))
 }
 
 /// `silences`: the active and pending silences, ending first.
@@ -572,6 +670,16 @@ pub async fn press(
             crate::playbooks::chat::offered(svc, catalog, p, &incident()?).await
         }
         ButtonAction::Ticket => ticket(svc, p, &incident()?, false).await,
+        ButtonAction::Snooze30m | ButtonAction::Snooze2h => {
+            let for_ = if action == ButtonAction::Snooze30m {
+                chrono::Duration::minutes(30)
+            } else {
+                chrono::Duration::hours(2)
+            };
+            crate::escalation::snooze(svc, p, &incident()?, for_)
+                .await
+                .map(|i| snoozed(&i))
+        }
         ButtonAction::Silence => {
             let id = incident()?;
             crate::silences::silence_incident(svc, p, &id, chrono::Duration::hours(1), None)

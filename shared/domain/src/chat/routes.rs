@@ -50,6 +50,10 @@ pub struct Route {
     /// opens (docs/TICKETS.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ticket: bool,
+    /// The escalation policy of the incidents the rule matches
+    /// (docs/ESCALATION.md); the first matching rule naming one wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
 }
 
 fn routes_pk(t: &TenantId) -> String {

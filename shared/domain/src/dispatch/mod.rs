@@ -169,6 +169,20 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
             crate::tickets::perform(svc, &record.tenant, &record.entry.incident_id, key, actor)
                 .await?
         }
+        Some(Effect::Page { policy, action }) => crate::escalation::page::perform(
+            svc,
+            &record.tenant,
+            &record.entry.incident_id,
+            policy,
+            action,
+        )
+        .await
+        .map_err(|e| DeliveryError {
+            retryable: matches!(e, crate::ports::PagerError::Retryable(_)),
+            retry_after: None,
+            message: format!("PagerDuty: {e}"),
+        })?,
+        Some(Effect::Notify { destination }) => notify(svc, record, destination).await?,
         None => {}
     }
     if !record.chat {
@@ -296,6 +310,44 @@ async fn show_run(
     Ok(())
 }
 
+/// An escalation step's `notify`: the incident's thread at another
+/// destination (its card posted there once) with the step's entry in it.
+async fn notify(
+    svc: &Services,
+    record: &OutboxRecord,
+    dest: &Destination,
+) -> Result<(), DeliveryError> {
+    let inc = incidents::get(svc, &record.tenant, &record.entry.incident_id).await?;
+    let key = format!("{}#notify#{}", record.id, dest.key());
+    if done(svc, &inc, &key).await? {
+        return Ok(());
+    }
+    let t = match thread(svc, &inc, dest).await? {
+        Some(t) => t,
+        None => {
+            let card = card(
+                &inc,
+                svc.settings.tracker.is_some() || svc.tracker.is_some(),
+            );
+            let t = svc.chat.post_root(dest, &card).await?;
+            let item = keys::item(
+                keys::incident_pk(&inc.tenant, &inc.id),
+                thread_sk(dest),
+                1,
+                &t,
+            )?;
+            match svc.store.put(item, Condition::Absent).await {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            thread(svc, &inc, dest).await?.unwrap_or(t)
+        }
+    };
+    reply_once(svc, &inc, &t, &key, &record.entry).await?;
+    mark_done(svc, &inc, &key).await?;
+    Ok(())
+}
+
 /// The thread reply for `entry`, sent once: a triage report goes with its
 /// feedback buttons, everything else as text.
 async fn reply_once(
@@ -311,6 +363,11 @@ async fn reply_once(
             TimelineKind::Triage { report } if report.id.is_some() => {
                 let message = crate::chat::triage_message(report, &entry.actor);
                 svc.chat.post_message(t, &message).await?;
+            }
+            TimelineKind::Escalation { mentions, .. } if !mentions.is_empty() => {
+                svc.chat
+                    .reply_mentioning(t, &reply_text(entry), mentions)
+                    .await?
             }
             _ => svc.chat.reply(t, &reply_text(entry)).await?,
         }

@@ -802,6 +802,7 @@ fn open_or_suppress<'a>(
         untracked_alerts: 0,
         ticket,
         ticket_requested: None,
+        snoozed_until: None,
         acknowledged_at: None,
         resolved_at: None,
         version: 1,

@@ -486,6 +486,83 @@ async fn tracker_api(
     }
 }
 
+// ---- PagerDuty Events API v2 ---------------------------------------------
+
+/// What the fake Events API received: each event's JSON.
+pub type FakePagerDuty = Fake<Value>;
+
+/// `POST /v2/enqueue` as PagerDuty documents it: `202 {"status":
+/// "success", "message": "Event processed", "dedup_key"}`, or `400
+/// {"status": "invalid event", "message": "Event object is invalid",
+/// "errors": [...]}` for a routing key that is not 32 characters, an unknown
+/// `event_action`, a trigger without `payload.summary`, `payload.source` or
+/// a known `payload.severity`, or a dedup key over 255 characters.
+async fn pagerduty_enqueue(
+    State(fake): State<Arc<Recorder<Value>>>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(status) = lock(&fake.script).pop_front() {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly.  Please retry later."})),
+        )
+            .into_response();
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut errors = Vec::new();
+    if v["routing_key"].as_str().map(str::len) != Some(32) {
+        errors.push("Length of 'routing_key' is incorrect (should be 32 characters)");
+    }
+    let action = v["event_action"].as_str().unwrap_or("");
+    if !["trigger", "acknowledge", "resolve"].contains(&action) {
+        errors.push("'event_action' is invalid (must be one of the following: 'trigger', 'acknowledge' or 'resolve')");
+    }
+    if action != "trigger" && v["dedup_key"].as_str().is_none_or(str::is_empty) {
+        errors.push("'dedup_key' is missing or blank");
+    }
+    if v["dedup_key"].as_str().is_some_and(|k| k.len() > 255) {
+        errors.push("'dedup_key' is too long");
+    }
+    if action == "trigger" {
+        let p = &v["payload"];
+        if p["summary"].as_str().is_none_or(str::is_empty) {
+            errors.push("'payload.summary' is missing or blank");
+        }
+        if p["source"].as_str().is_none_or(str::is_empty) {
+            errors.push("'payload.source' is missing or blank");
+        }
+        if !["critical", "error", "warning", "info"].contains(&p["severity"].as_str().unwrap_or(""))
+        {
+            errors.push("'payload.severity' is invalid");
+        }
+    }
+    if !errors.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})),
+        )
+            .into_response();
+    }
+    let dedup = v["dedup_key"].clone();
+    lock(&fake.calls).push(v);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup})),
+    )
+        .into_response()
+}
+
+impl FakePagerDuty {
+    pub async fn start() -> Self {
+        Self::serve(|state| {
+            Router::new()
+                .route("/v2/enqueue", post(pagerduty_enqueue))
+                .with_state(state)
+        })
+        .await
+    }
+}
+
 /// One fake serving the issue APIs of GitHub (`/repos/{owner}/{repo}/issues`),
 /// GitLab (`/api/v4/projects/{id}/issues`) and Jira (`/rest/api/3/issue`).
 pub type FakeTracker = Fake<TrackerCall>;

@@ -1,0 +1,11 @@
+//! Lambda entry point of the escalation family: builds the AWS services once
+//! per cold start from the environment and serves the router.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
+    firewatch_web::init_tracing(&config);
+    let aws = firewatch_aws::AwsConfig::from_env()?;
+    let services = firewatch_aws::services(&aws, config.settings).await;
+    lambda_http::run(firewatch_escalation::router(services)).await
+}
