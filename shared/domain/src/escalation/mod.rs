@@ -200,10 +200,10 @@ async fn check(svc: &Services, tenant: &TenantId, spec: &PolicySpec) -> Result<(
                     "step {i}: a page step needs the policy's pagerduty.routing_key_secret"
                 )))
             }
-            Action::MentionOncall { schedule } => {
-                if crate::oncall::find(svc, tenant, schedule).await?.is_none() {
-                    return Err(bad(format!("step {i}: no on-call schedule {schedule:?}")));
-                }
+            Action::MentionOncall { schedule }
+                if crate::oncall::find(svc, tenant, schedule).await?.is_none() =>
+            {
+                return Err(bad(format!("step {i}: no on-call schedule {schedule:?}")));
             }
             Action::Notify { destination } => {
                 crate::chat::links::require_destination(svc, tenant, destination).await?;
