@@ -89,16 +89,16 @@ lambda)
   source tests/lib.sh
   ensure_tools
   cargo lambda build --release --locked --output-format zip \
-    -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler -p firewatch-playbooks -p firewatch-schedules -p firewatch-pipelines -p firewatch-dossier -p firewatch-silences \
+    -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler -p firewatch-playbooks -p firewatch-schedules -p firewatch-pipelines -p firewatch-dossier -p firewatch-silences -p firewatch-escalation \
     -p firewatch-slack -p firewatch-telegram -p firewatch-discord
   cargo build --release --locked -p firewatch-bench
-  for f in ingest incidents admin dispatch scheduler checks playbooks schedules pipelines dossier silences slack telegram discord; do
+  for f in ingest incidents admin dispatch scheduler checks playbooks schedules pipelines dossier silences escalation slack telegram discord; do
     echo "firewatch-$f: $(stat -c %s "target/lambda/firewatch-$f/bootstrap.zip" | awk '{printf "%.2f MB zipped", $1/1048576}')"
   done
   start_servers
   # The runtime needs the bare binary: unzip each artifact next to it.
   args=()
-  for f in ingest incidents admin dispatch scheduler checks playbooks schedules pipelines dossier silences slack telegram discord; do
+  for f in ingest incidents admin dispatch scheduler checks playbooks schedules pipelines dossier silences escalation slack telegram discord; do
     d=$(mktemp -d)
     python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "target/lambda/firewatch-$f/bootstrap.zip" "$d"
     chmod +x "$d/bootstrap"

@@ -40,7 +40,7 @@ step "cargo lambda build --release"
 # One invocation: the dependencies are compiled once for every function.
 cargo lambda build --release --locked --output-format zip \
   -p firewatch-ingest -p firewatch-incidents -p firewatch-admin -p firewatch-dispatch -p firewatch-scheduler -p firewatch-playbooks \
-  -p firewatch-schedules -p firewatch-pipelines -p firewatch-dossier -p firewatch-silences -p firewatch-slack -p firewatch-telegram -p firewatch-discord
+  -p firewatch-schedules -p firewatch-pipelines -p firewatch-dossier -p firewatch-silences -p firewatch-escalation -p firewatch-slack -p firewatch-telegram -p firewatch-discord
 ls -l target/lambda/*/bootstrap.zip
 # Every artifact stays under the 5 MB (5,000,000 bytes) we hold ourselves to.
 for z in target/lambda/*/bootstrap.zip; do

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, Mutex};
 #[derive(clap::Args)]
 pub struct Args {
     /// `name=path/to/bootstrap` pairs; the name (ingest, incidents, admin, scheduler, checks, playbooks, schedules, pipelines,
-    /// dossier, silences, dispatch, slack, telegram, discord) picks the first request.
+    /// dossier, silences, escalation, dispatch, slack, telegram, discord) picks the first request.
     #[arg(long, required = true)]
     function: Vec<String>,
     #[arg(long, default_value_t = 7)]
@@ -168,6 +168,18 @@ fn event(function: &str, token: &str) -> String {
                 "GET",
                 "/v1/dossier/coverage",
                 "GET /v1/dossier/coverage",
+                headers,
+                None,
+                false,
+            )
+        }
+        "escalation" => {
+            let headers =
+                serde_json::json!({"authorization": format!("Bearer {token}"), "host": host});
+            http_event(
+                "GET",
+                "/v1/escalation-policies",
+                "GET /v1/escalation-policies",
                 headers,
                 None,
                 false,
