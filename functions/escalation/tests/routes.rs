@@ -307,6 +307,7 @@ async fn a_sev1_pages_pagerduty_which_follows_the_incident_to_resolved() {
             destinations: vec![dest],
             ticket: false,
             escalation: Some("payments".into()),
+            flapping: None,
         },
     )
     .await

@@ -545,6 +545,7 @@ fn describe(kind: &TimelineKind) -> String {
             url,
         } => format!("ticket {ticket} in {tracker}: {url}"),
         TimelineKind::Snoozed { until } => format!("snoozed until {until}"),
+        TimelineKind::Flapping { state, flips, .. } => format!("flapping {state} ({flips} flips)"),
         TimelineKind::Escalation {
             policy,
             action,

@@ -214,6 +214,7 @@ async fn a_route_rule_with_ticket_opens_one_for_every_incident_it_matches() {
         destinations: vec![firewatch_types::Destination::Console],
         ticket: true,
         escalation: None,
+        flapping: None,
     };
     firewatch_domain::chat::routes::put(&svc, &admin, "sev1-tickets", rule)
         .await

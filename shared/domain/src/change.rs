@@ -44,6 +44,9 @@ pub struct GroupRecord {
     pub recent_opens: Vec<DateTime<Utc>>,
     #[serde(default)]
     pub suppressed: u64,
+    /// Recent flips of the group's alerts (flap damping), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flips: Vec<DateTime<Utc>>,
 }
 
 /// A group record with the version it was read at (`None`: not stored yet).
@@ -171,6 +174,7 @@ impl<'a> Change<'a> {
             untracked_alerts: 0,
             ticket: None,
             ticket_requested: None,
+            flapping: None,
             snoozed_until: None,
             occurrences: 0,
             created_at: now,
@@ -280,6 +284,12 @@ impl<'a> Change<'a> {
             after,
             reason,
         });
+    }
+
+    /// Writes the incident's group item too, at the version it was read
+    /// (its flips counted).
+    pub fn with_group(&mut self, group: VersionedGroup) {
+        self.group = Some(group);
     }
 
     /// Adds another write to the same transaction (an item the change

@@ -35,6 +35,7 @@ pub mod dossier;
 pub mod escalation;
 pub mod incidents;
 pub mod ingest;
+pub mod noise;
 pub mod oncall;
 pub mod pipelines;
 pub mod playbooks;

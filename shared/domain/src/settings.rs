@@ -87,6 +87,39 @@ pub struct Settings {
     pub work_item_min_incidents: u64,
     /// `FIREWATCH_WORK_ITEM_WINDOW` (default `7d`).
     pub work_item_window_secs: i64,
+    /// Flap damping (docs/NOISE.md): an alert group whose alerts flip
+    /// between firing and resolved more than `flap.max_flips` times within
+    /// `flap.window_secs` is flapping (`FIREWATCH_FLAP_MAX_FLIPS`, default 3;
+    /// `FIREWATCH_FLAP_WINDOW`, default `10m`; `FIREWATCH_FLAP_HOLD`, default
+    /// `15m`); a routing rule may set its own.
+    pub flap: FlapRule,
+    /// Storms (docs/NOISE.md): more than `storm_incidents` new incidents of
+    /// a tenant within `storm_window_secs` collapse into one storm thread
+    /// (`FIREWATCH_STORM_INCIDENTS`, default 20; `FIREWATCH_STORM_WINDOW`,
+    /// default `60s`; 0 incidents turns storms off).
+    pub storm_incidents: usize,
+    pub storm_window_secs: i64,
+}
+
+/// When an alert group is flapping, and when it is stable again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapRule {
+    /// Flips (firing to resolved, or back) beyond which the group flaps.
+    pub max_flips: u32,
+    pub window_secs: i64,
+    /// How long without a flip before a flapping incident is stable again.
+    pub hold_secs: i64,
+}
+
+impl Default for FlapRule {
+    fn default() -> Self {
+        Self {
+            max_flips: 3,
+            window_secs: 600,
+            hold_secs: 900,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -112,6 +145,9 @@ impl Default for Settings {
             tracker: None,
             work_item_min_incidents: 3,
             work_item_window_secs: 7 * 86_400,
+            flap: FlapRule::default(),
+            storm_incidents: 20,
+            storm_window_secs: 60,
         }
     }
 }
@@ -253,6 +289,26 @@ impl Settings {
             s.work_item_window_secs =
                 crate::schedules::schedule::span_secs("FIREWATCH_WORK_ITEM_WINDOW", &v)
                     .map_err(|e| e.to_string())?;
+        }
+        if let Some(v) = var("FIREWATCH_FLAP_MAX_FLIPS") {
+            let n = parse_num("FIREWATCH_FLAP_MAX_FLIPS", &v)?;
+            if !(1..=100).contains(&n) {
+                return Err("FIREWATCH_FLAP_MAX_FLIPS must be between 1 and 100".into());
+            }
+            s.flap.max_flips = n as u32;
+        }
+        for (name, slot) in [
+            ("FIREWATCH_FLAP_WINDOW", &mut s.flap.window_secs),
+            ("FIREWATCH_FLAP_HOLD", &mut s.flap.hold_secs),
+            ("FIREWATCH_STORM_WINDOW", &mut s.storm_window_secs),
+        ] {
+            if let Some(v) = var(name) {
+                *slot =
+                    crate::schedules::schedule::span_secs(name, &v).map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(v) = var("FIREWATCH_STORM_INCIDENTS") {
+            s.storm_incidents = parse_num("FIREWATCH_STORM_INCIDENTS", &v)?;
         }
         if let Some(v) = var("FIREWATCH_SNS_TOPICS") {
             s.sns_topic_allowlist = split_list(&v).map(str::to_owned).collect();

@@ -38,6 +38,7 @@ fn route_to(channel: &str) -> Route {
         }],
         ticket: false,
         escalation: None,
+        flapping: None,
     }
 }
 

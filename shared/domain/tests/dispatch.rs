@@ -4,94 +4,12 @@
 
 mod common;
 
-use async_trait::async_trait;
 use chrono::Duration;
 use common::*;
-use firewatch_domain::chat::{ChatClient, ChatError};
+use firewatch_domain::chat::ChatError;
 use firewatch_domain::dispatch::{self, drain, Drained};
-use firewatch_domain::{incidents, Settings};
-use firewatch_types::{Card, Destination, IncidentAction, SourceKind, ThreadRef};
-use std::sync::{Arc, Mutex};
-
-#[derive(Debug, Clone, PartialEq)]
-enum Call {
-    Root(String, String),
-    Update(String, String),
-    Reply(String, String),
-}
-
-/// A chat platform that records what it was asked and fails as scripted.
-#[derive(Default)]
-struct FakeChat {
-    calls: Mutex<Vec<Call>>,
-    failures: Mutex<Vec<ChatError>>,
-    down: Mutex<bool>,
-}
-
-impl FakeChat {
-    fn fail(&self) -> Result<(), ChatError> {
-        if *self.down.lock().unwrap() {
-            return Err(ChatError::Unavailable("503".into()));
-        }
-        match self.failures.lock().unwrap().pop() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl ChatClient for FakeChat {
-    async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
-        self.fail()?;
-        let n = self.calls.lock().unwrap().len();
-        self.calls.lock().unwrap().push(Call::Root(
-            dest.key(),
-            format!("{}|{}", card.state, card.occurrences),
-        ));
-        Ok(ThreadRef {
-            destination: dest.clone(),
-            root_id: format!("m{n}"),
-            thread_id: None,
-        })
-    }
-    async fn update_root(&self, t: &ThreadRef, card: &Card) -> Result<(), ChatError> {
-        self.fail()?;
-        self.calls.lock().unwrap().push(Call::Update(
-            t.root_id.clone(),
-            format!("{}|{}", card.state, card.occurrences),
-        ));
-        Ok(())
-    }
-    async fn reply(&self, t: &ThreadRef, text: &str) -> Result<(), ChatError> {
-        self.fail()?;
-        self.calls
-            .lock()
-            .unwrap()
-            .push(Call::Reply(t.root_id.clone(), text.to_owned()));
-        Ok(())
-    }
-}
-
-async fn chat_world() -> (World, Arc<FakeChat>) {
-    let settings = Settings {
-        default_destinations: vec![Destination::Slack {
-            channel: "C0INCIDENTS".into(),
-        }],
-        ..Settings::default()
-    };
-    let mut w = world_with(settings);
-    let chat = Arc::new(FakeChat::default());
-    w.svc = w.svc.clone().with_chat(chat.clone());
-    // Tenants exist once they have a key; the dispatcher walks them.
-    firewatch_domain::auth::ensure_tenant(&w.svc, &responder().tenant)
-        .await
-        .unwrap();
-    (w, chat)
-}
+use firewatch_domain::incidents;
+use firewatch_types::{Destination, IncidentAction, SourceKind};
 
 #[tokio::test]
 async fn an_alert_opens_a_thread_and_later_events_reply_in_it_and_edit_the_root() {
@@ -310,6 +228,7 @@ async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
         }],
         ticket: false,
         escalation: None,
+        flapping: None,
     };
     firewatch_domain::chat::links::link_destination_directly(
         &w.svc,

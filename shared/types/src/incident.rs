@@ -167,6 +167,10 @@ pub struct Incident {
     /// meanwhile gets this one instead of a second ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_requested: Option<String>,
+    /// Set while the incident's alerts flap: it stays open, quietly, until
+    /// they have been stable for the hold period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<Flapping>,
     /// Reminders and escalation pause until then (`/fw snooze`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snoozed_until: Option<DateTime<Utc>>,
@@ -207,6 +211,20 @@ impl Incident {
                 .values()
                 .all(|a| a.status == AlertStatus::Resolved)
     }
+}
+
+/// An incident whose alerts flap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flapping {
+    pub since: DateTime<Utc>,
+    /// Flips seen within the window when it started, then since.
+    pub flips: u32,
+    pub last_flip: DateTime<Utc>,
+    /// Seconds without a flip before it is stable.
+    pub hold_secs: i64,
+    /// Its entry in the `flapping` due index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_sk: Option<String>,
 }
 
 /// A pointer to a stored raw envelope (the source dossier).
@@ -277,6 +295,13 @@ pub enum TimelineKind {
         until: DateTime<Utc>,
         /// The matchers as one selector, `{alertname="Foo"}`.
         matchers: String,
+    },
+    /// The incident's alerts started flapping (`started`: it stays open,
+    /// quietly) or were stable for the hold period (`stable`).
+    Flapping {
+        state: String,
+        flips: u32,
+        window_secs: i64,
     },
     /// Someone snoozed the incident: reminders and escalation pause.
     Snoozed {

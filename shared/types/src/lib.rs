@@ -19,7 +19,7 @@ pub use chat::{Button, ButtonAction, Card, ChatMessage, Destination, ThreadRef};
 pub use error::{ErrorBody, ErrorDetail};
 pub use ids::{IdError, IncidentId, TenantId};
 pub use incident::{
-    AlertSnapshot, AuditEvent, EnvelopeRef, Incident, IncidentAction, IncidentState, TicketLink,
-    TimelineEntry, TimelineKind,
+    AlertSnapshot, AuditEvent, EnvelopeRef, Flapping, Incident, IncidentAction, IncidentState,
+    TicketLink, TimelineEntry, TimelineKind,
 };
 pub use triage::{Confidence, FactUsed, TokenUsage, Traceability, TriageReport};

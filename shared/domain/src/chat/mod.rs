@@ -93,6 +93,13 @@ pub fn card(inc: &Incident, tickets: bool) -> Card {
             .filter(|_| inc.state.is_active())
             .map(|t| format!("Snoozed until {}", t.format("%Y-%m-%d %H:%M UTC")))
             .into_iter()
+            .chain(inc.flapping.as_ref().map(|f| {
+                format!(
+                    "Flapping since {} ({} flips)",
+                    f.since.format("%H:%M UTC"),
+                    f.flips
+                )
+            }))
             .collect(),
     }
 }
@@ -126,6 +133,23 @@ pub fn reply_text(e: &TimelineEntry) -> String {
             ticket,
             url,
         } => return format!("🎫 Ticket {ticket} opened in {tracker}: {url}"),
+        TimelineKind::Flapping {
+            state,
+            flips,
+            window_secs,
+        } => {
+            return if state == "started" {
+                format!(
+                    "〰️ Flapping: {flips} flips in {} min; the incident stays open and changes go on its timeline until its alerts are stable",
+                    window_secs / 60
+                )
+            } else {
+                format!(
+                    "〰️ Stable again: no flip for {} min ({flips} flips in all)",
+                    window_secs / 60
+                )
+            }
+        }
         TimelineKind::Snoozed { until } => {
             return format!(
                 "😴 Snoozed until {} by {}: reminders and escalation pause",

@@ -54,6 +54,10 @@ pub struct Route {
     /// (docs/ESCALATION.md); the first matching rule naming one wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<String>,
+    /// Flap damping for the incidents the rule matches, instead of the
+    /// defaults (docs/NOISE.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<crate::settings::FlapRule>,
 }
 
 fn routes_pk(t: &TenantId) -> String {

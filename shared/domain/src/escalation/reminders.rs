@@ -1,6 +1,8 @@
 //! The `reminders` job: for every active incident of every tenant, runs the
 //! steps of its escalation policy that have come due, and keeps a page in
-//! step with the incident (acknowledged, resolved).
+//! step with the incident (acknowledged, resolved). It also ends the
+//! flapping of incidents stable for their hold period
+//! ([`crate::noise::flapping`]).
 //!
 //! What each incident has had is kept in one progress item per incident,
 //! written in the same transaction as the timeline entries (and the outbox
@@ -66,7 +68,8 @@ pub async fn progress(
 
 /// Runs the job over every known tenant while the budget lasts.
 pub async fn run(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
-    let mut report = JobReport::default();
+    // Flapping incidents that have been stable for their hold period.
+    let mut report = crate::noise::flapping::run_due(svc, budget).await?;
     for tenant in crate::auth::known_tenants(svc).await? {
         if budget.exhausted() {
             report.more = true;

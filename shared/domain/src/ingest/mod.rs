@@ -62,6 +62,9 @@ pub enum Outcome {
     /// An active silence holds it: no incident opened, nobody notified (or,
     /// for an open incident, an occurrence noted without a message).
     Silenced,
+    /// Its group is flapping: the change is on its incident's timeline,
+    /// which stays open, without a message.
+    Flapping,
 }
 
 /// One alert's result.
@@ -581,7 +584,7 @@ async fn fold_alert(
             Some(inc) if inc.state.is_active() => {
                 let quiet = held_by.is_some() && firing;
                 let (outcome, id, mut change) =
-                    join(svc, inc, alert, envelope, &actor, quiet).await?;
+                    join(svc, inc, group, alert, envelope, &actor, quiet).await?;
                 if let (Some(s), Some(c)) = (held_by, change.as_mut()) {
                     if let Some(op) =
                         crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await?
@@ -614,9 +617,12 @@ async fn fold_alert(
             _ => {
                 // A group handed off as a work item: its ticket from the start.
                 let ticket = crate::tickets::work_items::linked_ticket(svc, tenant, alert).await?;
-                open_or_suppress(
-                    svc, tenant, group, alert, envelope, &actor, principal, ticket,
-                )?
+                match reopen_flapping(svc, tenant, &group, alert, envelope, &actor).await? {
+                    Some(folded) => folded,
+                    None => open_or_suppress(
+                        svc, tenant, group, alert, envelope, &actor, principal, ticket,
+                    )?,
+                }
             }
         };
         let Some(change) = change else {
@@ -658,6 +664,7 @@ type Folded<'a> = (Outcome, Option<IncidentId>, Option<Change<'a>>);
 async fn join<'a>(
     svc: &'a Services,
     inc: Incident,
+    group: VersionedGroup,
     alert: &Alert,
     envelope: &EnvelopeRef,
     actor: &str,
@@ -666,6 +673,25 @@ async fn join<'a>(
     let now = svc.clock.now();
     let id = inc.id.clone();
     let known = inc.alerts.get(&alert.fingerprint).cloned();
+    // A flip (firing to resolved, or back) is counted on the group; past
+    // the flap rule's limit the incident flaps and the change is quiet.
+    let flips = match (alert.status, known.as_ref().map(|k| k.status)) {
+        (AlertStatus::Resolved, Some(s)) if s != AlertStatus::Resolved => true,
+        (AlertStatus::Firing, Some(AlertStatus::Resolved)) => true,
+        _ => false,
+    };
+    let mut flap = if flips {
+        let rule = crate::noise::flapping::rule_for(svc, &inc).await?;
+        let mut group = group;
+        let n = crate::noise::flapping::flip(&mut group.record, now, &rule);
+        Some((rule, n, group))
+    } else {
+        None
+    };
+    let flapping = inc.flapping.is_some()
+        || flap
+            .as_ref()
+            .is_some_and(|(rule, n, _)| *n > rule.max_flips);
     let unchanged = |outcome| Ok((outcome, Some(inc.id.clone()), None));
     let fingerprint = alert.fingerprint.clone();
     let mut change = Change::to(svc, inc.clone());
@@ -673,6 +699,15 @@ async fn join<'a>(
         let mut e = change.entry(actor, kind);
         e.envelope = Some(envelope.clone());
         e
+    };
+    let mut flap_mark = |change: &mut Change<'_>| -> Result<(), DomainError> {
+        if let Some((rule, n, group)) = flap.take() {
+            change.with_group(group);
+            if flapping {
+                crate::noise::flapping::mark(change, n, &rule, now)?;
+            }
+        }
+        Ok(())
     };
     let outcome = match alert.status {
         AlertStatus::Firing => {
@@ -697,10 +732,15 @@ async fn join<'a>(
             inc.occurrences += 1;
             inc.severity = inc.severity.worst(alert.severity);
             let mut e = entry(&change, TimelineKind::Occurrence { fingerprint });
+            flap_mark(&mut change)?;
             if quiet {
                 // Held by a silence: on the timeline, not in the thread.
                 e.reason = Some("silenced".into());
                 change.note(e);
+            } else if flapping {
+                e.reason = Some("flapping".into());
+                change.note(e);
+                return Ok((Outcome::Flapping, Some(id), Some(change)));
             } else {
                 change.show(e);
             }
@@ -717,7 +757,14 @@ async fn join<'a>(
                 .incident_mut()
                 .alerts
                 .insert(fingerprint.clone(), snapshot(alert, now, envelope));
-            let e = entry(&change, TimelineKind::AlertResolved { fingerprint });
+            let mut e = entry(&change, TimelineKind::AlertResolved { fingerprint });
+            flap_mark(&mut change)?;
+            if flapping {
+                // Flapping: the incident stays open; the resolve is noted.
+                e.reason = Some("flapping".into());
+                change.note(e);
+                return Ok((Outcome::Flapping, Some(id), Some(change)));
+            }
             if svc.settings.auto_resolve && change.incident().all_alerts_resolved() {
                 // The state change is what people see; the alert's own
                 // resolve is noted on the timeline.
@@ -758,6 +805,70 @@ async fn join<'a>(
     Ok((outcome, Some(id), Some(change)))
 }
 
+/// A firing alert whose group's last incident resolved: a flip. When the
+/// group is flapping and that incident resolved within the flap window, it
+/// is reopened (marked flapping) instead of a new incident opening. `None`:
+/// not flapping, open as usual (the flip is counted there).
+async fn reopen_flapping<'a>(
+    svc: &'a Services,
+    tenant: &TenantId,
+    group: &VersionedGroup,
+    alert: &Alert,
+    envelope: &EnvelopeRef,
+    actor: &str,
+) -> Result<Option<Folded<'a>>, DomainError> {
+    let Some(last) = &group.record.last_incident else {
+        return Ok(None);
+    };
+    // Only a group that has flipped lately is worth reading the incident of.
+    let now = svc.clock.now();
+    if group.record.flips.is_empty() {
+        return Ok(None);
+    }
+    let inc = match get(svc, tenant, last).await {
+        Ok(i) => i,
+        Err(DomainError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let rule = crate::noise::flapping::rule_for(svc, &inc).await?;
+    let mut group = group.clone();
+    let n = crate::noise::flapping::flip(&mut group.record, now, &rule);
+    let recent = inc
+        .resolved_at
+        .is_some_and(|t| now - t < Duration::seconds(rule.window_secs));
+    if n <= rule.max_flips || inc.state != IncidentState::Resolved || !recent {
+        return Ok(None);
+    }
+    let id = inc.id.clone();
+    let mut change = Change::to(svc, inc);
+    change.with_group(group);
+    {
+        let inc = change.incident_mut();
+        inc.alerts
+            .insert(alert.fingerprint.clone(), snapshot(alert, now, envelope));
+        inc.occurrences += 1;
+        inc.severity = inc.severity.worst(alert.severity);
+    }
+    change
+        .transition(
+            IncidentState::Open,
+            actor,
+            Some("its alerts are flapping".into()),
+        )
+        .await?;
+    crate::noise::flapping::mark(&mut change, n, &rule, now)?;
+    let mut e = change.entry(
+        actor,
+        TimelineKind::Occurrence {
+            fingerprint: alert.fingerprint.clone(),
+        },
+    );
+    e.envelope = Some(envelope.clone());
+    e.reason = Some("flapping".into());
+    change.note(e);
+    Ok(Some((Outcome::Flapping, Some(id), Some(change))))
+}
+
 /// A firing alert whose group key has no active incident: open one, unless
 /// the key reached its rate limit.
 #[allow(clippy::too_many_arguments)]
@@ -782,6 +893,11 @@ fn open_or_suppress<'a>(
     let id = IncidentId::from_ulid(&svc.ids.ulid());
     let key = group.key.clone();
     group.record.recent_opens.push(now);
+    if group.record.last_incident.is_some() {
+        // Resolved, then firing again: a flip (the default rule: a routing
+        // rule's own is read when the group already flaps).
+        crate::noise::flapping::flip(&mut group.record, now, &svc.settings.flap);
+    }
     let inc = Incident {
         id: id.clone(),
         tenant: tenant.clone(),
@@ -802,6 +918,7 @@ fn open_or_suppress<'a>(
         untracked_alerts: 0,
         ticket,
         ticket_requested: None,
+        flapping: None,
         snoozed_until: None,
         acknowledged_at: None,
         resolved_at: None,

@@ -952,6 +952,7 @@ mod tests {
             untracked_alerts: 0,
             ticket: None,
             ticket_requested: None,
+            flapping: None,
             snoozed_until: None,
             occurrences: 3,
             created_at: t0,

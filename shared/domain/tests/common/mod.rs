@@ -90,3 +90,90 @@ pub fn generic(fingerprint: &str, status: &str, starts_at: &str) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+use async_trait::async_trait;
+use firewatch_domain::chat::{ChatClient, ChatError};
+use firewatch_types::{Card, Destination, ThreadRef};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Root(String, String),
+    Update(String, String),
+    Reply(String, String),
+}
+
+/// A chat platform that records what it was asked and fails as scripted.
+#[derive(Default)]
+pub struct FakeChat {
+    pub calls: Mutex<Vec<Call>>,
+    pub failures: Mutex<Vec<ChatError>>,
+    pub down: Mutex<bool>,
+}
+
+impl FakeChat {
+    pub fn fail(&self) -> Result<(), ChatError> {
+        if *self.down.lock().unwrap() {
+            return Err(ChatError::Unavailable("503".into()));
+        }
+        match self.failures.lock().unwrap().pop() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl ChatClient for FakeChat {
+    async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
+        self.fail()?;
+        let n = self.calls.lock().unwrap().len();
+        self.calls.lock().unwrap().push(Call::Root(
+            dest.key(),
+            format!("{}|{}", card.state, card.occurrences),
+        ));
+        Ok(ThreadRef {
+            destination: dest.clone(),
+            root_id: format!("m{n}"),
+            thread_id: None,
+        })
+    }
+    async fn update_root(&self, t: &ThreadRef, card: &Card) -> Result<(), ChatError> {
+        self.fail()?;
+        self.calls.lock().unwrap().push(Call::Update(
+            t.root_id.clone(),
+            format!("{}|{}", card.state, card.occurrences),
+        ));
+        Ok(())
+    }
+    async fn reply(&self, t: &ThreadRef, text: &str) -> Result<(), ChatError> {
+        self.fail()?;
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Reply(t.root_id.clone(), text.to_owned()));
+        Ok(())
+    }
+}
+
+/// In-memory services whose chat is a [`FakeChat`] and whose incidents go
+/// to one Slack channel, for tenant `default`.
+pub async fn chat_world() -> (World, Arc<FakeChat>) {
+    let settings = Settings {
+        default_destinations: vec![Destination::Slack {
+            channel: "C0INCIDENTS".into(),
+        }],
+        ..Settings::default()
+    };
+    let mut w = world_with(settings);
+    let chat = Arc::new(FakeChat::default());
+    w.svc = w.svc.clone().with_chat(chat.clone());
+    // Tenants exist once they have a key; the dispatcher walks them.
+    firewatch_domain::auth::ensure_tenant(&w.svc, &responder().tenant)
+        .await
+        .unwrap();
+    (w, chat)
+}
