@@ -129,8 +129,9 @@ pub fn card_embed(c: &Card) -> CreateEmbed {
                 true,
             )
         }));
-    for n in c.notices.iter().take(3) {
-        embed = embed.field("Note", cut(&escape(n), LABEL_VALUE_MAX), false);
+    if !c.notices.is_empty() {
+        let notes: Vec<String> = c.notices.iter().take(12).map(|n| escape(n)).collect();
+        embed = embed.field("Notes", cut(&notes.join("\n"), 1024), false);
     }
     if let Ok(ts) = Timestamp::from_unix_timestamp(c.opened_at.timestamp()) {
         embed = embed.timestamp(ts);

@@ -47,7 +47,8 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
     if !links.is_empty() {
         context.push(json!({"type": "mrkdwn", "text": truncate_links(&links)}));
     }
-    for n in c.notices.iter().take(3) {
+    // A context block holds at most 10 elements.
+    for n in c.notices.iter().take(8) {
         context.push(json!({"type": "mrkdwn", "text": truncate(&escape(n), FIELD_MAX)}));
     }
     blocks.push(json!({"type": "context", "elements": context}));

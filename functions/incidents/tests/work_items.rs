@@ -16,9 +16,14 @@ use serde_json::json;
 async fn setup(tracker: bool) -> (Services, Keys, axum::Router, FakeTracker) {
     let fake = FakeTracker::start().await;
     let (svc, keys) = services_with_keys().await;
-    // More than three opens an hour per group, as a recurring group has.
+    // More than three opens an hour per group, as a recurring group has
+    // (over days; here within a second, so flap damping is off).
     let svc = svc.with_settings(firewatch_domain::Settings {
         rate_limit_per_hour: 100,
+        flap: firewatch_domain::settings::FlapRule {
+            max_flips: 100,
+            ..Default::default()
+        },
         ..Default::default()
     });
     let svc = if tracker {

@@ -85,6 +85,9 @@ pub enum Effect {
     Notify {
         destination: firewatch_types::Destination,
     },
+    /// An alert storm ended: its card edited a last time and a reply in
+    /// each of its threads.
+    StormEnd { storm: String },
 }
 
 fn yes() -> bool {

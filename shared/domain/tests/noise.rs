@@ -186,3 +186,145 @@ async fn with_the_default_rule_a_flapping_alert_opens_at_most_two_incidents() {
     let at = r.iter().position(|t| t.starts_with("〰️ Flapping")).unwrap();
     assert!(r.len() - at <= 3, "{:?}", &r[at..]);
 }
+
+/// A webhook of `n` distinct firing alerts, `prefix-0`…
+fn many(prefix: &str, n: usize) -> Vec<u8> {
+    let alerts: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({"title": format!("{prefix} {i} down"), "fingerprint": format!("{prefix}-{i}"),
+                               "severity": "sev3", "labels": {"instance": format!("{prefix}-{i}")}})
+        })
+        .collect();
+    serde_json::json!({ "alerts": alerts })
+        .to_string()
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_alert_storm_gives_one_storm_thread_and_others_wait_boundedly() {
+    let (w, chat) = chat_world().await;
+    let acme = Principal {
+        tenant: TenantId::parse("acme").unwrap(),
+        name: "source:test".into(),
+        role: Role::Responder,
+    };
+    firewatch_domain::auth::ensure_tenant(&w.svc, &acme.tenant)
+        .await
+        .unwrap();
+    for batch in 0..10 {
+        let r = post(
+            &w.svc,
+            SourceKind::Generic,
+            &many(&format!("node{batch}"), 1000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.incidents.len(), 1000);
+    }
+    // Meanwhile another tenant's incident opens.
+    let body = generic("acme-db", "firing", "2026-11-20T11:00:00Z");
+    firewatch_domain::ingest::ingest(
+        &w.svc,
+        firewatch_domain::ingest::IngestRequest {
+            principal: &acme,
+            source: SourceKind::Generic,
+            body: &body,
+            headers: vec![],
+        },
+    )
+    .await
+    .unwrap();
+
+    // One dispatcher pass: the other tenant's card comes in its first round,
+    // after at most one of the storm's deliveries.
+    drain(&w.svc).await.unwrap();
+    let titles = chat.titles.lock().unwrap().clone();
+    let at = titles.iter().position(|t| t == "alert acme-db").unwrap();
+    assert!(at <= 1, "{:?}", &titles[..3]);
+    // Settle the rest.
+    while drain(&w.svc).await.unwrap().delivered > 0 {}
+    let calls = chat.calls();
+    let roots = calls.iter().filter(|c| matches!(c, Call::Root(..))).count();
+    // The first 20 incidents had their own cards before the storm began;
+    // then one storm thread; and the other tenant's card.
+    assert_eq!(roots, 20 + 1 + 1, "{roots}");
+    let titles = chat.titles.lock().unwrap().clone();
+    assert_eq!(
+        titles
+            .iter()
+            .filter(|t| t.starts_with("Alert storm"))
+            .count(),
+        1,
+        "one storm thread"
+    );
+    let open = firewatch_domain::incidents::list(
+        &w.svc,
+        &TenantId::default_tenant(),
+        &firewatch_domain::incidents::ListFilter {
+            state: Some(IncidentState::Open),
+            ..Default::default()
+        },
+        None,
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(open.items.len(), 1, "the incidents exist");
+
+    // Quiet for a window: the storm is over, said once in its thread.
+    w.clock.advance(Duration::seconds(61));
+    let budget = Budget::new(std::time::Duration::from_secs(30));
+    firewatch_domain::escalation::reminders::run(&w.svc, &budget)
+        .await
+        .unwrap();
+    while drain(&w.svc).await.unwrap().delivered > 0 {}
+    firewatch_domain::escalation::reminders::run(&w.svc, &budget)
+        .await
+        .unwrap();
+    drain(&w.svc).await.unwrap();
+    let over: Vec<String> = replies(&chat)
+        .into_iter()
+        .filter(|r| r.starts_with("🌩️ Storm over"))
+        .collect();
+    assert_eq!(over.len(), 1, "{over:?}");
+    assert!(
+        over[0].starts_with("🌩️ Storm over: 9980 incidents"),
+        "{over:?}"
+    );
+
+    // A member acknowledged after the storm gets its own card.
+    let member = firewatch_domain::incidents::list(
+        &w.svc,
+        &TenantId::default_tenant(),
+        &Default::default(),
+        None,
+        1,
+    )
+    .await
+    .unwrap()
+    .items[0]
+        .id
+        .clone();
+    let before = chat
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Root(..)))
+        .count();
+    firewatch_domain::incidents::act(
+        &w.svc,
+        &responder(),
+        &member,
+        firewatch_types::IncidentAction::Ack,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    drain(&w.svc).await.unwrap();
+    let after = chat
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Root(..)))
+        .count();
+    assert_eq!(after, before + 1, "its own card, now");
+}

@@ -19,7 +19,7 @@
 //! docs/CHAT.md, "Delivery".
 
 use chrono::{DateTime, Duration, Utc};
-use firewatch_types::{Destination, Incident, ThreadRef, TimelineKind};
+use firewatch_types::{Destination, Incident, IncidentId, ThreadRef, TimelineKind};
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{card, reply_text, ChatError};
@@ -183,6 +183,7 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
             message: format!("PagerDuty: {e}"),
         })?,
         Some(Effect::Notify { destination }) => notify(svc, record, destination).await?,
+        Some(Effect::StormEnd { storm }) => storm_end(svc, record, storm).await?,
         None => {}
     }
     if !record.chat {
@@ -213,12 +214,26 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
     // A playbook entry also shows its run's own message: read once here,
     // not per destination.
     let run_message = run_message(svc, &inc, &record.entry.kind).await?;
-    for dest in crate::chat::routes::destinations(svc, &inc).await? {
+    let destinations = crate::chat::routes::destinations(svc, &inc).await?;
+    // An incident with no thread yet may belong in its tenant's storm.
+    let mut storm = None;
+    for dest in &destinations {
+        if thread(svc, &inc, dest).await?.is_none() {
+            storm = crate::noise::storms::collapse(svc, &inc).await?;
+            break;
+        }
+    }
+    for dest in destinations {
         let key = format!("{}#{}", record.id, dest.key());
         if done(svc, &inc, &key).await? {
             continue;
         }
         match thread(svc, &inc, &dest).await? {
+            None if storm.is_some() => {
+                if let Some(s) = &storm {
+                    crate::noise::storms::show(svc, &inc.tenant, s, &dest).await?;
+                }
+            }
             None => {
                 let t = svc.chat.post_root(&dest, &card).await?;
                 let item = keys::item(
@@ -345,6 +360,33 @@ async fn notify(
     };
     reply_once(svc, &inc, &t, &key, &record.entry).await?;
     mark_done(svc, &inc, &key).await?;
+    Ok(())
+}
+
+/// A storm's end: its card edited a last time and one reply in each of its
+/// threads.
+async fn storm_end(
+    svc: &Services,
+    record: &OutboxRecord,
+    storm_id: &str,
+) -> Result<(), DeliveryError> {
+    let Some(s) = crate::noise::storms::find(svc, &record.tenant, storm_id).await? else {
+        return Ok(());
+    };
+    let inc = incidents::get(svc, &record.tenant, &record.entry.incident_id).await?;
+    for (dest, t) in &s.threads {
+        let key = format!("{}#storm#{dest}", record.id);
+        if done(svc, &inc, &key).await? {
+            continue;
+        }
+        svc.chat
+            .update_root(t, &crate::noise::storms::card(&s))
+            .await?;
+        svc.chat
+            .reply(t, &crate::noise::storms::ended_text(&s))
+            .await?;
+        mark_done(svc, &inc, &key).await?;
+    }
     Ok(())
 }
 
@@ -578,6 +620,7 @@ pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
 /// and such records are the stream handler's.
 pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, DomainError> {
     let mut out = Drained::default();
+    let mut queues = Vec::new();
     for tenant in crate::auth::known_tenants(svc).await? {
         let page = svc
             .store
@@ -585,13 +628,28 @@ pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, Dom
                 pk: keys::outbox_pk(&tenant),
                 sk_prefix: String::new(),
                 after: None,
-                limit: 100,
+                limit: SWEEP_PAGE,
                 descending: false,
             })
             .await?;
-        let mut blocked = std::collections::HashSet::new();
+        let mut records = Vec::with_capacity(page.items.len());
         for item in page.items {
             let record: OutboxRecord = keys::decode(&item)?;
+            records.push((item, record));
+        }
+        if !records.is_empty() {
+            queues.push(fair_order(records));
+        }
+    }
+    // Round robin across tenants: one record of each in turn.
+    let mut blocked = std::collections::HashSet::new();
+    let mut queues: Vec<std::collections::VecDeque<_>> =
+        queues.into_iter().map(Into::into).collect();
+    while queues.iter().any(|q| !q.is_empty()) {
+        for q in queues.iter_mut() {
+            let Some((item, record)) = q.pop_front() else {
+                continue;
+            };
             // Keep each incident's thread in order: nothing after a record
             // that is waiting.
             if blocked.contains(&record.entry.incident_id) {
@@ -622,6 +680,32 @@ pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, Dom
         }
     }
     Ok(out)
+}
+
+/// Outbox records read per tenant per sweep.
+const SWEEP_PAGE: usize = 100;
+
+/// A tenant's due records in a fair order: round robin across incidents
+/// (each incident's records keep their order), so one busy incident does
+/// not hold up another's first card.
+fn fair_order<T>(records: Vec<(T, OutboxRecord)>) -> Vec<(T, OutboxRecord)> {
+    let mut lanes: Vec<(IncidentId, std::collections::VecDeque<(T, OutboxRecord)>)> = Vec::new();
+    for (item, record) in records {
+        let id = record.entry.incident_id.clone();
+        match lanes.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, lane)) => lane.push_back((item, record)),
+            None => lanes.push((id, [(item, record)].into())),
+        }
+    }
+    let mut out = Vec::new();
+    while lanes.iter().any(|(_, l)| !l.is_empty()) {
+        for (_, lane) in lanes.iter_mut() {
+            if let Some(x) = lane.pop_front() {
+                out.push(x);
+            }
+        }
+    }
+    out
 }
 
 /// Stores a record that could not be delivered as a dead letter.

@@ -2,7 +2,8 @@
 //! steps of its escalation policy that have come due, and keeps a page in
 //! step with the incident (acknowledged, resolved). It also ends the
 //! flapping of incidents stable for their hold period
-//! ([`crate::noise::flapping`]).
+//! ([`crate::noise::flapping`]) and storms nobody joined for a window
+//! ([`crate::noise::storms`]).
 //!
 //! What each incident has had is kept in one progress item per incident,
 //! written in the same transaction as the timeline entries (and the outbox
@@ -74,6 +75,15 @@ pub async fn run(svc: &Services, budget: &Budget) -> Result<JobReport, DomainErr
         if budget.exhausted() {
             report.more = true;
             break;
+        }
+        // A storm nobody joined for a window is over.
+        match crate::noise::storms::end_if_quiet(svc, &tenant).await {
+            Ok(true) => report.alerts += 1,
+            Ok(false) => {}
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(%tenant, error = %e, "ending a storm failed");
+            }
         }
         if let Err(e) = check_tenant(svc, &tenant, budget, &mut report).await {
             report.failed += 1;

@@ -109,6 +109,8 @@ pub struct FakeChat {
     pub calls: Mutex<Vec<Call>>,
     pub failures: Mutex<Vec<ChatError>>,
     pub down: Mutex<bool>,
+    /// The title of every root card posted, in order.
+    pub titles: Mutex<Vec<String>>,
 }
 
 impl FakeChat {
@@ -131,6 +133,7 @@ impl ChatClient for FakeChat {
     async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
         self.fail()?;
         let n = self.calls.lock().unwrap().len();
+        self.titles.lock().unwrap().push(card.title.clone());
         self.calls.lock().unwrap().push(Call::Root(
             dest.key(),
             format!("{}|{}", card.state, card.occurrences),
