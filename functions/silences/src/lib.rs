@@ -34,7 +34,9 @@ pub fn router(services: Services) -> Router {
     let amv2 = Router::new()
         .route(
             "/api/v2/status",
-            get(move || async move { Json(am::status(env!("CARGO_PKG_VERSION"), up_since)) }),
+            get(move |Auth(_): Auth| async move {
+                Json(am::status(env!("CARGO_PKG_VERSION"), up_since))
+            }),
         )
         .route("/api/v2/silences", get(am_list).post(am_post))
         .route("/api/v2/silence/{id}", get(am_get).delete(am_delete))

@@ -616,6 +616,9 @@ pub struct Services {
     pub secrets: Arc<dyn SecretSource>,
     /// When this process last marked each provider's freshness.
     pub marks: Arc<crate::schedules::freshness::Marks>,
+    /// Each tenant's silences as this process last read them (ingest
+    /// checks every alert against them).
+    pub silences: Arc<crate::silences::Cache>,
     /// The model assisted triage asks, when one is configured.
     pub llm: Option<Arc<dyn Llm>>,
     /// The issue tracker tickets are opened in, when one is configured.
@@ -640,6 +643,7 @@ impl Services {
             egress: Arc::new(NoEgress),
             secrets: Arc::new(EnvSecrets),
             marks: Arc::default(),
+            silences: Arc::default(),
             llm: None,
             tracker: None,
             pager: None,

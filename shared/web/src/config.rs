@@ -16,7 +16,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub settings: Settings,
-    /// `FIREWATCH_LOG` (an `EnvFilter` directive, default `info`).
+    /// `FIREWATCH_LOG` (targets and levels, `firewatch_ingest=debug,info`;
+    /// default `info`).
     pub log_filter: String,
     /// `FIREWATCH_LOG_FORMAT` = `json` | `pretty`.
     pub log_format: LogFormat,
@@ -52,23 +53,37 @@ impl Config {
 }
 
 /// Installs the global tracing subscriber once; later calls do nothing.
+/// `FIREWATCH_LOG` is a list of targets and levels (`info`,
+/// `firewatch_ingest=debug,info`); one that does not parse means `info`.
 pub fn init_tracing(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    // Targets, not EnvFilter: no regex engine in every Lambda for a filter
+    // that never needs one.
+    let filter: Targets = config
+        .log_filter
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = match config.log_format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(
+                layer
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_filter(filter),
+            )
             .try_init(),
         LogFormat::Pretty => {
             use std::io::IsTerminal;
-            builder
-                .compact()
-                .with_ansi(std::io::stderr().is_terminal())
+            tracing_subscriber::registry()
+                .with(
+                    layer
+                        .compact()
+                        .with_ansi(std::io::stderr().is_terminal())
+                        .with_filter(filter),
+                )
                 .try_init()
         }
     };

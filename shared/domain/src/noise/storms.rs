@@ -129,7 +129,9 @@ pub async fn collapse(svc: &Services, inc: &Incident) -> Result<Option<Storm>, D
             .await?
             .filter(|s| s.id == storm_id && !s.ended));
     }
-    if !storming(svc, inc).await? {
+    // Only incidents of the last hour (a dispatcher behind a storm is still
+    // within it); an old incident's first card is its own.
+    if svc.clock.now() - inc.created_at > Duration::hours(1) || !storming(svc, inc).await? {
         return Ok(None);
     }
     let window = Duration::seconds(svc.settings.storm_window_secs);

@@ -18,7 +18,8 @@
 pub mod alertmanager;
 pub mod matchers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{
@@ -266,20 +267,60 @@ fn put_ops(s: &mut Silence, tenant: &TenantId) -> Result<Vec<WriteOp>, DomainErr
     Ok(ops)
 }
 
-/// The active silences of a tenant, compiled: what ingest checks each
-/// alert against.
+/// How long a process trusts the silences it read: a silence made or
+/// expired in this process applies at once; one made in another process
+/// (another Lambda) within this.
+pub const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Silences not yet expired, compiled.
+type CompiledSet = Arc<Vec<(Silence, Compiled)>>;
+
+/// Each tenant's live (pending or active) silences, compiled, as this
+/// process last read them.
+#[derive(Default)]
+pub struct Cache(Mutex<HashMap<TenantId, (std::time::Instant, CompiledSet)>>);
+
+impl Cache {
+    fn fresh(&self, tenant: &TenantId) -> Option<CompiledSet> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(tenant)
+            .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+            .map(|(_, set)| set.clone())
+    }
+
+    fn keep(&self, tenant: &TenantId, set: CompiledSet) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(tenant.clone(), (std::time::Instant::now(), set));
+    }
+
+    /// Forgets a tenant's silences after this process changed one.
+    pub fn forget(&self, tenant: &TenantId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+    }
+}
+
+/// The silences of a tenant that may hold alerts, compiled: what ingest
+/// checks each alert against (which are active is decided at each check).
 #[derive(Default)]
 pub struct Active {
-    each: Vec<(Silence, Compiled)>,
+    each: CompiledSet,
+    now: DateTime<Utc>,
 }
 
 impl Active {
-    /// Reads the tenant's silences and keeps the active ones.
+    /// The tenant's live silences: from this process's cache when it read
+    /// them within [`CACHE_FOR`], else from the store.
     pub async fn load(svc: &Services, tenant: &TenantId) -> Result<Self, DomainError> {
         let now = svc.clock.now();
+        if let Some(each) = svc.silences.fresh(tenant) {
+            return Ok(Self { each, now });
+        }
         let mut each = Vec::new();
         for s in all(svc, tenant).await? {
-            if s.state(now) == State::Active {
+            if s.state(now) != State::Expired {
                 match Compiled::new(&s.matchers) {
                     Ok(c) => each.push((s, c)),
                     Err(e) => {
@@ -288,11 +329,17 @@ impl Active {
                 }
             }
         }
-        Ok(Self { each })
+        let each = Arc::new(each);
+        svc.silences.keep(tenant, each.clone());
+        Ok(Self { each, now })
     }
 
+    /// True when no silence is active now.
     pub fn is_empty(&self) -> bool {
-        self.each.is_empty()
+        !self
+            .each
+            .iter()
+            .any(|(s, _)| s.state(self.now) == State::Active)
     }
 
     /// The active silence that holds `alert`: of those matching it, the one
@@ -304,6 +351,7 @@ impl Active {
         let labels = alert_labels(alert);
         self.each
             .iter()
+            .filter(|(s, _)| s.state(self.now) == State::Active)
             .filter(|(_, c)| c.matches(&labels))
             .map(|(s, _)| s)
             .max_by_key(|s| (s.ends_at, s.id.clone()))
@@ -489,7 +537,9 @@ pub async fn create(svc: &Services, p: &Principal, n: NewSilence) -> Result<Sile
     } else {
         "silence.update"
     };
-    commit_with_thread(svc, tenant, &s, ops, &p.name, "created", Some(action)).await?;
+    let done = commit_with_thread(svc, tenant, &s, ops, &p.name, "created", Some(action)).await;
+    svc.silences.forget(tenant);
+    done?;
     s.version += 1;
     Ok(s)
 }
@@ -791,7 +841,9 @@ pub async fn expire(svc: &Services, p: &Principal, id: &str) -> Result<View, Dom
                 serde_json::json!({"ends_at": now}),
                 None,
             )?);
-            match svc.store.transact(ops).await {
+            let done = svc.store.transact(ops).await;
+            svc.silences.forget(tenant);
+            match done {
                 Ok(()) => {}
                 Err(StoreError::ConditionFailed { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -861,6 +913,8 @@ pub async fn close(
     if s.closed || svc.clock.now() < s.ends_at {
         return Ok(false);
     }
+    // Released alerts meet the silences as they are now.
+    svc.silences.forget(tenant);
     let mut after = None;
     loop {
         let page = svc
