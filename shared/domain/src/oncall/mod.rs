@@ -145,8 +145,16 @@ pub fn is_participant(p: &str) -> bool {
     }
 }
 
+/// An address of plain characters only: it is named in chat messages, so
+/// nothing in it may read as markup (`<!channel>`, `*`, `|`).
 fn is_email(s: &str) -> bool {
-    matches!(s.split_once('@'), Some((u, d)) if !u.is_empty() && d.contains('.') && !d.contains('@'))
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._%+-".contains(&b))
+    };
+    matches!(s.split_once('@'), Some((u, d)) if plain(u) && plain(d) && d.contains('.'))
 }
 
 fn zone(tz: &str) -> Result<TimeZone, DomainError> {
@@ -759,7 +767,15 @@ mod tests {
         ] {
             assert!(is_participant(ok), "{ok}");
         }
-        for bad in ["bob", "slack:", "irc:bob", "a b@c.d", "x@y"] {
+        for bad in [
+            "bob",
+            "slack:",
+            "irc:bob",
+            "a b@c.d",
+            "x@y",
+            "<!channel>@x.io",
+            "a@b.io>",
+        ] {
             assert!(!is_participant(bad), "{bad}");
         }
     }
