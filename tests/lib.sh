@@ -18,6 +18,8 @@ apt_install() {
 # Python tools pinned in tests/requirements.txt. Cached in $CACHE.
 ensure_tools() {
   have java || apt_install openjdk-17-jre-headless
+  # libfaketime, for the suite's second run with the clock a year ahead.
+  have faketime || apt_install faketime
   have npm || apt_install nodejs npm
   # amtool, the real Alertmanager client the silences tests drive.
   have amtool || apt_install --no-install-recommends prometheus-alertmanager

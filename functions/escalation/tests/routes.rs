@@ -27,6 +27,8 @@ struct World {
     pd: FakePagerDuty,
     app: axum::Router,
     incidents: axum::Router,
+    /// Minute 0 of every test.
+    start: DateTime<Utc>,
     admin: String,
     responder: String,
     viewer: String,
@@ -54,8 +56,13 @@ async fn world() -> World {
         "U0VIEWER",
     )
     .await;
-    // A whole minute, so "after N minutes" reads exactly.
-    let start: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+    // A whole minute, so "after N minutes" reads exactly; the real minute,
+    // so that what the store keeps for a while (claims, progress) is not
+    // already past its expiry by the real clock the store reads.
+    let start = {
+        use chrono::DurationRound;
+        clock.now().duration_trunc(Duration::minutes(1)).unwrap()
+    };
     clock.advance(start - clock.now());
     let pd = FakePagerDuty::start().await;
     let svc = svc
@@ -79,6 +86,7 @@ async fn world() -> World {
     World {
         app: firewatch_escalation::router(svc.clone()),
         incidents: firewatch_incidents::router(svc.clone()),
+        start,
         admin: key(Role::Admin).await,
         responder: key(Role::Responder).await,
         viewer: key(Role::Viewer).await,
@@ -114,9 +122,8 @@ impl World {
 
     /// One tick of the reminders job at now + `minutes`, then delivery.
     async fn at(&self, minutes: i64) -> usize {
-        let start: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
         self.clock
-            .advance(start + Duration::minutes(minutes) - self.clock.now());
+            .advance(self.start + Duration::minutes(minutes) - self.clock.now());
         let r = firewatch_domain::escalation::reminders::run(
             &self.svc,
             &Budget::new(std::time::Duration::from_secs(5)),
@@ -148,6 +155,19 @@ async fn fire(w: &World, severity: &str) -> String {
     id.to_string()
 }
 
+/// The schedule of [`schedule`], its rotation starting with a hand-off an
+/// hour before `start` (in Berlin's time), so Bob's first shift holds
+/// `start` whatever the day.
+fn schedule_holding(start: DateTime<Utc>) -> Value {
+    let handoff = jiff::Timestamp::from_second((start - Duration::hours(1)).timestamp())
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap());
+    let mut s = schedule();
+    s["rotations"][0]["handoff"] = json!(handoff.strftime("%H:%M").to_string());
+    s["rotations"][0]["start"] = json!(handoff.strftime("%Y-%m-%d").to_string());
+    s
+}
+
 fn schedule() -> Value {
     json!({
         "name": "Payments primary",
@@ -165,7 +185,7 @@ async fn steps_run_at_their_minutes_stop_on_ack_and_pause_while_snoozed() {
             Method::PUT,
             "/v1/oncall-schedules/primary",
             &w.admin,
-            schedule(),
+            schedule_holding(w.start),
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
@@ -193,8 +213,8 @@ async fn steps_run_at_their_minutes_stop_on_ack_and_pause_while_snoozed() {
     assert_eq!(t.len(), before + 1, "{t:?}");
     assert_eq!(t.last().unwrap(), "⏰ Reminder: unacknowledged for 5 min");
     assert_eq!(w.at(14).await, 0);
-    // Minute 15: the repeat and the on-call mention (Bob is on call on
-    // Monday the 23rd, 09:00 Berlin onwards), pinged as Slack does.
+    // Minute 15: the repeat and the on-call mention (Bob's shift began an
+    // hour before minute 0), pinged as Slack does.
     assert_eq!(w.at(15).await, 2);
     let t = w.thread();
     assert!(
@@ -206,26 +226,25 @@ async fn steps_run_at_their_minutes_stop_on_ack_and_pause_while_snoozed() {
     // Snoozed for 30 minutes: nothing until minute 46.
     let s = w.act(&id, "snooze", json!({"for": "30m"})).await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text);
-    assert_eq!(s.json["snoozed_until"], "2026-11-23T10:45:00Z");
+    let until = w.start + Duration::minutes(45);
+    assert_eq!(
+        s.json["snoozed_until"],
+        until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
+    let shown = format!("Snoozed until {}", until.format("%Y-%m-%d %H:%M UTC"));
     drain(&w.svc).await.unwrap();
     assert!(w
         .thread()
         .last()
         .unwrap()
-        .starts_with("😴 Snoozed until 2026-11-23 10:45 UTC"));
+        .starts_with(&format!("😴 {shown}")));
     let card = w
         .slack
         .calls()
         .into_iter()
         .rfind(|c| c.method == "chat.update")
         .unwrap();
-    assert!(
-        card.body
-            .to_string()
-            .contains("Snoozed until 2026-11-23 10:45 UTC"),
-        "{}",
-        card.body
-    );
+    assert!(card.body.to_string().contains(&shown), "{}", card.body);
     assert_eq!(w.at(25).await, 0);
     assert_eq!(w.at(44).await, 0);
     // Back: the reminders due meanwhile are caught up in one message.
@@ -496,7 +515,17 @@ async fn on_call_now_overrides_and_the_calendar_feed() {
         ]
     );
 
-    // `/fw oncall` in chat.
+    // `/fw oncall` in chat, which reads the clock: the rotation moved so
+    // that Bob's shift holds now.
+    let a = w
+        .call(
+            Method::PUT,
+            "/v1/oncall-schedules/primary",
+            &w.admin,
+            schedule_holding(w.start),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let p = Principal {
         tenant: TenantId::default_tenant(),
         name: "viewer".into(),

@@ -30,9 +30,34 @@ fn admin() -> Principal {
     }
 }
 
-/// A heartbeat every 5 minutes (grace 1 minute) pinged at 10:00.
+/// Minute 0 of the tests that run jobs: the real minute, so that what the
+/// store keeps for a while (tick claims) is not already past its expiry by
+/// the real clock the store reads.
+fn ten() -> DateTime<Utc> {
+    use chrono::DurationRound;
+    static TEN: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    *TEN.get_or_init(|| {
+        Utc::now()
+            .duration_trunc(Duration::minutes(1))
+            .expect("a representable time")
+    })
+}
+
+/// A fixture's invocation, its tick moved to `minutes` after [`ten`].
+fn tick_at(name: &str, minutes: i64) -> serde_json::Value {
+    let mut v = fixture(name);
+    let t = (ten() + Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for field in ["scheduled_time", "time"] {
+        if v.get(field).is_some() {
+            v[field] = serde_json::json!(t);
+        }
+    }
+    v
+}
+
+/// A heartbeat every 5 minutes (grace 1 minute) pinged at minute 0.
 async fn pinged_at_ten() -> (Services, Arc<FixedClock>) {
-    let clock = Arc::new(FixedClock::new(at("2030-06-01T10:00:00Z")));
+    let clock = Arc::new(FixedClock::new(ten()));
     let svc = firewatch_local::services_in_memory().with_clock(clock.clone());
     let hb = heartbeats::create(
         &svc,
@@ -95,7 +120,7 @@ async fn an_overdue_heartbeat_raises_once_and_a_retried_tick_raises_nothing() {
     let (svc, clock) = pinged_at_ten().await;
     clock.advance(Duration::minutes(7));
     let first = checks(
-        handle(&svc, &fixture("heartbeats-input.json"))
+        handle(&svc, &tick_at("heartbeats-input.json", 7))
             .await
             .unwrap(),
     );
@@ -109,7 +134,7 @@ async fn an_overdue_heartbeat_raises_once_and_a_retried_tick_raises_nothing() {
 
     // EventBridge Scheduler retries the same scheduled time: nothing runs.
     let retried = checks(
-        handle(&svc, &fixture("heartbeats-input.json"))
+        handle(&svc, &tick_at("heartbeats-input.json", 7))
             .await
             .unwrap(),
     );
@@ -118,7 +143,7 @@ async fn an_overdue_heartbeat_raises_once_and_a_retried_tick_raises_nothing() {
     // The next minute's tick runs, and finds nothing new to raise.
     clock.advance(Duration::minutes(1));
     let next = checks(
-        handle(&svc, &fixture("eventbridge-event.json"))
+        handle(&svc, &tick_at("eventbridge-event.json", 8))
             .await
             .unwrap(),
     );
@@ -147,7 +172,7 @@ async fn a_job_out_of_budget_leaves_the_rest_due_for_the_next_tick() {
 
 #[tokio::test]
 async fn the_pipelines_job_raises_a_late_pipeline_once_per_tick() {
-    let clock = Arc::new(FixedClock::new(at("2030-06-01T10:00:00Z")));
+    let clock = Arc::new(FixedClock::new(ten()));
     let svc = firewatch_local::services_in_memory().with_clock(clock.clone());
     // The job looks at known tenants: those with an API key.
     firewatch_domain::auth::create_api_key(&svc, &TenantId::default_tenant(), "ops", Role::Admin)
@@ -164,7 +189,7 @@ async fn the_pipelines_job_raises_a_late_pipeline_once_per_tick() {
         .await
         .unwrap();
     clock.advance(Duration::minutes(61));
-    let input = serde_json::json!({"job": "pipelines", "scheduled_time": "2030-06-01T11:01:00Z"});
+    let input = serde_json::json!({"job": "pipelines", "scheduled_time": (ten() + Duration::minutes(61)).to_rfc3339()});
     let first = checks(handle(&svc, &input).await.unwrap());
     assert_eq!((first.checked, first.alerts), (1, 1), "{first:?}");
     let retried = checks(handle(&svc, &input).await.unwrap());
