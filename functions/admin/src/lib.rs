@@ -9,6 +9,9 @@
 //!   users of the tenant's linked workspaces act as which role (admin)
 //! - `GET|POST /v1/keys`, `DELETE /v1/keys/{id}`, `POST /v1/keys/{id}/rotate`
 //!   (admin): the tenant's API keys; tokens are shown once, at creation
+//! - `GET /v1/secrets`, `PUT|DELETE /v1/secrets/{name}` (admin): the
+//!   tenant's own secrets for the definitions it makes through the API;
+//!   values are write-only
 //! - `GET /v1/dispatch/dead-letters` (viewer), `POST /v1/dispatch/dead-letters/{id}/retry`
 //!   (responder): chat deliveries that failed for good, and putting one back
 //!   in the outbox
@@ -21,6 +24,7 @@ use firewatch_domain::auth::{self, require_role, ApiKey, NewApiKey};
 use firewatch_domain::chat::identities::{self, ChatIdentity};
 use firewatch_domain::chat::routes::{self, Route};
 use firewatch_domain::dispatch::{self, DeadLetter};
+use firewatch_domain::secrets::{self, SecretInfo};
 use firewatch_domain::Services;
 use firewatch_types::Role;
 use firewatch_web::{ApiError, ApiJson, ApiPath, ApiResult, Auth};
@@ -50,7 +54,12 @@ pub fn router(services: Services) -> Router {
         .route("/v1/chat-links", post(create_link_code))
         .route("/v1/keys", get(list_keys).post(create_key))
         .route("/v1/keys/{id}", axum::routing::delete(revoke_key))
-        .route("/v1/keys/{id}/rotate", post(rotate_key));
+        .route("/v1/keys/{id}/rotate", post(rotate_key))
+        .route("/v1/secrets", get(list_secrets))
+        .route(
+            "/v1/secrets/{name}",
+            axum::routing::put(put_secret).delete(delete_secret),
+        );
     firewatch_web::finish(r, services)
 }
 
@@ -90,12 +99,15 @@ async fn map_identity(
     Auth(p): Auth,
     ApiJson(body): ApiJson<IdentityBody>,
 ) -> ApiResult<(StatusCode, Json<ChatIdentity>)> {
-    let role = Role::parse(&body.role).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_role",
-            "role must be viewer, responder, approver or admin",
-        )
-    })?;
+    // Chat users act in threads; the ingest role is for alert senders.
+    let role = Role::parse(&body.role)
+        .filter(|r| *r != Role::Ingest)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_role",
+                "role must be viewer, responder, approver or admin",
+            )
+        })?;
     let user = identities::ChatUser {
         platform: &body.platform,
         workspace: &body.workspace,
@@ -189,7 +201,7 @@ async fn create_key(
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_role",
-            "role must be viewer, responder, approver or admin",
+            "role must be ingest, viewer, responder, approver or admin",
         )
     })?;
     let key = auth::create_key(&svc, &p, &body.name, role).await?;
@@ -211,6 +223,41 @@ async fn rotate_key(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<NewApiKey>> {
     Ok(Json(auth::rotate_key(&svc, &p, &id).await?))
+}
+
+#[derive(Serialize)]
+struct Secrets {
+    items: Vec<SecretInfo>,
+}
+
+async fn list_secrets(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<Secrets>> {
+    Ok(Json(Secrets {
+        items: secrets::list(&svc, &p).await?,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretBody {
+    value: String,
+}
+
+async fn put_secret(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<SecretBody>,
+) -> ApiResult<Json<SecretInfo>> {
+    Ok(Json(secrets::put(&svc, &p, &name, &body.value).await?))
+}
+
+async fn delete_secret(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    secrets::delete(&svc, &p, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use firewatch_domain::Services;
 use firewatch_types::TenantId;
-use firewatch_web::testing::{get, json_request, open_incident, send, services_with_keys, Keys};
+use firewatch_web::testing::{
+    audit_actions, audit_events, get, json_request, open_incident, send, services_with_keys, Keys,
+};
 
 /// Links a Slack channel (and workspace `T0ACME`) to the default tenant the
 /// way a user does: a code from `POST /v1/chat-links`, redeemed in the channel.
@@ -330,32 +332,11 @@ async fn keys_can_be_listed_created_rotated_and_revoked_by_an_admin_only() {
     );
 
     // Every key change is in the audit log.
-    let audit = svc
-        .store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 100,
-            descending: false,
-        })
-        .await
-        .unwrap();
-    let actions: Vec<String> = audit
-        .items
-        .iter()
-        .map(|i| {
-            serde_json::from_str::<serde_json::Value>(&i.data).unwrap()["action"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .filter(|a| a.starts_with("key."))
-        .collect();
+    let audit = audit_events(&svc).await;
+    let actions = audit_actions(&svc, "key.").await;
     assert_eq!(actions, ["key.create", "key.rotate", "key.revoke"]);
     assert!(
         !audit
-            .items
             .iter()
             .any(|i| i.data.contains(&token) || i.data.contains(&new_token)),
         "no token in the audit log"
@@ -391,4 +372,75 @@ async fn a_changed_dev_token_revokes_the_dev_key_it_replaces() {
     assert!(firewatch_domain::auth::authenticate_token(&svc, new)
         .await
         .is_ok());
+}
+
+#[tokio::test]
+async fn a_tenants_secrets_are_write_only_admin_only_and_audited() {
+    let (svc, keys) = services_with_keys().await;
+    let app = firewatch_admin::router(svc.clone());
+    const VALUE: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let put = |token: &str, name: &str, body: String| {
+        json_request(
+            Method::PUT,
+            &format!("/v1/secrets/{name}"),
+            Some(token),
+            body,
+        )
+    };
+    let body = serde_json::json!({"value": VALUE}).to_string();
+    let a = send(&app, put(&keys.admin, "PAYMENTS_TOKEN", body.clone())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["name"], "PAYMENTS_TOKEN");
+    assert!(!a.text.contains(VALUE), "the value is never returned");
+    // Replaced: still one secret.
+    let a = send(&app, put(&keys.admin, "PAYMENTS_TOKEN", body.clone())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let list = send(&app, get("/v1/secrets", &keys.admin)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(
+        list.json["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+    assert!(!list.text.contains(VALUE));
+
+    // Only admins, and only good names and values.
+    for token in [&keys.viewer, &keys.responder] {
+        let a = send(&app, get("/v1/secrets", token)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        let a = send(&app, put(token, "X", body.clone())).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+    }
+    let bad = send(&app, put(&keys.admin, "not-a-name", body.clone())).await;
+    assert_eq!(bad.code(), "invalid_secret_name", "{}", bad.text);
+    let empty = send(&app, put(&keys.admin, "X", r#"{"value": ""}"#.into())).await;
+    assert_eq!(empty.code(), "invalid_secret_value", "{}", empty.text);
+
+    let del = |name: &str| {
+        json_request(
+            Method::DELETE,
+            &format!("/v1/secrets/{name}"),
+            Some(&keys.admin),
+            "",
+        )
+    };
+    assert_eq!(
+        send(&app, del("PAYMENTS_TOKEN")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&app, del("PAYMENTS_TOKEN")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Audited by name; the value is nowhere in the audit log.
+    assert_eq!(
+        audit_actions(&svc, "secret.").await,
+        ["secret.create", "secret.update", "secret.delete"]
+    );
+    assert!(!audit_events(&svc)
+        .await
+        .iter()
+        .any(|i| i.data.contains(VALUE)));
 }

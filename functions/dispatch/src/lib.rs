@@ -77,13 +77,14 @@ pub async fn delivering_services_from_env(
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
     let aws = firewatch_aws::AwsConfig::from_env()?;
+    let egress_allow = config.settings.egress_allow.clone();
     let chat = chat_from_env()?;
     let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
     // Playbook steps are performed here: HTTP requests, Lambda invocations,
     // and their secrets read when each is sent.
     let egress = firewatch_aws::egress_from_env(
         &sdk,
-        std::sync::Arc::new(firewatch_egress::HttpEgress::new()),
+        std::sync::Arc::new(firewatch_egress::HttpEgress::new(egress_allow)),
     );
     // Assisted triage asked for from chat runs here (the chat functions
     // answer the click and hand it over).

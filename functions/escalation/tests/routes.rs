@@ -3,13 +3,12 @@
 //! minutes, stop on acknowledge and pause while snoozed, with the thread on a
 //! fake of Slack's Web API and pages on a fake of PagerDuty's Events API v2.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Duration, Utc};
 use firewatch_domain::dispatch::drain;
-use firewatch_domain::ports::{Clock, FixedClock, MapSecrets};
+use firewatch_domain::ports::{Clock, FixedClock};
 use firewatch_domain::schedules::Budget;
 use firewatch_domain::Services;
 use firewatch_slack::{SlackChat, SlackConfig};
@@ -65,15 +64,19 @@ async fn world() -> World {
     };
     clock.advance(start - clock.now());
     let pd = FakePagerDuty::start().await;
-    let svc = svc
-        .with_pager(Some(Arc::new(
-            firewatch_egress::pagerduty::PagerDutyEvents::new(pd.base()),
-        )))
-        .with_secrets(Arc::new(MapSecrets(HashMap::from([(
-            "pd_payments".to_owned(),
-            ROUTING_KEY.to_owned(),
-        )]))));
+    let svc = svc.with_pager(Some(Arc::new(
+        firewatch_egress::pagerduty::PagerDutyEvents::new(pd.base()),
+    )));
     let t = TenantId::default_tenant();
+    // The routing key is the tenant's own secret.
+    let owner = Principal {
+        tenant: t.clone(),
+        name: "admin".into(),
+        role: Role::Admin,
+    };
+    firewatch_domain::secrets::put(&svc, &owner, "pd_payments", ROUTING_KEY)
+        .await
+        .unwrap();
     let key = |role: Role| {
         let svc = svc.clone();
         let t = t.clone();

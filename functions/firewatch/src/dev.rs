@@ -29,6 +29,11 @@ pub struct DevArgs {
     /// tenant `default`, synced at start; `./smoke-checks` when it exists.
     #[arg(long)]
     smoke_checks: Option<PathBuf>,
+    /// Local targets playbook steps and smoke checks may reach beside public
+    /// addresses: `HOST`, `HOST:PORT` or CIDR entries, comma-separated
+    /// (added to FIREWATCH_EGRESS_ALLOW).
+    #[arg(long, value_name = "LIST")]
+    egress_allow: Option<String>,
 }
 
 /// The chat platforms configured in the environment.
@@ -129,6 +134,18 @@ fn dev_token(dir: &Path) -> Result<(String, &'static str), String> {
     Ok((token, "generated"))
 }
 
+/// The dev ingest key: what an alert sender gets (post alerts, pings and
+/// run events, nothing else), generated once and kept in the data dir.
+fn dev_ingest_token(dir: &Path) -> Result<String, String> {
+    let path = dir.join("dev-ingest-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_owned());
+    }
+    let token = auth::generate_token();
+    write_private(&path, &token).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(token)
+}
+
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -173,11 +190,12 @@ async fn open_services(
                 as Arc<dyn firewatch_domain::chat::ChatClient>
         }),
     };
+    let egress_allow = config.settings.egress_allow.clone();
     Ok(firewatch_local::services(data_dir)?
         .with_settings(config.settings)
         .with_chat(Arc::new(chat))
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()))
-        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new(egress_allow)))
         .with_llm(assisted_model().await?)
         .with_tracker(firewatch_egress::tracker_from_env()?)
         .with_pager(Some(firewatch_egress::pager_from_env())))
@@ -343,7 +361,13 @@ async fn sync_smoke_checks(services: &Services, dir: Option<&Path>) -> Result<()
 }
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
-    let config = Config::from_env(LogFormat::Pretty)?;
+    let mut config = Config::from_env(LogFormat::Pretty)?;
+    if let Some(list) = &args.egress_allow {
+        let more = firewatch_domain::egress::EgressAllow::parse(list)
+            .map_err(|e| e.replace("FIREWATCH_EGRESS_ALLOW", "--egress-allow"))?;
+        config.settings.egress_allow.extend(more);
+    }
+    let egress = config.settings.egress_allow.to_string();
     firewatch_web::init_tracing(&config);
     let chat = ChatConfig::from_env()?;
     let services = open_services(&args.data_dir, config, &chat).await?;
@@ -362,6 +386,16 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     if revoked > 0 {
         eprintln!("revoked {revoked} earlier dev key(s): the dev token changed");
     }
+    let ingest_token = dev_ingest_token(&args.data_dir)?;
+    auth::replace_named_key(
+        &services,
+        &TenantId::default_tenant(),
+        "dev-ingest",
+        Role::Ingest,
+        &ingest_token,
+    )
+    .await
+    .map_err(|e| format!("cannot register the dev ingest key: {e}"))?;
 
     if let Some(path) = &args.routes {
         load_routes(&services, path, &token).await?;
@@ -377,12 +411,16 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!("firewatch dev listening on {url}");
     println!("data dir: {}", args.data_dir.display());
     println!("dev admin key ({origin}): {token}");
+    println!("dev ingest key (for alert senders: posts alerts, pings and run events only): {ingest_token}");
+    println!("egress (playbook steps, smoke checks): {egress}");
     println!();
     println!("Send a first alert:");
     println!("  firewatch send-test-alert --url {url}");
     println!("or with curl:");
     println!("  curl -s -X POST {url}/v1/alerts/generic \\");
-    println!("    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\");
+    println!(
+        "    -H 'Authorization: Bearer {ingest_token}' -H 'Content-Type: application/json' \\"
+    );
     println!("    -d '{{\"title\":\"disk almost full\",\"severity\":\"sev2\",\"labels\":{{\"host\":\"db-1\"}}}}'");
     println!("Then: firewatch incidents list --url {url}");
     println!();
@@ -463,7 +501,7 @@ pub async fn create_key(
     role: &str,
 ) -> Result<(), String> {
     let role = Role::parse(role).ok_or_else(|| {
-        format!("unknown role {role:?}; use viewer, responder, approver or admin")
+        format!("unknown role {role:?}; use ingest, viewer, responder, approver or admin")
     })?;
     let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
     let services = match target {

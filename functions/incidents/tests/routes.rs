@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use firewatch_domain::Services;
 use firewatch_web::testing::{
-    get, json_request, open_incident, send, services_with_keys, Answer, Keys,
+    get, ingest_key, json_request, open_incident, send, services_with_keys, Answer, Keys,
 };
 
 async fn setup() -> (Services, Keys, axum::Router, String) {
@@ -702,4 +702,37 @@ async fn telemetry_and_provider_answer_viewers_and_refuse_bad_windows() {
     )
     .await;
     assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_ingest_key_reads_and_changes_nothing() {
+    let (svc, _keys, app, id) = setup().await;
+    let sender = ingest_key(&svc).await;
+    for (action, body) in [
+        ("ack", "{}"),
+        ("resolve", "{}"),
+        ("mitigate", "{}"),
+        ("close", "{}"),
+        ("comments", r#"{"text": "x"}"#),
+        ("triage", "{}"),
+    ] {
+        let a = act(&app, &sender, &id, action, body).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{action}: {}", a.text);
+    }
+    for path in [format!("/v1/incidents/{id}"), "/v1/incidents".to_owned()] {
+        let a = send(&app, get(&path, &sender)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.text);
+    }
+    let i = firewatch_domain::incidents::get(
+        &svc,
+        &firewatch_types::TenantId::default_tenant(),
+        &firewatch_types::IncidentId::parse(&id).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        i.state,
+        firewatch_types::IncidentState::Open,
+        "nothing changed"
+    );
 }

@@ -186,7 +186,7 @@ async fn authenticate(
         return Ok(Principal {
             tenant,
             name: format!("source:{source}"),
-            role: Role::Responder,
+            role: Role::Ingest,
         });
     }
     if source == SourceKind::Pagerduty {

@@ -130,11 +130,7 @@ async fn lineage(
             job,
         } => record::record_job(&svc, &p, &pipeline, &inputs, &outputs, &job).await?,
         Event::Dataset => {
-            firewatch_domain::auth::require_role(
-                &p,
-                firewatch_types::Role::Responder,
-                "report lineage",
-            )?;
+            firewatch_domain::auth::require_ingest(&p, "report lineage")?;
         }
     }
     Ok(StatusCode::CREATED.into_response())

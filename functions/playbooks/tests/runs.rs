@@ -221,6 +221,26 @@ steps:
     kind: ticket
 "#;
 
+/// dbt Cloud's shape: the request's origin is a parameter, limited to its
+/// `allowed` origins, and the token goes with it.
+const PINNED: &str = r#"
+name: pinned-host
+title: Checks a job on a pinned host
+match: { labels: { service: "*" } }
+risk: low
+approval: never
+params:
+  host: { default: "https://cloud.getdbt.com", allowed: ["https://cloud.getdbt.com", "https://emea.dbt.com"] }
+steps:
+  - name: job exists
+    kind: http
+    read_only: true
+    request:
+      method: GET
+      url: "{{ params.host }}/api/v2/jobs/1/"
+      headers: { Authorization: "Token {{ secrets.ADMIN_TOKEN }}" }
+"#;
+
 const WAITS: &str = r#"
 name: waits
 title: Waits for health
@@ -258,7 +278,9 @@ async fn world() -> World {
         .with_settings(settings)
         .with_chat(chat.clone())
         .with_secrets(secrets.clone())
-        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new(
+            firewatch_domain::egress::EgressAllow::parse("127.0.0.1").unwrap(),
+        )))
         .with_tracker(Some(Arc::new(firewatch_egress::trackers::GitHub::new(
             tracker.base(),
             "ghp_playbook_token",
@@ -557,12 +579,71 @@ async fn a_failing_preflight_fails_the_dry_run_and_bad_params_are_400() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let viewer = w.dry_run("restart-service", &w.viewer, json!({})).await;
     assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+    // An alert sender's key runs no playbook.
+    let sender = firewatch_web::testing::ingest_key(&w.svc).await;
+    let ingest = w.dry_run("restart-service", &sender, json!({})).await;
+    assert_eq!(ingest.status, StatusCode::FORBIDDEN, "{}", ingest.text);
     let not_offered = w
         .dry_run("airflow-rerun-dag", &w.responder, json!({}))
         .await;
     assert_eq!(
         (not_offered.status, not_offered.code()),
         (StatusCode::CONFLICT, "playbook_not_offered")
+    );
+}
+
+#[tokio::test]
+async fn a_responder_cannot_send_a_playbooks_secret_to_another_origin() {
+    let w = world().await;
+    let mut loaded = Loaded::default();
+    loaded.add("pinned-host.yaml", PINNED);
+    let pinned = firewatch_playbooks::router(w.svc.clone(), Arc::new(Catalog::new(loaded)));
+    // A host parameter may only be one of its allowed origins: the local
+    // listener asked for is refused before anything is sent.
+    for host in [
+        w.platform.base.clone(),
+        "http://127.0.0.1:18765".to_owned(),
+        "https://cloud.getdbt.com.evil.example".to_owned(),
+    ] {
+        let a = send(
+            &pinned,
+            post(
+                &format!("/v1/incidents/{}/playbooks/pinned-host/dry-run", w.incident),
+                &w.responder,
+                json!({"params": {"host": host}}),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::BAD_REQUEST, "param_not_allowed"),
+            "{}",
+            a.text
+        );
+    }
+    assert!(w.target.seen().is_empty(), "{:?}", w.target.routes());
+    // A `../` value stays one literal path segment of the pinned origin.
+    let a = w
+        .dry_run(
+            "restart-service",
+            &w.responder,
+            json!({"service": "../admin"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(w.target.routes(), ["GET /services/..%2Fadmin"]);
+    let a = w
+        .dry_run(
+            "restart-service",
+            &w.responder,
+            json!({"service": "x/../../admin?y=1#z"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(
+        w.target.routes().last().unwrap(),
+        "GET /services/x%2F..%2F..%2Fadmin%3Fy%3D1%23z"
     );
 }
 

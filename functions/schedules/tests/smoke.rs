@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 struct Target {
     down: AtomicBool,
     ignore_offset: AtomicBool,
+    /// Requests `/health` received.
+    hits: std::sync::atomic::AtomicUsize,
 }
 
 async fn version(
@@ -37,6 +39,7 @@ async fn version(
 }
 
 async fn health(State(t): State<Arc<Target>>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    t.hits.fetch_add(1, Ordering::SeqCst);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer s3cr3t-token") {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "no token"})));
     }
@@ -59,18 +62,33 @@ async fn setup() -> (Services, Keys, Router, Arc<Target>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, api).await });
+    // Checks made through the API use their tenant's secrets; the
+    // operator's API_TOKEN is another value, never sent by them.
     let secrets = MapSecrets(
-        [("API_TOKEN".to_owned(), "s3cr3t-token".to_owned())]
+        [("API_TOKEN".to_owned(), "operator-token".to_owned())]
             .into_iter()
             .collect(),
     );
     let svc = firewatch_local::services_in_memory()
         .with_clock(Arc::new(FixedClock::new(Utc::now())))
-        .with_egress(Arc::new(firewatch_egress::HttpEgress::new()))
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new(
+            firewatch_domain::egress::EgressAllow::parse("127.0.0.1").unwrap(),
+        )))
         .with_secrets(Arc::new(secrets));
     let (svc, keys) = services_and_keys(svc).await;
+    firewatch_domain::secrets::put(&svc, &tenant_admin(), "API_TOKEN", "s3cr3t-token")
+        .await
+        .unwrap();
     let app = firewatch_schedules::router(svc.clone());
     (svc, keys, app, target, base)
+}
+
+fn tenant_admin() -> firewatch_types::Principal {
+    firewatch_types::Principal {
+        tenant: firewatch_types::TenantId::default_tenant(),
+        name: "admin".into(),
+        role: firewatch_types::Role::Admin,
+    }
 }
 
 async fn create(app: &Router, keys: &Keys, body: Value) -> String {
@@ -252,10 +270,7 @@ async fn the_smoke_job_runs_what_is_due_and_refuses_link_local_targets_on_aws() 
     .unwrap();
     assert_eq!(serde_json::to_value(report).unwrap()["checked"], 0);
 
-    let mut settings = (*svc.settings).clone();
-    settings.refuse_link_local = true;
-    let aws = svc.clone().with_settings(settings);
-    let app = firewatch_schedules::router(aws.clone());
+    // The metadata address is refused everywhere, whatever the allow list.
     let id = create(
         &app,
         &keys,
@@ -456,4 +471,105 @@ async fn checks_from_files_and_firewatchs_own_are_synced_and_run() {
         1
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_check_made_through_the_api_uses_only_its_tenants_secrets_and_runs_no_template() {
+    let (svc, keys, app, target, base) = setup().await;
+    let admin_of = |token: &str| {
+        let token = token.to_owned();
+        let app = app.clone();
+        move |body: Value| {
+            let (token, app) = (token.clone(), app.clone());
+            async move {
+                send(
+                    &app,
+                    json_request(
+                        Method::POST,
+                        "/v1/smoke-checks",
+                        Some(&token),
+                        body.to_string(),
+                    ),
+                )
+                .await
+            }
+        }
+    };
+    let create_as_default = admin_of(&keys.admin);
+    // Template bombs: refused at once, nothing rendered (plain substitution).
+    let started = std::time::Instant::now();
+    for (body, code) in [
+        (
+            json!({"name": "bomb", "url": format!("{base}/health"),
+                   "headers": {"X": "{{ [1, 2, 3, 4]|tojson(indent=50000000) }}"}}),
+            "invalid_headers",
+        ),
+        (
+            json!({"name": "bomb", "url": format!("{base}/health?x={{{{ 'a' * 99999999 }}}}")}),
+            "invalid_url",
+        ),
+        (
+            json!({"name": "host", "url": "https://{{ secrets.API_TOKEN }}.example/x"}),
+            "invalid_url",
+        ),
+    ] {
+        let a = create_as_default(body).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::BAD_REQUEST, code),
+            "{}",
+            a.text
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+
+    // The operator's secrets are not the tenant's: a check made through the
+    // API that names one runs without it and sends nothing.
+    let a = create_as_default(
+        json!({"name": "operator's", "url": format!("{base}/health"),
+        "headers": {"Authorization": "Bearer {{ secrets.OPERATOR_ONLY }}"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let r = run(&app, &keys, a.json["id"].as_str().unwrap()).await;
+    assert_eq!(r["ok"], false);
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not one of this tenant's secrets"),
+        "{r}"
+    );
+    // Another tenant's admin cannot use this tenant's API_TOKEN.
+    let other = TenantId::parse("acme").unwrap();
+    let other_admin = firewatch_domain::auth::create_api_key(
+        &svc,
+        &other,
+        "acme-admin",
+        firewatch_types::Role::Admin,
+    )
+    .await
+    .unwrap();
+    let a = admin_of(&other_admin)(json!({"name": "borrowed", "url": format!("{base}/health"),
+        "headers": {"Authorization": "Bearer {{ secrets.API_TOKEN }}"}}))
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let ran = send(
+        &app,
+        json_request(
+            Method::POST,
+            &format!("/v1/smoke-checks/{}/run", a.json["id"].as_str().unwrap()),
+            Some(&other_admin),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(ran.json["ok"], false, "{}", ran.text);
+    assert!(
+        ran.text.contains("not one of this tenant's secrets"),
+        "{}",
+        ran.text
+    );
+    assert!(!ran.text.contains("s3cr3t-token"));
+    assert_eq!(target.hits.load(Ordering::SeqCst), 0, "nothing was sent");
 }

@@ -740,3 +740,32 @@ async fn amtool_adds_queries_and_expires_silences() {
     assert!(err.contains("status 403"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn an_ingest_key_posts_alerts_but_cannot_silence_them() {
+    let w = world().await;
+    let sender = firewatch_web::testing::ingest_key(&w.svc).await;
+    let a = send(
+        &w.ingest,
+        json_request(
+            Method::POST,
+            "/v1/alerts/generic",
+            Some(&sender),
+            json!({"title": "disk full", "fingerprint": "disk-1", "severity": "sev2"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    for (method, path, body) in [
+        (Method::POST, "/api/v2/silences", amtool_add(w.now())),
+        (Method::GET, "/api/v2/silences", Value::Null),
+        (
+            Method::POST,
+            "/v1/silences",
+            json!({"matchers": ["alertname=Foo"], "ends_at": w.now() + Duration::hours(1), "comment": "x"}),
+        ),
+    ] {
+        let a = w.call(method, path, &sender, body).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.text);
+    }
+}

@@ -416,6 +416,19 @@ pub async fn authenticate_token(svc: &Services, token: &str) -> Result<Principal
 }
 
 /// Fails with `Forbidden` unless `principal` has at least `role`.
+/// Refuses a principal that may not send data in (alerts, pings, run
+/// events): only `ingest` and `responder` and above may.
+pub fn require_ingest(principal: &Principal, action: &str) -> Result<(), DomainError> {
+    if principal.may_send_data() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(format!(
+            "{action} needs the ingest or responder role; {} has {}",
+            principal.name, principal.role
+        )))
+    }
+}
+
 pub fn require_role(principal: &Principal, role: Role, action: &str) -> Result<(), DomainError> {
     if principal.can(role) {
         Ok(())

@@ -103,6 +103,11 @@ pub fn due_pk(job: &str) -> String {
 pub const TICKS_PK: &str = "_#TICK";
 
 /// Smoke checks of a tenant, sort key the check id (`smk_...`).
+/// A tenant's own secrets (values write-only through the API).
+pub fn secrets_pk(t: &TenantId) -> String {
+    format!("{t}#SECRET")
+}
+
 pub fn smoke_pk(t: &TenantId) -> String {
     format!("{t}#SMK")
 }

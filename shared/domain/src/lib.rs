@@ -6,7 +6,7 @@
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
 //!
 //! The base layer ([`ports`], [`keys`], [`change`], [`outbox`], [`limits`],
-//! [`redact`], [`auth`], [`settings`], [`error`]) imports nothing from the
+//! [`redact`], [`auth`], [`settings`], [`error`], [`egress`], [`secrets`]) imports nothing from the
 //! capabilities built on it. Each capability is a module folder:
 //! - [`ingest`]: webhooks from providers to incidents (with `normalize`);
 //! - [`incidents`]: reading, acting on, commenting, recurrence;
@@ -20,12 +20,14 @@
 // The base layer.
 pub mod auth;
 pub mod change;
+pub mod egress;
 pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod outbox;
 pub mod ports;
 pub mod redact;
+pub mod secrets;
 pub mod settings;
 
 // Capabilities.

@@ -58,11 +58,10 @@ pub struct Settings {
     /// `FIREWATCH_PUBLIC_URL`: firewatch's base URL as its callers reach it
     /// (ping URLs are built on it; else on the request's host).
     pub public_url: Option<String>,
-    /// Refuse smoke check targets at link-local addresses (the cloud
-    /// metadata endpoint): on by default on AWS Lambda
-    /// (`AWS_LAMBDA_FUNCTION_NAME` set), `FIREWATCH_REFUSE_LINK_LOCAL`
-    /// overrides.
-    pub refuse_link_local: bool,
+    /// `FIREWATCH_EGRESS_ALLOW`: the local targets (`HOST`, `HOST:PORT`,
+    /// CIDR) that playbook steps and smoke checks may reach beside public
+    /// addresses; empty by default, everywhere.
+    pub egress_allow: crate::egress::EgressAllow,
     /// `ASSISTED_FAILURE_POLICY`: what a failed assisted triage gives.
     pub assisted_failure_policy: AssistedPolicy,
     /// `ASSISTED_RETRY_MAX_ATTEMPTS` (default 4): tries of a throttled or
@@ -136,7 +135,7 @@ impl Default for Settings {
             github_api_url: "https://api.github.com".into(),
             freshness: std::collections::BTreeMap::new(),
             public_url: None,
-            refuse_link_local: false,
+            egress_allow: crate::egress::EgressAllow::default(),
             assisted_failure_policy: AssistedPolicy::Fallback,
             assisted_retry_max_attempts: 4,
             assisted_retry_base_ms: 300,
@@ -209,17 +208,8 @@ impl Settings {
                 s.freshness.insert(source, secs);
             }
         }
-        s.refuse_link_local = var("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
-        if let Some(v) = var("FIREWATCH_REFUSE_LINK_LOCAL") {
-            s.refuse_link_local = match v.as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(format!(
-                        "FIREWATCH_REFUSE_LINK_LOCAL must be true or false, got {v:?}"
-                    ))
-                }
-            };
+        if let Some(v) = var("FIREWATCH_EGRESS_ALLOW") {
+            s.egress_allow = crate::egress::EgressAllow::parse(&v)?;
         }
         if let Some(v) = var("FIREWATCH_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {
             if !(v.starts_with("https://") || v.starts_with("http://")) {

@@ -4,10 +4,15 @@ use crate::TenantId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Roles are ordered: each one can do everything the ones before it can.
+/// Roles are ordered: each one from `viewer` up can do everything the ones
+/// before it can. `ingest` stands apart: it may post alerts, heartbeat
+/// pings and pipeline run events, and nothing else (not even read); it is
+/// the role to give alert senders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Posts alerts, pings and run events; nothing else.
+    Ingest,
     /// Reads incidents and timelines.
     Viewer,
     /// Acknowledges, comments, resolves; may also post alerts.
@@ -21,6 +26,7 @@ pub enum Role {
 impl Role {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "ingest" => Some(Self::Ingest),
             "viewer" => Some(Self::Viewer),
             "responder" => Some(Self::Responder),
             "approver" => Some(Self::Approver),
@@ -31,6 +37,7 @@ impl Role {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Ingest => "ingest",
             Self::Viewer => "viewer",
             Self::Responder => "responder",
             Self::Approver => "approver",
@@ -55,8 +62,16 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// True when this principal's role is at least `needed`.
+    /// True when this principal's role is at least `needed`. An `ingest`
+    /// principal can do nothing that needs a role: it only sends data in
+    /// ([`Principal::may_send_data`]).
     pub fn can(&self, needed: Role) -> bool {
-        self.role >= needed
+        self.role != Role::Ingest && self.role >= needed
+    }
+
+    /// True when this principal may post alerts, pings and run events: the
+    /// `ingest` role, or `responder` and above.
+    pub fn may_send_data(&self) -> bool {
+        self.role == Role::Ingest || self.can(Role::Responder)
     }
 }

@@ -84,9 +84,8 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDuty {
-    /// The name of the secret holding the integration's routing key
-    /// (`FIREWATCH_SECRET_<NAME>` or the playbook secrets' JSON); the key
-    /// itself is never stored.
+    /// The name of the tenant's secret (`PUT /v1/secrets/{name}`) holding
+    /// the integration's routing key; the policy never holds the key.
     pub routing_key_secret: String,
     /// Page sev1 incidents as soon as they open, with or without a page
     /// step (default true: "SEV1 → PagerDuty").

@@ -87,16 +87,21 @@ pub async fn perform(
             "escalation policy {policy:?} has no PagerDuty integration"
         ))
     })?;
-    let key = svc
-        .secrets
-        .get(&pd.routing_key_secret)
+    // The routing key is the tenant's own secret: a policy made through the
+    // API never reads the operator's, nor another tenant's.
+    let owner = crate::secrets::Owner::Tenant(tenant.clone());
+    let name = [pd.routing_key_secret.clone()];
+    let key = crate::secrets::resolve(svc, &owner, &name)
         .await
-        .map_err(PagerError::Retryable)?
-        .ok_or_else(|| {
-            PagerError::Permanent(format!(
-                "secret {:?} (the PagerDuty routing key) is not set",
-                pd.routing_key_secret
-            ))
-        })?;
+        .map_err(|e| {
+            let e = format!("the PagerDuty routing key: {e}");
+            if e.contains("could not be read") {
+                PagerError::Retryable(e)
+            } else {
+                PagerError::Permanent(e)
+            }
+        })?
+        .remove(&pd.routing_key_secret)
+        .unwrap_or_default();
     pager.send(&event(&inc, key, action)).await
 }

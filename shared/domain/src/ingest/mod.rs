@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 pub mod normalize;
 
-use crate::auth::{require_role, sha256_hex};
+use crate::auth::sha256_hex;
 use crate::change::{load_group, Change, VersionedGroup};
 use crate::incidents::{get, MAX_ATTEMPTS};
 use crate::ingest::normalize::{is_sns_url, normalize, Envelope};
@@ -120,7 +120,7 @@ struct StoredEnvelope<'a> {
 
 /// Processes one authenticated webhook.
 pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestReport, DomainError> {
-    require_role(req.principal, Role::Responder, "post alerts")?;
+    crate::auth::require_ingest(req.principal, "post alerts")?;
     let tenant = &req.principal.tenant;
     let sha = sha256_hex(req.body);
     // Redeliveries (a sender retrying) within the dedup window are answered

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use firewatch_types::{Principal, Role, SourceKind, TenantId};
+use firewatch_types::{Principal, SourceKind, TenantId};
 use serde::{Deserialize, Serialize};
 
 use super::openlineage::{EventType, RunEvent};
@@ -29,7 +29,6 @@ use super::{
     dataset_pk, hours_pk, load, pipeline_pk, pipelines_pk, run_events_pk, runs_pk, Contribution,
     Cost, JobInfo, LastRun, Pipeline, RunStatus, State, Totals, MAX_DATASETS, MAX_STORED_EVENT,
 };
-use crate::auth::require_role;
 use crate::ports::{Condition, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
@@ -314,7 +313,7 @@ pub async fn record(
     ev: RunEvent,
     raw: &[u8],
 ) -> Result<Recorded, DomainError> {
-    require_role(p, Role::Responder, "report pipeline runs")?;
+    crate::auth::require_ingest(p, "report pipeline runs")?;
     let t = &p.tenant;
     let sha = crate::auth::sha256_hex(raw);
     let ev_sk = format!(
@@ -527,7 +526,7 @@ pub async fn record_job(
     outputs: &[String],
     job: &JobInfo,
 ) -> Result<(), DomainError> {
-    require_role(p, Role::Responder, "report pipeline lineage")?;
+    crate::auth::require_ingest(p, "report pipeline lineage")?;
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;

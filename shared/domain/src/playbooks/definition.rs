@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::template;
+use crate::egress::{self, PinnedOrigin};
 
 /// Largest definition file read.
 pub const MAX_FILE_BYTES: usize = 64 * 1024;
@@ -447,6 +448,15 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
                 "parameter names are letters, digits and '_'",
             ));
         }
+        if let Some(d) = &p.default {
+            if !template::secret_names(&d.value).is_empty() {
+                return Err(invalid(
+                    at(d),
+                    format!("params.{k}.default"),
+                    "a parameter cannot read secrets: parameters are shown, and may reach the thread",
+                ));
+            }
+        }
         if let (Some(allowed), Some(d)) = (&p.allowed, &p.default) {
             if !d.value.contains("{{") && !allowed.contains(&d.value) {
                 return Err(invalid(
@@ -467,6 +477,79 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
     }
     for (path, text, line, column) in pb.templates() {
         template::check(&text).map_err(|m| invalid((line, column), path, m))?;
+    }
+    for (list, steps) in [("steps", &pb.steps), ("rollback", &pb.rollback)] {
+        for (i, s) in steps.iter().enumerate() {
+            validate_egress(pb, s, &format!("{list}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a step may send what it carries: a request URL's origin is pinned
+/// (written out, a parameter limited to an `allowed` list of origins, or a
+/// secret base URL), so every secret the step uses goes to that origin and
+/// nowhere else; text that goes to the thread and the payload of a Lambda
+/// whose name is not written out may not carry secrets at all.
+fn validate_egress(pb: &Playbook, s: &Step, path: &str) -> Result<(), Invalid> {
+    if let Some(r) = &s.request {
+        let field = format!("{path}.request.url");
+        let split =
+            egress::split_origin(&r.url.value).map_err(|m| invalid(at(&r.url), &field, m))?;
+        if let PinnedOrigin::Param { name, .. } = &split.origin {
+            let spec = pb.params.get(name).ok_or_else(|| {
+                invalid(
+                    at(&r.url),
+                    &field,
+                    format!("`params.{name}` is not a parameter of this playbook"),
+                )
+            })?;
+            let allowed = spec.allowed.as_ref().filter(|a| !a.is_empty()).ok_or_else(|| {
+                invalid(
+                    at(&r.url),
+                    &field,
+                    format!(
+                        "`params.{name}` chooses where the request goes, so it needs an `allowed` list of origins"
+                    ),
+                )
+            })?;
+            for v in allowed {
+                match egress::origin_of(v) {
+                    Ok(o) if o == v.trim_end_matches('/') => {}
+                    _ => {
+                        return Err(invalid(
+                            at(&r.url),
+                            format!("params.{name}.allowed"),
+                            format!(
+                                "`{v}` is not an origin (scheme://host[:port], nothing after it)"
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    if let Some(t) = &s.text {
+        if !template::secret_names(&t.value).is_empty() {
+            return Err(invalid(
+                at(t),
+                format!("{path}.text"),
+                "this text goes to the incident's thread: it cannot use secrets",
+            ));
+        }
+    }
+    if let (Some(f), Some(payload)) = (&s.function, &s.payload) {
+        let mut uses_secrets = false;
+        template::walk_strings(payload, "", &mut |_, text| {
+            uses_secrets |= !template::secret_names(text).is_empty();
+        });
+        if uses_secrets && (f.value.contains("{{") || f.value.contains("{%")) {
+            return Err(invalid(
+                at(f),
+                format!("{path}.function"),
+                "a payload that carries secrets goes to one function: write its name out",
+            ));
+        }
     }
     Ok(())
 }
@@ -764,6 +847,46 @@ mod tests {
             "{HEAD}steps:\n  - name: x\n    kind: notify\n    text: \"{{{{ params.x \"\n"
         ));
         assert_eq!(e.field, "steps[0].text", "{e}");
+    }
+
+    #[test]
+    fn a_request_pins_its_origin_and_secrets_go_nowhere_else() {
+        let step = |url: &str| {
+            format!("{HEAD}params:\n  host: {{ default: \"https://a.example\" }}\nsteps:\n  - name: x\n    kind: http\n    request: {{ method: GET, url: \"{url}\", headers: {{ A: \"{{{{ secrets.T }}}}\" }} }}\n")
+        };
+        // A parameter that chooses the host needs an allowed list of origins.
+        let e = refused(&step("{{ params.host }}/x"));
+        assert_eq!(e.field, "steps[0].request.url", "{e}");
+        assert!(e.message.contains("allowed"), "{e}");
+        // The host may not be assembled from values.
+        for url in [
+            "https://{{ params.host }}/x",
+            "https://api.{{ params.host }}/x",
+            "{{ incident.labels.url }}/x",
+        ] {
+            assert_eq!(refused(&step(url)).field, "steps[0].request.url", "{url}");
+        }
+        // Allowed values must be origins, nothing after them.
+        let e = refused(&format!(
+            "{HEAD}params:\n  host: {{ default: \"https://a.example/api\", allowed: [\"https://a.example/api\"] }}\nsteps:\n  - name: x\n    kind: http\n    request: {{ method: GET, url: \"{{{{ params.host }}}}/x\" }}\n"
+        ));
+        assert_eq!(e.field, "params.host.allowed", "{e}");
+        // Secrets never go to the thread, nor into parameters.
+        let e = refused(&format!(
+            "{HEAD}steps:\n  - name: x\n    kind: notify\n    text: \"{{{{ secrets.T }}}}\"\n"
+        ));
+        assert_eq!(e.field, "steps[0].text", "{e}");
+        let e = refused(&format!(
+            "{HEAD}params:\n  p: {{ default: \"{{{{ secrets.T }}}}\" }}\nsteps:\n  - name: x\n    kind: notify\n    text: hi\n"
+        ));
+        assert_eq!(e.field, "params.p.default", "{e}");
+        // Written out, or pinned by an allowed list: both load.
+        parse("pb.yaml", &step("https://a.example/{{ params.host }}")).unwrap();
+        parse(
+            "pb.yaml",
+            &format!("{HEAD}params:\n  host: {{ default: \"https://a.example\", allowed: [\"https://a.example\", \"https://b.example\"] }}\nsteps:\n  - name: x\n    kind: http\n    request: {{ method: GET, url: \"{{{{ params.host }}}}/x\" }}\n"),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::template::Scope;
 use super::{incident_value, matches, resolve_params, Catalog};
 use crate::auth::require_role;
 use crate::change::{Change, CommitError};
+use crate::egress::{self, PinnedOrigin};
 use crate::outbox::Effect;
 use crate::ports::{Condition, OutboundError, OutboundRequest, OutboundResponse, Query, WriteOp};
 use crate::{incidents, keys, DomainError, Services};
@@ -273,6 +274,42 @@ fn excerpt(v: &serde_json::Value, secrets: &std::collections::HashMap<String, St
     scrub(&text[..cut], secrets)
 }
 
+/// Renders a request URL: its origin as its definition pins it (written
+/// out, a parameter limited to its `allowed` origins, or a secret base URL),
+/// the rest with every value percent-encoded. The result is checked against
+/// the pinned origin (but for a masked secret base, whose origin is not
+/// known until it is sent).
+fn render_url(scope: &Scope, text: &str) -> Result<String, String> {
+    let split = egress::split_origin(text)?;
+    let (base, masked) = match &split.origin {
+        PinnedOrigin::Literal(o) => (o.clone(), false),
+        PinnedOrigin::Param { name, .. } => (
+            scope
+                .params
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("parameter `{name}` has no value"))?,
+            false,
+        ),
+        PinnedOrigin::Secret(name) => {
+            let v = scope
+                .secrets
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("secret {name} is not configured"))?;
+            let masked = scope.is_masked(name, &v);
+            (v, masked)
+        }
+    };
+    let rest = scope.render_url_rest(&split.rest)?;
+    let url = format!("{}{rest}", base.trim_end_matches('/'));
+    if masked {
+        return Ok(url);
+    }
+    let origin = egress::origin_of(&base)?;
+    egress::check_rendered(&url, &origin)
+}
+
 /// Renders one step with `scope` (masked for previews, real when sending).
 pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<RenderedStep, String> {
     let name = step.name.value.clone();
@@ -310,7 +347,7 @@ pub fn render_step(svc: &Services, step: &Step, scope: &Scope) -> Result<Rendere
                     .map_err(|e| field("method", e))?
                     .trim()
                     .to_ascii_uppercase(),
-                url: scope.render(&r.url.value).map_err(|e| field("url", e))?,
+                url: render_url(scope, &r.url.value).map_err(|e| field("url", e))?,
                 headers,
                 json: match &r.json {
                     Some(j) => Some(scope.render_json(j).map_err(|e| field("json", e))?),
@@ -430,24 +467,6 @@ pub fn evaluate(expect: Option<&Expect>, resp: &OutboundResponse) -> Result<(), 
     Ok(())
 }
 
-/// The secret values a rendered step needs, fetched now.
-pub async fn resolve_secrets(
-    svc: &Services,
-    names: &[String],
-) -> Result<std::collections::HashMap<String, String>, String> {
-    let mut out = std::collections::HashMap::new();
-    for n in names {
-        match svc.secrets.get(n).await {
-            Ok(Some(v)) => {
-                out.insert(n.clone(), v);
-            }
-            Ok(None) => return Err(format!("secret {n} is not configured")),
-            Err(e) => return Err(format!("secret {n} could not be read: {e}")),
-        }
-    }
-    Ok(out)
-}
-
 /// Sends one rendered (real) step that calls out.
 pub async fn send(svc: &Services, step: &RenderedStep) -> Result<OutboundResponse, OutboundError> {
     match step.kind {
@@ -492,7 +511,10 @@ pub async fn send_for_real(
     u64,
 ) {
     let names: Vec<String> = masked.secrets.keys().cloned().collect();
-    let secrets = match resolve_secrets(svc, &names).await {
+    // Playbooks are the operator's (files, the bucket prefix): their
+    // secrets are the operator's.
+    let secrets = match crate::secrets::resolve(svc, &crate::secrets::Owner::Operator, &names).await
+    {
         Ok(s) => s,
         Err(e) => return (Err(OutboundError::Unsupported(e)), Default::default(), 0),
     };

@@ -23,13 +23,7 @@ fn env() -> Environment<'static> {
     env
 }
 
-/// True for names usable as `params.NAME` / `secrets.NAME`.
-pub fn is_identifier(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-        && s.len() <= 64
-}
+pub use crate::secrets::is_identifier;
 
 fn variables(text: &str) -> Result<HashSet<String>, String> {
     let env = env();
@@ -85,6 +79,61 @@ pub fn secret_names(text: &str) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The secret names of a template that must be plain substitution (those
+/// that come from the API, such as smoke checks): only `{{ secrets.NAME }}`
+/// may be written; any other `{{ … }}`, `{% … %}` or `{# … #}` is refused.
+/// Nothing is evaluated, so rendering takes no more room than the text and
+/// the values it names.
+pub fn substitution_names(text: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    substitute_with(text, &mut |name| {
+        names.push(name.to_owned());
+        Some(String::new())
+    })?;
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Fills a plain-substitution template (see [`substitution_names`]) with
+/// `value(name)` for each `{{ secrets.NAME }}`.
+pub fn substitute(
+    text: &str,
+    value: &mut dyn FnMut(&str) -> Option<String>,
+) -> Result<String, String> {
+    substitute_with(text, value)
+}
+
+fn substitute_with(
+    text: &str,
+    value: &mut dyn FnMut(&str) -> Option<String>,
+) -> Result<String, String> {
+    const ONLY: &str =
+        "only `{{ secrets.NAME }}` may be written here: these templates are plain substitution";
+    if text.contains("{%") || text.contains("{#") {
+        return Err(ONLY.into());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find("}}").ok_or(ONLY)?;
+        let name = after[..end]
+            .trim()
+            .strip_prefix("secrets.")
+            .filter(|n| is_identifier(n))
+            .ok_or(ONLY)?;
+        out.push_str(&value(name).ok_or_else(|| format!("secret {name} has no value"))?);
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return Err(ONLY.into());
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Calls `f(path, string)` for every string in a JSON value.
@@ -151,6 +200,39 @@ impl Scope {
             return Err(format!("renders to over {} KB", MAX_RENDERED / 1024));
         }
         Ok(out)
+    }
+
+    /// Renders the part of a request URL after its origin: every value a
+    /// template puts there is percent-encoded
+    /// ([`encode_value`](crate::egress::encode_value)), so a value is one
+    /// literal path segment or query value, never a `/`, `?`, `#` or `..`
+    /// that walks elsewhere.
+    pub fn render_url_rest(&self, text: &str) -> Result<String, String> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_owned());
+        }
+        let mut env = env();
+        env.set_formatter(|out, _state, value| {
+            let text = if value.is_none() {
+                String::new()
+            } else {
+                value.to_string()
+            };
+            out.write_str(&crate::egress::encode_value(&text))
+                .map_err(|_| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
+                })
+        });
+        let out = env.render_str(text, self.value()).map_err(render_error)?;
+        if out.len() > MAX_RENDERED {
+            return Err(format!("renders to over {} KB", MAX_RENDERED / 1024));
+        }
+        Ok(out)
+    }
+
+    /// True when `value` is what a masked render shows for secret `name`.
+    pub fn is_masked(&self, name: &str, value: &str) -> bool {
+        value == mask(name)
     }
 
     /// Renders every string of a JSON value.
@@ -234,6 +316,28 @@ mod tests {
             )
             .unwrap_err();
         assert!(!err.is_empty());
+    }
+
+    #[test]
+    fn plain_substitution_fills_secrets_and_evaluates_nothing() {
+        assert_eq!(
+            substitution_names("Bearer {{ secrets.B }}/{{secrets.A}}{{ secrets.B }}").unwrap(),
+            ["A", "B"]
+        );
+        let out = substitute("k={{ secrets.A }}&x=1", &mut |n| Some(format!("<{n}>"))).unwrap();
+        assert_eq!(out, "k=<A>&x=1");
+        for refused in [
+            "{{ [1, 2, 3, 4]|tojson(indent=50000000) }}",
+            "{{ 'a' * 99999999 }}",
+            "{% for i in range(9) %}x{% endfor %}",
+            "{{ params.x }}",
+            "{{ secrets.A|upper }}",
+            "{{ secrets.A ",
+            "x }}",
+            "{# c #}",
+        ] {
+            assert!(substitution_names(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -9,10 +9,14 @@
 //! dev`'s `./smoke-checks`, synced with [`sync_defined`]), and, when
 //! `FIREWATCH_PUBLIC_URL` is set, firewatch's own `/health` and `/version`
 //! ([`builtin`]). Header values and the URL may name secrets
-//! (`{{ secrets.NAME }}`, the playbooks' syntax), resolved only when the
-//! request is sent and masked everywhere a check or run is shown.
+//! (`{{ secrets.NAME }}`, plain substitution: nothing else is evaluated),
+//! resolved only when the request is sent and masked everywhere a check or
+//! run is shown: a check made through the API uses its tenant's secrets
+//! (`/v1/secrets`), one from a file the operator's. The URL's origin is
+//! pinned when the check is defined, its secret values percent-encoded, and
+//! every request goes through the egress guard.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
@@ -24,11 +28,13 @@ use super::schedule::span_secs;
 use super::{Budget, JobReport};
 use crate::auth::require_role;
 use crate::change::audit_write;
-use crate::playbooks::runs::{resolve_secrets, scrub};
-use crate::playbooks::template::{self, Scope};
+use crate::egress::{self, PinnedOrigin};
+use crate::playbooks::runs::scrub;
+use crate::playbooks::template;
 use crate::ports::{
     Condition, Item, OutboundRequest, OutboundResponse, Query, StoreError, WriteOp,
 };
+use crate::secrets::{self, Owner};
 use crate::{keys, DomainError, Services};
 
 pub const JOB: &str = "smoke";
@@ -233,15 +239,26 @@ pub fn validate(d: &Definition) -> Result<(), DomainError> {
     if d.url.len() > MAX_URL {
         return Err(bad("invalid_url", format!("url is over {MAX_URL} bytes")));
     }
-    template::check(&d.url).map_err(|e| bad("invalid_url", format!("url: {e}")))?;
-    // The URL must be one once its secrets are filled in.
-    let masked = masked_scope(d)
-        .render(&d.url)
-        .map_err(|e| bad("invalid_url", format!("url: {e}")))?;
-    let parsed = url::Url::parse(&masked)
-        .map_err(|e| bad("invalid_url", format!("url is not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("invalid_url", "url must be http or https"));
+    template::substitution_names(&d.url).map_err(|e| bad("invalid_url", format!("url: {e}")))?;
+    // The origin is pinned now: written out, or one secret base URL.
+    let split = egress::split_origin(&d.url)
+        .map_err(|e| bad("invalid_url", format!("url: {e}")))
+        .and_then(|s| match s.origin {
+            PinnedOrigin::Param { .. } => Err(bad(
+                "invalid_url",
+                "url: a smoke check has no parameters; write its origin out",
+            )),
+            _ => Ok(s),
+        })?;
+    if matches!(split.origin, PinnedOrigin::Literal(_)) {
+        // The URL must be one once its secrets are filled in.
+        let masked =
+            render_url(d, &masks(d), false).map_err(|e| bad("invalid_url", format!("url: {e}")))?;
+        let parsed = url::Url::parse(&masked)
+            .map_err(|e| bad("invalid_url", format!("url is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad("invalid_url", "url must be http or https"));
+        }
     }
     if d.headers.len() > MAX_HEADERS {
         return Err(bad(
@@ -260,7 +277,8 @@ pub fn validate(d: &Definition) -> Result<(), DomainError> {
                 format!("header name {k:?} is not a token"),
             ));
         }
-        template::check(v).map_err(|e| bad("invalid_headers", format!("header {k}: {e}")))?;
+        template::substitution_names(v)
+            .map_err(|e| bad("invalid_headers", format!("header {k}: {e}")))?;
     }
     span_secs("interval", &d.interval)?;
     let timeout = span_secs("timeout", &d.timeout)?;
@@ -349,15 +367,69 @@ pub fn validate(d: &Definition) -> Result<(), DomainError> {
 }
 
 fn secret_names(d: &Definition) -> Vec<String> {
-    let mut names: BTreeSet<String> = template::secret_names(&d.url).into_iter().collect();
+    let mut names: BTreeSet<String> = template::substitution_names(&d.url)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     for v in d.headers.values() {
-        names.extend(template::secret_names(v));
+        names.extend(template::substitution_names(v).unwrap_or_default());
     }
     names.into_iter().collect()
 }
 
-fn masked_scope(d: &Definition) -> Scope {
-    Scope::masked(Value::Null, BTreeMap::new(), &secret_names(d))
+/// Each secret's mask (`***NAME***`), for what is shown.
+fn masks(d: &Definition) -> HashMap<String, String> {
+    secret_names(d)
+        .into_iter()
+        .map(|n| {
+            let m = template::mask(&n);
+            (n, m)
+        })
+        .collect()
+}
+
+/// The check's URL with `secrets` filled in: the origin as pinned (written
+/// out, or a secret base URL), values after it percent-encoded when `real`
+/// (a masked rendering shows the masks as they are). A real URL is checked
+/// against its pinned origin.
+fn render_url(
+    d: &Definition,
+    secrets: &HashMap<String, String>,
+    real: bool,
+) -> Result<String, String> {
+    let split = egress::split_origin(&d.url)?;
+    let base = match &split.origin {
+        PinnedOrigin::Literal(o) => o.clone(),
+        PinnedOrigin::Secret(n) => secrets
+            .get(n)
+            .cloned()
+            .ok_or_else(|| format!("secret {n} has no value"))?,
+        PinnedOrigin::Param { .. } => return Err("a smoke check has no parameters".into()),
+    };
+    let rest = template::substitute(&split.rest, &mut |n| {
+        secrets.get(n).map(|v| {
+            if real {
+                egress::encode_value(v)
+            } else {
+                v.clone()
+            }
+        })
+    })?;
+    let url = format!("{}{rest}", base.trim_end_matches('/'));
+    if !real {
+        return Ok(url);
+    }
+    egress::check_rendered(&url, &egress::origin_of(&base)?)
+}
+
+/// Whose secrets a check may use: the operator's for checks the operator
+/// ships (files, built in), the tenant's own for checks made through the
+/// API.
+fn owner(c: &SmokeCheck) -> Owner {
+    match c.origin {
+        Origin::Api => Owner::Tenant(c.tenant.clone()),
+        Origin::File | Origin::Builtin => Owner::Operator,
+    }
 }
 
 /// A check as the API shows it.
@@ -757,40 +829,6 @@ fn with_param(url: &str, param: &str, value: &str) -> Result<String, String> {
     Ok(u.into())
 }
 
-/// True for link-local addresses (169.254.0.0/16, fe80::/10), such as the
-/// cloud metadata endpoint.
-pub fn is_link_local(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => {
-            (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
-        }
-    }
-}
-
-/// Refuses a URL whose host is, or resolves to, a link-local address.
-async fn refuse_link_local(url: &str) -> Result<(), String> {
-    let u = url::Url::parse(url).map_err(|e| e.to_string())?;
-    let port = u.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<std::net::IpAddr> = match u.host() {
-        Some(url::Host::Ipv4(a)) => vec![a.into()],
-        Some(url::Host::Ipv6(a)) => vec![a.into()],
-        Some(url::Host::Domain(d)) => match tokio::net::lookup_host((d, port)).await {
-            Ok(it) => it.map(|s| s.ip()).collect(),
-            // Not resolvable: the request itself will say so.
-            Err(_) => vec![],
-        },
-        None => vec![],
-    };
-    if addrs.into_iter().any(is_link_local) {
-        return Err(
-            "the target is a link-local address, which smoke checks may not call here".into(),
-        );
-    }
-    Ok(())
-}
-
 /// What one execution found.
 struct Outcome {
     status: Option<u16>,
@@ -810,10 +848,9 @@ fn fail(kind: &str, assertion: Option<usize>, message: String) -> Option<Failure
 }
 
 /// Sends the check's request(s) and evaluates the answer. Nothing is written.
-async fn execute(svc: &Services, d: &Definition) -> Outcome {
+async fn execute(svc: &Services, d: &Definition, owner: &Owner) -> Outcome {
     let names = secret_names(d);
-    let masked = masked_scope(d);
-    let masked_url = masked.render(&d.url).unwrap_or_else(|_| d.url.clone());
+    let masked_url = render_url(d, &masks(d), false).unwrap_or_else(|_| d.url.clone());
     let mut out = Outcome {
         status: None,
         latency_ms: 0,
@@ -822,25 +859,23 @@ async fn execute(svc: &Services, d: &Definition) -> Outcome {
         answer: None,
         secrets: Default::default(),
     };
-    let secrets = match resolve_secrets(svc, &names).await {
+    let secrets = match secrets::resolve(svc, owner, &names).await {
         Ok(s) => s,
         Err(e) => {
             out.failure = fail("request", None, e);
             return out;
         }
     };
-    let real = Scope {
-        incident: Value::Null,
-        params: BTreeMap::new(),
-        secrets: secrets.clone(),
-    };
     out.secrets = secrets;
     let rendered = (|| -> Result<(String, Vec<(String, String)>), String> {
-        let url = real.render(&d.url)?;
+        let url = render_url(d, &out.secrets, true)?;
         let headers = d
             .headers
             .iter()
-            .map(|(k, v)| Ok((k.clone(), real.render(v)?)))
+            .map(|(k, v)| {
+                let v = template::substitute(v, &mut |n| out.secrets.get(n).cloned())?;
+                Ok((k.clone(), v))
+            })
             .collect::<Result<_, String>>()?;
         Ok((url, headers))
     })();
@@ -851,12 +886,6 @@ async fn execute(svc: &Services, d: &Definition) -> Outcome {
             return out;
         }
     };
-    if svc.settings.refuse_link_local {
-        if let Err(e) = refuse_link_local(&url).await {
-            out.failure = fail("request", None, e);
-            return out;
-        }
-    }
     let timeout = std::time::Duration::from_secs(
         span_secs("timeout", &d.timeout).unwrap_or(5).unsigned_abs(),
     );
@@ -985,7 +1014,7 @@ async fn run_and_record(
     mut c: SmokeCheck,
     mut version: u64,
 ) -> Result<SmokeRun, DomainError> {
-    let outcome = execute(svc, &c.definition).await;
+    let outcome = execute(svc, &c.definition, &owner(&c)).await;
     let now = svc.clock.now();
     let run_id = svc.ids.ulid();
     let mut run = SmokeRun {
@@ -1359,15 +1388,5 @@ mod tests {
     fn a_query_parameter_is_replaced_not_repeated() {
         let u = with_param("https://api.example/runs?limit=3&offset=9", "offset", "3").unwrap();
         assert_eq!(u, "https://api.example/runs?limit=3&offset=3");
-    }
-
-    #[test]
-    fn link_local_addresses_are_recognised() {
-        for ip in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
-            assert!(is_link_local(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["127.0.0.1", "10.0.0.1", "::1", "8.8.8.8"] {
-            assert!(!is_link_local(ip.parse().unwrap()), "{ip}");
-        }
     }
 }

@@ -104,6 +104,42 @@ pub async fn services_and_keys(svc: Services) -> (Services, Keys) {
     (svc, keys)
 }
 
+/// The audit events of tenant `default`, oldest first, as stored (the
+/// first 200).
+pub async fn audit_events(svc: &Services) -> Vec<firewatch_domain::ports::Item> {
+    svc.store
+        .query(firewatch_domain::ports::Query {
+            pk: firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 200,
+            descending: false,
+        })
+        .await
+        .expect("audit events")
+        .items
+}
+
+/// The actions of [`audit_events`] that start with `prefix`, in order.
+pub async fn audit_actions(svc: &Services, prefix: &str) -> Vec<String> {
+    audit_events(svc)
+        .await
+        .iter()
+        .filter_map(|i| {
+            let v: serde_json::Value = serde_json::from_str(&i.data).ok()?;
+            v["action"].as_str().map(str::to_owned)
+        })
+        .filter(|a| a.starts_with(prefix))
+        .collect()
+}
+
+/// An `ingest` key of tenant `default`: what an alert sender gets.
+pub async fn ingest_key(svc: &Services) -> String {
+    auth::create_api_key(svc, &TenantId::default_tenant(), "sender", Role::Ingest)
+        .await
+        .expect("key")
+}
+
 /// A test fixture from `tests/fixtures/` at the workspace root.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

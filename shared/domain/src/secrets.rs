@@ -1,0 +1,260 @@
+//! Whose secret a definition may use, and a tenant's own secrets.
+//!
+//! A secret is the operator's or a tenant's. The operator's
+//! (`FIREWATCH_SECRET_<NAME>`, `FIREWATCH_PLAYBOOK_SECRETS`, Secrets
+//! Manager's `FIREWATCH_PLAYBOOK_SECRETS_ARN`: the [`SecretSource`] port) may
+//! be used only by definitions the operator ships (playbook and smoke-check
+//! files, built-in checks). Definitions made through the API (smoke checks,
+//! escalation policies' PagerDuty routing keys) use their tenant's secrets
+//! only, which the tenant's admins manage at `/v1/secrets`: names and times
+//! readable, values write-only (never returned, never logged, kept in their
+//! own item under the tenant's `#SECRET` partition), every change audited.
+//!
+//! [`SecretSource`]: crate::ports::SecretSource
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use firewatch_types::{Principal, Role, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::require_role;
+use crate::change::audit_write;
+use crate::ports::{Condition, Query, WriteOp};
+use crate::{keys, DomainError, Services};
+
+/// Longest secret value kept.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+/// Most secrets one tenant keeps.
+pub const MAX_PER_TENANT: usize = 200;
+
+/// Whose secrets a definition may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Shipped by the operator (a file, a bucket prefix, built in).
+    Operator,
+    /// Made through the API by this tenant.
+    Tenant(TenantId),
+}
+
+/// A tenant secret as stored: the value never leaves through the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    name: String,
+    value: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+}
+
+/// What the API shows of a tenant secret: its name and times, never its
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretInfo {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+impl From<&Stored> for SecretInfo {
+    fn from(s: &Stored) -> Self {
+        Self {
+            name: s.name.clone(),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            updated_by: s.updated_by.clone(),
+        }
+    }
+}
+
+/// True for names usable as `secrets.NAME` (and `params.NAME`): 1-64
+/// letters, digits and `_`, not starting with a digit.
+pub fn is_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && s.len() <= 64
+}
+
+fn check_name(name: &str) -> Result<(), DomainError> {
+    if is_identifier(name) {
+        Ok(())
+    } else {
+        Err(DomainError::bad_input(
+            "invalid_secret_name",
+            "a secret's name is 1-64 letters, digits and '_', starting with a letter or '_'",
+        ))
+    }
+}
+
+async fn load(
+    svc: &Services,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Option<(Stored, u64)>, DomainError> {
+    let Some(item) = svc.store.get(&keys::secrets_pk(tenant), name).await? else {
+        return Ok(None);
+    };
+    let s: Stored = serde_json::from_str(&item.data)
+        .map_err(|_| DomainError::Internal(format!("secret {name} is not readable")))?;
+    Ok(Some((s, item.version)))
+}
+
+/// Sets (creates or replaces) a tenant secret. Admins only; audited with
+/// the name, never the value.
+pub async fn put(
+    svc: &Services,
+    p: &Principal,
+    name: &str,
+    value: &str,
+) -> Result<SecretInfo, DomainError> {
+    require_role(p, Role::Admin, "manage secrets")?;
+    check_name(name)?;
+    if value.is_empty() || value.len() > MAX_VALUE_BYTES {
+        return Err(DomainError::bad_input(
+            "invalid_secret_value",
+            format!("a secret's value is 1 to {} KB", MAX_VALUE_BYTES / 1024),
+        ));
+    }
+    let now = svc.clock.now();
+    let existing = load(svc, &p.tenant, name).await?;
+    if existing.is_none() && list(svc, p).await?.len() >= MAX_PER_TENANT {
+        return Err(DomainError::bad_input(
+            "too_many_secrets",
+            format!("a tenant keeps at most {MAX_PER_TENANT} secrets"),
+        ));
+    }
+    let (created_at, condition, version, action) = match &existing {
+        Some((s, v)) => (s.created_at, Condition::Version(*v), v + 1, "secret.update"),
+        None => (now, Condition::Absent, 1, "secret.create"),
+    };
+    let stored = Stored {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        created_at,
+        updated_at: now,
+        updated_by: p.name.clone(),
+    };
+    let info = SecretInfo::from(&stored);
+    let ops = vec![
+        WriteOp::Put {
+            item: keys::item(
+                keys::secrets_pk(&p.tenant),
+                name.to_owned(),
+                version,
+                &stored,
+            )?,
+            condition,
+        },
+        audit_write(
+            svc,
+            &p.tenant,
+            &p.name,
+            action,
+            &format!("secret:{name}"),
+            serde_json::Value::Null,
+            serde_json::json!({"name": name}),
+            None,
+        )?,
+    ];
+    svc.store.transact(ops).await.map_err(|e| match e {
+        crate::ports::StoreError::ConditionFailed { .. } => DomainError::Conflict {
+            code: "version_conflict",
+            message: format!("secret {name} changed meanwhile; try again"),
+        },
+        other => other.into(),
+    })?;
+    Ok(info)
+}
+
+/// Deletes a tenant secret. Admins only; audited.
+pub async fn delete(svc: &Services, p: &Principal, name: &str) -> Result<(), DomainError> {
+    require_role(p, Role::Admin, "manage secrets")?;
+    check_name(name)?;
+    let Some((_, version)) = load(svc, &p.tenant, name).await? else {
+        return Err(DomainError::NotFound(format!("no secret named {name}")));
+    };
+    let ops = vec![
+        WriteOp::Delete {
+            pk: keys::secrets_pk(&p.tenant),
+            sk: name.to_owned(),
+            condition: Condition::Version(version),
+        },
+        audit_write(
+            svc,
+            &p.tenant,
+            &p.name,
+            "secret.delete",
+            &format!("secret:{name}"),
+            serde_json::json!({"name": name}),
+            serde_json::Value::Null,
+            None,
+        )?,
+    ];
+    svc.store.transact(ops).await?;
+    Ok(())
+}
+
+/// The tenant's secrets, by name, without their values. Admins only.
+pub async fn list(svc: &Services, p: &Principal) -> Result<Vec<SecretInfo>, DomainError> {
+    require_role(p, Role::Admin, "read secrets")?;
+    let page = svc
+        .store
+        .query(Query {
+            pk: keys::secrets_pk(&p.tenant),
+            sk_prefix: String::new(),
+            after: None,
+            limit: MAX_PER_TENANT + 1,
+            descending: false,
+        })
+        .await?;
+    page.items
+        .iter()
+        .map(|i| {
+            serde_json::from_str::<Stored>(&i.data)
+                .map(|s| SecretInfo::from(&s))
+                .map_err(|_| DomainError::Internal("a secret is not readable".into()))
+        })
+        .collect()
+}
+
+/// The values of `names`, read now from `owner`'s secrets. A name the owner
+/// does not have is an error naming it (never another owner's secret of
+/// the same name).
+pub async fn resolve(
+    svc: &Services,
+    owner: &Owner,
+    names: &[String],
+) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for n in names {
+        let value = match owner {
+            Owner::Operator => svc
+                .secrets
+                .get(n)
+                .await
+                .map_err(|e| format!("secret {n} could not be read: {e}"))?,
+            Owner::Tenant(t) => load(svc, t, n)
+                .await
+                .map_err(|e| format!("secret {n} could not be read: {e}"))?
+                .map(|(s, _)| s.value),
+        };
+        match value {
+            Some(v) => {
+                out.insert(n.clone(), v);
+            }
+            None => {
+                return Err(match owner {
+                    Owner::Operator => format!("secret {n} is not configured"),
+                    Owner::Tenant(_) => {
+                        format!(
+                            "secret {n} is not one of this tenant's secrets (PUT /v1/secrets/{n})"
+                        )
+                    }
+                })
+            }
+        }
+    }
+    Ok(out)
+}
