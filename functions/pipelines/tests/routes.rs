@@ -1038,3 +1038,51 @@ async fn triage_of_a_pipeline_incident_cites_its_impact_cost_and_missing_runbook
         .iter()
         .any(|a| a.contains("Give airflow/etl.orders a runbook")));
 }
+
+#[tokio::test]
+async fn runs_from_more_than_a_day_ahead_are_refused_and_change_nothing() {
+    let (_, keys, app) = setup().await;
+    let ahead = rfc3339(minutes_ago(-3 * 24 * 60));
+    let a = post(
+        &app,
+        &keys.responder,
+        "/api/v1/lineage",
+        &ol("COMPLETE", &ahead, RUN1, "etl.orders", &[], &[]),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "time_in_future"),
+        "{}",
+        a.text
+    );
+    let a = post(
+        &app,
+        &keys.responder,
+        "/v1/pipelines/runs",
+        &json!({"pipeline": "p", "run_id": "r", "status": "succeeded", "ended_at": ahead}),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "time_in_future"),
+        "{}",
+        a.text
+    );
+    // An hour of clock skew is fine.
+    let soon = rfc3339(minutes_ago(-60));
+    let a = post(
+        &app,
+        &keys.responder,
+        "/api/v1/lineage",
+        &ol("COMPLETE", &soon, RUN2, "etl.orders", &[], &[]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let r = send(&app, get(&format!("/v1/runs/{RUN1}"), &keys.viewer)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "nothing kept of the refused run"
+    );
+}

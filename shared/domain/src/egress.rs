@@ -102,15 +102,19 @@ impl EgressAllow {
     /// Whether `addr`, reached under the name `host`, may be dialled: a
     /// public address, or one the list allows by network or by name.
     pub fn permits(&self, host: &str, addr: IpAddr) -> bool {
+        // An address the list names with a port is permitted only when the
+        // URL itself names it (then `port_allowed` checked the port): under
+        // another name it would be reachable on every port.
+        let addr_text = addr.to_string();
         is_public(addr)
             || self.names(host)
-            || self.names(&addr.to_string())
             || self.entries.iter().any(|e| match e {
+                Entry::Host(h) => *h == addr_text,
                 Entry::Net(n) => {
                     n.contains(&addr)
                         || unwrap_v4(addr).is_some_and(|v4| n.contains(&IpAddr::V4(v4)))
                 }
-                _ => false,
+                Entry::HostPort(..) => false,
             })
     }
 }
@@ -365,9 +369,10 @@ pub fn split_origin(template: &str) -> Result<SplitUrl, String> {
 pub fn check_rendered(url: &str, pinned: &str) -> Result<String, String> {
     let origin = origin_of(url)?;
     if origin != pinned {
-        return Err(format!(
-            "the request would go to {origin}, not {pinned}, the origin its definition pins"
-        ));
+        // Neither origin is named: one may come from a secret base URL.
+        return Err(
+            "the request would go to another origin than the one its definition pins".into(),
+        );
     }
     let u = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     let raw_path = {
@@ -466,6 +471,13 @@ mod tests {
         assert!(a.port_allowed("fakes.internal", 1));
         assert!(!a.permits("other", ip("127.0.0.1")));
         assert!(a.permits("::1", ip("::1")) && a.port_allowed("::1", 9000));
+        // Named with a port, an address is not reachable under another name
+        // (whose port the list does not restrict).
+        assert!(!a.permits("localtest.me", ip("::1")));
+        let by_ip = EgressAllow::parse("127.0.0.1:18765").unwrap();
+        assert!(!by_ip.permits("127.0.0.1.nip.io", ip("127.0.0.1")));
+        assert!(by_ip.permits("127.0.0.1", ip("127.0.0.1")));
+        assert!(!by_ip.port_allowed("127.0.0.1", 6379));
         assert!(
             a.port_allowed("example.com", 443),
             "a host the list does not name"

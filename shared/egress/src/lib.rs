@@ -75,7 +75,7 @@ impl HttpEgress {
         };
         if !self.allow.port_allowed(&host, port) {
             return Err(refused(format!(
-                "FIREWATCH_EGRESS_ALLOW names {host} only on other ports than {port}"
+                "FIREWATCH_EGRESS_ALLOW names this host only on other ports than {port}"
             )));
         }
         let literal = match url.host() {
@@ -85,7 +85,7 @@ impl HttpEgress {
         };
         if let Some(ip) = literal {
             if !self.allow.permits(&host, ip) {
-                return Err(refused(not_public(&host, ip)));
+                return Err(refused(not_public(ip)));
             }
             return Ok(());
         }
@@ -98,15 +98,11 @@ impl HttpEgress {
     }
 }
 
-/// Why an address is refused, naming its kind.
-fn not_public(host: &str, ip: IpAddr) -> String {
-    let kind = firewatch_domain::egress::kind_of(ip).unwrap_or("not a public address");
-    let name = if host == ip.to_string() {
-        ip.to_string()
-    } else {
-        format!("{host} ({ip})")
-    };
-    format!("{name} is {kind}, not a public one; allow it with FIREWATCH_EGRESS_ALLOW")
+/// Why an address is refused, naming its kind but neither the host nor the
+/// address (a base URL may be a secret).
+fn not_public(ip: IpAddr) -> String {
+    let kind = firewatch_domain::egress::kind_of(ip).unwrap_or("an address it may not reach");
+    format!("the target is {kind}, not a public one; allow it with FIREWATCH_EGRESS_ALLOW")
 }
 
 /// The resolver reqwest uses: each name resolved once, and only the
@@ -135,7 +131,7 @@ impl Guard {
             .filter(|a| allow.permits(host, a.ip()))
             .collect();
         if permitted.is_empty() && !all.is_empty() {
-            return Err(GuardError::Refused(not_public(host, all[0].ip())));
+            return Err(GuardError::Refused(not_public(all[0].ip())));
         }
         Ok(permitted)
     }

@@ -314,6 +314,21 @@ pub async fn record(
     raw: &[u8],
 ) -> Result<Recorded, DomainError> {
     crate::auth::require_ingest(p, "report pipeline runs")?;
+    // A run from the far future would sit in every cost and SLA window
+    // read from now on; a day covers any sender's clock skew.
+    let latest = svc.clock.now() + chrono::Duration::days(1);
+    for (what, at) in [
+        ("eventTime", Some(ev.event_time)),
+        ("started_at", ev.started_at),
+        ("ended_at", ev.ended_at),
+    ] {
+        if at.is_some_and(|at| at > latest) {
+            return Err(DomainError::bad_input(
+                "time_in_future",
+                format!("{what} is more than a day ahead of now"),
+            ));
+        }
+    }
     let t = &p.tenant;
     let sha = crate::auth::sha256_hex(raw);
     let ev_sk = format!(

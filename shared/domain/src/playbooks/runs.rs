@@ -255,8 +255,12 @@ pub fn scrub(text: &str, secrets: &std::collections::HashMap<String, String>) ->
     // Longest first, so a secret containing another is masked whole.
     values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
     for (name, value) in values {
-        if out.contains(value.as_str()) {
-            out = out.replace(value.as_str(), &super::template::mask(name));
+        // As sent in a URL too: a target echoing its request back quotes
+        // the percent-encoded form.
+        for form in [value.clone(), egress::encode_value(value)] {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), &super::template::mask(name));
+            }
         }
     }
     crate::redact::redact_text(&out)
@@ -1409,4 +1413,19 @@ pub(crate) async fn load_run(
     run_id: &str,
 ) -> Result<Run, DomainError> {
     load(svc, tenant, run_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_masked_raw_and_percent_encoded() {
+        let secrets = std::collections::HashMap::from([("T".to_owned(), "ab+c/d=".to_owned())]);
+        let echoed = "no route /x?key=ab%2Bc%2Fd%3D; body ab+c/d=";
+        assert_eq!(
+            scrub(echoed, &secrets),
+            "no route /x?key=***T***; body ***T***"
+        );
+    }
 }

@@ -84,8 +84,8 @@ pub fn secret_names(text: &str) -> Vec<String> {
 /// The secret names of a template that must be plain substitution (those
 /// that come from the API, such as smoke checks): only `{{ secrets.NAME }}`
 /// may be written; any other `{{ … }}`, `{% … %}` or `{# … #}` is refused.
-/// Nothing is evaluated, so rendering takes no more room than the text and
-/// the values it names.
+/// Nothing is evaluated, and the output is capped at 16 KB while it is
+/// built, so a value named ten thousand times stops early.
 pub fn substitution_names(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     substitute_with(text, &mut |name| {
@@ -127,6 +127,9 @@ fn substitute_with(
             .filter(|n| is_identifier(n))
             .ok_or(ONLY)?;
         out.push_str(&value(name).ok_or_else(|| format!("secret {name} has no value"))?);
+        if out.len() > MAX_RENDERED {
+            return Err(format!("renders to over {} KB", MAX_RENDERED / 1024));
+        }
         rest = &after[end + 2..];
     }
     if rest.contains("}}") {
@@ -324,6 +327,9 @@ mod tests {
             substitution_names("Bearer {{ secrets.B }}/{{secrets.A}}{{ secrets.B }}").unwrap(),
             ["A", "B"]
         );
+        let many = "{{ secrets.A }}".repeat(10_000);
+        let e = substitute(&many, &mut |_| Some("x".repeat(8 * 1024))).unwrap_err();
+        assert!(e.contains("over 16 KB"), "{e}");
         let out = substitute("k={{ secrets.A }}&x=1", &mut |n| Some(format!("<{n}>"))).unwrap();
         assert_eq!(out, "k=<A>&x=1");
         for refused in [
