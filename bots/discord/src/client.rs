@@ -351,8 +351,9 @@ impl ChatClient for DiscordChat {
     }
 
     async fn reply(&self, thread: &ThreadRef, text: &str) -> Result<(), ChatError> {
+        // Escaped like every post: a reply quotes alert text too.
         let m = CreateMessage::new()
-            .content(text.chars().take(2000).collect::<String>())
+            .content(cut(&escape(text), 2000))
             .allowed_mentions(no_mentions());
         self.in_thread(thread, m).await.map(|_| ())
     }

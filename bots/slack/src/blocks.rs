@@ -38,7 +38,7 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
         .take(MAX_LINKS)
         .map(|l| {
             let text = truncate(l.text.as_deref().unwrap_or("link"), LINK_TEXT_MAX);
-            format!("<{}|{}>", link_target(&l.href), escape(&text))
+            link(&l.href, &text)
         })
         .collect();
     let mut context = vec![
@@ -157,12 +157,27 @@ pub fn message_text(s: &str) -> String {
 }
 
 /// A URL inside `<url|text>`: the characters that would end or split the
-/// link are percent-encoded.
+/// link are percent-encoded, `&` escaped as Slack asks.
 fn link_target(href: &str) -> String {
-    href.replace('|', "%7C")
+    href.replace('&', "&amp;")
+        .replace('|', "%7C")
         .replace('<', "%3C")
         .replace('>', "%3E")
         .replace(' ', "%20")
+}
+
+/// A link of an alert as mrkdwn: `<url|text>` for a web URL only. Any other
+/// target (`!channel`, `@U024BE7LH`, `!subteam^S0`, `#C0`) would make the
+/// angle brackets a mention, so it is shown as text instead.
+fn link(href: &str, text: &str) -> String {
+    let web = ["https://", "http://"]
+        .iter()
+        .any(|s| href.len() > s.len() && href[..s.len()].eq_ignore_ascii_case(s));
+    if web {
+        format!("<{}|{}>", link_target(href), escape(text))
+    } else {
+        format!("{}: {}", escape(text), escape(href))
+    }
 }
 
 /// Joins links into one context element, dropping whole links past the limit.
@@ -198,6 +213,20 @@ mod tests {
             "&lt;!channel&gt; see &lt;https://evil|click&gt; &amp; run"
         );
         assert_eq!(link_target("https://x/a|b>c"), "https://x/a%7Cb%3Ec");
+        assert_eq!(
+            link("https://x/?a=1&b=2", "runbook"),
+            "<https://x/?a=1&amp;b=2|runbook>"
+        );
+        for target in [
+            "!channel",
+            "@U024BE7LH",
+            "!subteam^SAZ94GDB8",
+            "#C024BE7LH",
+            "mailto:x",
+        ] {
+            let shown = link(target, "see");
+            assert!(!shown.contains('<'), "{target} formed markup: {shown}");
+        }
     }
 
     #[test]

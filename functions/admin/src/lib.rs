@@ -92,6 +92,10 @@ struct IdentityBody {
     workspace: String,
     user_id: String,
     role: String,
+    /// The person the chat user is (the name their API keys act as), so a
+    /// run requested with a key cannot be approved from their chat account.
+    #[serde(default)]
+    person: Option<String>,
 }
 
 async fn map_identity(
@@ -113,7 +117,7 @@ async fn map_identity(
         workspace: &body.workspace,
         user_id: &body.user_id,
     };
-    let id = identities::register(&svc, &p, user, role).await?;
+    let id = identities::register(&svc, &p, user, role, body.person.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(id)))
 }
 
@@ -191,6 +195,9 @@ async fn list_keys(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json
 struct KeyBody {
     name: String,
     role: String,
+    /// Whom the key is for; the calling admin when absent.
+    #[serde(default)]
+    person: Option<String>,
 }
 
 async fn create_key(
@@ -204,7 +211,7 @@ async fn create_key(
             "role must be ingest, viewer, responder, approver or admin",
         )
     })?;
-    let key = auth::create_key(&svc, &p, &body.name, role).await?;
+    let key = auth::create_key(&svc, &p, &body.name, role, body.person.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 

@@ -306,12 +306,17 @@ pub enum KeysCommand {
     List,
     /// Create a key; its token is printed once.
     Create {
-        /// viewer, responder, approver or admin.
+        /// ingest (alert senders), viewer, responder, approver or admin.
         #[arg(long)]
         role: String,
-        /// A name that audit events and timelines will show.
+        /// The key's name, to tell it apart in the list.
         #[arg(long)]
         name: String,
+        /// The person the key acts as (audit events, timelines, four eyes);
+        /// you, when not given. A second approver needs a key for a
+        /// second person.
+        #[arg(long)]
+        person: Option<String>,
     },
     /// Revoke a key at once.
     Revoke { id: String },
@@ -365,9 +370,12 @@ pub async fn keys(remote: &Remote, cmd: KeysCommand) -> Result<(), String> {
                 );
             }
         }
-        KeysCommand::Create { role, name } => {
+        KeysCommand::Create { role, name, person } => {
             let k: KeyView = api
-                .post("/v1/keys", &serde_json::json!({"name": name, "role": role}))
+                .post(
+                    "/v1/keys",
+                    &serde_json::json!({"name": name, "role": role, "person": person}),
+                )
                 .await?;
             print_new_key(&k);
         }

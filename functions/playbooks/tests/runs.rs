@@ -678,6 +678,70 @@ async fn approval_by_the_requester_by_a_responder_or_after_expiry_is_refused() {
 }
 
 #[tokio::test]
+async fn four_eyes_are_two_people_whatever_keys_or_chat_accounts_they_hold() {
+    let w = world().await;
+    let t = TenantId::default_tenant();
+    let alice = firewatch_types::Principal {
+        tenant: t.clone(),
+        name: "alice".into(),
+        role: Role::Admin,
+    };
+    // Alice mints two keys for herself, and one for Bob.
+    let mint = |name: &'static str, role, person: Option<&'static str>| {
+        let (svc, alice) = (w.svc.clone(), alice.clone());
+        async move {
+            auth::create_key(&svc, &alice, name, role, person)
+                .await
+                .unwrap()
+                .token
+        }
+    };
+    let alice_responder = mint("alice-laptop", Role::Responder, None).await;
+    let alice_approver = mint("alice-approver", Role::Approver, None).await;
+    let bob = mint("bob", Role::Approver, Some("bob")).await;
+    let run = id(&w
+        .dry_run("restart-service", &alice_responder, json!({}))
+        .await);
+    assert_eq!(w.run(&run).await["requested_by"], "alice");
+    let own = w.decide(&run, "approve", &alice_approver, None).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
+    assert!(own.text.contains("four eyes"), "{}", own.text);
+    // Her chat account is Alice too.
+    firewatch_domain::chat::links::link_workspace_directly(&w.svc, &t, "slack", "T0ACME")
+        .await
+        .unwrap();
+    let user = firewatch_domain::chat::identities::ChatUser {
+        platform: "slack",
+        workspace: "T0ACME",
+        user_id: "U0ALICE",
+    };
+    firewatch_domain::chat::identities::register(
+        &w.svc,
+        &alice,
+        user,
+        Role::Approver,
+        Some("alice"),
+    )
+    .await
+    .unwrap();
+    let from_chat = firewatch_domain::chat::identities::principal(&w.svc, user)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(from_chat.name, "alice");
+    let chat_approve =
+        firewatch_domain::playbooks::runs::approve(&w.svc, &from_chat, &run, None).await;
+    assert!(
+        matches!(chat_approve, Err(firewatch_domain::DomainError::Forbidden(ref m)) if m.contains("four eyes")),
+        "{chat_approve:?}"
+    );
+    // Bob is a second pair of eyes.
+    let ok = w.decide(&run, "approve", &bob, None).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(w.run(&run).await["decided_by"], "bob");
+}
+
+#[tokio::test]
 async fn an_approved_run_executes_every_step_once_and_succeeds() {
     let w = world().await;
     w.target.answer(

@@ -31,6 +31,10 @@ pub struct ApiKeyRecord {
     /// could be listed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The person the key belongs to (absent on keys made before keys
+    /// belonged to a person: the key's name stands for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
 }
 
 /// An API key as its tenant's admins see it: never the token.
@@ -43,6 +47,14 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     /// The first 8 hex digits of the token's sha256, to tell keys apart.
     pub token_hint: String,
+    /// Whom the key is for: the person it acts as (so four eyes are two
+    /// people, however many keys each has). Absent on older keys, whose
+    /// name stands for the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// Who made the key (absent on keys made outside the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
     /// The whole hash, to find the key's authentication item.
     #[serde(skip_serializing, default)]
     token_sha256: String,
@@ -100,21 +112,31 @@ pub async fn ensure_tenant(svc: &Services, tenant: &TenantId) -> Result<(), Doma
 
 /// The known tenants (the first 1000), for jobs that look at every tenant.
 pub async fn known_tenants(svc: &Services) -> Result<Vec<TenantId>, DomainError> {
-    let page = svc
-        .store
-        .query(crate::ports::Query {
-            pk: keys::TENANTS_PK.into(),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 1000,
-            descending: false,
-        })
-        .await?;
-    Ok(page
-        .items
-        .iter()
-        .filter_map(|t| TenantId::parse(&t.sk).ok())
-        .collect())
+    // Every page: a job that looks at "every tenant" must not stop at the
+    // first thousand.
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = svc
+            .store
+            .query(crate::ports::Query {
+                pk: keys::TENANTS_PK.into(),
+                sk_prefix: String::new(),
+                after: after.take(),
+                limit: 1000,
+                descending: false,
+            })
+            .await?;
+        out.extend(
+            page.items
+                .iter()
+                .filter_map(|t| TenantId::parse(&t.sk).ok()),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Fails with 404-class `NotFound` when the tenant was never created.
@@ -148,6 +170,8 @@ pub async fn register_api_key(
         role,
         created_at: svc.clock.now(),
         token_hint: hash[..8].to_owned(),
+        person: None,
+        created_by: None,
         token_sha256: hash,
     };
     svc.store.transact(key_writes(tenant, &key)?).await?;
@@ -163,6 +187,7 @@ fn key_writes(tenant: &TenantId, key: &ApiKey) -> Result<Vec<WriteOp>, DomainErr
         role: key.role,
         created_at: key.created_at,
         id: Some(key.id.clone()),
+        person: key.person.clone(),
     };
     let stored = StoredKey {
         key: key.clone(),
@@ -272,14 +297,29 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
 }
 
 /// Creates a key in the admin's tenant; audited.
+/// Makes a key of the admin's tenant for `person`; when no person is
+/// named, the key is the admin's own (a second key of theirs, which cannot
+/// approve what they requested with the first).
 pub async fn create_key(
     svc: &Services,
     admin: &Principal,
     name: &str,
     role: Role,
+    person: Option<&str>,
 ) -> Result<NewApiKey, DomainError> {
     require_role(admin, Role::Admin, "create API keys")?;
     let name = check_key_name(name)?;
+    let person = match person {
+        Some(p) => check_key_name(p)
+            .map_err(|_| {
+                DomainError::bad_input(
+                    "invalid_field",
+                    format!("person must be 1 to {MAX_KEY_NAME} printable characters"),
+                )
+            })?
+            .to_owned(),
+        None => admin.name.clone(),
+    };
     let token = generate_token();
     let hash = sha256_hex(token.as_bytes());
     let key = ApiKey {
@@ -288,6 +328,8 @@ pub async fn create_key(
         role,
         created_at: svc.clock.now(),
         token_hint: hash[..8].to_owned(),
+        person: Some(person),
+        created_by: Some(admin.name.clone()),
         token_sha256: hash,
     };
     let mut ops = key_writes(&admin.tenant, &key)?;
@@ -346,6 +388,8 @@ pub async fn rotate_key(
         role: old.role,
         created_at: svc.clock.now(),
         token_hint: hash[..8].to_owned(),
+        person: old.person.clone(),
+        created_by: Some(admin.name.clone()),
         token_sha256: hash,
     };
     let mut ops = key_deletes(&admin.tenant, &old);
@@ -408,9 +452,11 @@ pub async fn authenticate_token(svc: &Services, token: &str) -> Result<Principal
         .await?
         .ok_or_else(|| DomainError::Unauthorized("unknown or revoked token".into()))?;
     let record: ApiKeyRecord = keys::decode(&item)?;
+    // The principal is the person: two keys of one person are one pair of
+    // eyes.
     Ok(Principal {
         tenant: record.tenant,
-        name: record.name,
+        name: record.person.unwrap_or(record.name),
         role: record.role,
     })
 }

@@ -3,9 +3,13 @@
 //! error messages.
 //!
 //! A value is a secret when its key names one (token, password, ...), when it
-//! is a bearer/basic credential, the userinfo of a URL, a secret-named query
-//! parameter or `key=value` pair anywhere in a text, a Slack incoming-webhook
-//! path, an AWS access key id, or a PEM private key. Terminal control
+//! is the credential of an `Authorization` header of any scheme, a
+//! bearer/basic credential, the userinfo of a URL, a secret-named query
+//! parameter (`key=`, `sig=`, `token=` ...) or `key=value` pair anywhere in a
+//! text, a Slack incoming-webhook path, or a well-known token format found
+//! wherever it appears ([`TOKEN_FORMATS`]: AWS access key ids, Slack,
+//! GitHub, GitLab, JWTs, Stripe live keys, Google API keys, PEM private
+//! keys). Terminal control
 //! characters and bidirectional overrides are removed too, so no alert can
 //! rewrite an operator's terminal.
 
@@ -47,6 +51,78 @@ pub fn is_secret_key(key: &str) -> bool {
 /// ends with one of them.
 const SECRET_SUFFIXES: &str = r"password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|session|signature|sig|cookie|authorization|auth";
 
+/// Well-known token formats, redacted wherever they appear, with no key
+/// naming them. One table, after the rules of gitleaks' published rule set
+/// (`slack-bot-token` and kin, `github-pat`, `github-oauth`,
+/// `github-app-token`, `github-fine-grained-pat`, `gitlab-pat`, `jwt`,
+/// `stripe-access-token`, `gcp-api-key`, `aws-access-token`), and proven by
+/// the corpus test below. Each row: its name, the lowercase prefixes one of
+/// which must appear for the pattern to be tried, and the pattern.
+pub const TOKEN_FORMATS: &[(&str, &[&str], &str)] = &[
+    ("slack", &["xox"], r"\bxox[abposre]-[0-9A-Za-z-]{10,}"),
+    (
+        "github",
+        &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+        r"\bgh[pousr]_[0-9A-Za-z]{36,}",
+    ),
+    (
+        "github-fine-grained",
+        &["github_pat_"],
+        r"\bgithub_pat_[0-9A-Za-z_]{22,}",
+    ),
+    ("gitlab", &["glpat-"], r"\bglpat-[0-9A-Za-z_-]{20,}"),
+    (
+        "jwt",
+        &["eyj"],
+        r"\beyJ[0-9A-Za-z_-]{8,}\.eyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}",
+    ),
+    ("stripe", &["_live_"], r"\b[rs]k_live_[0-9A-Za-z]{20,}"),
+    ("google-api-key", &["aiza"], r"\bAIza[0-9A-Za-z_-]{35}"),
+    (
+        "aws-access-key-id",
+        &["akia", "asia", "agpa", "aida", "aroa", "anpa", "aipa"],
+        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|AIPA)[A-Z0-9]{16}\b",
+    ),
+];
+
+/// The lowercase 3- and 4-byte starts of [`TOKEN_FORMATS`] that send a text
+/// past [`plainly_clean`].
+const TOKEN_STARTS: [&[u8]; 17] = [
+    b"xox", b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"gith", b"glpa", b"eyj", b"_liv",
+    b"aiza", b"akia", b"asia", b"agpa", b"aida", b"aroa", b"anpa",
+];
+
+/// HTTP authentication schemes (IANA's registry and common vendor ones):
+/// kept in front of a redacted credential.
+const AUTH_SCHEMES: &[&str] = &[
+    "basic",
+    "bearer",
+    "digest",
+    "hoba",
+    "mutual",
+    "negotiate",
+    "ntlm",
+    "oauth",
+    "scram-sha-1",
+    "scram-sha-256",
+    "vapid",
+    "token",
+    "apikey",
+    "api-key",
+    "key",
+    "ssws",
+    "splunk",
+    "geniekey",
+    "aws4-hmac-sha256",
+    "hmac",
+    "signature",
+];
+
+/// True for what is already hidden: [`REDACTED`] or a `***NAME***` mask.
+fn is_mask(v: &str) -> bool {
+    v == REDACTED || (v.len() > 6 && v.starts_with("***") && v.ends_with("***"))
+}
+
 struct Rule {
     /// A cheap test on the lowercased text; the regex runs only when it holds.
     applies: fn(&str) -> bool,
@@ -80,6 +156,24 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             |l| l.contains("hooks.slack.com"),
             r"(?i)(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+",
             |c| format!("{}{REDACTED}", &c[1]),
+        ),
+        // `Authorization: <any scheme> <credential>` keeps the scheme.
+        rule(
+            |l| l.contains("authorization"),
+            r#"(?i)\b((?:proxy-)?authorization["']?\s*[:=]\s*["']?)([A-Za-z][A-Za-z0-9._-]*)(\s+)([^\s"',;]+)"#,
+            |c| format!("{}{}{}{REDACTED}", &c[1], &c[2], &c[3]),
+        ),
+        // Query parameters that carry credentials by convention.
+        rule(
+            |l| l.contains('?') || l.contains('&'),
+            r"(?i)([?&](?:key|sig|signature|token|access_token|id_token|code|secret|password|apikey|api_key|x-amz-signature|x-amz-credential|auth)=)([^&#\s;]+)",
+            |c| {
+                if is_mask(&c[2]) {
+                    c[0].to_owned()
+                } else {
+                    format!("{}{REDACTED}", &c[1])
+                }
+            },
         ),
         rule(
             |l| l.contains("bearer") || l.contains("basic"),
@@ -122,18 +216,27 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             &format!(
                 r#"(?i)\b([a-z0-9_.-]*(?:{SECRET_SUFFIXES}))(["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,"']+)"#
             ),
-            |c| format!("{}{}{REDACTED}", &c[1], &c[2]),
-        ),
-        rule(
-            |l| {
-                ["akia", "asia", "agpa", "aida", "aroa", "anpa", "aipa"]
-                    .iter()
-                    .any(|p| l.contains(p))
+            |c| {
+                // Already masked, or the scheme the Authorization rule kept
+                // before a redacted credential.
+                let auth_scheme = c[1].to_ascii_lowercase().ends_with("authorization")
+                    && AUTH_SCHEMES.iter().any(|s| c[3].eq_ignore_ascii_case(s));
+                if is_mask(&c[3]) || auth_scheme {
+                    c[0].to_owned()
+                } else {
+                    format!("{}{}{REDACTED}", &c[1], &c[2])
+                }
             },
-            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|AIPA)[A-Z0-9]{16}\b",
-            |_| REDACTED.to_owned(),
         ),
     ]
+});
+
+/// [`TOKEN_FORMATS`], compiled once.
+static TOKENS: LazyLock<Vec<(&'static [&'static str], Regex)>> = LazyLock::new(|| {
+    TOKEN_FORMATS
+        .iter()
+        .map(|(_, starts, re)| (*starts, Regex::new(re).expect("token formats are valid")))
+        .collect()
 });
 
 /// True for characters that must never reach a terminal or a chat message:
@@ -147,9 +250,7 @@ fn is_unsafe_char(c: char) -> bool {
 /// and none of the words a credential starts with. Most label values and
 /// titles pass this without an allocation.
 fn plainly_clean(s: &str) -> bool {
-    const WORDS: [&[u8; 4]; 9] = [
-        b"bear", b"basi", b"akia", b"asia", b"agpa", b"aida", b"aroa", b"anpa", b"aipa",
-    ];
+    const WORDS: [&[u8]; 3] = [b"bear", b"basi", b"aipa"];
     let b = s.as_bytes();
     !b.iter()
         .any(|c| matches!(c, b':' | b'=' | b'@') || !c.is_ascii())
@@ -157,10 +258,11 @@ fn plainly_clean(s: &str) -> bool {
         && !b
             .windows(11)
             .any(|w| w.eq_ignore_ascii_case(b"hooks.slack"))
-        && !b.windows(4).any(|w| {
-            WORDS
-                .iter()
-                .any(|word| w.eq_ignore_ascii_case(word.as_slice()))
+        && !(0..b.len()).any(|i| {
+            WORDS.iter().chain(TOKEN_STARTS.iter()).any(|word| {
+                b.get(i..i + word.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(word))
+            })
         })
         && !b
             .iter()
@@ -185,6 +287,14 @@ pub fn redact_text(s: &str) -> String {
                 .re
                 .replace_all(&out, |c: &Captures<'_>| (rule.replace)(c));
             if let std::borrow::Cow::Owned(r) = replaced {
+                out = r;
+                lower = out.to_ascii_lowercase();
+            }
+        }
+    }
+    for (starts, re) in TOKENS.iter() {
+        if starts.iter().any(|p| lower.contains(p)) {
+            if let std::borrow::Cow::Owned(r) = re.replace_all(&out, REDACTED) {
                 out = r;
                 lower = out.to_ascii_lowercase();
             }
@@ -250,7 +360,11 @@ pub fn redact_map(map: &mut BTreeMap<String, String>) {
 /// ``invalid type: integer `987654321`, expected a string``, and that value
 /// may be a password. Field names and what was expected stay.
 pub fn error_without_values(message: &str) -> String {
-    if message.starts_with("missing field") {
+    // Field names are the schema's, not values: they stay.
+    if message.starts_with("missing field")
+        || message.starts_with("unknown field")
+        || message.starts_with("duplicate field")
+    {
         return message.to_owned();
     }
     let (head, tail) = match message.find(", expected") {
@@ -335,6 +449,78 @@ mod tests {
             let clean = redact_text(text);
             assert!(!clean.contains(secret), "{secret} survived in {clean:?}");
             assert!(clean.contains(REDACTED), "{clean:?}");
+        }
+    }
+
+    /// The corpus: one sample of every token format and credential shape,
+    /// each in the places text reaches (prose, a header line, a URL, JSON).
+    /// Samples are the formats' documented examples or made up in their
+    /// shape; none is a live credential.
+    const CORPUS: &[&str] = &[
+        "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+        "xoxp-1234567890-1234567890-1234567890-0123456789abcdef",
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+        "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK",
+        "glpat-xxxxxxxxxxxxxxxxxxxx",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "rk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+        "AKIAIOSFODNN7EXAMPLE",
+    ];
+
+    #[test]
+    fn every_token_format_is_redacted_wherever_it_appears() {
+        for token in CORPUS {
+            for text in [
+                format!("the deploy leaked {token} into the log"),
+                format!("Authorization: Token {token}"),
+                format!("https://api.example.com/v1/x?key={token}&page=2"),
+                format!("{{\"detail\": \"{token}\"}}"),
+                token.to_string(),
+            ] {
+                let clean = redact_text(&text);
+                assert!(!clean.contains(token), "{token} survived in {clean:?}");
+                assert!(clean.contains(REDACTED), "{clean:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn any_authorization_scheme_and_credential_query_parameters_lose_their_value() {
+        for (text, secret, kept) in [
+            (
+                "Authorization: Token 9f8e7d6c5b4a",
+                "9f8e7d6c5b4a",
+                "Authorization: Token",
+            ),
+            (
+                "authorization=Digest abc123def456",
+                "abc123def456",
+                "Digest",
+            ),
+            (
+                "Proxy-Authorization: Negotiate YIIabc",
+                "YIIabc",
+                "Negotiate",
+            ),
+            ("GET /maps?key=abcd1234&zoom=3", "abcd1234", "zoom=3"),
+            (
+                "https://s3.example/x?X-Amz-Signature=deadbeef&a=1",
+                "deadbeef",
+                "a=1",
+            ),
+            (
+                "https://blob.example/x?sv=2020&sig=c2lnbmF0dXJl",
+                "c2lnbmF0dXJl",
+                "sv=2020",
+            ),
+        ] {
+            let clean = redact_text(text);
+            assert!(!clean.contains(secret), "{secret} survived in {clean:?}");
+            assert!(clean.contains(kept), "{kept} lost in {clean:?}");
         }
     }
 

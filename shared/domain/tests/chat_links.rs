@@ -129,10 +129,10 @@ async fn users_of_a_workspace_another_tenant_linked_cannot_be_mapped() {
     links::redeem(&w.svc, &in_channel("C0OPS", "U1"), &code.code)
         .await
         .unwrap();
-    identities::register(&w.svc, &a, user("U1"), Role::Responder)
+    identities::register(&w.svc, &a, user("U1"), Role::Responder, None)
         .await
         .unwrap();
-    let stolen = identities::register(&w.svc, &b, user("U1"), Role::Admin).await;
+    let stolen = identities::register(&w.svc, &b, user("U1"), Role::Admin, None).await;
     assert!(
         matches!(stolen, Err(DomainError::Forbidden(_))),
         "{stolen:?}"
@@ -193,7 +193,7 @@ async fn fifty_concurrent_claims_across_two_tenants_give_one_winner() {
         };
         let svc = w.svc.clone();
         tasks.push(tokio::spawn(async move {
-            identities::register(&svc, &admin, user("U7"), Role::Responder)
+            identities::register(&svc, &admin, user("U7"), Role::Responder, None)
                 .await
                 .map(|id| id.tenant)
         }));

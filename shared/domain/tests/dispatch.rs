@@ -388,3 +388,17 @@ fn the_one_policy_backs_off_honours_retry_after_and_gives_up() {
     };
     assert_eq!(decide(0, &refused, now), Decision::Dead);
 }
+
+#[tokio::test]
+async fn jobs_over_every_tenant_see_past_the_first_thousand() {
+    let svc = firewatch_local::services_in_memory();
+    for i in 0..1_005 {
+        let t = firewatch_types::TenantId::parse(&format!("t{i:04}")).unwrap();
+        firewatch_domain::auth::ensure_tenant(&svc, &t)
+            .await
+            .unwrap();
+    }
+    let all = firewatch_domain::auth::known_tenants(&svc).await.unwrap();
+    assert_eq!(all.len(), 1_005);
+    assert_eq!(all.last().unwrap().as_str(), "t1004");
+}

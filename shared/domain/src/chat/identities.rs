@@ -26,6 +26,10 @@ pub struct ChatIdentity {
     pub user_id: String,
     pub tenant: TenantId,
     pub role: Role,
+    /// The person this chat user is, when the admin said (the name their
+    /// API keys act as); else they act as `platform:user_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }
@@ -79,9 +83,18 @@ pub async fn register(
     admin: &Principal,
     user: ChatUser<'_>,
     role: Role,
+    person: Option<&str>,
 ) -> Result<ChatIdentity, DomainError> {
     require_role(admin, Role::Admin, "map chat users")?;
     check(user.platform, user.workspace, user.user_id)?;
+    if let Some(p) = person {
+        if p.trim().is_empty() || p.len() > 100 || p.chars().any(char::is_control) {
+            return Err(DomainError::bad_input(
+                "invalid_field",
+                "person must be 1 to 100 printable characters",
+            ));
+        }
+    }
     crate::chat::links::require_workspace(svc, &admin.tenant, user.platform, user.workspace)
         .await?;
     let key = sk(user.platform, user.workspace, user.user_id);
@@ -91,6 +104,7 @@ pub async fn register(
         user_id: user.user_id.to_owned(),
         tenant: admin.tenant.clone(),
         role,
+        person: person.map(|p| p.trim().to_owned()),
         created_by: admin.name.clone(),
         created_at: svc.clock.now(),
     };
@@ -231,8 +245,10 @@ pub async fn principal(
         Some(item) => {
             let id: ChatIdentity = keys::decode(&item)?;
             Some(Principal {
+                name: id
+                    .person
+                    .unwrap_or_else(|| format!("{}:{}", user.platform, user.user_id)),
                 tenant: id.tenant,
-                name: format!("{}:{}", user.platform, user.user_id),
                 role: id.role,
             })
         }

@@ -151,7 +151,8 @@ fn provider_event_id(
         SourceKind::Cloudwatch => s("/MessageId"),
         _ => s("/id").or_else(|| s("/event_id")),
     };
-    id.map(|v| crate::limits::truncate(&v, 200))
+    // An id is the provider's text: a group key may carry label values.
+    id.map(|v| crate::redact::redact_text(&crate::limits::truncate(&v, 200)))
 }
 
 /// A copy of `v` small enough to preview: lists cut to their first three

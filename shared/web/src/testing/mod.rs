@@ -302,7 +302,7 @@ pub async fn chat_services(
             workspace,
             user_id: user,
         };
-        firewatch_domain::chat::identities::register(&svc, &admin, user, role)
+        firewatch_domain::chat::identities::register(&svc, &admin, user, role, None)
             .await
             .expect("identity");
     }
