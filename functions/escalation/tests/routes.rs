@@ -123,6 +123,19 @@ impl World {
         .await
     }
 
+    /// Puts the `primary` on-call schedule (as admin), which must succeed.
+    async fn put_primary(&self, schedule: Value) {
+        let a = self
+            .call(
+                Method::PUT,
+                "/v1/oncall-schedules/primary",
+                &self.admin,
+                schedule,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+
     /// One tick of the reminders job at now + `minutes`, then delivery.
     async fn at(&self, minutes: i64) -> usize {
         self.clock
@@ -183,15 +196,7 @@ fn schedule() -> Value {
 #[tokio::test]
 async fn steps_run_at_their_minutes_stop_on_ack_and_pause_while_snoozed() {
     let w = world().await;
-    let a = w
-        .call(
-            Method::PUT,
-            "/v1/oncall-schedules/primary",
-            &w.admin,
-            schedule_holding(w.start),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    w.put_primary(schedule_holding(w.start)).await;
     let policy = json!({"name": "Default", "steps": [
         {"after_minutes": 5, "action": "remind", "repeat_every_minutes": 10},
         {"after_minutes": 15, "action": "mention_oncall", "schedule": "primary"},
@@ -520,15 +525,7 @@ async fn on_call_now_overrides_and_the_calendar_feed() {
 
     // `/fw oncall` in chat, which reads the clock: the rotation moved so
     // that Bob's shift holds now.
-    let a = w
-        .call(
-            Method::PUT,
-            "/v1/oncall-schedules/primary",
-            &w.admin,
-            schedule_holding(w.start),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    w.put_primary(schedule_holding(w.start)).await;
     let p = Principal {
         tenant: TenantId::default_tenant(),
         name: "viewer".into(),

@@ -449,13 +449,11 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
             ));
         }
         if let Some(d) = &p.default {
-            if !template::secret_names(&d.value).is_empty() {
-                return Err(invalid(
-                    at(d),
-                    format!("params.{k}.default"),
-                    "a parameter cannot read secrets: parameters are shown, and may reach the thread",
-                ));
-            }
+            no_secrets(
+                d,
+                format!("params.{k}.default"),
+                "a parameter cannot read secrets: parameters are shown, and may reach the thread",
+            )?;
         }
         if let (Some(allowed), Some(d)) = (&p.allowed, &p.default) {
             if !d.value.contains("{{") && !allowed.contains(&d.value) {
@@ -484,6 +482,15 @@ fn validate(pb: &Playbook) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+/// Refuses a template that names a secret where its text would be shown.
+fn no_secrets(t: &Text, field: String, why: &str) -> Result<(), Invalid> {
+    if template::secret_names(&t.value).is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(at(t), field, why))
+    }
 }
 
 /// Where a step may send what it carries: a request URL's origin is pinned
@@ -530,13 +537,11 @@ fn validate_egress(pb: &Playbook, s: &Step, path: &str) -> Result<(), Invalid> {
         }
     }
     if let Some(t) = &s.text {
-        if !template::secret_names(&t.value).is_empty() {
-            return Err(invalid(
-                at(t),
-                format!("{path}.text"),
-                "this text goes to the incident's thread: it cannot use secrets",
-            ));
-        }
+        no_secrets(
+            t,
+            format!("{path}.text"),
+            "this text goes to the incident's thread: it cannot use secrets",
+        )?;
     }
     if let (Some(f), Some(payload)) = (&s.function, &s.payload) {
         let mut uses_secrets = false;
