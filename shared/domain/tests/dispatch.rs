@@ -402,3 +402,45 @@ async fn jobs_over_every_tenant_see_past_the_first_thousand() {
     assert_eq!(all.len(), 1_005);
     assert_eq!(all.last().unwrap().as_str(), "t1004");
 }
+
+#[tokio::test]
+async fn a_record_that_cannot_be_read_is_dead_lettered_and_stops_no_other_delivery() {
+    use firewatch_domain::ports::{Condition, Item};
+    let (w, chat) = chat_world().await;
+    let t = responder().tenant;
+    // An item in the outbox that is not a record (written by a newer or
+    // broken version), ahead of every real one.
+    w.svc
+        .store
+        .put(
+            Item {
+                pk: firewatch_domain::keys::outbox_pk(&t),
+                sk: "00000000000000000000000000".into(),
+                version: 1,
+                expires_at: None,
+                data: r#"{"id": 7}"#.into(),
+            },
+            Condition::Always,
+        )
+        .await
+        .unwrap();
+    post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("u1", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let drained = drain(&w.svc).await.unwrap();
+    assert_eq!((drained.delivered, drained.dead), (1, 1));
+    assert_eq!(chat.calls().len(), 1, "the real record was delivered");
+    assert!(outbox(&w).await.is_empty());
+    let letters = dispatch::dead_letters(&w.svc, &t).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].record.is_none());
+    assert_eq!(letters[0].raw.as_deref(), Some(r#"{"id": 7}"#));
+    let refused = dispatch::retry_dead_letter(&w.svc, &responder(), &letters[0].id)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("cannot be retried"));
+}

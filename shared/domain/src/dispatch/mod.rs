@@ -422,7 +422,11 @@ async fn reply_once(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub id: String,
-    pub record: OutboxRecord,
+    /// The record; `null` for a stored item that could not be read (kept in
+    /// `raw` for inspection; it cannot be retried).
+    pub record: Option<OutboxRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
     pub attempts: u32,
     pub last_error: String,
     pub failed_at: DateTime<Utc>,
@@ -568,7 +572,10 @@ async fn earlier_waiting(
         .await?;
     let mut until = None;
     for item in page.items.iter().take_while(|i| i.sk < record.id) {
-        let earlier: OutboxRecord = keys::decode(item)?;
+        // One that cannot be read holds up nothing: the sweep dead-letters it.
+        let Ok(earlier) = keys::decode::<OutboxRecord>(item) else {
+            continue;
+        };
         // A record with no chat (a wait step's next poll) holds up nothing.
         if earlier.chat && earlier.entry.incident_id == record.entry.incident_id {
             let at = earlier.next_at.unwrap_or_else(|| svc.clock.now());
@@ -634,8 +641,15 @@ pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, Dom
             .await?;
         let mut records = Vec::with_capacity(page.items.len());
         for item in page.items {
-            let record: OutboxRecord = keys::decode(&item)?;
-            records.push((item, record));
+            match keys::decode::<OutboxRecord>(&item) {
+                Ok(record) => records.push((item, record)),
+                // One record nobody can read stops no other delivery.
+                Err(_) => {
+                    if dead_letter_undecodable(svc, &tenant, &item).await? {
+                        out.dead += 1;
+                    }
+                }
+            }
         }
         if !records.is_empty() {
             queues.push(fair_order(records));
@@ -732,12 +746,49 @@ fn dead_letter_item(
 ) -> Result<crate::ports::Item, DomainError> {
     let dl = DeadLetter {
         id: record.id.clone(),
-        record: record.clone(),
+        record: Some(record.clone()),
+        raw: None,
         attempts,
         last_error: error.to_owned(),
         failed_at: svc.clock.now(),
     };
     keys::item(dead_pk(&record.tenant), dl.id.clone(), 1, &dl)
+}
+
+/// Moves an outbox item that does not decode to the dead letters, as it was
+/// stored, so the sweep goes on for every other record and tenant; `false`
+/// when another dispatcher moved it first.
+async fn dead_letter_undecodable(
+    svc: &Services,
+    tenant: &firewatch_types::TenantId,
+    item: &crate::ports::Item,
+) -> Result<bool, DomainError> {
+    // The decoding error may quote the stored value: it is not logged.
+    tracing::error!(tenant = %tenant, record = %item.sk, "undecodable outbox record dead-lettered");
+    let dl = DeadLetter {
+        id: item.sk.clone(),
+        record: None,
+        raw: Some(item.data.clone()),
+        attempts: 0,
+        last_error: "the stored record could not be read".into(),
+        failed_at: svc.clock.now(),
+    };
+    let ops = vec![
+        WriteOp::Delete {
+            pk: item.pk.clone(),
+            sk: item.sk.clone(),
+            condition: Condition::Version(item.version),
+        },
+        WriteOp::Put {
+            item: keys::item(dead_pk(tenant), dl.id.clone(), 1, &dl)?,
+            condition: Condition::Always,
+        },
+    ];
+    match svc.store.transact(ops).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Dead letters of a tenant, oldest first.
@@ -776,9 +827,15 @@ pub async fn retry_dead_letter(
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("no dead letter {id}")))?;
     let dl: DeadLetter = keys::decode(&item)?;
+    let Some(original) = &dl.record else {
+        return Err(DomainError::conflict(
+            "undecodable_dead_letter",
+            "this dead letter could not be read when it was stored, so it cannot be retried",
+        ));
+    };
     // A fresh outbox item (an INSERT on the table's stream) with the
     // original id, so the effect keys stay: what was done stays done.
-    let mut record = dl.record.clone();
+    let mut record = original.clone();
     record.attempts = 0;
     record.next_at = None;
     record.last_error = None;
