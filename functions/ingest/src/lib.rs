@@ -183,6 +183,9 @@ async fn authenticate(
             (None, None) => unreachable!("checked above"),
         }
         auth::require_tenant(svc, &tenant).await?;
+        if signed_by_us.is_none() {
+            auth::accept_body_signature_once(svc, &tenant, body).await?;
+        }
         return Ok(Principal {
             tenant,
             name: format!("source:{source}"),

@@ -501,8 +501,24 @@ async fn sentry_hook_signatures_are_verified_with_a_fresh_timestamp() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{why}: {}", r.text);
     }
     assert_eq!(incident_count(&svc).await, 0, "nothing was stored");
-    let a = send(&app, req(good, Some(now))).await;
+    let a = send(&app, req(good.clone(), Some(now))).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    // Sentry retrying the delivery at once is answered as a redelivery.
+    let again = send(&app, req(good.clone(), Some(now))).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text);
+    assert_eq!(again.json["duplicate"], true, "{}", again.text);
+    // The signature does not cover the timestamp: a captured delivery
+    // replayed past the dedup window with a fresh timestamp is refused.
+    let later = now + svc.settings.dedup_window_secs + 60;
+    let later_app = firewatch_ingest::router(svc.clone().with_clock(std::sync::Arc::new(
+        firewatch_domain::ports::FixedClock::new(
+            chrono::DateTime::from_timestamp(later, 0).unwrap(),
+        ),
+    )));
+    let replay = send(&later_app, req(good, Some(later))).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.text);
+    assert!(replay.text.contains("replay"), "{}", replay.text);
+    assert_eq!(incident_count(&svc).await, 1, "the replay changed nothing");
 }
 
 #[tokio::test]

@@ -548,6 +548,54 @@ pub fn fresh_timestamp(
     Ok(ts)
 }
 
+/// How long a body signed without its timestamp (Sentry's) is remembered:
+/// a repeat of it in that time, past the dedup window, is a replay.
+pub const BODY_SIGNATURE_MEMORY_DAYS: i64 = 30;
+
+#[derive(Serialize, Deserialize)]
+struct SignedBody {
+    received_at: DateTime<Utc>,
+}
+
+/// Accepts a body whose signature does not cover its timestamp (Sentry's)
+/// once. Sentry signs the body only, so its `Sentry-Hook-Timestamp` can be
+/// refreshed by anyone who captured a delivery: the body itself is what is
+/// remembered. A repeat within the dedup window is a sender's retry and goes
+/// on (the redelivery answers the first answer); a later one is refused.
+pub async fn accept_body_signature_once(
+    svc: &Services,
+    tenant: &TenantId,
+    body: &[u8],
+) -> Result<(), DomainError> {
+    let sha = hex::encode(Sha256::digest(body));
+    let now = svc.clock.now();
+    let mut item = keys::item(
+        keys::signed_bodies_pk(tenant),
+        sha.clone(),
+        1,
+        &SignedBody { received_at: now },
+    )?;
+    item.expires_at = Some(now.timestamp() + BODY_SIGNATURE_MEMORY_DAYS * 86_400);
+    match svc.store.put(item, Condition::Absent).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::ConditionFailed { .. }) => {
+            let first = match svc.store.get(&keys::signed_bodies_pk(tenant), &sha).await? {
+                Some(item) => keys::decode::<SignedBody>(&item)?.received_at,
+                // Expired between the two calls: remembered no longer.
+                None => return Ok(()),
+            };
+            if now - first < chrono::Duration::seconds(svc.settings.dedup_window_secs) {
+                Ok(())
+            } else {
+                Err(DomainError::Unauthorized(
+                    "this signed delivery was already accepted; the signature covers the body only, so a repeat is a replay".into(),
+                ))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Checks a body-only signature (Sentry).
 pub fn verify_body_signature(
     secret: &Secret,

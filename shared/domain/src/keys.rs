@@ -49,6 +49,12 @@ pub fn envelopes_pk(t: &TenantId) -> String {
     format!("{t}#ENV")
 }
 
+/// Bodies signed without a timestamp (Sentry) already accepted, by sha256
+/// of the body (expires after [`crate::auth::BODY_SIGNATURE_MEMORY_DAYS`]).
+pub fn signed_bodies_pk(t: &TenantId) -> String {
+    format!("{t}#SIGNED")
+}
+
 /// Append-only audit log, sort key a ULID.
 pub fn audit_pk(t: &TenantId) -> String {
     format!("{t}#AUDIT")
