@@ -14,7 +14,8 @@ pub struct Args {
     token: String,
     #[arg(long, default_value_t = 50_000)]
     pings: usize,
-    #[arg(long, default_value_t = 100)]
+    /// Enough that no check passes the 120 pings a minute each may take.
+    #[arg(long, default_value_t = 500)]
     heartbeats: usize,
     #[arg(long, default_value_t = 8)]
     clients: usize,

@@ -736,3 +736,41 @@ async fn an_ingest_key_reads_and_changes_nothing() {
         "nothing changed"
     );
 }
+
+#[tokio::test]
+async fn assisted_triage_past_the_tenants_limit_answers_429_and_asks_no_model() {
+    let (svc, keys) = services_with_keys().await;
+    let id = open_incident(&svc).await;
+    let mut settings = (*svc.settings).clone();
+    settings.rate_limits.assisted_triage = 2;
+    let model = std::sync::Arc::new(Listening::default());
+    let svc = svc.with_settings(settings).with_llm(Some(model.clone()));
+    let app = firewatch_incidents::router(svc.clone());
+    let assisted = "{\"mode\": \"assisted\"}";
+    for _ in 0..2 {
+        let a = act(&app, &keys.responder, &id, "triage", assisted).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let asked = model.0.lock().unwrap().len();
+    let a = act(&app, &keys.responder, &id, "triage", assisted).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert!(a.headers.contains_key("retry-after"));
+    assert_eq!(
+        model.0.lock().unwrap().len(),
+        asked,
+        "no model call was made"
+    );
+    // The rules alone cost nothing and stay available.
+    let a = act(
+        &app,
+        &keys.responder,
+        &id,
+        "triage",
+        "{\"mode\": \"deterministic\"}",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}

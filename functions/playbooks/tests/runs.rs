@@ -1274,3 +1274,23 @@ async fn a_ticket_step_asks_for_the_incidents_ticket_once() {
         .unwrap();
     assert_eq!(i.ticket.unwrap().id, "acme/ops#12");
 }
+
+#[tokio::test]
+async fn dry_runs_past_the_tenants_limit_answer_429_with_retry_after_and_send_nothing() {
+    let w = world().await;
+    let limit = firewatch_domain::Settings::default().rate_limits.dry_runs;
+    for _ in 0..limit {
+        let a = w.dry_run("restart-service", &w.responder, json!({})).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let sent = w.target.seen().len();
+    let a = w.dry_run("restart-service", &w.responder2, json!({})).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert_eq!(a.code(), "rate_limited");
+    let wait: i64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(w.target.seen().len(), sent, "no preflight was sent");
+    w.clock.advance(chrono::Duration::seconds(wait));
+    let a = w.dry_run("restart-service", &w.responder, json!({})).await;
+    assert_eq!(a.status, StatusCode::CREATED, "the next minute: {}", a.text);
+}

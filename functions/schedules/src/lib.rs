@@ -25,7 +25,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use firewatch_domain::schedules::heartbeats::{self, Edit, Fields, PingKind, Received, View};
 use firewatch_domain::schedules::{freshness, smoke};
-use firewatch_domain::Services;
+use firewatch_domain::{DomainError, Services};
+use firewatch_types::Principal;
 use firewatch_web::extract::optional_json;
 use firewatch_web::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
 use serde::{Deserialize, Serialize};
@@ -65,7 +66,9 @@ pub fn router(services: Services) -> Router {
 struct Answer {
     #[serde(flatten)]
     view: View,
-    ping_url: String,
+    /// For responders and above only, like the view's `ping_path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ping_url: Option<String>,
 }
 
 /// The base URL callers reach this service at: `FIREWATCH_PUBLIC_URL`, else
@@ -87,10 +90,18 @@ fn base_url(svc: &Services, headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
-fn answer(svc: &Services, headers: &HeaderMap, hb: &heartbeats::Heartbeat) -> Answer {
-    let view = View::of(hb, svc.clock.now());
+fn answer(
+    svc: &Services,
+    headers: &HeaderMap,
+    p: &Principal,
+    hb: &heartbeats::Heartbeat,
+) -> Answer {
+    let view = View::of(hb, svc.clock.now(), p);
     Answer {
-        ping_url: format!("{}{}", base_url(svc, headers), view.ping_path),
+        ping_url: view
+            .ping_path
+            .as_ref()
+            .map(|path| format!("{}{path}", base_url(svc, headers))),
         view,
     }
 }
@@ -102,7 +113,7 @@ async fn create(
     ApiJson(fields): ApiJson<Fields>,
 ) -> ApiResult<(StatusCode, Json<Answer>)> {
     let hb = heartbeats::create(&svc, &p, fields).await?;
-    Ok((StatusCode::CREATED, Json(answer(&svc, &headers, &hb))))
+    Ok((StatusCode::CREATED, Json(answer(&svc, &headers, &p, &hb))))
 }
 
 #[derive(Deserialize)]
@@ -129,7 +140,10 @@ async fn list(
     check_cursor(&q.cursor, "hb_")?;
     let (items, next) = heartbeats::list(&svc, &p, q.cursor, limit).await?;
     Ok(Json(Listing {
-        items: items.iter().map(|hb| answer(&svc, &headers, hb)).collect(),
+        items: items
+            .iter()
+            .map(|hb| answer(&svc, &headers, &p, hb))
+            .collect(),
         next_cursor: next,
     }))
 }
@@ -149,7 +163,7 @@ async fn show(
 ) -> ApiResult<Json<Detail>> {
     let (hb, pings) = heartbeats::get(&svc, &p, &id, 20).await?;
     Ok(Json(Detail {
-        heartbeat: answer(&svc, &headers, &hb),
+        heartbeat: answer(&svc, &headers, &p, &hb),
         pings,
     }))
 }
@@ -162,7 +176,7 @@ async fn update(
     ApiJson(fields): ApiJson<Fields>,
 ) -> ApiResult<Json<Answer>> {
     let hb = heartbeats::edit(&svc, &p, &id, Edit::Update(fields)).await?;
-    Ok(Json(answer(&svc, &headers, &hb)))
+    Ok(Json(answer(&svc, &headers, &p, &hb)))
 }
 
 async fn remove(
@@ -190,7 +204,7 @@ async fn act(
         }
     };
     let hb = heartbeats::edit(&svc, &p, &id, edit).await?;
-    Ok(Json(answer(&svc, &headers, &hb)))
+    Ok(Json(answer(&svc, &headers, &p, &hb)))
 }
 
 #[derive(Deserialize)]
@@ -277,6 +291,16 @@ async fn record(
     match heartbeats::ping(svc, received).await {
         Ok(true) => text(StatusCode::OK, "OK"),
         Ok(false) => text(StatusCode::NOT_FOUND, "not found"),
+        // Plain text like every ping answer (Healthchecks.io answers a
+        // throttled ping `429` "rate limited").
+        Err(DomainError::RateLimited {
+            retry_after_secs, ..
+        }) => {
+            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate limited");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
+            r
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }

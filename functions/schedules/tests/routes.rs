@@ -443,3 +443,68 @@ async fn the_healthchecks_rust_client_pings_firewatch_unchanged() {
         .starts_with("healthcheck"));
     assert_eq!(open_heartbeat_incidents(&svc).await, 1);
 }
+
+#[tokio::test]
+async fn the_ping_url_is_shown_to_responders_and_above_only() {
+    let (_svc, keys, app, _) = setup().await;
+    let (id, path) = create(&app, &keys, r#"{"name": "hidden", "period": "5m"}"#).await;
+    let uuid = path.trim_start_matches("/ping/");
+    for (key, shown) in [
+        (&keys.viewer, false),
+        (&keys.responder, true),
+        (&keys.admin, true),
+    ] {
+        for uri in ["/v1/heartbeats".to_owned(), format!("/v1/heartbeats/{id}")] {
+            let a = send(&app, get(&uri, key)).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            assert_eq!(a.text.contains(uuid), shown, "{uri}: {}", a.text);
+        }
+    }
+}
+
+#[tokio::test]
+async fn pings_to_one_check_are_rate_limited_per_minute_and_change_nothing_past_it() {
+    let clock = Arc::new(FixedClock::new(Utc::now()));
+    let mut settings = firewatch_domain::Settings::default();
+    settings.rate_limits.pings = 3;
+    let (svc, keys) = services_and_keys(
+        firewatch_local::services_in_memory()
+            .with_clock(clock.clone())
+            .with_settings(settings),
+    )
+    .await;
+    let app = firewatch_schedules::router(svc.clone());
+    let (id, path) = create(&app, &keys, r#"{"name": "chatty", "period": "5m"}"#).await;
+    let (_, other) = create(&app, &keys, r#"{"name": "quiet", "period": "5m"}"#).await;
+    for _ in 0..3 {
+        let a = send(&app, ping(Method::POST, &path, "")).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let before = state(&app, &keys, &id).await["pings"].clone();
+    let a = send(&app, ping(Method::POST, &format!("{path}/fail"), "")).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.text, "rate limited");
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(
+        state(&app, &keys, &id).await["pings"],
+        before,
+        "not recorded"
+    );
+    assert_eq!(
+        state(&app, &keys, &id).await["state"],
+        "up",
+        "the fail was refused"
+    );
+    // Another check is not held back by this one.
+    assert_eq!(
+        send(&app, ping(Method::POST, &other, "")).await.status,
+        StatusCode::OK
+    );
+    // The next minute takes pings again.
+    clock.advance(Duration::seconds(wait as i64));
+    assert_eq!(
+        send(&app, ping(Method::POST, &path, "")).await.status,
+        StatusCode::OK
+    );
+}

@@ -769,3 +769,52 @@ async fn an_ingest_key_posts_alerts_but_cannot_silence_them() {
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.text);
     }
 }
+
+#[tokio::test]
+async fn silence_changes_past_the_tenants_limit_answer_429_with_retry_after() {
+    let w = world().await;
+    let limit = firewatch_domain::Settings::default().rate_limits.silences;
+    for _ in 0..limit {
+        let a = w
+            .call(
+                Method::POST,
+                "/api/v2/silences",
+                &w.keys.responder,
+                amtool_add(w.now()),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let listed = w
+        .call(Method::GET, "/v1/silences", &w.keys.viewer, Value::Null)
+        .await;
+    let v1 = json!({"matchers": ["job=node"], "ends_at": w.now() + Duration::hours(1)});
+    for (path, body) in [
+        ("/api/v2/silences", amtool_add(w.now())),
+        ("/v1/silences", v1),
+    ] {
+        let a = w.call(Method::POST, path, &w.keys.admin, body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path}: {}",
+            a.text
+        );
+        assert!(a.text.contains("too many silence changes"), "{}", a.text);
+        assert!(a.headers.contains_key("retry-after"), "{path}");
+    }
+    let after = w
+        .call(Method::GET, "/v1/silences", &w.keys.viewer, Value::Null)
+        .await;
+    assert_eq!(after.json, listed.json, "nothing was created");
+    w.clock.advance(Duration::seconds(60));
+    let a = w
+        .call(
+            Method::POST,
+            "/api/v2/silences",
+            &w.keys.responder,
+            amtool_add(w.now()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "the next minute: {}", a.text);
+}

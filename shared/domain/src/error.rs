@@ -24,6 +24,12 @@ pub enum DomainError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many of one action in its window (`429` with `Retry-After`).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A dependency is down or throttling; the caller may retry.
     #[error("{0}")]
     Unavailable(String),

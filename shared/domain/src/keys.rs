@@ -55,6 +55,11 @@ pub fn signed_bodies_pk(t: &TenantId) -> String {
     format!("{t}#SIGNED")
 }
 
+/// Rate counts of a tenant, sort key `{action}#{window start}` (expires).
+pub fn rate_pk(t: &TenantId) -> String {
+    format!("{t}#RATE")
+}
+
 /// Append-only audit log, sort key a ULID.
 pub fn audit_pk(t: &TenantId) -> String {
     format!("{t}#AUDIT")

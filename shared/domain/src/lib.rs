@@ -6,7 +6,8 @@
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
 //!
 //! The base layer ([`ports`], [`keys`], [`change`], [`outbox`], [`limits`],
-//! [`redact`], [`auth`], [`settings`], [`error`], [`egress`], [`secrets`]) imports nothing from the
+//! [`redact`], [`auth`], [`settings`], [`error`], [`egress`], [`secrets`],
+//! [`throttle`]) imports nothing from the
 //! capabilities built on it. Each capability is a module folder:
 //! - [`ingest`]: webhooks from providers to incidents (with `normalize`);
 //! - [`incidents`]: reading, acting on, commenting, recurrence;
@@ -29,6 +30,7 @@ pub mod ports;
 pub mod redact;
 pub mod secrets;
 pub mod settings;
+pub mod throttle;
 
 // Capabilities.
 pub mod chat;

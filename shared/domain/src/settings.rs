@@ -98,6 +98,9 @@ pub struct Settings {
     /// default `60s`; 0 incidents turns storms off).
     pub storm_incidents: usize,
     pub storm_window_secs: i64,
+    /// `FIREWATCH_RATE_LIMITS`: per-minute limits on dry-runs, assisted
+    /// triage and silence changes per tenant, and pings per heartbeat.
+    pub rate_limits: crate::throttle::Limits,
 }
 
 /// When an alert group is flapping, and when it is stable again.
@@ -147,6 +150,7 @@ impl Default for Settings {
             flap: FlapRule::default(),
             storm_incidents: 20,
             storm_window_secs: 60,
+            rate_limits: crate::throttle::Limits::default(),
         }
     }
 }
@@ -207,6 +211,9 @@ impl Settings {
                     .map_err(|e| format!("FIREWATCH_FRESHNESS: {source}: {e}"))?;
                 s.freshness.insert(source, secs);
             }
+        }
+        if let Some(v) = var("FIREWATCH_RATE_LIMITS") {
+            s.rate_limits = crate::throttle::Limits::parse(&v)?;
         }
         if let Some(v) = var("FIREWATCH_EGRESS_ALLOW") {
             s.egress_allow = crate::egress::EgressAllow::parse(&v)?;

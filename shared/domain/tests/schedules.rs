@@ -96,7 +96,7 @@ async fn incidents_of(svc: &Services, source: SourceKind) -> Vec<Incident> {
 
 async fn view(svc: &Services, id: &str) -> View {
     let (hb, _) = heartbeats::get(svc, &admin(), id, 10).await.unwrap();
-    View::of(&hb, svc.clock.now())
+    View::of(&hb, svc.clock.now(), &admin())
 }
 
 #[tokio::test]

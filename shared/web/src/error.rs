@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (a `429`).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -24,6 +26,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -52,6 +55,13 @@ impl From<DomainError> for ApiError {
             DomainError::Conflict { code, message } => {
                 Self::new(StatusCode::CONFLICT, code, message)
             }
+            DomainError::RateLimited {
+                message,
+                retry_after_secs,
+            } => Self {
+                retry_after: Some(retry_after_secs),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            },
             DomainError::PayloadTooLarge(m) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
             }
@@ -83,7 +93,14 @@ impl IntoResponse for ApiError {
         if self.status.is_client_error() {
             tracing::info!(status = self.status.as_u16(), code = self.code, message = %self.message, "request refused");
         }
-        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
+        let mut response =
+            (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -803,6 +803,7 @@ pub async fn dry_run(
     }
     let (inc, pb) = offered(svc, catalog, principal, incident_id, name).await?;
     let params = resolve_params(pb, &inc, overrides)?;
+    crate::throttle::take(svc, tenant, crate::throttle::Action::DryRun).await?;
     let mut run = new_run(svc, principal, &inc, pb, params, RunState::DryRunOk);
     let states = prepare(svc, &inc, &mut run, None).await;
     let idem = idempotency_key.map(|k| ("dry-run", k));

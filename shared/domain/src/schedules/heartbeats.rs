@@ -76,6 +76,9 @@ pub struct Heartbeat {
     pub due_sk: Option<String>,
     /// Alert events raised so far; makes each event's body unique.
     pub events: u64,
+    /// Pings counted in the current minute (the per-check rate limit).
+    #[serde(default)]
+    pub ping_window: crate::throttle::Window,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,8 +274,11 @@ pub struct View {
     pub severity: Severity,
     pub labels: BTreeMap<String, String>,
     pub state: State,
-    /// The path to ping (`/ping/{uuid}`); the API adds its base URL.
-    pub ping_path: String,
+    /// The path to ping (`/ping/{uuid}`); the API adds its base URL. The
+    /// UUID is the ping's only credential: shown to responders and above,
+    /// absent for viewers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_path: Option<String>,
     pub last_ping: Option<PingSummary>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub next_expected_at: Option<DateTime<Utc>>,
@@ -281,7 +287,8 @@ pub struct View {
 }
 
 impl View {
-    pub fn of(hb: &Heartbeat, now: DateTime<Utc>) -> Self {
+    /// The view `viewer` may see: the ping path only for a responder or above.
+    pub fn of(hb: &Heartbeat, now: DateTime<Utc>, viewer: &Principal) -> Self {
         let (period, cron, tz) = match &hb.schedule {
             Schedule::Period { secs } => (Some(format_secs(*secs)), None, None),
             Schedule::Cron { expr, tz } => (None, Some(expr.clone()), Some(tz.clone())),
@@ -296,7 +303,9 @@ impl View {
             severity: hb.severity,
             labels: hb.labels.clone(),
             state: hb.state(now),
-            ping_path: format!("/ping/{}", hb.ping_uuid),
+            ping_path: viewer
+                .can(Role::Responder)
+                .then(|| format!("/ping/{}", hb.ping_uuid)),
             last_ping: hb.last_ping.clone(),
             last_success_at: hb.last_success_at,
             next_expected_at: hb.expected_at(),
@@ -400,6 +409,7 @@ pub async fn create(svc: &Services, p: &Principal, f: Fields) -> Result<Heartbea
         pending: None,
         due_sk: None,
         events: 0,
+        ping_window: Default::default(),
     };
     let index = PingIndex {
         tenant: hb.tenant.clone(),
@@ -689,6 +699,10 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
             return Ok(false);
         }
         let now = svc.clock.now();
+        // A flood of pings to one check is refused before it writes.
+        hb.ping_window =
+            hb.ping_window
+                .take(now, svc.settings.rate_limits.pings, "pings of this check")?;
         let before_due = hb.due_sk.clone();
         // Pairing a finish with its start: by rid, else the latest start
         // sent without one.

@@ -483,6 +483,7 @@ pub async fn create(svc: &Services, p: &Principal, n: NewSilence) -> Result<Sile
     if let Some(inc) = &n.incident {
         crate::incidents::get(svc, tenant, inc).await?;
     }
+    crate::throttle::take(svc, tenant, crate::throttle::Action::Silence).await?;
     let mut s = match existing {
         Some(old) if old.state(now) != State::Expired => Silence {
             matchers: n.matchers,

@@ -563,6 +563,10 @@ pub async fn run_as(
         }
     }
     let inc = incidents::get(svc, &principal.tenant, id).await?;
+    // A requested triage (a report id given) was counted when requested.
+    if ask.mode == Requested::Assisted && ask.report_id.is_none() {
+        crate::throttle::take(svc, &inc.tenant, crate::throttle::Action::AssistedTriage).await?;
+    }
     let h = history(svc, &inc).await?;
     let mut report = deterministic(&inc, &h, svc.clock.now());
     if inc.source == firewatch_types::SourceKind::Pipelines {
@@ -850,6 +854,9 @@ pub async fn request(
 ) -> Result<String, DomainError> {
     require_role(principal, Role::Responder, "triage an incident")?;
     let inc = incidents::get(svc, &principal.tenant, id).await?;
+    if mode == Requested::Assisted {
+        crate::throttle::take(svc, &inc.tenant, crate::throttle::Action::AssistedTriage).await?;
+    }
     let report_id = new_report_id(svc);
     let mut change = Change::to(svc, inc);
     let e = change.entry(
