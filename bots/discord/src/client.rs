@@ -369,11 +369,18 @@ impl ChatClient for DiscordChat {
             .iter()
             .filter_map(|p| p.strip_prefix("discord:")?.parse().ok())
             .collect();
+        // Escaped like every post; only the mentions added here are markup.
         let head: String = text.chars().take(1500).collect();
-        let content = firewatch_domain::ports::named(&head, people, |p| {
-            p.strip_prefix("discord:")
-                .and_then(|id| id.parse::<u64>().ok())
-                .map(|id| format!("<@{id}>"))
+        let content = firewatch_domain::ports::named(&escape(&head), people, |p| {
+            Some(
+                match p
+                    .strip_prefix("discord:")
+                    .and_then(|id| id.parse::<u64>().ok())
+                {
+                    Some(id) => format!("<@{id}>"),
+                    None => escape(p.strip_prefix("email:").unwrap_or(p)),
+                },
+            )
         });
         let m = CreateMessage::new()
             .content(content.chars().take(2000).collect::<String>())

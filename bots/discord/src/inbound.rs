@@ -123,8 +123,9 @@ async fn interaction(
         Interaction::Command(c) => (c.user.id, c.guild_id, c.channel_id, "command"),
         _ => return Ok(ephemeral("This interaction is not supported")),
     };
-    // The guild is the workspace; a direct message has none.
-    let workspace = guild.map_or_else(|| "dm".to_owned(), |g| g.to_string());
+    // The guild is the workspace. A direct message has none: each user's DMs
+    // are a workspace of their own, so linking one DM claims no other.
+    let workspace = guild.map_or_else(|| format!("dm-{user}"), |g| g.to_string());
     let user = user.to_string();
     let request_id = i.id().to_string();
     if already_handled(&svc, "discord", &request_id).await? {

@@ -545,3 +545,117 @@ async fn the_open_ticket_button_opens_one_gitlab_issue_linked_in_the_thread() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn an_escalation_reply_is_escaped_and_pings_only_the_people_it_names() {
+    use firewatch_domain::chat::ChatClient;
+    let w = world().await;
+    let chat = DiscordChat::new(
+        DiscordConfig::from_vars(|k| match k {
+            "DISCORD_BOT_TOKEN" => Some(TOKEN.into()),
+            "DISCORD_PUBLIC_KEY" => Some("00".repeat(32)),
+            "DISCORD_API_URL" => Some(w.fake.base().to_owned()),
+            _ => None,
+        })
+        .unwrap()
+        .unwrap(),
+    );
+    let thread = firewatch_types::ThreadRef {
+        destination: Destination::Discord {
+            channel_id: "1000000000000000001".into(),
+        },
+        root_id: "1100000000000000001".into(),
+        thread_id: Some("1100000000000000002".into()),
+    };
+    chat.reply_mentioning(
+        &thread,
+        "escalated: [click](https://evil.example) @everyone <@&42>",
+        &[
+            "discord:80351110224678912".into(),
+            "email:[x](https://y)".into(),
+        ],
+    )
+    .await
+    .unwrap();
+    let sent = calls(&w).last().unwrap().body.clone();
+    let content = sent["content"].as_str().unwrap();
+    assert!(content.contains(r"\[click\]\(https\:"), "{content}");
+    assert!(content.contains(r"\<@&42\>"), "{content}");
+    assert!(content.contains(r"\[x\]\(https\:"), "{content}");
+    assert!(
+        content.ends_with("<@80351110224678912> \\[x\\]\\(https\\://y\\)"),
+        "{content}"
+    );
+    assert_eq!(
+        sent["allowed_mentions"],
+        json!({"parse": [], "roles": [], "users": ["80351110224678912"]}),
+        "only the named user may be pinged"
+    );
+}
+
+/// `/fw <text>` sent by `user` in a direct message with the bot: no guild,
+/// the user at the top level, as Discord sends it.
+fn dm_command(id: &str, user: &str, channel: &str, text: &str) -> Value {
+    let mut i = command(id, user, text);
+    let o = i.as_object_mut().unwrap();
+    let member = o.remove("member").unwrap();
+    for k in ["guild_id", "guild", "guild_locale"] {
+        o.remove(k);
+    }
+    o.insert("user".into(), member["user"].clone());
+    o.insert("context".into(), json!(1));
+    o.insert("channel_id".into(), json!(channel));
+    o.insert(
+        "channel".into(),
+        json!({"id": channel, "type": 1, "flags": 0}),
+    );
+    i
+}
+
+#[tokio::test]
+async fn a_link_code_redeemed_in_one_dm_claims_that_users_dms_only() {
+    let w = world().await;
+    let other = TenantId::parse("other").unwrap();
+    firewatch_domain::auth::ensure_tenant(&w.svc, &other)
+        .await
+        .unwrap();
+    let admin = firewatch_types::Principal {
+        tenant: other.clone(),
+        name: "other-admin".into(),
+        role: firewatch_types::Role::Admin,
+    };
+    let code = firewatch_domain::chat::links::create_code(&w.svc, &admin, "discord")
+        .await
+        .unwrap();
+    let a = send(
+        &w.app,
+        signed(
+            &w,
+            dm_command(
+                "1300000000000000051",
+                "111",
+                "2000000000000000111",
+                &format!("link {}", code.code),
+            ),
+            &w.key,
+            0,
+        ),
+    )
+    .await;
+    assert!(a.text.contains("Linked"), "{}", a.text);
+    let linked = |ws: &'static str| {
+        let svc = w.svc.clone();
+        let other = other.clone();
+        async move {
+            firewatch_domain::chat::links::require_workspace(&svc, &other, "discord", ws)
+                .await
+                .is_ok()
+        }
+    };
+    assert!(
+        linked("dm-111").await,
+        "the redeeming user's DMs are linked"
+    );
+    assert!(!linked("dm-222").await, "another user's DMs are not");
+    assert!(!linked("dm").await);
+}

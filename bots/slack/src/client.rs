@@ -144,9 +144,15 @@ impl ChatClient for SlackChat {
     ) -> Result<(), ChatError> {
         // The text is escaped; only the mentions firewatch adds are markup.
         let text = firewatch_domain::ports::named(&message_text(text), people, |p| {
-            p.strip_prefix("slack:")
-                .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
-                .map(|id| format!("<@{id}>"))
+            Some(
+                match p
+                    .strip_prefix("slack:")
+                    .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                {
+                    Some(id) => format!("<@{id}>"),
+                    None => message_text(p.strip_prefix("email:").unwrap_or(p)),
+                },
+            )
         });
         self.call(
             "chat.postMessage",
