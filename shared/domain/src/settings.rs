@@ -45,6 +45,13 @@ pub struct Settings {
     /// `DISCORD_DEFAULT_CHANNEL_ID`, `TELEGRAM_DEFAULT_CHAT_ID` (and the console
     /// in `firewatch dev`).
     pub default_destinations: Vec<firewatch_types::Destination>,
+    /// `FIREWATCH_DEFAULT_CHANNEL_TENANTS`: the tenants whose unrouted
+    /// incidents go to the operator's default chat channels (`*`: every
+    /// tenant). Default: `default` alone, so a single-tenant install sends
+    /// there and another tenant's incidents never reach the operator's
+    /// channels unless the operator says so. The console of `firewatch dev`
+    /// shows every tenant's threads.
+    pub default_channel_tenants: TenantScope,
     /// Seconds during which a body identical to one already received is a
     /// redelivery and changes nothing (`FIREWATCH_DEDUP_WINDOW_SECS`).
     pub dedup_window_secs: i64,
@@ -135,6 +142,7 @@ impl Default for Settings {
             group_by: HashMap::new(),
             dedup_window_secs: 600,
             default_destinations: Vec::new(),
+            default_channel_tenants: TenantScope::Only(vec![TenantId::default_tenant()]),
             github_api_url: "https://api.github.com".into(),
             freshness: std::collections::BTreeMap::new(),
             public_url: None,
@@ -152,6 +160,33 @@ impl Default for Settings {
             storm_window_secs: 60,
             rate_limits: crate::throttle::Limits::default(),
         }
+    }
+}
+
+/// A set of tenants: every one, or those listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantScope {
+    All,
+    Only(Vec<TenantId>),
+}
+
+impl TenantScope {
+    pub fn contains(&self, t: &TenantId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(ts) => ts.contains(t),
+        }
+    }
+
+    /// `*`, or a comma-separated list of tenant ids (empty: none).
+    pub fn parse(name: &str, v: &str) -> Result<Self, String> {
+        if v.trim() == "*" {
+            return Ok(Self::All);
+        }
+        split_list(v)
+            .map(|t| TenantId::parse(t).map_err(|e| format!("{name}: {e}")))
+            .collect::<Result<_, _>>()
+            .map(Self::Only)
     }
 }
 
@@ -343,6 +378,10 @@ impl Settings {
                 chat_id,
                 topic_id: None,
             });
+        }
+        if let Some(v) = var("FIREWATCH_DEFAULT_CHANNEL_TENANTS") {
+            s.default_channel_tenants =
+                TenantScope::parse("FIREWATCH_DEFAULT_CHANNEL_TENANTS", &v)?;
         }
         if let Some(v) = var("FIREWATCH_GROUP_BY") {
             // `alertmanager=alertname+namespace;grafana=alertname`

@@ -444,3 +444,58 @@ async fn a_record_that_cannot_be_read_is_dead_lettered_and_stops_no_other_delive
         .unwrap_err();
     assert!(refused.to_string().contains("cannot be retried"));
 }
+
+#[tokio::test]
+async fn the_operators_default_channels_serve_only_the_tenants_the_operator_names() {
+    use firewatch_domain::chat::routes::destinations;
+    use firewatch_domain::settings::TenantScope;
+    let (w, _chat) = chat_world().await;
+    let report = post(
+        &w.svc,
+        SourceKind::Generic,
+        &generic("d1", "firing", "2026-11-20T11:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let ours = incidents::get(&w.svc, &responder().tenant, &report.incidents[0])
+        .await
+        .unwrap();
+    let acme = firewatch_types::TenantId::parse("acme").unwrap();
+    let theirs = firewatch_types::Incident {
+        tenant: acme.clone(),
+        ..ours.clone()
+    };
+    let slack = Destination::Slack {
+        channel: "C0INCIDENTS".into(),
+    };
+    // By default the channels are the default tenant's alone.
+    assert_eq!(destinations(&w.svc, &ours).await.unwrap(), [slack.clone()]);
+    assert!(destinations(&w.svc, &theirs).await.unwrap().is_empty());
+    for (scope, ours_too, theirs_too) in
+        [("*", true, true), ("acme", false, true), ("", false, false)]
+    {
+        let mut settings = (*w.svc.settings).clone();
+        settings.default_channel_tenants =
+            TenantScope::parse("FIREWATCH_DEFAULT_CHANNEL_TENANTS", scope).unwrap();
+        let svc = w.svc.clone().with_settings(settings);
+        let want = |yes: bool| if yes { vec![slack.clone()] } else { vec![] };
+        assert_eq!(
+            destinations(&svc, &ours).await.unwrap(),
+            want(ours_too),
+            "{scope:?}"
+        );
+        assert_eq!(
+            destinations(&svc, &theirs).await.unwrap(),
+            want(theirs_too),
+            "{scope:?}"
+        );
+    }
+    // The console of `firewatch dev` shows every tenant's threads.
+    let mut settings = (*w.svc.settings).clone();
+    settings.default_destinations = vec![slack, Destination::Console];
+    let svc = w.svc.clone().with_settings(settings);
+    assert_eq!(
+        destinations(&svc, &theirs).await.unwrap(),
+        [Destination::Console]
+    );
+}

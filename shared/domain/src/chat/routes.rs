@@ -155,7 +155,15 @@ pub async fn destinations(svc: &Services, inc: &Incident) -> Result<Vec<Destinat
         }
     }
     if out.is_empty() {
-        out = svc.settings.default_destinations.clone();
+        // The operator's channels serve only the tenants the operator names.
+        let serves = svc.settings.default_channel_tenants.contains(&inc.tenant);
+        out = svc
+            .settings
+            .default_destinations
+            .iter()
+            .filter(|d| serves || **d == Destination::Console)
+            .cloned()
+            .collect();
     } else if svc
         .settings
         .default_destinations
