@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
-use firewatch_domain::ports::FixedClock;
+use firewatch_domain::ports::{Clock, FixedClock};
 use firewatch_domain::{dispatch, incidents, Services};
 use firewatch_egress::trackers::GitHub;
 use firewatch_types::{IncidentId, SourceKind, TenantId};
@@ -253,4 +253,85 @@ async fn a_route_rule_with_ticket_opens_one_for_every_incident_it_matches() {
                 e.kind,
                 firewatch_types::TimelineKind::TicketRequested { .. }
             )));
+}
+
+/// Leaves the claim an attempt that stopped would leave: claimed at `at`,
+/// and the ticket it created, if it got that far.
+async fn leave_claim(
+    svc: &Services,
+    id: &IncidentId,
+    key: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    created: serde_json::Value,
+) {
+    use firewatch_domain::keys;
+    let item = keys::item(
+        keys::incident_pk(&TenantId::default_tenant(), id),
+        keys::ticket_claim_sk(key),
+        1,
+        &json!({"at": at, "created": created}),
+    )
+    .unwrap();
+    svc.store
+        .put(item, firewatch_domain::ports::Condition::Always)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_ticket_is_claimed_before_it_is_created_so_a_stopped_attempt_opens_no_second_one() {
+    let (svc, keys, app, fake, clock, id) = setup().await;
+    let t = TenantId::default_tenant();
+    let perform = |key: String| {
+        let svc = svc.clone();
+        let id = id.clone();
+        let t = t.clone();
+        async move { firewatch_domain::tickets::perform(&svc, &t, &id, &key, "ana").await }
+    };
+
+    // Stopped after the tracker created the ticket and the claim kept it:
+    // the retry links that ticket and calls the tracker no more.
+    let key = ask(&app, &keys.responder, &id, "").await.json["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = json!({"key": key, "tracker": "github", "id": "acme/ops#7",
+        "url": "https://github.com/acme/ops/issues/7", "created_at": clock.now()});
+    leave_claim(&svc, &id, &key, clock.now(), created).await;
+    perform(key.clone()).await.unwrap();
+    assert_eq!(incident(&svc, &id).await.ticket.unwrap().id, "acme/ops#7");
+    assert!(fake.calls().is_empty());
+
+    // Claimed a moment ago by an attempt still under way: wait for it.
+    let a = ask(&app, &keys.responder, &id, r#"{"again": true}"#).await;
+    let key = a.json["key"].as_str().unwrap().to_owned();
+    leave_claim(&svc, &id, &key, clock.now(), serde_json::Value::Null).await;
+    let busy = perform(key.clone()).await.unwrap_err();
+    assert!(
+        matches!(busy, firewatch_domain::DomainError::Unavailable(_)),
+        "{busy:?}"
+    );
+    assert!(fake.calls().is_empty());
+
+    // Claimed and never heard of again: the tracker may hold the ticket,
+    // so none is opened on its own; the thread says so and the request ends.
+    clock.advance(chrono::Duration::minutes(5));
+    perform(key.clone()).await.unwrap();
+    assert!(fake.calls().is_empty(), "no second ticket");
+    let inc = incident(&svc, &id).await;
+    assert!(inc.ticket_requested.is_none());
+    assert_eq!(
+        inc.ticket.unwrap().id,
+        "acme/ops#7",
+        "the earlier link stays"
+    );
+    let timeline = incidents::timeline(&svc, &t, &id, None, 100).await.unwrap();
+    assert!(timeline.items.iter().any(|e| matches!(&e.kind,
+        firewatch_types::TimelineKind::Comment { text } if text.contains(&key) && text.contains("may hold the ticket"))));
+
+    // Asked again on purpose, a ticket is opened once.
+    let a = ask(&app, &keys.responder, &id, r#"{"again": true}"#).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    dispatch::drain(&svc).await.unwrap();
+    assert_eq!(fake.calls().len(), 1);
 }

@@ -22,6 +22,13 @@ pub fn incident_pk(t: &TenantId, id: &IncidentId) -> String {
 
 pub const TIMELINE_PREFIX: &str = "TL#";
 
+/// A ticket request being created in the tracker, in its incident's
+/// partition (sort key `TKTCLAIM#<key>`): claimed before the tracker is
+/// called, so a stop between its answer and the link opens no second ticket.
+pub fn ticket_claim_sk(key: &str) -> String {
+    format!("TKTCLAIM#{key}")
+}
+
 /// The incidents of a tenant in one state, sort key the incident id: the
 /// index `GET /v1/incidents?state=` reads instead of scanning every incident.
 /// Kept by the change model in the transaction of every state change.

@@ -291,22 +291,42 @@ pub async fn perform(
             message: "no issue tracker is configured".into(),
         });
     };
-    let ticket = render(svc, &inc, key).await?;
-    let created = tracker.create(&ticket).await.map_err(|e| match e {
-        TrackerError::Retryable(m) => {
-            DomainError::Unavailable(format!("{} did not create the ticket: {m}", tracker.kind()))
+    let link = match claim(svc, &inc, key).await? {
+        Claim::Ours => {
+            let ticket = render(svc, &inc, key).await?;
+            let created = tracker.create(&ticket).await;
+            if created.is_err() {
+                // The tracker answered that nothing was created: a retry may try.
+                release(svc, &inc, key).await?;
+            }
+            let created = created.map_err(|e| match e {
+                TrackerError::Retryable(m) => DomainError::Unavailable(format!(
+                    "{} did not create the ticket: {m}",
+                    tracker.kind()
+                )),
+                TrackerError::Permanent(m) => DomainError::DependencyFailed {
+                    code: "tracker_refused",
+                    message: format!("{} refused the ticket: {m}", tracker.kind()),
+                },
+            })?;
+            let link = TicketLink {
+                key: key.to_owned(),
+                tracker: tracker.kind().into(),
+                id: created.id,
+                url: created.url,
+                created_at: svc.clock.now(),
+            };
+            // What was created is kept with the claim first: a retry links it.
+            put_claim(svc, &inc, key, Some(&link), crate::ports::Condition::Always).await?;
+            link
         }
-        TrackerError::Permanent(m) => DomainError::DependencyFailed {
-            code: "tracker_refused",
-            message: format!("{} refused the ticket: {m}", tracker.kind()),
-        },
-    })?;
-    let link = TicketLink {
-        key: key.to_owned(),
-        tracker: tracker.kind().into(),
-        id: created.id.clone(),
-        url: created.url.clone(),
-        created_at: svc.clock.now(),
+        Claim::Created(link) => link,
+        Claim::Recent => {
+            return Err(DomainError::Unavailable(
+                "the ticket of this request is being created; its link follows".into(),
+            ))
+        }
+        Claim::Interrupted => return interrupted(svc, inc, key, tracker.kind()).await,
     };
     // The ticket exists now: link it, however often the incident changes.
     let mut inc = inc;
@@ -341,8 +361,130 @@ pub async fn perform(
         "busy",
         format!(
             "ticket {} was created but the incident kept changing: it is not linked yet",
-            created.id
+            link.id
         ),
+    ))
+}
+
+/// How long a claim may be held by a creation under way; an older one was
+/// left by an attempt that stopped.
+const CLAIM_HELD_SECS: i64 = 120;
+
+enum Claim {
+    /// This attempt holds it: call the tracker.
+    Ours,
+    /// An earlier attempt created this ticket and stopped before linking it.
+    Created(TicketLink),
+    /// Another attempt is creating the ticket now.
+    Recent,
+    /// An attempt claimed it and stopped before linking: the tracker may
+    /// hold the ticket, so no second one is opened.
+    Interrupted,
+}
+
+/// The claim item: when it was claimed, and the ticket once created.
+#[derive(Serialize, serde::Deserialize)]
+struct ClaimRecord {
+    at: chrono::DateTime<chrono::Utc>,
+    created: Option<TicketLink>,
+}
+
+async fn put_claim(
+    svc: &Services,
+    inc: &Incident,
+    key: &str,
+    created: Option<&TicketLink>,
+    condition: crate::ports::Condition,
+) -> Result<(), crate::ports::StoreError> {
+    let now = svc.clock.now();
+    let record = ClaimRecord {
+        at: now,
+        created: created.cloned(),
+    };
+    let mut item = crate::keys::item(
+        crate::keys::incident_pk(&inc.tenant, &inc.id),
+        crate::keys::ticket_claim_sk(key),
+        1,
+        &record,
+    )
+    .map_err(|e| crate::ports::StoreError::Invalid(e.to_string()))?;
+    item.expires_at = Some(now.timestamp() + 30 * 86_400);
+    svc.store.put(item, condition).await
+}
+
+async fn claim(svc: &Services, inc: &Incident, key: &str) -> Result<Claim, DomainError> {
+    match put_claim(svc, inc, key, None, crate::ports::Condition::Absent).await {
+        Ok(()) => Ok(Claim::Ours),
+        Err(crate::ports::StoreError::ConditionFailed { .. }) => {
+            let held = svc
+                .store
+                .get(
+                    &crate::keys::incident_pk(&inc.tenant, &inc.id),
+                    &crate::keys::ticket_claim_sk(key),
+                )
+                .await?;
+            let Some(held) = held else {
+                // Released between the two reads: try again later.
+                return Ok(Claim::Recent);
+            };
+            let held: ClaimRecord = crate::keys::decode(&held)?;
+            Ok(match held.created {
+                Some(link) => Claim::Created(link),
+                None if svc.clock.now() - held.at < chrono::Duration::seconds(CLAIM_HELD_SECS) => {
+                    Claim::Recent
+                }
+                None => Claim::Interrupted,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn release(svc: &Services, inc: &Incident, key: &str) -> Result<(), DomainError> {
+    svc.store
+        .delete(
+            &crate::keys::incident_pk(&inc.tenant, &inc.id),
+            &crate::keys::ticket_claim_sk(key),
+            crate::ports::Condition::Always,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ends a request whose creation stopped before its link: says so in the
+/// thread and clears the request, so a responder can look in the tracker
+/// or ask again, and nothing opens a second ticket on its own.
+async fn interrupted(
+    svc: &Services,
+    mut inc: Incident,
+    key: &str,
+    tracker: &str,
+) -> Result<(), DomainError> {
+    let (tenant, id) = (inc.tenant.clone(), inc.id.clone());
+    for _ in 0..crate::incidents::MAX_ATTEMPTS {
+        if inc.ticket_requested.as_deref() != Some(key) {
+            return Ok(());
+        }
+        let mut change = Change::to(svc, inc);
+        change.incident_mut().ticket_requested = None;
+        let e = change.entry(
+            "firewatch",
+            TimelineKind::Comment {
+                text: format!(
+                    "The ticket request {key} stopped after it was sent to {tracker} and before its answer was linked: {tracker} may hold the ticket. Look there, or ask for a ticket again; none is opened twice on its own."
+                ),
+            },
+        );
+        change.show(e);
+        match change.commit().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_lost_race() => inc = incidents::get(svc, &tenant, &id).await?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::conflict(
+        "busy",
+        "the incident kept changing; the dispatcher tries again",
     ))
 }
 
