@@ -469,7 +469,10 @@ async fn the_operators_default_channels_serve_only_the_tenants_the_operator_name
         channel: "C0INCIDENTS".into(),
     };
     // By default the channels are the default tenant's alone.
-    assert_eq!(destinations(&w.svc, &ours).await.unwrap(), [slack.clone()]);
+    assert_eq!(
+        destinations(&w.svc, &ours).await.unwrap(),
+        std::slice::from_ref(&slack)
+    );
     assert!(destinations(&w.svc, &theirs).await.unwrap().is_empty());
     for (scope, ours_too, theirs_too) in
         [("*", true, true), ("acme", false, true), ("", false, false)]
