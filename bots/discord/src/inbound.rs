@@ -13,9 +13,7 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use firewatch_domain::chat::identities;
-use firewatch_domain::chat::{
-    already_handled, final_answer, mark_handled, press, run_command, NOT_MAPPED,
-};
+use firewatch_domain::chat::{final_answer, once, press, run_command, NOT_MAPPED};
 use firewatch_domain::playbooks::Catalog;
 use firewatch_domain::Services;
 use firewatch_types::{Button, ChatMessage};
@@ -128,38 +126,37 @@ async fn interaction(
     let workspace = guild.map_or_else(|| format!("dm-{user}"), |g| g.to_string());
     let user = user.to_string();
     let request_id = i.id().to_string();
-    if already_handled(&svc, "discord", &request_id).await? {
-        return Ok(match kind {
-            "component" => deferred_update(),
-            _ => ephemeral("This command was already handled."),
-        });
-    }
-    if let Interaction::Command(c) = &i {
-        if let Some(code) = command_text(c).trim().strip_prefix("link ") {
-            // Proof that this channel is the code's tenant's.
-            let at = firewatch_domain::chat::links::Place {
-                platform: "discord",
-                workspace: &workspace,
-                channel: &channel.to_string(),
-                user: &user,
-            };
-            let answer = firewatch_domain::chat::links::redeem(&svc, &at, code).await?;
-            mark_handled(&svc, "discord", &request_id).await?;
-            return Ok(ephemeral(answer));
+    // Once per interaction, however often (or however concurrently) it is
+    // delivered: the action commits first, then the interaction is done.
+    let handled = once(&svc, "discord", Some(&request_id), async {
+        if let Interaction::Command(c) = &i {
+            if let Some(code) = command_text(c).trim().strip_prefix("link ") {
+                // Proof that this channel is the code's tenant's.
+                let at = firewatch_domain::chat::links::Place {
+                    platform: "discord",
+                    workspace: &workspace,
+                    channel: &channel.to_string(),
+                    user: &user,
+                };
+                let answer = firewatch_domain::chat::links::redeem(&svc, &at, code).await?;
+                return Ok(ephemeral(answer));
+            }
         }
-    }
-    let who = identities::ChatUser {
-        platform: "discord",
-        workspace: &workspace,
-        user_id: &user,
-    };
-    let Some(p) = identities::principal(&svc, who).await? else {
-        return Ok(ephemeral(NOT_MAPPED));
-    };
-    // The action commits first; only then is the request marked handled.
-    let answer = act(&svc, &playbooks, &p, i).await?;
-    mark_handled(&svc, "discord", &request_id).await?;
-    Ok(answer)
+        let who = identities::ChatUser {
+            platform: "discord",
+            workspace: &workspace,
+            user_id: &user,
+        };
+        let Some(p) = identities::principal(&svc, who).await? else {
+            return Ok(ephemeral(NOT_MAPPED));
+        };
+        act(&svc, &playbooks, &p, i).await
+    })
+    .await?;
+    Ok(handled.unwrap_or_else(|| match kind {
+        "component" => deferred_update(),
+        _ => ephemeral("This command was already handled."),
+    }))
 }
 
 /// The text of `/fw text: ack inc_...`.

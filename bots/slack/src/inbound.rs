@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use firewatch_domain::chat::identities;
-use firewatch_domain::chat::{already_handled, final_answer, mark_handled, NOT_MAPPED};
+use firewatch_domain::chat::{final_answer, once, NOT_MAPPED};
 use firewatch_domain::playbooks::Catalog;
 use firewatch_domain::settings::Secret;
 use firewatch_domain::Services;
@@ -168,11 +168,8 @@ async fn command(
     )?;
     let f = form(&body);
     let trigger = f.get("trigger_id").cloned();
-    if let Some(trigger) = &trigger {
-        if already_handled(&svc, "slack", trigger).await? {
-            return Ok(ephemeral("This command was already handled."));
-        }
-    }
+    // Once per trigger, however often (or however concurrently) it arrives.
+    let handled = once(&svc, "slack", trigger.as_deref(), async {
     let user = f.get("user_id").cloned().unwrap_or_default();
     let team = f.get("team_id").cloned().unwrap_or_default();
     let text = f.get("text").cloned().unwrap_or_default();
@@ -186,9 +183,6 @@ async fn command(
             user: &user,
         };
         let answer = firewatch_domain::chat::links::redeem(&svc, &at, code).await?;
-        if let Some(trigger) = &trigger {
-            mark_handled(&svc, "slack", trigger).await?;
-        }
         return Ok(ephemeral(answer));
     }
     let Some(p) = who(&svc, &team, &user).await? else {
@@ -196,10 +190,10 @@ async fn command(
     };
     tracing::info!(user = %p.name, command = %text.split_whitespace().next().unwrap_or("help"), "slack command");
     let answer = firewatch_domain::chat::run_command(&svc, &playbooks, &p, &text, "/fw ").await?;
-    if let Some(trigger) = &trigger {
-        mark_handled(&svc, "slack", trigger).await?;
-    }
-    Ok(Json(ephemeral_message(&answer)))
+    Ok::<_, ApiError>(Json(ephemeral_message(&answer)))
+    })
+    .await?;
+    Ok(handled.unwrap_or_else(|| ephemeral("This command was already handled.")))
 }
 
 #[derive(Deserialize)]
@@ -262,11 +256,8 @@ async fn interaction(
     if i.kind != "block_actions" {
         return Ok(StatusCode::OK.into_response());
     }
-    if let Some(trigger) = &i.trigger_id {
-        if already_handled(&svc, "slack", trigger).await? {
-            return Ok(StatusCode::OK.into_response());
-        }
-    }
+    // Once per trigger, however often (or however concurrently) it arrives.
+    let handled = once(&svc, "slack", i.trigger_id.as_deref(), async {
     let team = i
         .team
         .as_ref()
@@ -296,9 +287,12 @@ async fn interaction(
             answer
         }
     };
-    if let Some(trigger) = &i.trigger_id {
-        mark_handled(&svc, "slack", trigger).await?;
-    }
+    Ok::<_, ApiError>(answer)
+    })
+    .await?;
+    let Some(answer) = handled else {
+        return Ok(StatusCode::OK.into_response());
+    };
     let url = i
         .response_url
         .as_deref()

@@ -69,72 +69,78 @@ async fn webhook(
         ));
     }
     let update_id = update.id.0.to_string();
-    if chat::already_handled(&svc, "telegram", &update_id).await? {
-        return Ok(StatusCode::OK);
-    }
-    match update.kind {
-        UpdateKind::CallbackQuery(q) => {
-            // A passing failure answers 503 unmarked: Telegram redelivers.
-            let answer = press(&svc, &playbooks, &q).await?;
-            // An answer with buttons (the playbooks of an incident) goes to
-            // the chat, as a reply to the message whose button was pressed.
-            if !answer.buttons.is_empty() {
-                if let Some(m) = &q.message {
-                    if let Err(e) = tg.bot.answer_message(m.chat().id, m.id(), &answer).await {
-                        tracing::warn!(error = %e, "button answer failed");
+    // Once per update, however often (or however concurrently) Telegram
+    // delivers it; a passing failure answers 503 and lets it go again.
+    let handled = chat::once(&svc, "telegram", Some(&update_id), async {
+        match update.kind {
+            UpdateKind::CallbackQuery(q) => {
+                // A passing failure answers 503 unmarked: Telegram redelivers.
+                let answer = press(&svc, &playbooks, &q).await?;
+                // An answer with buttons (the playbooks of an incident) goes to
+                // the chat, as a reply to the message whose button was pressed.
+                if !answer.buttons.is_empty() {
+                    if let Some(m) = &q.message {
+                        if let Err(e) = tg.bot.answer_message(m.chat().id, m.id(), &answer).await {
+                            tracing::warn!(error = %e, "button answer failed");
+                        }
                     }
                 }
-            }
-            // Always answered, or the client keeps spinning.
-            if let Err(e) = tg.bot.answer_callback(q.id.0, answer.text).await {
-                tracing::warn!(error = %e, "answerCallbackQuery failed");
-            }
-        }
-        UpdateKind::Message(m) => {
-            let (Some(text), Some(from)) = (m.text(), m.from.as_ref()) else {
-                return Ok(StatusCode::OK);
-            };
-            let Some(command) = text.strip_prefix('/') else {
-                return Ok(StatusCode::OK);
-            };
-            // `/ack@firewatch_bot inc_...` → `ack inc_...`
-            let mut words = command.splitn(2, ' ');
-            let name = words.next().unwrap_or("").split('@').next().unwrap_or("");
-            let rest = words.next().unwrap_or("");
-            // The chat is the workspace: Telegram user ids are global, so a
-            // mapping holds in the chat it was made for.
-            let chat_id = m.chat.id.0.to_string();
-            let user_id = from.id.0.to_string();
-            let reply = if name == "link" {
-                // Proof that this chat is the code's tenant's.
-                let at = chat::links::Place {
-                    platform: "telegram",
-                    workspace: &chat_id,
-                    channel: &chat_id,
-                    user: &user_id,
-                };
-                ChatMessage::text(chat::links::redeem(&svc, &at, rest).await?)
-            } else {
-                let who = identities::ChatUser {
-                    platform: "telegram",
-                    workspace: &chat_id,
-                    user_id: &user_id,
-                };
-                match identities::principal(&svc, who).await? {
-                    None => ChatMessage::text(NOT_MAPPED),
-                    Some(p) => {
-                        run_command(&svc, &playbooks, &p, &format!("{name} {rest}"), "/").await?
-                    }
+                // Always answered, or the client keeps spinning.
+                if let Err(e) = tg.bot.answer_callback(q.id.0, answer.text).await {
+                    tracing::warn!(error = %e, "answerCallbackQuery failed");
                 }
-            };
-            if let Err(e) = tg.bot.answer_message(m.chat.id, m.id, &reply).await {
-                tracing::warn!(error = %e, "command answer failed");
             }
+            UpdateKind::Message(m) => {
+                let (Some(text), Some(from)) = (m.text(), m.from.as_ref()) else {
+                    return Ok(());
+                };
+                let Some(command) = text.strip_prefix('/') else {
+                    return Ok(());
+                };
+                // `/ack@firewatch_bot inc_...` → `ack inc_...`
+                let mut words = command.splitn(2, ' ');
+                let name = words.next().unwrap_or("").split('@').next().unwrap_or("");
+                let rest = words.next().unwrap_or("");
+                // The chat is the workspace: Telegram user ids are global, so a
+                // mapping holds in the chat it was made for.
+                let chat_id = m.chat.id.0.to_string();
+                let user_id = from.id.0.to_string();
+                let reply = if name == "link" {
+                    // Proof that this chat is the code's tenant's.
+                    let at = chat::links::Place {
+                        platform: "telegram",
+                        workspace: &chat_id,
+                        channel: &chat_id,
+                        user: &user_id,
+                    };
+                    ChatMessage::text(chat::links::redeem(&svc, &at, rest).await?)
+                } else {
+                    let who = identities::ChatUser {
+                        platform: "telegram",
+                        workspace: &chat_id,
+                        user_id: &user_id,
+                    };
+                    match identities::principal(&svc, who).await? {
+                        None => ChatMessage::text(NOT_MAPPED),
+                        Some(p) => {
+                            run_command(&svc, &playbooks, &p, &format!("{name} {rest}"), "/")
+                                .await?
+                        }
+                    }
+                };
+                if let Err(e) = tg.bot.answer_message(m.chat.id, m.id, &reply).await {
+                    tracing::warn!(error = %e, "command answer failed");
+                }
+            }
+            // Other updates (edits, joins, ...) are not for firewatch.
+            _ => {}
         }
-        // Other updates (edits, joins, ...) are not for firewatch.
-        _ => {}
+        Ok::<_, ApiError>(())
+    })
+    .await?;
+    if handled.is_none() {
+        tracing::debug!(update = %update_id, "update already handled");
     }
-    chat::mark_handled(&svc, "telegram", &update_id).await?;
     Ok(StatusCode::OK)
 }
 

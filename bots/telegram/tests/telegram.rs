@@ -665,3 +665,35 @@ async fn the_open_ticket_button_and_fw_ticket_open_one_ticket_linked_in_the_repl
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_update_delivered_many_times_at_once_acts_once() {
+    let w = world().await;
+    let id = fire(&w, "2026-11-20T11:00:00Z").await;
+    drain(&w.svc).await.unwrap();
+    let sends: Vec<_> = (0..8)
+        .map(|_| {
+            let app = w.app.clone();
+            let req = update(SECRET, press(9002, 5550001, &format!("fw1:ack:{id}")));
+            tokio::spawn(async move { send(&app, req).await })
+        })
+        .collect();
+    for s in sends {
+        let a = s.await.unwrap();
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let answered = calls(&w)
+        .iter()
+        .filter(|c| c.method == "answerCallbackQuery")
+        .count();
+    assert_eq!(answered, 1, "one delivery acted and answered");
+    let timeline = incidents::timeline(&w.svc, &TenantId::default_tenant(), &id, None, 100)
+        .await
+        .unwrap();
+    let acks = timeline
+        .items
+        .iter()
+        .filter(|e| matches!(&e.kind, firewatch_types::TimelineKind::StateChanged { to, .. } if *to == IncidentState::Acknowledged))
+        .count();
+    assert_eq!(acks, 1);
+}

@@ -211,3 +211,71 @@ async fn fifty_concurrent_claims_across_two_tenants_give_one_winner() {
     assert_eq!(identities::list(&w.svc, &winner).await.unwrap().len(), 1);
     assert!(identities::list(&w.svc, &loser).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_inbound_request_runs_once_lets_go_on_failure_and_is_taken_over_after_a_stop() {
+    use firewatch_domain::chat::{once, INBOUND_LEASE_SECS};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let w = world();
+    let runs = AtomicU32::new(0);
+    let act = || async {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, DomainError>("done")
+    };
+    assert_eq!(
+        once(&w.svc, "slack", Some("t1"), act()).await.unwrap(),
+        Some("done")
+    );
+    assert_eq!(
+        once(&w.svc, "slack", Some("t1"), act()).await.unwrap(),
+        None
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // A passing failure lets the request go: the redelivery acts.
+    let failed = once(&w.svc, "slack", Some("t2"), async {
+        Err::<(), _>(DomainError::Unavailable("store down".into()))
+    })
+    .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        once(&w.svc, "slack", Some("t2"), act()).await.unwrap(),
+        Some("done")
+    );
+
+    // A delivery that stopped mid-way holds the request for its lease only.
+    let item = firewatch_domain::keys::item(
+        "_#INBOUND".into(),
+        "slack:t3".into(),
+        1,
+        &serde_json::json!({"at": firewatch_domain::ports::Clock::now(w.clock.as_ref()), "done": false}),
+    )
+    .unwrap();
+    w.svc
+        .store
+        .put(item, firewatch_domain::ports::Condition::Always)
+        .await
+        .unwrap();
+    assert_eq!(
+        once(&w.svc, "slack", Some("t3"), act()).await.unwrap(),
+        None,
+        "held"
+    );
+    w.clock
+        .advance(chrono::Duration::seconds(INBOUND_LEASE_SECS + 1));
+    assert_eq!(
+        once(&w.svc, "slack", Some("t3"), act()).await.unwrap(),
+        Some("done"),
+        "taken over"
+    );
+    assert_eq!(
+        once(&w.svc, "slack", Some("t3"), act()).await.unwrap(),
+        None
+    );
+    // Without an id there is nothing to remember.
+    assert_eq!(
+        once(&w.svc, "slack", None, act()).await.unwrap(),
+        Some("done")
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+}
