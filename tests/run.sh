@@ -10,8 +10,9 @@
 #    including the store contract suite against the embedded store, DynamoDB
 #    Local and the S3 server; then every test again with the clock a year
 #    ahead (faketime), so no test depends on the day it runs;
-# 4. lints the SAM template (cfn-lint, sam validate --lint) and builds every
-#    Lambda function with cargo lambda build --release.
+# 4. lints the SAM template (cfn-lint, sam validate --lint), checks each
+#    function's privileges in it (tests/template_privileges.py) and builds
+#    every Lambda function with cargo lambda build --release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib.sh
@@ -47,6 +48,9 @@ env FAKETIME_DONT_FAKE_MONOTONIC=1 "CARGO_TARGET_${host}_RUNNER=faketime -f +365
 step "SAM template"
 cfn-lint infra/template.yaml
 sam validate --lint --template-file infra/template.yaml --region us-east-1
+# Each function's privileges: only admin writes keys and tenant secrets, no
+# function changes an audit event, no secret resolved into configuration.
+"$CACHE/venv/bin/python" tests/template_privileges.py
 
 step "cargo lambda build --release"
 # One invocation: the dependencies are compiled once for every function.

@@ -3,6 +3,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
+    // Tokens and signing secrets from Secrets Manager, before any is read.
+    firewatch_aws::secrets_into_env().await?;
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
     let aws = firewatch_aws::AwsConfig::from_env()?;

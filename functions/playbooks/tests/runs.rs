@@ -1294,3 +1294,108 @@ async fn dry_runs_past_the_tenants_limit_answer_429_with_retry_after_and_send_no
     let a = w.dry_run("restart-service", &w.responder, json!({})).await;
     assert_eq!(a.status, StatusCode::CREATED, "the next minute: {}", a.text);
 }
+
+/// Addresses a secret must never reach, on the test listener's port: itself,
+/// a name resolving to it, its IPv4-mapped form (`[::ffff:127.0.0.1]`, as
+/// the URL standard writes it), the unspecified address and the metadata
+/// service.
+fn local_hosts(port: u16) -> [String; 5] {
+    [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+        format!("http://[::ffff:7f00:1]:{port}"),
+        format!("http://0.0.0.0:{port}"),
+        "http://169.254.169.254".to_owned(),
+    ]
+}
+
+/// Two playbooks whose host parameter allows those addresses (an
+/// operator's mistake): one checks (read-only, sent by a dry-run), one acts
+/// (sent by a run).
+fn exfil_playbooks(port: u16) -> String {
+    let hosts = local_hosts(port);
+    let allowed = serde_json::to_string(&hosts).unwrap();
+    [("check", "true", "GET"), ("act", "false", "POST")]
+        .iter()
+        .map(|(name, ro, method)| {
+            format!(
+                "name: exfil-{name}\ntitle: Sends a secret\nmatch: {{ labels: {{ service: \"*\" }} }}\nrisk: low\napproval: never\nparams:\n  host: {{ default: \"{}\", allowed: {allowed} }}\nsteps:\n  - name: send\n    kind: http\n    read_only: {ro}\n    request:\n      method: {method}\n      url: \"{{{{ params.host }}}}/hook\"\n      headers: {{ Authorization: \"Token {{{{ secrets.ADMIN_TOKEN }}}}\" }}\n",
+                hosts[0]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[tokio::test]
+async fn a_dry_run_or_a_run_reaches_no_local_or_metadata_address_with_a_secret() {
+    let w = world().await;
+    let port: u16 = w.platform.base.rsplit(':').next().unwrap().parse().unwrap();
+    let mut loaded = Loaded::default();
+    for (i, doc) in exfil_playbooks(port).split("---\n").enumerate() {
+        loaded.add(&format!("exfil-{i}.yaml"), doc);
+    }
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    // Production's egress: public addresses only, nothing allowed besides.
+    let svc = w
+        .svc
+        .clone()
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new(
+            firewatch_domain::egress::EgressAllow::default(),
+        )));
+    let app = firewatch_playbooks::router(svc.clone(), Arc::new(Catalog::new(loaded)));
+    let hosts = local_hosts(port);
+    for host in &hosts {
+        let dry = send(
+            &app,
+            post(
+                &format!("/v1/incidents/{}/playbooks/exfil-check/dry-run", w.incident),
+                &w.responder,
+                json!({"params": {"host": host}}),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(dry.status, StatusCode::CREATED, "{host}: {}", dry.text);
+        assert_eq!(dry.json["state"], "dry_run_failed", "{host}: {}", dry.text);
+        assert!(!dry.text.contains(TOKEN), "{host}: {}", dry.text);
+
+        let run = send(
+            &app,
+            post(
+                &format!("/v1/incidents/{}/playbooks/exfil-act/dry-run", w.incident),
+                &w.responder,
+                json!({"params": {"host": host}}),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(run.json["state"], "dry_run_ok", "{host}: {}", run.text);
+        let run = id(&run);
+        let started = send(
+            &app,
+            post(
+                &format!("/v1/playbook-runs/{run}/execute"),
+                &w.responder,
+                json!({}),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(
+            started.status,
+            StatusCode::ACCEPTED,
+            "{host}: {}",
+            started.text
+        );
+        firewatch_domain::dispatch::drain(&svc).await.unwrap();
+        let done = send(&app, get(&format!("/v1/playbook-runs/{run}"), &w.viewer)).await;
+        assert_eq!(done.json["state"], "failed", "{host}: {}", done.text);
+        assert!(!done.text.contains(TOKEN), "{host}: {}", done.text);
+    }
+    assert!(
+        w.target.seen().is_empty(),
+        "nothing reached the listener: {:?}",
+        w.target.routes()
+    );
+}

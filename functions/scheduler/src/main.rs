@@ -4,6 +4,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // Tokens and signing secrets from Secrets Manager, before any is read.
+    firewatch_aws::secrets_into_env().await?;
     let services = firewatch_dispatch::delivering_services_from_env().await?;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| {

@@ -69,24 +69,10 @@ async fn secret_string(
     id: &str,
     endpoint: Option<&str>,
 ) -> Result<String, String> {
-    let mut b = aws_sdk_secretsmanager::config::Builder::from(sdk);
-    if let Some(e) = endpoint {
-        b = b.endpoint_url(e);
-    }
-    let client = aws_sdk_secretsmanager::Client::from_conf(b.build());
-    let out = client
-        .get_secret_value()
-        .secret_id(id)
-        .send()
+    let value = crate::config::secret_string(sdk, id, endpoint)
         .await
-        .map_err(|e| {
-            format!(
-                "OPENAI_API_KEY_SECRET_ID {id}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            )
-        })?;
-    out.secret_string()
-        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("OPENAI_API_KEY_SECRET_ID: {e}"))?;
+    Some(value.trim().to_owned())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| format!("OPENAI_API_KEY_SECRET_ID {id}: the secret has no string value"))
 }

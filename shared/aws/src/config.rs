@@ -156,3 +156,37 @@ mod tests {
         assert!(e.contains("FIREWATCH_BUCKET"), "{e}");
     }
 }
+
+/// A Secrets Manager client; `endpoint` points it at another one (tests).
+#[cfg(any(feature = "steps", feature = "assisted", feature = "runtime-secrets"))]
+pub fn secrets_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_secretsmanager::Client {
+    let mut b = aws_sdk_secretsmanager::config::Builder::from(sdk);
+    if let Some(e) = endpoint {
+        b = b.endpoint_url(e);
+    }
+    aws_sdk_secretsmanager::Client::from_conf(b.build())
+}
+
+/// The string value of secret `id`; an error names the secret, never a
+/// value.
+#[cfg(any(feature = "assisted", feature = "runtime-secrets"))]
+pub async fn secret_string(
+    sdk: &SdkConfig,
+    id: &str,
+    endpoint: Option<&str>,
+) -> Result<String, String> {
+    let out = secrets_client(sdk, endpoint)
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "Secrets Manager {id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )
+        })?;
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("Secrets Manager {id}: the secret has no string value"))
+}

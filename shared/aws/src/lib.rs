@@ -14,6 +14,8 @@ mod assisted;
 mod bedrock;
 mod config;
 mod dynamo;
+#[cfg(feature = "runtime-secrets")]
+mod runtime_secrets;
 mod s3;
 #[cfg(feature = "steps")]
 mod steps;
@@ -25,14 +27,18 @@ pub use aws_sdk_dynamodb::Client as DynamoClient;
 pub use aws_sdk_s3::Client as S3Client;
 #[cfg(feature = "bedrock")]
 pub use bedrock::{bedrock_client, BedrockClient, BedrockLlm};
+#[cfg(any(feature = "steps", feature = "assisted", feature = "runtime-secrets"))]
+pub use config::secrets_client;
 pub use config::{
     dynamo_client, playbook_catalog, s3_client, sdk_config, services, services_with,
     static_sdk_config, AwsConfig,
 };
 pub use dynamo::{ensure_table, DynamoStore};
+#[cfg(feature = "runtime-secrets")]
+pub use runtime_secrets::{secret_variables, secrets_into_env};
 pub use s3::{definition_files, ensure_bucket, playbooks_from_s3, smoke_checks_from_s3, S3Blobs};
 #[cfg(feature = "steps")]
 pub use steps::{
-    egress_from_env, lambda_client, secrets_client, secrets_from_env, LambdaClient, LambdaEgress,
+    egress_from_env, lambda_client, secrets_from_env, LambdaClient, LambdaEgress,
     SecretsManagerClient, SecretsManagerSecrets,
 };

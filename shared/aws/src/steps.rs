@@ -148,15 +148,6 @@ pub fn lambda_client(sdk: &SdkConfig, endpoint: Option<&str>) -> LambdaClient {
     LambdaClient::from_conf(b.build())
 }
 
-/// A Secrets Manager client; `endpoint` points it at another one (tests).
-pub fn secrets_client(sdk: &SdkConfig, endpoint: Option<&str>) -> SecretsManagerClient {
-    let mut b = aws_sdk_secretsmanager::config::Builder::from(sdk);
-    if let Some(e) = endpoint {
-        b = b.endpoint_url(e);
-    }
-    SecretsManagerClient::from_conf(b.build())
-}
-
 /// The secrets of a function that sends playbook requests: Secrets Manager
 /// when `FIREWATCH_PLAYBOOK_SECRET_ID` names a secret (the SAM template sets
 /// it from `PlaybookSecretName`), else the environment ([`EnvSecrets`]).
@@ -165,7 +156,7 @@ pub fn secrets_from_env(sdk: &SdkConfig) -> Arc<dyn SecretSource> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     match var("FIREWATCH_PLAYBOOK_SECRET_ID") {
         Some(id) => Arc::new(SecretsManagerSecrets::new(
-            secrets_client(sdk, var("FIREWATCH_SECRETSMANAGER_ENDPOINT").as_deref()),
+            crate::config::secrets_client(sdk, var("FIREWATCH_SECRETSMANAGER_ENDPOINT").as_deref()),
             id,
         )),
         None => Arc::new(EnvSecrets),
