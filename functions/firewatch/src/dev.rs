@@ -211,7 +211,7 @@ async fn assisted_model() -> Result<Option<Arc<dyn firewatch_domain::ports::Llm>
         ModelConfig::None => None,
         #[cfg(feature = "aws")]
         ModelConfig::Bedrock { .. } => {
-            let sdk = firewatch_aws::sdk_config(None).await;
+            let sdk = firewatch_aws::sdk_config_from_profile(None).await;
             firewatch_aws::assisted_model(&sdk).await?
         }
         #[cfg(not(feature = "aws"))]

@@ -53,11 +53,14 @@ impl AwsConfig {
     }
 }
 
-fn loader() -> aws_config::ConfigLoader {
-    let http = aws_smithy_http_client::Builder::new()
+fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+        .build_https()
+}
+
+fn loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client())
 }
 
 /// SDK configuration with fixed credentials, for local servers (DynamoDB
@@ -72,9 +75,53 @@ pub async fn static_sdk_config(region: &str, access_key: &str, secret: &str) -> 
         .await
 }
 
-/// The shared SDK configuration: credentials and region from the standard
-/// chain, a rustls (ring) HTTPS client, standard retries.
+/// The functions' SDK configuration, as Lambda gives it: the execution
+/// role's credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN`, the region from `region` or `AWS_REGION`; a rustls
+/// (ring) HTTPS client, standard retries, the SDK's default timeouts. It
+/// reads only the environment (no profile, web-identity or instance-metadata
+/// chain), which keeps those providers and the STS client out of every
+/// function and its cold start. On a workstation use
+/// [`sdk_config_from_profile`].
 pub async fn sdk_config(region: Option<String>) -> SdkConfig {
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let mut b = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client())
+        .retry_config(aws_config::retry::RetryConfig::standard())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(3100))
+                .build(),
+        )
+        .time_source(aws_smithy_async::time::SharedTimeSource::default());
+    if let Some(sleep) = aws_smithy_async::rt::sleep::default_async_sleep() {
+        b = b.sleep_impl(sleep);
+    }
+    if let Some(r) = region
+        .or_else(|| var("AWS_REGION"))
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+    {
+        b = b.region(Region::new(r));
+    }
+    if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        b = b.credentials_provider(SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new(
+                id,
+                secret,
+                var("AWS_SESSION_TOKEN"),
+                None,
+                "environment",
+            ),
+        ));
+    }
+    b.build()
+}
+
+/// The SDK configuration of the standard chain (environment, profiles, SSO,
+/// web identity, instance metadata): for `firewatch dev` on a workstation.
+pub async fn sdk_config_from_profile(region: Option<String>) -> SdkConfig {
     let mut loader = loader();
     if let Some(r) = region {
         loader = loader.region(Region::new(r));
@@ -143,20 +190,6 @@ pub async fn playbook_catalog(cfg: &AwsConfig) -> firewatch_domain::playbooks::C
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_table_or_bucket_is_named() {
-        let e =
-            AwsConfig::from_vars(|k| (k == "FIREWATCH_BUCKET").then(|| "b".into())).unwrap_err();
-        assert!(e.contains("FIREWATCH_TABLE"), "{e}");
-        let e = AwsConfig::from_vars(|k| (k == "FIREWATCH_TABLE").then(|| "t".into())).unwrap_err();
-        assert!(e.contains("FIREWATCH_BUCKET"), "{e}");
-    }
-}
-
 /// A Secrets Manager client; `endpoint` points it at another one (tests).
 #[cfg(any(feature = "steps", feature = "assisted", feature = "runtime-secrets"))]
 pub fn secrets_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_secretsmanager::Client {
@@ -189,4 +222,18 @@ pub async fn secret_string(
     out.secret_string()
         .map(str::to_owned)
         .ok_or_else(|| format!("Secrets Manager {id}: the secret has no string value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_table_or_bucket_is_named() {
+        let e =
+            AwsConfig::from_vars(|k| (k == "FIREWATCH_BUCKET").then(|| "b".into())).unwrap_err();
+        assert!(e.contains("FIREWATCH_TABLE"), "{e}");
+        let e = AwsConfig::from_vars(|k| (k == "FIREWATCH_TABLE").then(|| "t".into())).unwrap_err();
+        assert!(e.contains("FIREWATCH_BUCKET"), "{e}");
+    }
 }

@@ -202,7 +202,11 @@ fn many(prefix: &str, n: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_thousand_alert_storm_gives_one_storm_thread_and_others_wait_boundedly() {
-    let (w, chat) = chat_world().await;
+    let (mut w, chat) = chat_world().await;
+    // Both tenants' unrouted incidents go to the operator's channel.
+    let mut settings = (*w.svc.settings).clone();
+    settings.default_channel_tenants = firewatch_domain::settings::TenantScope::All;
+    w.svc = w.svc.clone().with_settings(settings);
     let acme = Principal {
         tenant: TenantId::parse("acme").unwrap(),
         name: "source:test".into(),
