@@ -6,8 +6,9 @@ way IAM does for one DynamoDB item: an explicit Deny wins, otherwise an
 Allow must match the action, the table and its LeadingKeys condition.
 
 Fails when:
-- a function other than admin may write an API key or a tenant secret (the
-  internet-facing chat functions above all);
+- a function other than admin may write an API key or a tenant secret, in
+  the table or in Secrets Manager (the internet-facing chat functions above
+  all);
 - any function may update or delete an audit event;
 - a function resolves a secret into its configuration instead of reading
   it at run time (`{{resolve:secretsmanager:...}}`).
@@ -107,6 +108,12 @@ def violations(t):
                        "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"):
             if may(fn, action, AUDIT):
                 out.append(f"{name} may {action} on {AUDIT}")
+        if name != "AdminFunction":
+            for st in statements(fn):
+                for action in ("secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                               "secretsmanager:DeleteSecret"):
+                    if st["Effect"] == "Allow" and action_matches(st, action):
+                        out.append(f"{name} may {action}")
         env = json.dumps(fn["Properties"].get("Environment", {}), default=str)
         if "resolve:secretsmanager" in env:
             out.append(f"{name} resolves a secret into its configuration")

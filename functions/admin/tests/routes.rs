@@ -444,3 +444,88 @@ async fn a_tenants_secrets_are_write_only_admin_only_and_audited() {
         .iter()
         .any(|i| i.data.contains(VALUE)));
 }
+
+/// A vault in memory: what the Secrets Manager adapter does, by path.
+#[derive(Default)]
+struct MemoryVault(std::sync::Mutex<std::collections::BTreeMap<String, String>>);
+
+#[async_trait::async_trait]
+impl firewatch_domain::ports::TenantVault for MemoryVault {
+    async fn put(&self, t: &TenantId, name: &str, value: &str) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(format!("{t}/{name}"), value.into());
+        Ok(())
+    }
+    async fn get(&self, t: &TenantId, name: &str) -> Result<Option<String>, String> {
+        Ok(self.0.lock().unwrap().get(&format!("{t}/{name}")).cloned())
+    }
+    async fn delete(&self, t: &TenantId, name: &str) -> Result<(), String> {
+        self.0.lock().unwrap().remove(&format!("{t}/{name}"));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn with_a_vault_a_secrets_value_is_kept_there_and_never_in_the_table() {
+    let (svc, keys) = services_with_keys().await;
+    let vault = std::sync::Arc::new(MemoryVault::default());
+    let svc = svc.with_vault(Some(vault.clone()));
+    let app = firewatch_admin::router(svc.clone());
+    const VALUE: &str = "r0uting-key-payments-0001";
+    let a = send(
+        &app,
+        json_request(
+            Method::PUT,
+            "/v1/secrets/PD_PAYMENTS",
+            Some(&keys.admin),
+            serde_json::json!({"value": VALUE}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let t = TenantId::default_tenant();
+    assert_eq!(
+        vault
+            .0
+            .lock()
+            .unwrap()
+            .get("default/PD_PAYMENTS")
+            .map(String::as_str),
+        Some(VALUE)
+    );
+    let item = svc
+        .store
+        .get(&firewatch_domain::keys::secrets_pk(&t), "PD_PAYMENTS")
+        .await
+        .unwrap()
+        .expect("the name is in the table");
+    assert!(!item.data.contains(VALUE), "{}", item.data);
+    let listed = send(&app, get("/v1/secrets", &keys.admin)).await;
+    assert_eq!(listed.json["items"][0]["name"], "PD_PAYMENTS");
+    // What a definition of the tenant reads, and no one else's.
+    let owner = firewatch_domain::secrets::Owner::Tenant(t.clone());
+    let got = firewatch_domain::secrets::resolve(&svc, &owner, &["PD_PAYMENTS".into()])
+        .await
+        .unwrap();
+    assert_eq!(got["PD_PAYMENTS"], VALUE);
+    let other = firewatch_domain::secrets::Owner::Tenant(TenantId::parse("beta").unwrap());
+    assert!(
+        firewatch_domain::secrets::resolve(&svc, &other, &["PD_PAYMENTS".into()])
+            .await
+            .is_err()
+    );
+    let d = send(
+        &app,
+        json_request(
+            Method::DELETE,
+            "/v1/secrets/PD_PAYMENTS",
+            Some(&keys.admin),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    assert!(vault.0.lock().unwrap().is_empty(), "the value went with it");
+}

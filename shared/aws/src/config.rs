@@ -164,7 +164,12 @@ pub fn services_with(sdk: &SdkConfig, cfg: &AwsConfig, settings: Settings) -> Se
         s3_client(sdk, cfg.s3_endpoint.as_deref()),
         cfg.bucket.clone(),
     );
-    Services::new(Arc::new(store), Arc::new(blobs)).with_settings(settings)
+    let services = Services::new(Arc::new(store), Arc::new(blobs)).with_settings(settings);
+    // Tenants' secret values in Secrets Manager, where the function uses
+    // them (`FIREWATCH_TENANT_SECRETS_PREFIX`).
+    #[cfg(feature = "vault")]
+    let services = services.with_vault(crate::vault::vault_from(sdk, |k| std::env::var(k).ok()));
+    services
 }
 
 /// The playbooks under `FIREWATCH_PLAYBOOKS_PREFIX` (default `playbooks/`)
@@ -191,7 +196,12 @@ pub async fn playbook_catalog(cfg: &AwsConfig) -> firewatch_domain::playbooks::C
 }
 
 /// A Secrets Manager client; `endpoint` points it at another one (tests).
-#[cfg(any(feature = "steps", feature = "assisted", feature = "runtime-secrets"))]
+#[cfg(any(
+    feature = "steps",
+    feature = "assisted",
+    feature = "runtime-secrets",
+    feature = "vault"
+))]
 pub fn secrets_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_secretsmanager::Client {
     let mut b = aws_sdk_secretsmanager::config::Builder::from(sdk);
     if let Some(e) = endpoint {

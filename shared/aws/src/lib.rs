@@ -19,6 +19,8 @@ mod runtime_secrets;
 mod s3;
 #[cfg(feature = "steps")]
 mod steps;
+#[cfg(feature = "vault")]
+mod vault;
 
 #[cfg(feature = "assisted")]
 pub use assisted::{assisted_model, assisted_model_from};
@@ -27,7 +29,12 @@ pub use aws_sdk_dynamodb::Client as DynamoClient;
 pub use aws_sdk_s3::Client as S3Client;
 #[cfg(feature = "bedrock")]
 pub use bedrock::{bedrock_client, BedrockClient, BedrockLlm};
-#[cfg(any(feature = "steps", feature = "assisted", feature = "runtime-secrets"))]
+#[cfg(any(
+    feature = "steps",
+    feature = "assisted",
+    feature = "runtime-secrets",
+    feature = "vault"
+))]
 pub use config::secrets_client;
 pub use config::{
     dynamo_client, playbook_catalog, s3_client, sdk_config, sdk_config_from_profile, services,
@@ -42,3 +49,5 @@ pub use steps::{
     egress_from_env, lambda_client, secrets_from_env, LambdaClient, LambdaEgress,
     SecretsManagerClient, SecretsManagerSecrets,
 };
+#[cfg(feature = "vault")]
+pub use vault::{vault_from, SecretsManagerVault};

@@ -210,3 +210,56 @@ async fn the_deployments_secrets_are_read_from_secrets_manager_field_by_field() 
     .unwrap_err();
     assert!(e.contains("firewatch/absent"), "{e}");
 }
+
+#[tokio::test]
+async fn tenant_secrets_live_in_secrets_manager_under_the_tenants_path() {
+    use firewatch_types::TenantId;
+    let sdk = sdk().await;
+    let prefix = format!("firewatch-{}/tenants/", ulid::Ulid::new());
+    let vault = firewatch_aws::vault_from(
+        &sdk,
+        vars(vec![
+            ("FIREWATCH_TENANT_SECRETS_PREFIX", prefix.clone()),
+            ("FIREWATCH_SECRETSMANAGER_ENDPOINT", moto()),
+        ]),
+    )
+    .expect("a vault is configured");
+    let (acme, beta) = (
+        TenantId::parse("acme").unwrap(),
+        TenantId::parse("beta").unwrap(),
+    );
+    assert_eq!(vault.get(&acme, "PD_KEY").await.unwrap(), None);
+    vault.put(&acme, "PD_KEY", "r0uting-key-1").await.unwrap();
+    vault.put(&acme, "PD_KEY", "r0uting-key-2").await.unwrap();
+    assert_eq!(
+        vault.get(&acme, "PD_KEY").await.unwrap().as_deref(),
+        Some("r0uting-key-2")
+    );
+    assert_eq!(
+        vault.get(&beta, "PD_KEY").await.unwrap(),
+        None,
+        "another tenant's path"
+    );
+    // Where it lives, as an operator finds it.
+    let client = firewatch_aws::secrets_client(&sdk, Some(&moto()));
+    let raw = client
+        .get_secret_value()
+        .secret_id(format!("{prefix}acme/PD_KEY"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.secret_string(), Some("r0uting-key-2"));
+    vault.delete(&acme, "PD_KEY").await.unwrap();
+    assert_eq!(vault.get(&acme, "PD_KEY").await.unwrap(), None);
+    vault.delete(&acme, "PD_KEY").await.unwrap();
+    // Set again at once after a delete.
+    vault.put(&acme, "PD_KEY", "r0uting-key-3").await.unwrap();
+    assert_eq!(
+        vault.get(&acme, "PD_KEY").await.unwrap().as_deref(),
+        Some("r0uting-key-3")
+    );
+    assert!(
+        firewatch_aws::vault_from(&sdk, vars(vec![])).is_none(),
+        "none unless named"
+    );
+}

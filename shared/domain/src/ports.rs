@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
 
-use firewatch_types::{Card, Destination, ThreadRef};
+use firewatch_types::{Card, Destination, TenantId, ThreadRef};
 
 use crate::Settings;
 
@@ -556,6 +556,16 @@ pub trait SecretSource: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<String>, String>;
 }
 
+/// Where tenants' secret values are kept when they are not kept in the
+/// table (on AWS: Secrets Manager, one secret per tenant and name under a
+/// path of the deployment). Errors name the secret, never a value.
+#[async_trait]
+pub trait TenantVault: Send + Sync {
+    async fn put(&self, tenant: &TenantId, name: &str, value: &str) -> Result<(), String>;
+    async fn get(&self, tenant: &TenantId, name: &str) -> Result<Option<String>, String>;
+    async fn delete(&self, tenant: &TenantId, name: &str) -> Result<(), String>;
+}
+
 /// Secrets from the environment: `FIREWATCH_SECRET_<NAME>`, else the key
 /// `NAME` of the JSON object in `FIREWATCH_PLAYBOOK_SECRETS` (on AWS, a
 /// Secrets Manager value the template resolves into the functions that
@@ -614,6 +624,9 @@ pub struct Services {
     /// executes steps.
     pub egress: Arc<dyn Egress>,
     pub secrets: Arc<dyn SecretSource>,
+    /// Where tenants' secret values live; `None`: in the table, beside
+    /// their names (the embedded store).
+    pub vault: Option<Arc<dyn TenantVault>>,
     /// When this process last marked each provider's freshness.
     pub marks: Arc<crate::schedules::freshness::Marks>,
     /// Each tenant's silences as this process last read them (ingest
@@ -642,6 +655,7 @@ impl Services {
             settings: Arc::new(Settings::default()),
             egress: Arc::new(NoEgress),
             secrets: Arc::new(EnvSecrets),
+            vault: None,
             marks: Arc::default(),
             silences: Arc::default(),
             llm: None,
@@ -672,6 +686,11 @@ impl Services {
 
     pub fn with_secrets(mut self, secrets: Arc<dyn SecretSource>) -> Self {
         self.secrets = secrets;
+        self
+    }
+
+    pub fn with_vault(mut self, vault: Option<Arc<dyn TenantVault>>) -> Self {
+        self.vault = vault;
         self
     }
 

@@ -7,8 +7,12 @@
 //! files, built-in checks). Definitions made through the API (smoke checks,
 //! escalation policies' PagerDuty routing keys) use their tenant's secrets
 //! only, which the tenant's admins manage at `/v1/secrets`: names and times
-//! readable, values write-only (never returned, never logged, kept in their
-//! own item under the tenant's `#SECRET` partition), every change audited.
+//! readable, values write-only (never returned, never logged), every change
+//! audited. Names and times are kept under the tenant's `#SECRET`
+//! partition; values in the [`TenantVault`] when one is configured (on AWS,
+//! Secrets Manager under a per-tenant path), else beside their names.
+//!
+//! [`TenantVault`]: crate::ports::TenantVault
 //!
 //! [`SecretSource`]: crate::ports::SecretSource
 
@@ -37,10 +41,12 @@ pub enum Owner {
     Tenant(TenantId),
 }
 
-/// A tenant secret as stored: the value never leaves through the API.
+/// A tenant secret as stored: the value never leaves through the API; with
+/// a vault it is not in the table at all (empty here).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {
     name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     value: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -129,9 +135,21 @@ pub async fn put(
         Some((s, v)) => (s.created_at, Condition::Version(*v), v + 1, "secret.update"),
         None => (now, Condition::Absent, 1, "secret.create"),
     };
+    // With a vault, the value goes there first: the table then names a
+    // secret whose value exists.
+    if let Some(vault) = &svc.vault {
+        vault
+            .put(&p.tenant, name, value)
+            .await
+            .map_err(DomainError::Unavailable)?;
+    }
     let stored = Stored {
         name: name.to_owned(),
-        value: value.to_owned(),
+        value: if svc.vault.is_some() {
+            String::new()
+        } else {
+            value.to_owned()
+        },
         created_at,
         updated_at: now,
         updated_by: p.name.clone(),
@@ -193,6 +211,12 @@ pub async fn delete(svc: &Services, p: &Principal, name: &str) -> Result<(), Dom
         )?,
     ];
     svc.store.transact(ops).await?;
+    // Unlisted and unresolvable from here on; the value follows.
+    if let Some(vault) = &svc.vault {
+        if let Err(e) = vault.delete(&p.tenant, name).await {
+            tracing::warn!(error = %e, "a deleted secret's value was not removed from the vault");
+        }
+    }
     Ok(())
 }
 
@@ -235,10 +259,19 @@ pub async fn resolve(
                 .get(n)
                 .await
                 .map_err(|e| format!("secret {n} could not be read: {e}"))?,
-            Owner::Tenant(t) => load(svc, t, n)
-                .await
-                .map_err(|e| format!("secret {n} could not be read: {e}"))?
-                .map(|(s, _)| s.value),
+            Owner::Tenant(t) => {
+                let named = load(svc, t, n)
+                    .await
+                    .map_err(|e| format!("secret {n} could not be read: {e}"))?;
+                match (named, &svc.vault) {
+                    (None, _) => None,
+                    (Some(_), Some(vault)) => vault
+                        .get(t, n)
+                        .await
+                        .map_err(|e| format!("secret {n} could not be read: {e}"))?,
+                    (Some((s, _)), None) => Some(s.value),
+                }
+            }
         };
         match value {
             Some(v) => {
