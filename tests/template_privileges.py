@@ -9,7 +9,8 @@ Fails when:
 - a function other than admin may write an API key or a tenant secret, in
   the table or in Secrets Manager (the internet-facing chat functions above
   all);
-- any function may update or delete an audit event;
+- any function may update or delete an audit event, or a chat function may
+  write the audit log at all (it queues its events for the dispatcher);
 - a function resolves a secret into its configuration instead of reading
   it at run time (`{{resolve:secretsmanager:...}}`).
 
@@ -98,6 +99,15 @@ def may(fn, action, pk):
 def violations(t):
     out = []
     fns = functions(t)
+    for name in CHAT:
+        # Internet-facing: their audit events are queued and filed by the
+        # dispatcher, so the log itself is out of their reach.
+        for action in WRITES:
+            if may(fns[name], action, AUDIT):
+                out.append(f"{name} may {action} on {AUDIT}")
+        env = fns[name]["Properties"].get("Environment", {}).get("Variables", {})
+        if str(env.get("FIREWATCH_AUDIT_VIA_DISPATCHER")).lower() != "true":
+            out.append(f"{name} does not queue its audit events (FIREWATCH_AUDIT_VIA_DISPATCHER)")
     for name in CHAT + [n for n in fns if n not in CHAT and n != "AdminFunction"]:
         for action in WRITES:
             for pk in (API_KEY, TENANT_SECRET):
@@ -144,6 +154,7 @@ def main():
     for v in found:
         print(f"FAIL: {v}", file=sys.stderr)
     # The check itself: without the Slack function's Deny it must fail.
+    # (The Deny also keeps the audit log out of its reach.)
     broken = copy.deepcopy(t)
     sts = broken["Resources"]["SlackFunction"]["Properties"]["Policies"][0]["Statement"]
     sts[:] = [s for s in sts if not (isinstance(s, dict) and s.get("Effect") == "Deny"
@@ -153,7 +164,7 @@ def main():
         return 1
     if found:
         return 1
-    print(f"template privileges: {len(functions(t))} functions checked, only admin writes keys and tenant secrets, no function changes an audit event, no secret resolved into configuration")
+    print(f"template privileges: {len(functions(t))} functions checked, only admin writes keys and tenant secrets, no function changes an audit event and the chat functions cannot write one, no secret resolved into configuration")
     return 0
 
 

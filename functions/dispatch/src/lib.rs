@@ -23,6 +23,7 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct Image {
     pk: String,
+    sk: String,
     d: String,
 }
 
@@ -40,6 +41,16 @@ pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
             // Not one of ours (or not an item with data): nothing to do.
             Err(_) => continue,
         };
+        // An audit event a chat function queued: filed into the log here.
+        if let Some(tenant) = image.pk.strip_suffix("#AUDITQ") {
+            let Ok(tenant) = firewatch_types::TenantId::parse(tenant) else {
+                continue;
+            };
+            if let Err(e) = dispatch::file_audit(svc, &tenant, &image.sk).await {
+                tracing::warn!(error = %e, "audit event not filed; the retries job files it");
+            }
+            continue;
+        }
         if !image.pk.ends_with("#OUTBOX") {
             continue;
         }

@@ -330,3 +330,102 @@ async fn outbox(svc: &Services, p: &Principal) -> Vec<firewatch_domain::outbox::
         .map(|i| firewatch_domain::keys::decode(i).unwrap())
         .collect()
 }
+
+/// The items of one partition of `svc`'s store.
+async fn partition(svc: &Services, pk: String) -> Vec<firewatch_domain::ports::Item> {
+    svc.store
+        .query(firewatch_domain::ports::Query {
+            pk,
+            sk_prefix: String::new(),
+            after: None,
+            limit: 100,
+            descending: false,
+        })
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn audit_events_a_chat_function_queues_are_filed_by_the_dispatcher_once() {
+    use firewatch_domain::keys::{audit_pk, audit_queue_pk};
+    let dispatcher = firewatch_local::services_in_memory();
+    let t = TenantId::default_tenant();
+    firewatch_domain::auth::ensure_tenant(&dispatcher, &t)
+        .await
+        .unwrap();
+    // The chat function: same table, but it may not write the audit log.
+    let chat_fn = dispatcher.clone().with_settings(Settings {
+        audit_via_dispatcher: true,
+        ..Settings::default()
+    });
+    let body = json!({"title": "disk full", "fingerprint": "disk-1", "severity": "sev2"});
+    let sender = Principal {
+        tenant: t.clone(),
+        name: "source:test".into(),
+        role: Role::Ingest,
+    };
+    let body = body.to_string();
+    let id = ingest(
+        &dispatcher,
+        IngestRequest {
+            principal: &sender,
+            source: SourceKind::Generic,
+            body: body.as_bytes(),
+            headers: vec![],
+        },
+    )
+    .await
+    .unwrap()
+    .incidents[0]
+        .clone();
+    let before = partition(&dispatcher, audit_pk(&t)).await.len();
+    let clicker = Principal {
+        tenant: t.clone(),
+        name: "slack:U024BE7LH".into(),
+        role: Role::Responder,
+    };
+    firewatch_domain::incidents::act(
+        &chat_fn,
+        &clicker,
+        &id,
+        firewatch_types::IncidentAction::Ack,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        partition(&dispatcher, audit_pk(&t)).await.len(),
+        before,
+        "not written by the chat function"
+    );
+    let queued = partition(&dispatcher, audit_queue_pk(&t)).await;
+    assert_eq!(queued.len(), 1);
+
+    // The stream's INSERT of the queued event, as Lambda delivers it.
+    let q = &queued[0];
+    let event: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(json!({"Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": {"pk": {"S": q.pk}, "sk": {"S": q.sk}},
+            "NewImage": {"pk": {"S": q.pk}, "sk": {"S": q.sk}, "v": {"N": "1"}, "d": {"S": q.data}},
+            "SequenceNumber": "100", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"},
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026"}]}))
+        .unwrap();
+    for _ in 0..2 {
+        let r = firewatch_dispatch::handle(&dispatcher, event.clone()).await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    let log = partition(&dispatcher, audit_pk(&t)).await;
+    assert_eq!(log.len(), before + 1, "filed once, redelivery included");
+    assert!(log.iter().any(|i| i.sk == q.sk && i.data == q.data));
+    assert!(partition(&dispatcher, audit_queue_pk(&t)).await.is_empty());
+    assert_eq!(
+        firewatch_domain::dispatch::file_audits(&dispatcher)
+            .await
+            .unwrap(),
+        0
+    );
+}

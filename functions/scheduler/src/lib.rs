@@ -229,10 +229,14 @@ pub async fn run(svc: &Services, inv: Invocation) -> Result<JobReport, JobError>
 pub async fn run_retries(svc: &Services) -> Result<RetriesReport, JobError> {
     let grace = chrono::Duration::seconds(STREAM_GRACE_SECS);
     let drained = dispatch::sweep(svc, grace).await?;
+    // Audit events the chat functions queued, should a stream record of
+    // theirs have been lost.
+    let audits = dispatch::file_audits(svc).await?;
     tracing::info!(
         delivered = drained.delivered,
         retrying = drained.retrying,
         dead = drained.dead,
+        audits_filed = audits,
         "retries job"
     );
     Ok(drained.into())

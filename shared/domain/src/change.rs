@@ -434,11 +434,7 @@ impl<'a> Change<'a> {
             }
         }
         for a in &self.audits {
-            // Append-only: an audit id is never written twice.
-            ops.push(WriteOp::Put {
-                item: keys::item(keys::audit_pk(&self.tenant), a.id.clone(), 1, a)?,
-                condition: Condition::Absent,
-            });
+            ops.push(audit_op(self.svc, a)?);
         }
         for r in &self.effects {
             ops.push(enqueue_op(r)?);
@@ -523,8 +519,22 @@ pub fn audit_write(
         after,
         reason,
     };
+    audit_op(svc, &ev)
+}
+
+/// The write of audit event `ev`, for the transaction of its change.
+/// Append-only: an audit id is never written twice. A function that may not
+/// write the audit log (`FIREWATCH_AUDIT_VIA_DISPATCHER`, the chat
+/// functions on AWS) queues the event beside it instead, and the dispatcher
+/// files it.
+pub fn audit_op(svc: &Services, ev: &AuditEvent) -> Result<WriteOp, DomainError> {
+    let pk = if svc.settings.audit_via_dispatcher {
+        keys::audit_queue_pk(&ev.tenant)
+    } else {
+        keys::audit_pk(&ev.tenant)
+    };
     Ok(WriteOp::Put {
-        item: keys::item(keys::audit_pk(tenant), ev.id.clone(), 1, &ev)?,
+        item: keys::item(pk, ev.id.clone(), 1, ev)?,
         condition: Condition::Absent,
     })
 }

@@ -67,6 +67,14 @@ pub fn rate_pk(t: &TenantId) -> String {
     format!("{t}#RATE")
 }
 
+/// Audit events waiting to be filed into the audit log, sort key the
+/// event's id: where the functions that may not write the log (the
+/// internet-facing chat functions) put theirs, in the transaction of the
+/// change; the dispatcher files them ([`crate::dispatch::file_audit`]).
+pub fn audit_queue_pk(t: &TenantId) -> String {
+    format!("{t}#AUDITQ")
+}
+
 /// Append-only audit log, sort key a ULID.
 pub fn audit_pk(t: &TenantId) -> String {
     format!("{t}#AUDIT")

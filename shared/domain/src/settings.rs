@@ -108,6 +108,11 @@ pub struct Settings {
     /// `FIREWATCH_RATE_LIMITS`: per-minute limits on dry-runs, assisted
     /// triage and silence changes per tenant, and pings per heartbeat.
     pub rate_limits: crate::throttle::Limits,
+    /// `FIREWATCH_AUDIT_VIA_DISPATCHER` (default false): this function may
+    /// not write the audit log (the chat functions on AWS), so its audit
+    /// events are queued in the transaction of their change and the
+    /// dispatcher files them.
+    pub audit_via_dispatcher: bool,
 }
 
 /// When an alert group is flapping, and when it is stable again.
@@ -159,6 +164,7 @@ impl Default for Settings {
             storm_incidents: 20,
             storm_window_secs: 60,
             rate_limits: crate::throttle::Limits::default(),
+            audit_via_dispatcher: false,
         }
     }
 }
@@ -246,6 +252,17 @@ impl Settings {
                     .map_err(|e| format!("FIREWATCH_FRESHNESS: {source}: {e}"))?;
                 s.freshness.insert(source, secs);
             }
+        }
+        if let Some(v) = var("FIREWATCH_AUDIT_VIA_DISPATCHER") {
+            s.audit_via_dispatcher = match v.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" | "" => false,
+                _ => {
+                    return Err(format!(
+                        "FIREWATCH_AUDIT_VIA_DISPATCHER must be true or false, got {v:?}"
+                    ))
+                }
+            };
         }
         if let Some(v) = var("FIREWATCH_RATE_LIMITS") {
             s.rate_limits = crate::throttle::Limits::parse(&v)?;
