@@ -9,8 +9,9 @@ Fails when:
 - a function other than admin may write an API key or a tenant secret, in
   the table or in Secrets Manager (the internet-facing chat functions above
   all);
-- any function may update or delete an audit event, or a chat function may
-  write the audit log at all (it queues its events for the dispatcher);
+- any function may update or delete an audit event, or a function other
+  than the dispatcher and the scheduler may write the audit log at all (the
+  others queue their events, which the dispatcher files);
 - a function resolves a secret into its configuration instead of reading
   it at run time (`{{resolve:secretsmanager:...}}`).
 
@@ -29,6 +30,8 @@ from cfnlint.decode import cfn_yaml
 
 TEMPLATE = "infra/template.yaml"
 CHAT = ["SlackFunction", "TelegramFunction", "DiscordFunction"]
+# The functions that file queued audit events, and so write the log.
+AUDIT_WRITERS = ["DispatchFunction", "SchedulerFunction"]
 WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
           "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert",
           "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"]
@@ -99,13 +102,17 @@ def may(fn, action, pk):
 def violations(t):
     out = []
     fns = functions(t)
-    for name in CHAT:
-        # Internet-facing: their audit events are queued and filed by the
-        # dispatcher, so the log itself is out of their reach.
+    glob = t.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    for name, fn in fns.items():
+        if name in AUDIT_WRITERS:
+            continue
+        # The audit log is the dispatcher's and the scheduler's to write:
+        # every other function queues its events, the chat functions above all.
         for action in WRITES:
-            if may(fns[name], action, AUDIT):
+            if may(fn, action, AUDIT):
                 out.append(f"{name} may {action} on {AUDIT}")
-        env = fns[name]["Properties"].get("Environment", {}).get("Variables", {})
+        env = dict(glob)
+        env.update(fn["Properties"].get("Environment", {}).get("Variables", {}))
         if str(env.get("FIREWATCH_AUDIT_VIA_DISPATCHER")).lower() != "true":
             out.append(f"{name} does not queue its audit events (FIREWATCH_AUDIT_VIA_DISPATCHER)")
     for name in CHAT + [n for n in fns if n not in CHAT and n != "AdminFunction"]:
@@ -164,7 +171,7 @@ def main():
         return 1
     if found:
         return 1
-    print(f"template privileges: {len(functions(t))} functions checked, only admin writes keys and tenant secrets, no function changes an audit event and the chat functions cannot write one, no secret resolved into configuration")
+    print(f"template privileges: {len(functions(t))} functions checked, only admin writes keys and tenant secrets, only the dispatcher and the scheduler write the audit log and none changes an event, no secret resolved into configuration")
     return 0
 
 
