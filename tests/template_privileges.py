@@ -13,7 +13,10 @@ Fails when:
   than the dispatcher and the scheduler may write the audit log at all (the
   others queue their events, which the dispatcher files);
 - a function resolves a secret into its configuration instead of reading
-  it at run time (`{{resolve:secretsmanager:...}}`).
+  it at run time (`{{resolve:secretsmanager:...}}`), may read a deployment
+  secret it does not use (they are one per consumer: `<SecretName>/slack`,
+  `/discord`, `/telegram`, `/hmac`, `/tracker`), or reads tenants' secrets
+  without sending what uses them.
 
 `python tests/template_privileges.py --table` prints each function's table
 privileges (docs/DEPLOY.md). The checks are proven to catch a regression:
@@ -30,6 +33,8 @@ from cfnlint.decode import cfn_yaml
 
 TEMPLATE = "infra/template.yaml"
 CHAT = ["SlackFunction", "TelegramFunction", "DiscordFunction"]
+# The functions that send what names a tenant's secret (smoke checks, pages).
+TENANT_SECRET_READERS = ["DispatchFunction", "SchedulerFunction", "SchedulesFunction", "ChecksFunction"]
 # The functions that file queued audit events, and so write the log.
 AUDIT_WRITERS = ["DispatchFunction", "SchedulerFunction"]
 WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
@@ -39,12 +44,30 @@ WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 API_KEY = "_#APIKEY"
 TENANT_SECRET = "acme#SECRET"
 AUDIT = "acme#AUDIT"
+AUDIT_QUEUE = "acme#AUDITQ"
 INCIDENT = "acme#INC#inc_01"
 
 
 def functions(t):
     return {n: r for n, r in t["Resources"].items()
             if r.get("Type") == "AWS::Serverless::Function"}
+
+
+# SAM policy templates this check knows, and what they grant.
+KNOWN_TEMPLATES = {"DynamoDBStreamReadPolicy"}  # stream reads only
+
+
+def unrecognised(fn):
+    """Policy forms this check cannot evaluate: they fail it, so nothing
+    slips past unread."""
+    out = []
+    for policy in fn["Properties"].get("Policies", []):
+        if isinstance(policy, dict) and "Statement" in policy:
+            continue
+        if isinstance(policy, dict) and len(policy) == 1 and next(iter(policy)) in KNOWN_TEMPLATES:
+            continue
+        out.append(json.dumps(policy, default=str)[:80])
+    return out
 
 
 def statements(fn):
@@ -54,9 +77,10 @@ def statements(fn):
             continue
         for st in policy.get("Statement", []):
             if "Fn::If" in st:
-                # Either branch may hold: count the statement branch.
+                # Either branch may hold: an Allow counts as present, a Deny
+                # as absent (the conservative reading of each).
                 st = next((b for b in st["Fn::If"][1:] if isinstance(b, dict) and "Effect" in b), None)
-                if st is None:
+                if st is None or st["Effect"] == "Deny":
                     continue
             out.append(st)
     return out
@@ -67,7 +91,12 @@ def as_list(v):
 
 
 def on_table(st):
-    return any(r == {"Fn::GetAtt": ["Table", "Arn"]} or r == "*" for r in as_list(st.get("Resource", [])))
+    def table(r):
+        if r == "*" or r == {"Fn::GetAtt": ["Table", "Arn"]}:
+            return True
+        text = json.dumps(r, default=str)
+        return "Table.Arn" in text or ":table/" in text
+    return any(table(r) for r in as_list(st.get("Resource", [])))
 
 
 def action_matches(st, action):
@@ -75,16 +104,26 @@ def action_matches(st, action):
 
 
 def condition_holds(st, pk):
+    """Whether the statement's condition holds for an item of partition
+    `pk`. A condition this check does not model is read conservatively: it
+    may hold for an Allow, and may not for a Deny."""
     cond = st.get("Condition")
     if not cond:
         return True
+    unknown = st["Effect"] == "Allow"
     for op, body in cond.items():
+        base = op.split(":")[-1]
         for key, patterns in body.items():
-            if key != "dynamodb:LeadingKeys":
-                # A condition this check does not model: assume it may hold.
+            if key != "dynamodb:LeadingKeys" or base not in (
+                    "StringLike", "StringNotLike", "StringEquals", "StringNotEquals"):
+                if not unknown:
+                    return False
                 continue
-            hit = any(fnmatch.fnmatchcase(pk, p) for p in as_list(patterns))
-            if op.endswith("StringNotLike"):
+            if base.endswith("Like"):
+                hit = any(fnmatch.fnmatchcase(pk, p) for p in as_list(patterns))
+            else:
+                hit = pk in as_list(patterns)
+            if "Not" in base:
                 hit = not hit
             if not hit:
                 return False
@@ -103,9 +142,18 @@ def violations(t):
     out = []
     fns = functions(t)
     glob = t.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    if "resolve:secretsmanager" in json.dumps(glob, default=str):
+        out.append("the globals resolve a secret into every function's configuration")
     for name, fn in fns.items():
+        for form in unrecognised(fn):
+            out.append(f"{name} has a policy this check cannot read: {form}")
         if name in AUDIT_WRITERS:
             continue
+        # Nor may it change or take a queued event before it is filed.
+        for action in ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                       "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"):
+            if may(fn, action, AUDIT_QUEUE):
+                out.append(f"{name} may {action} on {AUDIT_QUEUE}")
         # The audit log is the dispatcher's and the scheduler's to write:
         # every other function queues its events, the chat functions above all.
         for action in WRITES:
@@ -128,9 +176,31 @@ def violations(t):
         if name != "AdminFunction":
             for st in statements(fn):
                 for action in ("secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
-                               "secretsmanager:DeleteSecret"):
+                               "secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret"):
                     if st["Effect"] == "Allow" and action_matches(st, action):
                         out.append(f"{name} may {action}")
+        # The deployment's secrets are one per consumer: a function reads
+        # only those its fields come from, a chat function only its own.
+        reads = set()
+        for st in statements(fn):
+            if st["Effect"] == "Allow" and action_matches(st, "secretsmanager:GetSecretValue"):
+                for r in as_list(st.get("Resource", [])):
+                    text = json.dumps(r, default=str)
+                    if "${SecretName}-" in text or "${SecretName}*" in text or text == '"*"':
+                        out.append(f"{name} may read the whole deployment secret")
+                    for consumer in ("hmac", "slack", "discord", "telegram", "tracker"):
+                        if "${SecretName}/" + consumer in text:
+                            reads.add(consumer)
+                    if "/tenants/" in text and name not in TENANT_SECRET_READERS:
+                        out.append(f"{name} may read tenants' secrets")
+        fields = str(fn["Properties"].get("Environment", {}).get("Variables", {}).get(
+            "FIREWATCH_SECRET_FIELDS", "")).split(",")
+        needed = {("hmac" if f == "hmac_secrets" else "tracker" if f == "tracker_token" else f.split("_")[0])
+                  for f in fields if f}
+        if reads != needed:
+            out.append(f"{name} reads the secrets of {sorted(reads)}, its fields need {sorted(needed)}")
+        if name in CHAT and len(reads) > 1:
+            out.append(f"{name} reads another platform's secret")
         env = json.dumps(fn["Properties"].get("Environment", {}), default=str)
         if "resolve:secretsmanager" in env:
             out.append(f"{name} resolves a secret into its configuration")

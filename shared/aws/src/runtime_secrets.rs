@@ -2,9 +2,9 @@
 //! starts instead of being resolved into its Lambda environment: chat
 //! tokens and signing secrets, the tracker's token, webhook HMAC secrets.
 //!
-//! `FIREWATCH_SECRET_ID` names one secret whose value is a JSON object of
-//! strings; `FIREWATCH_SECRET_FIELDS` lists the fields this function takes
-//! (the SAM template gives each function only its own). Each field becomes
+//! `FIREWATCH_SECRET_IDS` names the secrets this function may read (one per
+//! consumer, each a JSON object of strings, and only those in its policy);
+//! `FIREWATCH_SECRET_FIELDS` lists the fields it takes from them. Each field becomes
 //! the variable that configures it, unless that variable is set already, so
 //! the rest of the function reads its configuration one way, and a value
 //! never appears in the function's configuration, the console or a
@@ -46,7 +46,7 @@ pub fn variable_of(field: &str, tracker: Option<&str>) -> Option<&'static str> {
 pub fn variables(
     secret: &str,
     wanted: &[&str],
-    var: impl Fn(&str) -> Option<String>,
+    var: &impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<(&'static str, String)>, String> {
     let map: HashMap<String, serde_json::Value> = serde_json::from_str(secret)
         .map_err(|_| "the secret's value is not a JSON object".to_string())?;
@@ -72,37 +72,71 @@ pub fn variables(
     Ok(out)
 }
 
-/// Reads `FIREWATCH_SECRET_ID` (when set, through `var`) and answers the
-/// variables `FIREWATCH_SECRET_FIELDS` asks for, with their values.
-/// `FIREWATCH_SECRETSMANAGER_ENDPOINT` points the client elsewhere (tests).
+/// Reads the secrets `FIREWATCH_SECRET_IDS` names (through `var`; a
+/// comma-separated list, one secret per consumer: `<name>/slack`,
+/// `<name>/hmac`, ...) and answers the variables `FIREWATCH_SECRET_FIELDS`
+/// asks for, with their values. A named secret that does not exist (a chat
+/// platform not in use) gives nothing. `FIREWATCH_SECRETSMANAGER_ENDPOINT`
+/// points the client elsewhere (tests).
 pub async fn secret_variables(
     sdk: &SdkConfig,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<(&'static str, String)>, String> {
     let var = |k: &str| var(k).filter(|v| !v.trim().is_empty());
-    let Some(id) = var("FIREWATCH_SECRET_ID") else {
-        return Ok(Vec::new());
-    };
+    let ids = var("FIREWATCH_SECRET_IDS").unwrap_or_default();
     let fields = var("FIREWATCH_SECRET_FIELDS").unwrap_or_default();
-    let wanted: Vec<&str> = fields
-        .split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .collect();
+    let list = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (ids, wanted) = (list(&ids), list(&fields));
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let mut out: Vec<(&'static str, String)> = Vec::new();
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let endpoint = var("FIREWATCH_SECRETSMANAGER_ENDPOINT");
-    let text = crate::config::secret_string(sdk, &id, endpoint.as_deref()).await?;
-    variables(&text, &wanted, var).map_err(|e| format!("Secrets Manager {id}: {e}"))
+    let client =
+        crate::config::secrets_client(sdk, var("FIREWATCH_SECRETSMANAGER_ENDPOINT").as_deref());
+    for id in &ids {
+        let text = match client.get_secret_value().secret_id(id).send().await {
+            Ok(o) => o
+                .secret_string()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("Secrets Manager {id}: the secret has no string value"))?,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                continue
+            }
+            // The SDK's error names the secret's id, never a value.
+            Err(e) => {
+                return Err(format!(
+                    "Secrets Manager {id}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                ))
+            }
+        };
+        for (name, value) in
+            variables(&text, &wanted, &var).map_err(|e| format!("Secrets Manager {id}: {e}"))?
+        {
+            if !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, value));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// [`secret_variables`] from the environment, set in it. Call first thing
 /// in `main`, before anything reads its configuration; without
-/// `FIREWATCH_SECRET_ID` it does nothing and costs nothing.
+/// `FIREWATCH_SECRET_IDS` it does nothing and costs nothing.
 pub async fn secrets_into_env() -> Result<(), String> {
     let var = |k: &str| std::env::var(k).ok();
-    if var("FIREWATCH_SECRET_ID").is_none_or(|v| v.trim().is_empty()) {
+    if var("FIREWATCH_SECRET_IDS").is_none_or(|v| v.trim().is_empty()) {
         return Ok(());
     }
     let sdk = crate::config::sdk_config(var("AWS_REGION")).await;
@@ -134,7 +168,7 @@ mod tests {
                 "tracker_token",
                 "telegram_bot_token",
             ],
-            env,
+            &env,
         )
         .unwrap();
         assert_eq!(
@@ -145,12 +179,12 @@ mod tests {
             ],
             "the set variable wins; an empty field sets nothing; hmac_secrets was not asked for"
         );
-        let err = variables(secret, &["slack_token"], |_| None).unwrap_err();
+        let err = variables(secret, &["slack_token"], &|_| None).unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
-        let err = variables("\"xoxb-secret\"", &["slack_bot_token"], |_| None).unwrap_err();
+        let err = variables("\"xoxb-secret\"", &["slack_bot_token"], &|_| None).unwrap_err();
         assert!(!err.contains("xoxb-secret"), "{err}");
         // No tracker configured: its token is not needed.
-        assert!(variables(secret, &["tracker_token"], |_| None)
+        assert!(variables(secret, &["tracker_token"], &|_| None)
             .unwrap()
             .is_empty());
     }

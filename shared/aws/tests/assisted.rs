@@ -156,26 +156,35 @@ async fn bedrock_credentials_are_checked_without_calling_the_model() {
 async fn the_deployments_secrets_are_read_from_secrets_manager_field_by_field() {
     let sdk = sdk().await;
     let client = firewatch_aws::secrets_client(&sdk, Some(&moto()));
-    let id = format!("firewatch/secrets-{}", ulid::Ulid::new());
-    client
-        .create_secret()
-        .name(&id)
-        .secret_string(
-            json!({"slack_bot_token": "xoxb-runtime-1", "slack_signing_secret": "sign-1",
-                   "telegram_bot_token": "123:tg", "hmac_secrets": "grafana=g1",
-                   "tracker_token": "ghp_runtime0000000000"})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let base = format!("firewatch/secrets-{}", ulid::Ulid::new());
+    for (consumer, value) in [
+        (
+            "slack",
+            json!({"slack_bot_token": "xoxb-runtime-1", "slack_signing_secret": "sign-1"}),
+        ),
+        ("telegram", json!({"telegram_bot_token": "123:tg"})),
+        ("tracker", json!({"tracker_token": "ghp_runtime0000000000"})),
+    ] {
+        client
+            .create_secret()
+            .name(format!("{base}/{consumer}"))
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
     let got = firewatch_aws::secret_variables(
         &sdk,
         vars(vec![
-            ("FIREWATCH_SECRET_ID", id.clone()),
+            // The dispatcher's secrets; the Discord one does not exist (a
+            // platform not in use), which gives nothing.
+            (
+                "FIREWATCH_SECRET_IDS",
+                format!("{base}/slack,{base}/discord,{base}/tracker"),
+            ),
             (
                 "FIREWATCH_SECRET_FIELDS",
-                "slack_bot_token,slack_signing_secret,tracker_token".into(),
+                "slack_bot_token,slack_signing_secret,discord_bot_token,tracker_token".into(),
             ),
             ("FIREWATCH_TRACKER", "github".into()),
             ("FIREWATCH_SECRETSMANAGER_ENDPOINT", moto()),
@@ -190,25 +199,28 @@ async fn the_deployments_secrets_are_read_from_secrets_manager_field_by_field() 
             ("SLACK_SIGNING_SECRET", "sign-1".to_string()),
             ("GITHUB_TOKEN", "ghp_runtime0000000000".to_string()),
         ],
-        "only this function's fields"
+        "only the named secrets, only this function's fields"
     );
     // No secret named: nothing read.
     assert!(firewatch_aws::secret_variables(&sdk, vars(vec![]))
         .await
         .unwrap()
         .is_empty());
-    // A secret that does not exist: the error names it, never a value.
+    // An error names the secret, never a value.
     let e = firewatch_aws::secret_variables(
         &sdk,
         vars(vec![
-            ("FIREWATCH_SECRET_ID", "firewatch/absent".into()),
-            ("FIREWATCH_SECRET_FIELDS", "slack_bot_token".into()),
+            ("FIREWATCH_SECRET_IDS", format!("{base}/slack")),
+            ("FIREWATCH_SECRET_FIELDS", "slack_token".into()),
             ("FIREWATCH_SECRETSMANAGER_ENDPOINT", moto()),
         ]),
     )
     .await
     .unwrap_err();
-    assert!(e.contains("firewatch/absent"), "{e}");
+    assert!(
+        e.contains(&format!("{base}/slack")) && !e.contains("xoxb"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -269,6 +269,13 @@ pub async fn resolve(
                         .get(t, n)
                         .await
                         .map_err(|e| format!("secret {n} could not be read: {e}"))?,
+                    // Without a vault, a value kept in one is not here:
+                    // unreadable, never an empty secret.
+                    (Some((s, _)), None) if s.value.is_empty() => {
+                        return Err(format!(
+                            "secret {n} could not be read: its value is kept in the tenant secrets vault, which this process has not configured"
+                        ))
+                    }
                     (Some((s, _)), None) => Some(s.value),
                 }
             }

@@ -804,6 +804,15 @@ pub async fn file_audit(
     let Some(item) = svc.store.get(&queue, id).await? else {
         return Ok(false);
     };
+    // Only an event of this tenant under its own id is filed; anything
+    // else in the queue is left there and reported.
+    match keys::decode::<firewatch_types::AuditEvent>(&item) {
+        Ok(ev) if &ev.tenant == tenant && ev.id == id => {}
+        _ => {
+            tracing::error!(tenant = %tenant, event = %id, "a queued audit event is not this tenant's under its own id; not filed");
+            return Ok(false);
+        }
+    }
     let mut filed = item.clone();
     filed.pk = keys::audit_pk(tenant);
     filed.version = 1;

@@ -937,6 +937,8 @@ pub async fn request_dry_run(
             format!("playbook {} has no parameter `{unknown}`", pb.name()),
         ));
     }
+    // Counted when asked for, like the API's: the dispatcher sends it.
+    crate::throttle::take(svc, &principal.tenant, crate::throttle::Action::DryRun).await?;
     let now = svc.clock.now();
     let mut run = new_run(
         svc,
