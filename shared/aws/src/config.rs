@@ -84,8 +84,13 @@ pub async fn static_sdk_config(region: &str, access_key: &str, secret: &str) -> 
 /// function and its cold start. On a workstation use
 /// [`sdk_config_from_profile`].
 pub async fn sdk_config(region: Option<String>) -> SdkConfig {
+    sdk_config_from(region, |k| std::env::var(k).ok())
+}
+
+/// [`sdk_config`], reading through `var` (tests).
+pub fn sdk_config_from(region: Option<String>, var: impl Fn(&str) -> Option<String>) -> SdkConfig {
     use aws_credential_types::provider::SharedCredentialsProvider;
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let var = |k: &str| var(k).filter(|v| !v.trim().is_empty());
     let mut b = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(http_client())

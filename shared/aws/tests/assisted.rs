@@ -275,3 +275,35 @@ async fn tenant_secrets_live_in_secrets_manager_under_the_tenants_path() {
         "none unless named"
     );
 }
+
+#[tokio::test]
+async fn the_functions_sdk_configuration_signs_and_calls_with_the_environments_credentials() {
+    // What a Lambda is given: credentials and region in its environment.
+    let env = vars(vec![
+        ("AWS_ACCESS_KEY_ID", "AKIAFIREWATCHLEAN".into()),
+        ("AWS_SECRET_ACCESS_KEY", "firewatchleansecret".into()),
+        ("AWS_SESSION_TOKEN", "session-token".into()),
+        ("AWS_REGION", "eu-west-1".into()),
+    ]);
+    let sdk = firewatch_aws::sdk_config_from(None, env);
+    assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+    let client = firewatch_aws::secrets_client(&sdk, Some(&moto()));
+    let id = format!("firewatch/lean-{}", ulid::Ulid::new());
+    client
+        .create_secret()
+        .name(&id)
+        .secret_string("v")
+        .send()
+        .await
+        .expect("a signed call with the environment's credentials");
+    let got = client
+        .get_secret_value()
+        .secret_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("v"));
+    // No credentials in the environment: none invented.
+    let bare = firewatch_aws::sdk_config_from(Some("us-east-1".into()), |_| None);
+    assert!(bare.credentials_provider().is_none());
+}
