@@ -837,7 +837,7 @@ fn thread_texts(w: &World) -> Vec<String> {
 
 async fn silences_job(w: &World) -> usize {
     let budget = firewatch_domain::schedules::Budget::new(std::time::Duration::from_secs(5));
-    let r = firewatch_domain::silences::run_due(&w.svc, &budget)
+    let r = firewatch_domain::silences::ends::run_due(&w.svc, &budget)
         .await
         .unwrap();
     drain(&w.svc).await.unwrap();

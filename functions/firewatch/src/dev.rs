@@ -297,7 +297,7 @@ async fn schedules_loop(services: Services) {
         if let Err(e) = freshness::run(&services, &budget).await {
             tracing::warn!(error = %e, "freshness check failed");
         }
-        if let Err(e) = firewatch_domain::silences::run_due(&services, &budget).await {
+        if let Err(e) = firewatch_domain::silences::ends::run_due(&services, &budget).await {
             tracing::warn!(error = %e, "silences job failed");
         }
         if let Err(e) = firewatch_domain::escalation::reminders::run(&services, &budget).await {

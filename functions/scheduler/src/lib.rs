@@ -283,7 +283,7 @@ pub async fn run_checks(
         Job::Smoke => smoke::run_due(svc, budget).await?,
         Job::Freshness => freshness::run(svc, budget).await?,
         Job::Pipelines => sla::run(svc, budget).await?,
-        Job::Silences => silences::run_due(svc, budget).await?,
+        Job::Silences => silences::ends::run_due(svc, budget).await?,
         Job::Reminders => firewatch_domain::escalation::reminders::run(svc, budget).await?,
         Job::Retries => schedules::JobReport::default(),
     })

@@ -129,7 +129,7 @@ async fn expire(
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<View>> {
-    Ok(Json(silences::expire(&svc, &p, &id).await?))
+    Ok(Json(silences::ends::expire(&svc, &p, &id).await?))
 }
 
 async fn am_list(
@@ -181,7 +181,7 @@ async fn am_delete(
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    silences::expire(&svc, &p, &id).await?;
+    silences::ends::expire(&svc, &p, &id).await?;
     Ok(StatusCode::OK)
 }
 

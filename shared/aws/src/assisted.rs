@@ -69,10 +69,11 @@ async fn secret_string(
     id: &str,
     endpoint: Option<&str>,
 ) -> Result<String, String> {
-    let value = crate::config::secret_string(sdk, id, endpoint)
+    let value = crate::config::read_secret(&crate::config::secrets_client(sdk, endpoint), id)
         .await
         .map_err(|e| format!("OPENAI_API_KEY_SECRET_ID: {e}"))?;
-    Some(value.trim().to_owned())
+    value
+        .map(|v| v.trim().to_owned())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| format!("OPENAI_API_KEY_SECRET_ID {id}: the secret has no string value"))
 }

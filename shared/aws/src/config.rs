@@ -215,28 +215,37 @@ pub fn secrets_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_secret
     aws_sdk_secretsmanager::Client::from_conf(b.build())
 }
 
-/// The string value of secret `id`; an error names the secret, never a
-/// value.
-#[cfg(any(feature = "assisted", feature = "runtime-secrets"))]
-pub async fn secret_string(
-    sdk: &SdkConfig,
+/// The string value of secret `id`, or `None` when there is no such
+/// secret; a secret that keeps no string is an error. An error names the
+/// secret, never a value. Every Secrets Manager read in the adapters goes
+/// through here.
+#[cfg(any(
+    feature = "steps",
+    feature = "assisted",
+    feature = "runtime-secrets",
+    feature = "vault"
+))]
+pub async fn read_secret(
+    client: &aws_sdk_secretsmanager::Client,
     id: &str,
-    endpoint: Option<&str>,
-) -> Result<String, String> {
-    let out = secrets_client(sdk, endpoint)
-        .get_secret_value()
-        .secret_id(id)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "Secrets Manager {id}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            )
-        })?;
-    out.secret_string()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("Secrets Manager {id}: the secret has no string value"))
+) -> Result<Option<String>, String> {
+    match client.get_secret_value().secret_id(id).send().await {
+        Ok(out) => out
+            .secret_string()
+            .map(|v| Some(v.to_owned()))
+            .ok_or_else(|| format!("Secrets Manager {id}: the secret has no string value")),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        // The SDK's error names the secret's id, never a value.
+        Err(e) => Err(format!(
+            "Secrets Manager {id}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        )),
+    }
 }
 
 #[cfg(test)]

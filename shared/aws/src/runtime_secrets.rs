@@ -101,24 +101,8 @@ pub async fn secret_variables(
     let client =
         crate::config::secrets_client(sdk, var("FIREWATCH_SECRETSMANAGER_ENDPOINT").as_deref());
     for id in &ids {
-        let text = match client.get_secret_value().secret_id(id).send().await {
-            Ok(o) => o
-                .secret_string()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("Secrets Manager {id}: the secret has no string value"))?,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                continue
-            }
-            // The SDK's error names the secret's id, never a value.
-            Err(e) => {
-                return Err(format!(
-                    "Secrets Manager {id}: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                ))
-            }
+        let Some(text) = crate::config::read_secret(&client, id).await? else {
+            continue;
         };
         for (name, value) in
             variables(&text, &wanted, &var).map_err(|e| format!("Secrets Manager {id}: {e}"))?

@@ -112,24 +112,10 @@ impl SecretsManagerSecrets {
 #[async_trait]
 impl SecretSource for SecretsManagerSecrets {
     async fn get(&self, name: &str) -> Result<Option<String>, String> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            // The SDK's error names the secret's id, never a value.
-            .map_err(|e| {
-                format!(
-                    "Secrets Manager {}: {}",
-                    self.secret_id,
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                )
-            })?;
-        let Some(text) = out.secret_string() else {
-            return Ok(None);
-        };
-        let map: HashMap<String, String> = serde_json::from_str(text).map_err(|_| {
+        let text = crate::config::read_secret(&self.client, &self.secret_id)
+            .await?
+            .ok_or_else(|| format!("Secrets Manager {}: no such secret", self.secret_id))?;
+        let map: HashMap<String, String> = serde_json::from_str(&text).map_err(|_| {
             format!(
                 "Secrets Manager {}: the value is not a JSON object of strings",
                 self.secret_id

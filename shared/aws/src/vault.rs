@@ -64,16 +64,7 @@ impl TenantVault for SecretsManagerVault {
 
     async fn get(&self, tenant: &TenantId, name: &str) -> Result<Option<String>, String> {
         let id = self.id(tenant, name);
-        match self.client.get_secret_value().secret_id(&id).send().await {
-            Ok(out) => Ok(out.secret_string().map(str::to_owned)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(format!("Secrets Manager {id}: {}", DisplayErrorContext(&e))),
-        }
+        crate::config::read_secret(&self.client, &id).await
     }
 
     async fn delete(&self, tenant: &TenantId, name: &str) -> Result<(), String> {

@@ -1,5 +1,7 @@
-//! The one write path: a typed account of what happened to an incident,
-//! which alone turns into the store transaction that records it.
+//! The write path of an incident: a typed account of what happened to it,
+//! which alone turns into the store transaction that records it. (Other
+//! records write their own transactions, with [`check_budgets`] and their
+//! version conditions; see `docs/ARCHITECTURE.md`.)
 //!
 //! Ingest, people's actions, comments, triage and dead-letter retries all
 //! describe their change here (the incident as it should now be, timeline
@@ -12,7 +14,8 @@
 //!   [`INCIDENT_BUDGET`] (its oldest tracked alerts give way and are counted),
 //!   no item passes [`ITEM_BUDGET`] and no transaction passes [`MAX_WRITES`].
 //!
-//! A writer that loses a race gets `StoreError::ConditionFailed` and re-reads.
+//! A writer that loses a race gets `StoreError::ConditionFailed` and re-reads
+//! through [`crate::retry`].
 
 use chrono::{DateTime, Utc};
 use firewatch_types::{
@@ -537,14 +540,6 @@ pub fn audit_op(svc: &Services, ev: &AuditEvent) -> Result<WriteOp, DomainError>
         item: keys::item(pk, ev.id.clone(), 1, ev)?,
         condition: Condition::Absent,
     })
-}
-
-/// A short jittered pause before trying a lost race again (`attempt` from
-/// 1), so a burst of writers on one item spreads out instead of colliding
-/// again at once.
-pub async fn back_off(attempt: usize) {
-    let ms = 1 + rand::random::<u64>() % (2 * attempt.min(20) as u64 + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
 /// Why a commit failed: a lost race (re-read and re-decide) or anything else.

@@ -20,7 +20,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::secrets::is_identifier;
+use crate::limits::is_identifier;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// One entry of `FIREWATCH_EGRESS_ALLOW`.

@@ -70,7 +70,7 @@ pub fn rate_pk(t: &TenantId) -> String {
 /// Audit events waiting to be filed into the audit log, sort key the
 /// event's id: where the functions that may not write the log (the
 /// internet-facing chat functions) put theirs, in the transaction of the
-/// change; the dispatcher files them ([`crate::dispatch::file_audit`]).
+/// change; the dispatcher files them (`dispatch::file_audit`).
 pub fn audit_queue_pk(t: &TenantId) -> String {
     format!("{t}#AUDITQ")
 }

@@ -6,9 +6,15 @@
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
 //!
 //! The base layer ([`ports`], [`keys`], [`change`], [`outbox`], [`limits`],
-//! [`redact`], [`auth`], [`settings`], [`error`], [`egress`], [`secrets`],
-//! [`throttle`]) imports nothing from the
-//! capabilities built on it. Each capability is a module folder:
+//! [`redact`], [`retry`], [`due`], [`auth`], [`settings`], [`error`],
+//! [`egress`], [`secrets`], [`throttle`], [`units`]) imports nothing from
+//! the capabilities built on it, and no module of the crate takes part in
+//! an import cycle: `tests/shape.rs` checks both on the source, and that
+//! every lost race is retried through [`retry`]. Where a lower module must
+//! reach a higher one, the lower offers a port (a trait, or a value kept in
+//! [`ports::Memos`]) and the higher fills it. See `docs/ARCHITECTURE.md`.
+//!
+//! Each capability is a module folder:
 //! - [`ingest`]: webhooks from providers to incidents (with `normalize`);
 //! - [`incidents`]: reading, acting on, commenting, recurrence;
 //! - [`chat`]: cards, commands, buttons, routing rules and chat identities;
@@ -21,6 +27,7 @@
 // The base layer.
 pub mod auth;
 pub mod change;
+pub mod due;
 pub mod egress;
 pub mod error;
 pub mod keys;
@@ -28,9 +35,11 @@ pub mod limits;
 pub mod outbox;
 pub mod ports;
 pub mod redact;
+pub mod retry;
 pub mod secrets;
 pub mod settings;
 pub mod throttle;
+pub mod units;
 
 // Capabilities.
 pub mod chat;

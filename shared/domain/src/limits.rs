@@ -142,6 +142,15 @@ fn bound_total(map: &mut BTreeMap<String, String>, max_total: usize) {
     );
 }
 
+/// True for names usable as `secrets.NAME` (and `params.NAME`): 1-64
+/// letters, digits and `_`, not starting with a digit.
+pub fn is_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && s.len() <= 64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,3 +134,45 @@ pub fn enqueue_op(record: &OutboxRecord) -> Result<WriteOp, DomainError> {
         condition: Condition::Absent,
     })
 }
+
+/// Why a delivery did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    pub retryable: bool,
+    /// The platform's `Retry-After`, when it sent one.
+    pub retry_after: Option<std::time::Duration>,
+    pub message: String,
+}
+
+impl From<crate::ports::ChatError> for DeliveryError {
+    fn from(e: crate::ports::ChatError) -> Self {
+        Self {
+            retryable: e.is_retryable(),
+            retry_after: match &e {
+                crate::ports::ChatError::RateLimited { retry_after } => *retry_after,
+                _ => None,
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::DomainError> for DeliveryError {
+    fn from(e: crate::DomainError) -> Self {
+        Self {
+            retryable: matches!(
+                e,
+                crate::DomainError::Unavailable(_) | crate::DomainError::Conflict { .. }
+            ),
+            retry_after: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::ports::StoreError> for DeliveryError {
+    fn from(e: crate::ports::StoreError) -> Self {
+        crate::DomainError::from(e).into()
+    }
+}

@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use firewatch_types::{Card, Destination, TenantId, ThreadRef};
@@ -607,6 +608,25 @@ impl SecretSource for MapSecrets {
     }
 }
 
+/// A process's memory between requests: one value per type, made with
+/// `Default` when first asked for. A capability keeps its own cache here
+/// without the base layer knowing its type.
+#[derive(Default)]
+pub struct Memos(Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>);
+
+impl Memos {
+    /// This process's `T`.
+    pub fn get<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let any = map
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        any.downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("a memo is kept under its own type"))
+    }
+}
+
 /// One implementation of every port, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -627,11 +647,11 @@ pub struct Services {
     /// Where tenants' secret values live; `None`: in the table, beside
     /// their names (the embedded store).
     pub vault: Option<Arc<dyn TenantVault>>,
-    /// When this process last marked each provider's freshness.
-    pub marks: Arc<crate::schedules::freshness::Marks>,
-    /// Each tenant's silences as this process last read them (ingest
-    /// checks every alert against them).
-    pub silences: Arc<crate::silences::Cache>,
+    /// What this process remembers between requests, one value per type,
+    /// each owned by the capability that defines it (which providers'
+    /// freshness it marked lately, each tenant's silences as it last read
+    /// them).
+    pub memos: Arc<Memos>,
     /// The model assisted triage asks, when one is configured.
     pub llm: Option<Arc<dyn Llm>>,
     /// The issue tracker tickets are opened in, when one is configured.
@@ -656,8 +676,7 @@ impl Services {
             egress: Arc::new(NoEgress),
             secrets: Arc::new(EnvSecrets),
             vault: None,
-            marks: Arc::default(),
-            silences: Arc::default(),
+            memos: Arc::default(),
             llm: None,
             tracker: None,
             pager: None,

@@ -74,14 +74,7 @@ impl From<&Stored> for SecretInfo {
     }
 }
 
-/// True for names usable as `secrets.NAME` (and `params.NAME`): 1-64
-/// letters, digits and `_`, not starting with a digit.
-pub fn is_identifier(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-        && s.len() <= 64
-}
+pub use crate::limits::is_identifier;
 
 fn check_name(name: &str) -> Result<(), DomainError> {
     if is_identifier(name) {

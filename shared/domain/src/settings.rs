@@ -80,11 +80,11 @@ pub struct Settings {
     /// `FIREWATCH_TRIAGE_DEFAULT` (`deterministic`, the default, or
     /// `assisted`): the mode of the Triage button, a bare `/fw triage` and
     /// a triage request that names none.
-    pub triage_default: crate::triage::Requested,
+    pub triage_default: Requested,
     /// `FIREWATCH_COST_ALERT_BAND` (`low`, `medium`, `high`, the default, or
     /// `off`): the least cost-anomaly band the `pipelines` job raises an
     /// alert for (`None`: never).
-    pub cost_alert_band: Option<crate::pipelines::costs::Band>,
+    pub cost_alert_band: Option<Band>,
     /// `FIREWATCH_TRACKER` (`github`, `gitlab`, `jira`): where tickets are
     /// opened (the dispatcher holds the client; this says one exists).
     pub tracker: Option<String>,
@@ -155,8 +155,8 @@ impl Default for Settings {
             assisted_failure_policy: AssistedPolicy::Fallback,
             assisted_retry_max_attempts: 4,
             assisted_retry_base_ms: 300,
-            triage_default: crate::triage::Requested::Deterministic,
-            cost_alert_band: Some(crate::pipelines::costs::Band::High),
+            triage_default: Requested::Deterministic,
+            cost_alert_band: Some(Band::High),
             tracker: None,
             work_item_min_incidents: 3,
             work_item_window_secs: 7 * 86_400,
@@ -248,7 +248,7 @@ impl Settings {
                 let source = SourceKind::parse(source.trim())
                     .filter(|s| !s.is_internal())
                     .ok_or_else(|| format!("FIREWATCH_FRESHNESS: unknown provider {source:?}"))?;
-                let secs = crate::schedules::schedule::span_secs("window", window)
+                let secs = crate::units::span_secs("window", window)
                     .map_err(|e| format!("FIREWATCH_FRESHNESS: {source}: {e}"))?;
                 s.freshness.insert(source, secs);
             }
@@ -299,12 +299,11 @@ impl Settings {
                 parse_num("ASSISTED_RETRY_BASE_MS", &v)?.clamp(1, 10_000) as u64;
         }
         if let Some(v) = var("FIREWATCH_TRIAGE_DEFAULT").filter(|v| !v.trim().is_empty()) {
-            s.triage_default = crate::triage::Requested::parse(v.trim()).ok_or_else(|| {
+            s.triage_default = Requested::parse(v.trim()).ok_or_else(|| {
                 format!("FIREWATCH_TRIAGE_DEFAULT must be deterministic or assisted, got {v:?}")
             })?;
         }
         if let Some(v) = var("FIREWATCH_COST_ALERT_BAND").filter(|v| !v.trim().is_empty()) {
-            use crate::pipelines::costs::Band;
             s.cost_alert_band = match v.trim() {
                 "off" => None,
                 "low" => Some(Band::Low),
@@ -335,9 +334,8 @@ impl Settings {
             s.work_item_min_incidents = n as u64;
         }
         if let Some(v) = var("FIREWATCH_WORK_ITEM_WINDOW") {
-            s.work_item_window_secs =
-                crate::schedules::schedule::span_secs("FIREWATCH_WORK_ITEM_WINDOW", &v)
-                    .map_err(|e| e.to_string())?;
+            s.work_item_window_secs = crate::units::span_secs("FIREWATCH_WORK_ITEM_WINDOW", &v)
+                .map_err(|e| e.to_string())?;
         }
         if let Some(v) = var("FIREWATCH_FLAP_MAX_FLIPS") {
             let n = parse_num("FIREWATCH_FLAP_MAX_FLIPS", &v)?;
@@ -352,8 +350,7 @@ impl Settings {
             ("FIREWATCH_STORM_WINDOW", &mut s.storm_window_secs),
         ] {
             if let Some(v) = var(name) {
-                *slot =
-                    crate::schedules::schedule::span_secs(name, &v).map_err(|e| e.to_string())?;
+                *slot = crate::units::span_secs(name, &v).map_err(|e| e.to_string())?;
             }
         }
         if let Some(v) = var("FIREWATCH_STORM_INCIDENTS") {
@@ -504,4 +501,43 @@ mod tests {
             .find("hunter2")
             .is_none());
     }
+}
+
+/// The triage mode a caller asks for (its default is a setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Deterministic,
+    /// The model enriches the deterministic report (see `triage::assisted`).
+    Assisted,
+}
+
+impl Requested {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deterministic => "deterministic",
+            Self::Assisted => "assisted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "deterministic" => Some(Self::Deterministic),
+            "assisted" => Some(Self::Assisted),
+            _ => None,
+        }
+    }
+}
+
+/// How far above its baseline a day's cost is (the band that alerts is a
+/// setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    None,
+    /// At least 1.5× the baseline.
+    Low,
+    /// At least 2×.
+    Medium,
+    /// At least 3×, or spend with no baseline at all.
+    High,
 }

@@ -145,34 +145,33 @@ pub async fn take(svc: &Services, tenant: &TenantId, action: Action) -> Result<(
         return Ok(());
     }
     let pk = keys::rate_pk(tenant);
-    for attempt in 0..16 {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let now = svc.clock.now();
-        let start = now.timestamp().div_euclid(WINDOW_SECS) * WINDOW_SECS;
-        let sk = format!("{}#{start}", action.name());
-        let (current, version) = match svc.store.get(&pk, &sk).await? {
-            Some(item) => (keys::decode::<Window>(&item)?, item.version),
-            None => (Window::default(), 0),
-        };
-        let next = current.take(now, limit, action.what())?;
-        let mut item = keys::item(pk.clone(), sk, version + 1, &next)?;
-        item.expires_at = Some(start + 2 * WINDOW_SECS);
-        let condition = if version == 0 {
-            Condition::Absent
-        } else {
-            Condition::Version(version)
-        };
-        match svc.store.put(item, condition).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the rate count kept changing; try again".into(),
-    ))
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::Unavailable("the rate count kept changing; try again".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let now = svc.clock.now();
+            let start = now.timestamp().div_euclid(WINDOW_SECS) * WINDOW_SECS;
+            let sk = format!("{}#{start}", action.name());
+            let (current, version) = match svc.store.get(&pk, &sk).await? {
+                Some(item) => (keys::decode::<Window>(&item)?, item.version),
+                None => (Window::default(), 0),
+            };
+            let next = current.take(now, limit, action.what())?;
+            let mut item = keys::item(pk.clone(), sk, version + 1, &next)?;
+            item.expires_at = Some(start + 2 * WINDOW_SECS);
+            let condition = if version == 0 {
+                Condition::Absent
+            } else {
+                Condition::Version(version)
+            };
+            match svc.store.put(item, condition).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub struct ChatIdentity {
     pub created_at: DateTime<Utc>,
 }
 
-pub const PLATFORMS: [&str; 3] = ["slack", "discord", "telegram"];
+pub use super::links::PLATFORMS;
 
 fn check_part(what: &str, v: &str) -> Result<(), DomainError> {
     let ok = !v.is_empty()
@@ -108,50 +108,53 @@ pub async fn register(
         created_by: admin.name.clone(),
         created_at: svc.clock.now(),
     };
-    for _ in 0..crate::incidents::MAX_ATTEMPTS {
-        let existing = svc.store.get(CHAT_IDS_PK, &key).await?;
-        let condition = match &existing {
-            Some(item) => {
-                if keys::decode::<ChatIdentity>(item)?.tenant != admin.tenant {
-                    return Err(DomainError::conflict(
-                        "identity_taken",
-                        "this chat user is mapped in another tenant",
-                    ));
+    crate::retry::until_won!(
+        crate::retry::HOT,
+        || DomainError::Unavailable("too much contention on this chat user; retry".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let existing = svc.store.get(CHAT_IDS_PK, &key).await?;
+            let condition = match &existing {
+                Some(item) => {
+                    if keys::decode::<ChatIdentity>(item)?.tenant != admin.tenant {
+                        return Err(DomainError::conflict(
+                            "identity_taken",
+                            "this chat user is mapped in another tenant",
+                        )
+                        .into());
+                    }
+                    Condition::Version(item.version)
                 }
-                Condition::Version(item.version)
+                None => Condition::Absent,
+            };
+            let version = existing.map_or(1, |i| i.version + 1);
+            let ops = vec![
+                WriteOp::Put {
+                    item: keys::item(CHAT_IDS_PK.into(), key.clone(), version, &id)?,
+                    condition,
+                },
+                WriteOp::Put {
+                    item: keys::item(tenant_ids_pk(&admin.tenant), key.clone(), 1, &id)?,
+                    condition: Condition::Always,
+                },
+                crate::change::audit_write(
+                    svc,
+                    &admin.tenant,
+                    &admin.name,
+                    "chat.identity.map",
+                    &key,
+                    serde_json::Value::Null,
+                    serde_json::json!({"role": role}),
+                    None,
+                )?,
+            ];
+            match svc.store.transact(ops).await {
+                Ok(()) => return Ok(id.clone()),
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
             }
-            None => Condition::Absent,
-        };
-        let version = existing.map_or(1, |i| i.version + 1);
-        let ops = vec![
-            WriteOp::Put {
-                item: keys::item(CHAT_IDS_PK.into(), key.clone(), version, &id)?,
-                condition,
-            },
-            WriteOp::Put {
-                item: keys::item(tenant_ids_pk(&admin.tenant), key.clone(), 1, &id)?,
-                condition: Condition::Always,
-            },
-            crate::change::audit_write(
-                svc,
-                &admin.tenant,
-                &admin.name,
-                "chat.identity.map",
-                &key,
-                serde_json::Value::Null,
-                serde_json::json!({"role": role}),
-                None,
-            )?,
-        ];
-        match svc.store.transact(ops).await {
-            Ok(()) => return Ok(id),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "too much contention on this chat user; retry".into(),
-    ))
+        },
+    )
+    .await
 }
 
 /// The mappings of the admin's tenant.

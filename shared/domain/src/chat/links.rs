@@ -17,6 +17,9 @@ use crate::auth::{require_role, sha256_hex};
 use crate::ports::{Condition, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
+/// The chat platforms firewatch speaks.
+pub const PLATFORMS: [&str; 3] = ["slack", "discord", "telegram"];
+
 /// How long a link code can be redeemed.
 pub const CODE_TTL_MINUTES: i64 = 15;
 
@@ -52,7 +55,7 @@ pub struct LinkCode {
 }
 
 fn check_platform(platform: &str) -> Result<(), DomainError> {
-    if crate::chat::identities::PLATFORMS.contains(&platform) {
+    if PLATFORMS.contains(&platform) {
         Ok(())
     } else {
         Err(DomainError::bad_input(

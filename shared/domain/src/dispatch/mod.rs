@@ -22,7 +22,7 @@ use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{Destination, Incident, IncidentId, ThreadRef, TimelineKind};
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{card, reply_text, ChatError};
+use crate::chat::{cards::card, cards::reply_text};
 use crate::outbox::{Effect, OutboxRecord};
 use crate::ports::{Condition, Query, StoreError, WriteOp};
 use crate::{incidents, keys, DomainError, Services};
@@ -33,47 +33,7 @@ pub const MAX_ATTEMPTS: u32 = 6;
 /// Days an effect is remembered as done.
 const EFFECT_TTL_DAYS: i64 = 14;
 
-/// Why a delivery did not complete.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct DeliveryError {
-    pub retryable: bool,
-    /// The platform's `Retry-After`, when it sent one.
-    pub retry_after: Option<std::time::Duration>,
-    pub message: String,
-}
-
-impl From<ChatError> for DeliveryError {
-    fn from(e: ChatError) -> Self {
-        Self {
-            retryable: e.is_retryable(),
-            retry_after: match &e {
-                ChatError::RateLimited { retry_after } => *retry_after,
-                _ => None,
-            },
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<DomainError> for DeliveryError {
-    fn from(e: DomainError) -> Self {
-        Self {
-            retryable: matches!(
-                e,
-                DomainError::Unavailable(_) | DomainError::Conflict { .. }
-            ),
-            retry_after: None,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<StoreError> for DeliveryError {
-    fn from(e: StoreError) -> Self {
-        DomainError::from(e).into()
-    }
-}
+pub use crate::outbox::DeliveryError;
 
 fn effects_pk(t: &firewatch_types::TenantId) -> String {
     format!("{t}#FX")
@@ -403,7 +363,7 @@ async fn reply_once(
     if !done(svc, inc, &reply_key).await? {
         match &entry.kind {
             TimelineKind::Triage { report } if report.id.is_some() => {
-                let message = crate::chat::triage_message(report, &entry.actor);
+                let message = crate::chat::cards::triage_message(report, &entry.actor);
                 svc.chat.post_message(t, &message).await?;
             }
             TimelineKind::Escalation { mentions, .. } if !mentions.is_empty() => {

@@ -397,36 +397,36 @@ pub async fn snooze(
             "a snooze lasts from a minute to 7 days",
         ));
     }
-    for attempt in 0..crate::incidents::MAX_ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let inc = crate::incidents::get(svc, &p.tenant, id).await?;
-        if !inc.state.is_active() {
-            return Err(DomainError::conflict(
-                "illegal_transition",
-                format!("cannot snooze an incident that is {}", inc.state),
-            ));
-        }
-        let until = svc.clock.now() + for_;
-        let mut change = Change::to(svc, inc);
-        change.incident_mut().snoozed_until = Some(until);
-        let e = change.entry(&p.name, TimelineKind::Snoozed { until });
-        change.show(e);
-        change.audit(
-            &p.name,
-            "incident.snooze",
-            serde_json::Value::Null,
-            serde_json::json!({"snoozed_until": until}),
-            None,
-        );
-        match change.commit().await {
-            Ok(inc) => return Ok(inc),
-            Err(e) if e.is_lost_race() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "too much contention on this incident; retry".into(),
-    ))
+    crate::retry::until_won!(
+        crate::retry::HOT,
+        || DomainError::Unavailable("too much contention on this incident; retry".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let inc = crate::incidents::get(svc, &p.tenant, id).await?;
+            if !inc.state.is_active() {
+                return Err(DomainError::conflict(
+                    "illegal_transition",
+                    format!("cannot snooze an incident that is {}", inc.state),
+                )
+                .into());
+            }
+            let until = svc.clock.now() + for_;
+            let mut change = Change::to(svc, inc);
+            change.incident_mut().snoozed_until = Some(until);
+            let e = change.entry(&p.name, TimelineKind::Snoozed { until });
+            change.show(e);
+            change.audit(
+                &p.name,
+                "incident.snooze",
+                serde_json::Value::Null,
+                serde_json::json!({"snoozed_until": until}),
+                None,
+            );
+            match change.commit().await {
+                Ok(inc) => return Ok(inc),
+                Err(e) if e.is_lost_race() => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Action, Policy, When};
 use crate::change::Change;
+use crate::due::{Budget, JobReport};
 use crate::outbox::Effect;
 use crate::ports::{Condition, Query, WriteOp};
-use crate::schedules::{Budget, JobReport};
 use crate::{keys, DomainError, Services};
 
 /// The job's name in the scheduler.

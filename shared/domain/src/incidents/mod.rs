@@ -23,10 +23,6 @@ use crate::ports::Query;
 use crate::redact::redact_text;
 use crate::{DomainError, Services};
 
-/// How often a writer re-reads and retries after losing a race. Each lost
-/// race means another writer succeeded, so this bounds work, not progress.
-pub const MAX_ATTEMPTS: usize = 64;
-
 /// Longest comment or reason accepted.
 pub const MAX_TEXT_LEN: usize = 4000;
 
@@ -67,35 +63,37 @@ pub async fn act(
     if let Some(r) = &reason {
         check_text("reason", r)?;
     }
-    for _ in 0..MAX_ATTEMPTS {
-        let inc = get(svc, &principal.tenant, id).await?;
-        if let Some(v) = expected_version {
-            if v != inc.version {
-                return Err(stale(v, inc.version));
+    crate::retry::until_won!(
+        crate::retry::HOT,
+        || DomainError::Unavailable("too much contention on this incident; retry".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let inc = get(svc, &principal.tenant, id).await?;
+            if let Some(v) = expected_version {
+                if v != inc.version {
+                    return Err(stale(v, inc.version).into());
+                }
             }
-        }
-        let to = action.apply(inc.state).ok_or_else(|| {
-            DomainError::conflict(
-                "illegal_transition",
-                format!("cannot {action} an incident that is {}", inc.state),
-            )
-        })?;
-        let mut change = Change::to(svc, inc);
-        change
-            .transition(to, &principal.name, reason.clone())
-            .await?;
-        match change.commit().await {
-            Ok(inc) => return Ok(inc),
-            Err(e) if e.is_lost_race() => match expected_version {
-                Some(v) => return Err(stale(v, v + 1)),
-                None => continue,
-            },
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "too much contention on this incident; retry".into(),
-    ))
+            let to = action.apply(inc.state).ok_or_else(|| {
+                DomainError::conflict(
+                    "illegal_transition",
+                    format!("cannot {action} an incident that is {}", inc.state),
+                )
+            })?;
+            let mut change = Change::to(svc, inc);
+            change
+                .transition(to, &principal.name, reason.clone())
+                .await?;
+            match change.commit().await {
+                Ok(inc) => return Ok(inc),
+                Err(e) if e.is_lost_race() => match expected_version {
+                    Some(v) => return Err(stale(v, v + 1).into()),
+                    None => Err(crate::retry::Retry::Lost),
+                },
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 fn stale(expected: u64, actual: u64) -> DomainError {

@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub mod normalize;
+pub mod seen;
 
 use crate::auth::sha256_hex;
 use crate::change::{load_group, Change, VersionedGroup};
-use crate::incidents::{get, MAX_ATTEMPTS};
+use crate::incidents::get;
 use crate::ingest::normalize::{is_sns_url, normalize, Envelope};
 use crate::ports::{Condition, WriteOp};
 use crate::redact::{is_secret_key, redact_json, REDACTED};
@@ -132,7 +133,7 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
     // arriving from a provider marks its path to firewatch as working.
     let envelopes_pk = keys::envelopes_pk(tenant);
     let (_, seen, silences) = tokio::join!(
-        crate::schedules::freshness::mark(svc, tenant, req.source, false),
+        seen::mark(svc, tenant, req.source, false),
         svc.store.get(&envelopes_pk, &sha),
         crate::silences::Active::load(svc, tenant)
     );
@@ -567,85 +568,91 @@ async fn fold_alert(
     let actor = format!("source:{}", alert.source);
     let held_by = silences.holding(alert);
     let firing = alert.status == AlertStatus::Firing;
-    for _ in 0..MAX_ATTEMPTS {
-        let group = load_group(svc, tenant, alert.source, &key).await?;
-        let open = match &group.record.open_incident {
-            Some(id) => Some(get(svc, tenant, id).await?),
-            None => None,
-        };
-        let (outcome, incident, change) = match open {
-            Some(inc) if last_changed_by(&inc, alert, envelope) => {
-                // A retry of this very webhook, whose change committed but
-                // whose answer was lost: nothing changes again, but its
-                // envelope, written beside that commit, is made sure of.
-                dossier.ensure_stored(svc, tenant).await?;
-                return Ok((Outcome::Unchanged, Some(inc.id)));
-            }
-            Some(inc) if inc.state.is_active() => {
-                let quiet = held_by.is_some() && firing;
-                let (outcome, id, mut change) =
-                    join(svc, inc, group, alert, envelope, &actor, quiet).await?;
-                if let (Some(s), Some(c)) = (held_by, change.as_mut()) {
-                    if let Some(op) =
-                        crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await?
-                    {
-                        c.also(op);
+    crate::retry::until_won!(
+        crate::retry::HOT,
+        || DomainError::Unavailable("too much contention on this alert group; retry".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let group = load_group(svc, tenant, alert.source, &key).await?;
+            let open = match &group.record.open_incident {
+                Some(id) => Some(get(svc, tenant, id).await?),
+                None => None,
+            };
+            let (outcome, incident, change) = match open {
+                Some(inc) if last_changed_by(&inc, alert, envelope) => {
+                    // A retry of this very webhook, whose change committed but
+                    // whose answer was lost: nothing changes again, but its
+                    // envelope, written beside that commit, is made sure of.
+                    dossier.ensure_stored(svc, tenant).await?;
+                    return Ok((Outcome::Unchanged, Some(inc.id)));
+                }
+                Some(inc) if inc.state.is_active() => {
+                    let quiet = held_by.is_some() && firing;
+                    let (outcome, id, mut change) =
+                        join(svc, inc, group, alert, envelope, &actor, quiet).await?;
+                    if let (Some(s), Some(c)) = (held_by, change.as_mut()) {
+                        if let Some(op) =
+                            crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await?
+                        {
+                            c.also(op);
+                        }
+                    }
+                    match outcome {
+                        Outcome::Occurrence if quiet => (Outcome::Silenced, id, change),
+                        o => (o, id, change),
                     }
                 }
-                match outcome {
-                    Outcome::Occurrence if quiet => (Outcome::Silenced, id, change),
-                    o => (o, id, change),
+                _ if !firing => {
+                    // A silenced alert resolving: its silence records it.
+                    if let Some(s) = held_by {
+                        if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await?
+                        {
+                            svc.store.transact(vec![op]).await?;
+                        }
+                    }
+                    return Ok((Outcome::NoOpenIncident, None));
                 }
-            }
-            _ if !firing => {
-                // A silenced alert resolving: its silence records it.
-                if let Some(s) = held_by {
-                    if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await? {
-                        svc.store.transact(vec![op]).await?;
+                _ if held_by.is_some() => {
+                    if let Some(s) = held_by {
+                        if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await?
+                        {
+                            svc.store.transact(vec![op]).await?;
+                        }
+                    }
+                    return Ok((Outcome::Silenced, None));
+                }
+                _ => {
+                    // A group handed off as a work item: its ticket from the start.
+                    let ticket =
+                        crate::tickets::group_links::linked_ticket(svc, tenant, alert).await?;
+                    match reopen_flapping(svc, tenant, &group, alert, envelope, &actor).await? {
+                        Some(folded) => folded,
+                        None => open_or_suppress(
+                            svc, tenant, group, alert, envelope, &actor, principal, ticket,
+                        )?,
                     }
                 }
-                return Ok((Outcome::NoOpenIncident, None));
-            }
-            _ if held_by.is_some() => {
-                if let Some(s) = held_by {
-                    if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await? {
-                        svc.store.transact(vec![op]).await?;
-                    }
-                }
-                return Ok((Outcome::Silenced, None));
-            }
-            _ => {
-                // A group handed off as a work item: its ticket from the start.
-                let ticket = crate::tickets::work_items::linked_ticket(svc, tenant, alert).await?;
-                match reopen_flapping(svc, tenant, &group, alert, envelope, &actor).await? {
-                    Some(folded) => folded,
-                    None => open_or_suppress(
-                        svc, tenant, group, alert, envelope, &actor, principal, ticket,
-                    )?,
-                }
-            }
-        };
-        let Some(change) = change else {
-            return Ok((outcome, incident));
-        };
-        // The envelope is written (and fsynced) while the change commits:
-        // the sender's 202 waits for both, and a retry after a failure of
-        // either stores the envelope again (above), so the timeline never
-        // keeps a link to an envelope that is not there.
-        let (stored, committed) =
-            futures_util::future::join(dossier.ensure_stored(svc, tenant), change.commit()).await;
-        match committed {
-            Ok(_) => {
-                stored?;
+            };
+            let Some(change) = change else {
                 return Ok((outcome, incident));
+            };
+            // The envelope is written (and fsynced) while the change commits:
+            // the sender's 202 waits for both, and a retry after a failure of
+            // either stores the envelope again (above), so the timeline never
+            // keeps a link to an envelope that is not there.
+            let (stored, committed) =
+                futures_util::future::join(dossier.ensure_stored(svc, tenant), change.commit())
+                    .await;
+            match committed {
+                Ok(_) => {
+                    stored?;
+                    return Ok((outcome, incident));
+                }
+                Err(e) if e.is_lost_race() => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
             }
-            Err(e) if e.is_lost_race() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "too much contention on this alert group; retry".into(),
-    ))
+        },
+    )
+    .await
 }
 
 /// True when this webhook is the one that last changed the alert on `inc`.

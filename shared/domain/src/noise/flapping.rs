@@ -12,8 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{Flapping, Incident, IncidentState, TimelineKind};
 
 use crate::change::{Change, GroupRecord};
+use crate::due::{Budget, DueRef, JobReport};
 use crate::ports::{Condition, WriteOp};
-use crate::schedules::{Budget, DueRef, JobReport};
 use crate::settings::FlapRule;
 use crate::{keys, DomainError, Services};
 
@@ -60,7 +60,7 @@ pub fn mark(
     let before = inc.flapping.clone();
     let first = before.is_none();
     let mut ops = Vec::new();
-    let due_sk = crate::schedules::move_due(
+    let due_sk = crate::due::move_due(
         JOB,
         &tenant,
         &id,
@@ -103,7 +103,7 @@ pub fn mark(
 
 /// Ends the flapping of incidents stable for their hold period.
 pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
-    crate::schedules::run_due_index(svc, JOB, budget, |due, sk| {
+    crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move { check_one(&svc, &due, &sk).await }
     })
@@ -112,70 +112,69 @@ pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, Domai
 
 async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, DomainError> {
     let Ok(id) = firewatch_types::IncidentId::parse(&due.id) else {
-        crate::schedules::drop_due(svc, JOB, sk).await?;
+        crate::due::drop_due(svc, JOB, sk).await?;
         return Ok(false);
     };
-    for attempt in 0..crate::incidents::MAX_ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let inc = match crate::incidents::get(svc, &due.tenant, &id).await {
-            Ok(i) => i,
-            Err(DomainError::NotFound(_)) => {
-                crate::schedules::drop_due(svc, JOB, sk).await?;
+    crate::retry::until_won!(
+        crate::retry::HOT,
+        || DomainError::Unavailable("the incident kept changing; retry".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let inc = match crate::incidents::get(svc, &due.tenant, &id).await {
+                Ok(i) => i,
+                Err(DomainError::NotFound(_)) => {
+                    crate::due::drop_due(svc, JOB, sk).await?;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let Some(f) = inc.flapping.clone() else {
+                crate::due::drop_due(svc, JOB, sk).await?;
+                return Ok(false);
+            };
+            if f.due_sk.as_deref() != Some(sk) {
+                crate::due::drop_due(svc, JOB, sk).await?;
                 return Ok(false);
             }
-            Err(e) => return Err(e),
-        };
-        let Some(f) = inc.flapping.clone() else {
-            crate::schedules::drop_due(svc, JOB, sk).await?;
-            return Ok(false);
-        };
-        if f.due_sk.as_deref() != Some(sk) {
-            crate::schedules::drop_due(svc, JOB, sk).await?;
-            return Ok(false);
-        }
-        let now = svc.clock.now();
-        if now < f.last_flip + Duration::seconds(f.hold_secs) {
-            return Ok(false);
-        }
-        let mut change = Change::to(svc, inc.clone());
-        change.incident_mut().flapping = None;
-        change.also(WriteOp::Delete {
-            pk: keys::due_pk(JOB),
-            sk: sk.to_owned(),
-            condition: Condition::Always,
-        });
-        let e = change.entry(
-            "firewatch",
-            TimelineKind::Flapping {
-                state: "stable".into(),
-                flips: f.flips,
-                window_secs: f.hold_secs,
-            },
-        );
-        change.show(e);
-        if svc.settings.auto_resolve
-            && inc.state.is_active()
-            && change.incident().all_alerts_resolved()
-        {
-            change
-                .transition(
-                    IncidentState::Resolved,
-                    "firewatch",
-                    Some("all alerts resolved and stable after flapping".into()),
-                )
-                .await?;
-        }
-        match change.commit().await {
-            Ok(_) => return Ok(true),
-            Err(e) if e.is_lost_race() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the incident kept changing; retry".into(),
-    ))
+            let now = svc.clock.now();
+            if now < f.last_flip + Duration::seconds(f.hold_secs) {
+                return Ok(false);
+            }
+            let mut change = Change::to(svc, inc.clone());
+            change.incident_mut().flapping = None;
+            change.also(WriteOp::Delete {
+                pk: keys::due_pk(JOB),
+                sk: sk.to_owned(),
+                condition: Condition::Always,
+            });
+            let e = change.entry(
+                "firewatch",
+                TimelineKind::Flapping {
+                    state: "stable".into(),
+                    flips: f.flips,
+                    window_secs: f.hold_secs,
+                },
+            );
+            change.show(e);
+            if svc.settings.auto_resolve
+                && inc.state.is_active()
+                && change.incident().all_alerts_resolved()
+            {
+                change
+                    .transition(
+                        IncidentState::Resolved,
+                        "firewatch",
+                        Some("all alerts resolved and stable after flapping".into()),
+                    )
+                    .await?;
+            }
+            match change.commit().await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.is_lost_race() => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -135,56 +135,57 @@ pub async fn collapse(svc: &Services, inc: &Incident) -> Result<Option<Storm>, D
         return Ok(None);
     }
     let window = Duration::seconds(svc.settings.storm_window_secs);
-    for attempt in 0..crate::incidents::MAX_ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let mut s = match current(svc, tenant).await? {
-            Some(s) if !s.ended && inc.created_at - s.last_at < window => s,
-            old => Storm {
-                id: format!("storm_{}", svc.ids.ulid()),
-                started_at: inc.created_at,
-                last_at: inc.created_at,
-                count: 0,
-                first: inc.id.clone(),
-                severity: inc.severity,
-                recent: Vec::new(),
-                threads: BTreeMap::new(),
-                card_at: None,
-                ended: false,
-                version: old.map_or(0, |o| o.version),
-            },
-        };
-        s.count += 1;
-        s.last_at = s.last_at.max(inc.created_at);
-        s.severity = s.severity.worst(inc.severity);
-        s.recent.push((
-            inc.id.clone(),
-            inc.severity,
-            crate::limits::truncate(&inc.title, 120),
-        ));
-        if s.recent.len() > LISTED {
-            s.recent.remove(0);
-        }
-        let mut member = keys::item(member_pk(tenant), inc.id.to_string(), 1, &s.id)?;
-        member.expires_at = Some((svc.clock.now() + Duration::days(7)).timestamp());
-        let ops = vec![
-            put_op(tenant, &s)?,
-            WriteOp::Put {
-                item: member,
-                condition: Condition::Absent,
-            },
-        ];
-        match svc.store.transact(ops).await {
-            Ok(()) => {
-                s.version += 1;
-                return Ok(Some(s));
+    crate::retry::until_won!(
+        crate::retry::HOT,
+        || DomainError::Unavailable("the storm kept changing".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let mut s = match current(svc, tenant).await? {
+                Some(s) if !s.ended && inc.created_at - s.last_at < window => s,
+                old => Storm {
+                    id: format!("storm_{}", svc.ids.ulid()),
+                    started_at: inc.created_at,
+                    last_at: inc.created_at,
+                    count: 0,
+                    first: inc.id.clone(),
+                    severity: inc.severity,
+                    recent: Vec::new(),
+                    threads: BTreeMap::new(),
+                    card_at: None,
+                    ended: false,
+                    version: old.map_or(0, |o| o.version),
+                },
+            };
+            s.count += 1;
+            s.last_at = s.last_at.max(inc.created_at);
+            s.severity = s.severity.worst(inc.severity);
+            s.recent.push((
+                inc.id.clone(),
+                inc.severity,
+                crate::limits::truncate(&inc.title, 120),
+            ));
+            if s.recent.len() > LISTED {
+                s.recent.remove(0);
             }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable("the storm kept changing".into()))
+            let mut member = keys::item(member_pk(tenant), inc.id.to_string(), 1, &s.id)?;
+            member.expires_at = Some((svc.clock.now() + Duration::days(7)).timestamp());
+            let ops = vec![
+                put_op(tenant, &s)?,
+                WriteOp::Put {
+                    item: member,
+                    condition: Condition::Absent,
+                },
+            ];
+            match svc.store.transact(ops).await {
+                Ok(()) => {
+                    s.version += 1;
+                    return Ok(Some(s));
+                }
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 /// The storm's card: its count, since when, and its newest incidents.
@@ -234,10 +235,9 @@ pub async fn show(
     storm: &Storm,
     dest: &Destination,
 ) -> Result<(), DeliveryFailure> {
-    for attempt in 0..crate::incidents::MAX_ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
+    // Every attempt lost: another delivery showed it meanwhile.
+    let mut tries = crate::retry::Tries::new(crate::retry::HOT);
+    while tries.next().await {
         let Some(mut s) = current(svc, tenant).await? else {
             return Ok(());
         };
@@ -271,7 +271,7 @@ pub async fn show(
 }
 
 /// A delivery failure of the storm's chat calls.
-pub type DeliveryFailure = crate::dispatch::DeliveryError;
+pub type DeliveryFailure = crate::outbox::DeliveryError;
 
 /// Ends the tenant's storm when no incident joined it for a window: the
 /// storm's end is written on its first incident with an effect the

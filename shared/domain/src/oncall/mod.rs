@@ -523,38 +523,37 @@ pub async fn add_override(
     o: Override,
 ) -> Result<Schedule, DomainError> {
     require_role(p, Role::Responder, "add on-call overrides")?;
-    for attempt in 0..8 {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let mut s = get_internal(svc, &p.tenant, id).await?;
-        let spec = ScheduleSpec {
-            name: s.name.clone(),
-            time_zone: s.time_zone.clone(),
-            rotations: s.rotations.clone(),
-            overrides: vec![],
-        };
-        check_override(&spec, &o)?;
-        let now = svc.clock.now();
-        // Overrides that have ended are dropped as new ones come.
-        s.overrides.retain(|x| x.until > now);
-        if s.overrides.len() >= MAX_OVERRIDES {
-            return Err(bad(format!("at most {MAX_OVERRIDES} overrides")));
-        }
-        s.overrides.push(o.clone());
-        let read = s.version;
-        s.version += 1;
-        s.updated_at = now;
-        s.updated_by = p.name.clone();
-        match write(svc, p, &s, read, "oncall.override").await {
-            Ok(()) => return Ok(s),
-            Err(DomainError::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the schedule kept changing; retry".into(),
-    ))
+    crate::retry::until_won!(
+        crate::retry::ATTEMPTS,
+        || DomainError::Unavailable("the schedule kept changing; retry".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let mut s = get_internal(svc, &p.tenant, id).await?;
+            let spec = ScheduleSpec {
+                name: s.name.clone(),
+                time_zone: s.time_zone.clone(),
+                rotations: s.rotations.clone(),
+                overrides: vec![],
+            };
+            check_override(&spec, &o)?;
+            let now = svc.clock.now();
+            // Overrides that have ended are dropped as new ones come.
+            s.overrides.retain(|x| x.until > now);
+            if s.overrides.len() >= MAX_OVERRIDES {
+                return Err(bad(format!("at most {MAX_OVERRIDES} overrides")).into());
+            }
+            s.overrides.push(o.clone());
+            let read = s.version;
+            s.version += 1;
+            s.updated_at = now;
+            s.updated_by = p.name.clone();
+            match write(svc, p, &s, read, "oncall.override").await {
+                Ok(()) => return Ok(s),
+                Err(DomainError::Conflict { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 async fn get_internal(

@@ -299,18 +299,7 @@ pub async fn ranking(
     })
 }
 
-/// How far above its baseline a day is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Band {
-    None,
-    /// At least 1.5× the baseline.
-    Low,
-    /// At least 2×.
-    Medium,
-    /// At least 3×, or spend with no baseline at all.
-    High,
-}
+pub use crate::settings::Band;
 
 /// One pipeline's latest day against its baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -590,7 +579,7 @@ pub async fn investigate(
     let gets = history.items.iter().map(|item| async move {
         let run_id: String = keys::decode(item)?;
         match svc.store.get(&super::runs_pk(&p.tenant), &run_id).await? {
-            Some(r) => Ok(Some(keys::decode::<super::record::Run>(&r)?)),
+            Some(r) => Ok(Some(keys::decode::<super::Run>(&r)?)),
             None => Ok::<_, DomainError>(None),
         }
     });

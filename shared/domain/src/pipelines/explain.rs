@@ -6,7 +6,7 @@
 use firewatch_types::{Confidence, Principal, Role};
 use serde::Serialize;
 
-use super::record::Run;
+use super::Run;
 use super::{check_id, load, runs_pk, RunStatus};
 use crate::auth::require_role;
 use crate::{keys, DomainError, Services};

@@ -290,14 +290,14 @@ pub struct Pipeline {
     pub cost_days: BTreeMap<String, BTreeMap<String, f64>>,
     /// Where closing its runbook gap stands (none when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub governance: Option<runbooks::GovernanceRecord>,
+    pub governance: Option<GovernanceRecord>,
     /// When its outputs were last written: the newest end of a completed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_succeeded_at: Option<DateTime<Utc>>,
     /// What the `pipelines` job keeps: since when the SLA applies, missed
     /// slots counted, alerts open.
-    #[serde(default, skip_serializing_if = "sla::Memo::is_empty")]
-    pub sla_memo: sla::Memo,
+    #[serde(default, skip_serializing_if = "Memo::is_empty")]
+    pub sla_memo: Memo,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -326,7 +326,7 @@ impl Pipeline {
             governance: None,
             cost_days: BTreeMap::new(),
             last_succeeded_at: None,
-            sla_memo: sla::Memo::default(),
+            sla_memo: Memo::default(),
             created_at: now,
             updated_at: now,
         }
@@ -505,54 +505,52 @@ pub async fn configure(
     require_role(p, Role::Admin, "configure pipelines")?;
     check_id("the pipeline id", id)?;
     check_config(&config)?;
-    for attempt in 0..record::ATTEMPTS {
-        if attempt > 0 {
-            record::back_off(attempt).await;
-        }
-        let now = svc.clock.now();
-        let (mut pl, version) = match load(svc, &p.tenant, id).await? {
-            Some((pl, v)) => (pl, Some(v)),
-            None => (Pipeline::new(id, now), None),
-        };
-        let before = serde_json::to_value(&pl.config)?;
-        if pl.config.sla != config.sla {
-            // A new SLA judges from now on: no slot before it was missed.
-            pl.sla_memo.since = config.sla.as_ref().map(|_| now);
-            pl.sla_memo.missed_through = None;
-        }
-        pl.config = config.clone();
-        pl.updated_at = now;
-        let ops = vec![
-            WriteOp::Put {
-                item: keys::item(
-                    pipelines_pk(&p.tenant),
-                    id.to_owned(),
-                    version.map_or(1, |v| v + 1),
-                    &pl,
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::conflict("busy", "the pipeline kept changing; try again"),
+        async || -> Result<_, crate::retry::Retry> {
+            let now = svc.clock.now();
+            let (mut pl, version) = match load(svc, &p.tenant, id).await? {
+                Some((pl, v)) => (pl, Some(v)),
+                None => (Pipeline::new(id, now), None),
+            };
+            let before = serde_json::to_value(&pl.config)?;
+            if pl.config.sla != config.sla {
+                // A new SLA judges from now on: no slot before it was missed.
+                pl.sla_memo.since = config.sla.as_ref().map(|_| now);
+                pl.sla_memo.missed_through = None;
+            }
+            pl.config = config.clone();
+            pl.updated_at = now;
+            let ops = vec![
+                WriteOp::Put {
+                    item: keys::item(
+                        pipelines_pk(&p.tenant),
+                        id.to_owned(),
+                        version.map_or(1, |v| v + 1),
+                        &pl,
+                    )?,
+                    condition: version.map_or(Condition::Absent, Condition::Version),
+                },
+                crate::change::audit_write(
+                    svc,
+                    &p.tenant,
+                    &p.name,
+                    "pipeline.configure",
+                    id,
+                    before,
+                    serde_json::to_value(&pl.config)?,
+                    None,
                 )?,
-                condition: version.map_or(Condition::Absent, Condition::Version),
-            },
-            crate::change::audit_write(
-                svc,
-                &p.tenant,
-                &p.name,
-                "pipeline.configure",
-                id,
-                before,
-                serde_json::to_value(&pl.config)?,
-                None,
-            )?,
-        ];
-        match svc.store.transact(ops).await {
-            Ok(()) => return Ok(pl),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        "the pipeline kept changing; try again",
-    ))
+            ];
+            match svc.store.transact(ops).await {
+                Ok(()) => return Ok(pl),
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 /// Daily (per pipeline) or hourly (per tenant) totals.
@@ -636,6 +634,142 @@ pub struct Contribution {
     pub late: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub long: bool,
+}
+
+/// What the `pipelines` job (`sla`) keeps on a pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memo {
+    /// When the current SLA was set: no start before it was expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// The newest expected start counted as missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_through: Option<DateTime<Utc>>,
+    /// Alerts open: `schedule`, `duration`, `freshness`, `cost`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub alerts: std::collections::BTreeSet<String>,
+}
+
+impl Memo {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Where a pipeline's runbook gap stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Governance {
+    None,
+    Open,
+    InProgress,
+    Remediated,
+    Waived,
+}
+
+impl Governance {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "open" => Some(Self::Open),
+            "in_progress" => Some(Self::InProgress),
+            "remediated" => Some(Self::Remediated),
+            "waived" => Some(Self::Waived),
+            _ => None,
+        }
+    }
+}
+
+/// A pipeline's governance record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GovernanceRecord {
+    pub status: Governance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub run_id: String,
+    pub pipeline: String,
+    pub status: RunStatus,
+    /// The event time of the event that set `status`.
+    pub status_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal_time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+    /// `{namespace}/{name}` and run id of the parent run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<(String, String)>,
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Events recorded, by type.
+    #[serde(default)]
+    pub events: BTreeMap<String, u32>,
+    /// What the run added to the totals (`None` until it finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<Contribution>,
+    /// Its key in the pipeline's history, fixed by its first event.
+    pub history_sk: String,
+    pub first_seen: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A pipeline's daily totals item.
+pub fn day_key(t: DateTime<Utc>) -> String {
+    format!("DAY#{}", t.format("%Y-%m-%d"))
+}
+
+/// The write that moves a totals item from `before` to `after`.
+pub async fn totals_op(
+    svc: &Services,
+    pk: String,
+    sk: String,
+    change: impl FnOnce(&mut Totals),
+) -> Result<WriteOp, DomainError> {
+    let (mut totals, version) = match svc.store.get(&pk, &sk).await? {
+        Some(item) => (keys::decode::<Totals>(&item)?, Some(item.version)),
+        None => (Totals::default(), None),
+    };
+    change(&mut totals);
+    Ok(WriteOp::Put {
+        item: keys::item(pk, sk, version.map_or(1, |v| v + 1), &totals)?,
+        condition: version.map_or(Condition::Absent, Condition::Version),
+    })
+}
+
+/// The labels of every alert about pipeline `pl`: its id, team, domain,
+/// owner and criticality.
+pub fn alert_labels(
+    pl: &Pipeline,
+) -> Result<serde_json::Map<String, serde_json::Value>, DomainError> {
+    let mut labels = serde_json::Map::new();
+    labels.insert("pipeline".into(), pl.id.clone().into());
+    for (k, v) in [
+        ("team", &pl.config.team),
+        ("domain", &pl.config.domain),
+        ("owner", &pl.config.owner),
+    ] {
+        if let Some(v) = v {
+            labels.insert(k.into(), v.clone().into());
+        }
+    }
+    if let Some(c) = pl.config.criticality {
+        labels.insert("criticality".into(), serde_json::to_value(c)?);
+    }
+    Ok(labels)
 }
 
 #[cfg(test)]

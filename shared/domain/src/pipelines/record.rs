@@ -1,8 +1,9 @@
-//! The one write path of a run event. One transaction writes the event
+//! The write path of a run event. One transaction writes the event
 //! (put-if-absent: a redelivery finds it and changes nothing), the run and
 //! the pipeline (version conditions), the run's place in its pipeline's
 //! history, the daily and hourly totals the run's outcome moves, and the
-//! lineage edges of its datasets. A writer that loses a race re-reads.
+//! lineage edges of its datasets. A writer that loses a race re-reads
+//! (through [`crate::retry`]).
 //!
 //! Events of one run may arrive in any order: the run's status is that of
 //! its newest event by event time, a finished outcome (COMPLETE, FAIL,
@@ -25,55 +26,14 @@ use firewatch_types::{Principal, SourceKind, TenantId};
 use serde::{Deserialize, Serialize};
 
 use super::openlineage::{EventType, RunEvent};
+pub use super::runbooks::runbook_link;
+pub use super::{alert_labels, day_key, totals_op, Run};
 use super::{
     dataset_pk, hours_pk, load, pipeline_pk, pipelines_pk, run_events_pk, runs_pk, Contribution,
-    Cost, JobInfo, LastRun, Pipeline, RunStatus, State, Totals, MAX_DATASETS, MAX_STORED_EVENT,
+    JobInfo, LastRun, Pipeline, RunStatus, State, MAX_DATASETS, MAX_STORED_EVENT,
 };
 use crate::ports::{Condition, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
-
-/// Tries of a write that keeps losing races: every pipeline's runs share
-/// their pipeline's item and the tenant's hour, so a burst of concurrent
-/// events queues on them.
-pub const ATTEMPTS: usize = 40;
-pub(crate) use crate::change::back_off;
-
-/// A run as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Run {
-    pub run_id: String,
-    pub pipeline: String,
-    pub status: RunStatus,
-    /// The event time of the event that set `status`.
-    pub status_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nominal_time: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<Cost>,
-    /// `{namespace}/{name}` and run id of the parent run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<(String, String)>,
-    #[serde(default)]
-    pub inputs: Vec<String>,
-    #[serde(default)]
-    pub outputs: Vec<String>,
-    /// Events recorded, by type.
-    #[serde(default)]
-    pub events: BTreeMap<String, u32>,
-    /// What the run added to the totals (`None` until it finished).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counted: Option<Contribution>,
-    /// Its key in the pipeline's history, fixed by its first event.
-    pub history_sk: String,
-    pub first_seen: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 impl Run {
     fn new(ev: &RunEvent, now: DateTime<Utc>) -> Self {
@@ -243,28 +203,6 @@ fn hour_key(t: DateTime<Utc>, pipeline: &str) -> String {
     format!("{}#{shard:02}", t.format("%Y-%m-%dT%H"))
 }
 
-pub(super) fn day_key(t: DateTime<Utc>) -> String {
-    format!("DAY#{}", t.format("%Y-%m-%d"))
-}
-
-/// The write that moves a totals item from `before` to `after`.
-pub(super) async fn totals_op(
-    svc: &Services,
-    pk: String,
-    sk: String,
-    change: impl FnOnce(&mut Totals),
-) -> Result<WriteOp, DomainError> {
-    let (mut totals, version) = match svc.store.get(&pk, &sk).await? {
-        Some(item) => (keys::decode::<Totals>(&item)?, Some(item.version)),
-        None => (Totals::default(), None),
-    };
-    change(&mut totals);
-    Ok(WriteOp::Put {
-        item: keys::item(pk, sk, version.map_or(1, |v| v + 1), &totals)?,
-        condition: version.map_or(Condition::Absent, Condition::Version),
-    })
-}
-
 /// The totals writes for a run whose contribution went from `before` to
 /// `after`: per pipeline per day, per tenant per hour.
 async fn totals_ops(
@@ -337,178 +275,182 @@ pub async fn record(
         &sha[..16]
     );
     let events_pk = run_events_pk(t, &ev.run_id);
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            back_off(attempt).await;
-        }
-        let now = svc.clock.now();
-        let (run_item, pl) = futures_util::future::join(
-            svc.store.get(&runs_pk(t), &ev.run_id),
-            load(svc, t, &ev.pipeline),
-        )
-        .await;
-        let run_item = run_item?;
-        if svc.store.get(&events_pk, &ev_sk).await?.is_some() {
-            let run: Run = match &run_item {
-                Some(item) => keys::decode(item)?,
-                None => Run::new(&ev, now),
-            };
-            let state = pl?.map_or(State::Unknown, |(p, _)| p.state);
-            return Ok(Recorded {
-                duplicate: true,
-                run,
-                state,
-                alert: None,
-            });
-        }
-        let (mut run, run_version) = match &run_item {
-            Some(item) => (keys::decode::<Run>(item)?, Some(item.version)),
-            None => (Run::new(&ev, now), None),
-        };
-        if run.pipeline != ev.pipeline {
-            return Err(DomainError::conflict(
-                "run_of_another_pipeline",
-                format!(
-                    "run {} belongs to pipeline {}",
-                    ev.run_id,
-                    crate::limits::truncate(&run.pipeline, 80)
-                ),
-            ));
-        }
-        let (mut pl, pl_version) = match pl? {
-            Some((p, v)) => (p, Some(v)),
-            None => (Pipeline::new(&ev.pipeline, now), None),
-        };
-        let before = run.counted.clone();
-        run.apply(&ev);
-        run.updated_at = now;
-        let after = run.contribution(pl.config.sla.as_ref());
-        if run.status == RunStatus::Completed {
-            let end = run.ended_at.unwrap_or(run.status_at);
-            pl.last_succeeded_at = Some(pl.last_succeeded_at.map_or(end, |x| x.max(end)));
-        }
-        run.counted.clone_from(&after);
-
-        // The pipeline follows its newest finished run.
-        let mut alert = None;
-        if run.status.is_terminal() {
-            let newest = pl.last_finished_at.is_none_or(|at| run.status_at >= at);
-            if newest {
-                let changed = pl
-                    .last_run
-                    .as_ref()
-                    .is_none_or(|l| l.run_id != run.run_id || l.status != run.status);
-                pl.last_finished_at = Some(run.status_at);
-                pl.last_run = Some(run.last_run());
-                if pl.last_started_at.is_none_or(|s| s <= run.status_at) {
-                    pl.state = run.status.state();
-                }
-                // A run reported only when it finished still started.
-                if let Some(s) = run.started_at.filter(|s| *s <= run.status_at) {
-                    pl.last_started_at = Some(pl.last_started_at.map_or(s, |x| x.max(s)));
-                }
-                if changed {
-                    alert = match run.status {
-                        RunStatus::Failed | RunStatus::Aborted => Some("firing"),
-                        RunStatus::Completed if pl.alerting => Some("resolved"),
-                        _ => None,
-                    };
-                }
-            }
-        } else if let Some(s) = run.started_at {
-            if pl.last_finished_at.is_none_or(|at| s > at) {
-                pl.state = State::Running;
-                pl.last_started_at = Some(pl.last_started_at.map_or(s, |x| x.max(s)));
-                if pl.last_run.as_ref().is_none_or(|l| l.run_id == run.run_id) {
-                    pl.last_run = Some(run.last_run());
-                }
-            }
-        }
-        merge(&mut pl.inputs, &ev.inputs);
-        merge(&mut pl.outputs, &ev.outputs);
-        merge_job(&mut pl.job, &ev.job);
-        if before != after {
-            for (c, sign) in [(&before, -1.0), (&after, 1.0)] {
-                if let Some((at, cost)) = c
-                    .as_ref()
-                    .and_then(|c| Some((c.ended_at, c.cost.as_ref()?)))
-                {
-                    super::costs::keep(&mut pl.cost_days, at, cost, sign, now);
-                }
-            }
-        }
-        match alert {
-            Some("firing") => pl.alerting = true,
-            Some(_) => pl.alerting = false,
-            None => {}
-        }
-        pl.updated_at = now;
-
-        if let Some(state) = alert {
-            raise(svc, t, &pl, &run, state).await?;
-        }
-
-        let mut ops = vec![
-            WriteOp::Put {
-                item: keys::item(
-                    events_pk.clone(),
-                    ev_sk.clone(),
-                    1,
-                    &stored(&ev, raw, &sha, now),
-                )?,
-                condition: Condition::Absent,
-            },
-            WriteOp::Put {
-                item: keys::item(
-                    runs_pk(t),
-                    run.run_id.clone(),
-                    run_version.map_or(1, |v| v + 1),
-                    &run,
-                )?,
-                condition: run_version.map_or(Condition::Absent, Condition::Version),
-            },
-            WriteOp::Put {
-                item: keys::item(
-                    pipelines_pk(t),
-                    pl.id.clone(),
-                    pl_version.map_or(1, |v| v + 1),
-                    &pl,
-                )?,
-                condition: pl_version.map_or(Condition::Absent, Condition::Version),
-            },
-        ];
-        if run_version.is_none() {
-            ops.push(WriteOp::Put {
-                item: keys::item(
-                    pipeline_pk(t, &pl.id),
-                    run.history_sk.clone(),
-                    1,
-                    &run.run_id,
-                )?,
-                condition: Condition::Always,
-            });
-        }
-        if before != after {
-            ops.extend(totals_ops(svc, t, &pl.id, before.as_ref(), after.as_ref()).await?);
-        }
-        ops.extend(edges(t, &pl.id, &ev.inputs, &ev.outputs)?);
-        match svc.store.transact(ops).await {
-            Ok(()) => {
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || {
+            DomainError::conflict(
+                "busy",
+                "the run kept changing under concurrent events; send the event again",
+            )
+        },
+        async || -> Result<_, crate::retry::Retry> {
+            let now = svc.clock.now();
+            let (run_item, pl) = futures_util::future::join(
+                svc.store.get(&runs_pk(t), &ev.run_id),
+                load(svc, t, &ev.pipeline),
+            )
+            .await;
+            let run_item = run_item?;
+            if svc.store.get(&events_pk, &ev_sk).await?.is_some() {
+                let run: Run = match &run_item {
+                    Some(item) => keys::decode(item)?,
+                    None => Run::new(&ev, now),
+                };
+                let state = pl?.map_or(State::Unknown, |(p, _)| p.state);
                 return Ok(Recorded {
-                    duplicate: false,
+                    duplicate: true,
                     run,
-                    state: pl.state,
-                    alert,
-                })
+                    state,
+                    alert: None,
+                });
             }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        "the run kept changing under concurrent events; send the event again",
-    ))
+            let (mut run, run_version) = match &run_item {
+                Some(item) => (keys::decode::<Run>(item)?, Some(item.version)),
+                None => (Run::new(&ev, now), None),
+            };
+            if run.pipeline != ev.pipeline {
+                return Err(DomainError::conflict(
+                    "run_of_another_pipeline",
+                    format!(
+                        "run {} belongs to pipeline {}",
+                        ev.run_id,
+                        crate::limits::truncate(&run.pipeline, 80)
+                    ),
+                )
+                .into());
+            }
+            let (mut pl, pl_version) = match pl? {
+                Some((p, v)) => (p, Some(v)),
+                None => (Pipeline::new(&ev.pipeline, now), None),
+            };
+            let before = run.counted.clone();
+            run.apply(&ev);
+            run.updated_at = now;
+            let after = run.contribution(pl.config.sla.as_ref());
+            if run.status == RunStatus::Completed {
+                let end = run.ended_at.unwrap_or(run.status_at);
+                pl.last_succeeded_at = Some(pl.last_succeeded_at.map_or(end, |x| x.max(end)));
+            }
+            run.counted.clone_from(&after);
+
+            // The pipeline follows its newest finished run.
+            let mut alert = None;
+            if run.status.is_terminal() {
+                let newest = pl.last_finished_at.is_none_or(|at| run.status_at >= at);
+                if newest {
+                    let changed = pl
+                        .last_run
+                        .as_ref()
+                        .is_none_or(|l| l.run_id != run.run_id || l.status != run.status);
+                    pl.last_finished_at = Some(run.status_at);
+                    pl.last_run = Some(run.last_run());
+                    if pl.last_started_at.is_none_or(|s| s <= run.status_at) {
+                        pl.state = run.status.state();
+                    }
+                    // A run reported only when it finished still started.
+                    if let Some(s) = run.started_at.filter(|s| *s <= run.status_at) {
+                        pl.last_started_at = Some(pl.last_started_at.map_or(s, |x| x.max(s)));
+                    }
+                    if changed {
+                        alert = match run.status {
+                            RunStatus::Failed | RunStatus::Aborted => Some("firing"),
+                            RunStatus::Completed if pl.alerting => Some("resolved"),
+                            _ => None,
+                        };
+                    }
+                }
+            } else if let Some(s) = run.started_at {
+                if pl.last_finished_at.is_none_or(|at| s > at) {
+                    pl.state = State::Running;
+                    pl.last_started_at = Some(pl.last_started_at.map_or(s, |x| x.max(s)));
+                    if pl.last_run.as_ref().is_none_or(|l| l.run_id == run.run_id) {
+                        pl.last_run = Some(run.last_run());
+                    }
+                }
+            }
+            merge(&mut pl.inputs, &ev.inputs);
+            merge(&mut pl.outputs, &ev.outputs);
+            merge_job(&mut pl.job, &ev.job);
+            if before != after {
+                for (c, sign) in [(&before, -1.0), (&after, 1.0)] {
+                    if let Some((at, cost)) = c
+                        .as_ref()
+                        .and_then(|c| Some((c.ended_at, c.cost.as_ref()?)))
+                    {
+                        super::costs::keep(&mut pl.cost_days, at, cost, sign, now);
+                    }
+                }
+            }
+            match alert {
+                Some("firing") => pl.alerting = true,
+                Some(_) => pl.alerting = false,
+                None => {}
+            }
+            pl.updated_at = now;
+
+            if let Some(state) = alert {
+                raise(svc, t, &pl, &run, state).await?;
+            }
+
+            let mut ops = vec![
+                WriteOp::Put {
+                    item: keys::item(
+                        events_pk.clone(),
+                        ev_sk.clone(),
+                        1,
+                        &stored(&ev, raw, &sha, now),
+                    )?,
+                    condition: Condition::Absent,
+                },
+                WriteOp::Put {
+                    item: keys::item(
+                        runs_pk(t),
+                        run.run_id.clone(),
+                        run_version.map_or(1, |v| v + 1),
+                        &run,
+                    )?,
+                    condition: run_version.map_or(Condition::Absent, Condition::Version),
+                },
+                WriteOp::Put {
+                    item: keys::item(
+                        pipelines_pk(t),
+                        pl.id.clone(),
+                        pl_version.map_or(1, |v| v + 1),
+                        &pl,
+                    )?,
+                    condition: pl_version.map_or(Condition::Absent, Condition::Version),
+                },
+            ];
+            if run_version.is_none() {
+                ops.push(WriteOp::Put {
+                    item: keys::item(
+                        pipeline_pk(t, &pl.id),
+                        run.history_sk.clone(),
+                        1,
+                        &run.run_id,
+                    )?,
+                    condition: Condition::Always,
+                });
+            }
+            if before != after {
+                ops.extend(totals_ops(svc, t, &pl.id, before.as_ref(), after.as_ref()).await?);
+            }
+            ops.extend(edges(t, &pl.id, &ev.inputs, &ev.outputs)?);
+            match svc.store.transact(ops).await {
+                Ok(()) => {
+                    return Ok(Recorded {
+                        duplicate: false,
+                        run,
+                        state: pl.state,
+                        alert,
+                    })
+                }
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 /// The lineage edges of a pipeline's datasets: it consumes its inputs and
@@ -542,39 +484,37 @@ pub async fn record_job(
     job: &JobInfo,
 ) -> Result<(), DomainError> {
     crate::auth::require_ingest(p, "report pipeline lineage")?;
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            back_off(attempt).await;
-        }
-        let now = svc.clock.now();
-        let (mut pl, version) = match load(svc, &p.tenant, pipeline).await? {
-            Some((pl, v)) => (pl, Some(v)),
-            None => (Pipeline::new(pipeline, now), None),
-        };
-        merge(&mut pl.inputs, inputs);
-        merge(&mut pl.outputs, outputs);
-        merge_job(&mut pl.job, job);
-        pl.updated_at = now;
-        let mut ops = vec![WriteOp::Put {
-            item: keys::item(
-                pipelines_pk(&p.tenant),
-                pl.id.clone(),
-                version.map_or(1, |v| v + 1),
-                &pl,
-            )?,
-            condition: version.map_or(Condition::Absent, Condition::Version),
-        }];
-        ops.extend(edges(&p.tenant, pipeline, inputs, outputs)?);
-        match svc.store.transact(ops).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        "the pipeline kept changing; send the event again",
-    ))
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::conflict("busy", "the pipeline kept changing; send the event again"),
+        async || -> Result<_, crate::retry::Retry> {
+            let now = svc.clock.now();
+            let (mut pl, version) = match load(svc, &p.tenant, pipeline).await? {
+                Some((pl, v)) => (pl, Some(v)),
+                None => (Pipeline::new(pipeline, now), None),
+            };
+            merge(&mut pl.inputs, inputs);
+            merge(&mut pl.outputs, outputs);
+            merge_job(&mut pl.job, job);
+            pl.updated_at = now;
+            let mut ops = vec![WriteOp::Put {
+                item: keys::item(
+                    pipelines_pk(&p.tenant),
+                    pl.id.clone(),
+                    version.map_or(1, |v| v + 1),
+                    &pl,
+                )?,
+                condition: version.map_or(Condition::Absent, Condition::Version),
+            }];
+            ops.extend(edges(&p.tenant, pipeline, inputs, outputs)?);
+            match svc.store.transact(ops).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 fn stored(ev: &RunEvent, raw: &[u8], sha: &str, now: DateTime<Utc>) -> StoredEvent {
@@ -663,37 +603,4 @@ async fn raise(
     )
     .await
     .map(|_| ())
-}
-
-/// The labels of every alert about pipeline `pl`: its id, team, domain,
-/// owner and criticality.
-pub(crate) fn alert_labels(
-    pl: &Pipeline,
-) -> Result<serde_json::Map<String, serde_json::Value>, DomainError> {
-    let mut labels = serde_json::Map::new();
-    labels.insert("pipeline".into(), pl.id.clone().into());
-    for (k, v) in [
-        ("team", &pl.config.team),
-        ("domain", &pl.config.domain),
-        ("owner", &pl.config.owner),
-    ] {
-        if let Some(v) = v {
-            labels.insert(k.into(), v.clone().into());
-        }
-    }
-    if let Some(c) = pl.config.criticality {
-        labels.insert("criticality".into(), serde_json::to_value(c)?);
-    }
-    Ok(labels)
-}
-
-/// The pipeline's runbook as an alert link, when it is a valid URL.
-pub(crate) fn runbook_link(pl: &Pipeline) -> Option<serde_json::Value> {
-    pl.config
-        .runbook_url
-        .as_deref()
-        .filter(|u| {
-            super::runbooks::status_of(Some(u)) == super::runbooks::RunbookStatus::Configured
-        })
-        .map(|u| serde_json::json!({"href": u, "text": "runbook"}))
 }

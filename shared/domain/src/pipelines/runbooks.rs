@@ -4,9 +4,8 @@
 //! `open`, `in_progress`, `remediated`, `waived`) for closing the gaps,
 //! every change audited.
 
-use chrono::{DateTime, Utc};
 use firewatch_types::{Principal, Role};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{check_id, load, pipelines_pk, Criticality, Pipeline};
 use crate::auth::require_role;
@@ -16,39 +15,7 @@ use crate::{keys, DomainError, Services};
 /// Pipelines one catalog read scans at most.
 pub const CATALOG_SCAN: usize = 20_000;
 
-/// Where a pipeline's runbook gap stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Governance {
-    None,
-    Open,
-    InProgress,
-    Remediated,
-    Waived,
-}
-
-impl Governance {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(Self::None),
-            "open" => Some(Self::Open),
-            "in_progress" => Some(Self::InProgress),
-            "remediated" => Some(Self::Remediated),
-            "waived" => Some(Self::Waived),
-            _ => None,
-        }
-    }
-}
-
-/// A pipeline's governance record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GovernanceRecord {
-    pub status: Governance,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    pub by: String,
-    pub at: DateTime<Utc>,
-}
+pub use super::{Governance, GovernanceRecord};
 
 /// A runbook's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -242,10 +209,10 @@ pub async fn set_governance(
             "a note has at most 1000 characters",
         ));
     }
-    for attempt in 0..super::record::ATTEMPTS {
-        if attempt > 0 {
-            super::record::back_off(attempt).await;
-        }
+    crate::retry::until_won!(crate::retry::BUSY, || DomainError::conflict(
+        "busy",
+        "the pipeline kept changing; try again",
+    ), async || -> Result<_, crate::retry::Retry> {
         let (mut pl, version) = load(svc, &p.tenant, id).await?.ok_or_else(|| {
             DomainError::NotFound(format!("no pipeline {}", crate::limits::truncate(id, 80)))
         })?;
@@ -278,14 +245,20 @@ pub async fn set_governance(
         ];
         match svc.store.transact(ops).await {
             Ok(()) => return Ok(entry(&pl)),
-            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
             Err(e) => return Err(e.into()),
         }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        "the pipeline kept changing; try again",
-    ))
+        })
+    .await
+}
+
+/// The pipeline's runbook as an alert link, when it is a valid URL.
+pub fn runbook_link(pl: &Pipeline) -> Option<serde_json::Value> {
+    pl.config
+        .runbook_url
+        .as_deref()
+        .filter(|u| status_of(Some(u)) == RunbookStatus::Configured)
+        .map(|u| serde_json::json!({"href": u, "text": "runbook"}))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@
 //! (an alert it ingests again is the same alert, deduplicated into the same
 //! incident).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use firewatch_types::{Principal, Role, SourceKind, TenantId};
@@ -39,9 +39,9 @@ use serde::{Deserialize, Serialize};
 use super::costs;
 use super::{pipeline_pk, pipelines_pk, Pipeline, RunStatus, Sla, State};
 use crate::auth::require_role;
+use crate::due::{Budget, JobReport};
 use crate::ports::{Condition, Query, StoreError, WriteOp};
 use crate::schedules::schedule::{format_secs, Schedule};
-use crate::schedules::{Budget, JobReport};
 use crate::{keys, DomainError, Services};
 
 /// The scheduler job that evaluates SLAs and cost anomalies.
@@ -54,8 +54,6 @@ pub const MAX_SLOTS: usize = 1000;
 pub const LOOKBACK_DAYS: i64 = costs::KEPT_DAYS;
 /// Pipelines listed as breaching in `GET /v1/sla/pipelines`.
 const BREACHING_LISTED: usize = 100;
-/// Tries of one pipeline's evaluation that keeps losing races.
-const ATTEMPTS: usize = 5;
 
 /// Where a pipeline stands against its SLA, the worst breach first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -106,25 +104,7 @@ impl SlaState {
     }
 }
 
-/// What the `pipelines` job keeps on a pipeline.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Memo {
-    /// When the current SLA was set: no start before it was expected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<DateTime<Utc>>,
-    /// The newest expected start counted as missed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missed_through: Option<DateTime<Utc>>,
-    /// Alerts open: `schedule`, `duration`, `freshness`, `cost`.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub alerts: BTreeSet<String>,
-}
-
-impl Memo {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
+pub use super::Memo;
 
 /// An SLA's rules, parsed.
 struct Rules {
@@ -136,7 +116,7 @@ struct Rules {
 
 fn secs(v: &Option<String>) -> Option<i64> {
     v.as_deref()
-        .and_then(|v| crate::playbooks::definition::duration_secs(v).ok())
+        .and_then(|v| crate::units::duration_secs(v).ok())
         .and_then(|s| i64::try_from(s).ok())
 }
 
@@ -665,7 +645,7 @@ async fn send(
     firing: Option<&Wanted>,
     now: DateTime<Utc>,
 ) -> Result<(), DomainError> {
-    let mut labels = super::record::alert_labels(pl)?;
+    let mut labels = super::alert_labels(pl)?;
     labels.insert("sla".into(), kind.into());
     let mut links = Vec::new();
     if let Some(base) = &svc.settings.public_url {
@@ -676,7 +656,7 @@ async fn send(
         };
         links.push(serde_json::json!({"href": path, "text": kind}));
     }
-    links.extend(super::record::runbook_link(pl));
+    links.extend(super::runbooks::runbook_link(pl));
     let title = match firing {
         Some(w) => w.title.clone(),
         None => format!("Pipeline {} {kind} alert", pl.id),
@@ -711,9 +691,9 @@ async fn check_pipeline(
     mut version: u64,
     report: &mut JobReport,
 ) -> Result<(), DomainError> {
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            super::record::back_off(attempt).await;
+    let mut tries = crate::retry::Tries::new(crate::retry::ATTEMPTS);
+    while tries.next().await {
+        if tries.is_retry() {
             match super::load(svc, tenant, &pl.id).await? {
                 Some((p, v)) => (pl, version) = (p, v),
                 None => return Ok(()),
@@ -757,7 +737,7 @@ async fn check_pipeline(
         }
         let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
         for s in &new_missed {
-            *per_day.entry(super::record::day_key(*s)).or_default() += 1;
+            *per_day.entry(super::day_key(*s)).or_default() += 1;
         }
         let mut ops = vec![WriteOp::Put {
             item: keys::item(pipelines_pk(tenant), pl.id.clone(), version + 1, &next)?,
@@ -765,7 +745,7 @@ async fn check_pipeline(
         }];
         for (day, n) in per_day {
             ops.push(
-                super::record::totals_op(svc, pipeline_pk(tenant, &pl.id), day, |t| {
+                super::totals_op(svc, pipeline_pk(tenant, &pl.id), day, |t| {
                     t.missed += n;
                 })
                 .await?,

@@ -305,12 +305,7 @@ fn out_push(out: &mut Vec<(String, String, u64, u64)>, path: &str, text: &str, a
     out.push((path.to_owned(), text.to_owned(), at.0, at.1));
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h 30m` into seconds.
-pub fn duration_secs(s: &str) -> Result<u64, String> {
-    humantime::parse_duration(s.trim())
-        .map(|d| d.as_secs())
-        .map_err(|e| format!("`{s}` is not a duration such as 30s, 5m or 1h: {e}"))
-}
+pub use crate::units::duration_secs;
 
 /// Parses and validates one definition. `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Playbook, DefinitionError> {

@@ -979,7 +979,7 @@ pub async fn perform_dry_run(
     svc: &Services,
     tenant: &TenantId,
     run_id: &str,
-) -> Result<(), super::steps::StepError> {
+) -> Result<(), StepError> {
     let mut run = match load(svc, tenant, run_id).await {
         Ok(r) => r,
         Err(DomainError::NotFound(_)) => return Ok(()),
@@ -1100,7 +1100,8 @@ async fn decide_on(
 ) -> Result<Run, DomainError> {
     require_role(principal, d.role, d.what)?;
     let tenant = &principal.tenant;
-    for _ in 0..3 {
+    let mut tries = crate::retry::Tries::new(crate::retry::ATTEMPTS);
+    while tries.next().await {
         if let Some(run) = kept(svc, tenant, d.op, run_id, idempotency_key).await? {
             return Ok(run);
         }
@@ -1416,6 +1417,38 @@ pub(crate) async fn load_run(
     run_id: &str,
 ) -> Result<Run, DomainError> {
     load(svc, tenant, run_id).await
+}
+
+/// Why a step's effect did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    /// Worth another try (the request never left, the store was busy).
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl From<DomainError> for StepError {
+    fn from(e: DomainError) -> Self {
+        Self {
+            retryable: matches!(
+                e,
+                DomainError::Unavailable(_) | DomainError::Conflict { .. }
+            ),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::change::CommitError> for StepError {
+    fn from(e: crate::change::CommitError) -> Self {
+        DomainError::from(e).into()
+    }
+}
+
+impl From<crate::ports::StoreError> for StepError {
+    fn from(e: crate::ports::StoreError) -> Self {
+        DomainError::from(e).into()
+    }
 }
 
 #[cfg(test)]

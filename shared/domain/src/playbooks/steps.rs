@@ -20,42 +20,13 @@ use super::runs::{self, masked_scope, record_answer, send_for_real, Run, RunStat
 use crate::change::CommitError;
 use crate::outbox::Effect;
 use crate::ports::{OutboundError, StoreError};
+use crate::retry::Retry;
 use crate::{incidents, DomainError, Services};
 
 /// Extra time a claim holds beyond the request's own timeout.
 const CLAIM_MARGIN_SECS: i64 = 30;
 
-/// Why a step's effect did not complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepError {
-    /// Worth another try (the request never left, the store was busy).
-    pub retryable: bool,
-    pub message: String,
-}
-
-impl From<DomainError> for StepError {
-    fn from(e: DomainError) -> Self {
-        Self {
-            retryable: matches!(
-                e,
-                DomainError::Unavailable(_) | DomainError::Conflict { .. }
-            ),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<CommitError> for StepError {
-    fn from(e: CommitError) -> Self {
-        DomainError::from(e).into()
-    }
-}
-
-impl From<StoreError> for StepError {
-    fn from(e: StoreError) -> Self {
-        DomainError::from(e).into()
-    }
-}
+pub use super::runs::StepError;
 
 fn retry(message: impl Into<String>) -> StepError {
     StepError {
@@ -72,21 +43,20 @@ pub async fn perform(
     rollback: bool,
     index: usize,
 ) -> Result<(), StepError> {
-    for _ in 0..3 {
-        match attempt(svc, tenant, run_id, rollback, index).await {
-            Err(Lost) => continue,
-            Ok(r) => return r,
-        }
-    }
-    Err(retry("the run kept changing under this step; will retry"))
+    // Every attempt lost: a retryable step error with these words.
+    let busy =
+        || DomainError::Unavailable("the run kept changing under this step; will retry".into());
+    crate::retry::until_won!(
+        crate::retry::ATTEMPTS,
+        busy,
+        async || -> Result<_, Retry> { attempt(svc, tenant, run_id, rollback, index).await }
+    )
+    .await?
 }
 
-/// Lost a race on the run's version: read it again.
-struct Lost;
-
-fn lost<T>(r: Result<T, CommitError>) -> Result<Result<T, StepError>, Lost> {
+fn lost<T>(r: Result<T, CommitError>) -> Result<Result<T, StepError>, Retry> {
     match r {
-        Err(e) if e.is_lost_race() => Err(Lost),
+        Err(e) if e.is_lost_race() => Err(Retry::Lost),
         Err(e) => Ok(Err(e.into())),
         Ok(v) => Ok(Ok(v)),
     }
@@ -98,7 +68,7 @@ async fn attempt(
     run_id: &str,
     rollback: bool,
     index: usize,
-) -> Result<Result<(), StepError>, Lost> {
+) -> Result<Result<(), StepError>, Retry> {
     let mut run = match runs::load_run(svc, tenant, run_id).await {
         Ok(r) => r,
         Err(DomainError::NotFound(_)) => return Ok(Ok(())),
@@ -182,7 +152,7 @@ async fn attempt(
     }
     match runs::put_run(svc, &mut run, read).await {
         Ok(()) => {}
-        Err(StoreError::ConditionFailed { .. }) => return Err(Lost),
+        Err(StoreError::ConditionFailed { .. }) => return Err(Retry::Lost),
         Err(e) => return Ok(Err(e.into())),
     }
     let read = run.version;
@@ -197,7 +167,7 @@ async fn attempt(
             o.detail = Some(format!("not sent: {m}"));
             return match runs::put_run(svc, &mut run, read).await {
                 Ok(()) => Ok(Err(retry(format!("step not sent: {m}")))),
-                Err(StoreError::ConditionFailed { .. }) => Err(Lost),
+                Err(StoreError::ConditionFailed { .. }) => Err(Retry::Lost),
                 Err(e) => Ok(Err(e.into())),
             };
         }
@@ -262,7 +232,7 @@ async fn finish(
     rollback: bool,
     index: usize,
     result: Result<String, String>,
-) -> Result<Result<(), StepError>, Lost> {
+) -> Result<Result<(), StepError>, Retry> {
     let now = svc.clock.now();
     let total = run.defined_steps(rollback).len();
     let name = run.defined_steps(rollback)[index].name.value.clone();

@@ -23,7 +23,7 @@ fn env() -> Environment<'static> {
     env
 }
 
-pub use crate::secrets::is_identifier;
+pub use crate::limits::is_identifier;
 
 fn variables(text: &str) -> Result<HashSet<String>, String> {
     let env = env();

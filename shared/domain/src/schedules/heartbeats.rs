@@ -22,9 +22,9 @@ use firewatch_types::{Principal, Role, Severity, SourceKind, TenantId};
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{format_secs, span_secs, Schedule};
-use super::{Budget, DueRef, JobReport};
 use crate::auth::{require_role, sha256_hex};
 use crate::change::audit_write;
+use crate::due::{Budget, DueRef, JobReport};
 use crate::ports::{Condition, Item, StoreError, WriteOp};
 use crate::{keys, DomainError, Services};
 
@@ -40,9 +40,6 @@ const MAX_OPEN_STARTS: usize = 10;
 const MAX_RUN_HOURS: i64 = 24;
 const MAX_NAME: usize = 200;
 const MAX_LABELS: usize = 32;
-/// Tries of a write that keeps losing races (concurrent pings of one
-/// heartbeat queue on its item), with a jittered pause between them.
-const ATTEMPTS: usize = 40;
 
 /// A heartbeat as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -372,7 +369,7 @@ fn move_due(
     before: Option<&str>,
     ops: &mut Vec<WriteOp>,
 ) -> Result<(), DomainError> {
-    hb.due_sk = super::move_due(JOB, &hb.tenant, &hb.id, before, hb.due_at(), ops)?;
+    hb.due_sk = crate::due::move_due(JOB, &hb.tenant, &hb.id, before, hb.due_at(), ops)?;
     Ok(())
 }
 
@@ -477,7 +474,7 @@ pub async fn get(
     let (hb, _) = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let (pings, _) = super::page_of(
+    let (pings, _) = crate::due::page_of(
         svc,
         keys::heartbeat_pk(&p.tenant, &hb.id),
         keys::PING_PREFIX,
@@ -497,7 +494,7 @@ pub async fn list(
     limit: usize,
 ) -> Result<(Vec<Heartbeat>, Option<String>), DomainError> {
     require_role(p, Role::Viewer, "list heartbeats")?;
-    super::page_of(
+    crate::due::page_of(
         svc,
         keys::heartbeats_pk(&p.tenant),
         "hb_",
@@ -524,89 +521,89 @@ pub async fn edit(
     edit: Edit,
 ) -> Result<Heartbeat, DomainError> {
     require_role(p, Role::Admin, "change heartbeats")?;
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let (mut hb, version) = load(svc, &p.tenant, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let before_due = hb.due_sk.clone();
-        let now = svc.clock.now();
-        let action = match &edit {
-            Edit::Update(f) => {
-                if let Some(n) = &f.name {
-                    hb.name = check_name(n)?;
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::Unavailable("the heartbeat kept changing; try again".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let (mut hb, version) = load(svc, &p.tenant, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            let before_due = hb.due_sk.clone();
+            let now = svc.clock.now();
+            let action = match &edit {
+                Edit::Update(f) => {
+                    if let Some(n) = &f.name {
+                        hb.name = check_name(n)?;
+                    }
+                    if f.period.is_some() || f.cron.is_some() {
+                        hb.schedule = Schedule::from_fields(
+                            f.period.as_deref(),
+                            f.cron.as_deref(),
+                            f.tz.as_deref(),
+                        )?;
+                    } else if let (Some(tz), Schedule::Cron { expr, .. }) = (&f.tz, &hb.schedule) {
+                        hb.schedule = Schedule::from_fields(None, Some(expr), Some(tz))?;
+                    } else if f.tz.is_some() {
+                        return Err(DomainError::bad_input(
+                            "invalid_schedule",
+                            "tz applies to cron schedules only",
+                        )
+                        .into());
+                    }
+                    if let Some(g) = &f.grace {
+                        hb.grace_secs = span_secs("grace", g)?;
+                    }
+                    if let Some(s) = &f.severity {
+                        hb.severity = check_severity(s)?;
+                    }
+                    if let Some(l) = &f.labels {
+                        hb.labels = check_labels(l.clone())?;
+                    }
+                    "heartbeat.update"
                 }
-                if f.period.is_some() || f.cron.is_some() {
-                    hb.schedule = Schedule::from_fields(
-                        f.period.as_deref(),
-                        f.cron.as_deref(),
-                        f.tz.as_deref(),
-                    )?;
-                } else if let (Some(tz), Schedule::Cron { expr, .. }) = (&f.tz, &hb.schedule) {
-                    hb.schedule = Schedule::from_fields(None, Some(expr), Some(tz))?;
-                } else if f.tz.is_some() {
-                    return Err(DomainError::bad_input(
-                        "invalid_schedule",
-                        "tz applies to cron schedules only",
-                    ));
+                Edit::Pause => {
+                    hb.paused = true;
+                    if hb.alerting {
+                        hb.alerting = false;
+                        hb.queue_alert(false, now, "the heartbeat was paused".into());
+                    }
+                    hb.down = false;
+                    "heartbeat.pause"
                 }
-                if let Some(g) = &f.grace {
-                    hb.grace_secs = span_secs("grace", g)?;
+                Edit::Resume => {
+                    hb.paused = false;
+                    hb.armed = false;
+                    hb.down = false;
+                    "heartbeat.resume"
                 }
-                if let Some(s) = &f.severity {
-                    hb.severity = check_severity(s)?;
+            };
+            let mut ops = vec![];
+            move_due(&mut hb, before_due.as_deref(), &mut ops)?;
+            ops.push(WriteOp::Put {
+                item: hb_item(&hb, version + 1)?,
+                condition: Condition::Version(version),
+            });
+            ops.push(audit_write(
+                svc,
+                &p.tenant,
+                &p.name,
+                action,
+                &hb.id,
+                serde_json::Value::Null,
+                serde_json::json!({"name": hb.name, "paused": hb.paused}),
+                None,
+            )?);
+            match svc.store.transact(ops).await {
+                Ok(()) => {
+                    let hb = flush(svc, hb, version + 1).await;
+                    return Ok(hb);
                 }
-                if let Some(l) = &f.labels {
-                    hb.labels = check_labels(l.clone())?;
-                }
-                "heartbeat.update"
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
             }
-            Edit::Pause => {
-                hb.paused = true;
-                if hb.alerting {
-                    hb.alerting = false;
-                    hb.queue_alert(false, now, "the heartbeat was paused".into());
-                }
-                hb.down = false;
-                "heartbeat.pause"
-            }
-            Edit::Resume => {
-                hb.paused = false;
-                hb.armed = false;
-                hb.down = false;
-                "heartbeat.resume"
-            }
-        };
-        let mut ops = vec![];
-        move_due(&mut hb, before_due.as_deref(), &mut ops)?;
-        ops.push(WriteOp::Put {
-            item: hb_item(&hb, version + 1)?,
-            condition: Condition::Version(version),
-        });
-        ops.push(audit_write(
-            svc,
-            &p.tenant,
-            &p.name,
-            action,
-            &hb.id,
-            serde_json::Value::Null,
-            serde_json::json!({"name": hb.name, "paused": hb.paused}),
-            None,
-        )?);
-        match svc.store.transact(ops).await {
-            Ok(()) => {
-                let hb = flush(svc, hb, version + 1).await;
-                return Ok(hb);
-            }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the heartbeat kept changing; try again".into(),
-    ))
+        },
+    )
+    .await
 }
 
 /// Deletes a heartbeat (admin): its ping URL stops working at once. An
@@ -688,105 +685,104 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
     let index: PingIndex = keys::decode(&index)?;
     let mut body = String::from_utf8_lossy(&r.body[..r.body.len().min(MAX_PING_BODY)]).into_owned();
     crate::redact::redact_in_place(&mut body);
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let Some((mut hb, version)) = load(svc, &index.tenant, &index.id).await? else {
-            return Ok(false);
-        };
-        if hb.ping_uuid != r.uuid {
-            return Ok(false);
-        }
-        let now = svc.clock.now();
-        // A flood of pings to one check is refused before it writes.
-        hb.ping_window =
-            hb.ping_window
-                .take(now, svc.settings.rate_limits.pings, "pings of this check")?;
-        let before_due = hb.due_sk.clone();
-        // Pairing a finish with its start: by rid, else the latest start
-        // sent without one.
-        hb.starts
-            .retain(|s| now - s.at < Duration::hours(MAX_RUN_HOURS));
-        let mut duration_ms = None;
-        if matches!(r.kind, PingKind::Success | PingKind::Fail) {
-            let rid = r.rid.map(str::to_owned);
-            if let Some(i) = hb.starts.iter().rposition(|s| s.rid == rid) {
-                duration_ms = Some((now - hb.starts.remove(i).at).num_milliseconds());
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::Unavailable("the heartbeat kept changing; try again".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let Some((mut hb, version)) = load(svc, &index.tenant, &index.id).await? else {
+                return Ok(false);
+            };
+            if hb.ping_uuid != r.uuid {
+                return Ok(false);
             }
-        }
-        match r.kind {
-            PingKind::Start => {
-                hb.starts.push(OpenStart {
-                    rid: r.rid.map(str::to_owned),
-                    at: now,
-                });
-                if hb.starts.len() > MAX_OPEN_STARTS {
-                    hb.starts.remove(0);
+            let now = svc.clock.now();
+            // A flood of pings to one check is refused before it writes.
+            hb.ping_window =
+                hb.ping_window
+                    .take(now, svc.settings.rate_limits.pings, "pings of this check")?;
+            let before_due = hb.due_sk.clone();
+            // Pairing a finish with its start: by rid, else the latest start
+            // sent without one.
+            hb.starts
+                .retain(|s| now - s.at < Duration::hours(MAX_RUN_HOURS));
+            let mut duration_ms = None;
+            if matches!(r.kind, PingKind::Success | PingKind::Fail) {
+                let rid = r.rid.map(str::to_owned);
+                if let Some(i) = hb.starts.iter().rposition(|s| s.rid == rid) {
+                    duration_ms = Some((now - hb.starts.remove(i).at).num_milliseconds());
                 }
             }
-            PingKind::Success => {
-                hb.paused = false;
-                hb.come_up(now);
+            match r.kind {
+                PingKind::Start => {
+                    hb.starts.push(OpenStart {
+                        rid: r.rid.map(str::to_owned),
+                        at: now,
+                    });
+                    if hb.starts.len() > MAX_OPEN_STARTS {
+                        hb.starts.remove(0);
+                    }
+                }
+                PingKind::Success => {
+                    hb.paused = false;
+                    hb.come_up(now);
+                }
+                PingKind::Fail => {
+                    hb.paused = false;
+                    let reason = match r.exit_status {
+                        Some(code) => format!("the job exited with status {code}"),
+                        None => "the job reported a failure".into(),
+                    };
+                    hb.go_down(now, reason);
+                }
+                PingKind::Log => {}
             }
-            PingKind::Fail => {
-                hb.paused = false;
-                let reason = match r.exit_status {
-                    Some(code) => format!("the job exited with status {code}"),
-                    None => "the job reported a failure".into(),
-                };
-                hb.go_down(now, reason);
+            let summary = PingSummary {
+                at: now,
+                kind: r.kind,
+                exit_status: r.exit_status,
+                duration_ms,
+            };
+            if r.kind != PingKind::Log {
+                hb.last_ping = Some(summary);
             }
-            PingKind::Log => {}
-        }
-        let summary = PingSummary {
-            at: now,
-            kind: r.kind,
-            exit_status: r.exit_status,
-            duration_ms,
-        };
-        if r.kind != PingKind::Log {
-            hb.last_ping = Some(summary);
-        }
-        let record = Ping {
-            id: svc.ids.ulid(),
-            at: now,
-            kind: r.kind,
-            exit_status: r.exit_status,
-            rid: r.rid.map(str::to_owned),
-            duration_ms,
-            method: r.method.to_owned(),
-            user_agent: r.user_agent.map(|u| crate::limits::truncate(u, 256)),
-            body: body.clone(),
-        };
-        let mut ping_item = keys::item(
-            keys::heartbeat_pk(&hb.tenant, &hb.id),
-            format!("{}{}", keys::PING_PREFIX, record.id),
-            1,
-            &record,
-        )?;
-        ping_item.expires_at = Some((now + Duration::days(PING_RETENTION_DAYS)).timestamp());
-        let mut ops = vec![WriteOp::Put {
-            item: ping_item,
-            condition: Condition::Absent,
-        }];
-        move_due(&mut hb, before_due.as_deref(), &mut ops)?;
-        ops.push(WriteOp::Put {
-            item: hb_item(&hb, version + 1)?,
-            condition: Condition::Version(version),
-        });
-        match svc.store.transact(ops).await {
-            Ok(()) => {
-                flush(svc, hb, version + 1).await;
-                return Ok(true);
+            let record = Ping {
+                id: svc.ids.ulid(),
+                at: now,
+                kind: r.kind,
+                exit_status: r.exit_status,
+                rid: r.rid.map(str::to_owned),
+                duration_ms,
+                method: r.method.to_owned(),
+                user_agent: r.user_agent.map(|u| crate::limits::truncate(u, 256)),
+                body: body.clone(),
+            };
+            let mut ping_item = keys::item(
+                keys::heartbeat_pk(&hb.tenant, &hb.id),
+                format!("{}{}", keys::PING_PREFIX, record.id),
+                1,
+                &record,
+            )?;
+            ping_item.expires_at = Some((now + Duration::days(PING_RETENTION_DAYS)).timestamp());
+            let mut ops = vec![WriteOp::Put {
+                item: ping_item,
+                condition: Condition::Absent,
+            }];
+            move_due(&mut hb, before_due.as_deref(), &mut ops)?;
+            ops.push(WriteOp::Put {
+                item: hb_item(&hb, version + 1)?,
+                condition: Condition::Version(version),
+            });
+            match svc.store.transact(ops).await {
+                Ok(()) => {
+                    flush(svc, hb, version + 1).await;
+                    return Ok(true);
+                }
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
             }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the heartbeat kept changing; try again".into(),
-    ))
+        },
+    )
+    .await
 }
 
 /// Ingests a pending alert event and clears it. A failure leaves it
@@ -808,10 +804,8 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
         tracing::warn!(heartbeat = %hb.id, error = %e, "heartbeat alert not ingested; the next tick retries");
         return hb;
     }
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
+    let mut tries = crate::retry::Tries::new(crate::retry::BUSY);
+    while tries.next().await {
         if hb.pending.as_ref().map(|p| p.event) != Some(pending.event) {
             return hb;
         }
@@ -849,7 +843,7 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
 /// The `heartbeats` job: every heartbeat whose due time has come, oldest
 /// first, until the budget runs out (the rest stay due for the next tick).
 pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
-    super::run_due_index(svc, JOB, budget, |due, sk| {
+    crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move { check_one(&svc, &due, &sk).await }
     })
@@ -859,54 +853,54 @@ pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, Domai
 /// Looks at one due heartbeat: ingests a pending event, raises an overdue
 /// or deferred alert. Returns whether an alert event was ingested.
 async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, DomainError> {
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let Some((mut hb, version)) = load(svc, &due.tenant, &due.id).await? else {
-            super::drop_due(svc, JOB, sk).await?;
-            return Ok(false);
-        };
-        if hb.due_sk.as_deref() != Some(sk) {
-            // Left behind by a write that did not finish: not the current one.
-            super::drop_due(svc, JOB, sk).await?;
-            return Ok(false);
-        }
-        let now = svc.clock.now();
-        if hb.pending.is_some() {
-            let before = hb.pending.clone();
-            let after = flush(svc, hb, version).await;
-            return Ok(after.pending != before);
-        }
-        let before_due = hb.due_sk.clone();
-        if !hb.down {
-            match hb.deadline() {
-                Some(deadline) if now >= deadline => {
-                    let late = format_secs((now - deadline).num_seconds().max(0) + hb.grace_secs);
-                    hb.go_down(now, format!("no ping for {late} past its expected time"));
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::Unavailable("the heartbeat kept changing".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let Some((mut hb, version)) = load(svc, &due.tenant, &due.id).await? else {
+                crate::due::drop_due(svc, JOB, sk).await?;
+                return Ok(false);
+            };
+            if hb.due_sk.as_deref() != Some(sk) {
+                // Left behind by a write that did not finish: not the current one.
+                crate::due::drop_due(svc, JOB, sk).await?;
+                return Ok(false);
+            }
+            let now = svc.clock.now();
+            if hb.pending.is_some() {
+                let before = hb.pending.clone();
+                let after = flush(svc, hb, version).await;
+                return Ok(after.pending != before);
+            }
+            let before_due = hb.due_sk.clone();
+            if !hb.down {
+                match hb.deadline() {
+                    Some(deadline) if now >= deadline => {
+                        let late =
+                            format_secs((now - deadline).num_seconds().max(0) + hb.grace_secs);
+                        hb.go_down(now, format!("no ping for {late} past its expected time"));
+                    }
+                    _ => {}
                 }
-                _ => {}
+            } else if !hb.alerting && now >= hb.may_raise_at() {
+                hb.go_down(now, "still down after a period without a new alert".into());
             }
-        } else if !hb.alerting && now >= hb.may_raise_at() {
-            hb.go_down(now, "still down after a period without a new alert".into());
-        }
-        let mut ops = vec![];
-        move_due(&mut hb, before_due.as_deref(), &mut ops)?;
-        ops.push(WriteOp::Put {
-            item: hb_item(&hb, version + 1)?,
-            condition: Condition::Version(version),
-        });
-        match svc.store.transact(ops).await {
-            Ok(()) => {
-                let raised = hb.pending.is_some();
-                let after = flush(svc, hb, version + 1).await;
-                return Ok(raised && after.pending.is_none());
+            let mut ops = vec![];
+            move_due(&mut hb, before_due.as_deref(), &mut ops)?;
+            ops.push(WriteOp::Put {
+                item: hb_item(&hb, version + 1)?,
+                condition: Condition::Version(version),
+            });
+            match svc.store.transact(ops).await {
+                Ok(()) => {
+                    let raised = hb.pending.is_some();
+                    let after = flush(svc, hb, version + 1).await;
+                    return Ok(raised && after.pending.is_none());
+                }
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
             }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the heartbeat kept changing".into(),
-    ))
+        },
+    )
+    .await
 }

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
 
-/// The longest period or grace accepted (a year).
-pub const MAX_SPAN_SECS: i64 = 366 * 24 * 3600;
+pub use crate::units::MAX_SPAN_SECS;
 
 /// How often a heartbeat is expected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,30 +32,7 @@ fn bad(message: impl Into<String>) -> DomainError {
     DomainError::bad_input("invalid_schedule", message)
 }
 
-/// Parses a duration such as `90s`, `5m`, `1h 30m` into whole seconds
-/// within `1..=MAX_SPAN_SECS`; `field` names it in the error.
-pub fn span_secs(field: &str, text: &str) -> Result<i64, DomainError> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| {
-        DomainError::bad_input(
-            "invalid_duration",
-            format!("{field}: `{text}` is not a duration such as 30s, 5m or 1h ({e})"),
-        )
-    })?;
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    if !(1..=MAX_SPAN_SECS).contains(&secs) {
-        return Err(DomainError::bad_input(
-            "invalid_duration",
-            format!("{field} must be between 1s and 366 days"),
-        ));
-    }
-    Ok(secs)
-}
-
-/// Formats seconds the way they are written (`5m`, `1h 30m`).
-pub fn format_secs(secs: i64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs(secs.max(0).unsigned_abs()))
-        .to_string()
-}
+pub use crate::units::{format_secs, span_secs};
 
 impl Schedule {
     /// A schedule from the API's fields: exactly one of `period` and `cron`;

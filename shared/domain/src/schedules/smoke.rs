@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::schedule::span_secs;
-use super::{Budget, JobReport};
 use crate::auth::require_role;
 use crate::change::audit_write;
+use crate::due::{Budget, JobReport};
 use crate::egress::{self, PinnedOrigin};
 use crate::playbooks::runs::scrub;
 use crate::playbooks::template;
@@ -44,9 +44,6 @@ const MAX_TIMEOUT_SECS: i64 = 30;
 const MAX_ASSERTIONS: usize = 32;
 const MAX_HEADERS: usize = 32;
 const MAX_URL: usize = 2048;
-/// Tries of a write that keeps losing races (concurrent runs of one check
-/// queue on its item), with a jittered pause between them.
-const ATTEMPTS: usize = 40;
 
 /// A status or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -495,7 +492,7 @@ fn move_due(
     at: Option<DateTime<Utc>>,
     ops: &mut Vec<WriteOp>,
 ) -> Result<(), DomainError> {
-    c.due_sk = super::move_due(JOB, &c.tenant, &c.id, c.due_sk.as_deref(), at, ops)?;
+    c.due_sk = crate::due::move_due(JOB, &c.tenant, &c.id, c.due_sk.as_deref(), at, ops)?;
     Ok(())
 }
 
@@ -575,45 +572,45 @@ pub async fn replace(
 ) -> Result<SmokeCheck, DomainError> {
     require_role(p, Role::Admin, "change smoke checks")?;
     validate(&d)?;
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let (mut c, v) = load(svc, &p.tenant, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        if c.origin != Origin::Api {
-            return Err(DomainError::conflict(
-                "defined_elsewhere",
-                "this smoke check is defined in a file or built in; change it there",
-            ));
-        }
-        c.definition = d.clone();
-        let mut ops = vec![];
-        move_due(&mut c, Some(svc.clock.now()), &mut ops)?;
-        ops.push(WriteOp::Put {
-            item: item(&c, v + 1)?,
-            condition: Condition::Version(v),
-        });
-        ops.push(audit_write(
-            svc,
-            &p.tenant,
-            &p.name,
-            "smoke_check.update",
-            &c.id,
-            Value::Null,
-            serde_json::json!({"name": c.definition.name}),
-            None,
-        )?);
-        match svc.store.transact(ops).await {
-            Ok(()) => return Ok(c),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the smoke check kept changing; try again".into(),
-    ))
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::Unavailable("the smoke check kept changing; try again".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let (mut c, v) = load(svc, &p.tenant, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            if c.origin != Origin::Api {
+                return Err(DomainError::conflict(
+                    "defined_elsewhere",
+                    "this smoke check is defined in a file or built in; change it there",
+                )
+                .into());
+            }
+            c.definition = d.clone();
+            let mut ops = vec![];
+            move_due(&mut c, Some(svc.clock.now()), &mut ops)?;
+            ops.push(WriteOp::Put {
+                item: item(&c, v + 1)?,
+                condition: Condition::Version(v),
+            });
+            ops.push(audit_write(
+                svc,
+                &p.tenant,
+                &p.name,
+                "smoke_check.update",
+                &c.id,
+                Value::Null,
+                serde_json::json!({"name": c.definition.name}),
+                None,
+            )?);
+            match svc.store.transact(ops).await {
+                Ok(()) => return Ok(c),
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 /// Deletes a check (admin). An alert it raised stays open until resolved.
@@ -671,7 +668,7 @@ pub async fn list(
     limit: usize,
 ) -> Result<(Vec<SmokeCheck>, Option<String>), DomainError> {
     require_role(p, Role::Viewer, "list smoke checks")?;
-    super::page_of(
+    crate::due::page_of(
         svc,
         keys::smoke_pk(&p.tenant),
         "smk_",
@@ -694,7 +691,7 @@ pub async fn runs(
     load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    super::page_of(
+    crate::due::page_of(
         svc,
         keys::smoke_runs_pk(&p.tenant, id),
         "RUN#",
@@ -1050,59 +1047,59 @@ async fn run_and_record(
             Err(e) => tracing::warn!(check = %c.id, error = %e, "failing answer not kept"),
         }
     }
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let event = match (run.ok, c.failing) {
-            (false, false) => Some(true),
-            (true, true) => Some(false),
-            _ => None,
-        };
-        if let Some(firing) = event {
-            raise(svc, &mut c, firing, &run).await?;
-        }
-        c.last_run = Some(RunSummary {
-            id: run.id.clone(),
-            at: now,
-            ok: run.ok,
-        });
-        let interval = span_secs("interval", &c.definition.interval).unwrap_or(60);
-        let mut ops = vec![];
-        move_due(&mut c, Some(now + Duration::seconds(interval)), &mut ops)?;
-        ops.push(WriteOp::Put {
-            item: item(&c, version + 1)?,
-            condition: Condition::Version(version),
-        });
-        let mut run_item = keys::item(
-            keys::smoke_runs_pk(&c.tenant, &c.id),
-            format!("RUN#{}", run.id),
-            1,
-            &run,
-        )?;
-        run_item.expires_at = Some((now + Duration::days(RUN_RETENTION_DAYS)).timestamp());
-        ops.push(WriteOp::Put {
-            item: run_item,
-            condition: Condition::Absent,
-        });
-        match svc.store.transact(ops).await {
-            Ok(()) => return Ok(run),
-            Err(StoreError::ConditionFailed { .. }) => {
-                // Changed meanwhile (another run, an edit): record this run
-                // on the fresh state. An alert already raised for it is
-                // deduplicated into the same incident if raised again.
-                let (fresh, v) = load(svc, &c.tenant, &c.id)
-                    .await?
-                    .ok_or_else(|| not_found(&c.id))?;
-                c = fresh;
-                version = v;
+    crate::retry::until_won!(
+        crate::retry::BUSY,
+        || DomainError::Unavailable("the smoke check kept changing".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let event = match (run.ok, c.failing) {
+                (false, false) => Some(true),
+                (true, true) => Some(false),
+                _ => None,
+            };
+            if let Some(firing) = event {
+                raise(svc, &mut c, firing, &run).await?;
             }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the smoke check kept changing".into(),
-    ))
+            c.last_run = Some(RunSummary {
+                id: run.id.clone(),
+                at: now,
+                ok: run.ok,
+            });
+            let interval = span_secs("interval", &c.definition.interval).unwrap_or(60);
+            let mut ops = vec![];
+            move_due(&mut c, Some(now + Duration::seconds(interval)), &mut ops)?;
+            ops.push(WriteOp::Put {
+                item: item(&c, version + 1)?,
+                condition: Condition::Version(version),
+            });
+            let mut run_item = keys::item(
+                keys::smoke_runs_pk(&c.tenant, &c.id),
+                format!("RUN#{}", run.id),
+                1,
+                &run,
+            )?;
+            run_item.expires_at = Some((now + Duration::days(RUN_RETENTION_DAYS)).timestamp());
+            ops.push(WriteOp::Put {
+                item: run_item,
+                condition: Condition::Absent,
+            });
+            match svc.store.transact(ops).await {
+                Ok(()) => return Ok(run.clone()),
+                Err(StoreError::ConditionFailed { .. }) => {
+                    // Changed meanwhile (another run, an edit): record this run
+                    // on the fresh state. An alert already raised for it is
+                    // deduplicated into the same incident if raised again.
+                    let (fresh, v) = load(svc, &c.tenant, &c.id)
+                        .await?
+                        .ok_or_else(|| not_found(&c.id))?;
+                    c = fresh;
+                    version = v;
+                    Err(crate::retry::Retry::Lost)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 async fn raise(
@@ -1153,15 +1150,15 @@ async fn raise(
 /// The `smoke` job: every check whose time has come, oldest first, while
 /// the budget lasts.
 pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
-    super::run_due_index(svc, JOB, budget, |due, sk| {
+    crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move {
             let Some((c, v)) = load(&svc, &due.tenant, &due.id).await? else {
-                super::drop_due(&svc, JOB, &sk).await?;
+                crate::due::drop_due(&svc, JOB, &sk).await?;
                 return Ok(false);
             };
             if c.due_sk.as_deref() != Some(sk.as_str()) {
-                super::drop_due(&svc, JOB, &sk).await?;
+                crate::due::drop_due(&svc, JOB, &sk).await?;
                 return Ok(false);
             }
             let was_failing = c.failing;

@@ -16,6 +16,7 @@
 //! [`alertmanager`]. See docs/SILENCES.md.
 
 pub mod alertmanager;
+pub mod ends;
 pub mod matchers;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +31,6 @@ use serde::{Deserialize, Serialize};
 use crate::auth::require_role;
 use crate::change::Change;
 use crate::ports::{Condition, Query, StoreError, WriteOp};
-use crate::schedules::{Budget, DueRef, JobReport};
 use crate::{keys, DomainError, Services};
 use matchers::Compiled;
 pub use matchers::Matcher;
@@ -51,8 +51,6 @@ pub const MAX_CREATED_BY_BYTES: usize = 256;
 /// Alerts one silence records (the first ones; later ones are silenced but
 /// only counted as `overflow`).
 pub const MAX_RECORDED_ALERTS: usize = 1000;
-
-const ATTEMPTS: usize = 8;
 
 /// A silence's state at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -253,7 +251,7 @@ fn put_ops(s: &mut Silence, tenant: &TenantId) -> Result<Vec<WriteOp>, DomainErr
     };
     let mut ops = Vec::new();
     let before = s.due_sk.take();
-    s.due_sk = crate::schedules::move_due(
+    s.due_sk = crate::due::move_due(
         JOB,
         tenant,
         &s.id,
@@ -315,7 +313,7 @@ impl Active {
     /// them within [`CACHE_FOR`], else from the store.
     pub async fn load(svc: &Services, tenant: &TenantId) -> Result<Self, DomainError> {
         let now = svc.clock.now();
-        if let Some(each) = svc.silences.fresh(tenant) {
+        if let Some(each) = svc.memos.get::<Cache>().fresh(tenant) {
             return Ok(Self { each, now });
         }
         let mut each = Vec::new();
@@ -330,7 +328,7 @@ impl Active {
             }
         }
         let each = Arc::new(each);
-        svc.silences.keep(tenant, each.clone());
+        svc.memos.get::<Cache>().keep(tenant, each.clone());
         Ok(Self { each, now })
     }
 
@@ -539,7 +537,7 @@ pub async fn create(svc: &Services, p: &Principal, n: NewSilence) -> Result<Sile
         "silence.update"
     };
     let done = commit_with_thread(svc, tenant, &s, ops, &p.name, "created", Some(action)).await;
-    svc.silences.forget(tenant);
+    svc.memos.get::<Cache>().forget(tenant);
     done?;
     s.version += 1;
     Ok(s)
@@ -585,42 +583,44 @@ async fn commit_with_thread(
         }
         return map_store(svc.store.transact(ops).await);
     };
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let inc: Incident = crate::incidents::get(svc, tenant, inc_id).await?;
-        let mut change = Change::to(svc, inc);
-        let e = entry_for(&change);
-        change.show(e);
-        if let Some(action) = audit {
-            change.audit_target(
-                actor,
-                action,
-                format!("silence/{}", s.id),
-                serde_json::Value::Null,
-                serde_json::json!({"matchers": s.selector(), "ends_at": s.ends_at}),
-                None,
-            );
-        }
-        for op in &ops {
-            change.also(op.clone());
-        }
-        match change.commit().await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_lost_race() && !silence_write_failed(svc, tenant, s).await? => continue,
-            Err(e) if e.is_lost_race() => {
-                return Err(DomainError::conflict(
-                    "silence_changed",
-                    "the silence changed meanwhile; read it again",
-                ))
+    crate::retry::until_won!(
+        crate::retry::ATTEMPTS,
+        || DomainError::Unavailable("the incident kept changing; retry".into()),
+        async || -> Result<_, crate::retry::Retry> {
+            let inc: Incident = crate::incidents::get(svc, tenant, inc_id).await?;
+            let mut change = Change::to(svc, inc);
+            let e = entry_for(&change);
+            change.show(e);
+            if let Some(action) = audit {
+                change.audit_target(
+                    actor,
+                    action,
+                    format!("silence/{}", s.id),
+                    serde_json::Value::Null,
+                    serde_json::json!({"matchers": s.selector(), "ends_at": s.ends_at}),
+                    None,
+                );
             }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Unavailable(
-        "the incident kept changing; retry".into(),
-    ))
+            for op in &ops {
+                change.also(op.clone());
+            }
+            match change.commit().await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_lost_race() && !silence_write_failed(svc, tenant, s).await? => {
+                    Err(crate::retry::Retry::Lost)
+                }
+                Err(e) if e.is_lost_race() => {
+                    return Err(DomainError::conflict(
+                        "silence_changed",
+                        "the silence changed meanwhile; read it again",
+                    )
+                    .into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 /// After a lost race: true when the silence itself is what changed (its
@@ -811,148 +811,6 @@ pub async fn get(svc: &Services, p: &Principal, id: &str) -> Result<View, Domain
         .ok_or_else(|| DomainError::NotFound(format!("no silence {id}")))?;
     let held = held_by_silence(svc, &p.tenant).await?;
     Ok(view(s, svc.clock.now(), &held))
-}
-
-/// Expires a silence now (responders): its held alerts still firing open
-/// their incidents at once. Expiring an expired silence changes nothing.
-pub async fn expire(svc: &Services, p: &Principal, id: &str) -> Result<View, DomainError> {
-    require_role(p, Role::Responder, "expire silences")?;
-    let tenant = &p.tenant;
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let mut s = load(svc, tenant, id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no silence {id}")))?;
-        let now = svc.clock.now();
-        if s.state(now) != State::Expired {
-            s.starts_at = s.starts_at.min(now);
-            s.ends_at = now;
-            s.updated_at = now;
-            s.warned = true;
-            let mut ops = put_ops(&mut s, tenant)?;
-            ops.push(crate::change::audit_write(
-                svc,
-                tenant,
-                &p.name,
-                "silence.expire",
-                &format!("silence/{id}"),
-                serde_json::Value::Null,
-                serde_json::json!({"ends_at": now}),
-                None,
-            )?);
-            let done = svc.store.transact(ops).await;
-            svc.silences.forget(tenant);
-            match done {
-                Ok(()) => {}
-                Err(StoreError::ConditionFailed { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // The end is handled now rather than at the next tick; the job
-        // would do the same (and finds nothing left).
-        close(svc, tenant, id, &p.name).await?;
-        return get(svc, p, id).await;
-    }
-    Err(DomainError::Unavailable(
-        "the silence kept changing; retry".into(),
-    ))
-}
-
-/// The `silences` job: warns before and handles the end of each silence
-/// that is due.
-pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
-    crate::schedules::run_due_index(svc, JOB, budget, |due, sk| {
-        let svc = svc.clone();
-        async move { check_one(&svc, &due, &sk).await }
-    })
-    .await
-}
-
-async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, DomainError> {
-    let Some(s) = load(svc, &due.tenant, &due.id).await? else {
-        crate::schedules::drop_due(svc, JOB, sk).await?;
-        return Ok(false);
-    };
-    if s.due_sk.as_deref() != Some(sk) {
-        crate::schedules::drop_due(svc, JOB, sk).await?;
-        return Ok(false);
-    }
-    let now = svc.clock.now();
-    if now >= s.ends_at {
-        return close(svc, &due.tenant, &s.id, "firewatch").await;
-    }
-    if !s.warned && now >= s.ends_at - WARN_BEFORE {
-        let mut s = s;
-        s.warned = true;
-        let ops = put_ops(&mut s, &due.tenant)?;
-        let said = s.incident.is_some();
-        match commit_with_thread(svc, &due.tenant, &s, ops, "firewatch", "expiring", None).await {
-            Ok(()) => return Ok(said),
-            Err(DomainError::Conflict { .. }) => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
-}
-
-/// Handles the end of silence `id`: each held alert still firing goes
-/// through the incident flow (opening its incident, unless another silence
-/// holds it), then the silence is closed with a message in its thread.
-/// Idempotent: a release is a replay of a fixed body, so doing it twice
-/// changes nothing twice. Returns whether anything was done.
-pub async fn close(
-    svc: &Services,
-    tenant: &TenantId,
-    id: &str,
-    actor: &str,
-) -> Result<bool, DomainError> {
-    let Some(mut s) = load(svc, tenant, id).await? else {
-        return Ok(false);
-    };
-    if s.closed || svc.clock.now() < s.ends_at {
-        return Ok(false);
-    }
-    // Released alerts meet the silences as they are now.
-    svc.silences.forget(tenant);
-    let mut after = None;
-    loop {
-        let page = svc
-            .store
-            .query(Query {
-                pk: held_pk(tenant),
-                sk_prefix: format!("{id}#"),
-                after,
-                limit: 100,
-                descending: false,
-            })
-            .await?;
-        for item in &page.items {
-            let mut h: Held = keys::decode(item)?;
-            if h.released || h.alert.status != AlertStatus::Firing || h.incident.is_some() {
-                continue;
-            }
-            crate::ingest::release(svc, tenant, &s.id, &h.alert).await?;
-            h.released = true;
-            let mut item = item.clone();
-            item.data = serde_json::to_string(&h)?;
-            svc.store.put(item, Condition::Always).await?;
-        }
-        after = page.next;
-        if after.is_none() {
-            break;
-        }
-    }
-    s.closed = true;
-    s.warned = true;
-    let ops = put_ops(&mut s, tenant)?;
-    match commit_with_thread(svc, tenant, &s, ops, actor, "expired", None).await {
-        Ok(()) => Ok(true),
-        // Closed meanwhile by another run.
-        Err(DomainError::Conflict { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// Parses a duration as chat users type it: `30m`, `1h`, `2h30m`, `1d`.

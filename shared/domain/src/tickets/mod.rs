@@ -12,6 +12,7 @@
 //! creates nothing. What is left: a crash between the tracker's answer and
 //! the link being written makes the retry open a second ticket.
 
+pub mod group_links;
 pub mod work_items;
 
 use std::collections::BTreeMap;
@@ -72,52 +73,53 @@ pub async fn request(
             ))
         }
     };
-    for _ in 0..crate::incidents::MAX_ATTEMPTS {
-        let inc = incidents::get(svc, &p.tenant, id).await?;
-        if !again {
-            if let Some(t) = &inc.ticket {
-                return Ok(Requested {
-                    key: t.key.clone(),
-                    status: "linked",
-                    ticket: Some(t.clone()),
-                });
+    crate::retry::until_won!(
+        crate::retry::HOT,
+        || DomainError::conflict("busy", "the incident kept changing; ask again"),
+        async || -> Result<_, crate::retry::Retry> {
+            let inc = incidents::get(svc, &p.tenant, id).await?;
+            if !again {
+                if let Some(t) = &inc.ticket {
+                    return Ok(Requested {
+                        key: t.key.clone(),
+                        status: "linked",
+                        ticket: Some(t.clone()),
+                    });
+                }
+                if let Some(k) = &inc.ticket_requested {
+                    return Ok(Requested {
+                        key: k.clone(),
+                        status: "pending",
+                        ticket: None,
+                    });
+                }
             }
-            if let Some(k) = &inc.ticket_requested {
-                return Ok(Requested {
-                    key: k.clone(),
-                    status: "pending",
-                    ticket: None,
-                });
+            let key = format!("tkt_{}", svc.ids.ulid());
+            let mut change = Change::to(svc, inc.clone());
+            change.incident_mut().ticket_requested = Some(key.clone());
+            let e = change.entry(&p.name, TimelineKind::TicketRequested { key: key.clone() });
+            change.show_with_effect(
+                e,
+                crate::outbox::Effect::Ticket {
+                    key: key.clone(),
+                    actor: p.name.clone(),
+                },
+            );
+            match change.commit().await {
+                Ok(_) => {
+                    tracing::info!(incident = %id, %tracker, "ticket requested");
+                    return Ok(Requested {
+                        key,
+                        status: "requested",
+                        ticket: None,
+                    });
+                }
+                Err(e) if e.is_lost_race() => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
             }
-        }
-        let key = format!("tkt_{}", svc.ids.ulid());
-        let mut change = Change::to(svc, inc);
-        change.incident_mut().ticket_requested = Some(key.clone());
-        let e = change.entry(&p.name, TimelineKind::TicketRequested { key: key.clone() });
-        change.show_with_effect(
-            e,
-            crate::outbox::Effect::Ticket {
-                key: key.clone(),
-                actor: p.name.clone(),
-            },
-        );
-        match change.commit().await {
-            Ok(_) => {
-                tracing::info!(incident = %id, %tracker, "ticket requested");
-                return Ok(Requested {
-                    key,
-                    status: "requested",
-                    ticket: None,
-                });
-            }
-            Err(e) if e.is_lost_race() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        "the incident kept changing; ask again",
-    ))
+        },
+    )
+    .await
 }
 
 /// Asks for the ticket a route rule wants (`"ticket": true`) for incident
@@ -236,7 +238,7 @@ pub async fn render(svc: &Services, inc: &Incident, key: &str) -> Result<NewTick
                 e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ),
             ("actor", e.actor.clone()),
-            ("text", crate::chat::reply_text(&e)),
+            ("text", crate::chat::cards::reply_text(&e)),
         ]));
     }
     let principal = Principal {
@@ -330,40 +332,47 @@ pub async fn perform(
     };
     // The ticket exists now: link it, however often the incident changes.
     let mut inc = inc;
-    for _ in 0..crate::incidents::MAX_ATTEMPTS * 4 {
-        let mut change = Change::to(svc, inc);
-        {
-            let i = change.incident_mut();
-            i.ticket = Some(link.clone());
-            i.ticket_requested = None;
-        }
-        let e = change.entry(
-            actor,
-            TimelineKind::TicketLinked {
-                tracker: link.tracker.clone(),
-                ticket: link.id.clone(),
-                url: link.url.clone(),
-            },
-        );
-        change.show(e);
-        match change.commit().await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_lost_race() => {
-                inc = incidents::get(svc, tenant, id).await?;
-                if inc.ticket.as_ref().is_some_and(|t| t.key == key) {
-                    return Ok(());
-                }
+    crate::retry::until_won!(
+        crate::retry::HOT * 4,
+        || {
+            DomainError::conflict(
+                "busy",
+                format!(
+                    "ticket {} was created but the incident kept changing: it is not linked yet",
+                    link.id
+                ),
+            )
+        },
+        async || -> Result<_, crate::retry::Retry> {
+            let mut change = Change::to(svc, inc.clone());
+            {
+                let i = change.incident_mut();
+                i.ticket = Some(link.clone());
+                i.ticket_requested = None;
             }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        format!(
-            "ticket {} was created but the incident kept changing: it is not linked yet",
-            link.id
-        ),
-    ))
+            let e = change.entry(
+                actor,
+                TimelineKind::TicketLinked {
+                    tracker: link.tracker.clone(),
+                    ticket: link.id.clone(),
+                    url: link.url.clone(),
+                },
+            );
+            change.show(e);
+            match change.commit().await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_lost_race() => {
+                    inc = incidents::get(svc, tenant, id).await?;
+                    if inc.ticket.as_ref().is_some_and(|t| t.key == key) {
+                        return Ok(());
+                    }
+                    Err(crate::retry::Retry::Lost)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        },
+    )
+    .await
 }
 
 /// How long a claim may be held by a creation under way; an older one was
@@ -461,11 +470,14 @@ async fn interrupted(
     tracker: &str,
 ) -> Result<(), DomainError> {
     let (tenant, id) = (inc.tenant.clone(), inc.id.clone());
-    for _ in 0..crate::incidents::MAX_ATTEMPTS {
+    crate::retry::until_won!(crate::retry::HOT, || DomainError::conflict(
+        "busy",
+        "the incident kept changing; the dispatcher tries again",
+    ), async || -> Result<_, crate::retry::Retry> {
         if inc.ticket_requested.as_deref() != Some(key) {
             return Ok(());
         }
-        let mut change = Change::to(svc, inc);
+        let mut change = Change::to(svc, inc.clone());
         change.incident_mut().ticket_requested = None;
         let e = change.entry(
             "firewatch",
@@ -478,14 +490,14 @@ async fn interrupted(
         change.show(e);
         match change.commit().await {
             Ok(_) => return Ok(()),
-            Err(e) if e.is_lost_race() => inc = incidents::get(svc, &tenant, &id).await?,
+            Err(e) if e.is_lost_race() => {
+                inc = incidents::get(svc, &tenant, &id).await?;
+                Err(crate::retry::Retry::Lost)
+            }
             Err(e) => return Err(e.into()),
         }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        "the incident kept changing; the dispatcher tries again",
-    ))
+        })
+    .await
 }
 
 /// Jira's priority name of a severity.

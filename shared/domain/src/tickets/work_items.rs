@@ -22,9 +22,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use firewatch_types::{Alert, Principal, Role, TenantId, TicketLink};
+use firewatch_types::{Principal, Role, TenantId, TicketLink};
 use serde::{Deserialize, Serialize};
 
+use super::group_links::{key_hash, link_sk, GroupLink};
+pub use super::group_links::{linked_ticket, links_pk};
 use crate::auth::require_role;
 use crate::incidents::RecurrenceBy;
 use crate::ports::{Condition, NewTicket, Query, StoreError, WriteOp};
@@ -42,27 +44,14 @@ pub fn work_items_pk(t: &TenantId) -> String {
     format!("{t}#WI")
 }
 
-/// Group → ticket links, sort key `{dimension}:{key hash}`.
-pub fn links_pk(t: &TenantId) -> String {
-    format!("{t}#WIL")
-}
-
 /// Handoffs of the last hours (the rate limit), sort key `{time}#{id}`.
 pub fn handoffs_pk(t: &TenantId) -> String {
     format!("{t}#WIH")
 }
 
-fn key_hash(by: RecurrenceBy, key: &str) -> String {
-    crate::auth::sha256_hex(format!("{}:{key}", by.as_str()).as_bytes())
-}
-
 /// The stable id of the group of `key` by `by`.
 pub fn id_of(by: RecurrenceBy, key: &str) -> String {
     format!("wi_{}", &key_hash(by, key)[..20])
-}
-
-fn link_sk(by: RecurrenceBy, key: &str) -> String {
-    format!("{}:{}", by.as_str(), &key_hash(by, key)[..32])
 }
 
 /// A recurring group as it stands.
@@ -256,38 +245,6 @@ async fn load(
         Some(item) => Ok(Some((keys::decode(&item)?, item.version))),
         None => Ok(None),
     }
-}
-
-/// The ticket a group's handoff linked, for a new incident of the group:
-/// looked up by each dimension's key of `alert`.
-pub async fn linked_ticket(
-    svc: &Services,
-    tenant: &TenantId,
-    alert: &Alert,
-) -> Result<Option<TicketLink>, DomainError> {
-    let gets = RecurrenceBy::ALL.into_iter().filter_map(|by| {
-        let key = by.key_of_parts(&alert.fingerprint, &alert.title, &alert.labels)?;
-        Some(async move { svc.store.get(&links_pk(tenant), &link_sk(by, &key)).await })
-    });
-    for item in futures_util::future::join_all(gets).await {
-        if let Some(item) = item? {
-            let link: GroupLink = keys::decode(&item)?;
-            if let Some(t) = link.ticket {
-                return Ok(Some(t));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// What a handoff links to its group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct GroupLink {
-    work_item: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ticket: Option<TicketLink>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    manual_url: Option<String>,
 }
 
 async fn handoffs_last_hour(svc: &Services, tenant: &TenantId) -> Result<usize, DomainError> {
@@ -499,40 +456,38 @@ fn push_history(s: &mut Stored, e: HistoryEntry) {
 /// changes and nothing is created in the tracker.
 pub async fn dry_run(svc: &Services, p: &Principal, id: &str) -> Result<Preview, DomainError> {
     require_role(p, Role::Responder, "dry-run a work item")?;
-    for attempt in 0..8 {
-        if attempt > 0 {
-            crate::change::back_off(attempt).await;
-        }
-        let (mut preview, stored) = preview_of(svc, &p.tenant, id).await?;
-        let now = svc.clock.now();
-        let (mut s, version) = match stored {
-            Some((s, v)) => (s, Some(v)),
-            None => (new_stored(&preview.work_item, now), None),
-        };
-        push_history(
-            &mut s,
-            step(
-                now,
-                p,
-                "dry_run",
-                preview.ready,
-                preview.checks.clone(),
-                Some(format!("proposed: {}", preview.proposed)),
-            ),
-        );
-        match svc.store.transact(vec![put(&p.tenant, &s, version)?]).await {
-            Ok(()) => {
-                preview.history = s.history;
-                return Ok(preview);
+    crate::retry::until_won!(
+        crate::retry::ATTEMPTS,
+        || DomainError::conflict("busy", "the work item kept changing; try again"),
+        async || -> Result<_, crate::retry::Retry> {
+            let (mut preview, stored) = preview_of(svc, &p.tenant, id).await?;
+            let now = svc.clock.now();
+            let (mut s, version) = match stored {
+                Some((s, v)) => (s, Some(v)),
+                None => (new_stored(&preview.work_item, now), None),
+            };
+            push_history(
+                &mut s,
+                step(
+                    now,
+                    p,
+                    "dry_run",
+                    preview.ready,
+                    preview.checks.clone(),
+                    Some(format!("proposed: {}", preview.proposed)),
+                ),
+            );
+            match svc.store.transact(vec![put(&p.tenant, &s, version)?]).await {
+                Ok(()) => {
+                    preview.history = s.history;
+                    return Ok(preview);
+                }
+                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
+                Err(e) => return Err(e.into()),
             }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::conflict(
-        "busy",
-        "the work item kept changing; try again",
-    ))
+        },
+    )
+    .await
 }
 
 /// How to hand a work item off.

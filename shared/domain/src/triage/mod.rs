@@ -28,30 +28,7 @@ use crate::{DomainError, Services};
 /// The deterministic report's `mode`.
 pub const DETERMINISTIC_MODE: &str = "deterministic_rules_v1";
 
-/// The mode a caller asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requested {
-    Deterministic,
-    /// The model enriches the deterministic report (see [`assisted`]).
-    Assisted,
-}
-
-impl Requested {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deterministic => "deterministic",
-            Self::Assisted => "assisted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "deterministic" => Some(Self::Deterministic),
-            "assisted" => Some(Self::Assisted),
-            _ => None,
-        }
-    }
-}
+pub use crate::settings::Requested;
 
 /// How a triage is asked for.
 #[derive(Debug, Clone)]

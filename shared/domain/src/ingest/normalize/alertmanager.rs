@@ -6,7 +6,7 @@ use firewatch_types::{Alert, AlertStatus, Link, Severity, SourceKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::{fingerprint_of_labels, invalid, parse_json, real_time, Normalized};
+use super::parts::{fingerprint_of_labels, invalid, parse_json, real_time, Normalized};
 use crate::DomainError;
 
 #[derive(Deserialize)]

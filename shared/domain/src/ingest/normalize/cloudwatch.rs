@@ -10,17 +10,11 @@ use firewatch_types::{Alert, AlertStatus, Link, Severity, SourceKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::{invalid, parse_json, Normalized};
+pub use super::parts::SnsSubscription;
+use super::parts::{invalid, parse_json, Normalized};
 use crate::DomainError;
 
 const SOURCE: SourceKind = SourceKind::Cloudwatch;
-
-/// An SNS subscription waiting for confirmation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnsSubscription {
-    pub topic_arn: String,
-    pub subscribe_url: String,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]

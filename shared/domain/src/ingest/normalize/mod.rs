@@ -9,41 +9,16 @@ mod alertmanager;
 mod cloudwatch;
 mod generic;
 mod pagerduty;
+pub mod parts;
 mod sentry;
 
-use chrono::{DateTime, Datelike, Utc};
 use firewatch_types::{Alert, SourceKind};
-use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 use crate::DomainError;
 
-pub use cloudwatch::{is_sns_url, SnsSubscription};
+pub use cloudwatch::is_sns_url;
 pub use pagerduty::routing_key as pagerduty_routing_key;
-
-/// What one webhook carried.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Normalized {
-    pub alerts: Vec<Alert>,
-    /// An SNS `SubscriptionConfirmation` to confirm instead of alerts.
-    pub sns_subscription: Option<SnsSubscription>,
-    /// PagerDuty: the dedup key of the event, given or generated.
-    pub dedup_key: Option<String>,
-    /// Why the webhook carried no alert when it carried none on purpose
-    /// (for example a CloudWatch `INSUFFICIENT_DATA` transition).
-    pub note: Option<String>,
-}
-
-/// Extra facts about the request that some providers put in headers.
-#[derive(Debug, Clone, Default)]
-pub struct Envelope<'a> {
-    /// sha256 hex of the raw body; seeds generated keys so a redelivery gets
-    /// the same key.
-    pub sha256: &'a str,
-    /// Sentry's `Sentry-Hook-Resource` header.
-    pub sentry_resource: Option<&'a str>,
-}
+pub use parts::{fingerprint_of_labels, Envelope, Normalized, SnsSubscription};
 
 /// Normalises the body of a webhook from `source`.
 pub fn normalize(
@@ -90,53 +65,4 @@ pub fn clean_alert(alert: &mut Alert) {
     if alert.title.trim().is_empty() {
         alert.title = format!("{} alert {}", alert.source, alert.fingerprint);
     }
-}
-
-/// Parses JSON into `T`, naming what is wrong in a `BadInput` error.
-pub(crate) fn parse_json<T: DeserializeOwned>(
-    source: SourceKind,
-    body: &[u8],
-) -> Result<T, DomainError> {
-    // Syntax first, so "not JSON" and "JSON of the wrong shape" get distinct codes.
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        DomainError::bad_input(
-            "malformed_json",
-            format!(
-                "body is not valid JSON: {}",
-                crate::redact::error_without_values(&e.to_string())
-            ),
-        )
-    })?;
-    serde_json::from_value(value).map_err(|e| {
-        DomainError::bad_input(
-            "invalid_payload",
-            format!(
-                "body is not a {source} webhook payload: {}",
-                crate::redact::error_without_values(&e.to_string())
-            ),
-        )
-    })
-}
-
-/// A stable fingerprint from labels, for providers that send none.
-pub fn fingerprint_of_labels(source: SourceKind, labels: &BTreeMap<String, String>) -> String {
-    let mut h = Sha256::new();
-    h.update(source.as_str());
-    for (k, v) in labels {
-        h.update(b"\n");
-        h.update(k);
-        h.update(b"=");
-        h.update(v);
-    }
-    hex::encode(&h.finalize()[..8])
-}
-
-/// Alertmanager and Grafana send `0001-01-01T00:00:00Z` for "not set".
-pub(crate) fn real_time(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    t.filter(|t| t.year() > 1970)
-}
-
-/// Builds a `BadInput` error for a payload missing something it needs.
-pub(crate) fn invalid(source: SourceKind, what: impl std::fmt::Display) -> DomainError {
-    DomainError::bad_input("invalid_payload", format!("{source} payload: {what}"))
 }

@@ -10,7 +10,7 @@ use firewatch_types::{Alert, AlertStatus, Link, Severity, SourceKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use super::{invalid, parse_json, Envelope, Normalized};
+use super::parts::{invalid, parse_json, Envelope, Normalized};
 use crate::DomainError;
 
 const SOURCE: SourceKind = SourceKind::Sentry;
