@@ -8,11 +8,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     firewatch_web::init_tracing(&config);
     let discord = firewatch_discord::DiscordConfig::from_vars(|k| std::env::var(k).ok())?
         .ok_or("DISCORD_BOT_TOKEN and DISCORD_PUBLIC_KEY must be set for the Discord function")?;
-    let aws = firewatch_aws::AwsConfig::from_env()?;
     // Playbooks are listed from here; their dry-runs and steps are the
     // dispatcher's, so this function sends nothing out.
-    let services = firewatch_aws::services(&aws, config.settings).await;
-    let playbooks = std::sync::Arc::new(firewatch_aws::playbook_catalog(&aws).await);
+    let (services, playbooks) = firewatch_aws::chat_bootstrap(config.settings).await?;
     let inbound = firewatch_discord::DiscordInbound {
         public_key: discord.public_key,
     };

@@ -9,11 +9,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     firewatch_web::init_tracing(&config);
     let slack = firewatch_slack::SlackConfig::from_vars(|k| std::env::var(k).ok())?
         .ok_or("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the Slack function")?;
-    let aws = firewatch_aws::AwsConfig::from_env()?;
     // Playbooks are listed from here; their dry-runs and steps are the
     // dispatcher's, so this function sends nothing out.
-    let services = firewatch_aws::services(&aws, config.settings).await;
-    let playbooks = std::sync::Arc::new(firewatch_aws::playbook_catalog(&aws).await);
+    let (services, playbooks) = firewatch_aws::chat_bootstrap(config.settings).await?;
     let inbound = firewatch_slack::SlackInbound::new(slack.signing_secret.clone())
         .allowing_origin_of(&slack.api_url);
     lambda_http::run(firewatch_slack::router(services, inbound, playbooks)).await

@@ -11,11 +11,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let tg = firewatch_telegram::TelegramConfig::from_vars(|k| std::env::var(k).ok())?.ok_or(
         "TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET must be set for the Telegram function",
     )?;
-    let aws = firewatch_aws::AwsConfig::from_env()?;
     // Playbooks are listed from here; their dry-runs and steps are the
     // dispatcher's, so this function sends nothing out.
-    let services = firewatch_aws::services(&aws, config.settings).await;
-    let playbooks = std::sync::Arc::new(firewatch_aws::playbook_catalog(&aws).await);
+    let (services, playbooks) = firewatch_aws::chat_bootstrap(config.settings).await?;
     let inbound = firewatch_telegram::TelegramInbound {
         webhook_secret: tg.webhook_secret.clone(),
         bot: Arc::new(firewatch_telegram::TelegramChat::new(tg)),

@@ -1,7 +1,12 @@
 //! Lambda entry point of the checks: EventBridge Scheduler's `heartbeats`,
-//! `smoke`, `freshness` and `pipelines` jobs. Their alerts go through the normal incident
+//! `smoke`, `freshness`, `pipelines`, `silences`, `reminders` and
+//! `playbooks` jobs. Their alerts go through the normal incident
 //! flow and the dispatcher delivers them, so no chat client is linked here;
 //! smoke checks send their requests (with their secrets read when sent).
+
+// The handler's future is deep (smoke checks, the playbook catalog, every
+// job's state machine).
+#![recursion_limit = "256"]
 
 use std::sync::Arc;
 
@@ -17,12 +22,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .with_egress(Arc::new(firewatch_egress::HttpEgress::new(egress_allow)))
             .with_secrets(firewatch_aws::secrets_from_env(&sdk)),
     );
+    let s3 = firewatch_aws::s3_client(&sdk, aws.s3_endpoint.as_deref());
+    let bucket = aws.bucket.clone();
     // Smoke checks defined in files are synced once, before the first
     // `smoke` job of this instance.
     let synced = Arc::new(tokio::sync::OnceCell::new());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let (services, synced) = (services.clone(), synced.clone());
+            let (s3, bucket) = (s3.clone(), bucket.clone());
             async move {
                 let inv = firewatch_scheduler::Invocation::parse(&ev.payload)?;
                 match inv.job {
@@ -43,11 +51,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                             })
                             .await;
                     }
+                    firewatch_scheduler::Job::Playbooks => {
+                        let report = firewatch_scheduler::publish_playbooks(&s3, &bucket).await?;
+                        return Ok(serde_json::to_value(report)?);
+                    }
                     _ => {}
                 }
-                Ok::<_, lambda_runtime::Error>(
+                Ok::<_, lambda_runtime::Error>(serde_json::to_value(
                     firewatch_scheduler::run_checks_tick(&services, inv).await?,
-                )
+                )?)
             }
         },
     ))

@@ -71,6 +71,9 @@ pub enum Job {
     Silences,
     /// Escalation steps and pages.
     Reminders,
+    /// The compiled playbook catalog the chat functions read, written when
+    /// the YAML definitions changed (the checks function, on AWS).
+    Playbooks,
 }
 
 /// One invocation: the job and its tick.
@@ -84,7 +87,7 @@ pub struct Invocation {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines, silences, reminders"
+        "unknown job {0:?}; known jobs: retries, heartbeats, smoke, freshness, pipelines, silences, reminders, playbooks"
     )]
     Unknown(String),
     #[error("job {0} runs in {1}, not in this function")]
@@ -109,6 +112,7 @@ impl Job {
             "freshness" => Ok(Self::Freshness),
             "pipelines" => Ok(Self::Pipelines),
             "silences" => Ok(Self::Silences),
+            "playbooks" => Ok(Self::Playbooks),
             "reminders" => Ok(Self::Reminders),
             _ => Err(JobError::Unknown(name.chars().take(40).collect())),
         }
@@ -123,6 +127,7 @@ impl Job {
             Self::Pipelines => sla::JOB,
             Self::Silences => silences::JOB,
             Self::Reminders => firewatch_domain::escalation::reminders::JOB,
+            Self::Playbooks => "playbooks",
         }
     }
 }
@@ -211,6 +216,30 @@ pub async fn sync_smoke_checks(svc: &Services) -> Result<usize, String> {
     Ok(changed)
 }
 
+/// The `playbooks` job on AWS: compiles the playbook definitions under
+/// `FIREWATCH_PLAYBOOKS_PREFIX` (default `playbooks/`) into the JSON
+/// catalog the chat functions read, when they changed. `checked` counts the
+/// playbooks written (0 when the catalog was current).
+#[cfg(feature = "lambda")]
+pub async fn publish_playbooks(
+    s3: &firewatch_aws::S3Client,
+    bucket: &str,
+) -> Result<schedules::JobReport, JobError> {
+    let prefix =
+        std::env::var("FIREWATCH_PLAYBOOKS_PREFIX").unwrap_or_else(|_| "playbooks/".into());
+    let written = firewatch_aws::publish_playbooks(s3, bucket, &prefix)
+        .await
+        .map_err(|e| JobError::Domain(DomainError::Unavailable(e)))?;
+    match written {
+        Some(n) => tracing::info!(playbooks = n, "playbook catalog compiled"),
+        None => tracing::debug!("playbook catalog current"),
+    }
+    Ok(schedules::JobReport {
+        checked: written.unwrap_or(0),
+        ..Default::default()
+    })
+}
+
 /// The Lambda handler: parses the invocation's input and runs it.
 pub async fn handle(svc: &Services, input: &serde_json::Value) -> Result<JobReport, JobError> {
     run(svc, Invocation::parse(input)?).await
@@ -285,7 +314,10 @@ pub async fn run_checks(
         Job::Pipelines => sla::run(svc, budget).await?,
         Job::Silences => silences::ends::run_due(svc, budget).await?,
         Job::Reminders => firewatch_domain::escalation::reminders::run(svc, budget).await?,
-        Job::Retries => schedules::JobReport::default(),
+        // Playbooks live in the state bucket: published by the checks
+        // function ([`publish_playbooks`]); `firewatch dev` reads them
+        // from their directory.
+        Job::Retries | Job::Playbooks => schedules::JobReport::default(),
     })
 }
 

@@ -158,6 +158,18 @@ pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
     services_with(&sdk_config(cfg.region.clone()).await, cfg, settings)
 }
 
+/// What a chat function starts with, from one SDK configuration: its
+/// services and the compiled playbook catalog it offers.
+pub async fn chat_bootstrap(
+    settings: Settings,
+) -> Result<(Services, Arc<firewatch_domain::playbooks::Catalog>), String> {
+    let aws = AwsConfig::from_env()?;
+    let sdk = sdk_config(aws.region.clone()).await;
+    let services = services_with(&sdk, &aws, settings);
+    let playbooks = Arc::new(playbook_catalog(&sdk, &aws).await);
+    Ok((services, playbooks))
+}
+
 /// [`services`] on an SDK configuration the caller also uses for other
 /// clients, so it is loaded once per cold start.
 pub fn services_with(sdk: &SdkConfig, cfg: &AwsConfig, settings: Settings) -> Services {
@@ -177,21 +189,26 @@ pub fn services_with(sdk: &SdkConfig, cfg: &AwsConfig, settings: Settings) -> Se
     services
 }
 
-/// The playbooks under `FIREWATCH_PLAYBOOKS_PREFIX` (default `playbooks/`)
-/// in the state bucket, read once per cold start. Refused files are logged
-/// (and listed by `GET /v1/playbooks`); a bucket that cannot be listed is
-/// logged and gives no playbooks, so the function still serves the rest.
-pub async fn playbook_catalog(cfg: &AwsConfig) -> firewatch_domain::playbooks::Catalog {
+/// The compiled playbook catalog under `FIREWATCH_PLAYBOOKS_PREFIX`
+/// (default `playbooks/`) in the state bucket, read once per cold start:
+/// what the chat functions offer. The checks function's `playbooks` job
+/// compiles it from the YAML files within a minute of a change. None yet,
+/// or one that cannot be read, is logged and gives no playbooks, so the
+/// function still serves the rest.
+pub async fn playbook_catalog(
+    sdk: &SdkConfig,
+    cfg: &AwsConfig,
+) -> firewatch_domain::playbooks::Catalog {
     let prefix =
         std::env::var("FIREWATCH_PLAYBOOKS_PREFIX").unwrap_or_else(|_| "playbooks/".into());
-    let sdk = sdk_config(cfg.region.clone()).await;
-    let s3 = s3_client(&sdk, cfg.s3_endpoint.as_deref());
-    match crate::s3::playbooks_from_s3(&s3, &cfg.bucket, &prefix).await {
-        Ok(loaded) => {
-            for e in &loaded.errors {
-                tracing::warn!(error = %e, "playbook refused");
-            }
-            firewatch_domain::playbooks::Catalog::new(loaded)
+    let s3 = s3_client(sdk, cfg.s3_endpoint.as_deref());
+    match crate::s3::compiled_playbooks(&s3, &cfg.bucket, &prefix).await {
+        Ok(Some(loaded)) => firewatch_domain::playbooks::Catalog::new(loaded),
+        Ok(None) => {
+            tracing::warn!(
+                "no compiled playbook catalog yet: the checks function's playbooks job writes it"
+            );
+            firewatch_domain::playbooks::Catalog::default()
         }
         Err(e) => {
             tracing::error!(error = %e, "playbooks could not be read");

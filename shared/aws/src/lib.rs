@@ -37,13 +37,16 @@ pub use bedrock::{bedrock_client, BedrockClient, BedrockLlm};
 ))]
 pub use config::secrets_client;
 pub use config::{
-    dynamo_client, playbook_catalog, s3_client, sdk_config, sdk_config_from,
+    chat_bootstrap, dynamo_client, playbook_catalog, s3_client, sdk_config, sdk_config_from,
     sdk_config_from_profile, services, services_with, static_sdk_config, AwsConfig,
 };
 pub use dynamo::{ensure_table, DynamoStore};
 #[cfg(feature = "runtime-secrets")]
 pub use runtime_secrets::{secret_variables, secrets_into_env};
-pub use s3::{definition_files, ensure_bucket, playbooks_from_s3, smoke_checks_from_s3, S3Blobs};
+pub use s3::{
+    compiled_playbooks, definition_files, ensure_bucket, playbooks_from_s3, publish_playbooks,
+    smoke_checks_from_s3, S3Blobs, COMPILED_PLAYBOOKS,
+};
 #[cfg(feature = "steps")]
 pub use steps::{
     egress_from_env, lambda_client, secrets_from_env, LambdaClient, LambdaEgress,

@@ -84,16 +84,13 @@ pub async fn ensure_bucket(client: &Client, bucket: &str) -> Result<(), String> 
 }
 
 /// The definition files directly under `prefix` in `bucket` whose names
-/// end with one of `exts`, sorted by key, each with its text or why it
-/// could not be read (over `max_bytes`, a failed read). An error is
-/// returned only when the bucket cannot be listed.
-pub async fn definition_files(
+/// end with one of `exts`: key, size and ETag, sorted by key.
+async fn list_definitions(
     client: &Client,
     bucket: &str,
     prefix: &str,
     exts: &[&str],
-    max_bytes: usize,
-) -> Result<Vec<(String, Result<String, String>)>, String> {
+) -> Result<Vec<(String, usize, String)>, String> {
     let prefix = if prefix.is_empty() || prefix.ends_with('/') {
         prefix.to_owned()
     } else {
@@ -120,7 +117,7 @@ pub async fn definition_files(
                 let rest = &k[prefix.len().min(k.len())..];
                 let size = o.size().unwrap_or(0) as usize;
                 if !rest.contains('/') && exts.iter().any(|x| rest.ends_with(x)) {
-                    keys.push((k.to_owned(), size));
+                    keys.push((k.to_owned(), size, o.e_tag().unwrap_or_default().to_owned()));
                 }
             }
         }
@@ -130,8 +127,23 @@ pub async fn definition_files(
         }
     }
     keys.sort();
+    Ok(keys)
+}
+
+/// The definition files directly under `prefix` in `bucket` whose names
+/// end with one of `exts`, sorted by key, each with its text or why it
+/// could not be read (over `max_bytes`, a failed read). An error is
+/// returned only when the bucket cannot be listed.
+pub async fn definition_files(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    exts: &[&str],
+    max_bytes: usize,
+) -> Result<Vec<(String, Result<String, String>)>, String> {
+    let keys = list_definitions(client, bucket, prefix, exts).await?;
     let mut out = Vec::with_capacity(keys.len());
-    for (key, size) in keys {
+    for (key, size, _) in keys {
         let name = format!("s3://{bucket}/{key}");
         let text = if size > max_bytes {
             Err(format!("the file is over {} KB", max_bytes / 1024))
@@ -179,6 +191,118 @@ pub async fn playbooks_from_s3(
         }
     }
     Ok(loaded)
+}
+
+/// The compiled playbook catalog's key, under the playbooks prefix: the
+/// definitions parsed and checked, as JSON, for the functions that only
+/// read them (the chat functions link neither the YAML parser nor the
+/// template engine).
+pub const COMPILED_PLAYBOOKS: &str = "compiled/catalog.json";
+/// The object metadata that names the YAML files a compiled catalog was
+/// made from (a digest of their keys, sizes and ETags).
+const SOURCE_DIGEST: &str = "source-digest";
+
+/// The compiled catalog as stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CompiledCatalog {
+    source_digest: String,
+    #[serde(flatten)]
+    loaded: firewatch_domain::playbooks::Loaded,
+}
+
+fn with_slash(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// Compiles the playbook definitions under `prefix` into
+/// [`COMPILED_PLAYBOOKS`] when they changed since it was last written:
+/// `Some(playbooks)` when it wrote the catalog, `None` when it was current.
+/// Refused files are kept in the catalog with their errors.
+pub async fn publish_playbooks(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Option<usize>, String> {
+    let prefix = with_slash(prefix);
+    let listed = list_definitions(client, bucket, &prefix, &[".yaml", ".yml"]).await?;
+    let source: String = listed
+        .iter()
+        .map(|(key, size, etag)| format!("{key}\n{size}\n{etag}\n"))
+        .collect();
+    let digest = firewatch_domain::auth::sha256_hex(source.as_bytes());
+    let key = format!("{prefix}{COMPILED_PLAYBOOKS}");
+    let current = match client.head_object().bucket(bucket).key(&key).send().await {
+        Ok(o) => o.metadata().and_then(|m| m.get(SOURCE_DIGEST)).cloned(),
+        // None yet. (Without a listing of that key S3 answers 403, not
+        // 404; a write that is refused says so below.)
+        Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 403 | 404) => None,
+        Err(e) => {
+            return Err(format!(
+                "S3 head s3://{bucket}/{key}: {}",
+                DisplayErrorContext(&e)
+            ))
+        }
+    };
+    if current.as_deref() == Some(digest.as_str()) {
+        return Ok(None);
+    }
+    let loaded = playbooks_from_s3(client, bucket, &prefix).await?;
+    let count = loaded.playbooks.len();
+    let body = serde_json::to_vec(&CompiledCatalog {
+        source_digest: digest.clone(),
+        loaded,
+    })
+    .map_err(|e| format!("the compiled catalog does not encode: {e}"))?;
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type("application/json")
+        .metadata(SOURCE_DIGEST, digest)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| format!("S3 put s3://{bucket}/{key}: {}", DisplayErrorContext(&e)))?;
+    Ok(Some(count))
+}
+
+/// The compiled playbook catalog under `prefix`, or `None` when none has
+/// been published yet. Reads JSON only.
+pub async fn compiled_playbooks(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Option<firewatch_domain::playbooks::Loaded>, String> {
+    let key = format!("{}{COMPILED_PLAYBOOKS}", with_slash(prefix));
+    let out = match client.get_object().bucket(bucket).key(&key).send().await {
+        Ok(o) => o,
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), GetObjectError::NoSuchKey(_)) => {
+            return Ok(None)
+        }
+        Err(e) => {
+            return Err(format!(
+                "S3 get s3://{bucket}/{key}: {}",
+                DisplayErrorContext(&e)
+            ))
+        }
+    };
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("S3 get s3://{bucket}/{key}: {e}"))?
+        .into_bytes();
+    let compiled: CompiledCatalog = serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "s3://{bucket}/{key} is not a compiled catalog: {}",
+            firewatch_domain::redact::error_without_values(&e.to_string())
+        )
+    })?;
+    Ok(Some(compiled.loaded))
 }
 
 /// Smoke check definitions under `prefix` in `bucket` (`*.yaml`, `*.yml`,

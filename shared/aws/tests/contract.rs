@@ -241,6 +241,84 @@ async fn playbooks_load_from_an_s3_prefix_and_bad_files_are_reported() {
     assert_eq!((e.line, e.field.as_str()), (6, "kind"));
 }
 
+#[tokio::test]
+async fn playbooks_are_compiled_when_they_change_and_read_back_as_json() {
+    let client =
+        firewatch_aws::s3_client(&sdk().await, Some(&endpoint("FIREWATCH_TEST_S3_ENDPOINT")));
+    ensure_bucket(&client, "firewatch-contract").await.unwrap();
+    let prefix = format!("pbc{}/", ulid::Ulid::new());
+    let put = |key: String, body: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .put_object()
+                .bucket("firewatch-contract")
+                .key(key)
+                .body(body.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    // Nothing published yet: no catalog, not an error.
+    assert!(
+        firewatch_aws::compiled_playbooks(&client, "firewatch-contract", &prefix)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    put(
+        format!("{prefix}notify.yaml"),
+        "name: notify-team\ntitle: Tell the team\nrisk: low\napproval: never\nsteps:\n  - name: say\n    kind: notify\n    text: hello {{ incident.title }}\n",
+    )
+    .await;
+    put(
+        format!("{prefix}bad.yml"),
+        "name: broken\ntitle: t\nrisk: low\nsteps:\n  - name: x\n    kind: htp\n",
+    )
+    .await;
+    let publish = || firewatch_aws::publish_playbooks(&client, "firewatch-contract", &prefix);
+    assert_eq!(publish().await.unwrap(), Some(1), "the first run compiles");
+    assert_eq!(
+        publish().await.unwrap(),
+        None,
+        "unchanged files are not compiled again"
+    );
+    let yaml = firewatch_aws::playbooks_from_s3(&client, "firewatch-contract", &prefix)
+        .await
+        .unwrap();
+    let compiled = firewatch_aws::compiled_playbooks(&client, "firewatch-contract", &prefix)
+        .await
+        .unwrap()
+        .expect("published");
+    // The JSON catalog holds what parsing the YAML gives (without the
+    // source positions, which only parse errors use), errors included.
+    assert_eq!(
+        serde_json::to_value(&compiled.playbooks).unwrap(),
+        serde_json::to_value(&yaml.playbooks).unwrap()
+    );
+    assert_eq!(compiled.errors, yaml.errors);
+    assert_eq!(compiled.errors[0].field, "kind");
+    // A changed file is compiled again.
+    put(
+        format!("{prefix}bad.yml"),
+        "name: fixed\ntitle: t\nrisk: low\napproval: never\nsteps:\n  - name: say\n    kind: notify\n    text: ok\n",
+    )
+    .await;
+    assert_eq!(publish().await.unwrap(), Some(2));
+    let compiled = firewatch_aws::compiled_playbooks(&client, "firewatch-contract", &prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<_> = compiled
+        .playbooks
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    assert_eq!(names, ["fixed", "notify-team"]);
+    assert!(compiled.errors.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pings_and_the_heartbeats_job_lose_nothing_on_dynamodb() {
     use firewatch_domain::schedules::heartbeats::{self, Fields, PingKind, Received};

@@ -1,7 +1,7 @@
 //! The write path of an incident: a typed account of what happened to it,
 //! which alone turns into the store transaction that records it. (Other
-//! records write their own transactions, with [`check_budgets`] and their
-//! version conditions; see `docs/ARCHITECTURE.md`.)
+//! records still write their own transactions under their version
+//! conditions; see `docs/ARCHITECTURE.md`.)
 //!
 //! Ingest, people's actions, comments, triage and dead-letter retries all
 //! describe their change here (the incident as it should now be, timeline

@@ -68,8 +68,9 @@ pub fn rate_pk(t: &TenantId) -> String {
 }
 
 /// Audit events waiting to be filed into the audit log, sort key the
-/// event's id: where the functions that may not write the log (the
-/// internet-facing chat functions) put theirs, in the transaction of the
+/// event's id: where the functions that may not write the log (on AWS,
+/// every function but the dispatcher and the scheduler, with
+/// `FIREWATCH_AUDIT_VIA_DISPATCHER`) put theirs, in the transaction of the
 /// change; the dispatcher files them (`dispatch::file_audit`).
 pub fn audit_queue_pk(t: &TenantId) -> String {
     format!("{t}#AUDITQ")
@@ -128,12 +129,13 @@ pub fn due_pk(job: &str) -> String {
 /// Claimed scheduler ticks, sort key `{job}#{minute}` (expire after 2 days).
 pub const TICKS_PK: &str = "_#TICK";
 
-/// Smoke checks of a tenant, sort key the check id (`smk_...`).
-/// A tenant's own secrets (values write-only through the API).
+/// A tenant's own secrets (values write-only through the API), sort key
+/// the secret's name.
 pub fn secrets_pk(t: &TenantId) -> String {
     format!("{t}#SECRET")
 }
 
+/// Smoke checks of a tenant, sort key the check id (`smk_...`).
 pub fn smoke_pk(t: &TenantId) -> String {
     format!("{t}#SMK")
 }

@@ -17,12 +17,17 @@
 //! Each capability is a module folder:
 //! - [`ingest`]: webhooks from providers to incidents (with `normalize`);
 //! - [`incidents`]: reading, acting on, commenting, recurrence;
+//! - [`silences`]: Alertmanager-style silences and the alerts they hold;
+//! - [`noise`]: flapping and alert storms;
+//! - [`dossier`]: the raw events kept behind each incident;
 //! - [`chat`]: cards, commands, buttons, routing rules and chat identities;
 //! - [`dispatch`]: delivering outbox records, retries and dead letters;
-//! - [`triage`]: the deterministic triage report;
+//! - [`triage`]: the deterministic report, assisted triage and feedback;
+//! - [`tickets`]: tickets in the tracker and recurring work items;
 //! - [`playbooks`]: definitions, dry-runs, approvals, runs and rollbacks;
 //! - [`schedules`]: heartbeats, smoke checks and freshness;
-//! - [`pipelines`]: OpenLineage runs, lineage impact and totals.
+//! - [`oncall`] and [`escalation`]: schedules, policies, reminders, pages;
+//! - [`pipelines`]: OpenLineage runs, SLAs, costs, lineage impact, runbooks.
 
 // The base layer.
 pub mod auth;

@@ -431,6 +431,45 @@ fn parse_num(name: &str, v: &str) -> Result<usize, String> {
         .map_err(|_| format!("{name} must be a whole number, got {v:?}"))
 }
 
+/// The triage mode a caller asks for (its default is a setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Deterministic,
+    /// The model enriches the deterministic report (see `triage::assisted`).
+    Assisted,
+}
+
+impl Requested {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deterministic => "deterministic",
+            Self::Assisted => "assisted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "deterministic" => Some(Self::Deterministic),
+            "assisted" => Some(Self::Assisted),
+            _ => None,
+        }
+    }
+}
+
+/// How far above its baseline a day's cost is (the band that alerts is a
+/// setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    None,
+    /// At least 1.5× the baseline.
+    Low,
+    /// At least 2×.
+    Medium,
+    /// At least 3×, or spend with no baseline at all.
+    High,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,43 +540,4 @@ mod tests {
             .find("hunter2")
             .is_none());
     }
-}
-
-/// The triage mode a caller asks for (its default is a setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requested {
-    Deterministic,
-    /// The model enriches the deterministic report (see `triage::assisted`).
-    Assisted,
-}
-
-impl Requested {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deterministic => "deterministic",
-            Self::Assisted => "assisted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "deterministic" => Some(Self::Deterministic),
-            "assisted" => Some(Self::Assisted),
-            _ => None,
-        }
-    }
-}
-
-/// How far above its baseline a day's cost is (the band that alerts is a
-/// setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Band {
-    None,
-    /// At least 1.5× the baseline.
-    Low,
-    /// At least 2×.
-    Medium,
-    /// At least 3×, or spend with no baseline at all.
-    High,
 }

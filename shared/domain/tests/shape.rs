@@ -112,10 +112,7 @@ fn modules() -> Vec<Module> {
                 Some(p) => (p.to_owned(), true),
                 None => (stem.to_owned(), false),
             };
-            let text = match text.find("#[cfg(test)]\nmod tests") {
-                Some(i) => &text[..i],
-                None => &text[..],
-            };
+            let text = without_unit_tests(&text);
             let code = text
                 .lines()
                 .filter(|l| !l.trim_start().starts_with("//"))
@@ -128,6 +125,29 @@ fn modules() -> Vec<Module> {
             }
         })
         .collect()
+}
+
+/// The source without its `#[cfg(test)] mod tests { … }` block (what
+/// follows the block is kept).
+fn without_unit_tests(text: &str) -> String {
+    let Some(start) = text.find("#[cfg(test)]\nmod tests") else {
+        return text.to_owned();
+    };
+    let open = start + text[start..].find('{').unwrap_or(0);
+    let mut depth = 0;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return format!("{}{}", &text[..start], &text[open + i + 1..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    text[..start].to_owned()
 }
 
 /// Every path a `use` tree names: `a::{b, c::{d, e}}` gives `a::b`,

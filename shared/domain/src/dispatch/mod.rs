@@ -14,8 +14,9 @@
 //! to the dead letters (visible in the API) when the policy gives up, so a
 //! record is never dropped. Locally, [`drain`] runs the whole outbox in a
 //! loop. On AWS the table's stream hands each new record to [`process_new`],
-//! and the scheduler's `retries` job runs [`drain`] every minute for the
-//! records waiting for a retry and any the stream did not finish. See
+//! and the scheduler's `retries` job runs [`sweep`] every minute for the
+//! records waiting for a retry and any the stream did not finish (those
+//! older than a grace period, so it does not race the stream). See
 //! docs/CHAT.md, "Delivery".
 
 use chrono::{DateTime, Duration, Utc};

@@ -197,7 +197,7 @@ pub struct Expect {
 
 /// Why a definition was refused: the file, the line and column, the field,
 /// and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{file}:{line}:{column}: {field}: {message}")]
 pub struct DefinitionError {
     pub file: String,
@@ -680,7 +680,7 @@ fn validate_step(s: &Step, path: &str) -> Result<(), Invalid> {
 }
 
 /// The playbooks of a directory and the files that were refused.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Loaded {
     pub playbooks: Vec<Playbook>,
     pub errors: Vec<DefinitionError>,
