@@ -335,7 +335,7 @@ pub async fn run(args: Args) {
     firewatch_aws::ensure_bucket(&s3, bucket)
         .await
         .expect("bucket");
-    let svc = firewatch_aws::services(&cfg, Default::default()).await;
+    let svc = firewatch_aws::services_with(&sdk, &cfg, Default::default());
     let token = "fw_bench_cold_start_key_0123456789abcdef";
     firewatch_domain::auth::register_api_key(
         &svc,

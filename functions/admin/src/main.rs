@@ -5,7 +5,6 @@
 async fn main() -> Result<(), lambda_http::Error> {
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
-    let aws = firewatch_aws::AwsConfig::from_env()?;
-    let services = firewatch_aws::services(&aws, config.settings).await;
+    let services = firewatch_aws::bootstrap(config.settings).await?.services;
     lambda_http::run(firewatch_admin::router(services)).await
 }

@@ -87,10 +87,10 @@ pub async fn delivering_services_from_env(
 ) -> Result<std::sync::Arc<Services>, Box<dyn std::error::Error + Send + Sync>> {
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
-    let aws = firewatch_aws::AwsConfig::from_env()?;
     let egress_allow = config.settings.egress_allow.clone();
     let chat = chat_from_env()?;
-    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
+    let firewatch_aws::Bootstrap { sdk, services, .. } =
+        firewatch_aws::bootstrap(config.settings).await?;
     // Playbook steps are performed here: HTTP requests, Lambda invocations,
     // and their secrets read when each is sent.
     let egress = firewatch_aws::egress_from_env(
@@ -103,7 +103,7 @@ pub async fn delivering_services_from_env(
     // Tickets asked for are created here (FIREWATCH_TRACKER).
     let tracker = firewatch_egress::tracker_from_env()?;
     Ok(std::sync::Arc::new(
-        firewatch_aws::services_with(&sdk, &aws, config.settings)
+        services
             .with_chat(std::sync::Arc::new(chat))
             .with_egress(egress)
             .with_secrets(firewatch_aws::secrets_from_env(&sdk))

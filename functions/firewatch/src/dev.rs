@@ -508,8 +508,9 @@ pub async fn create_key(
         KeyStore::Local(dir) => firewatch_local::services(&dir)?,
         #[cfg(feature = "aws")]
         KeyStore::Aws => {
-            let cfg = firewatch_aws::AwsConfig::from_env()?;
-            firewatch_aws::services(&cfg, firewatch_domain::Settings::default()).await
+            firewatch_aws::bootstrap(firewatch_domain::Settings::default())
+                .await?
+                .services
         }
     };
     let token = auth::create_api_key(&services, &tenant, name, role)

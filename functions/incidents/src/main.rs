@@ -7,14 +7,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     firewatch_aws::secrets_into_env().await?;
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
-    let aws = firewatch_aws::AwsConfig::from_env()?;
-    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
+    let boot = firewatch_aws::bootstrap(config.settings).await?;
+    let sdk = &boot.sdk;
     // The model assisted triage asks, if one is configured.
-    let llm = firewatch_aws::assisted_model(&sdk).await?;
+    let llm = firewatch_aws::assisted_model(sdk).await?;
     // Work item pre-flight checks and handoffs call the tracker.
     let tracker = firewatch_egress::tracker_from_env()?;
-    let services = firewatch_aws::services_with(&sdk, &aws, config.settings)
-        .with_llm(llm)
-        .with_tracker(tracker);
+    let services = boot.services.with_llm(llm).with_tracker(tracker);
     lambda_http::run(firewatch_incidents::router(services)).await
 }

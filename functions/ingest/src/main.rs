@@ -9,9 +9,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     firewatch_aws::secrets_into_env().await?;
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
-    let aws = firewatch_aws::AwsConfig::from_env()?;
-    let services = firewatch_aws::services(&aws, config.settings)
-        .await
+    let services = firewatch_aws::bootstrap(config.settings)
+        .await?
+        .services
         .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()));
     lambda_http::run(firewatch_ingest::router(services)).await
 }

@@ -9,12 +9,12 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
-    let aws = firewatch_aws::AwsConfig::from_env()?;
     let egress_allow = config.settings.egress_allow.clone();
-    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
+    let firewatch_aws::Bootstrap { aws, sdk, services } =
+        firewatch_aws::bootstrap(config.settings).await?;
     // Dry-runs send read-only HTTP requests; their secrets are read when
     // they are sent.
-    let services = firewatch_aws::services_with(&sdk, &aws, config.settings)
+    let services = services
         .with_egress(Arc::new(firewatch_egress::HttpEgress::new(egress_allow)))
         .with_secrets(firewatch_aws::secrets_from_env(&sdk));
     let prefix =

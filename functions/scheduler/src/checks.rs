@@ -14,11 +14,11 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
     firewatch_web::init_tracing(&config);
-    let aws = firewatch_aws::AwsConfig::from_env()?;
     let egress_allow = config.settings.egress_allow.clone();
-    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
+    let firewatch_aws::Bootstrap { aws, sdk, services } =
+        firewatch_aws::bootstrap(config.settings).await?;
     let services = Arc::new(
-        firewatch_aws::services_with(&sdk, &aws, config.settings)
+        services
             .with_egress(Arc::new(firewatch_egress::HttpEgress::new(egress_allow)))
             .with_secrets(firewatch_aws::secrets_from_env(&sdk)),
     );
@@ -44,7 +44,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     firewatch_scheduler::Job::Smoke => {
                         synced
                             .get_or_init(|| async {
-                                match firewatch_scheduler::sync_smoke_checks(&services).await {
+                                match firewatch_scheduler::sync_smoke_checks(
+                                    &services, &s3, &bucket,
+                                )
+                                .await
+                                {
                                     Ok(n) => tracing::info!(changed = n, "smoke checks synced"),
                                     Err(e) => tracing::warn!(error = %e, "smoke checks not synced"),
                                 }

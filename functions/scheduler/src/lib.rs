@@ -189,14 +189,15 @@ pub enum JobReport {
 /// and, with `FIREWATCH_PUBLIC_URL`, firewatch's own `/health` and
 /// `/version`. The Lambda does this before its first `smoke` job.
 #[cfg(feature = "lambda")]
-pub async fn sync_smoke_checks(svc: &Services) -> Result<usize, String> {
+pub async fn sync_smoke_checks(
+    svc: &Services,
+    s3: &firewatch_aws::S3Client,
+    bucket: &str,
+) -> Result<usize, String> {
     use firewatch_domain::schedules::smoke::{builtin, sync_defined, Origin};
-    let aws = firewatch_aws::AwsConfig::from_env()?;
-    let sdk = firewatch_aws::sdk_config(aws.region.clone()).await;
-    let s3 = firewatch_aws::s3_client(&sdk, aws.s3_endpoint.as_deref());
     let prefix =
         std::env::var("FIREWATCH_SMOKE_CHECKS_PREFIX").unwrap_or_else(|_| "smoke-checks/".into());
-    let files = firewatch_aws::smoke_checks_from_s3(&s3, &aws.bucket, &prefix).await?;
+    let files = firewatch_aws::smoke_checks_from_s3(s3, bucket, &prefix).await?;
     for e in &files.errors {
         tracing::warn!(error = %e, "smoke check file refused");
     }

@@ -129,7 +129,9 @@ async fn expire(
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<View>> {
-    Ok(Json(silences::ends::expire(&svc, &p, &id).await?))
+    Ok(Json(
+        silences::ends::expire(&svc, &p, &id, silences::ends::Release::Now).await?,
+    ))
 }
 
 async fn am_list(
@@ -181,7 +183,7 @@ async fn am_delete(
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    silences::ends::expire(&svc, &p, &id).await?;
+    silences::ends::expire(&svc, &p, &id, silences::ends::Release::Now).await?;
     Ok(StatusCode::OK)
 }
 

@@ -153,9 +153,22 @@ pub fn s3_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_s3::Client 
     aws_sdk_s3::Client::from_conf(b.build())
 }
 
-/// Services over DynamoDB and S3, built once per cold start.
-pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
-    services_with(&sdk_config(cfg.region.clone()).await, cfg, settings)
+/// What every Lambda main starts from: the deployment's configuration, one
+/// SDK configuration (loaded once per cold start, for every client the
+/// function makes) and the services over DynamoDB and S3. A main adds
+/// what its function needs (egress, secrets, a model, a tracker, chat).
+pub struct Bootstrap {
+    pub aws: AwsConfig,
+    pub sdk: SdkConfig,
+    pub services: Services,
+}
+
+/// The [`Bootstrap`] of a Lambda function, from its environment.
+pub async fn bootstrap(settings: Settings) -> Result<Bootstrap, String> {
+    let aws = AwsConfig::from_env()?;
+    let sdk = sdk_config(aws.region.clone()).await;
+    let services = services_with(&sdk, &aws, settings);
+    Ok(Bootstrap { aws, sdk, services })
 }
 
 /// What a chat function starts with, from one SDK configuration: its
@@ -163,11 +176,9 @@ pub async fn services(cfg: &AwsConfig, settings: Settings) -> Services {
 pub async fn chat_bootstrap(
     settings: Settings,
 ) -> Result<(Services, Arc<firewatch_domain::playbooks::Catalog>), String> {
-    let aws = AwsConfig::from_env()?;
-    let sdk = sdk_config(aws.region.clone()).await;
-    let services = services_with(&sdk, &aws, settings);
-    let playbooks = Arc::new(playbook_catalog(&sdk, &aws).await);
-    Ok((services, playbooks))
+    let boot = bootstrap(settings).await?;
+    let playbooks = Arc::new(playbook_catalog(&boot.sdk, &boot.aws).await);
+    Ok((boot.services, playbooks))
 }
 
 /// [`services`] on an SDK configuration the caller also uses for other

@@ -37,8 +37,9 @@ pub use bedrock::{bedrock_client, BedrockClient, BedrockLlm};
 ))]
 pub use config::secrets_client;
 pub use config::{
-    chat_bootstrap, dynamo_client, playbook_catalog, s3_client, sdk_config, sdk_config_from,
-    sdk_config_from_profile, services, services_with, static_sdk_config, AwsConfig,
+    bootstrap, chat_bootstrap, dynamo_client, playbook_catalog, s3_client, sdk_config,
+    sdk_config_from, sdk_config_from_profile, services_with, static_sdk_config, AwsConfig,
+    Bootstrap,
 };
 pub use dynamo::{ensure_table, DynamoStore};
 #[cfg(feature = "runtime-secrets")]

@@ -570,9 +570,14 @@ pub async fn bounds_suite(svc: crate::Services) {
         .await
         .unwrap();
     assert_eq!(listed[0].matched_alerts, 1);
-    crate::silences::ends::expire(&svc, &principal, &silence.id)
-        .await
-        .expect("the silence ends");
+    crate::silences::ends::expire(
+        &svc,
+        &principal,
+        &silence.id,
+        crate::silences::ends::Release::Now,
+    )
+    .await
+    .expect("the silence ends");
     let page = incidents::list(&svc, &principal.tenant, &Default::default(), None, 50)
         .await
         .unwrap();

@@ -114,7 +114,12 @@ pub async fn run_command(
         }
         ("unsilence", Some(_)) => {
             return answer(
-                crate::silences::ends::expire(svc, p, arg.unwrap_or_default())
+                crate::silences::ends::expire(
+                    svc,
+                    p,
+                    arg.unwrap_or_default(),
+                    crate::silences::ends::Release::ByTheJob,
+                )
                     .await
                     .map(|v| ChatMessage::text(format!("Silence {} expired.", v.silence.id))),
             )

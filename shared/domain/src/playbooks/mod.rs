@@ -12,7 +12,10 @@
 
 pub mod chat;
 pub mod definition;
+pub mod render;
+pub mod run;
 pub mod runs;
+pub mod send;
 pub mod steps;
 pub mod template;
 

@@ -13,9 +13,26 @@ use crate::due::{Budget, DueRef, JobReport};
 use crate::ports::{Condition, Query, StoreError};
 use crate::{keys, DomainError, Services};
 
+/// When the alerts an expired silence held are released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// At once, by the caller (the API).
+    Now,
+    /// By the `silences` job at its next tick: what the chat functions ask
+    /// for, since releasing an alert keeps its raw event and they write
+    /// none.
+    ByTheJob,
+}
+
 /// Expires a silence now (responders): its held alerts still firing open
-/// their incidents at once. Expiring an expired silence changes nothing.
-pub async fn expire(svc: &Services, p: &Principal, id: &str) -> Result<View, DomainError> {
+/// their incidents, at once or at the job's next tick (`release`).
+/// Expiring an expired silence changes nothing.
+pub async fn expire(
+    svc: &Services,
+    p: &Principal,
+    id: &str,
+    release: Release,
+) -> Result<View, DomainError> {
     require_role(p, Role::Responder, "expire silences")?;
     let tenant = &p.tenant;
     crate::retry::until_won!(
@@ -54,7 +71,9 @@ pub async fn expire(svc: &Services, p: &Principal, id: &str) -> Result<View, Dom
             }
             // The end is handled now rather than at the next tick; the job
             // would do the same (and finds nothing left).
-            close(svc, tenant, id, &p.name).await?;
+            if release == Release::Now {
+                close(svc, tenant, id, &p.name).await?;
+            }
             Ok(get(svc, p, id).await?)
         },
     )
