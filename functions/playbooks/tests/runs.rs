@@ -1399,3 +1399,56 @@ async fn a_dry_run_or_a_run_reaches_no_local_or_metadata_address_with_a_secret()
         w.target.routes()
     );
 }
+
+/// A definition that reached a run without the parser (the compiled
+/// catalog the chat functions read is JSON): the rules are checked again
+/// where it is rendered, so a request origin a parameter chooses without an
+/// `allowed` list never carries a secret anywhere.
+#[tokio::test]
+async fn a_definition_that_skipped_the_parser_is_refused_before_anything_is_sent() {
+    let w = world().await;
+    let base = w.platform.base.clone();
+    let mut loaded = Loaded::default();
+    loaded.add(
+        "forged.yaml",
+        &format!(
+            "name: forged\ntitle: Sends a secret\nmatch: {{ labels: {{ service: \"*\" }} }}\nrisk: low\napproval: never\nparams:\n  host: {{ default: \"{base}\", allowed: [\"{base}\"] }}\nsteps:\n  - name: send\n    kind: http\n    read_only: true\n    request:\n      method: GET\n      url: \"{{{{ params.host }}}}/hook\"\n      headers: {{ Authorization: \"Token {{{{ secrets.ADMIN_TOKEN }}}}\" }}\n"
+        ),
+    );
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    // As a forged compiled catalog would have it: no `allowed` list.
+    let mut json = serde_json::to_value(&loaded.playbooks[0]).unwrap();
+    json["params"]["host"]
+        .as_object_mut()
+        .unwrap()
+        .remove("allowed");
+    let forged = Loaded {
+        playbooks: vec![serde_json::from_value(json).unwrap()],
+        errors: Vec::new(),
+    };
+    let app = firewatch_playbooks::router(w.svc.clone(), Arc::new(Catalog::new(forged)));
+    let dry = send(
+        &app,
+        post(
+            &format!("/v1/incidents/{}/playbooks/forged/dry-run", w.incident),
+            &w.responder,
+            json!({"params": {"host": base}}),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(dry.status, StatusCode::CREATED, "{}", dry.text);
+    assert_eq!(dry.json["state"], "dry_run_failed", "{}", dry.text);
+    assert!(
+        dry.text.contains("not valid") && dry.text.contains("allowed"),
+        "{}",
+        dry.text
+    );
+    assert!(!dry.text.contains(TOKEN), "{}", dry.text);
+    dispatch::drain(&w.svc).await.unwrap();
+    assert!(
+        w.target.seen().is_empty(),
+        "nothing was sent: {:?}",
+        w.target.routes()
+    );
+}

@@ -217,7 +217,7 @@ pub async fn playbook_catalog(
         Ok(Some(loaded)) => firewatch_domain::playbooks::Catalog::new(loaded),
         Ok(None) => {
             tracing::warn!(
-                "no compiled playbook catalog yet: the checks function's playbooks job writes it"
+                "no compiled playbook catalog yet (or it may not be read here): the checks function's playbooks job writes it"
             );
             firewatch_domain::playbooks::Catalog::default()
         }

@@ -202,6 +202,9 @@ pub const COMPILED_PLAYBOOKS: &str = "compiled/catalog.json";
 /// made from (a digest of their keys, sizes and ETags).
 const SOURCE_DIGEST: &str = "source-digest";
 
+/// The largest compiled catalog read.
+const MAX_COMPILED_BYTES: usize = 16 * 1024 * 1024;
+
 /// The compiled catalog as stored.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CompiledCatalog {
@@ -280,7 +283,12 @@ pub async fn compiled_playbooks(
     let key = format!("{}{COMPILED_PLAYBOOKS}", with_slash(prefix));
     let out = match client.get_object().bucket(bucket).key(&key).send().await {
         Ok(o) => o,
-        Err(SdkError::ServiceError(e)) if matches!(e.err(), GetObjectError::NoSuchKey(_)) => {
+        // None yet. (A function that may not list the prefix, as the chat
+        // functions may not, gets 403 for a missing key.)
+        Err(SdkError::ServiceError(e))
+            if matches!(e.err(), GetObjectError::NoSuchKey(_))
+                || e.raw().status().as_u16() == 403 =>
+        {
             return Ok(None)
         }
         Err(e) => {
@@ -290,6 +298,12 @@ pub async fn compiled_playbooks(
             ))
         }
     };
+    if out.content_length().unwrap_or(0) > MAX_COMPILED_BYTES as i64 {
+        return Err(format!(
+            "s3://{bucket}/{key} is over {} MB",
+            MAX_COMPILED_BYTES / 1024 / 1024
+        ));
+    }
     let bytes = out
         .body
         .collect()

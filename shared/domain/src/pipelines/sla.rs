@@ -691,7 +691,9 @@ async fn check_pipeline(
     mut version: u64,
     report: &mut JobReport,
 ) -> Result<(), DomainError> {
-    let mut tries = crate::retry::Tries::new(crate::retry::ATTEMPTS);
+    // Few: each attempt sends its alerts before it writes (an alert sent
+    // again is deduplicated, but counted).
+    let mut tries = crate::retry::Tries::new(5);
     while tries.next().await {
         if tries.is_retry() {
             match super::load(svc, tenant, &pl.id).await? {

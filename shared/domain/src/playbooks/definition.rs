@@ -380,6 +380,16 @@ fn key_at(text: &str, line: u64, column: u64) -> String {
 
 type Invalid = (u64, u64, String, String);
 
+/// Checks a definition that did not come through [`parse`] (the copy a
+/// run keeps, first read from the compiled catalog): the same rules, so
+/// the one that sends never trusts where a definition came from. Positions
+/// are not known after a definition was stored; the error names the field.
+pub fn check(pb: &Playbook) -> Result<(), String> {
+    validate(pb).map_err(|(_, _, field, message)| {
+        format!("the playbook definition is not valid: {field}: {message}")
+    })
+}
+
 fn at<T>(s: &Spanned<T>) -> (u64, u64) {
     (s.referenced.line(), s.referenced.column())
 }

@@ -301,7 +301,10 @@ async fn prepare(
     let pb = run.definition.clone();
     let now = svc.clock.now();
     let masked = masked_scope(inc, &pb, &run.params);
-    let mut failure = failure;
+    // The rules parsing enforces (where each secret may go), checked again
+    // where the definition is rendered: a run's copy may have come from the
+    // compiled catalog, which is JSON no parser checked.
+    let mut failure = super::definition::check(&pb).err().or(failure);
     if failure.is_none() {
         let render_all = |steps: &[Step]| -> Result<Vec<RenderedStep>, String> {
             steps.iter().map(|s| render_step(svc, s, &masked)).collect()

@@ -109,6 +109,11 @@ async fn attempt(
         Ok(i) => i,
         Err(e) => return Ok(Err(e.into())),
     };
+    // The rules parsing enforces (where each secret may go), checked again
+    // before anything is rendered or sent.
+    if let Err(e) = super::definition::check(&run.definition) {
+        return finish(svc, &mut run, read, rollback, index, Err(e)).await;
+    }
     let masked = masked_scope(&inc, &run.definition, &run.params);
     // Rendered once, masked: what a notify says, and the step's times.
     let shown = match runs::render_step(svc, &step, &masked) {
