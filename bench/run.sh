@@ -5,7 +5,13 @@
 #                                     `firewatch dev` (`local` profile, fresh data dir).
 #                                     ARGS go to `firewatch-bench ingest` (--mode
 #                                     repeat|occurrences, --alerts, --fingerprints,
-#                                     --batch, --clients); without them both modes run.
+#                                     --batch, --clients); without them both modes run
+#                                     with webhooks of ten alerts, then of one.
+#   bench/run.sh compare OLD NEW [-- ARGS]
+#                                     two `firewatch` binaries run alternately, twice
+#                                     each, every run on a fresh data dir under the same
+#                                     load (ARGS go to `firewatch-bench ingest`): how a
+#                                     change moved a figure on a machine whose speed drifts.
 #   bench/run.sh pings [-- ARGS]      heartbeat pings per second in `firewatch dev` (ARGS go
 #                                     to `firewatch-bench pings`: --pings, --heartbeats, --clients).
 #   bench/run.sh lineage [-- ARGS]    OpenLineage run events per second in `firewatch dev` (ARGS
@@ -27,31 +33,61 @@ what="${1:-ingest}"
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
 
-# Starts `firewatch dev` (release) on a fresh data dir and a free port, with
-# any extra environment given as arguments; sets $url, $token, $pid, $dir.
-start_dev() {
-  cargo build --profile local --locked -p firewatch -p firewatch-bench
+# Starts the `firewatch` binary $1 as `firewatch dev` on a fresh data dir and
+# a free port, with any extra environment given as further arguments; sets
+# $url, $token, $pid, $dir.
+serve() {
+  local bin=$1
+  shift
   dir=$(mktemp -d)
   token="fw_bench_$(date +%s)_0123456789"
   env "$@" FIREWATCH_DEV_TOKEN="$token" FIREWATCH_LOG=warn FIREWATCH_RATE_LIMIT_PER_HOUR=1000000 \
-    target/local/firewatch dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
+    "$bin" dev --listen 127.0.0.1:0 --data-dir "$dir" >"$dir/dev.out" 2>&1 &
   pid=$!
-  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
   url=""
-  for _ in $(seq 100); do
+  for _ in $(seq 200); do
     url=$(sed -n 's/^firewatch dev listening on //p' "$dir/dev.out")
     [ -n "$url" ] && break
     sleep 0.05
   done
+}
+
+# Builds and starts `firewatch dev` (`local` profile), as `serve` does.
+start_dev() {
+  cargo build --profile local --locked -p firewatch -p firewatch-bench
+  serve target/local/firewatch "$@"
+  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
   echo "server: $url (pid $pid), $(nproc) cores"
 }
 
 case "$what" in
+compare)
+  old=$(realpath "$1"); new=$(realpath "$2"); shift 2
+  [ "${1:-}" = "--" ] && shift
+  cargo build --profile local --locked -p firewatch-bench
+  for round in 1 2; do
+    for bin in "$old" "$new"; do
+      serve "$bin"
+      echo "== round $round: $bin"
+      target/local/firewatch-bench ingest --url "$url" --token "$token" "$@" | grep -E 'throughput|latency'
+      echo "server peak memory: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
+      kill $pid; wait $pid 2>/dev/null || true; rm -rf "$dir"
+    done
+  done
+  ;;
 ingest)
   start_dev
   if [ $# -eq 0 ]; then
-    target/local/firewatch-bench ingest --url "$url" --token "$token" --mode repeat
-    target/local/firewatch-bench ingest --url "$url" --token "$token" --mode occurrences
+    # Webhooks of ten alerts (8 connections), then of one alert (what
+    # Alertmanager sends when a route groups by instance, and what most
+    # other providers always send; 32 connections).
+    for mode in repeat occurrences; do
+      target/local/firewatch-bench ingest --url "$url" --token "$token" --mode "$mode"
+    done
+    for mode in repeat occurrences; do
+      target/local/firewatch-bench ingest --url "$url" --token "$token" --mode "$mode" \
+        --batch 1 --clients 32 --alerts 40000
+    done
   else
     target/local/firewatch-bench ingest --url "$url" --token "$token" "$@"
   fi
@@ -109,7 +145,7 @@ lambda)
     --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT"
   ;;
 *)
-  echo "usage: bench/run.sh [ingest [-- ARGS] | pings | lineage | summary | chat | lambda]" >&2
+  echo "usage: bench/run.sh [ingest [-- ARGS] | compare OLD NEW [-- ARGS] | pings | lineage | summary | chat | lambda]" >&2
   exit 2
   ;;
 esac

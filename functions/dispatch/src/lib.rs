@@ -14,9 +14,9 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use firewatch_domain::dispatch;
 use firewatch_domain::outbox::OutboxRecord;
 use firewatch_domain::Services;
+use firewatch_domain::{dispatch, keys};
 use serde::Deserialize;
 
 /// The attributes of a stream image this consumer needs.
@@ -41,18 +41,16 @@ pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
             // Not one of ours (or not an item with data): nothing to do.
             Err(_) => continue,
         };
-        // An audit event a chat function queued: filed into the log here.
-        if let Some(tenant) = image.pk.strip_suffix("#AUDITQ") {
-            let Ok(tenant) = firewatch_types::TenantId::parse(tenant) else {
+        match keys::Kind::of(&image.pk) {
+            // An audit event a chat function queued: filed into the log here.
+            keys::Kind::AuditQueue(tenant) => {
+                if let Err(e) = dispatch::file_audit(svc, &tenant, &image.sk).await {
+                    tracing::warn!(error = %e, "audit event not filed; the retries job files it");
+                }
                 continue;
-            };
-            if let Err(e) = dispatch::file_audit(svc, &tenant, &image.sk).await {
-                tracing::warn!(error = %e, "audit event not filed; the retries job files it");
             }
-            continue;
-        }
-        if !image.pk.ends_with("#OUTBOX") {
-            continue;
+            keys::Kind::Outbox(_) => {}
+            keys::Kind::Other => continue,
         }
         let outbox: OutboxRecord = match serde_json::from_str(&image.d) {
             Ok(r) => r,

@@ -214,3 +214,119 @@ fn client_commands_explain_a_missing_server() {
     let (ok, out) = cli(&["incidents", "list"], "http://127.0.0.1:9", "fw_x");
     assert!(!ok && out.contains("cannot reach"), "{out}");
 }
+
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Group commit keeps every answer true: 32 senders post new alerts while
+/// the server is killed (no shutdown); after a restart, every webhook that
+/// was answered `202` has its incident and its kept envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_answered_webhook_survives_a_kill_under_32_concurrent_senders() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let token = "fw_e2e_crash_token_0123456789";
+    let server = start(dir.path(), Some(token));
+    let url = server.url.clone();
+    let http = reqwest::Client::new();
+    // (incident id, envelope sha256) of every answered webhook.
+    let answered = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let mut senders = Vec::new();
+    for s in 0..32 {
+        let (http, url, answered) = (http.clone(), url.clone(), answered.clone());
+        senders.push(tokio::spawn(async move {
+            for i in 0.. {
+                let alert = json!({"title": format!("crash {s}-{i}"), "severity": "warning",
+                                   "fingerprint": format!("crash-{s}-{i}")});
+                let Ok(res) = http
+                    .post(format!("{url}/v1/alerts/generic"))
+                    .bearer_auth(token)
+                    .json(&alert)
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if res.status() != 202 {
+                    break;
+                }
+                let Ok(report) = res.json::<Value>().await else {
+                    break;
+                };
+                answered.lock().unwrap().push((
+                    report["incidents"][0].as_str().unwrap().to_owned(),
+                    report["envelope_sha256"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }));
+    }
+    // Kill it mid-load, once a few hundred webhooks were answered.
+    for _ in 0..600 {
+        if answered.lock().unwrap().len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(server);
+    for t in senders {
+        t.await.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() >= 300, "only {} answered", answered.len());
+
+    let server = start(dir.path(), Some(token));
+    for (id, _) in &answered {
+        let res = http
+            .get(format!("{}/v1/incidents/{id}", server.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "answered incident {id} was lost");
+    }
+    let mut kept = std::collections::HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut page = format!(
+            "{}/v1/dossier/events?provider=generic&limit=200",
+            server.url
+        );
+        if let Some(c) = &cursor {
+            page.push_str(&format!("&cursor={c}"));
+        }
+        let body = get_json(&http, &page, token).await;
+        for item in body["items"].as_array().unwrap() {
+            kept.insert(
+                item["sha256"].as_str().unwrap().to_owned(),
+                item["id"].as_str().unwrap().to_owned(),
+            );
+        }
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    for (_, sha) in &answered {
+        let id = kept
+            .get(sha)
+            .unwrap_or_else(|| panic!("no dossier item for answered webhook {sha}"));
+        let event = get_json(
+            &http,
+            &format!("{}/v1/dossier/events/{id}", server.url),
+            token,
+        )
+        .await;
+        assert!(
+            event["envelope"]["body"].is_object(),
+            "the envelope of answered webhook {sha} was lost: {event}"
+        );
+    }
+}

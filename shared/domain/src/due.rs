@@ -152,6 +152,26 @@ pub async fn drop_due(svc: &Services, job: &str, sk: &str) -> Result<(), DomainE
         .map_err(Into::into)
 }
 
+/// The record a due entry points to, when the entry is still the record's
+/// current one (`due_sk_of` gives the sort key the record last scheduled).
+/// Otherwise the entry was left behind (the record is gone, or a later write
+/// moved it), so it is dropped and the answer is `None`.
+pub async fn current<T>(
+    svc: &Services,
+    job: &str,
+    sk: &str,
+    record: Option<T>,
+    due_sk_of: impl FnOnce(&T) -> Option<&str>,
+) -> Result<Option<T>, DomainError> {
+    match record {
+        Some(r) if due_sk_of(&r) == Some(sk) => Ok(Some(r)),
+        _ => {
+            drop_due(svc, job, sk).await?;
+            Ok(None)
+        }
+    }
+}
+
 /// Runs `check` over the due entries of `job`'s index, oldest first, while
 /// the budget lasts. A failing entry is counted and skipped (it stays due).
 pub async fn run_due_index<F, Fut>(

@@ -2,8 +2,8 @@
 //! cloud account.
 //!
 //! - [`EmbeddedStore`]: the item store on SQLite (bundled, WAL mode), ACID,
-//!   in a data directory or in memory.
-//! - [`DirBlobs`]: blobs as files under a directory; [`MemBlobs`] in memory.
+//!   in a data directory or in memory; also the blob store, in the same
+//!   database and group commits. [`MemBlobs`]: blobs in memory, for tests.
 
 mod blobs;
 mod console;
@@ -13,12 +13,13 @@ use firewatch_domain::Services;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use blobs::{DirBlobs, MemBlobs};
+pub use blobs::MemBlobs;
 pub use console::ConsoleChat;
 pub use store::{Durability, EmbeddedStore};
 
-/// Services over a data directory: `firewatch.db` and `blobs/` inside it.
-/// Creates the directory when missing. `FIREWATCH_SQLITE_SYNCHRONOUS`
+/// Services over a data directory: `firewatch.db` inside it holds the items
+/// and the blobs (a `blobs/` directory an older version left is moved in at
+/// start). Creates the directory when missing. `FIREWATCH_SQLITE_SYNCHRONOUS`
 /// (`full`, the default, or `normal`) sets the store's [`Durability`].
 pub fn services(dir: &Path) -> Result<Services, String> {
     let durability = match std::env::var("FIREWATCH_SQLITE_SYNCHRONOUS") {
@@ -28,9 +29,10 @@ pub fn services(dir: &Path) -> Result<Services, String> {
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
-    let store = EmbeddedStore::open_with(&dir.join("firewatch.db"), durability)?;
-    let blobs = DirBlobs::new(dir.join("blobs"));
-    Ok(Services::new(Arc::new(store), Arc::new(blobs)))
+    let db = dir.join("firewatch.db");
+    EmbeddedStore::import_blob_dir(&db, &dir.join("blobs"))?;
+    let store = Arc::new(EmbeddedStore::open_with(&db, durability)?);
+    Ok(Services::new(store.clone(), store))
 }
 
 /// Services entirely in memory; for tests.

@@ -18,9 +18,18 @@
 //!
 //! Expired items are invisible to reads and conditions at once, and are
 //! deleted by the writer at most once a minute, inside a group commit.
+//!
+//! The store is also the [`Blobs`] port of `firewatch dev`: a blob (a
+//! webhook's raw envelope) is a row of its own table, written by the same
+//! writer in the same group commits, so concurrent webhooks share one
+//! durable flush for their envelopes and their changes alike. A blob put
+//! queued before a transaction commits in the same group or an earlier
+//! one, never after it.
 
 use async_trait::async_trait;
-use firewatch_domain::ports::{Condition, Item, Page, Query, Store, StoreError, WriteOp};
+use firewatch_domain::ports::{
+    check_blob_key, BlobError, Blobs, Condition, Item, Page, Query, Store, StoreError, WriteOp,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::HashSet;
 use std::path::Path;
@@ -47,6 +56,10 @@ CREATE TABLE IF NOT EXISTS items (
     data TEXT NOT NULL,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+    key TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
 ";
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -56,6 +69,8 @@ enum Job {
     Get(String, String, Reply<Option<Item>>),
     Query(Query, Reply<Page>),
     Purge(Reply<usize>),
+    PutBlob(String, Vec<u8>, Reply<()>),
+    GetBlob(String, Reply<Option<Vec<u8>>>),
 }
 
 /// The embedded store. Cheap to share behind an `Arc`.
@@ -138,6 +153,48 @@ impl EmbeddedStore {
             readers.push(Mutex::new(r));
         }
         Self::start(conn, readers)
+    }
+
+    /// Moves the blobs of a data directory from before blobs lived in the
+    /// store (files under `root`, keyed by their relative path) into the
+    /// database at `path`, in one transaction, then removes `root`. A data
+    /// directory without `root` is left as it is. Answers how many moved.
+    pub fn import_blob_dir(path: &Path, root: &Path) -> Result<usize, String> {
+        if !root.is_dir() {
+            return Ok(0);
+        }
+        let ctx = |e: rusqlite::Error| format!("cannot import blobs into {}: {e}", path.display());
+        let mut files = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            let entries =
+                std::fs::read_dir(&d).map_err(|e| format!("cannot read {}: {e}", d.display()))?;
+            for entry in entries {
+                let p = entry.map_err(|e| e.to_string())?.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if !p.to_string_lossy().contains(".tmp.") {
+                    files.push(p);
+                }
+            }
+        }
+        let mut conn = Connection::open(path).map_err(ctx)?;
+        conn.execute_batch(SCHEMA).map_err(ctx)?;
+        let tx = conn.transaction().map_err(ctx)?;
+        for f in &files {
+            let key = f
+                .strip_prefix(root)
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
+            let bytes =
+                std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            write_blob(&tx, &key, &bytes).map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(ctx)?;
+        std::fs::remove_dir_all(root)
+            .map_err(|e| format!("cannot remove {}: {e}", root.display()))?;
+        Ok(files.len())
     }
 
     /// A private database in memory.
@@ -239,6 +296,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                         .map_err(unavailable);
                     let _ = reply.send(r);
                 }
+                Job::PutBlob(key, bytes, reply) => {
+                    pending.push((reply, write_blob(&tx, &key, &bytes)));
+                }
+                Job::GetBlob(key, reply) => {
+                    let _ = reply.send(get_blob_on(&tx, &key));
+                }
             }
         }
         match tx.commit() {
@@ -262,6 +325,8 @@ fn fail(job: Job, e: StoreError) {
         Job::Get(_, _, r) => drop(r.send(Err(e))),
         Job::Query(_, r) => drop(r.send(Err(e))),
         Job::Purge(r) => drop(r.send(Err(e))),
+        Job::PutBlob(_, _, r) => drop(r.send(Err(e))),
+        Job::GetBlob(_, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -408,6 +473,23 @@ fn query_on(conn: &Connection, q: &Query, now: i64) -> Result<Page, StoreError> 
     Ok(Page { items, next })
 }
 
+fn write_blob(conn: &Connection, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT OR REPLACE INTO blobs (key, data) VALUES (?1, ?2)")
+        .and_then(|mut st| st.execute(params![key, bytes]))
+        .map(|_| ())
+        .map_err(unavailable)
+}
+
+fn get_blob_on(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    conn.prepare_cached("SELECT data FROM blobs WHERE key = ?1")
+        .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
+        .map_err(unavailable)
+}
+
+fn blob_error(e: StoreError) -> BlobError {
+    BlobError::Unavailable(e.to_string())
+}
+
 fn op_key(op: &WriteOp) -> (&str, &str) {
     match op {
         WriteOp::Put { item, .. } => (&item.pk, &item.sk),
@@ -460,5 +542,25 @@ impl Store for EmbeddedStore {
             None => q,
         };
         self.ask(|reply| Job::Query(q, reply)).await
+    }
+}
+
+#[async_trait]
+impl Blobs for EmbeddedStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), BlobError> {
+        check_blob_key(key)?;
+        self.ask(|reply| Job::PutBlob(key.to_owned(), bytes, reply))
+            .await
+            .map_err(blob_error)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        check_blob_key(key)?;
+        if let Some(r) = self.read(|c| get_blob_on(c, key)) {
+            return r.map_err(blob_error);
+        }
+        self.ask(|reply| Job::GetBlob(key.to_owned(), reply))
+            .await
+            .map_err(blob_error)
     }
 }

@@ -1,7 +1,7 @@
 //! The shared Store/Blobs contract, run against the local adapters.
 
 use firewatch_domain::contract::{blobs_suite, bounds_suite, store_suite};
-use firewatch_local::{DirBlobs, EmbeddedStore, MemBlobs};
+use firewatch_local::{EmbeddedStore, MemBlobs};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -17,13 +17,53 @@ async fn the_in_memory_store_meets_the_store_contract() {
 }
 
 #[tokio::test]
-async fn directory_blobs_meet_the_blobs_contract() {
+async fn the_embedded_store_on_disk_meets_the_blobs_contract() {
     let dir = tempfile::tempdir().unwrap();
-    blobs_suite(
-        Arc::new(DirBlobs::new(dir.path().to_path_buf())),
-        "contract",
-    )
-    .await;
+    let store = EmbeddedStore::open(&dir.path().join("db")).unwrap();
+    blobs_suite(Arc::new(store), "contract").await;
+}
+
+#[tokio::test]
+async fn the_in_memory_store_meets_the_blobs_contract() {
+    blobs_suite(Arc::new(EmbeddedStore::in_memory().unwrap()), "contract").await;
+}
+
+#[tokio::test]
+async fn blobs_survive_reopening_the_store() {
+    use firewatch_domain::ports::Blobs;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        s.put("envelopes/t/a.json", b"kept".to_vec(), "application/json")
+            .await
+            .unwrap();
+    }
+    let s = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(
+        s.get("envelopes/t/a.json").await.unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+}
+
+#[tokio::test]
+async fn blobs_kept_as_files_by_an_older_data_dir_move_into_the_store() {
+    use firewatch_domain::ports::Blobs;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("blobs");
+    std::fs::create_dir_all(root.join("envelopes/acme")).unwrap();
+    std::fs::write(root.join("envelopes/acme/abc.json"), b"{\"old\":1}").unwrap();
+    std::fs::write(root.join("envelopes/acme/abc.tmp.1.2"), b"half").unwrap();
+    let path = dir.path().join("firewatch.db");
+    assert_eq!(EmbeddedStore::import_blob_dir(&path, &root).unwrap(), 1);
+    assert!(!root.exists(), "the old directory is gone once imported");
+    let s = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(
+        s.get("envelopes/acme/abc.json").await.unwrap().as_deref(),
+        Some(&b"{\"old\":1}"[..])
+    );
+    // A second start finds nothing to import.
+    assert_eq!(EmbeddedStore::import_blob_dir(&path, &root).unwrap(), 0);
 }
 
 #[tokio::test]

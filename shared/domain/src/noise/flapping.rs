@@ -127,14 +127,12 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
                 }
                 Err(e) => return Err(e.into()),
             };
-            let Some(f) = inc.flapping.clone() else {
-                crate::due::drop_due(svc, JOB, sk).await?;
+            let flapping = inc.flapping.clone();
+            let Some(f) =
+                crate::due::current(svc, JOB, sk, flapping, |f| f.due_sk.as_deref()).await?
+            else {
                 return Ok(false);
             };
-            if f.due_sk.as_deref() != Some(sk) {
-                crate::due::drop_due(svc, JOB, sk).await?;
-                return Ok(false);
-            }
             let now = svc.clock.now();
             if now < f.last_flip + Duration::seconds(f.hold_secs) {
                 return Ok(false);

@@ -857,15 +857,14 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
         crate::retry::BUSY,
         || DomainError::Unavailable("the heartbeat kept changing".into()),
         async || -> Result<_, crate::retry::Retry> {
-            let Some((mut hb, version)) = load(svc, &due.tenant, &due.id).await? else {
-                crate::due::drop_due(svc, JOB, sk).await?;
+            // An entry left behind by a write that did not finish, or by a
+            // heartbeat since deleted, is dropped.
+            let loaded = load(svc, &due.tenant, &due.id).await?;
+            let Some((mut hb, version)) =
+                crate::due::current(svc, JOB, sk, loaded, |(hb, _)| hb.due_sk.as_deref()).await?
+            else {
                 return Ok(false);
             };
-            if hb.due_sk.as_deref() != Some(sk) {
-                // Left behind by a write that did not finish: not the current one.
-                crate::due::drop_due(svc, JOB, sk).await?;
-                return Ok(false);
-            }
             let now = svc.clock.now();
             if hb.pending.is_some() {
                 let before = hb.pending.clone();

@@ -91,14 +91,10 @@ pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, Domai
 }
 
 async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, DomainError> {
-    let Some(s) = load(svc, &due.tenant, &due.id).await? else {
-        crate::due::drop_due(svc, JOB, sk).await?;
+    let loaded = load(svc, &due.tenant, &due.id).await?;
+    let Some(s) = crate::due::current(svc, JOB, sk, loaded, |s| s.due_sk.as_deref()).await? else {
         return Ok(false);
     };
-    if s.due_sk.as_deref() != Some(sk) {
-        crate::due::drop_due(svc, JOB, sk).await?;
-        return Ok(false);
-    }
     let now = svc.clock.now();
     if now >= s.ends_at {
         return close(svc, &due.tenant, &s.id, "firewatch").await;
