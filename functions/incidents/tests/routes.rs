@@ -115,6 +115,11 @@ async fn one_incident_and_its_timeline_can_be_read() {
         (bad.status, bad.code()),
         (StatusCode::BAD_REQUEST, "invalid_id")
     );
+    assert!(
+        !bad.text.contains("not-an-id"),
+        "an error names the rule, not the value sent: {}",
+        bad.text
+    );
 }
 
 #[tokio::test]

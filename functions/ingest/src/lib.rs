@@ -63,14 +63,53 @@ async fn pagerduty_enqueue(
     axum::extract::State(svc): axum::extract::State<Services>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
-) -> ApiResult<impl IntoResponse> {
-    let report = accept(&svc, SourceKind::Pagerduty, &headers, &body).await?;
-    let accepted = PagerDutyAccepted {
-        status: "success",
-        message: "Event processed",
-        dedup_key: report.dedup_key.unwrap_or_default(),
+) -> axum::response::Response {
+    match accept(&svc, SourceKind::Pagerduty, &headers, &body).await {
+        Ok(report) => {
+            let accepted = PagerDutyAccepted {
+                status: "success",
+                message: "Event processed",
+                dedup_key: report.dedup_key.unwrap_or_default(),
+            };
+            (StatusCode::ACCEPTED, Json(accepted)).into_response()
+        }
+        Err(e) => pagerduty_refusal(e, pagerduty_routing_key(&body).is_some()).into_response(),
+    }
+}
+
+/// PagerDuty's answer to an event it will not take.
+#[derive(Serialize)]
+struct PagerDutyInvalid {
+    status: &'static str,
+    message: &'static str,
+    errors: Vec<String>,
+}
+
+/// A refusal as PagerDuty's Events API answers one, so its clients read it:
+/// an event it cannot take (a body that does not parse or misses a field, a
+/// routing key that is missing, is not a key of this deployment, or may not
+/// post events) is `400 {"status": "invalid event", "message": "Event
+/// object is invalid", "errors": [...]}`. Too large, too fast and server
+/// errors keep their status and firewatch's body.
+fn pagerduty_refusal(e: ApiError, has_routing_key: bool) -> axum::response::Response {
+    let error = match e.status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if has_routing_key => {
+            "Invalid routing key".to_owned()
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            "'routing_key' is missing or blank".to_owned()
+        }
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE => e.message,
+        _ => return e.into_response(),
     };
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    let invalid = PagerDutyInvalid {
+        status: "invalid event",
+        message: "Event object is invalid",
+        errors: vec![error],
+    };
+    (StatusCode::BAD_REQUEST, Json(invalid)).into_response()
 }
 
 /// Size cap, authentication, content type, then the domain.

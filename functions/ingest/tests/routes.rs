@@ -331,8 +331,14 @@ async fn v2_enqueue_answers_like_pagerduty_and_authenticates_with_the_routing_ke
     let bad = String::from_utf8(fixture("pagerduty/trigger.json"))
         .unwrap()
         .replace("ROUTING_KEY_PLACEHOLDER", "not-a-key");
+    // Refused as PagerDuty refuses an event, so its clients read why.
     let a = post(&svc, "/v2/enqueue", None, bad.into_bytes()).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json,
+        serde_json::json!({"status": "invalid event", "message": "Event object is invalid",
+               "errors": ["Invalid routing key"]})
+    );
     let a = post(
         &svc,
         "/v2/enqueue",
@@ -340,7 +346,25 @@ async fn v2_enqueue_answers_like_pagerduty_and_authenticates_with_the_routing_ke
         b"{\"event_action\":\"trigger\"".to_vec(),
     )
     .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "no credential at all");
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "no credential at all");
+    assert_eq!(a.json["status"], "invalid event");
+    assert_eq!(
+        a.json["errors"],
+        serde_json::json!(["'routing_key' is missing or blank"])
+    );
+    // A routing key that may read but not post events is not a routing key.
+    let body = String::from_utf8(fixture("pagerduty/trigger.json"))
+        .unwrap()
+        .replace("ROUTING_KEY_PLACEHOLDER", &keys.viewer);
+    let a = post(&svc, "/v2/enqueue", None, body.into_bytes()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json["errors"], serde_json::json!(["Invalid routing key"]));
+    // An event it cannot parse names what is wrong, in PagerDuty's shape.
+    let body = serde_json::json!({"routing_key": keys.responder, "event_action": "explode"});
+    let a = post(&svc, "/v2/enqueue", None, body.to_string().into_bytes()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.json["status"], "invalid event");
+    assert_eq!(a.json["errors"].as_array().unwrap().len(), 1);
 }
 
 fn signed_request(
@@ -573,4 +597,48 @@ async fn errors_and_answers_never_echo_the_api_key() {
     )
     .await;
     assert!(!a.text.contains(&keys.responder));
+}
+
+#[tokio::test]
+async fn a_payload_of_the_wrong_shape_names_the_field_and_not_the_value() {
+    let (svc, keys) = services_with_keys().await;
+    let cases = [
+        (r#"{"severity": "critical"}"#, "missing field `title`", ""),
+        (
+            r#"{"title": 424242}"#,
+            "invalid type: integer",
+            "(at title)",
+        ),
+        (
+            r#"{"alerts": [{"title": "ok"}, {"title": false}]}"#,
+            "invalid type: boolean",
+            "(at alerts[1].title)",
+        ),
+        (
+            r#"{"title": "x", "labels": {"hunter2-secret": 7}}"#,
+            "invalid type: integer",
+            "(at labels.?)",
+        ),
+    ];
+    for (body, what, at) in cases {
+        let a = post(
+            &svc,
+            "/v1/alerts/generic",
+            Some(&keys.responder),
+            body.as_bytes().to_vec(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.text);
+        assert_eq!(a.code(), "invalid_payload");
+        let message = a.json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(what) && message.contains(at),
+            "{body}: {message}"
+        );
+        for echoed in ["424242", "hunter2", "false"] {
+            assert!(!message.contains(echoed), "{body}: {message}");
+        }
+        assert!(!message.contains("variant"), "{message}");
+    }
+    assert_eq!(incident_count(&svc).await, 0, "nothing was stored");
 }

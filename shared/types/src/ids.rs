@@ -4,13 +4,13 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Why a string is not a valid identifier.
+/// Why a string is not a valid identifier. It names the rule, never the
+/// value: an error answer does not echo what was sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} must be {rule}, got {got:?}")]
+#[error("{what} must be {rule}")]
 pub struct IdError {
     pub what: &'static str,
     pub rule: &'static str,
-    pub got: String,
 }
 
 /// A tenant: lowercase letters, digits, `-` and `_`, 1 to 64 characters.
@@ -31,7 +31,6 @@ impl TenantId {
             Err(IdError {
                 what: "tenant",
                 rule: "1-64 characters of a-z, 0-9, '-' or '_'",
-                got: s.chars().take(80).collect(),
             })
         }
     }
@@ -82,7 +81,6 @@ impl IncidentId {
             Err(IdError {
                 what: "incident id",
                 rule: "'inc_' followed by 26 letters or digits",
-                got: s.chars().take(80).collect(),
             })
         }
     }

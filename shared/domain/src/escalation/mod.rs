@@ -162,10 +162,7 @@ fn check_slug(id: &str, what: &str) -> Result<(), DomainError> {
     } else {
         Err(DomainError::bad_input(
             "invalid_id",
-            format!(
-                "{what} id {:?} must be 1-64 of a-z 0-9 - _",
-                crate::limits::truncate(id, 40)
-            ),
+            format!("{what} id must be 1-64 of a-z 0-9 - _"),
         ))
     }
 }

@@ -7,14 +7,13 @@ use firewatch_types::{Alert, AlertStatus, Link, Severity, SourceKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::parts::{fingerprint_of_labels, invalid, parse_json, Normalized};
+use super::parts::{fingerprint_of_labels, invalid, json_value, shaped, Normalized};
 use crate::DomainError;
 
+/// `{"alerts": [...]}`.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum Body {
-    Many { alerts: Vec<GenericAlert> },
-    One(GenericAlert),
+struct Many {
+    alerts: Vec<GenericAlert>,
 }
 
 #[derive(Deserialize)]
@@ -39,9 +38,13 @@ struct GenericAlert {
 }
 
 pub(super) fn parse(source: SourceKind, body: &[u8]) -> Result<Normalized, DomainError> {
-    let alerts = match parse_json::<Body>(source, body)? {
-        Body::Many { alerts } => alerts,
-        Body::One(a) => vec![a],
+    // Told apart first, so an error names the field of the shape sent
+    // (`missing field `title``), not "no variant matched".
+    let value = json_value(body)?;
+    let alerts = if value.get("alerts").is_some() {
+        shaped::<Many>(source, value)?.alerts
+    } else {
+        vec![shaped::<GenericAlert>(source, value)?]
     };
     if alerts.is_empty() {
         return Err(invalid(source, "alerts is empty"));

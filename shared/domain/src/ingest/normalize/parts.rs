@@ -41,8 +41,13 @@ pub struct Envelope<'a> {
 
 /// Parses JSON into `T`, naming what is wrong in a `BadInput` error.
 pub fn parse_json<T: DeserializeOwned>(source: SourceKind, body: &[u8]) -> Result<T, DomainError> {
-    // Syntax first, so "not JSON" and "JSON of the wrong shape" get distinct codes.
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    shaped(source, json_value(body)?)
+}
+
+/// The body as JSON, or a `malformed_json` error. Syntax first, so "not
+/// JSON" and "JSON of the wrong shape" get distinct codes.
+pub fn json_value(body: &[u8]) -> Result<serde_json::Value, DomainError> {
+    serde_json::from_slice(body).map_err(|e| {
         DomainError::bad_input(
             "malformed_json",
             format!(
@@ -50,16 +55,52 @@ pub fn parse_json<T: DeserializeOwned>(source: SourceKind, body: &[u8]) -> Resul
                 crate::redact::error_without_values(&e.to_string())
             ),
         )
-    })?;
-    serde_json::from_value(value).map_err(|e| {
+    })
+}
+
+/// `value` as a `T`, or an `invalid_payload` error naming the field.
+pub fn shaped<T: DeserializeOwned>(
+    source: SourceKind,
+    value: serde_json::Value,
+) -> Result<T, DomainError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         DomainError::bad_input(
             "invalid_payload",
             format!(
-                "body is not a {source} webhook payload: {}",
-                crate::redact::error_without_values(&e.to_string())
+                "body is not a {source} webhook payload: {}{}",
+                crate::redact::error_without_values(&e.inner().to_string()),
+                field_path(e.path())
             ),
         )
     })
+}
+
+/// ` (at alerts[0].title)`: where in the body a wrong value is, so the
+/// error names the field. A key that is not a plain name (a label a sender
+/// chose, say) is shown as `?`: errors never echo what was sent.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let plain = key.len() <= 40
+                    && !key.is_empty()
+                    && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                out.push_str(if plain { key } else { "?" });
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!(" (at {out})")
+    }
 }
 
 /// A stable fingerprint from labels, for providers that send none.
