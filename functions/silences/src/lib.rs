@@ -1,7 +1,8 @@
 //! The silences family: maintenance windows by label matchers.
 //!
-//! - `GET /v1/silences?state=active,pending&stale=true&filter=<matcher>`
-//!   (viewer): silences with their state and what they held
+//! - `GET /v1/silences?state=active,pending&stale=true&filter=<matcher>&limit=&cursor=`
+//!   (viewer): `{"items", "next_cursor"}`, silences with their state and
+//!   what they held
 //! - `POST /v1/silences` (responder): create, or update with `id`
 //! - `GET /v1/silences/{id}` (viewer), `DELETE /v1/silences/{id}`
 //!   (responder): expire now
@@ -68,23 +69,62 @@ fn having(pairs: &Pairs) -> ApiResult<Vec<matchers::Matcher>> {
         .collect()
 }
 
+/// A page of `GET /v1/silences`.
+#[derive(serde::Serialize)]
+struct Page {
+    items: Vec<View>,
+    next_cursor: Option<String>,
+}
+
+/// Silences a page holds at most, and by default.
+const MAX_PAGE: usize = 200;
+
+/// Where a page starts: the cursor is the position after the last silence
+/// of the page before (`s<n>`), in the list's order.
+fn page_start(q: &Pairs) -> ApiResult<usize> {
+    match q.iter().rev().find(|(k, _)| k == "cursor") {
+        None => Ok(0),
+        Some((_, c)) => c
+            .strip_prefix('s')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0 && c.len() <= 8)
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "cursor is not one this API returned")
+            }),
+    }
+}
+
+fn page_limit(q: &Pairs) -> ApiResult<usize> {
+    match q.iter().rev().find(|(k, _)| k == "limit") {
+        None => Ok(MAX_PAGE),
+        Some((_, v)) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit is 1 to 200")),
+    }
+}
+
 async fn list(
     State(svc): State<Services>,
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<Pairs>,
-) -> ApiResult<Json<Vec<View>>> {
-    if let Some((k, _)) = q
-        .iter()
-        .find(|(k, _)| !matches!(k.as_str(), "state" | "stale" | "filter"))
-    {
+) -> ApiResult<Json<Page>> {
+    if let Some((k, _)) = q.iter().find(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "state" | "stale" | "filter" | "limit" | "cursor"
+        )
+    }) {
         return Err(ApiError::bad_request(
             "invalid_query",
             format!(
-                "unknown query parameter {:?}; known: state, stale, filter",
+                "unknown query parameter {:?}; known: state, stale, filter, limit, cursor",
                 firewatch_domain::limits::truncate(k, 40)
             ),
         ));
     }
+    let (start, limit) = (page_start(&q)?, page_limit(&q)?);
     let mut states = Vec::new();
     for (_, v) in q.iter().filter(|(k, _)| k == "state") {
         for s in v.split(',') {
@@ -101,7 +141,11 @@ async fn list(
         having: having(&q)?,
         stale: flag(&q, "stale")?.unwrap_or(false),
     };
-    Ok(Json(silences::list(&svc, &p, &f).await?))
+    let all = silences::list(&svc, &p, &f).await?;
+    let end = start.saturating_add(limit).min(all.len());
+    let next_cursor = (end < all.len()).then(|| format!("s{end}"));
+    let items = all.into_iter().skip(start).take(limit).collect();
+    Ok(Json(Page { items, next_cursor }))
 }
 
 async fn create(

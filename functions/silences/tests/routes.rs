@@ -361,7 +361,18 @@ async fn a_silenced_alert_opens_its_incident_when_the_silence_ends_if_still_firi
         )
         .await;
     assert_eq!(one.json["state"], "expired");
-    assert_eq!(one.json["closed"], true);
+    let viewer = firewatch_types::Principal {
+        tenant: TenantId::default_tenant(),
+        name: "test".into(),
+        role: Role::Viewer,
+    };
+    let kept = firewatch_domain::silences::get(&w.svc, &viewer, &id)
+        .await
+        .unwrap();
+    assert!(kept.silence.closed, "its end was handled");
+    for internal in ["closed", "warned", "due_sk", "version"] {
+        assert!(one.json.get(internal).is_none(), "{internal}: {}", one.text);
+    }
 }
 
 #[tokio::test]
@@ -441,8 +452,7 @@ async fn stale_silences_matched_nothing_or_outlived_their_alerts() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    let mut stale: Vec<String> = a
-        .json
+    let mut stale: Vec<String> = a.json["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -458,7 +468,76 @@ async fn stale_silences_matched_nothing_or_outlived_their_alerts() {
             Value::Null,
         )
         .await;
-    assert_eq!(all.json.as_array().unwrap().len(), 1, "{}", all.text);
+    assert_eq!(
+        all.json["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        all.text
+    );
+}
+
+#[tokio::test]
+async fn the_list_pages_as_every_list_does_and_shows_no_bookkeeping() {
+    let w = world().await;
+    for n in 1..=3 {
+        let body = json!({"matchers": [format!("job=n{n}")], "comment": "c",
+                          "ends_at": w.now() + Duration::hours(n)});
+        let a = w
+            .call(Method::POST, "/v1/silences", &w.keys.responder, body)
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let first = w
+        .call(
+            Method::GET,
+            "/v1/silences?limit=2",
+            &w.keys.viewer,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let items = first.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    // Active ones, ending first.
+    assert_eq!(items[0]["matchers"][0]["value"], "n1");
+    for item in items {
+        for internal in ["closed", "warned", "due_sk", "version"] {
+            assert!(item.get(internal).is_none(), "{internal}: {item}");
+        }
+        assert_eq!(item["state"], "active");
+    }
+    let cursor = first.json["next_cursor"].as_str().unwrap();
+    let rest = w
+        .call(
+            Method::GET,
+            &format!("/v1/silences?limit=2&cursor={cursor}"),
+            &w.keys.viewer,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(rest.json["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest.json["items"][0]["matchers"][0]["value"], "n3");
+    assert!(rest.json["next_cursor"].is_null());
+    for (query, code) in [
+        ("cursor=bogus", "invalid_cursor"),
+        ("cursor=s0", "invalid_cursor"),
+        ("limit=0", "invalid_query"),
+        ("limit=201", "invalid_query"),
+    ] {
+        let a = w
+            .call(
+                Method::GET,
+                &format!("/v1/silences?{query}"),
+                &w.keys.viewer,
+                Value::Null,
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::BAD_REQUEST, code),
+            "{query}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -534,7 +613,7 @@ async fn bad_silences_are_refused_and_change_nothing() {
     let listed = w
         .call(Method::GET, "/v1/silences", &w.keys.viewer, Value::Null)
         .await;
-    assert_eq!(listed.json, json!([]));
+    assert_eq!(listed.json, json!({"items": [], "next_cursor": null}));
 }
 
 #[tokio::test]

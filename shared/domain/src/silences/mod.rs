@@ -420,10 +420,11 @@ pub struct NewSilence {
     pub incident: Option<IncidentId>,
 }
 
-/// A silence as the API shows it: with its state and what it held.
-#[derive(Debug, Clone, Serialize)]
+/// A silence as the API shows it: with its state and what it held, and
+/// without the job's bookkeeping (its due entry, whether its warning went
+/// out and its end was handled).
+#[derive(Debug, Clone)]
 pub struct View {
-    #[serde(flatten)]
     pub silence: Silence,
     pub state: State,
     /// Distinct alerts it held (recorded, up to [`MAX_RECORDED_ALERTS`]).
@@ -435,6 +436,45 @@ pub struct View {
     /// True for a silence that matched nothing in its lifetime, or one still
     /// active whose alerts have all resolved.
     pub stale: bool,
+}
+
+impl Serialize for View {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            id: &'a str,
+            matchers: &'a [Matcher],
+            starts_at: DateTime<Utc>,
+            ends_at: DateTime<Utc>,
+            created_by: &'a str,
+            comment: &'a str,
+            updated_at: DateTime<Utc>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            incident: Option<&'a IncidentId>,
+            state: State,
+            matched_alerts: usize,
+            firing_alerts: usize,
+            silenced_notifications: u64,
+            stale: bool,
+        }
+        let x = &self.silence;
+        Shown {
+            id: &x.id,
+            matchers: &x.matchers,
+            starts_at: x.starts_at,
+            ends_at: x.ends_at,
+            created_by: &x.created_by,
+            comment: &x.comment,
+            updated_at: x.updated_at,
+            incident: x.incident.as_ref(),
+            state: self.state,
+            matched_alerts: self.matched_alerts,
+            firing_alerts: self.firing_alerts,
+            silenced_notifications: self.silenced_notifications,
+            stale: self.stale,
+        }
+        .serialize(s)
+    }
 }
 
 fn check_new(n: &NewSilence, now: DateTime<Utc>) -> Result<(), DomainError> {
