@@ -1060,7 +1060,25 @@ async fn a_repeated_idempotency_key_returns_the_first_answer() {
     .await;
     assert_eq!(
         (other.status, other.code()),
-        (StatusCode::CONFLICT, "idempotency_key_reused")
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    // So is the same key on the same route with another body: it does not
+    // replay the first run.
+    let other_body = send(
+        &w.app,
+        post(
+            &uri,
+            &w.responder,
+            json!({"params": {"reason": "another"}}),
+            Some("dry-1"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (other_body.status, other_body.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+        "{}",
+        other_body.text
     );
     let runs = send(
         &w.app,

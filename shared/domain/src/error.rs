@@ -24,6 +24,10 @@ pub enum DomainError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A well-formed request that cannot be taken as sent (an
+    /// `Idempotency-Key` reused for a different request): a `422`.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// Too many of one action in its window (`429` with `Retry-After`).
     #[error("{message}")]
     RateLimited {

@@ -62,6 +62,9 @@ impl From<DomainError> for ApiError {
                 retry_after: Some(retry_after_secs),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
             },
+            DomainError::Unprocessable { code, message } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             DomainError::PayloadTooLarge(m) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
             }

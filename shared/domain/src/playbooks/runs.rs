@@ -107,10 +107,12 @@ async fn kept(
     };
     let k: Kept = keys::decode(&item)?;
     if k.target != target {
-        return Err(DomainError::conflict(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used for another request",
-        ));
+        // As the IETF Idempotency-Key draft has it: the same key with
+        // another request (another run, playbook, or body) is a 422.
+        return Err(DomainError::Unprocessable {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was used for a different request".into(),
+        });
     }
     let mut run = k.run;
     run.version = k.run_version;
@@ -139,7 +141,7 @@ async fn commit(
     actor: &str,
     states: &[(RunState, Option<String>)],
     effect: Option<Effect>,
-    idem: Option<(&str, &str)>,
+    idem: Option<Idem<'_>>,
 ) -> Result<(), CommitError> {
     let mut change = Change::to(svc, inc);
     // The state the run was in before these transitions.
@@ -200,10 +202,10 @@ async fn commit(
             condition: Condition::Absent,
         });
     }
-    if let Some((op, key)) = idem {
+    if let Some(Idem { op, key, target }) = idem {
         let kept = Kept {
             op: op.to_owned(),
-            target: idem_target(op, run),
+            target: target.to_owned(),
             run: run.clone(),
             run_version: version,
         };
@@ -225,13 +227,23 @@ async fn commit(
     Ok(())
 }
 
-/// What an idempotency key is bound to: the run (or, for a dry-run, the
-/// incident and playbook it was asked for).
-fn idem_target(op: &str, run: &Run) -> String {
-    if op == "dry-run" {
-        format!("{}/{}", run.incident_id, run.playbook)
-    } else {
-        run.id.clone()
+/// An idempotency key with the request it answers: the operation, and what
+/// the request named (for a dry-run the incident, the playbook and the
+/// parameters asked for; for a decision the run and its body).
+#[derive(Clone, Copy)]
+struct Idem<'a> {
+    op: &'a str,
+    key: &'a str,
+    target: &'a str,
+}
+
+/// What an idempotency key is bound to: `what`, and a digest of the
+/// request's body when it has one, so the same key with another body is
+/// refused rather than answered with the first run.
+fn idem_target(what: &str, body: Option<&str>) -> String {
+    match body {
+        None => what.to_owned(),
+        Some(b) => format!("{what}?{}", &crate::auth::sha256_hex(b.as_bytes())[..16]),
     }
 }
 
@@ -251,7 +263,9 @@ pub async fn dry_run(
 ) -> Result<Run, DomainError> {
     require_role(principal, Role::Responder, "dry-running a playbook")?;
     let tenant = &principal.tenant;
-    let target = format!("{incident_id}/{name}");
+    let body =
+        (!overrides.is_empty()).then(|| serde_json::to_string(overrides).unwrap_or_default());
+    let target = idem_target(&format!("{incident_id}/{name}"), body.as_deref());
     if let Some(key) = idempotency_key {
         check_key(key)?;
         if let Some(run) = kept(svc, tenant, "dry-run", &target, Some(key)).await? {
@@ -263,7 +277,11 @@ pub async fn dry_run(
     crate::throttle::take(svc, tenant, crate::throttle::Action::DryRun).await?;
     let mut run = new_run(svc, principal, &inc, pb, params, RunState::DryRunOk);
     let states = prepare(svc, &inc, &mut run, None).await;
-    let idem = idempotency_key.map(|k| ("dry-run", k));
+    let idem = idempotency_key.map(|key| Idem {
+        op: "dry-run",
+        key,
+        target: &target,
+    });
     match commit(
         svc,
         inc,
@@ -542,6 +560,8 @@ struct Decision<'a> {
     op: &'a str,
     role: Role,
     what: &'a str,
+    /// The request's body, when it has one (a rejection's reason).
+    body: Option<&'a str>,
 }
 
 /// Runs `decide` on the current run and commits what it returns, once per
@@ -560,9 +580,10 @@ async fn decide_on(
 ) -> Result<Run, DomainError> {
     require_role(principal, d.role, d.what)?;
     let tenant = &principal.tenant;
+    let target = idem_target(run_id, d.body);
     let mut tries = crate::retry::Tries::new(crate::retry::ATTEMPTS);
     while tries.next().await {
-        if let Some(run) = kept(svc, tenant, d.op, run_id, idempotency_key).await? {
+        if let Some(run) = kept(svc, tenant, d.op, &target, idempotency_key).await? {
             return Ok(run);
         }
         let mut run = load(svc, tenant, run_id).await?;
@@ -600,7 +621,7 @@ async fn decide_on(
             Err(e) => {
                 // The same key may have moved the run since it was checked
                 // above: its first answer stands.
-                if let Some(first) = kept(svc, tenant, d.op, run_id, idempotency_key).await? {
+                if let Some(first) = kept(svc, tenant, d.op, &target, idempotency_key).await? {
                     return Ok(first);
                 }
                 return Err(e);
@@ -609,7 +630,11 @@ async fn decide_on(
         for (s, detail) in &states {
             run.enter(*s, &principal.name, detail.clone(), now);
         }
-        let idem = idempotency_key.map(|k| (d.op, k));
+        let idem = idempotency_key.map(|key| Idem {
+            op: d.op,
+            key,
+            target: &target,
+        });
         match commit(
             svc,
             inc,
@@ -628,7 +653,7 @@ async fn decide_on(
         }
     }
     // Someone else moved the run each time; the last word is theirs.
-    if let Some(run) = kept(svc, tenant, d.op, run_id, idempotency_key).await? {
+    if let Some(run) = kept(svc, tenant, d.op, &target, idempotency_key).await? {
         return Ok(run);
     }
     Err(lost())
@@ -676,6 +701,7 @@ pub async fn approve(
         op: "approve",
         role: Role::Approver,
         what: "approving a playbook run",
+        body: None,
     };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
         if run.state != RunState::AwaitingApproval {
@@ -712,6 +738,7 @@ pub async fn reject(
         op: "reject",
         role: Role::Responder,
         what: "rejecting a playbook run",
+        body: reason.as_deref(),
     };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
         if !matches!(
@@ -750,6 +777,7 @@ pub async fn execute(
         op: "execute",
         role: Role::Responder,
         what: "running a playbook",
+        body: None,
     };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
         match run.state {
@@ -780,6 +808,7 @@ pub async fn rollback(
         op: "rollback",
         role: Role::Responder,
         what: "rolling back a playbook run",
+        body: None,
     };
     decide_on(svc, principal, run_id, idempotency_key, d, |run, _| {
         if !matches!(run.state, RunState::Failed | RunState::Succeeded) {
