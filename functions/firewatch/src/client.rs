@@ -67,27 +67,88 @@ pub enum PlaybooksCommand {
         incident: Option<String>,
     },
     /// Dry-run a playbook for an incident: every request rendered (secrets
-    /// masked), the read-only checks sent.
+    /// masked), the read-only checks sent. Exits non-zero when the dry-run
+    /// fails.
     DryRun {
+        /// The incident's id (`inc_...`).
         incident: String,
+        /// The playbook's name (`playbooks list --incident ID` shows them).
         name: String,
         /// Parameters as key=value.
         params: Vec<String>,
     },
     /// Approve a run someone else requested (approver role).
-    Approve { run: String },
+    Approve {
+        /// The run's id (`run_...`).
+        run: String,
+    },
     /// Reject (or, as its requester, cancel) a run.
     Reject {
+        /// The run's id (`run_...`).
         run: String,
+        /// Why, for the thread and the audit log.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Run an approved run (or one that needs no approval).
-    Run { run: String },
+    Run {
+        /// The run's id (`run_...`).
+        run: String,
+        /// Print each transition as it happens and exit with the run's
+        /// outcome (non-zero when it fails).
+        #[arg(long)]
+        follow: bool,
+    },
     /// Roll back a failed or finished run.
-    Rollback { run: String },
+    Rollback {
+        /// The run's id (`run_...`).
+        run: String,
+        /// Print each transition as it happens and exit with the rollback's
+        /// outcome (non-zero when it fails).
+        #[arg(long)]
+        follow: bool,
+    },
     /// Show a run: state, rendered requests, each step's outcome.
-    Show { run: String },
+    Show {
+        /// The run's id (`run_...`).
+        run: String,
+    },
+}
+
+/// How long `--follow` waits between two reads of the run.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A run that ended badly, as the command's error (its exit status).
+fn outcome(r: &firewatch_domain::playbooks::runs::Run) -> Result<(), String> {
+    use firewatch_domain::playbooks::runs::RunState;
+    match r.state {
+        RunState::DryRunFailed | RunState::Failed | RunState::RollbackFailed => {
+            Err(format!("run {} ended {}", r.id, r.state.as_str()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads the run until its steps (or its rollback's) are done, printing
+/// each transition once; answers the run as it ended.
+async fn follow(
+    api: &Api,
+    started: firewatch_domain::playbooks::runs::Run,
+) -> Result<firewatch_domain::playbooks::runs::Run, String> {
+    use firewatch_domain::playbooks::runs::{Run, RunState};
+    let mut run = started;
+    let mut shown = run.history.len();
+    while matches!(run.state, RunState::Running | RunState::RollingBack) {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        run = api
+            .get::<Run>(&format!("/v1/playbook-runs/{}", run.id), &[])
+            .await?;
+        for t in run.history.iter().skip(shown) {
+            println!("{}", transition_line(t));
+        }
+        shown = run.history.len();
+    }
+    Ok(run)
 }
 
 struct Api {
@@ -219,6 +280,7 @@ pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), Str
                 )
                 .await?;
             print_run(&run);
+            return outcome(&run);
         }
         PlaybooksCommand::Approve { run } => print_run(
             &api.post_once(
@@ -234,25 +296,45 @@ pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), Str
             )
             .await?,
         ),
-        PlaybooksCommand::Run { run } => print_run(
-            &api.post_once(
-                &format!("/v1/playbook-runs/{run}/execute"),
-                &serde_json::json!({}),
-            )
-            .await?,
-        ),
-        PlaybooksCommand::Rollback { run } => print_run(
-            &api.post_once(
-                &format!("/v1/playbook-runs/{run}/rollback"),
-                &serde_json::json!({}),
-            )
-            .await?,
-        ),
+        PlaybooksCommand::Run { run, follow } => {
+            return start(&api, &format!("/v1/playbook-runs/{run}/execute"), follow).await
+        }
+        PlaybooksCommand::Rollback { run, follow } => {
+            return start(&api, &format!("/v1/playbook-runs/{run}/rollback"), follow).await
+        }
         PlaybooksCommand::Show { run } => {
             print_run(&api.get(&format!("/v1/playbook-runs/{run}"), &[]).await?)
         }
     }
     Ok(())
+}
+
+/// Starts a run's steps (or its rollback) and prints the run; with
+/// `--follow`, each transition until it ends. Fails when the run did.
+async fn start(api: &Api, path: &str, follow_it: bool) -> Result<(), String> {
+    let started: firewatch_domain::playbooks::runs::Run =
+        api.post_once(path, &serde_json::json!({})).await?;
+    print!("{}", run_text(&started));
+    let ended = if follow_it {
+        follow(api, started).await?
+    } else {
+        started
+    };
+    outcome(&ended)
+}
+
+/// One line of a run's history: time, state, who, and why.
+fn transition_line(t: &firewatch_domain::playbooks::run::Transition) -> String {
+    format!(
+        "{}  {:<17} {}{}",
+        t.at.format("%H:%M:%S"),
+        t.state.as_str(),
+        t.by,
+        t.detail
+            .as_ref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default()
+    )
 }
 
 /// A run as text: the message its thread shows (state, each request as it
@@ -261,16 +343,8 @@ pub fn run_text(r: &firewatch_domain::playbooks::runs::Run) -> String {
     let mut out = firewatch_domain::playbooks::chat::run_message(r).text;
     out.push_str("\nHistory:");
     for t in &r.history {
-        out.push_str(&format!(
-            "\n{}  {:<17} {}{}",
-            t.at.format("%H:%M:%S"),
-            t.state.as_str(),
-            t.by,
-            t.detail
-                .as_ref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
-        ));
+        out.push('\n');
+        out.push_str(&transition_line(t));
     }
     out.push('\n');
     out
@@ -286,7 +360,23 @@ pub async fn send_test_alert(remote: &Remote, resolve: bool) -> Result<(), Strin
         .await?;
     let results = report["results"].as_array().cloned().unwrap_or_default();
     if report["duplicate"] == true {
-        println!("already received this exact webhook: nothing changed");
+        // The answer repeats the first delivery's results; saying them
+        // again would read as if this one opened something.
+        let incidents: Vec<&str> = report["incidents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "already received this exact webhook: nothing changed{}",
+            if incidents.is_empty() {
+                String::new()
+            } else {
+                format!(" (its incident: {})", incidents.join(", "))
+            }
+        );
+        return Ok(());
     }
     for r in results {
         println!(

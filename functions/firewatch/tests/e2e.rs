@@ -41,9 +41,15 @@ impl Drop for Server {
 
 /// Starts `firewatch dev` on port 0 and reads the URL it prints.
 fn start(data_dir: &Path, token: Option<&str>) -> Server {
+    start_with(data_dir, token, &[])
+}
+
+/// [`start`], with more arguments for `firewatch dev`.
+fn start_with(data_dir: &Path, token: Option<&str>, args: &[&str]) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(args)
         .env_remove("FIREWATCH_DEV_TOKEN")
         .env("FIREWATCH_LOG", "warn")
         .stdout(Stdio::piped())
@@ -54,8 +60,15 @@ fn start(data_dir: &Path, token: Option<&str>) -> Server {
     let mut child = cmd.spawn().expect("the firewatch binary starts");
     let stdout = child.stdout.take().unwrap();
     let mut reader = BufReader::new(stdout);
+    // The URL line, after what the server says of its playbooks.
     let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
+    let mut before = String::new();
+    while reader.read_line(&mut first).unwrap() > 0
+        && !first.starts_with("firewatch dev listening on ")
+    {
+        before.push_str(&first);
+        first.clear();
+    }
     // Keep reading, so the server never writes into a closed pipe.
     let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let sink = output.clone();
@@ -69,7 +82,7 @@ fn start(data_dir: &Path, token: Option<&str>) -> Server {
     let url = first
         .trim()
         .strip_prefix("firewatch dev listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .unwrap_or_else(|| panic!("no URL printed; the server printed {before:?}"))
         .to_owned();
     Server { child, url, output }
 }
@@ -329,4 +342,86 @@ async fn every_answered_webhook_survives_a_kill_under_32_concurrent_senders() {
             "the envelope of answered webhook {sha} was lost: {event}"
         );
     }
+}
+
+/// A playbook whose one request reaches nothing: `firewatch dev`'s egress
+/// guard refuses loopback. A read-only step fails its dry-run; any other
+/// fails the run at its step.
+fn unreachable_playbook(name: &str, read_only: bool) -> String {
+    let method = if read_only { "GET" } else { "POST" };
+    format!(
+        r#"
+name: {name}
+title: Reach a target that is not there
+match:
+  labels: {{ service: "*" }}
+risk: low
+approval: never
+steps:
+  - name: reach
+    kind: http
+    read_only: {read_only}
+    request: {{ method: {method}, url: "http://127.0.0.1:9/reach" }}
+    expect: {{ status: [200] }}
+"#
+    )
+}
+
+#[tokio::test]
+async fn the_cli_says_a_redelivery_changed_nothing_and_exits_with_a_run_s_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbooks = dir.path().join("playbooks");
+    std::fs::create_dir(&playbooks).unwrap();
+    std::fs::write(
+        playbooks.join("probe.yaml"),
+        unreachable_playbook("probe-unreachable", true),
+    )
+    .unwrap();
+    std::fs::write(
+        playbooks.join("poke.yaml"),
+        unreachable_playbook("poke-unreachable", false),
+    )
+    .unwrap();
+    let token = "fw_e2e_cli_token_0123456789";
+    let server = start_with(
+        &dir.path().join("data"),
+        Some(token),
+        &["--playbooks", playbooks.to_str().unwrap()],
+    );
+    let (ok, first) = cli(&["send-test-alert"], &server.url, token);
+    assert!(ok && first.contains("-> opened"), "{first}");
+    let (ok, again) = cli(&["send-test-alert"], &server.url, token);
+    assert!(ok, "{again}");
+    assert!(
+        again.contains("nothing changed") && !again.contains("-> opened"),
+        "a redelivery does not read as if it opened something: {again}"
+    );
+    let id = first
+        .split_whitespace()
+        .find(|w| w.starts_with("inc_"))
+        .unwrap()
+        .to_owned();
+
+    let (ok, out) = cli(
+        &["playbooks", "dry-run", &id, "probe-unreachable"],
+        &server.url,
+        token,
+    );
+    assert!(!ok, "a failed dry-run exits non-zero: {out}");
+    assert!(out.contains("dry_run_failed"), "{out}");
+
+    let (ok, out) = cli(
+        &["playbooks", "dry-run", &id, "poke-unreachable"],
+        &server.url,
+        token,
+    );
+    assert!(ok, "{out}");
+    let run = out
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|w| w.starts_with("run_"))
+        .unwrap_or_else(|| panic!("no run id in {out}"))
+        .to_owned();
+    let (ok, out) = cli(&["playbooks", "run", &run, "--follow"], &server.url, token);
+    assert!(!ok, "a run that fails exits non-zero with --follow: {out}");
+    assert!(out.contains("failed"), "{out}");
 }
