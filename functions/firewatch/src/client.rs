@@ -163,7 +163,13 @@ impl Api {
             .token
             .clone()
             .or_else(|| crate::dev::read_dev_token(&remote.data_dir))
-            .ok_or("no API key: pass --token, set FIREWATCH_TOKEN, or run from the directory of `firewatch dev`")?;
+            .ok_or_else(|| {
+                format!(
+                    "no API key: pass --token, set FIREWATCH_TOKEN, or pass the --data-dir \
+                     `firewatch dev` was started with (no dev key in {})",
+                    remote.data_dir.display()
+                )
+            })?;
         Ok(Self {
             http: reqwest::Client::new(),
             base: remote.url.trim_end_matches('/').to_owned(),

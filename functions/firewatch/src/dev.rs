@@ -15,7 +15,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Where the embedded store and blobs live.
-    #[arg(long, default_value = ".firewatch")]
+    #[arg(long, default_value = crate::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// A JSON file of routing rules for tenant `default`, applied at start:
     /// `[{"id": "...", "match": {...}, "destinations": [...]}]` (docs/CHAT.md).
@@ -254,6 +254,15 @@ fn load_playbooks(dir: Option<&Path>) -> Result<firewatch_domain::playbooks::Cat
         loaded.playbooks.len(),
         dir.display()
     );
+    // From the repository root, ./playbooks holds only the examples.
+    let examples = dir.join("examples");
+    if loaded.playbooks.is_empty() && examples.is_dir() {
+        println!(
+            "  the examples are in {}: start with --playbooks {}",
+            examples.display(),
+            examples.display()
+        );
+    }
     for e in &loaded.errors {
         println!("  refused {e}");
     }
@@ -414,15 +423,21 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!("dev ingest key (for alert senders: posts alerts, pings and run events only): {ingest_token}");
     println!("egress (playbook steps, smoke checks): {egress}");
     println!();
+    // The client commands find the dev key in the data dir: name it when
+    // it is not the one they look in by default.
+    let mut flags = format!("--url {url}");
+    if args.data_dir != Path::new(crate::DEFAULT_DATA_DIR) {
+        flags.push_str(&format!(" --data-dir {}", args.data_dir.display()));
+    }
     println!("Send a first alert:");
-    println!("  firewatch send-test-alert --url {url}");
+    println!("  firewatch send-test-alert {flags}");
     println!("or with curl:");
     println!("  curl -s -X POST {url}/v1/alerts/generic \\");
     println!(
         "    -H 'Authorization: Bearer {ingest_token}' -H 'Content-Type: application/json' \\"
     );
     println!("    -d '{{\"title\":\"disk almost full\",\"severity\":\"sev2\",\"labels\":{{\"host\":\"db-1\"}}}}'");
-    println!("Then: firewatch incidents list --url {url}");
+    println!("Then: firewatch incidents list {flags}");
     println!();
 
     tokio::spawn(dispatch_loop(services.clone()));

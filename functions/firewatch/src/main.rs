@@ -35,10 +35,15 @@ pub struct Remote {
     /// API key (the dev key is printed by `firewatch dev` and kept in its data dir).
     #[arg(long, global = true, env = "FIREWATCH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Data dir to read the dev key from when no --token is given.
-    #[arg(long, global = true, default_value = ".firewatch")]
+    /// Data dir to read the dev key from when no --token is given (the
+    /// `--data-dir` of `firewatch dev`).
+    #[arg(long, global = true, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
+
+/// Where `firewatch dev` keeps its data, and where the client commands look
+/// for its key, unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = ".firewatch";
 
 #[derive(Subcommand)]
 enum Command {

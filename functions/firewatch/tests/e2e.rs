@@ -425,3 +425,57 @@ async fn the_cli_says_a_redelivery_changed_nothing_and_exits_with_a_run_s_outcom
     assert!(!ok, "a run that fails exits non-zero with --follow: {out}");
     assert!(out.contains("failed"), "{out}");
 }
+
+#[test]
+fn the_banner_s_first_alert_command_works_as_printed_whatever_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("my-data"), None);
+    let banner = server.wait_for_output("firewatch incidents list");
+    let printed = |cmd: &str| -> Vec<String> {
+        let line = banner
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(cmd))
+            .unwrap_or_else(|| panic!("no {cmd:?} in {banner}"));
+        line.split_whitespace().skip(1).map(str::to_owned).collect()
+    };
+    // Run from another directory, with no key given: the printed flags are
+    // enough to find the dev key.
+    for (cmd, expect) in [
+        ("firewatch send-test-alert", "-> opened"),
+        ("Then: firewatch incidents list", "payments-api"),
+    ] {
+        let args = printed(cmd);
+        let args = if cmd.starts_with("Then") {
+            &args[1..]
+        } else {
+            &args[..]
+        };
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("FIREWATCH_TOKEN")
+            .env_remove("FIREWATCH_URL")
+            .current_dir(elsewhere.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains(expect),
+            "{args:?}: {text}"
+        );
+    }
+    // Without the flag, the error says which flag to add.
+    let out = Command::new(BIN)
+        .args(["incidents", "list", "--url", &server.url])
+        .env_remove("FIREWATCH_TOKEN")
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("--data-dir"),
+        "{text}"
+    );
+}
