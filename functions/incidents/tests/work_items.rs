@@ -127,7 +127,8 @@ async fn a_recurring_group_is_previewed_dry_run_and_handed_off_once() {
     );
     assert_eq!(
         p.json["ticket"]["title"],
-        "Recurring: disk-full (3 incidents)"
+        "Recurring: Disk almost full (3 incidents, fingerprint disk-full)",
+        "the title says what recurs, not only its key"
     );
     assert!(p.json["history"].as_array().unwrap().is_empty());
     assert_eq!(fake.calls()[0].method, Method::GET);

@@ -39,7 +39,8 @@ pub const INCIDENT_TITLE: &str = "[{{ incident.severity }}] {{ incident.title }}
 /// The shipped body template of an incident ticket (Markdown).
 pub const INCIDENT_BODY: &str = include_str!("incident.md.j2");
 /// The shipped templates of a recurring group's ticket.
-pub const RECURRING_TITLE: &str = "Recurring: {{ group.key }} ({{ group.incidents }} incidents)";
+pub const RECURRING_TITLE: &str =
+    "Recurring: {{ group.title }} ({{ group.incidents }} incidents, {{ group.by }} {{ group.key }})";
 pub const RECURRING_BODY: &str = include_str!("recurring.md.j2");
 
 /// What a request for a ticket gave.

@@ -60,6 +60,8 @@ pub struct Group {
     pub id: String,
     pub by: RecurrenceBy,
     pub key: String,
+    /// The newest incident's title: what recurs, in words.
+    pub title: String,
     /// Incidents opened within the window.
     pub incidents: u64,
     pub occurrences: u64,
@@ -96,6 +98,7 @@ async fn groups(svc: &Services, tenant: &TenantId) -> Result<(Vec<Group>, bool),
                     id: id_of(by, &key),
                     by,
                     key,
+                    title: inc.title.clone(),
                     incidents: 0,
                     occurrences: 0,
                     active: 0,
