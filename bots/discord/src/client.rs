@@ -129,6 +129,9 @@ pub fn card_embed(c: &Card) -> CreateEmbed {
                 true,
             )
         }));
+    if let Some(s) = &c.summary {
+        embed = embed.field("Summary", cut(&escape(s), 1024), false);
+    }
     if !c.notices.is_empty() {
         let notes: Vec<String> = c.notices.iter().take(12).map(|n| escape(n)).collect();
         embed = embed.field("Notes", cut(&notes.join("\n"), 1024), false);

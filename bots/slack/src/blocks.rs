@@ -28,9 +28,13 @@ pub fn card_blocks(c: &Card) -> Vec<Value> {
         let field = format!("*{}*\n{}", escape(k), escape(v));
         fields.push(json!({"type": "mrkdwn", "text": truncate(&field, FIELD_MAX)}));
     }
+    let mut facts = json!({"type": "section", "fields": fields});
+    if let Some(s) = &c.summary {
+        facts["text"] = json!({"type": "mrkdwn", "text": truncate(&escape(s), SECTION_MAX)});
+    }
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&c.title, 150), "emoji": true}}),
-        json!({"type": "section", "fields": fields}),
+        facts,
     ];
     let links: Vec<String> = c
         .links

@@ -691,6 +691,12 @@ pub fn incident_detail(inc: &Incident, timeline: &[TimelineEntry]) -> String {
         let labels: Vec<String> = inc.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         out.push_str(&format!("labels: {}\n", labels.join(" ")));
     }
+    // What the opening alert says: its summary, description, reason...
+    for (k, v) in &inc.annotations {
+        if v.trim() != inc.title {
+            out.push_str(&format!("{k}: {}\n", v.trim()));
+        }
+    }
     for l in &inc.links {
         out.push_str(&format!(
             "link: {} {}\n",

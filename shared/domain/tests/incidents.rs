@@ -551,3 +551,30 @@ async fn recurrence_reads_a_bounded_window_and_pages_on() {
     assert_eq!(next.scanned, 10);
     assert_eq!(next.next_cursor, None);
 }
+
+#[tokio::test]
+async fn the_card_shows_what_the_alert_says_beyond_its_title() {
+    let w = world();
+    let body = serde_json::json!({
+        "title": "nightly-export missed its deadline", "fingerprint": "hb-card",
+        "annotations": {
+            "summary": "nightly-export missed its deadline",
+            "description": "the nightly export to the warehouse",
+            "reason": "the job reported a failure"
+        }
+    });
+    let report = post(&w.svc, SourceKind::Generic, body.to_string().as_bytes())
+        .await
+        .unwrap();
+    let inc = incidents::get(&w.svc, &responder().tenant, &report.incidents[0])
+        .await
+        .unwrap();
+    let card = firewatch_domain::chat::card(&inc, false);
+    assert_eq!(
+        card.summary.as_deref(),
+        Some("the nightly export to the warehouse\nthe job reported a failure"),
+        "description and reason, not the summary that repeats the title"
+    );
+    let text = firewatch_domain::chat::card_text(&card);
+    assert!(text.contains("the job reported a failure"), "{text}");
+}

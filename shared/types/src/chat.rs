@@ -237,6 +237,10 @@ pub struct Card {
     pub source: SourceKind,
     /// The labels worth showing, in order.
     pub key_labels: Vec<(String, String)>,
+    /// What the opening alert says beyond its title: its `description`,
+    /// `reason` and `error` annotations, one to a line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     pub links: Vec<Link>,
     pub occurrences: u64,
     pub opened_at: DateTime<Utc>,

@@ -66,6 +66,7 @@ pub fn card(inc: &Incident, tickets: bool) -> Card {
         state: inc.state,
         source: inc.source,
         key_labels,
+        summary: summary(inc),
         links: inc
             .ticket
             .iter()
@@ -93,6 +94,25 @@ pub fn card(inc: &Incident, tickets: bool) -> Card {
             }))
             .collect(),
     }
+}
+
+/// The annotations a card shows under its title, in this order.
+pub const SUMMARY_ANNOTATIONS: [&str; 3] = ["description", "reason", "error"];
+
+/// The most a card's summary holds, in bytes.
+const SUMMARY_MAX: usize = 500;
+
+/// What the opening alert says beyond its title (a heartbeat's "the job
+/// reported a failure", a CloudWatch alarm's reason), without repeating the
+/// title.
+fn summary(inc: &Incident) -> Option<String> {
+    let lines: Vec<&str> = SUMMARY_ANNOTATIONS
+        .iter()
+        .filter_map(|k| inc.annotations.get(*k))
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty() && *v != inc.title)
+        .collect();
+    (!lines.is_empty()).then(|| crate::limits::truncate(&lines.join("\n"), SUMMARY_MAX))
 }
 
 /// The thread reply for a timeline entry.
@@ -256,6 +276,10 @@ pub fn card_text(c: &Card) -> String {
         "[{}] {} · {} · {} · seen {}×\n{}",
         c.severity, c.state, c.source, c.incident_id, c.occurrences, c.title
     );
+    if let Some(s) = &c.summary {
+        out.push('\n');
+        out.push_str(s);
+    }
     if !c.key_labels.is_empty() {
         let labels: Vec<String> = c
             .key_labels

@@ -219,6 +219,7 @@ pub fn card(s: &Storm) -> Card {
         },
         source: firewatch_types::SourceKind::Generic,
         key_labels: vec![("storm".into(), s.id.clone())],
+        summary: None,
         links: Vec::new(),
         occurrences: s.count,
         opened_at: s.started_at,
