@@ -409,6 +409,11 @@ async fn the_cli_says_a_redelivery_changed_nothing_and_exits_with_a_run_s_outcom
     );
     assert!(!ok, "a failed dry-run exits non-zero: {out}");
     assert!(out.contains("dry_run_failed"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("1. reach [read-only]: GET") && l.ends_with(')')),
+        "the read-only step shows what its check found: {out}"
+    );
 
     let (ok, out) = cli(
         &["playbooks", "dry-run", &id, "poke-unreachable"],

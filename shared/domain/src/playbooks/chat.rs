@@ -71,7 +71,17 @@ pub fn run_message(run: &Run) -> ChatMessage {
     };
     text.push_str("\nSteps:");
     for (i, p) in run.preview.iter().enumerate() {
-        text.push_str(&line(i + 1, p, run.steps.get(i)));
+        // Until a step is sent, a read-only one shows what its dry-run
+        // check found, so an approver sees it where they decide.
+        let outcome = match run.steps.get(i) {
+            Some(o) if o.status != StepStatus::Pending => Some(o),
+            pending => p
+                .read_only
+                .then(|| run.preflight.iter().find(|o| o.name == p.name))
+                .flatten()
+                .or(pending),
+        };
+        text.push_str(&line(i + 1, p, outcome));
     }
     if !run.rollback_preview.is_empty() {
         text.push_str("\nRollback:");
