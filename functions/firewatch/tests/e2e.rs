@@ -155,6 +155,15 @@ async fn an_alert_becomes_an_incident_that_a_responder_acknowledges_over_http() 
         console.contains(&id) && console.contains("[Acknowledge]"),
         "the thread shows in the terminal: {console}"
     );
+    let tag = &id[id.len() - 6..];
+    let thread: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains("new incident thread") || l.contains("│ "))
+        .collect();
+    assert!(
+        !thread.is_empty() && thread.iter().all(|l| l.starts_with(&format!("{tag} "))),
+        "every line of the thread starts with the incident's short id: {console}"
+    );
     let (ok, out) = cli(
         &["incidents", "ack", &id, "--reason", "on it"],
         &server.url,

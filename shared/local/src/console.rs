@@ -1,6 +1,11 @@
 //! [`ConsoleChat`]: the chat destination of `firewatch dev` when no chat
 //! platform is configured. Cards and thread replies are printed readably to
 //! standard output, so a new user sees the whole flow in the terminal.
+//!
+//! Every line starts with its incident's short id (the last six characters
+//! of `inc_…`), so two threads that interleave stay apart. A message that
+//! is edited in place on a platform (a playbook run's) prints whole once,
+//! then one line per edit.
 
 use async_trait::async_trait;
 use firewatch_domain::chat::{card_text, ChatClient, ChatError};
@@ -14,11 +19,27 @@ pub struct ConsoleChat {
     seq: AtomicU64,
 }
 
-fn print(text: &str) {
+/// Prints `text`, each line tagged with the thread's short id.
+fn print(tag: &str, text: &str) {
     // A closed stdout must not take the server down.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
+    for line in text.lines() {
+        let _ = writeln!(out, "{tag} {line}");
+    }
     let _ = out.flush();
+}
+
+/// The short id of an incident: the last six characters of its id.
+fn short(id: &str) -> &str {
+    &id[id.len().saturating_sub(6)..]
+}
+
+/// The short id a thread was posted with (`console-<n>-<short id>`).
+fn tag_of(t: &ThreadRef) -> &str {
+    t.root_id
+        .strip_prefix("console-")
+        .and_then(|r| r.split_once('-'))
+        .map_or("??????", |(_, tag)| tag)
 }
 
 fn indent(text: &str, prefix: &str) -> String {
@@ -32,57 +53,69 @@ fn indent(text: &str, prefix: &str) -> String {
 impl ChatClient for ConsoleChat {
     async fn post_root(&self, dest: &Destination, card: &Card) -> Result<ThreadRef, ChatError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        print(&format!(
-            "\n┌─ new incident thread ─────────────\n{}",
-            indent(&card_text(card), "│ ")
-        ));
+        let tag = short(card.incident_id.as_str());
+        print(
+            tag,
+            &format!(
+                "┌─ new incident thread ─────────────\n{}",
+                indent(&card_text(card), "│ ")
+            ),
+        );
         Ok(ThreadRef {
             destination: dest.clone(),
-            root_id: format!("console-{n}"),
+            root_id: format!("console-{n}-{tag}"),
             thread_id: None,
         })
     }
 
-    async fn update_root(&self, _t: &ThreadRef, card: &Card) -> Result<(), ChatError> {
-        print(&format!(
-            "│ card now: [{}] {} · seen {}× · {}",
-            card.severity, card.state, card.occurrences, card.incident_id
-        ));
+    async fn update_root(&self, t: &ThreadRef, card: &Card) -> Result<(), ChatError> {
+        print(
+            tag_of(t),
+            &format!(
+                "│ card now: [{}] {} · seen {}× · {}",
+                card.severity, card.state, card.occurrences, card.incident_id
+            ),
+        );
         Ok(())
     }
 
-    async fn reply(&self, _t: &ThreadRef, text: &str) -> Result<(), ChatError> {
+    async fn reply(&self, t: &ThreadRef, text: &str) -> Result<(), ChatError> {
         // Later lines of a multi-line reply (a triage report) stay in the thread.
         let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
         if rest.is_empty() {
-            print(&format!("├─ {first}"));
+            print(tag_of(t), &format!("├─ {first}"));
         } else {
-            print(&format!("├─ {first}\n{}", indent(rest, "│  ")));
+            print(tag_of(t), &format!("├─ {first}\n{}", indent(rest, "│  ")));
         }
         Ok(())
     }
 
     async fn post_message(&self, t: &ThreadRef, m: &ChatMessage) -> Result<String, ChatError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        print(&format!(
-            "├─┬─ message {n}\n{}",
-            indent(&message_text(m), "│ │ ")
-        ));
-        let _ = t;
+        print(
+            tag_of(t),
+            &format!("├─┬─ message {n}\n{}", indent(&message_text(m), "│ │ ")),
+        );
         Ok(format!("console-message-{n}"))
     }
 
     async fn edit_message(
         &self,
-        _t: &ThreadRef,
+        t: &ThreadRef,
         id: &str,
         m: &ChatMessage,
     ) -> Result<(), ChatError> {
+        // The thread's reply already says what changed: one line, not the
+        // whole message again.
         let n = id.trim_start_matches("console-message-");
-        print(&format!(
-            "├─┬─ message {n} now\n{}",
-            indent(&message_text(m), "│ │ ")
-        ));
+        let first = m.text.lines().next().unwrap_or("");
+        let buttons: Vec<String> = m.buttons.iter().map(|b| format!("[{}]", b.label)).collect();
+        print(
+            tag_of(t),
+            &format!("├─ message {n} now: {first} {}", buttons.join(" "))
+                .trim_end()
+                .to_owned(),
+        );
         Ok(())
     }
 }
@@ -94,4 +127,29 @@ fn message_text(m: &ChatMessage) -> String {
     }
     let buttons: Vec<String> = m.buttons.iter().map(|b| format!("[{}]", b.label)).collect();
     format!("{}\n{}", m.text, buttons.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_is_told_apart_by_its_incident_s_short_id() {
+        let t = ThreadRef {
+            destination: Destination::Console,
+            root_id: "console-3-S3KRXG".into(),
+            thread_id: None,
+        };
+        assert_eq!(tag_of(&t), "S3KRXG");
+        assert_eq!(short("inc_01M857S83EPTFJ121N1AS3KRXG"), "S3KRXG");
+        let old = ThreadRef {
+            root_id: "console-3".into(),
+            ..t
+        };
+        assert_eq!(
+            tag_of(&old),
+            "??????",
+            "a thread from before tags were kept"
+        );
+    }
 }
