@@ -112,9 +112,7 @@ impl ChatClient for ConsoleChat {
         let buttons: Vec<String> = m.buttons.iter().map(|b| format!("[{}]", b.label)).collect();
         print(
             tag_of(t),
-            &format!("├─ message {n} now: {first} {}", buttons.join(" "))
-                .trim_end()
-                .to_owned(),
+            format!("├─ message {n} now: {first} {}", buttons.join(" ")).trim_end(),
         );
         Ok(())
     }
