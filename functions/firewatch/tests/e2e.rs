@@ -493,3 +493,85 @@ fn the_banner_s_first_alert_command_works_as_printed_whatever_the_data_dir() {
         "{text}"
     );
 }
+
+/// The README's "A first incident, step by step" block, run as written
+/// (each `cargo run --profile local -p firewatch --` is this binary, and
+/// `inc_...` the incident the first command opened), so the README cannot
+/// drift from what the commands do.
+#[test]
+fn the_readme_s_first_incident_steps_run_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("## A first incident, step by step")
+        .nth(1)
+        .expect("the README has its first-incident section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section starts with a sh block");
+    let prefix = "cargo run --profile local -p firewatch -- ";
+    let commands: Vec<&str> = block
+        .lines()
+        .map(|l| l.split("   #").next().unwrap().trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(commands.len() >= 5, "{block}");
+
+    // `firewatch dev` in a directory, the commands run from that directory.
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join(".firewatch"), None);
+    let mut incident: Option<String> = None;
+    for command in commands {
+        let args = command
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("a step that is not a firewatch command: {command}"));
+        let args: Vec<String> = words(args)
+            .into_iter()
+            .map(|w| match (&incident, w.as_str()) {
+                (Some(id), "inc_...") => id.clone(),
+                _ => w,
+            })
+            .collect();
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("FIREWATCH_URL", &server.url)
+            .env_remove("FIREWATCH_TOKEN")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "`{command}` failed: {text}");
+        if incident.is_none() {
+            incident = text
+                .split_whitespace()
+                .find(|w| w.starts_with("inc_"))
+                .map(str::to_owned);
+        }
+    }
+    assert!(incident.is_some(), "the first step opened an incident");
+}
+
+/// Splits a command line into words, honouring double quotes.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
