@@ -1037,6 +1037,21 @@ async fn triage_of_a_pipeline_incident_cites_its_impact_cost_and_missing_runbook
         .next_actions
         .iter()
         .any(|a| a.contains("Give airflow/etl.orders a runbook")));
+    // Triaged as a pipeline, not as a failing web service.
+    assert_eq!(r.rule.as_deref(), Some("pipeline"));
+    assert!(
+        r.likely_cause.contains("data pipeline"),
+        "{}",
+        r.likely_cause
+    );
+    assert!(!r.likely_cause.contains("deploy"), "{}", r.likely_cause);
+    assert!(
+        !r.impact_summary.contains("not yet user-facing")
+            && r.impact_summary.contains("late or missing")
+            && r.impact_summary.contains("airflow/report.finance"),
+        "{}",
+        r.impact_summary
+    );
 }
 
 #[tokio::test]

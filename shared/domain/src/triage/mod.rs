@@ -89,6 +89,22 @@ struct Rule {
     actions: &'static [&'static str],
 }
 
+/// The rule of an incident a data pipeline raised (it carries the
+/// `pipeline` label): chosen by that label before any word, since a failed
+/// run's title ("failed", "error") would otherwise read as a failing web
+/// service.
+const PIPELINE_RULE: Rule = Rule {
+    name: "pipeline",
+    words: &[],
+    cause: "A data pipeline run failed or is late: a failing task, input data that is late, \
+            missing or malformed, or a change to the job or to what it reads.",
+    actions: &[
+        "Read the run's error and its failing task's log.",
+        "Check that the inputs the run reads arrived complete and on time.",
+        "Rerun the pipeline once the cause is fixed, and tell its downstream consumers when their data will be current.",
+    ],
+};
+
 /// The rule catalogue, most specific first.
 const RULES: &[Rule] = &[
     Rule {
@@ -242,11 +258,15 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
         text.push_str(name);
     }
     let ws = words(&text);
-    let matched = RULES.iter().find_map(|r| {
-        ws.iter()
-            .find(|w| r.words.iter().any(|k| w.starts_with(k)))
-            .map(|w| (r, w.clone()))
-    });
+    let pipeline = inc.labels.get("pipeline");
+    let matched = match pipeline {
+        Some(id) => Some((&PIPELINE_RULE, format!("pipeline={id}"))),
+        None => RULES.iter().find_map(|r| {
+            ws.iter()
+                .find(|w| r.words.iter().any(|k| w.starts_with(k)))
+                .map(|w| (r, w.clone()))
+        }),
+    };
 
     let mut facts: Vec<String> = Vec::new();
     let mut used: Vec<FactUsed> = Vec::new();
@@ -308,7 +328,13 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
             ),
         ));
     }
-    if let Some((r, w)) = &matched {
+    if let (Some((r, w)), Some(_)) = (&matched, pipeline) {
+        fact(
+            "rules.match",
+            "rules",
+            format!("rule `{}` matched the label {w}", r.name),
+        );
+    } else if let Some((r, w)) = &matched {
         fact(
             "rules.match",
             "rules",
@@ -346,11 +372,16 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
         ));
     }
 
-    let mut impact = match inc.severity {
-        Severity::Sev1 => "Critical: customers are likely affected now.",
-        Severity::Sev2 => "High: a user-facing degradation is likely.",
-        Severity::Sev3 => "Moderate: degraded, not yet user-facing.",
-        Severity::Sev4 => "Low: an early warning.",
+    let mut impact = match (pipeline.is_some(), inc.severity) {
+        // A pipeline's harm is the data it did not deliver; who is hurt is
+        // its downstream (added from the lineage graph when known).
+        (true, Severity::Sev1) => "Critical: data others depend on now is late or missing.",
+        (true, Severity::Sev2) => "High: the data this pipeline produces is late or missing.",
+        (true, _) => "Moderate: the data this pipeline produces is late or missing.",
+        (false, Severity::Sev1) => "Critical: customers are likely affected now.",
+        (false, Severity::Sev2) => "High: a user-facing degradation is likely.",
+        (false, Severity::Sev3) => "Moderate: degraded, not yet user-facing.",
+        (false, Severity::Sev4) => "Low: an early warning.",
     }
     .to_owned();
     if !scope.is_empty() {
