@@ -143,7 +143,7 @@ async fn follow(
         run = api
             .get::<Run>(&format!("/v1/playbook-runs/{}", run.id), &[])
             .await?;
-        for t in run.history.iter().skip(shown) {
+        for t in run.history.iter().skip(shown).filter(|_| !api.json) {
             println!("{}", transition_line(t));
         }
         shown = run.history.len();
@@ -155,9 +155,23 @@ struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// `--json`: answers are printed as JSON, not as text.
+    json: bool,
 }
 
 impl Api {
+    /// Prints an answer: as JSON with `--json`, otherwise as `text` has it.
+    fn emit<T: serde::Serialize>(&self, v: &T, text: impl FnOnce(&T) -> String) {
+        if self.json {
+            match serde_json::to_string_pretty(v) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot print the answer as JSON: {e}"),
+            }
+        } else {
+            print!("{}", text(v));
+        }
+    }
+
     fn new(remote: &Remote) -> Result<Self, String> {
         let token = remote
             .token
@@ -174,6 +188,7 @@ impl Api {
             http: reqwest::Client::new(),
             base: remote.url.trim_end_matches('/').to_owned(),
             token,
+            json: remote.json,
         })
     }
 
@@ -236,7 +251,7 @@ impl Api {
 pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), String> {
     use firewatch_domain::playbooks::runs::Run;
     let api = Api::new(remote)?;
-    let print_run = |r: &Run| print!("{}", run_text(r));
+    let print_run = |r: &Run| api.emit(r, run_text);
     match cmd {
         PlaybooksCommand::List { incident } => {
             let path = match &incident {
@@ -244,6 +259,10 @@ pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), Str
                 None => "/v1/playbooks".into(),
             };
             let list: Value = api.get(&path, &[]).await?;
+            if api.json {
+                api.emit(&list, |_| String::new());
+                return Ok(());
+            }
             for p in list["items"].as_array().into_iter().flatten() {
                 println!(
                     "{:<28} {:<7} approval {:<8} {}",
@@ -320,10 +339,17 @@ pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), Str
 async fn start(api: &Api, path: &str, follow_it: bool) -> Result<(), String> {
     let started: firewatch_domain::playbooks::runs::Run =
         api.post_once(path, &serde_json::json!({})).await?;
-    print!("{}", run_text(&started));
     let ended = if follow_it {
-        follow(api, started).await?
+        if !api.json {
+            print!("{}", run_text(&started));
+        }
+        let ended = follow(api, started).await?;
+        if api.json {
+            api.emit(&ended, run_text);
+        }
+        ended
     } else {
+        api.emit(&started, run_text);
         started
     };
     outcome(&ended)
@@ -364,6 +390,10 @@ pub async fn send_test_alert(remote: &Remote, resolve: bool) -> Result<(), Strin
             &crate::sample::alertmanager(resolve),
         )
         .await?;
+    if api.json {
+        api.emit(&report, |_| String::new());
+        return Ok(());
+    }
     let results = report["results"].as_array().cloned().unwrap_or_default();
     if report["duplicate"] == true {
         // The answer repeats the first delivery's results; saying them
@@ -420,7 +450,7 @@ pub enum KeysCommand {
     Rotate { id: String },
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 struct KeyView {
     id: String,
     name: String,
@@ -431,7 +461,7 @@ struct KeyView {
     token: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 struct KeyList {
     items: Vec<KeyView>,
 }
@@ -451,20 +481,23 @@ pub async fn keys(remote: &Remote, cmd: KeysCommand) -> Result<(), String> {
     match cmd {
         KeysCommand::List => {
             let list: KeyList = api.get("/v1/keys", &[]).await?;
-            println!(
-                "{:<32} {:<10} {:<10} {:<17} NAME",
-                "ID", "ROLE", "HINT", "CREATED"
-            );
-            for k in list.items {
-                println!(
-                    "{:<32} {:<10} {:<10} {:<17} {}",
-                    k.id,
-                    k.role,
-                    k.token_hint,
-                    k.created_at.format("%Y-%m-%d %H:%M"),
-                    k.name
+            api.emit(&list, |list| {
+                let mut out = format!(
+                    "{:<32} {:<10} {:<10} {:<17} NAME\n",
+                    "ID", "ROLE", "HINT", "CREATED"
                 );
-            }
+                for k in &list.items {
+                    out.push_str(&format!(
+                        "{:<32} {:<10} {:<10} {:<17} {}\n",
+                        k.id,
+                        k.role,
+                        k.token_hint,
+                        k.created_at.format("%Y-%m-%d %H:%M"),
+                        k.name
+                    ));
+                }
+                out
+            });
         }
         KeysCommand::Create { role, name, person } => {
             let k: KeyView = api
@@ -506,17 +539,21 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
                 }
             }
             let page: Paged<Incident> = api.get("/v1/incidents", &q).await?;
-            print!("{}", incident_table(&page.items, Utc::now()));
-            if page.next_cursor.is_some() {
-                println!("(more: raise --limit or page the API with next_cursor)");
-            }
+            api.emit(&page, |page| {
+                let mut out = incident_table(&page.items, Utc::now());
+                if page.next_cursor.is_some() {
+                    out.push_str("(more: raise --limit or page the API with next_cursor)\n");
+                }
+                out
+            });
         }
         IncidentsCommand::Show { id } => {
             let inc: Incident = api.get(&format!("/v1/incidents/{id}"), &[]).await?;
             let tl: Paged<TimelineEntry> = api
                 .get(&format!("/v1/incidents/{id}/timeline"), &[])
                 .await?;
-            print!("{}", incident_detail(&inc, &tl.items));
+            let shown = serde_json::json!({"incident": inc, "timeline": tl.items});
+            api.emit(&shown, |_| incident_detail(&inc, &tl.items));
         }
         IncidentsCommand::Ack { id, reason } => act(&api, &id, "ack", reason).await?,
         IncidentsCommand::Resolve { id, reason } => act(&api, &id, "resolve", reason).await?,
@@ -546,10 +583,13 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
                     firewatch_domain::triage::markdown::render(&inc, &report)
                 );
             } else {
-                println!("{}", firewatch_domain::chat::triage_text(&report, "you"));
-                if let Some(rid) = &report.id {
-                    println!("Report {rid}: say whether it helped with POST /v1/incidents/{id}/triage/{rid}/feedback");
-                }
+                api.emit(&report, |report| {
+                    let mut out = format!("{}\n", firewatch_domain::chat::triage_text(report, "you"));
+                    if let Some(rid) = &report.id {
+                        out.push_str(&format!("Report {rid}: say whether it helped with POST /v1/incidents/{id}/triage/{rid}/feedback\n"));
+                    }
+                    out
+                });
             }
         }
     }
@@ -563,7 +603,12 @@ async fn act(api: &Api, id: &str, action: &str, reason: Option<String>) -> Resul
             &serde_json::json!({ "reason": reason }),
         )
         .await?;
-    println!("{} is now {} (version {})", inc.id, inc.state, inc.version);
+    api.emit(&inc, |inc| {
+        format!(
+            "{} is now {} (version {})\n",
+            inc.id, inc.state, inc.version
+        )
+    });
     Ok(())
 }
 

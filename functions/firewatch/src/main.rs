@@ -39,6 +39,10 @@ pub struct Remote {
     /// `--data-dir` of `firewatch dev`).
     #[arg(long, global = true, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Print the API's answer as JSON instead of text (to read with jq or a
+    /// script).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// Where `firewatch dev` keeps its data, and where the client commands look

@@ -435,6 +435,24 @@ async fn the_cli_says_a_redelivery_changed_nothing_and_exits_with_a_run_s_outcom
         .find(|w| w.starts_with("run_"))
         .unwrap_or_else(|| panic!("no run id in {out}"))
         .to_owned();
+    // Every read answers JSON with --json, parsed back here.
+    let json = |args: &[&str]| -> Value {
+        let (ok, out) = cli(args, &server.url, token);
+        assert!(ok, "{args:?}: {out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    assert_eq!(
+        json(&["playbooks", "show", &run, "--json"])["state"],
+        "dry_run_ok"
+    );
+    let listed = json(&["incidents", "list", "--json"]);
+    assert_eq!(listed["items"][0]["id"], id.as_str(), "{listed}");
+    let shown = json(&["incidents", "show", &id, "--json"]);
+    assert_eq!(shown["incident"]["id"], id.as_str());
+    assert!(shown["timeline"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(json(&["keys", "list", "--json"])["items"].is_array());
+    assert!(json(&["playbooks", "list", "--json"])["items"].is_array());
+
     let (ok, out) = cli(&["playbooks", "run", &run, "--follow"], &server.url, token);
     assert!(!ok, "a run that fails exits non-zero with --follow: {out}");
     assert!(out.contains("failed"), "{out}");
