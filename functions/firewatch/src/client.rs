@@ -20,22 +20,35 @@ pub enum IncidentsCommand {
         /// sev1 to sev4.
         #[arg(long)]
         severity: Option<String>,
+        /// The provider: alertmanager, grafana, pagerduty, sentry, signoz,
+        /// cloudwatch, generic, heartbeat, smoke, freshness or pipelines.
         #[arg(long)]
         source: Option<String>,
+        /// How many to list (1 to 200).
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Print new incidents and changes to them as they happen (every
+    /// second), until interrupted.
+    Watch,
     /// Show one incident and its timeline.
-    Show { id: String },
+    Show {
+        /// The incident's id (`inc_...`).
+        id: String,
+    },
     /// Acknowledge an incident.
     Ack {
+        /// The incident's id (`inc_...`).
         id: String,
+        /// Why, for the timeline and the thread.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Resolve an incident.
     Resolve {
+        /// The incident's id (`inc_...`).
         id: String,
+        /// Why, for the timeline and the thread.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -43,6 +56,7 @@ pub enum IncidentsCommand {
     /// in its chat threads), in the server's default mode
     /// (`FIREWATCH_TRIAGE_DEFAULT`) unless one is named.
     Triage {
+        /// The incident's id (`inc_...`).
         id: String,
         /// Ask a language model to enrich the rules' report.
         #[arg(long, conflicts_with = "deterministic")]
@@ -547,6 +561,7 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
                 out
             });
         }
+        IncidentsCommand::Watch => watch(&api).await?,
         IncidentsCommand::Show { id } => {
             let inc: Incident = api.get(&format!("/v1/incidents/{id}"), &[]).await?;
             let tl: Paged<TimelineEntry> = api
@@ -594,6 +609,43 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// How often `incidents watch` reads the newest incidents.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `incidents watch`: the newest incidents read every second; each one new
+/// or changed since the last read (by its version) printed once, as a
+/// table row or, with `--json`, as one JSON object per line.
+async fn watch(api: &Api) -> Result<(), String> {
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut first = true;
+    loop {
+        let page: Paged<Incident> = api
+            .get("/v1/incidents", &[("limit", "200".to_owned())])
+            .await?;
+        // Oldest first, so the output reads in the order things happened.
+        for inc in page.items.iter().rev() {
+            let id = inc.id.to_string();
+            let known = seen.insert(id, inc.version);
+            if known == Some(inc.version) || (first && !inc.state.is_active()) {
+                continue;
+            }
+            let what = if known.is_none() { "new" } else { "changed" };
+            if api.json {
+                let line = serde_json::json!({"event": what, "incident": inc});
+                println!("{line}");
+            } else {
+                let row = incident_table(std::slice::from_ref(inc), Utc::now());
+                let row = row.lines().nth(1).unwrap_or_default();
+                println!("{what:<8} {row}");
+            }
+        }
+        first = false;
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
 }
 
 async fn act(api: &Api, id: &str, action: &str, reason: Option<String>) -> Result<(), String> {

@@ -593,3 +593,54 @@ fn words(line: &str) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn incidents_watch_prints_new_incidents_and_their_changes_as_they_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "fw_e2e_watch_token_0123456789";
+    let server = start(dir.path(), Some(token));
+    let mut watch = Command::new(BIN)
+        .args(["incidents", "watch", "--url", &server.url, "--token", token])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let wait_for = |prefix: &str, needle: &str| {
+        for _ in 0..100 {
+            if lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.starts_with(prefix) && l.contains(needle))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "no {prefix:?} line with {needle:?}: {:?}",
+            lines.lock().unwrap()
+        );
+    };
+    let (ok, out) = cli(&["send-test-alert"], &server.url, token);
+    assert!(ok, "{out}");
+    let id = out
+        .split_whitespace()
+        .find(|w| w.starts_with("inc_"))
+        .unwrap();
+    wait_for("new", id);
+    let (ok, out) = cli(&["incidents", "ack", id], &server.url, token);
+    assert!(ok, "{out}");
+    wait_for("changed", "acknowledged");
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
