@@ -52,6 +52,45 @@ pub enum IncidentsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Mark an incident mitigated (the harm stopped, the cause not fixed).
+    Mitigate {
+        /// The incident's id (`inc_...`).
+        id: String,
+        /// Why, for the timeline and the thread.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Close a resolved incident for good.
+    Close {
+        /// The incident's id (`inc_...`).
+        id: String,
+        /// Why, for the timeline and the thread.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reopen a resolved incident.
+    Reopen {
+        /// The incident's id (`inc_...`).
+        id: String,
+        /// Why, for the timeline and the thread.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Add a comment to an incident's timeline (and its threads).
+    Comment {
+        /// The incident's id (`inc_...`).
+        id: String,
+        /// The comment.
+        text: String,
+    },
+    /// Pause an incident's reminders and escalation for a while.
+    Snooze {
+        /// The incident's id (`inc_...`).
+        id: String,
+        /// How long: 30m, 2h, 1d.
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: String,
+    },
     /// Triage an incident: likely cause, impact, next actions (also posted
     /// in its chat threads), in the server's default mode
     /// (`FIREWATCH_TRIAGE_DEFAULT`) unless one is named.
@@ -572,6 +611,36 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
         }
         IncidentsCommand::Ack { id, reason } => act(&api, &id, "ack", reason).await?,
         IncidentsCommand::Resolve { id, reason } => act(&api, &id, "resolve", reason).await?,
+        IncidentsCommand::Mitigate { id, reason } => act(&api, &id, "mitigate", reason).await?,
+        IncidentsCommand::Close { id, reason } => act(&api, &id, "close", reason).await?,
+        IncidentsCommand::Reopen { id, reason } => act(&api, &id, "reopen", reason).await?,
+        IncidentsCommand::Comment { id, text } => {
+            let e: TimelineEntry = api
+                .post(
+                    &format!("/v1/incidents/{id}/comments"),
+                    &serde_json::json!({ "text": text }),
+                )
+                .await?;
+            api.emit(&e, |e| {
+                format!("{id}: comment added at {}\n", e.at.format("%H:%M:%S"))
+            });
+        }
+        IncidentsCommand::Snooze { id, for_ } => {
+            let inc: Incident = api
+                .post(
+                    &format!("/v1/incidents/{id}/snooze"),
+                    &serde_json::json!({ "for": for_ }),
+                )
+                .await?;
+            api.emit(&inc, |inc| match inc.snoozed_until {
+                Some(t) => format!(
+                    "{} snoozed until {}\n",
+                    inc.id,
+                    t.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => format!("{} is not snoozed\n", inc.id),
+            });
+        }
         IncidentsCommand::Triage {
             id,
             assisted,

@@ -644,3 +644,42 @@ fn incidents_watch_prints_new_incidents_and_their_changes_as_they_happen() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+#[test]
+fn the_cli_walks_an_incident_through_every_state_with_comments_and_snooze() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "fw_e2e_states_token_0123456789";
+    let server = start(dir.path(), Some(token));
+    let run = |args: &[&str]| -> String {
+        let (ok, out) = cli(args, &server.url, token);
+        assert!(ok, "{args:?}: {out}");
+        out
+    };
+    let out = run(&["send-test-alert"]);
+    let id = out
+        .split_whitespace()
+        .find(|w| w.starts_with("inc_"))
+        .unwrap()
+        .to_owned();
+    assert!(run(&["incidents", "ack", &id]).contains("acknowledged"));
+    assert!(run(&["incidents", "mitigate", &id, "--reason", "rolled back"]).contains("mitigated"));
+    assert!(
+        run(&["incidents", "comment", &id, "watching the error rate"]).contains("comment added")
+    );
+    assert!(run(&["incidents", "snooze", &id, "--for", "30m"]).contains("snoozed until"));
+    assert!(run(&["incidents", "resolve", &id]).contains("resolved"));
+    assert!(run(&["incidents", "reopen", &id]).contains("open"));
+    assert!(run(&["incidents", "resolve", &id]).contains("resolved"));
+    assert!(run(&["incidents", "close", &id]).contains("closed"));
+    let shown = run(&["incidents", "show", &id]);
+    assert!(
+        shown.contains("watching the error rate") && shown.contains("rolled back"),
+        "{shown}"
+    );
+    let (ok, out) = cli(
+        &["incidents", "snooze", &id, "--for", "soon"],
+        &server.url,
+        token,
+    );
+    assert!(!ok && out.contains("invalid_snooze"), "{out}");
+}
