@@ -168,6 +168,9 @@ pub enum PlaybooksCommand {
     },
 }
 
+/// Reads in a row that may fail before `--follow` or `watch` gives up.
+const MAX_MISSES: u32 = 30;
+
 /// How long `--follow` waits between two reads of the run.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -191,11 +194,26 @@ async fn follow(
     use firewatch_domain::playbooks::runs::{Run, RunState};
     let mut run = started;
     let mut shown = run.history.len();
+    let mut misses = 0;
     while matches!(run.state, RunState::Running | RunState::RollingBack) {
         tokio::time::sleep(FOLLOW_EVERY).await;
-        run = api
+        run = match api
             .get::<Run>(&format!("/v1/playbook-runs/{}", run.id), &[])
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // A read that fails (a restart, a blip) is tried again; the
+                // run goes on without us.
+                misses += 1;
+                if misses >= MAX_MISSES {
+                    return Err(e);
+                }
+                eprintln!("(could not read the run, trying again: {e})");
+                continue;
+            }
+        };
+        misses = 0;
         for t in run.history.iter().skip(shown).filter(|_| !api.json) {
             println!("{}", transition_line(t));
         }
@@ -519,14 +537,15 @@ struct KeyList {
     items: Vec<KeyView>,
 }
 
-fn print_new_key(k: &KeyView) {
-    println!(
-        "{} {} ({}), token hint {}",
+fn new_key_text(k: &KeyView) -> String {
+    let mut out = format!(
+        "{} {} ({}), token hint {}\n",
         k.id, k.name, k.role, k.token_hint
     );
     if let Some(t) = &k.token {
-        println!("token (shown once): {t}");
+        out.push_str(&format!("token (shown once): {t}\n"));
     }
+    out
 }
 
 pub async fn keys(remote: &Remote, cmd: KeysCommand) -> Result<(), String> {
@@ -559,18 +578,21 @@ pub async fn keys(remote: &Remote, cmd: KeysCommand) -> Result<(), String> {
                     &serde_json::json!({"name": name, "role": role, "person": person}),
                 )
                 .await?;
-            print_new_key(&k);
+            api.emit(&k, new_key_text);
         }
         KeysCommand::Revoke { id } => {
             api.delete(&format!("/v1/keys/{id}")).await?;
-            println!("{id} revoked");
+            api.emit(&serde_json::json!({ "revoked": id }), |_| {
+                format!("{id} revoked\n")
+            });
         }
         KeysCommand::Rotate { id } => {
             let k: KeyView = api
                 .post(&format!("/v1/keys/{id}/rotate"), &serde_json::json!({}))
                 .await?;
-            println!("{id} revoked; its replacement:");
-            print_new_key(&k);
+            api.emit(&k, |k| {
+                format!("{id} revoked; its replacement:\n{}", new_key_text(k))
+            });
         }
     }
     Ok(())
@@ -660,7 +682,7 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
                 api.post(&format!("/v1/incidents/{id}/triage"), &body)
                     .await?
             };
-            if markdown {
+            if markdown && !api.json {
                 let inc: Incident = api.get(&format!("/v1/incidents/{id}"), &[]).await?;
                 print!(
                     "{}",
@@ -689,10 +711,24 @@ const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 async fn watch(api: &Api) -> Result<(), String> {
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let mut first = true;
+    let mut misses = 0;
     loop {
-        let page: Paged<Incident> = api
+        let page: Paged<Incident> = match api
             .get("/v1/incidents", &[("limit", "200".to_owned())])
-            .await?;
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                misses += 1;
+                if misses >= MAX_MISSES {
+                    return Err(e);
+                }
+                eprintln!("(could not read the incidents, trying again: {e})");
+                tokio::time::sleep(WATCH_EVERY).await;
+                continue;
+            }
+        };
+        misses = 0;
         // Oldest first, so the output reads in the order things happened.
         for inc in page.items.iter().rev() {
             let id = inc.id.to_string();

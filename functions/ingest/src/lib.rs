@@ -73,7 +73,10 @@ async fn pagerduty_enqueue(
             };
             (StatusCode::ACCEPTED, Json(accepted)).into_response()
         }
-        Err(e) => pagerduty_refusal(e, pagerduty_routing_key(&body).is_some()).into_response(),
+        Err(e) => {
+            let has_key = pagerduty_routing_key(&body).is_some_and(|k| !k.trim().is_empty());
+            pagerduty_refusal(e, has_key).into_response()
+        }
     }
 }
 
@@ -232,10 +235,18 @@ async fn authenticate(
         });
     }
     if source == SourceKind::Pagerduty {
-        if let Some(key) = pagerduty_routing_key(body) {
+        if let Some(key) = pagerduty_routing_key(body).filter(|k| !k.trim().is_empty()) {
+            // A key the store cannot check now is a 503 to retry, not a
+            // refusal a sender would drop the event for.
             return auth::authenticate_token(svc, &key)
                 .await
-                .map_err(|_| ApiError::unauthorized("routing_key is not a valid firewatch key"));
+                .map_err(|e| match e {
+                    firewatch_domain::DomainError::Unauthorized(_)
+                    | firewatch_domain::DomainError::Forbidden(_) => {
+                        ApiError::unauthorized("routing_key is not a valid firewatch key")
+                    }
+                    other => other.into(),
+                });
         }
     }
     Err(ApiError::unauthorized(

@@ -352,6 +352,15 @@ async fn v2_enqueue_answers_like_pagerduty_and_authenticates_with_the_routing_ke
         a.json["errors"],
         serde_json::json!(["'routing_key' is missing or blank"])
     );
+    let blank = serde_json::json!({"routing_key": " ", "event_action": "trigger"});
+    let a = post(&svc, "/v2/enqueue", None, blank.to_string().into_bytes()).await;
+    assert_eq!(
+        (a.status, a.json["errors"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!(["'routing_key' is missing or blank"])
+        )
+    );
     // A routing key that may read but not post events is not a routing key.
     let body = String::from_utf8(fixture("pagerduty/trigger.json"))
         .unwrap()
@@ -365,6 +374,11 @@ async fn v2_enqueue_answers_like_pagerduty_and_authenticates_with_the_routing_ke
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
     assert_eq!(a.json["status"], "invalid event");
     assert_eq!(a.json["errors"].as_array().unwrap().len(), 1);
+    assert!(
+        !a.text.contains("explode"),
+        "the refusal names the field, not the value: {}",
+        a.text
+    );
 }
 
 fn signed_request(
@@ -619,6 +633,11 @@ async fn a_payload_of_the_wrong_shape_names_the_field_and_not_the_value() {
             "invalid type: integer",
             "(at labels.?)",
         ),
+        (
+            r#"{"title": "x", "labels": {"AKIAIOSFODNN7EXAMPLE": 7}}"#,
+            "invalid type: integer",
+            "(at labels.?)",
+        ),
     ];
     for (body, what, at) in cases {
         let a = post(
@@ -635,7 +654,7 @@ async fn a_payload_of_the_wrong_shape_names_the_field_and_not_the_value() {
             message.contains(what) && message.contains(at),
             "{body}: {message}"
         );
-        for echoed in ["424242", "hunter2", "false"] {
+        for echoed in ["424242", "hunter2", "false", "AKIA"] {
             assert!(!message.contains(echoed), "{body}: {message}");
         }
         assert!(!message.contains("variant"), "{message}");

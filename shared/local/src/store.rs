@@ -158,7 +158,10 @@ impl EmbeddedStore {
     /// Moves the blobs of a data directory from before blobs lived in the
     /// store (files under `root`, keyed by their relative path) into the
     /// database at `path`, in one transaction, then removes `root`. A data
-    /// directory without `root` is left as it is. Answers how many moved.
+    /// directory without `root` is left as it is. A file whose path is not a
+    /// valid blob key is not imported, and then `root` is kept (nothing is
+    /// deleted that was not moved; the next start imports the rest again,
+    /// which changes nothing). Answers how many moved.
     pub fn import_blob_dir(path: &Path, root: &Path) -> Result<usize, String> {
         if !root.is_dir() {
             return Ok(0);
@@ -171,9 +174,14 @@ impl EmbeddedStore {
                 std::fs::read_dir(&d).map_err(|e| format!("cannot read {}: {e}", d.display()))?;
             for entry in entries {
                 let p = entry.map_err(|e| e.to_string())?.path();
+                // A half-written blob from before (`<name>.tmp.<pid>.<n>`)
+                // was never linked: left out.
+                let temporary = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(".tmp."));
                 if p.is_dir() {
                     dirs.push(p);
-                } else if !p.to_string_lossy().contains(".tmp.") {
+                } else if !temporary {
                     files.push(p);
                 }
             }
@@ -181,20 +189,26 @@ impl EmbeddedStore {
         let mut conn = Connection::open(path).map_err(ctx)?;
         conn.execute_batch(SCHEMA).map_err(ctx)?;
         let tx = conn.transaction().map_err(ctx)?;
+        let mut moved = 0;
         for f in &files {
             let key = f
                 .strip_prefix(root)
-                .map_err(|e| e.to_string())?
-                .to_string_lossy()
-                .replace(std::path::MAIN_SEPARATOR, "/");
+                .ok()
+                .and_then(|k| k.to_str())
+                .map(|k| k.replace(std::path::MAIN_SEPARATOR, "/"))
+                .filter(|k| check_blob_key(k).is_ok());
+            let Some(key) = key else { continue };
             let bytes =
                 std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
             write_blob(&tx, &key, &bytes).map_err(|e| e.to_string())?;
+            moved += 1;
         }
         tx.commit().map_err(ctx)?;
-        std::fs::remove_dir_all(root)
-            .map_err(|e| format!("cannot remove {}: {e}", root.display()))?;
-        Ok(files.len())
+        if moved == files.len() {
+            std::fs::remove_dir_all(root)
+                .map_err(|e| format!("cannot remove {}: {e}", root.display()))?;
+        }
+        Ok(moved)
     }
 
     /// A private database in memory.
@@ -276,6 +290,19 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
         }
         let mut pending: Vec<(Reply<()>, Result<(), StoreError>)> = Vec::new();
         for job in batch {
+            // An error SQLite answers by rolling the whole transaction back
+            // (a full disk, an I/O error) leaves the connection in autocommit:
+            // the group is lost, and running the rest would commit each of
+            // them on its own behind the failing COMMIT below.
+            if tx.is_autocommit() {
+                fail(
+                    job,
+                    StoreError::Unavailable(
+                        "sqlite: the group's transaction was rolled back".into(),
+                    ),
+                );
+                continue;
+            }
             match job {
                 Job::Transact(ops, reply) => {
                     let result = apply_group_member(&mut tx, &ops, now);

@@ -50,11 +50,13 @@ async fn blobs_survive_reopening_the_store() {
 async fn blobs_kept_as_files_by_an_older_data_dir_move_into_the_store() {
     use firewatch_domain::ports::Blobs;
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("blobs");
+    // A data dir whose own path looks like a temporary name is still read.
+    let data = dir.path().join("fw.tmp.1");
+    let root = data.join("blobs");
     std::fs::create_dir_all(root.join("envelopes/acme")).unwrap();
     std::fs::write(root.join("envelopes/acme/abc.json"), b"{\"old\":1}").unwrap();
     std::fs::write(root.join("envelopes/acme/abc.tmp.1.2"), b"half").unwrap();
-    let path = dir.path().join("firewatch.db");
+    let path = data.join("firewatch.db");
     assert_eq!(EmbeddedStore::import_blob_dir(&path, &root).unwrap(), 1);
     assert!(!root.exists(), "the old directory is gone once imported");
     let s = EmbeddedStore::open(&path).unwrap();
@@ -64,6 +66,14 @@ async fn blobs_kept_as_files_by_an_older_data_dir_move_into_the_store() {
     );
     // A second start finds nothing to import.
     assert_eq!(EmbeddedStore::import_blob_dir(&path, &root).unwrap(), 0);
+
+    // A file that is not a valid blob key is not imported, and so the
+    // directory that holds it is not deleted.
+    std::fs::create_dir_all(root.join("envelopes")).unwrap();
+    std::fs::write(root.join("envelopes/ok.json"), b"1").unwrap();
+    std::fs::write(root.join("envelopes/bad key.json"), b"2").unwrap();
+    assert_eq!(EmbeddedStore::import_blob_dir(&path, &root).unwrap(), 1);
+    assert!(root.join("envelopes/bad key.json").exists(), "nothing lost");
 }
 
 #[tokio::test]

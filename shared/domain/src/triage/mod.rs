@@ -89,10 +89,10 @@ struct Rule {
     actions: &'static [&'static str],
 }
 
-/// The rule of an incident a data pipeline raised (it carries the
-/// `pipeline` label): chosen by that label before any word, since a failed
-/// run's title ("failed", "error") would otherwise read as a failing web
-/// service.
+/// The rule of an incident firewatch's pipelines view raised for a failed
+/// or late run (source `pipelines`, not a cost anomaly): chosen before any
+/// word, since a failed run's title ("failed", "error") would otherwise read
+/// as a failing web service.
 const PIPELINE_RULE: Rule = Rule {
     name: "pipeline",
     words: &[],
@@ -258,7 +258,13 @@ pub fn deterministic(inc: &Incident, h: &History, now: DateTime<Utc>) -> TriageR
         text.push_str(name);
     }
     let ws = words(&text);
-    let pipeline = inc.labels.get("pipeline");
+    // A run that failed or is late; a cost anomaly (`sla=cost`) or another
+    // provider's alert that happens to carry a `pipeline` label is read by
+    // its words like any other.
+    let pipeline = inc.labels.get("pipeline").filter(|_| {
+        inc.source == firewatch_types::SourceKind::Pipelines
+            && inc.labels.get("sla").map(String::as_str) != Some("cost")
+    });
     let matched = match pipeline {
         Some(id) => Some((&PIPELINE_RULE, format!("pipeline={id}"))),
         None => RULES.iter().find_map(|r| {

@@ -51,7 +51,7 @@ pub(super) fn parse(source: SourceKind, body: &[u8]) -> Result<Normalized, Domai
             if v != "4" {
                 return Err(invalid(
                     source,
-                    format!("unsupported payload version {v:?} (expected \"4\")"),
+                    "unsupported payload version (expected \"4\")".to_owned(),
                 ));
             }
         }
@@ -75,10 +75,10 @@ fn to_alert(
     let status = match a.status.as_str() {
         "firing" => AlertStatus::Firing,
         "resolved" => AlertStatus::Resolved,
-        other => {
+        _ => {
             return Err(invalid(
                 source,
-                format!("alert status {other:?} is neither firing nor resolved"),
+                "an alert status is neither firing nor resolved".to_owned(),
             ))
         }
     };

@@ -84,9 +84,9 @@ pub(super) fn parse(body: &[u8]) -> Result<Normalized, DomainError> {
             })?;
             alarm_to_alert(alarm)
         }
-        other => Err(invalid(
+        _ => Err(invalid(
             SOURCE,
-            format!("unknown SNS message Type {other:?}"),
+            "SNS message Type is not Notification, SubscriptionConfirmation or UnsubscribeConfirmation".to_owned(),
         )),
     }
 }
@@ -104,10 +104,10 @@ fn alarm_to_alert(alarm: Alarm) -> Result<Normalized, DomainError> {
                 ..Default::default()
             })
         }
-        other => {
+        _ => {
             return Err(invalid(
                 SOURCE,
-                format!("NewStateValue {other:?} is not ALARM, OK or INSUFFICIENT_DATA"),
+                "NewStateValue is not ALARM, OK or INSUFFICIENT_DATA".to_owned(),
             ))
         }
     };

@@ -66,10 +66,10 @@ fn to_alert(source: SourceKind, a: GenericAlert) -> Result<Alert, DomainError> {
     let status = match a.status.as_deref().unwrap_or("firing") {
         "firing" | "triggered" | "open" => AlertStatus::Firing,
         "resolved" | "ok" => AlertStatus::Resolved,
-        other => {
+        _ => {
             return Err(invalid(
                 source,
-                format!("status {other:?} must be firing or resolved"),
+                "status must be firing or resolved".to_owned(),
             ))
         }
     };

@@ -70,10 +70,10 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
         "trigger" => AlertStatus::Firing,
         "acknowledge" => AlertStatus::Acknowledged,
         "resolve" => AlertStatus::Resolved,
-        other => {
+        _ => {
             return Err(invalid(
                 SOURCE,
-                format!("event_action {other:?} must be trigger, acknowledge or resolve"),
+                "event_action must be trigger, acknowledge or resolve".to_owned(),
             ))
         }
     };
@@ -99,12 +99,10 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
                 "error" => Severity::Sev2,
                 "warning" => Severity::Sev3,
                 "info" => Severity::Sev4,
-                other => {
+                _ => {
                     return Err(invalid(
                         SOURCE,
-                        format!(
-                            "payload.severity {other:?} must be critical, error, warning or info"
-                        ),
+                        "payload.severity must be critical, error, warning or info".to_owned(),
                     ))
                 }
             };

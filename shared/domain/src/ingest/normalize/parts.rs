@@ -76,8 +76,9 @@ pub fn shaped<T: DeserializeOwned>(
 }
 
 /// ` (at alerts[0].title)`: where in the body a wrong value is, so the
-/// error names the field. A key that is not a plain name (a label a sender
-/// chose, say) is shown as `?`: errors never echo what was sent.
+/// error names the field. A key that is not a plain word (letters and `_`,
+/// at most 32 of them: a label a sender chose, a token used as a key) is
+/// shown as `?`: errors never echo what was sent.
 fn field_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
@@ -88,9 +89,9 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                let plain = key.len() <= 40
+                let plain = key.len() <= 32
                     && !key.is_empty()
-                    && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    && key.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
                 out.push_str(if plain { key } else { "?" });
             }
             Segment::Unknown => out.push_str(".?"),

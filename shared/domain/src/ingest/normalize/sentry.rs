@@ -44,10 +44,15 @@ pub(super) fn parse(body: &[u8], env: &Envelope<'_>) -> Result<Normalized, Domai
                 })
             }
         },
+        // The Sentry-Hook-Resource header names Sentry's own resource kinds
+        // (`installation`, `comment`...): said back, cut short.
         other => {
             return Err(invalid(
                 SOURCE,
-                format!("resource {other:?} is not event_alert, metric_alert or issue"),
+                format!(
+                    "resource {:?} is not event_alert, metric_alert or issue",
+                    crate::limits::truncate(other, 40)
+                ),
             ))
         }
     };
@@ -117,10 +122,10 @@ fn metric_alert(action: &str, data: &Value) -> Result<Alert, DomainError> {
         "critical" => (AlertStatus::Firing, Severity::Sev1),
         "warning" => (AlertStatus::Firing, Severity::Sev3),
         "resolved" => (AlertStatus::Resolved, Severity::Sev3),
-        other => {
+        _ => {
             return Err(invalid(
                 SOURCE,
-                format!("metric_alert action {other:?} must be critical, warning or resolved"),
+                "metric_alert action must be critical, warning or resolved".to_owned(),
             ))
         }
     };
