@@ -110,6 +110,27 @@ pub enum IncidentsCommand {
         #[arg(long, conflicts_with_all = ["assisted", "deterministic"])]
         latest: bool,
     },
+    /// Say whether a triage report helped (one vote per person per report;
+    /// a second replaces the first).
+    Feedback {
+        /// The incident's id (`inc_...`).
+        id: String,
+        /// The report's id (`trg_...`, printed under the report).
+        report: String,
+        /// It helped.
+        #[arg(
+            long,
+            conflicts_with = "not_helpful",
+            required_unless_present = "not_helpful"
+        )]
+        helpful: bool,
+        /// It did not.
+        #[arg(long)]
+        not_helpful: bool,
+        /// What was right or wrong, for whoever tunes the rules.
+        #[arg(long)]
+        comment: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -222,17 +243,17 @@ async fn follow(
     Ok(run)
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
     token: String,
     /// `--json`: answers are printed as JSON, not as text.
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Api {
     /// Prints an answer: as JSON with `--json`, otherwise as `text` has it.
-    fn emit<T: serde::Serialize>(&self, v: &T, text: impl FnOnce(&T) -> String) {
+    pub(crate) fn emit<T: serde::Serialize>(&self, v: &T, text: impl FnOnce(&T) -> String) {
         if self.json {
             match serde_json::to_string_pretty(v) {
                 Ok(s) => println!("{s}"),
@@ -243,7 +264,7 @@ impl Api {
         }
     }
 
-    fn new(remote: &Remote) -> Result<Self, String> {
+    pub(crate) fn new(remote: &Remote) -> Result<Self, String> {
         let token = remote
             .token
             .clone()
@@ -263,12 +284,15 @@ impl Api {
         })
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, String> {
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, String> {
         let bytes = self.send_raw(req).await?;
         serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
     }
 
-    async fn send_raw(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
+    pub(crate) async fn send_raw(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
         let res = req
             .bearer_auth(&self.token)
             .send()
@@ -285,13 +309,31 @@ impl Api {
         Ok(bytes.to_vec())
     }
 
-    async fn delete(&self, path: &str) -> Result<(), String> {
+    /// Any request; its answer as JSON (`null` when it has no body).
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let bytes = self.send_raw(req).await?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Result<(), String> {
         self.send_raw(self.http.delete(format!("{}{path}", self.base)))
             .await
             .map(drop)
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
@@ -300,14 +342,22 @@ impl Api {
             .await
     }
 
-    async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, String> {
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, String> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
 
     /// A POST with an `Idempotency-Key`, so that a retried command has one
     /// effect.
-    async fn post_once<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, String> {
+    pub(crate) async fn post_once<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, String> {
         let key = ulid::Ulid::new().to_string();
         self.send(
             self.http
@@ -334,17 +384,31 @@ pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), Str
                 api.emit(&list, |_| String::new());
                 return Ok(());
             }
-            for p in list["items"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<28} {:<7} approval {:<8} {}",
-                    p["name"].as_str().unwrap_or(""),
-                    p["risk"].as_str().unwrap_or(""),
-                    p["approval"].as_str().unwrap_or(""),
-                    p["title"].as_str().unwrap_or("")
-                );
-                if incident.is_some() {
-                    println!("    params: {}", p["params"]);
-                }
+            let items: Vec<&Value> = list["items"].as_array().into_iter().flatten().collect();
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|p| {
+                    let mut row = vec![
+                        crate::ops::at(p, "/name"),
+                        crate::ops::at(p, "/risk"),
+                        crate::ops::at(p, "/approval"),
+                        crate::ops::at(p, "/title"),
+                    ];
+                    if incident.is_some() {
+                        row.push(p["params"].to_string());
+                    }
+                    row
+                })
+                .collect();
+            let header: &[&str] = if incident.is_some() {
+                &["NAME", "RISK", "APPROVAL", "TITLE", "PARAMS"]
+            } else {
+                &["NAME", "RISK", "APPROVAL", "TITLE"]
+            };
+            if items.is_empty() {
+                println!("no playbooks");
+            } else {
+                print!("{}", table(header, &rows));
             }
             for e in list["errors"].as_array().into_iter().flatten() {
                 println!(
@@ -623,6 +687,26 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
             });
         }
         IncidentsCommand::Watch => watch(&api).await?,
+        IncidentsCommand::Feedback {
+            id,
+            report,
+            helpful,
+            not_helpful: _,
+            comment,
+        } => {
+            let vote: Value = api
+                .post(
+                    &format!("/v1/incidents/{id}/triage/{report}/feedback"),
+                    &serde_json::json!({ "helpful": helpful, "comment": comment }),
+                )
+                .await?;
+            api.emit(&vote, |_| {
+                format!(
+                    "{report}: counted as {}\n",
+                    if helpful { "helpful" } else { "not helpful" }
+                )
+            });
+        }
         IncidentsCommand::Show { id } => {
             let inc: Incident = api.get(&format!("/v1/incidents/{id}"), &[]).await?;
             let tl: Paged<TimelineEntry> = api
@@ -692,7 +776,7 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
                 api.emit(&report, |report| {
                     let mut out = format!("{}\n", firewatch_domain::chat::triage_text(report, "you"));
                     if let Some(rid) = &report.id {
-                        out.push_str(&format!("Report {rid}: say whether it helped with POST /v1/incidents/{id}/triage/{rid}/feedback\n"));
+                        out.push_str(&format!("Report {rid}: say whether it helped with `firewatch incidents feedback {id} {rid} --helpful` (or --not-helpful)\n"));
                     }
                     out
                 });
@@ -792,10 +876,10 @@ pub fn incident_table(items: &[Incident], now: DateTime<Utc>) -> String {
     if items.is_empty() {
         return "no incidents\n".into();
     }
-    let rows: Vec<[String; 7]> = items
+    let rows: Vec<Vec<String>> = items
         .iter()
         .map(|i| {
-            [
+            vec![
                 i.id.to_string(),
                 i.state.to_string(),
                 i.severity.to_string(),
@@ -806,18 +890,27 @@ pub fn incident_table(items: &[Incident], now: DateTime<Utc>) -> String {
             ]
         })
         .collect();
-    let header = ["ID", "STATE", "SEV", "SOURCE", "SEEN", "AGE", "TITLE"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for r in &rows {
+    table(
+        &["ID", "STATE", "SEV", "SOURCE", "SEEN", "AGE", "TITLE"],
+        &rows,
+    )
+}
+
+/// An aligned table: a header row, then a row per item, columns two spaces
+/// apart. Every list the CLI prints is one of these.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut out = String::new();
-    for r in std::iter::once(&header).chain(&rows) {
+    for r in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = r
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         out.push_str(line.join("  ").trim_end());

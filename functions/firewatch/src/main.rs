@@ -5,6 +5,7 @@
 
 mod client;
 mod dev;
+mod ops;
 mod sample;
 
 use clap::{Parser, Subcommand};
@@ -75,6 +76,55 @@ enum Command {
         #[command(subcommand)]
         command: client::PlaybooksCommand,
     },
+    /// Heartbeats: list, show, create, pause, resume and delete.
+    Heartbeats {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ops::HeartbeatsCommand,
+    },
+    /// Smoke checks: list, show, run now, runs, create and delete.
+    SmokeChecks {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ops::SmokeCommand,
+    },
+    /// Silences: list, show, create and expire.
+    Silences {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ops::SilencesCommand,
+    },
+    /// Pipelines: summary, list, show, runs, downstream impact, a run's triage.
+    Pipelines {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ops::PipelinesCommand,
+    },
+    /// Chat deliveries that failed for good: list and retry.
+    DeadLetters {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ops::DeadLettersCommand,
+    },
+    /// On-call schedules: list, who is on call, overrides.
+    Oncall {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ops::OncallCommand,
+    },
+    /// Escalation policies: list and show.
+    Escalation {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: ops::EscalationCommand,
+    },
     /// List, create, revoke and rotate the tenant's API keys (admin).
     Keys {
         #[command(flatten)]
@@ -120,6 +170,13 @@ async fn main() -> ExitCode {
         }
         Command::Incidents { remote, command } => client::incidents(&remote, command).await,
         Command::Keys { remote, command } => client::keys(&remote, command).await,
+        Command::Heartbeats { remote, command } => ops::heartbeats(&remote, command).await,
+        Command::SmokeChecks { remote, command } => ops::smoke(&remote, command).await,
+        Command::Silences { remote, command } => ops::silences(&remote, command).await,
+        Command::Pipelines { remote, command } => ops::pipelines(&remote, command).await,
+        Command::DeadLetters { remote, command } => ops::dead_letters(&remote, command).await,
+        Command::Oncall { remote, command } => ops::oncall(&remote, command).await,
+        Command::Escalation { remote, command } => ops::escalation(&remote, command).await,
         Command::Playbooks { remote, command } => client::playbooks(&remote, command).await,
         Command::CreateKey {
             role,

@@ -656,11 +656,7 @@ fn the_cli_walks_an_incident_through_every_state_with_comments_and_snooze() {
         out
     };
     let out = run(&["send-test-alert"]);
-    let id = out
-        .split_whitespace()
-        .find(|w| w.starts_with("inc_"))
-        .unwrap()
-        .to_owned();
+    let id = incident_id(&out);
     assert!(run(&["incidents", "ack", &id]).contains("acknowledged"));
     assert!(run(&["incidents", "mitigate", &id, "--reason", "rolled back"]).contains("mitigated"));
     assert!(
@@ -682,4 +678,235 @@ fn the_cli_walks_an_incident_through_every_state_with_comments_and_snooze() {
         token,
     );
     assert!(!ok && out.contains("invalid_snooze"), "{out}");
+}
+
+/// The first incident id (`inc_...`) a command printed.
+fn incident_id(out: &str) -> String {
+    out.split_whitespace()
+        .find(|w| w.starts_with("inc_"))
+        .unwrap_or_else(|| panic!("no incident id in {out:?}"))
+        .to_owned()
+}
+
+/// Sends `body` with `method` to the server's `path` as the dev admin.
+fn admin_call(server: &Server, token: &str, method: &str, path: &str, body: Value) -> Value {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .request(method.parse().unwrap(), format!("{}{path}", server.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "{method} {path}: {}",
+            res.status()
+        );
+        res.json().await.unwrap_or(Value::Null)
+    })
+}
+
+/// Every API family beyond incidents and playbooks has client commands:
+/// tables with headers, `--json` answers that parse back, and non-zero
+/// exits for what fails.
+#[test]
+fn the_cli_covers_heartbeats_smoke_checks_silences_pipelines_oncall_escalation_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "fw_e2e_families_token_0123456789";
+    // The smoke check below probes this very server.
+    let server = start_with(dir.path(), Some(token), &["--egress-allow", "127.0.0.1"]);
+    let run = |args: &[&str]| -> String {
+        let (ok, out) = cli(args, &server.url, token);
+        assert!(ok, "{args:?}: {out}");
+        out
+    };
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = run(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let fails = |args: &[&str], why: &str| {
+        let (ok, out) = cli(args, &server.url, token);
+        assert!(
+            !ok && out.contains(why),
+            "{args:?} should fail with {why}: {out}"
+        );
+    };
+
+    // Heartbeats.
+    let hb = json(&[
+        "heartbeats",
+        "create",
+        "--name",
+        "nightly-backup",
+        "--period",
+        "1h",
+    ]);
+    let hb_id = hb["id"].as_str().unwrap().to_owned();
+    assert!(hb["ping_url"].as_str().unwrap().contains("/ping/"));
+    let list = run(&["heartbeats", "list"]);
+    assert!(
+        list.starts_with("ID  ") && list.contains("nightly-backup"),
+        "{list}"
+    );
+    assert!(list.contains("every 1h"), "{list}");
+    assert_eq!(
+        json(&["heartbeats", "list"])["items"][0]["id"],
+        hb_id.as_str()
+    );
+    assert!(run(&["heartbeats", "pause", &hb_id]).contains("is now paused"));
+    assert!(run(&["heartbeats", "resume", &hb_id]).contains("is now new"));
+    assert!(run(&["heartbeats", "show", &hb_id]).contains("no pings yet"));
+    assert!(run(&["heartbeats", "delete", &hb_id]).contains("deleted"));
+    fails(&["heartbeats", "show", &hb_id], "404");
+
+    // Smoke checks: one that passes (this server's /health) and one that
+    // does not; `run` exits with the check's outcome.
+    let file = dir.path().join("check.json");
+    let check = |name: &str, path: &str| json!({"name": name, "interval": "1h", "url": format!("{}{path}", server.url), "expected_status": 200});
+    std::fs::write(&file, check("health", "/health").to_string()).unwrap();
+    let ok_check = json(&["smoke-checks", "create", "--file", file.to_str().unwrap()]);
+    let ok_id = ok_check["id"].as_str().unwrap().to_owned();
+    std::fs::write(&file, check("missing", "/no-such-page").to_string()).unwrap();
+    let bad_id = json(&["smoke-checks", "create", "--file", file.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(run(&["smoke-checks", "run", &ok_id]).contains("passed"));
+    fails(&["smoke-checks", "run", &bad_id], "failed");
+    let runs = json(&["smoke-checks", "runs", &bad_id]);
+    assert_eq!(runs["items"][0]["ok"], false, "{runs}");
+    let list = run(&["smoke-checks", "list"]);
+    assert!(list.contains("health") && list.contains("ORIGIN"), "{list}");
+    assert!(run(&["smoke-checks", "delete", &bad_id]).contains("deleted"));
+
+    // Silences.
+    let s = json(&[
+        "silences",
+        "create",
+        "alertname=DiskFull",
+        "team!=db",
+        "--for",
+        "2h",
+        "--comment",
+        "db maintenance",
+    ]);
+    let silence = s["id"].as_str().unwrap().to_owned();
+    assert_eq!(s["state"], "active");
+    let list = run(&["silences", "list"]);
+    assert!(list.contains("alertname=DiskFull team!=db"), "{list}");
+    assert_eq!(
+        json(&["silences", "list"])["items"][0]["id"],
+        silence.as_str()
+    );
+    assert!(run(&["silences", "expire", &silence]).contains("expired"));
+    fails(
+        &[
+            "silences",
+            "create",
+            "alertname=X",
+            "--for",
+            "soon",
+            "--comment",
+            "c",
+        ],
+        "duration",
+    );
+
+    // Pipelines: a failed run reported, then read back every way.
+    admin_call(
+        &server,
+        token,
+        "POST",
+        "/v1/pipelines/runs",
+        json!({
+            "pipeline": "etl/orders", "run_id": "r-1", "status": "failed", "error": "missing input",
+            "started_at": "2026-12-01T02:00:00Z", "ended_at": "2026-12-01T02:05:00Z"
+        }),
+    );
+    assert!(run(&["pipelines", "list"]).contains("etl/orders"));
+    assert_eq!(
+        json(&["pipelines", "show", "etl/orders"])["state"],
+        "failed"
+    );
+    assert!(run(&["pipelines", "runs", "etl/orders"]).contains("missing input"));
+    assert!(run(&["pipelines", "summary"]).contains("failing: etl/orders"));
+    assert!(run(&["pipelines", "impact", "etl/orders"]).contains("no downstream consumers"));
+    assert!(run(&["pipelines", "explain", "r-1"]).contains("likely cause:"));
+    fails(&["pipelines", "show", "etl/nothing"], "404");
+
+    // On-call and escalation.
+    admin_call(
+        &server,
+        token,
+        "PUT",
+        "/v1/oncall-schedules/primary",
+        json!({
+            "name": "Primary", "time_zone": "Europe/Berlin",
+            "rotations": [{"name": "primary", "participants": ["alice@example.com", "bob@example.com"],
+                           "handoff": "09:00", "length": "weekly", "start": "2026-11-30"}]
+        }),
+    );
+    assert!(run(&["oncall", "list"]).contains("primary (weekly)"));
+    assert!(run(&[
+        "oncall",
+        "override",
+        "primary",
+        "--who",
+        "carol@example.com",
+        "--for",
+        "2h"
+    ])
+    .contains("carol@example.com is on call"));
+    let now = json(&["oncall", "now", "primary"]);
+    assert_eq!(now["on_call"][0]["who"], "carol@example.com", "{now}");
+    assert_eq!(now["on_call"][0]["overridden"], true);
+    admin_call(
+        &server,
+        token,
+        "PUT",
+        "/v1/escalation-policies/default",
+        json!({
+            "name": "Default",
+            "steps": [{"after_minutes": 15, "action": "mention_oncall", "schedule": "primary"}]
+        }),
+    );
+    assert!(run(&["escalation", "list"]).contains("Default"));
+    let shown = run(&["escalation", "show", "default"]);
+    assert!(
+        shown.contains("mention_oncall") && shown.contains("primary"),
+        "{shown}"
+    );
+    fails(&["escalation", "show", "nope"], "404");
+
+    // Dead letters: none yet; retrying an unknown one fails.
+    assert!(run(&["dead-letters", "list"]).contains("no dead letters"));
+    assert!(json(&["dead-letters", "list"])["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    fails(&["dead-letters", "retry", "nope"], "404");
+
+    // Triage feedback.
+    let out = run(&["send-test-alert"]);
+    let id = incident_id(&out);
+    let report = json(&["incidents", "triage", &id]);
+    let rid = report["id"].as_str().unwrap();
+    let vote = json(&[
+        "incidents",
+        "feedback",
+        &id,
+        rid,
+        "--not-helpful",
+        "--comment",
+        "wrong host",
+    ]);
+    assert_eq!(vote["helpful"], false, "{vote}");
+    fails(
+        &["incidents", "feedback", &id, "trg_nope", "--helpful"],
+        "404",
+    );
 }
