@@ -137,6 +137,8 @@ pub enum IncidentsCommand {
 pub enum PlaybooksCommand {
     /// List the playbooks loaded, or those offered for an incident.
     List {
+        /// Only those offered for this incident (`inc_...`), with their
+        /// parameters as they would be filled.
         #[arg(long)]
         incident: Option<String>,
     },
@@ -447,7 +449,18 @@ pub async fn playbooks(remote: &Remote, cmd: PlaybooksCommand) -> Result<(), Str
                 &format!("/v1/playbook-runs/{run}/approve"),
                 &serde_json::json!({}),
             )
-            .await?,
+            .await
+            .map_err(|e| {
+                if e.contains("four eyes") {
+                    format!(
+                        "{e}\n(to try four eyes alone: `firewatch keys create --role approver \
+                         --name bob --person bob` makes a key for a second person; approve \
+                         with `--token` and that key)"
+                    )
+                } else {
+                    e
+                }
+            })?,
         ),
         PlaybooksCommand::Reject { run, reason } => print_run(
             &api.post_once(
@@ -580,9 +593,15 @@ pub enum KeysCommand {
         person: Option<String>,
     },
     /// Revoke a key at once.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (`key_...`, from `keys list`).
+        id: String,
+    },
     /// Replace a key by a new one with the same name and role.
-    Rotate { id: String },
+    Rotate {
+        /// The key's id (`key_...`, from `keys list`).
+        id: String,
+    },
 }
 
 #[derive(serde::Deserialize, serde::Serialize)]

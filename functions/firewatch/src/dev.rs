@@ -376,10 +376,25 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
             .map_err(|e| e.replace("FIREWATCH_EGRESS_ALLOW", "--egress-allow"))?;
         config.settings.egress_allow.extend(more);
     }
-    let egress = config.settings.egress_allow.to_string();
     firewatch_web::init_tracing(&config);
+    let catalog = Arc::new(load_playbooks(args.playbooks.as_deref())?);
+    // The example restart-service playbook runs against a demo target of
+    // this process's own, unless ADMIN_API names a real one.
+    let demo =
+        if catalog.get("restart-service").is_some() && !crate::demo::admin_api_configured().await {
+            let demo = crate::demo::start().await?;
+            let allow = firewatch_domain::egress::EgressAllow::parse(&demo.allow)?;
+            config.settings.egress_allow.extend(allow);
+            Some(demo)
+        } else {
+            None
+        };
+    let egress = config.settings.egress_allow.to_string();
     let chat = ChatConfig::from_env()?;
-    let services = open_services(&args.data_dir, config, &chat).await?;
+    let mut services = open_services(&args.data_dir, config, &chat).await?;
+    if let Some(d) = &demo {
+        services = services.with_secrets(d.secrets());
+    }
     let (token, origin) = dev_token(&args.data_dir)?;
     // The dev key is the one key named dev-admin: a changed
     // FIREWATCH_DEV_TOKEN revokes the one it replaces.
@@ -409,7 +424,6 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     if let Some(path) = &args.routes {
         load_routes(&services, path, &token).await?;
     }
-    let catalog = Arc::new(load_playbooks(args.playbooks.as_deref())?);
     sync_smoke_checks(&services, args.smoke_checks.as_deref()).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -422,6 +436,13 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!("dev admin key ({origin}): {token}");
     println!("dev ingest key (for alert senders: posts alerts, pings and run events only): {ingest_token}");
     println!("egress (playbook steps, smoke checks): {egress}");
+    if let Some(d) = &demo {
+        println!(
+            "demo target for the restart-service playbook: {} (its ADMIN_API and ADMIN_TOKEN; \
+             set FIREWATCH_SECRET_ADMIN_API for a real one)",
+            d.url
+        );
+    }
     println!();
     // The client commands find the dev key in the data dir: name it when
     // it is not the one they look in by default.

@@ -4,6 +4,7 @@
 //! store; the other commands talk to any running firewatch over HTTP.
 
 mod client;
+mod demo;
 mod dev;
 mod ops;
 mod sample;
@@ -140,9 +141,11 @@ enum Command {
         /// A name that audit events and timelines will show.
         #[arg(long)]
         name: String,
+        /// The tenant the key belongs to.
         #[arg(long, default_value = "default")]
         tenant: String,
-        #[arg(long, default_value = ".firewatch")]
+        /// The data dir of `firewatch dev` to create it in.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
         /// Create the key in the DynamoDB table of a deployed stack
         /// (FIREWATCH_TABLE, FIREWATCH_BUCKET, AWS credentials and region
@@ -203,5 +206,35 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and every argument of every command says what it is
+    /// (`firewatch help ...` never shows a blank).
+    #[test]
+    fn every_command_and_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, blank: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    blank.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let here = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    blank.push(here.clone());
+                }
+                walk(sub, &here, blank);
+            }
+        }
+        let mut blank = Vec::new();
+        walk(&Cli::command(), "firewatch", &mut blank);
+        assert!(blank.is_empty(), "without help text: {blank:#?}");
     }
 }

@@ -910,3 +910,298 @@ fn the_cli_covers_heartbeats_smoke_checks_silences_pipelines_oncall_escalation_a
         "404",
     );
 }
+
+/// The terminal thread as a reader follows it, with what changes from run
+/// to run made constant: incident ids become `inc_A`, `inc_B` (and their
+/// short-id tags `A`, `B`) in the order they first appear, run ids
+/// `run_1`, times `<time>`, latencies `<n> ms`. A run message's edit shows
+/// the run as it is when the edit is sent, which may be a step later when
+/// steps are quick: while it runs (or rolls back) the edit reads
+/// `<running or succeeded>` (`<rolling back or rolled back>`).
+fn normalise_transcript(out: &str) -> Vec<String> {
+    // Every incident and run id, in the order they first appear.
+    let mut ids: Vec<String> = Vec::new();
+    for prefix in ["inc_", "run_"] {
+        let mut rest = out;
+        while let Some(at) = rest.find(prefix) {
+            let id: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if id.len() == prefix.len() + 26 && !ids.contains(&id) {
+                ids.push(id.clone());
+            }
+            rest = &rest[at + prefix.len()..];
+        }
+    }
+    let (mut incidents, mut runs) = (0u8, 0);
+    let names: Vec<(String, String, String)> = ids
+        .iter()
+        .map(|id| {
+            let short = id[id.len() - 6..].to_uppercase();
+            if id.starts_with("inc_") {
+                incidents += 1;
+                let n = ((b'A' + incidents - 1) as char).to_string();
+                (id.clone(), format!("inc_{n}"), n)
+            } else {
+                runs += 1;
+                (id.clone(), format!("run_{runs}"), short)
+            }
+        })
+        .collect();
+    out.lines()
+        .skip_while(|l| !l.contains("┌─ new incident thread"))
+        .map(|line| {
+            let mut l = line.to_owned();
+            for (id, name, tag) in &names {
+                l = l.replace(id.as_str(), name);
+                if id.starts_with("inc_") {
+                    let short = id[id.len() - 6..].to_uppercase();
+                    if let Some(rest) = l.strip_prefix(&format!("{short} ")) {
+                        l = format!("{tag} {rest}");
+                    }
+                }
+            }
+            regex_lite_replace(&l)
+        })
+        .collect()
+}
+
+/// Times and latencies made constant (see [`normalise_transcript`]).
+fn regex_lite_replace(l: &str) -> String {
+    let mut out = String::new();
+    let words: Vec<&str> = l.split(' ').collect();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        let is_date = w.len() == 10 && w.as_bytes()[4] == b'-' && w.as_bytes()[7] == b'-';
+        let is_time = |s: &str| {
+            s.len() >= 5 && s.as_bytes()[2] == b':' && s[..2].bytes().all(|b| b.is_ascii_digit())
+        };
+        let piece = if is_date && i + 1 < words.len() && is_time(words[i + 1]) {
+            i += 1;
+            "<time>".to_owned()
+        } else if w.bytes().all(|b| b.is_ascii_digit())
+            && words.get(i + 1).is_some_and(|n| n.starts_with("ms"))
+        {
+            "<n>".to_owned()
+        } else {
+            w.to_owned()
+        };
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&piece);
+        i += 1;
+    }
+    let edit = " now: Playbook restart-service · ";
+    if let Some(at) = out.find(edit) {
+        let (head, state) = out.split_at(at + edit.len());
+        for racing in [["running", "succeeded"], ["rolling back", "rolled back"]] {
+            if racing.iter().any(|s| state.starts_with(&format!("{s} · "))) {
+                return format!("{head}<{}>", racing.join(" or "));
+            }
+        }
+    }
+    out
+}
+
+/// The example `restart-service` playbook works out of the box against the
+/// demo target `firewatch dev` serves: dry-run, a refused self-approval,
+/// approval by a second person's key, the run followed to its end, the
+/// rollback. The terminal thread of that run and of a second incident that
+/// interleaves with it is checked line by line.
+#[test]
+fn the_example_playbook_runs_against_the_demo_target_and_the_terminal_thread_reads_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "fw_e2e_demo_token_0123456789abc";
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../playbooks/examples");
+    let server = start_with(dir.path(), Some(token), &["--playbooks", examples]);
+    let banner =
+        server.wait_for_output("demo target for the restart-service playbook: http://localhost:");
+    assert!(
+        banner.contains("egress (playbook steps, smoke checks): public addresses and localhost:"),
+        "{banner}"
+    );
+    let run_as = |args: &[&str], key: &str| -> String {
+        let (ok, out) = cli(args, &server.url, key);
+        assert!(ok, "{args:?}: {out}");
+        out
+    };
+    let run = |args: &[&str]| run_as(args, token);
+    // Each step waits for its lines in the thread, so the order is the
+    // order of the steps.
+    let mut printed = 0;
+    let mut wait_lines = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = server.output.lock().unwrap().clone();
+            if let Some(at) = out[printed..].find(needle) {
+                // Through the end of the line that holds it, and of the
+                // card line that follows a reply.
+                let end = printed + at + out[printed + at..].find('\n').unwrap_or(0) + 1;
+                printed = end;
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in:\n{out}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+
+    let a = incident_id(&run(&["send-test-alert"]));
+    wait_lines("[Acknowledge]");
+    admin_call(
+        &server,
+        token,
+        "POST",
+        "/v1/alerts/generic",
+        json!({
+            "title": "orders queue backing up", "severity": "sev3", "fingerprint": "orders-queue",
+            "labels": {"queue": "orders"}
+        }),
+    );
+    wait_lines("[Acknowledge]");
+    run(&["incidents", "ack", &a, "--reason", "looking"]);
+    wait_lines("card now:");
+    let list = run(&["incidents", "list", "--json"]);
+    let b = serde_json::from_str::<Value>(&list).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .find(|id| *id != a)
+        .unwrap();
+    run(&["incidents", "comment", &b, "consumer lag is growing"]);
+    wait_lines("card now:");
+
+    let dry = run(&["playbooks", "dry-run", &a, "restart-service"]);
+    assert!(
+        dry.contains("awaiting approval") && dry.contains("✅ 1. service exists"),
+        "{dry}"
+    );
+    let run_id = dry
+        .split_whitespace()
+        .find(|w| w.starts_with("run_"))
+        .unwrap()
+        .to_owned();
+    wait_lines(" now: Playbook");
+    // The requester cannot approve their own run; the answer says how one
+    // person tries four eyes.
+    let (ok, out) = cli(&["playbooks", "approve", &run_id], &server.url, token);
+    assert!(
+        !ok && out.contains("four eyes") && out.contains("--person bob"),
+        "{out}"
+    );
+    let bob = serde_json::from_str::<Value>(&run(&[
+        "keys", "create", "--role", "approver", "--name", "bob", "--person", "bob", "--json",
+    ]))
+    .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(run_as(&["playbooks", "approve", &run_id], &bob).contains("approved"));
+    wait_lines(" now: Playbook");
+    let followed = run(&["playbooks", "run", &run_id, "--follow"]);
+    assert!(followed.contains("succeeded"), "{followed}");
+    wait_lines("succeeded: step 3/3");
+    wait_lines(" now: Playbook");
+    let back = run(&["playbooks", "rollback", &run_id, "--follow"]);
+    assert!(back.contains("rolled_back"), "{back}");
+    wait_lines("rolled back: rollback step 1/1");
+    wait_lines(" now: Playbook");
+
+    let raw = server.output.lock().unwrap().clone();
+    let last_edit = raw
+        .lines()
+        .rev()
+        .find(|l| l.contains(" now: Playbook"))
+        .unwrap();
+    assert!(
+        last_edit.contains("rolled back · medium risk"),
+        "{last_edit}"
+    );
+    let got = normalise_transcript(&raw);
+    if std::env::var("PRINT_TRANSCRIPT").is_ok() {
+        println!("{}", got.join("\n"));
+    }
+    let want: Vec<&str> = TRANSCRIPT.trim().lines().collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            g,
+            w,
+            "line {} of the thread differs; the whole:\n{}",
+            i + 1,
+            got.join("\n")
+        );
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "the whole thread:\n{}",
+        got.join("\n")
+    );
+}
+
+/// What the terminal shows for the steps above, normalised.
+const TRANSCRIPT: &str = r#"
+A ┌─ new incident thread ─────────────
+A │ [sev1] open · alertmanager · inc_A · seen 1×
+A │ payments-api 5xx rate above 5% for 10 minutes
+A │ 5xx ratio is 7.3% (threshold 5%).
+A │ alertname=HighErrorRate service=payments-api namespace=checkout instance=payments-api-7d9f8c6b5-x2x9k:8080
+A │ source: http://prometheus.example:9090/graph?g0.expr=job%3Apayments_5xx%3Aratio5m+%3E+0.05
+A │ runbook: https://runbooks.example/payments/high-error-rate
+A │ [Acknowledge] [Resolve] [Triage] [Playbooks] [Silence 1h] [Snooze 30m] [Snooze 2h]
+B ┌─ new incident thread ─────────────
+B │ [sev3] open · generic · inc_B · seen 1×
+B │ orders queue backing up
+B │ [Acknowledge] [Resolve] [Triage] [Playbooks] [Silence 1h] [Snooze 30m] [Snooze 2h]
+A ├─ open → acknowledged by dev-admin (looking)
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+B ├─ 💬 consumer lag is growing by dev-admin
+B │ card now: [sev3] open · seen 1× · inc_B
+A ├─ ✅ Playbook `restart-service` (run_1) dry run ok: 3 steps, 1 read-only checked · by dev-admin
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─┬─ message 2
+A │ │ Playbook restart-service · awaiting approval · medium risk
+A │ │ Restart a service through its admin API
+A │ │ Run run_1 for inc_A · requested by dev-admin
+A │ │ Approval open until <time> UTC
+A │ │ Params: mode=graceful service=payments-api
+A │ │ Steps:
+A │ │ ✅ 1. service exists [read-only]: GET ***ADMIN_API***/services/payments-api (status 200 in <n> ms)
+A │ │ · 2. restart: POST ***ADMIN_API***/services/payments-api/restart
+A │ │ · 3. healthy again: GET ***ADMIN_API***/services/payments-api/health
+A │ │ Rollback:
+A │ │ · 1. restore previous mode: POST ***ADMIN_API***/services/payments-api/rollback
+A │ │ Last: approval needed by <time> UTC
+A │ │ [Approve] [Reject]
+A ├─ ✋ Playbook `restart-service` (run_1) awaiting approval: approval needed by <time> UTC · by dev-admin
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · awaiting approval · medium risk [Approve] [Reject]
+A ├─ ✅ Playbook `restart-service` (run_1) approved: approved by bob · by bob
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · approved · medium risk [Run] [Cancel]
+A ├─ ▶️ Playbook `restart-service` (run_1) running: step 1/3: service exists · by dev-admin
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · <running or succeeded>
+A ├─ ▶️ Playbook `restart-service` (run_1) running: step 1/3 `service exists` ok (status 200 in <n> ms); step 2/3: restart · by firewatch
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · <running or succeeded>
+A ├─ ▶️ Playbook `restart-service` (run_1) running: step 2/3 `restart` ok (status 202 in <n> ms); step 3/3: healthy again · by firewatch
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · <running or succeeded>
+A ├─ ✅ Playbook `restart-service` (run_1) succeeded: step 3/3 `healthy again` ok (status 200 in <n> ms) · by firewatch
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · <running or succeeded>
+A ├─ ▶️ Playbook `restart-service` (run_1) rolling back: rollback step 1/1: restore previous mode · by dev-admin
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · <rolling back or rolled back>
+A ├─ ✅ Playbook `restart-service` (run_1) rolled back: rollback step 1/1 `restore previous mode` ok (status 202 in <n> ms) · by firewatch
+A │ card now: [sev1] acknowledged · seen 1× · inc_A
+A ├─ message 2 now: Playbook restart-service · <rolling back or rolled back>
+"#;
