@@ -56,6 +56,8 @@ pub fn router(services: Services) -> Router {
         .route("/v1/keys/{id}", axum::routing::delete(revoke_key))
         .route("/v1/keys/{id}/rotate", post(rotate_key))
         .route("/v1/secrets", get(list_secrets))
+        // Not a secret's name: those never hold a '-'.
+        .route("/v1/secrets/move-to-vault", post(move_secrets_to_vault))
         .route(
             "/v1/secrets/{name}",
             axum::routing::put(put_secret).delete(delete_secret),
@@ -240,6 +242,20 @@ struct Secrets {
 async fn list_secrets(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<Json<Secrets>> {
     Ok(Json(Secrets {
         items: secrets::list(&svc, &p).await?,
+    }))
+}
+
+#[derive(Serialize)]
+struct Moved {
+    moved: Vec<String>,
+}
+
+async fn move_secrets_to_vault(
+    State(svc): State<Services>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Moved>> {
+    Ok(Json(Moved {
+        moved: secrets::move_to_vault(&svc, &p).await?,
     }))
 }
 

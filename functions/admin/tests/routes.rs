@@ -529,3 +529,78 @@ async fn with_a_vault_a_secrets_value_is_kept_there_and_never_in_the_table() {
     assert_eq!(d.status, StatusCode::NO_CONTENT);
     assert!(vault.0.lock().unwrap().is_empty(), "the value went with it");
 }
+
+/// Values set before a vault was configured are read where they are, then
+/// moved into the vault by an admin (`POST /v1/secrets/move-to-vault`),
+/// audited by name; a second move moves nothing.
+#[tokio::test]
+async fn secrets_kept_in_the_table_move_into_a_vault_configured_later() {
+    let (svc, keys) = services_with_keys().await;
+    let app = firewatch_admin::router(svc.clone());
+    const VALUE: &str = "r0uting-key-before-the-vault";
+    let put = send(
+        &app,
+        json_request(
+            Method::PUT,
+            "/v1/secrets/PD_OLD",
+            Some(&keys.admin),
+            serde_json::json!({"value": VALUE}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let move_it =
+        |token: &str| json_request(Method::POST, "/v1/secrets/move-to-vault", Some(token), "");
+    // Without a vault there is nowhere to move it.
+    let none = send(&app, move_it(&keys.admin)).await;
+    assert_eq!(none.code(), "no_vault", "{}", none.text);
+
+    let vault = std::sync::Arc::new(MemoryVault::default());
+    let svc = svc.with_vault(Some(vault.clone()));
+    let app = firewatch_admin::router(svc.clone());
+    let t = TenantId::default_tenant();
+    let owner = firewatch_domain::secrets::Owner::Tenant(t.clone());
+    let names = ["PD_OLD".to_owned()];
+    let read = || firewatch_domain::secrets::resolve(&svc, &owner, &names);
+    assert_eq!(
+        read().await.unwrap()["PD_OLD"],
+        VALUE,
+        "read from the table meanwhile"
+    );
+
+    assert_eq!(
+        send(&app, move_it(&keys.responder)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let moved = send(&app, move_it(&keys.admin)).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    assert_eq!(moved.json["moved"], serde_json::json!(["PD_OLD"]));
+    assert!(!moved.text.contains(VALUE));
+    assert_eq!(
+        vault
+            .0
+            .lock()
+            .unwrap()
+            .get("default/PD_OLD")
+            .map(String::as_str),
+        Some(VALUE)
+    );
+    let item = svc
+        .store
+        .get(&firewatch_domain::keys::secrets_pk(&t), "PD_OLD")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!item.data.contains(VALUE), "{}", item.data);
+    assert_eq!(read().await.unwrap()["PD_OLD"], VALUE, "now from the vault");
+    let again = send(&app, move_it(&keys.admin)).await;
+    assert_eq!(again.json["moved"], serde_json::json!([]));
+    assert_eq!(
+        audit_actions(&svc, "secret.").await,
+        ["secret.create", "secret.move"]
+    );
+    assert!(!audit_events(&svc)
+        .await
+        .iter()
+        .any(|i| i.data.contains(VALUE)));
+}

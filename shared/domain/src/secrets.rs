@@ -213,6 +213,65 @@ pub async fn delete(svc: &Services, p: &Principal, name: &str) -> Result<(), Dom
     Ok(())
 }
 
+/// Moves the tenant's secret values kept in the table (set before a vault
+/// was configured) into the vault, each then blanked in the table in a
+/// write audited as `secret.move` (by name, never the value). Admins only;
+/// `400 no_vault` when no vault is configured. Answers the names moved;
+/// running it again moves nothing. Until a value is moved, it is read from
+/// the table, so nothing breaks in between.
+pub async fn move_to_vault(svc: &Services, p: &Principal) -> Result<Vec<String>, DomainError> {
+    require_role(p, Role::Admin, "manage secrets")?;
+    let Some(vault) = &svc.vault else {
+        return Err(DomainError::bad_input(
+            "no_vault",
+            "no tenant secrets vault is configured (FIREWATCH_TENANT_SECRETS_PREFIX): values stay beside their names",
+        ));
+    };
+    let mut moved = Vec::new();
+    for info in list(svc, p).await? {
+        let Some((mut stored, version)) = load(svc, &p.tenant, &info.name).await? else {
+            continue;
+        };
+        if stored.value.is_empty() {
+            continue;
+        }
+        vault
+            .put(&p.tenant, &stored.name, &stored.value)
+            .await
+            .map_err(DomainError::Unavailable)?;
+        stored.value = String::new();
+        let ops = vec![
+            WriteOp::Put {
+                item: keys::item(
+                    keys::secrets_pk(&p.tenant),
+                    stored.name.clone(),
+                    version + 1,
+                    &stored,
+                )?,
+                condition: Condition::Version(version),
+            },
+            audit_write(
+                svc,
+                &p.tenant,
+                &p.name,
+                "secret.move",
+                &format!("secret:{}", stored.name),
+                serde_json::Value::Null,
+                serde_json::json!({"name": stored.name, "to": "vault"}),
+                None,
+            )?,
+        ];
+        // A value changed meanwhile went to the vault by its own put: the
+        // lost race leaves it as that put left it.
+        match svc.store.transact(ops).await {
+            Ok(()) => moved.push(stored.name),
+            Err(crate::ports::StoreError::ConditionFailed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(moved)
+}
+
 /// The tenant's secrets, by name, without their values. Admins only.
 pub async fn list(svc: &Services, p: &Principal) -> Result<Vec<SecretInfo>, DomainError> {
     require_role(p, Role::Admin, "read secrets")?;
@@ -258,6 +317,9 @@ pub async fn resolve(
                     .map_err(|e| format!("secret {n} could not be read: {e}"))?;
                 match (named, &svc.vault) {
                     (None, _) => None,
+                    // Kept beside its name before the vault was configured
+                    // (and not yet moved: `move_to_vault`): read where it is.
+                    (Some((s, _)), Some(_)) if !s.value.is_empty() => Some(s.value),
                     (Some(_), Some(vault)) => vault
                         .get(t, n)
                         .await
