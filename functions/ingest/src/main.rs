@@ -5,13 +5,19 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    // Tokens and signing secrets from Secrets Manager, before any is read.
-    firewatch_aws::secrets_into_env().await?;
-    let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
-    firewatch_web::init_tracing(&config);
-    let services = firewatch_aws::bootstrap(config.settings)
-        .await?
-        .services
-        .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()));
-    lambda_http::run(firewatch_ingest::router(services)).await
+    firewatch_web::init_tracing(&firewatch_web::Config::from_env(
+        firewatch_web::LogFormat::Json,
+    )?);
+    // Built after the webhook HMAC secrets are read from Secrets Manager,
+    // and again when they change.
+    let fresh = firewatch_aws::Fresh::start(|| async {
+        let config = firewatch_web::Config::from_env(firewatch_web::LogFormat::Json)?;
+        let services = firewatch_aws::bootstrap(config.settings)
+            .await?
+            .services
+            .with_sns(Arc::new(firewatch_ingest::HttpSnsConfirmer::new()));
+        Ok(firewatch_ingest::router(services))
+    })
+    .await?;
+    lambda_http::run(firewatch_aws::serve_fresh(fresh)).await
 }

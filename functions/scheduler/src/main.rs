@@ -4,13 +4,19 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    // Tokens and signing secrets from Secrets Manager, before any is read.
-    firewatch_aws::secrets_into_env().await?;
-    let services = firewatch_dispatch::delivering_services_from_env().await?;
+    // Built after the chat tokens are read from Secrets Manager, and again
+    // when they change.
+    let fresh = firewatch_aws::Fresh::start(|| async {
+        firewatch_dispatch::delivering_services_from_env()
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let services = services.clone();
+            let fresh = fresh.clone();
             async move {
+                let services = fresh.get().await;
                 let inv = firewatch_scheduler::Invocation::parse(&ev.payload)?;
                 if inv.job != firewatch_scheduler::Job::Retries {
                     return Err(firewatch_scheduler::JobError::Elsewhere(

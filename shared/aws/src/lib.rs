@@ -42,8 +42,10 @@ pub use config::{
     Bootstrap,
 };
 pub use dynamo::{ensure_table, DynamoStore};
+#[cfg(feature = "fresh-router")]
+pub use runtime_secrets::serve_fresh;
 #[cfg(feature = "runtime-secrets")]
-pub use runtime_secrets::{secret_variables, secrets_into_env};
+pub use runtime_secrets::{secret_variables, Fresh};
 pub use s3::{
     compiled_playbooks, definition_files, ensure_bucket, playbooks_from_s3, publish_playbooks,
     smoke_checks_from_s3, S3Blobs, COMPILED_PLAYBOOKS,

@@ -8,8 +8,9 @@
 //! the variable that configures it, unless that variable is set already, so
 //! the rest of the function reads its configuration one way, and a value
 //! never appears in the function's configuration, the console or a
-//! template. Read once per cold start; a rotated value is taken by the next
-//! instance.
+//! template. Read when the function starts, then again once its time to
+//! live has passed (`FIREWATCH_SECRETS_TTL`, default 5m; [`Fresh`]): a
+//! rotated value is taken within that time by instances already warm.
 
 use std::collections::HashMap;
 
@@ -115,20 +116,175 @@ pub async fn secret_variables(
     Ok(out)
 }
 
-/// [`secret_variables`] from the environment, set in it. Call first thing
-/// in `main`, before anything reads its configuration; without
-/// `FIREWATCH_SECRET_IDS` it does nothing and costs nothing.
-pub async fn secrets_into_env() -> Result<(), String> {
-    let var = |k: &str| std::env::var(k).ok();
-    if var("FIREWATCH_SECRET_IDS").is_none_or(|v| v.trim().is_empty()) {
-        return Ok(());
+/// How long values read from Secrets Manager are used before they are
+/// read again, unless `FIREWATCH_SECRETS_TTL` says otherwise.
+pub const DEFAULT_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+type Build<T> = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What a function builds from its configuration (its services, its
+/// router), kept as fresh as its secrets: built once after they are read
+/// into the environment at start and, once their time to live has passed,
+/// built again at the next request if a value changed. A read that fails
+/// keeps the values in use (and says so in the log, never a value).
+pub struct Fresh<T> {
+    state: tokio::sync::Mutex<State<T>>,
+    ttl: std::time::Duration,
+    sdk: Option<SdkConfig>,
+    /// The variables the secrets set: read anew at a refresh, not taken as
+    /// set by the environment.
+    ours: Vec<&'static str>,
+    build: Build<T>,
+}
+
+struct State<T> {
+    value: std::sync::Arc<T>,
+    read_at: std::time::Instant,
+    values: Vec<(&'static str, String)>,
+}
+
+/// The environment's variable `k`, unless a secret set it.
+fn env_var(ours: &[&'static str], k: &str) -> Option<String> {
+    if ours.contains(&k) {
+        None
+    } else {
+        std::env::var(k).ok()
     }
-    let sdk = crate::config::sdk_config(var("AWS_REGION")).await;
-    for (name, value) in secret_variables(&sdk, var).await? {
-        // At start, before any other task reads the environment.
-        std::env::set_var(name, value);
+}
+
+impl<T: Send + Sync + 'static> Fresh<T> {
+    /// Reads the secrets `FIREWATCH_SECRET_IDS` names into the environment
+    /// (nothing without it), then builds. Call first thing in `main`.
+    pub async fn start<F, Fut>(build: F) -> Result<std::sync::Arc<Self>, String>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let ttl = match var("FIREWATCH_SECRETS_TTL") {
+            Some(t) => std::time::Duration::from_secs(
+                firewatch_domain::units::duration_secs(&t)
+                    .map_err(|e| format!("FIREWATCH_SECRETS_TTL: {e}"))?,
+            ),
+            None => DEFAULT_TTL,
+        };
+        let sdk = match var("FIREWATCH_SECRET_IDS") {
+            Some(_) => Some(crate::config::sdk_config(var("AWS_REGION")).await),
+            None => None,
+        };
+        Self::start_with(sdk, ttl, build).await
     }
-    Ok(())
+
+    /// [`Fresh::start`] with the SDK configuration (none: no secrets to
+    /// read) and the time to live given.
+    pub async fn start_with<F, Fut>(
+        sdk: Option<SdkConfig>,
+        ttl: std::time::Duration,
+        build: F,
+    ) -> Result<std::sync::Arc<Self>, String>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let values = match &sdk {
+            Some(sdk) => secret_variables(sdk, |k| std::env::var(k).ok()).await?,
+            None => Vec::new(),
+        };
+        for (name, value) in &values {
+            // Before anything is built, so before any other task reads them.
+            std::env::set_var(name, value);
+        }
+        let build: Build<T> = Box::new(move || Box::pin(build()));
+        let value = std::sync::Arc::new(build().await?);
+        Ok(std::sync::Arc::new(Self {
+            ours: values.iter().map(|(n, _)| *n).collect(),
+            state: tokio::sync::Mutex::new(State {
+                value,
+                read_at: std::time::Instant::now(),
+                values,
+            }),
+            ttl,
+            sdk,
+            build,
+        }))
+    }
+
+    /// What was built, built again first when the secrets' time to live
+    /// has passed and a value changed.
+    pub async fn get(&self) -> std::sync::Arc<T> {
+        let mut state = self.state.lock().await;
+        let Some(sdk) = &self.sdk else {
+            return state.value.clone();
+        };
+        if state.read_at.elapsed() < self.ttl {
+            return state.value.clone();
+        }
+        state.read_at = std::time::Instant::now();
+        let values = match secret_variables(sdk, |k| env_var(&self.ours, k)).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "the deployment's secrets could not be read again; the values read before stay in use");
+                return state.value.clone();
+            }
+        };
+        if values == state.values {
+            return state.value.clone();
+        }
+        // One request at a time per instance: nothing else runs while the
+        // environment changes.
+        for (name, _) in &state.values {
+            if !values.iter().any(|(n, _)| n == name) {
+                std::env::remove_var(name);
+            }
+        }
+        for (name, value) in &values {
+            std::env::set_var(name, value);
+        }
+        match (self.build)().await {
+            Ok(v) => {
+                tracing::info!("the deployment's secrets changed: rebuilt with the new values");
+                state.value = std::sync::Arc::new(v);
+                state.values = values;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rebuilding with the deployment's new secrets failed; the values read before stay in use");
+                for (name, value) in &state.values {
+                    std::env::set_var(name, value);
+                }
+            }
+        }
+        state.value.clone()
+    }
+}
+
+/// A router kept as fresh as the secrets it was built with, as the service
+/// an HTTP function serves (`lambda_http::run(serve_fresh(fresh))`).
+#[cfg(feature = "fresh-router")]
+pub fn serve_fresh<B>(
+    fresh: std::sync::Arc<Fresh<axum::Router>>,
+) -> impl tower::Service<
+    axum::http::Request<B>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<
+        Output = Result<axum::response::Response, std::convert::Infallible>,
+    > + Send,
+> + Clone
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    tower::service_fn(move |req: axum::http::Request<B>| {
+        let fresh = fresh.clone();
+        async move {
+            let router = (*fresh.get().await).clone();
+            tower::ServiceExt::oneshot(router, req.map(axum::body::Body::new)).await
+        }
+    })
 }
 
 #[cfg(test)]
