@@ -27,6 +27,9 @@ pub enum IncidentsCommand {
         /// How many to list (1 to 200).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Where the previous page ended (the `--cursor` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Print new incidents and changes to them as they happen (every
     /// second), until interrupted.
@@ -689,9 +692,15 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
             severity,
             source,
             limit,
+            cursor,
         } => {
             let mut q = vec![("limit", limit.to_string())];
-            for (k, v) in [("state", state), ("severity", severity), ("source", source)] {
+            for (k, v) in [
+                ("state", state),
+                ("severity", severity),
+                ("source", source),
+                ("cursor", cursor),
+            ] {
                 if let Some(v) = v {
                     q.push((k, v));
                 }
@@ -699,8 +708,8 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsCommand) -> Result<(), Str
             let page: Paged<Incident> = api.get("/v1/incidents", &q).await?;
             api.emit(&page, |page| {
                 let mut out = incident_table(&page.items, Utc::now());
-                if page.next_cursor.is_some() {
-                    out.push_str("(more: raise --limit or page the API with next_cursor)\n");
+                if let Some(next) = &page.next_cursor {
+                    out.push_str(&format!("(more: the same command with --cursor {next})\n"));
                 }
                 out
             });
@@ -814,6 +823,9 @@ const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 async fn watch(api: &Api) -> Result<(), String> {
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let mut first = true;
+    if !api.json {
+        println!("{}", watch_columns("", &INCIDENT_HEADER.map(String::from)));
+    }
     let mut misses = 0;
     loop {
         let page: Paged<Incident> = match api
@@ -844,9 +856,7 @@ async fn watch(api: &Api) -> Result<(), String> {
                 let line = serde_json::json!({"event": what, "incident": inc});
                 println!("{line}");
             } else {
-                let row = incident_table(std::slice::from_ref(inc), Utc::now());
-                let row = row.lines().nth(1).unwrap_or_default();
-                println!("{what:<8} {row}");
+                println!("{}", watch_columns(what, &incident_cells(inc, Utc::now())));
             }
         }
         first = false;
@@ -854,6 +864,22 @@ async fn watch(api: &Api) -> Result<(), String> {
         let _ = std::io::stdout().flush();
         tokio::time::sleep(WATCH_EVERY).await;
     }
+}
+
+/// A line of `incidents watch` in fixed columns, so the rows printed over
+/// time line up under the one header: what happened, then the incident's
+/// cells.
+fn watch_columns(what: &str, cells: &[String]) -> String {
+    const WIDTHS: [usize; 7] = [8, 30, 12, 4, 12, 5, 6];
+    let mut out = String::new();
+    let all = std::iter::once(what).chain(cells.iter().map(String::as_str));
+    for (i, c) in all.enumerate() {
+        match WIDTHS.get(i) {
+            Some(w) => out.push_str(&format!("{c:<w$}  ")),
+            None => out.push_str(c),
+        }
+    }
+    out.trim_end().to_owned()
 }
 
 async fn act(api: &Api, id: &str, action: &str, reason: Option<String>) -> Result<(), String> {
@@ -895,24 +921,23 @@ pub fn incident_table(items: &[Incident], now: DateTime<Utc>) -> String {
     if items.is_empty() {
         return "no incidents\n".into();
     }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|i| {
-            vec![
-                i.id.to_string(),
-                i.state.to_string(),
-                i.severity.to_string(),
-                i.source.to_string(),
-                i.occurrences.to_string(),
-                age(i.created_at, now),
-                truncate(&i.title, 60),
-            ]
-        })
-        .collect();
-    table(
-        &["ID", "STATE", "SEV", "SOURCE", "SEEN", "AGE", "TITLE"],
-        &rows,
-    )
+    let rows: Vec<Vec<String>> = items.iter().map(|i| incident_cells(i, now)).collect();
+    table(&INCIDENT_HEADER, &rows)
+}
+
+const INCIDENT_HEADER: [&str; 7] = ["ID", "STATE", "SEV", "SOURCE", "SEEN", "AGE", "TITLE"];
+
+/// An incident's cells in a list, under [`INCIDENT_HEADER`].
+fn incident_cells(i: &Incident, now: DateTime<Utc>) -> Vec<String> {
+    vec![
+        i.id.to_string(),
+        i.state.to_string(),
+        i.severity.to_string(),
+        i.source.to_string(),
+        i.occurrences.to_string(),
+        age(i.created_at, now),
+        truncate(&i.title, 60),
+    ]
 }
 
 /// An aligned table: a header row, then a row per item, columns two spaces

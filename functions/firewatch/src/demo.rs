@@ -1,5 +1,6 @@
 //! The demo target `firewatch dev` serves beside itself when it loads the
-//! example `restart-service` playbook and no `ADMIN_API` secret is set: a
+//! example `restart-service` playbook and neither its `ADMIN_API` nor its
+//! `ADMIN_TOKEN` secret is set: a
 //! small admin API with the routes that playbook calls, so its dry-run,
 //! approval, run and rollback work out of the box.
 //!
@@ -40,9 +41,15 @@ impl Demo {
     }
 }
 
-/// Whether the environment configures `ADMIN_API` itself (then no demo).
+/// Whether the environment configures `ADMIN_API` or `ADMIN_TOKEN` itself
+/// (then no demo: a real token is never sent to it).
 pub async fn admin_api_configured() -> bool {
-    matches!(EnvSecrets.get("ADMIN_API").await, Ok(Some(_)) | Err(_))
+    for name in ["ADMIN_API", "ADMIN_TOKEN"] {
+        if matches!(EnvSecrets.get(name).await, Ok(Some(_)) | Err(_)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Starts the demo target on a free port of 127.0.0.1.

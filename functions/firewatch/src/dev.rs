@@ -123,6 +123,14 @@ fn dev_token(dir: &Path) -> Result<(String, &'static str), String> {
         if t.trim().len() < 16 {
             return Err("FIREWATCH_DEV_TOKEN must be at least 16 characters".into());
         }
+        // Kept in the data dir too, so the client commands find the key
+        // in use (not one this start revokes).
+        let path = dir.join(DEV_TOKEN_FILE);
+        if read_dev_token(dir).as_deref() != Some(t.trim()) {
+            let _ = std::fs::remove_file(&path);
+            write_private(&path, t.trim())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
         return Ok((t.trim().to_owned(), "from FIREWATCH_DEV_TOKEN"));
     }
     let path = dir.join(DEV_TOKEN_FILE);
@@ -448,7 +456,17 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     // it is not the one they look in by default.
     let mut flags = format!("--url {url}");
     if args.data_dir != Path::new(crate::DEFAULT_DATA_DIR) {
-        flags.push_str(&format!(" --data-dir {}", args.data_dir.display()));
+        // Absolute, so the commands work from any directory; quoted when
+        // it has to be.
+        let dir = std::fs::canonicalize(&args.data_dir).unwrap_or(args.data_dir.clone());
+        let dir = dir.display().to_string();
+        if dir.contains(|c: char| "'\"$`\\".contains(c)) {
+            flags.push_str(&format!(" --data-dir '{}'", dir.replace('\'', "'\\''")));
+        } else if dir.contains(char::is_whitespace) {
+            flags.push_str(&format!(" --data-dir \"{dir}\""));
+        } else {
+            flags.push_str(&format!(" --data-dir {dir}"));
+        }
     }
     println!("Send a first alert:");
     println!("  firewatch send-test-alert {flags}");

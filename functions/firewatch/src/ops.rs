@@ -68,8 +68,8 @@ fn print_list(api: &Api, v: &Value, header: &[&str], row: fn(&Value) -> Vec<Stri
             return format!("{none}\n");
         }
         let mut out = table(header, &rows);
-        if v.get("next_cursor").is_some_and(|c| !c.is_null()) {
-            out.push_str("(more: page the API with next_cursor)\n");
+        if let Some(next) = v.get("next_cursor").and_then(Value::as_str) {
+            out.push_str(&format!("(more: the same command with --cursor {next})\n"));
         }
         out
     });
@@ -86,6 +86,15 @@ fn print_fields(api: &Api, v: &Value, fields: &[(&str, &str)]) {
     });
 }
 
+/// The query of a list's page: the most a page holds, from `cursor`.
+fn page(cursor: Option<String>) -> Vec<(&'static str, String)> {
+    let mut q = vec![("limit", "200".to_owned())];
+    if let Some(c) = cursor {
+        q.push(("cursor", c));
+    }
+    q
+}
+
 /// A duration such as `30m`, `2h` or `1d` from now.
 fn from_now(d: &str) -> Result<DateTime<Utc>, String> {
     let secs = firewatch_domain::units::duration_secs(d)?;
@@ -95,7 +104,11 @@ fn from_now(d: &str) -> Result<DateTime<Utc>, String> {
 #[derive(Subcommand)]
 pub enum HeartbeatsCommand {
     /// List heartbeats: state, schedule, last ping, next deadline.
-    List,
+    List {
+        /// Where the previous page ended (the `--cursor` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Show a heartbeat and its last pings.
     Show {
         /// The heartbeat's id (`hb_...`).
@@ -161,10 +174,8 @@ const HEARTBEAT_HEADER: [&str; 6] = ["ID", "NAME", "STATE", "SCHEDULE", "LAST PI
 pub async fn heartbeats(remote: &Remote, cmd: HeartbeatsCommand) -> Result<(), String> {
     let api = Api::new(remote)?;
     match cmd {
-        HeartbeatsCommand::List => {
-            let v: Value = api
-                .get("/v1/heartbeats", &[("limit", "200".into())])
-                .await?;
+        HeartbeatsCommand::List { cursor } => {
+            let v: Value = api.get("/v1/heartbeats", &page(cursor)).await?;
             print_list(&api, &v, &HEARTBEAT_HEADER, heartbeat_row, "no heartbeats");
         }
         HeartbeatsCommand::Show { id } => {
@@ -240,7 +251,11 @@ async fn pause_or_resume(api: &Api, id: &str, verb: &str) -> Result<(), String> 
 #[derive(Subcommand)]
 pub enum SmokeCommand {
     /// List smoke checks: where each is defined, its state and target.
-    List,
+    List {
+        /// Where the previous page ended (the `--cursor` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Show a smoke check: its definition, state, last run and next run.
     Show {
         /// The check's id (`smk_...`, or a file check's name).
@@ -294,13 +309,23 @@ fn read_input(path: &std::path::Path) -> Result<String, String> {
     }
 }
 
+/// PUTs the JSON definition in `file` at `path` and says what it saved.
+async fn put_from_file(api: &Api, path: &str, file: &std::path::Path) -> Result<(), String> {
+    let text = read_input(file)?;
+    let body: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
+    let saved = api.call(Method::PUT, path, Some(&body)).await?;
+    api.emit(&saved, |v| {
+        format!("{} saved (version {})\n", at(v, "/id"), at(v, "/version"))
+    });
+    Ok(())
+}
+
 pub async fn smoke(remote: &Remote, cmd: SmokeCommand) -> Result<(), String> {
     let api = Api::new(remote)?;
     match cmd {
-        SmokeCommand::List => {
-            let v: Value = api
-                .get("/v1/smoke-checks", &[("limit", "200".into())])
-                .await?;
+        SmokeCommand::List { cursor } => {
+            let v: Value = api.get("/v1/smoke-checks", &page(cursor)).await?;
             print_list(
                 &api,
                 &v,
@@ -394,6 +419,9 @@ pub enum SilencesCommand {
         /// Only stale silences (active, yet matching nothing that fires).
         #[arg(long)]
         stale: bool,
+        /// Where the previous page ended (the `--cursor` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Show one silence.
     Show {
@@ -460,8 +488,9 @@ pub async fn silences(remote: &Remote, cmd: SilencesCommand) -> Result<(), Strin
             state,
             filter,
             stale,
+            cursor,
         } => {
-            let mut q = vec![];
+            let mut q = page(cursor);
             if let Some(s) = state {
                 q.push(("state", s));
             }
@@ -521,6 +550,9 @@ pub enum PipelinesCommand {
         /// Only pipelines in this state: succeeded, failed, running, aborted.
         #[arg(long)]
         state: Option<String>,
+        /// Where the previous page ended (the `--cursor` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Show one pipeline (`namespace/name`).
     Show {
@@ -570,8 +602,8 @@ pub async fn pipelines(remote: &Remote, cmd: PipelinesCommand) -> Result<(), Str
                 ],
             );
         }
-        PipelinesCommand::List { state } => {
-            let mut q = vec![("limit", "200".to_owned())];
+        PipelinesCommand::List { state, cursor } => {
+            let mut q = page(cursor);
             if let Some(s) = state {
                 q.push(("state", s));
             }
@@ -752,6 +784,20 @@ pub enum OncallCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Create or replace a schedule (admin) from a JSON file of its
+    /// definition (docs/ESCALATION.md); `-` reads standard input.
+    Set {
+        /// The schedule's id (1-64 of a-z 0-9 - _).
+        id: String,
+        /// The definition's file.
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Delete a schedule (admin).
+    Delete {
+        /// The schedule's id.
+        id: String,
+    },
     /// Put someone on call instead for a while (responder).
     Override {
         /// The schedule's id.
@@ -822,6 +868,14 @@ pub async fn oncall(remote: &Remote, cmd: OncallCommand) -> Result<(), String> {
                 }
             });
         }
+        OncallCommand::Set { id, file } => {
+            put_from_file(&api, &format!("/v1/oncall-schedules/{}", seg(&id)), &file).await?
+        }
+        OncallCommand::Delete { id } => {
+            api.delete(&format!("/v1/oncall-schedules/{}", seg(&id)))
+                .await?;
+            api.emit(&json!({ "deleted": id }), |_| format!("{id} deleted\n"));
+        }
         OncallCommand::Override {
             id,
             who,
@@ -858,6 +912,20 @@ pub enum EscalationCommand {
     /// Show a policy's steps.
     Show {
         /// The policy's id (`default` is the tenant's fallback).
+        id: String,
+    },
+    /// Create or replace a policy (admin) from a JSON file of its
+    /// definition (docs/ESCALATION.md); `-` reads standard input.
+    Set {
+        /// The policy's id (`default` is the tenant's fallback).
+        id: String,
+        /// The definition's file.
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Delete a policy (admin).
+    Delete {
+        /// The policy's id.
         id: String,
     },
 }
@@ -905,6 +973,19 @@ pub async fn escalation(remote: &Remote, cmd: EscalationCommand) -> Result<(), S
                 },
                 "no escalation policies",
             );
+        }
+        EscalationCommand::Set { id, file } => {
+            put_from_file(
+                &api,
+                &format!("/v1/escalation-policies/{}", seg(&id)),
+                &file,
+            )
+            .await?
+        }
+        EscalationCommand::Delete { id } => {
+            api.delete(&format!("/v1/escalation-policies/{}", seg(&id)))
+                .await?;
+            api.emit(&json!({ "deleted": id }), |_| format!("{id} deleted\n"));
         }
         EscalationCommand::Show { id } => {
             let p: Value = api

@@ -424,17 +424,19 @@ async fn the_cli_says_a_redelivery_changed_nothing_and_exits_with_a_run_s_outcom
         "the read-only step shows what its check found: {out}"
     );
 
-    let (ok, out) = cli(
-        &["playbooks", "dry-run", &id, "poke-unreachable"],
-        &server.url,
-        token,
-    );
-    assert!(ok, "{out}");
-    let run = out
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .find(|w| w.starts_with("run_"))
-        .unwrap_or_else(|| panic!("no run id in {out}"))
-        .to_owned();
+    let dry_run = || {
+        let (ok, out) = cli(
+            &["playbooks", "dry-run", &id, "poke-unreachable"],
+            &server.url,
+            token,
+        );
+        assert!(ok, "{out}");
+        out.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|w| w.starts_with("run_"))
+            .unwrap_or_else(|| panic!("no run id in {out}"))
+            .to_owned()
+    };
+    let run = dry_run();
     // Every read answers JSON with --json, parsed back here.
     let json = |args: &[&str]| -> Value {
         let (ok, out) = cli(args, &server.url, token);
@@ -456,13 +458,27 @@ async fn the_cli_says_a_redelivery_changed_nothing_and_exits_with_a_run_s_outcom
     let (ok, out) = cli(&["playbooks", "run", &run, "--follow"], &server.url, token);
     assert!(!ok, "a run that fails exits non-zero with --follow: {out}");
     assert!(out.contains("failed"), "{out}");
+
+    // With --json, the run as it ended is the answer, and the exit says how.
+    let again = dry_run();
+    let followed = Command::new(BIN)
+        .args(["playbooks", "run", &again, "--follow", "--json"])
+        .args(["--url", &server.url, "--token", token])
+        .output()
+        .unwrap();
+    assert!(!followed.status.success());
+    let ended: Value = serde_json::from_slice(&followed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&followed.stdout)));
+    assert_eq!(ended["id"], again.as_str());
+    assert_eq!(ended["state"], "failed", "{ended}");
 }
 
 #[test]
 fn the_banner_s_first_alert_command_works_as_printed_whatever_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
-    let server = start(&dir.path().join("my-data"), None);
+    // A data dir whose path has a space: the banner quotes it.
+    let server = start(&dir.path().join("my data"), None);
     let banner = server.wait_for_output("firewatch incidents list");
     let printed = |cmd: &str| -> Vec<String> {
         let line = banner
@@ -470,7 +486,7 @@ fn the_banner_s_first_alert_command_works_as_printed_whatever_the_data_dir() {
             .map(str::trim)
             .find(|l| l.starts_with(cmd))
             .unwrap_or_else(|| panic!("no {cmd:?} in {banner}"));
-        line.split_whitespace().skip(1).map(str::to_owned).collect()
+        words(line).into_iter().skip(1).collect()
     };
     // Run from another directory, with no key given: the printed flags are
     // enough to find the dev key.
@@ -643,6 +659,37 @@ fn incidents_watch_prints_new_incidents_and_their_changes_as_they_happen() {
     wait_for("changed", "acknowledged");
     let _ = watch.kill();
     let _ = watch.wait();
+    let header = lines.lock().unwrap()[0].clone();
+    assert!(
+        header.trim_start().starts_with("ID") && header.contains("STATE"),
+        "{header}"
+    );
+
+    // With --json: one object a line, the active incident first.
+    let mut watch = Command::new(BIN)
+        .args([
+            "incidents",
+            "watch",
+            "--json",
+            "--url",
+            &server.url,
+            "--token",
+            token,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(watch.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let event: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(event["event"], "new", "{first}");
+    assert_eq!(event["incident"]["id"], id, "{first}");
+    assert_eq!(event["incident"]["state"], "acknowledged");
 }
 
 #[test]
@@ -717,6 +764,11 @@ fn the_cli_covers_heartbeats_smoke_checks_silences_pipelines_oncall_escalation_a
     let token = "fw_e2e_families_token_0123456789";
     // The smoke check below probes this very server.
     let server = start_with(dir.path(), Some(token), &["--egress-allow", "127.0.0.1"]);
+    // A key given by FIREWATCH_DEV_TOKEN is kept where the commands look.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("dev-token")).unwrap(),
+        token
+    );
     let run = |args: &[&str]| -> String {
         let (ok, out) = cli(args, &server.url, token);
         assert!(ok, "{args:?}: {out}");
@@ -839,17 +891,19 @@ fn the_cli_covers_heartbeats_smoke_checks_silences_pipelines_oncall_escalation_a
     fails(&["pipelines", "show", "etl/nothing"], "404");
 
     // On-call and escalation.
-    admin_call(
-        &server,
-        token,
-        "PUT",
-        "/v1/oncall-schedules/primary",
+    std::fs::write(
+        &file,
         json!({
             "name": "Primary", "time_zone": "Europe/Berlin",
             "rotations": [{"name": "primary", "participants": ["alice@example.com", "bob@example.com"],
                            "handoff": "09:00", "length": "weekly", "start": "2026-11-30"}]
-        }),
-    );
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    assert!(run(&["oncall", "set", "primary", "--file", f]).contains("primary saved (version 1)"));
+    fails(&["oncall", "now", "nope"], "404");
     assert!(run(&["oncall", "list"]).contains("primary (weekly)"));
     assert!(run(&[
         "oncall",
@@ -864,15 +918,19 @@ fn the_cli_covers_heartbeats_smoke_checks_silences_pipelines_oncall_escalation_a
     let now = json(&["oncall", "now", "primary"]);
     assert_eq!(now["on_call"][0]["who"], "carol@example.com", "{now}");
     assert_eq!(now["on_call"][0]["overridden"], true);
-    admin_call(
-        &server,
-        token,
-        "PUT",
-        "/v1/escalation-policies/default",
+    std::fs::write(
+        &file,
         json!({
             "name": "Default",
             "steps": [{"after_minutes": 15, "action": "mention_oncall", "schedule": "primary"}]
-        }),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    assert!(run(&["escalation", "set", "default", "--file", f]).contains("default saved"));
+    assert_eq!(
+        json(&["escalation", "show", "default"])["steps"][0]["action"],
+        "mention_oncall"
     );
     assert!(run(&["escalation", "list"]).contains("Default"));
     let shown = run(&["escalation", "show", "default"]);
@@ -881,6 +939,8 @@ fn the_cli_covers_heartbeats_smoke_checks_silences_pipelines_oncall_escalation_a
         "{shown}"
     );
     fails(&["escalation", "show", "nope"], "404");
+    assert!(run(&["escalation", "delete", "default"]).contains("deleted"));
+    fails(&["escalation", "show", "default"], "404");
 
     // Dead letters: none yet; retrying an unknown one fails.
     assert!(run(&["dead-letters", "list"]).contains("no dead letters"));
@@ -908,6 +968,26 @@ fn the_cli_covers_heartbeats_smoke_checks_silences_pipelines_oncall_escalation_a
     fails(
         &["incidents", "feedback", &id, "trg_nope", "--helpful"],
         "404",
+    );
+
+    // Lists page with the --cursor they print.
+    admin_call(
+        &server,
+        token,
+        "POST",
+        "/v1/alerts/generic",
+        json!({"title": "queue backing up", "fingerprint": "queue-1"}),
+    );
+    let first = run(&["incidents", "list", "--limit", "1"]);
+    let cursor = first
+        .split("--cursor ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no cursor in {first}"));
+    let second = run(&["incidents", "list", "--limit", "1", "--cursor", cursor]);
+    assert!(
+        first.contains("queue backing up") && second.contains(&id),
+        "{first}{second}"
     );
 }
 
@@ -1006,29 +1086,63 @@ fn regex_lite_replace(l: &str) -> String {
     out
 }
 
-/// The example `restart-service` playbook works out of the box against the
-/// demo target `firewatch dev` serves: dry-run, a refused self-approval,
-/// approval by a second person's key, the run followed to its end, the
-/// rollback. The terminal thread of that run and of a second incident that
-/// interleaves with it is checked line by line.
+/// The README's first playbook, run as written: the example
+/// `restart-service` playbook against the demo target `firewatch dev`
+/// serves, a refused self-approval, approval by a second person's key, the
+/// run followed to its end, the rollback. A second incident interleaves
+/// with the first; the terminal thread of both is checked line by line.
 #[test]
-fn the_example_playbook_runs_against_the_demo_target_and_the_terminal_thread_reads_line_by_line() {
+fn the_readme_s_first_playbook_runs_as_written_and_the_terminal_thread_reads_line_by_line() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split("A first playbook, with no service of your own")
+        .nth(1)
+        .and_then(|s| s.split("```sh\n").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("the README has its first-playbook block");
+    // Each step: its words, and whether the README says it is refused.
+    let steps: Vec<(Vec<String>, bool)> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (command, comment) = l.split_once("   #").unwrap_or((l, ""));
+            let args = command
+                .trim()
+                .strip_prefix("firewatch ")
+                .unwrap_or_else(|| panic!("a step that is not a firewatch command: {l}"));
+            (words(args), comment.contains("refused"))
+        })
+        .collect();
+    assert!(steps.len() >= 7, "{block}");
+
+    // `firewatch dev` with the examples, the commands run from its directory.
     let dir = tempfile::tempdir().unwrap();
-    let token = "fw_e2e_demo_token_0123456789abc";
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../playbooks/examples");
-    let server = start_with(dir.path(), Some(token), &["--playbooks", examples]);
+    let server = start_with(
+        &dir.path().join(".firewatch"),
+        None,
+        &["--playbooks", examples],
+    );
     let banner =
         server.wait_for_output("demo target for the restart-service playbook: http://localhost:");
     assert!(
         banner.contains("egress (playbook steps, smoke checks): public addresses and localhost:"),
         "{banner}"
     );
-    let run_as = |args: &[&str], key: &str| -> String {
-        let (ok, out) = cli(args, &server.url, key);
-        assert!(ok, "{args:?}: {out}");
-        out
+    let firewatch = |args: &[String]| -> (bool, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("FIREWATCH_URL", &server.url)
+            .env_remove("FIREWATCH_TOKEN")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
     };
-    let run = |args: &[&str]| run_as(args, token);
+    let token = std::fs::read_to_string(dir.path().join(".firewatch/dev-token")).unwrap();
     // Each step waits for its lines in the thread, so the order is the
     // order of the steps.
     let mut printed = 0;
@@ -1037,10 +1151,7 @@ fn the_example_playbook_runs_against_the_demo_target_and_the_terminal_thread_rea
         loop {
             let out = server.output.lock().unwrap().clone();
             if let Some(at) = out[printed..].find(needle) {
-                // Through the end of the line that holds it, and of the
-                // card line that follows a reply.
-                let end = printed + at + out[printed + at..].find('\n').unwrap_or(0) + 1;
-                printed = end;
+                printed = printed + at + out[printed + at..].find('\n').unwrap_or(0) + 1;
                 std::thread::sleep(std::time::Duration::from_millis(150));
                 return;
             }
@@ -1052,67 +1163,105 @@ fn the_example_playbook_runs_against_the_demo_target_and_the_terminal_thread_rea
         }
     };
 
-    let a = incident_id(&run(&["send-test-alert"]));
-    wait_lines("[Acknowledge]");
-    admin_call(
-        &server,
-        token,
-        "POST",
-        "/v1/alerts/generic",
-        json!({
-            "title": "orders queue backing up", "severity": "sev3", "fingerprint": "orders-queue",
-            "labels": {"queue": "orders"}
-        }),
-    );
-    wait_lines("[Acknowledge]");
-    run(&["incidents", "ack", &a, "--reason", "looking"]);
-    wait_lines("card now:");
-    let list = run(&["incidents", "list", "--json"]);
-    let b = serde_json::from_str::<Value>(&list).unwrap()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .find(|id| *id != a)
-        .unwrap();
-    run(&["incidents", "comment", &b, "consumer lag is growing"]);
-    wait_lines("card now:");
-
-    let dry = run(&["playbooks", "dry-run", &a, "restart-service"]);
+    let (mut incident, mut run, mut second_key) = (None::<String>, None::<String>, None::<String>);
+    for (i, (args, refused)) in steps.iter().enumerate() {
+        let args: Vec<String> = args
+            .iter()
+            .map(|w| match w.as_str() {
+                "inc_..." => incident.clone().expect("an incident by now"),
+                "run_..." => run.clone().expect("a run by now"),
+                "fw_..." => second_key.clone().expect("a second key by now"),
+                _ => w.clone(),
+            })
+            .collect();
+        let (ok, out) = firewatch(&args);
+        let shown = args.join(" ");
+        if *refused {
+            assert!(!ok, "`{shown}` should be refused: {out}");
+            assert!(
+                out.contains("four eyes") && out.contains("--person"),
+                "{out}"
+            );
+            continue;
+        }
+        assert!(ok, "`{shown}` failed: {out}");
+        let find = |prefix: &str| {
+            out.split_whitespace()
+                .find(|w| w.starts_with(prefix))
+                .map(str::to_owned)
+        };
+        if args[0] == "send-test-alert" {
+            incident = find("inc_");
+            wait_lines("[Acknowledge]");
+            // A second incident, and a change to each, between the steps.
+            assert_eq!(i, 0, "the test alert comes first");
+            admin_call(
+                &server,
+                token.trim(),
+                "POST",
+                "/v1/alerts/generic",
+                json!({
+                    "title": "orders queue backing up", "severity": "sev3",
+                    "fingerprint": "orders-queue", "labels": {"queue": "orders"}
+                }),
+            );
+            wait_lines("[Acknowledge]");
+            let a = incident.clone().unwrap();
+            assert!(
+                firewatch(&[
+                    "incidents".into(),
+                    "ack".into(),
+                    a.clone(),
+                    "--reason".into(),
+                    "looking".into()
+                ])
+                .0
+            );
+            wait_lines("card now:");
+            let list = firewatch(&["incidents".into(), "list".into(), "--json".into()]).1;
+            let b = serde_json::from_str::<Value>(&list).unwrap()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .find(|id| *id != a)
+                .unwrap();
+            assert!(
+                firewatch(&[
+                    "incidents".into(),
+                    "comment".into(),
+                    b,
+                    "consumer lag is growing".into()
+                ])
+                .0
+            );
+            wait_lines("💬");
+        } else if args[..2] == ["playbooks", "dry-run"] {
+            assert!(
+                out.contains("awaiting approval") && out.contains("✅ 1. service exists"),
+                "{out}"
+            );
+            run = find("run_");
+            wait_lines(" now: Playbook");
+        } else if args[..2] == ["keys", "create"] {
+            second_key = find("fw_");
+        } else if args[..2] == ["playbooks", "approve"] {
+            assert!(out.contains("approved"), "{out}");
+            wait_lines(" now: Playbook");
+        } else if args[..2] == ["playbooks", "run"] {
+            assert!(out.contains("succeeded"), "{out}");
+            wait_lines("succeeded: step 3/3");
+            wait_lines(" now: Playbook");
+        } else if args[..2] == ["playbooks", "rollback"] {
+            assert!(out.contains("rolled_back"), "{out}");
+            wait_lines("rolled back: rollback step 1/1");
+            wait_lines(" now: Playbook");
+        }
+    }
     assert!(
-        dry.contains("awaiting approval") && dry.contains("✅ 1. service exists"),
-        "{dry}"
+        second_key.is_some() && run.is_some(),
+        "the README approved a run with a second key"
     );
-    let run_id = dry
-        .split_whitespace()
-        .find(|w| w.starts_with("run_"))
-        .unwrap()
-        .to_owned();
-    wait_lines(" now: Playbook");
-    // The requester cannot approve their own run; the answer says how one
-    // person tries four eyes.
-    let (ok, out) = cli(&["playbooks", "approve", &run_id], &server.url, token);
-    assert!(
-        !ok && out.contains("four eyes") && out.contains("--person bob"),
-        "{out}"
-    );
-    let bob = serde_json::from_str::<Value>(&run(&[
-        "keys", "create", "--role", "approver", "--name", "bob", "--person", "bob", "--json",
-    ]))
-    .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(run_as(&["playbooks", "approve", &run_id], &bob).contains("approved"));
-    wait_lines(" now: Playbook");
-    let followed = run(&["playbooks", "run", &run_id, "--follow"]);
-    assert!(followed.contains("succeeded"), "{followed}");
-    wait_lines("succeeded: step 3/3");
-    wait_lines(" now: Playbook");
-    let back = run(&["playbooks", "rollback", &run_id, "--follow"]);
-    assert!(back.contains("rolled_back"), "{back}");
-    wait_lines("rolled back: rollback step 1/1");
-    wait_lines(" now: Playbook");
 
     let raw = server.output.lock().unwrap().clone();
     let last_edit = raw
@@ -1124,6 +1273,7 @@ fn the_example_playbook_runs_against_the_demo_target_and_the_terminal_thread_rea
         last_edit.contains("rolled back · medium risk"),
         "{last_edit}"
     );
+    assert!(!raw.contains("demo_"), "the demo token never shows");
     let got = normalise_transcript(&raw);
     if std::env::var("PRINT_TRANSCRIPT").is_ok() {
         println!("{}", got.join("\n"));
@@ -1163,9 +1313,7 @@ B │ [Acknowledge] [Resolve] [Triage] [Playbooks] [Silence 1h] [Snooze 30m] [Sn
 A ├─ open → acknowledged by dev-admin (looking)
 A │ card now: [sev1] acknowledged · seen 1× · inc_A
 B ├─ 💬 consumer lag is growing by dev-admin
-B │ card now: [sev3] open · seen 1× · inc_B
 A ├─ ✅ Playbook `restart-service` (run_1) dry run ok: 3 steps, 1 read-only checked · by dev-admin
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─┬─ message 2
 A │ │ Playbook restart-service · awaiting approval · medium risk
 A │ │ Restart a service through its admin API
@@ -1181,27 +1329,19 @@ A │ │ · 1. restore previous mode: POST ***ADMIN_API***/services/payments-ap
 A │ │ Last: approval needed by <time> UTC
 A │ │ [Approve] [Reject]
 A ├─ ✋ Playbook `restart-service` (run_1) awaiting approval: approval needed by <time> UTC · by dev-admin
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · awaiting approval · medium risk [Approve] [Reject]
 A ├─ ✅ Playbook `restart-service` (run_1) approved: approved by bob · by bob
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · approved · medium risk [Run] [Cancel]
 A ├─ ▶️ Playbook `restart-service` (run_1) running: step 1/3: service exists · by dev-admin
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · <running or succeeded>
 A ├─ ▶️ Playbook `restart-service` (run_1) running: step 1/3 `service exists` ok (status 200 in <n> ms); step 2/3: restart · by firewatch
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · <running or succeeded>
 A ├─ ▶️ Playbook `restart-service` (run_1) running: step 2/3 `restart` ok (status 202 in <n> ms); step 3/3: healthy again · by firewatch
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · <running or succeeded>
 A ├─ ✅ Playbook `restart-service` (run_1) succeeded: step 3/3 `healthy again` ok (status 200 in <n> ms) · by firewatch
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · <running or succeeded>
 A ├─ ▶️ Playbook `restart-service` (run_1) rolling back: rollback step 1/1: restore previous mode · by dev-admin
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · <rolling back or rolled back>
 A ├─ ✅ Playbook `restart-service` (run_1) rolled back: rollback step 1/1 `restore previous mode` ok (status 202 in <n> ms) · by firewatch
-A │ card now: [sev1] acknowledged · seen 1× · inc_A
 A ├─ message 2 now: Playbook restart-service · <rolling back or rolled back>
 "#;

@@ -575,6 +575,21 @@ async fn a_failing_preflight_fails_the_dry_run_and_bad_params_are_400() {
         .dry_run("restart-service", &w.responder, json!({"colour": "red"}))
         .await;
     assert_eq!(unknown.code(), "unknown_param");
+    assert!(
+        unknown.text.contains("`colour`"),
+        "a plain name is named: {}",
+        unknown.text
+    );
+    // A name that is no plain word (a token pasted as a key) is not echoed.
+    let odd = w
+        .dry_run(
+            "restart-service",
+            &w.responder,
+            json!({"xoxb-Zq9marker": "red"}),
+        )
+        .await;
+    assert_eq!(odd.code(), "unknown_param");
+    assert!(!odd.text.contains("Zq9marker"), "{}", odd.text);
     let missing = w.dry_run("no-such-playbook", &w.responder, json!({})).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let viewer = w.dry_run("restart-service", &w.viewer, json!({})).await;

@@ -508,3 +508,103 @@ async fn pings_to_one_check_are_rate_limited_per_minute_and_change_nothing_past_
         StatusCode::OK
     );
 }
+
+/// Refusals of heartbeats and smoke checks say what is wrong without
+/// repeating what was sent (an id, a duration).
+#[tokio::test]
+async fn refusals_never_echo_what_was_sent() {
+    let (_svc, keys, app, _) = setup().await;
+    const MARK: &str = "Zq9marker";
+    let check = |field: &str| {
+        let mut c =
+            serde_json::json!({"name": "x", "interval": "5m", "url": "https://example.com/"});
+        c[field] = serde_json::json!(MARK);
+        (Method::POST, "/v1/smoke-checks".to_owned(), c.to_string())
+    };
+    for (method, path, body) in [
+        (
+            Method::GET,
+            format!("/v1/heartbeats/hb_{MARK}"),
+            String::new(),
+        ),
+        (
+            Method::GET,
+            format!("/v1/smoke-checks/smk_{MARK}"),
+            String::new(),
+        ),
+        (
+            Method::POST,
+            "/v1/heartbeats".to_owned(),
+            serde_json::json!({"name": "x", "period": MARK}).to_string(),
+        ),
+        check("interval"),
+        check("timeout"),
+        check("latency_budget"),
+    ] {
+        let a = send(&app, json_request(method, &path, Some(&keys.admin), body)).await;
+        assert!(
+            a.status.is_client_error(),
+            "{path}: {} {}",
+            a.status,
+            a.text
+        );
+        assert!(!a.text.contains(MARK), "{path} echoed: {}", a.text);
+    }
+}
+
+/// What SCHEDULES.md says of pausing: the resolve it sends does not close
+/// an incident that is flapping; that stays open until its flapping ends,
+/// as any flapping incident does.
+#[tokio::test]
+async fn pausing_a_flapping_heartbeat_leaves_its_incident_open() {
+    let (svc, keys, app, clock) = setup().await;
+    // A heartbeat re-raises at most once a period: a short one, so each
+    // failure reaches the incident.
+    let (id, path) = create(&app, &keys, r#"{"name": "etl", "period": "1m"}"#).await;
+    // Failure, success, failure...: more than three flips in ten minutes.
+    for p in [
+        format!("{path}/fail"),
+        path.clone(),
+        format!("{path}/fail"),
+        path.clone(),
+        format!("{path}/fail"),
+        path.clone(),
+        format!("{path}/fail"),
+    ] {
+        clock.advance(Duration::seconds(61));
+        let a = send(&app, ping(Method::GET, &p, "")).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    assert_eq!(open_heartbeat_incidents(&svc).await, 1);
+    let flapping = firewatch_domain::incidents::list(
+        &svc,
+        &firewatch_types::TenantId::default_tenant(),
+        &firewatch_domain::incidents::ListFilter::default(),
+        None,
+        10,
+    )
+    .await
+    .unwrap()
+    .items;
+    assert!(
+        flapping.iter().any(|i| i.flapping.is_some()),
+        "the incident flaps: {flapping:?}"
+    );
+    let paused = send(
+        &app,
+        json_request(
+            Method::POST,
+            &format!("/v1/heartbeats/{id}/pause"),
+            Some(&keys.admin),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.text);
+    assert_eq!(paused.json["state"], "paused");
+    assert_eq!(
+        open_heartbeat_incidents(&svc).await,
+        1,
+        "still open while it flaps"
+    );
+}

@@ -119,8 +119,8 @@ async fn list(
         return Err(ApiError::bad_request(
             "invalid_query",
             format!(
-                "unknown query parameter {:?}; known: state, stale, filter, limit, cursor",
-                firewatch_domain::limits::truncate(k, 40)
+                "unknown query parameter {}; known: state, stale, filter, limit, cursor",
+                firewatch_domain::limits::shown_name(k)
             ),
         ));
     }

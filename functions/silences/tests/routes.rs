@@ -897,3 +897,35 @@ async fn silence_changes_past_the_tenants_limit_answer_429_with_retry_after() {
         .await;
     assert_eq!(a.status, StatusCode::OK, "the next minute: {}", a.text);
 }
+
+/// A refused silence says what is wrong without repeating what was sent:
+/// not the expression, not a matcher name that is no plain word, not an
+/// unknown query key.
+#[tokio::test]
+async fn refusals_never_echo_what_was_sent() {
+    let w = world().await;
+    const MARK: &str = "Zq9marker";
+    let ends = ts(w.now() + chrono::Duration::hours(1));
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v1/silences".to_owned(),
+            serde_json::json!({"matchers": [MARK], "ends_at": ends, "comment": "c"}),
+        ),
+        (
+            Method::POST,
+            "/v1/silences".to_owned(),
+            serde_json::json!({"matchers": [format!("9{MARK}=x")], "ends_at": ends, "comment": "c"}),
+        ),
+        (Method::GET, format!("/v1/silences?{MARK}=1"), Value::Null),
+        (
+            Method::GET,
+            format!("/api/v2/silences?filter={MARK}"),
+            Value::Null,
+        ),
+    ] {
+        let a = w.call(method, &path, &w.keys.responder, body).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}: {}", a.text);
+        assert!(!a.text.contains(MARK), "{path} echoed: {}", a.text);
+    }
+}

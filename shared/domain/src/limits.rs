@@ -35,6 +35,20 @@ pub const MAX_LINK_TEXT_BYTES: usize = 256;
 /// The label that says how many labels were not kept.
 pub const TRUNCATED_LABEL: &str = "firewatch_truncated";
 
+/// A name a caller sent (a field, a parameter, a query key), as an error
+/// may show it: itself when it is a plain word (letters and `_`, 1 to 32
+/// of them), else `?`. Errors never echo what was sent: a token used as a
+/// key stays out of them.
+pub fn shown_name(name: &str) -> &str {
+    let plain = (1..=32).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
+    if plain {
+        name
+    } else {
+        "?"
+    }
+}
+
 /// `s` cut to at most `max` bytes (marker included) at a character boundary.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {

@@ -9,10 +9,10 @@ pub const MAX_SPAN_SECS: i64 = 366 * 24 * 3600;
 /// Parses a duration such as `90s`, `5m`, `1h 30m` into whole seconds
 /// within `1..=MAX_SPAN_SECS`; `field` names it in the error.
 pub fn span_secs(field: &str, text: &str) -> Result<i64, DomainError> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+    let d = humantime::parse_duration(text.trim()).map_err(|_| {
         DomainError::bad_input(
             "invalid_duration",
-            format!("{field}: `{text}` is not a duration such as 30s, 5m or 1h ({e})"),
+            format!("{field}: not a duration such as 30s, 5m or 1h"),
         )
     })?;
     let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);

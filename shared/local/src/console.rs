@@ -5,7 +5,8 @@
 //! Every line starts with its incident's short id (the last six characters
 //! of `inc_…`), so two threads that interleave stay apart. A message that
 //! is edited in place on a platform (a playbook run's) prints whole once,
-//! then one line per edit.
+//! then one line per edit. A card is printed again only when what it shows
+//! changed (its state, severity or count), not after every reply.
 
 use async_trait::async_trait;
 use firewatch_domain::chat::{card_text, ChatClient, ChatError};
@@ -17,6 +18,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Default)]
 pub struct ConsoleChat {
     seq: AtomicU64,
+    /// The card line each thread last showed, by root id.
+    cards: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// The one line that says what a card shows now.
+fn card_line(card: &Card) -> String {
+    format!(
+        "│ card now: [{}] {} · seen {}× · {}",
+        card.severity, card.state, card.occurrences, card.incident_id
+    )
+}
+
+impl ConsoleChat {
+    /// Remembers `line` as the thread's card; false when it already was.
+    fn card_changed(&self, root_id: &str, line: String) -> bool {
+        let mut cards = self.cards.lock().unwrap_or_else(|p| p.into_inner());
+        cards.insert(root_id.to_owned(), line.clone()).as_ref() != Some(&line)
+    }
 }
 
 /// Prints `text`, each line tagged with the thread's short id.
@@ -61,21 +80,20 @@ impl ChatClient for ConsoleChat {
                 indent(&card_text(card), "│ ")
             ),
         );
+        let root_id = format!("console-{n}-{tag}");
+        self.card_changed(&root_id, card_line(card));
         Ok(ThreadRef {
             destination: dest.clone(),
-            root_id: format!("console-{n}-{tag}"),
+            root_id,
             thread_id: None,
         })
     }
 
     async fn update_root(&self, t: &ThreadRef, card: &Card) -> Result<(), ChatError> {
-        print(
-            tag_of(t),
-            &format!(
-                "│ card now: [{}] {} · seen {}× · {}",
-                card.severity, card.state, card.occurrences, card.incident_id
-            ),
-        );
+        let line = card_line(card);
+        if self.card_changed(&t.root_id, line.clone()) {
+            print(tag_of(t), &line);
+        }
         Ok(())
     }
 
@@ -149,5 +167,17 @@ mod tests {
             "??????",
             "a thread from before tags were kept"
         );
+    }
+
+    #[test]
+    fn a_card_prints_again_only_when_what_it_shows_changed() {
+        let chat = ConsoleChat::default();
+        assert!(chat.card_changed("console-1-A", "open 1×".into()));
+        assert!(!chat.card_changed("console-1-A", "open 1×".into()));
+        assert!(
+            chat.card_changed("console-2-B", "open 1×".into()),
+            "another thread"
+        );
+        assert!(chat.card_changed("console-1-A", "acknowledged 1×".into()));
     }
 }

@@ -97,7 +97,7 @@ pub fn card(inc: &Incident, tickets: bool) -> Card {
 }
 
 /// The annotations a card shows under its title, in this order.
-pub const SUMMARY_ANNOTATIONS: [&str; 3] = ["description", "reason", "error"];
+pub const SUMMARY_ANNOTATIONS: [&str; 4] = ["summary", "description", "reason", "error"];
 
 /// The most a card's summary holds, in bytes.
 const SUMMARY_MAX: usize = 500;

@@ -149,7 +149,11 @@ pub fn resolve_params(
     if let Some(unknown) = overrides.keys().find(|k| !pb.params.contains_key(*k)) {
         return Err(DomainError::bad_input(
             "unknown_param",
-            format!("playbook {} has no parameter `{unknown}`", pb.name()),
+            format!(
+                "playbook {} has no parameter `{}`",
+                pb.name(),
+                crate::limits::shown_name(unknown)
+            ),
         ));
     }
     let scope = template::Scope::masked(incident_value(inc), BTreeMap::new(), &[]);

@@ -412,7 +412,11 @@ pub async fn request_dry_run(
     if let Some(unknown) = overrides.keys().find(|k| !pb.params.contains_key(*k)) {
         return Err(DomainError::bad_input(
             "unknown_param",
-            format!("playbook {} has no parameter `{unknown}`", pb.name()),
+            format!(
+                "playbook {} has no parameter `{}`",
+                pb.name(),
+                crate::limits::shown_name(unknown)
+            ),
         ));
     }
     // Counted when asked for, like the API's: the dispatcher sends it.

@@ -459,8 +459,8 @@ async fn load(
     Ok(Some((keys::decode(&item)?, item.version)))
 }
 
-fn not_found(id: &str) -> DomainError {
-    DomainError::NotFound(format!("no heartbeat {}", crate::limits::truncate(id, 40)))
+fn not_found(_id: &str) -> DomainError {
+    DomainError::NotFound("no heartbeat has this id".into())
 }
 
 /// One heartbeat (viewer) with its most recent pings, newest first.

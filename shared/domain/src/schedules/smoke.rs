@@ -286,10 +286,10 @@ pub fn validate(d: &Definition) -> Result<(), DomainError> {
         ));
     }
     if let Some(b) = &d.latency_budget {
-        humantime::parse_duration(b.trim()).map_err(|e| {
+        humantime::parse_duration(b.trim()).map_err(|_| {
             bad(
                 "invalid_duration",
-                format!("latency_budget: `{b}` is not a duration ({e})"),
+                "latency_budget: not a duration such as 500ms or 2s".to_string(),
             )
         })?;
     }
@@ -479,11 +479,8 @@ async fn load(
     Ok(Some((keys::decode(&i)?, i.version)))
 }
 
-fn not_found(id: &str) -> DomainError {
-    DomainError::NotFound(format!(
-        "no smoke check {}",
-        crate::limits::truncate(id, 40)
-    ))
+fn not_found(_id: &str) -> DomainError {
+    DomainError::NotFound("no smoke check has this id".into())
 }
 
 /// The due-index writes that move `c`'s entry to `at`.

@@ -45,8 +45,8 @@ impl Matcher {
         let bad = |m: String| DomainError::bad_input("invalid_matcher", m);
         if !is_label_name(&self.name) {
             return Err(bad(format!(
-                "matcher name {:?} is not a label name",
-                crate::limits::truncate(&self.name, 60)
+                "matcher name {} is not a label name",
+                crate::limits::shown_name(&self.name)
             )));
         }
         if self.value.len() > MAX_MATCHER_BYTES {
@@ -97,10 +97,7 @@ pub fn parse(expr: &str) -> Result<Matcher, DomainError> {
     let bad = || {
         DomainError::bad_input(
             "invalid_matcher",
-            format!(
-                "{:?} is not a matcher: use name=value, name!=value, name=~regex or name!~regex",
-                crate::limits::truncate(expr, 60)
-            ),
+            "the expression is not a matcher: use name=value, name!=value, name=~regex or name!~regex",
         )
     };
     let expr = expr.trim();

@@ -89,10 +89,7 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                let plain = key.len() <= 32
-                    && !key.is_empty()
-                    && key.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
-                out.push_str(if plain { key } else { "?" });
+                out.push_str(crate::limits::shown_name(key));
             }
             Segment::Unknown => out.push_str(".?"),
         }
