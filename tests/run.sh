@@ -11,7 +11,8 @@
 #    Local and the S3 server; then every test again with the clock a year
 #    ahead (faketime), so no test depends on the day it runs;
 # 4. lints the SAM template (cfn-lint, sam validate --lint), checks each
-#    function's privileges in it (tests/template_privileges.py) and builds
+#    function's privileges in it against what its router reached in the tests
+#    (tests/template_privileges.py --recorded) and builds
 #    every Lambda function with cargo lambda build --release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,10 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --all-features --locked
+# The routers' store accesses are recorded on the way (debug builds), to
+# check each function's key patterns in the SAM template against them below.
+recorded=$(mktemp -d)
+FIREWATCH_RECORD_KEYS="$recorded" cargo test --workspace --all-features --locked
 
 # The same tests with the clock a year ahead, so a test that compares a
 # fixed date with the real clock fails today, not on the day its date falls
@@ -49,8 +53,11 @@ step "SAM template"
 cfn-lint infra/template.yaml
 sam validate --lint --template-file infra/template.yaml --region us-east-1
 # Each function's privileges: only admin writes keys and tenant secrets, no
-# function changes an audit event, no secret resolved into configuration.
-"$CACHE/venv/bin/python" tests/template_privileges.py
+# function changes an audit event, no secret resolved into configuration,
+# and each router function reaches only its own key prefixes, which cover
+# every partition its router reached in the tests above.
+"$CACHE/venv/bin/python" tests/template_privileges.py --recorded "$recorded"
+rm -rf "$recorded"
 
 step "cargo lambda build --release"
 # One invocation: the dependencies are compiled once for every function.

@@ -18,10 +18,20 @@ Fails when:
   `/discord`, `/telegram`, `/hmac`, `/tracker`), or reads tenants' secrets
   without sending what uses them.
 
+- a function that serves HTTP (a router) may reach a table partition its
+  policy does not name: its table access is allowed only by
+  `dynamodb:LeadingKeys` patterns (the key prefixes it owns);
+- with `--recorded DIR`: the store accesses its routers made during the
+  test suite (`FIREWATCH_RECORD_KEYS=DIR` while `cargo test` runs; each line
+  `family action pk`) are not all allowed by that function's policy.
+
 `python tests/template_privileges.py --table` prints each function's table
-privileges (docs/DEPLOY.md). The checks are proven to catch a regression:
-the same checks run over a copy of the template with a chat function's Deny
-removed must fail.
+privileges (docs/DEPLOY.md); `--leading-keys` the partitions each may reach.
+The checks are proven to catch a regression: the same checks run over a
+copy of the template with a chat function's Deny and key patterns removed
+must fail, and,
+with `--recorded`, over a copy with one of the ingest function's key
+patterns removed.
 """
 
 import copy
@@ -40,6 +50,20 @@ AUDIT_WRITERS = ["DispatchFunction", "SchedulerFunction"]
 WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
           "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert",
           "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"]
+# The functions that serve a router, by the family its source lives in
+# (functions/<family>/ or bots/<family>/): their table access must be
+# narrowed to the partitions they own.
+ROUTER_FUNCTIONS = {
+    "ingest": "IngestFunction", "incidents": "IncidentsFunction",
+    "playbooks": "PlaybooksFunction", "schedules": "SchedulesFunction",
+    "pipelines": "PipelinesFunction", "dossier": "DossierFunction",
+    "escalation": "EscalationFunction", "silences": "SilencesFunction",
+    "admin": "AdminFunction", "slack": "SlackFunction",
+    "telegram": "TelegramFunction", "discord": "DiscordFunction",
+}
+TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                 "dynamodb:Query", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem",
+                 "dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
 # Sample partition keys of the records that matter (shared/domain/src/keys.rs).
 API_KEY = "_#APIKEY"
 TENANT_SECRET = "acme#SECRET"
@@ -204,7 +228,68 @@ def violations(t):
         env = json.dumps(fn["Properties"].get("Environment", {}), default=str)
         if "resolve:secretsmanager" in env:
             out.append(f"{name} resolves a secret into its configuration")
+    for name in ROUTER_FUNCTIONS.values():
+        for action in unnarrowed(fns[name]):
+            out.append(f"{name} may {action} on any partition (no LeadingKeys condition)")
     return out
+
+
+def unnarrowed(fn):
+    """Table actions an Allow grants without a LeadingKeys condition."""
+    out = []
+    for st in statements(fn):
+        if st["Effect"] != "Allow" or not on_table(st):
+            continue
+        cond = json.dumps(st.get("Condition", {}))
+        if "dynamodb:LeadingKeys" in cond and "ForAllValues" in cond:
+            continue
+        out += [a for a in TABLE_ACTIONS if action_matches(st, a)]
+    return out
+
+
+def recorded(directory):
+    """(family, action, pk) of every store access the routers made in the tests."""
+    import glob as globbing
+    out = set()
+    for path in globbing.glob(f"{directory}/*.keys"):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(" ", 2)
+                if len(parts) == 3:
+                    out.add(tuple(parts))
+    return out
+
+
+def unrecorded_denials(t, accesses):
+    """Recorded accesses the function's policy would refuse."""
+    fns = functions(t)
+    out = []
+    for family, action, pk in sorted(accesses):
+        name = ROUTER_FUNCTIONS.get(family)
+        if name is None:
+            out.append(f"accesses recorded for `{family}`, which is no function's family")
+            continue
+        # The tests file audit events straight into the log, as
+        # `firewatch dev` does; on AWS these functions queue them beside it
+        # (FIREWATCH_AUDIT_VIA_DISPATCHER), which is what the policy must allow.
+        if pk.endswith("#AUDIT") and action == "PutItem":
+            pk += "Q"
+        if not may(fns[name], f"dynamodb:{action}", pk):
+            out.append(f"{name} needs dynamodb:{action} on {pk} (its tests reach it) but its policy refuses it")
+    return out
+
+
+def leading_keys(t):
+    rows = ["| function | partitions it may reach |", "|---|---|"]
+    for family, name in sorted(ROUTER_FUNCTIONS.items(), key=lambda kv: kv[1]):
+        pats = []
+        for st in statements(functions(t)[name]):
+            if st["Effect"] == "Allow" and on_table(st):
+                for p in as_list(st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])):
+                    if p not in pats:
+                        pats.append(p)
+        rows.append(f"| {name.removesuffix('Function')} | {', '.join(f'`{p}`' for p in pats)} |")
+    return "\n".join(rows)
 
 
 def table(t):
@@ -227,7 +312,17 @@ def main():
     if "--table" in sys.argv:
         print(table(t))
         return 0
+    if "--leading-keys" in sys.argv:
+        print(leading_keys(t))
+        return 0
     found = violations(t)
+    accesses = set()
+    if "--recorded" in sys.argv:
+        accesses = recorded(sys.argv[sys.argv.index("--recorded") + 1])
+        if not accesses:
+            print("FAIL: --recorded names a directory with no recorded accesses", file=sys.stderr)
+            return 1
+        found += unrecorded_denials(t, accesses)
     for v in found:
         print(f"FAIL: {v}", file=sys.stderr)
     # The check itself: without the Slack function's Deny it must fail.
@@ -236,11 +331,27 @@ def main():
     sts = broken["Resources"]["SlackFunction"]["Properties"]["Policies"][0]["Statement"]
     sts[:] = [s for s in sts if not (isinstance(s, dict) and s.get("Effect") == "Deny"
                                      and "_#APIKEY*" in json.dumps(s))]
+    # ...and its key patterns: the Deny and the patterns each keep keys out.
+    for st in sts:
+        if isinstance(st, dict) and st.get("Effect") == "Allow":
+            st.pop("Condition", None)
     if not any("SlackFunction may dynamodb:PutItem on _#APIKEY" in v for v in violations(broken)):
         print("FAIL: the check does not catch a chat function that may write API keys", file=sys.stderr)
         return 1
+    if accesses:
+        # Without one of ingest's key patterns, what its tests reach is refused.
+        narrowed = copy.deepcopy(t)
+        for st in narrowed["Resources"]["IngestFunction"]["Properties"]["Policies"][0]["Statement"]:
+            keys = st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+            if st.get("Effect") == "Allow" and isinstance(keys, list) and "*#INC*" in keys:
+                keys.remove("*#INC*")
+        if not unrecorded_denials(narrowed, accesses):
+            print("FAIL: the recorded accesses do not catch a missing key pattern", file=sys.stderr)
+            return 1
     if found:
         return 1
+    if accesses:
+        print(f"template privileges: {len(accesses)} recorded store accesses of the routers, each allowed by its function's key patterns")
     print(f"template privileges: {len(functions(t))} functions checked, only admin writes keys and tenant secrets, only the dispatcher and the scheduler write the audit log and none changes an event, no secret resolved into configuration")
     return 0
 

@@ -8,6 +8,8 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod ops;
+#[cfg(debug_assertions)]
+mod recording;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -22,7 +24,10 @@ use firewatch_domain::Services;
 /// The layers every router gets: request ids and tracing span, body limit,
 /// and a panic guard that answers 500 in our format instead of dropping the
 /// connection. Applied by each family's `router()` so routers merge cleanly.
+#[track_caller]
 pub fn finish(router: Router<Services>, services: Services) -> Router {
+    #[cfg(debug_assertions)]
+    let services = recording::wrap(services, std::panic::Location::caller().file());
     let limit = services.settings.max_body_bytes;
     router
         .layer(axum::extract::DefaultBodyLimit::max(limit))
