@@ -23,6 +23,11 @@
 #                                     --runs-per-pipeline, --reads; --dir reuses a seed).
 #   bench/run.sh chat                 time from an alert's 202 to its root card arriving
 #                                     at a (fake, local) Slack, in `firewatch dev`.
+#   bench/run.sh cost [-- ARGS]       what one alert costs on AWS: the ingest router and the
+#                                     dispatcher in process on the AWS adapters, DynamoDB Local
+#                                     behind a proxy that counts request units, S3 requests
+#                                     counted, priced at list prices (docs/COST.md; ARGS go to
+#                                     `firewatch-bench cost`: --repeats, --incidents).
 #   bench/run.sh lambda               each Lambda function's zipped artifact size, and
 #                                     its cold start (process start to first answered
 #                                     invocation) under a local Lambda Runtime API, with
@@ -121,6 +126,14 @@ chat)
     SLACK_DEFAULT_CHANNEL=C0BENCH SLACK_API_URL="http://127.0.0.1:$slack_port/api"
   target/local/firewatch-bench chat-latency --url "$url" --token "$token" --slack-port "$slack_port" "$@"
   ;;
+cost)
+  source tests/lib.sh
+  ensure_tools
+  cargo build --release --locked -p firewatch-bench
+  start_servers
+  target/release/firewatch-bench cost \
+    --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT" "$@"
+  ;;
 lambda)
   source tests/lib.sh
   ensure_tools
@@ -145,7 +158,7 @@ lambda)
     --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT"
   ;;
 *)
-  echo "usage: bench/run.sh [ingest [-- ARGS] | compare OLD NEW [-- ARGS] | pings | lineage | summary | chat | lambda]" >&2
+  echo "usage: bench/run.sh [ingest [-- ARGS] | compare OLD NEW [-- ARGS] | pings | lineage | summary | chat | cost [-- ARGS] | lambda]" >&2
   exit 2
   ;;
 esac

@@ -228,6 +228,11 @@ def violations(t):
         env = json.dumps(fn["Properties"].get("Environment", {}), default=str)
         if "resolve:secretsmanager" in env:
             out.append(f"{name} resolves a secret into its configuration")
+    # Who may act in chat, and as whom, is the admin function's to write.
+    for name in CHAT:
+        for pk in ("acme#CHATID", "_#CHATID", "acme#KEY", "_#CHATLINKCODE"):
+            if may(fns[name], "dynamodb:PutItem", pk):
+                out.append(f"{name} may dynamodb:PutItem on {pk}")
     for name in ROUTER_FUNCTIONS.values():
         for action in unnarrowed(fns[name]):
             out.append(f"{name} may {action} on any partition (no LeadingKeys condition)")
@@ -240,8 +245,9 @@ def unnarrowed(fn):
     for st in statements(fn):
         if st["Effect"] != "Allow" or not on_table(st):
             continue
-        cond = json.dumps(st.get("Condition", {}))
-        if "dynamodb:LeadingKeys" in cond and "ForAllValues" in cond:
+        keys = st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+        # A pattern that is all wildcard narrows nothing.
+        if keys and not any(set(k) <= {"*", "#"} for k in as_list(keys)):
             continue
         out += [a for a in TABLE_ACTIONS if action_matches(st, a)]
     return out
@@ -280,15 +286,19 @@ def unrecorded_denials(t, accesses):
 
 
 def leading_keys(t):
-    rows = ["| function | partitions it may reach |", "|---|---|"]
+    rows = ["| function | reads | writes | deletes |", "|---|---|---|---|"]
     for family, name in sorted(ROUTER_FUNCTIONS.items(), key=lambda kv: kv[1]):
-        pats = []
+        cols = {"dynamodb:GetItem": [], "dynamodb:PutItem": [], "dynamodb:DeleteItem": []}
         for st in statements(functions(t)[name]):
-            if st["Effect"] == "Allow" and on_table(st):
-                for p in as_list(st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])):
-                    if p not in pats:
-                        pats.append(p)
-        rows.append(f"| {name.removesuffix('Function')} | {', '.join(f'`{p}`' for p in pats)} |")
+            if st["Effect"] != "Allow" or not on_table(st):
+                continue
+            pats = as_list(st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", []))
+            for action, col in cols.items():
+                if action_matches(st, action):
+                    col += [p for p in pats if p not in col]
+        cell = lambda ps: ", ".join(f"`{p}`" for p in ps) or "none"
+        rows.append(f"| {name.removesuffix('Function')} | {cell(cols['dynamodb:GetItem'])} | "
+                    f"{cell(cols['dynamodb:PutItem'])} | {cell(cols['dynamodb:DeleteItem'])} |")
     return "\n".join(rows)
 
 

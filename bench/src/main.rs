@@ -2,6 +2,7 @@
 
 mod chat_latency;
 mod cold_start;
+mod cost;
 mod ingest;
 mod lineage;
 mod load;
@@ -28,6 +29,9 @@ enum Command {
     Pings(pings::Args),
     /// OpenLineage run events per second and latency against a running `firewatch dev`.
     Lineage(lineage::Args),
+    /// What one alert costs on AWS: requests counted against DynamoDB
+    /// Local and a local S3 server, priced at list prices.
+    Cost(cost::Args),
     /// Pipelines summary, SLA counts, costs and list latency over a seeded
     /// embedded store (10,000 pipelines, 1,000,000 runs by default).
     PipelinesSummary(summary::Args),
@@ -38,6 +42,7 @@ async fn main() {
     match Cli::parse().command {
         Command::Ingest(a) => ingest::run(a).await,
         Command::ColdStart(a) => cold_start::run(a).await,
+        Command::Cost(a) => cost::run(a).await,
         Command::ChatLatency(a) => chat_latency::run(a).await,
         Command::Pings(a) => pings::run(a).await,
         Command::Lineage(a) => lineage::run(a).await,

@@ -245,18 +245,11 @@ async fn list_secrets(State(svc): State<Services>, Auth(p): Auth) -> ApiResult<J
     }))
 }
 
-#[derive(Serialize)]
-struct Moved {
-    moved: Vec<String>,
-}
-
 async fn move_secrets_to_vault(
     State(svc): State<Services>,
     Auth(p): Auth,
-) -> ApiResult<Json<Moved>> {
-    Ok(Json(Moved {
-        moved: secrets::move_to_vault(&svc, &p).await?,
-    }))
+) -> ApiResult<Json<secrets::Moved>> {
+    Ok(Json(secrets::move_to_vault(&svc, &p).await?))
 }
 
 #[derive(Deserialize)]

@@ -575,6 +575,7 @@ async fn secrets_kept_in_the_table_move_into_a_vault_configured_later() {
     let moved = send(&app, move_it(&keys.admin)).await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
     assert_eq!(moved.json["moved"], serde_json::json!(["PD_OLD"]));
+    assert_eq!(moved.json["changed"], serde_json::json!([]));
     assert!(!moved.text.contains(VALUE));
     assert_eq!(
         vault

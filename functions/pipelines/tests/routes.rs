@@ -1026,6 +1026,26 @@ async fn triage_of_a_pipeline_incident_cites_its_impact_cost_and_missing_runbook
     assert!(r.traceability.cost_facts.contains(&cost.id));
     assert!(fact("pipeline.last_run").value.contains("OutOfMemoryError"));
     assert!(fact("pipeline.runbook").value.contains("no runbook"));
+    // The same through the incidents function's route, as a responder asks
+    // for it (so the incidents function is seen reaching the pipeline's
+    // records: its key patterns must allow them).
+    let incidents = firewatch_incidents::router(svc.clone());
+    let routed = send(
+        &incidents,
+        firewatch_web::testing::json_request(
+            axum::http::Method::POST,
+            &format!("/v1/incidents/{}/triage", inc.id),
+            Some(&keys.responder),
+            r#"{"mode": "deterministic"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(routed.status, StatusCode::OK, "{}", routed.text);
+    assert!(
+        routed.text.contains("airflow/report.finance"),
+        "{}",
+        routed.text
+    );
     assert!(r
         .impacted_consumers
         .contains(&"pipeline airflow/report.finance".to_owned()));

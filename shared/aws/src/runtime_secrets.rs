@@ -190,6 +190,17 @@ impl<T: Send + Sync + 'static> Fresh<T> {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
     {
+        // The variables the secrets may set: every wanted field's, unless the
+        // environment sets it itself. A field absent now may appear at a
+        // refresh, and is then read again at every one after.
+        let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+        let tracker = std::env::var("FIREWATCH_TRACKER").ok();
+        let ours: Vec<&'static str> = std::env::var("FIREWATCH_SECRET_FIELDS")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|f| variable_of(f.trim(), tracker.as_deref()))
+            .filter(|v| !set(v))
+            .collect();
         let values = match &sdk {
             Some(sdk) => secret_variables(sdk, |k| std::env::var(k).ok()).await?,
             None => Vec::new(),
@@ -201,7 +212,7 @@ impl<T: Send + Sync + 'static> Fresh<T> {
         let build: Build<T> = Box::new(move || Box::pin(build()));
         let value = std::sync::Arc::new(build().await?);
         Ok(std::sync::Arc::new(Self {
-            ours: values.iter().map(|(n, _)| *n).collect(),
+            ours,
             state: tokio::sync::Mutex::new(State {
                 value,
                 read_at: std::time::Instant::now(),
@@ -234,8 +245,9 @@ impl<T: Send + Sync + 'static> Fresh<T> {
         if values == state.values {
             return state.value.clone();
         }
-        // One request at a time per instance: nothing else runs while the
-        // environment changes.
+        // One request at a time per instance (`lambda_runtime::run` takes
+        // the next event only when this one is answered, and nothing here
+        // is spawned): nothing else reads the environment while it changes.
         for (name, _) in &state.values {
             if !values.iter().any(|(n, _)| n == name) {
                 std::env::remove_var(name);
@@ -252,6 +264,9 @@ impl<T: Send + Sync + 'static> Fresh<T> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "rebuilding with the deployment's new secrets failed; the values read before stay in use");
+                for (name, _) in &values {
+                    std::env::remove_var(name);
+                }
                 for (name, value) in &state.values {
                     std::env::set_var(name, value);
                 }

@@ -19,9 +19,7 @@ async fn a_rotated_secret_is_taken_once_its_time_to_live_has_passed() {
             .await;
     let client = firewatch_aws::secrets_client(&sdk, Some(&moto()));
     let id = format!("firewatch/secrets-{}/slack", ulid::Ulid::new());
-    let set = |token: &str| {
-        serde_json::json!({"slack_bot_token": token, "slack_signing_secret": "sign-1"}).to_string()
-    };
+    let set = |token: &str| serde_json::json!({"slack_bot_token": token}).to_string();
     client
         .create_secret()
         .name(&id)
@@ -36,6 +34,7 @@ async fn a_rotated_secret_is_taken_once_its_time_to_live_has_passed() {
     );
     std::env::set_var("FIREWATCH_SECRETSMANAGER_ENDPOINT", moto());
     std::env::remove_var("SLACK_BOT_TOKEN");
+    std::env::remove_var("SLACK_SIGNING_SECRET");
 
     // What the function builds: here, the token it would send with.
     let builds = Arc::new(AtomicUsize::new(0));
@@ -65,6 +64,28 @@ async fn a_rotated_secret_is_taken_once_its_time_to_live_has_passed() {
     tokio::time::sleep(ttl).await;
     assert_eq!(*fresh.get().await, "xoxb-rotated");
     assert_eq!(builds.load(Ordering::SeqCst), 2);
+
+    // A field the secret did not have at start, added later: taken, and
+    // kept at every refresh after.
+    client
+        .put_secret_value()
+        .secret_id(&id)
+        .secret_string(
+            serde_json::json!({"slack_bot_token": "xoxb-rotated", "slack_signing_secret": "sign-2"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        tokio::time::sleep(ttl).await;
+        fresh.get().await;
+        assert_eq!(
+            std::env::var("SLACK_SIGNING_SECRET").as_deref(),
+            Ok("sign-2"),
+            "read again, not dropped at the next refresh"
+        );
+    }
 
     // Secrets Manager unreachable: the values in use stay in use.
     std::env::set_var("FIREWATCH_SECRETSMANAGER_ENDPOINT", "http://127.0.0.1:9");

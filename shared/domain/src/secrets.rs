@@ -216,10 +216,10 @@ pub async fn delete(svc: &Services, p: &Principal, name: &str) -> Result<(), Dom
 /// Moves the tenant's secret values kept in the table (set before a vault
 /// was configured) into the vault, each then blanked in the table in a
 /// write audited as `secret.move` (by name, never the value). Admins only;
-/// `400 no_vault` when no vault is configured. Answers the names moved;
-/// running it again moves nothing. Until a value is moved, it is read from
+/// `400 no_vault` when no vault is configured. Answers the names moved
+/// (and any changed while they moved); running it again moves nothing. Until a value is moved, it is read from
 /// the table, so nothing breaks in between.
-pub async fn move_to_vault(svc: &Services, p: &Principal) -> Result<Vec<String>, DomainError> {
+pub async fn move_to_vault(svc: &Services, p: &Principal) -> Result<Moved, DomainError> {
     require_role(p, Role::Admin, "manage secrets")?;
     let Some(vault) = &svc.vault else {
         return Err(DomainError::bad_input(
@@ -227,7 +227,7 @@ pub async fn move_to_vault(svc: &Services, p: &Principal) -> Result<Vec<String>,
             "no tenant secrets vault is configured (FIREWATCH_TENANT_SECRETS_PREFIX): values stay beside their names",
         ));
     };
-    let mut moved = Vec::new();
+    let (mut moved, mut changed) = (Vec::new(), Vec::new());
     for info in list(svc, p).await? {
         let Some((mut stored, version)) = load(svc, &p.tenant, &info.name).await? else {
             continue;
@@ -261,15 +261,34 @@ pub async fn move_to_vault(svc: &Services, p: &Principal) -> Result<Vec<String>,
                 None,
             )?,
         ];
-        // A value changed meanwhile went to the vault by its own put: the
-        // lost race leaves it as that put left it.
         match svc.store.transact(ops).await {
             Ok(()) => moved.push(stored.name),
-            Err(crate::ports::StoreError::ConditionFailed { .. }) => {}
+            Err(crate::ports::StoreError::ConditionFailed { .. }) => {
+                // Changed or deleted meanwhile. Deleted: the value this
+                // move put in the vault goes too. Changed: its new value
+                // went to the vault by its own put, which this move's may
+                // have overtaken, so the admin is told to set it again.
+                match load(svc, &p.tenant, &stored.name).await? {
+                    None => {
+                        if let Err(e) = vault.delete(&p.tenant, &stored.name).await {
+                            tracing::warn!(error = %e, "a secret deleted while it moved was not removed from the vault");
+                        }
+                    }
+                    Some(_) => changed.push(stored.name),
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(moved)
+    Ok(Moved { moved, changed })
+}
+
+/// What [`move_to_vault`] did: the names moved, and those changed while
+/// they moved (set them again to be sure the vault holds the newest value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    pub moved: Vec<String>,
+    pub changed: Vec<String>,
 }
 
 /// The tenant's secrets, by name, without their values. Admins only.

@@ -369,10 +369,14 @@ impl Settings {
                     Some((t, src)) => (t, src),
                     None => ("default", target),
                 };
-                let tenant =
-                    TenantId::parse(tenant).map_err(|e| format!("FIREWATCH_HMAC_SECRETS: {e}"))?;
-                let source = SourceKind::parse(source)
-                    .ok_or_else(|| format!("FIREWATCH_HMAC_SECRETS: unknown source {source:?}"))?;
+                // Errors never quote an entry: a secret holding `,` or `=`
+                // would leak a piece of itself into the log.
+                let tenant = TenantId::parse(tenant).map_err(|_| {
+                    "FIREWATCH_HMAC_SECRETS: an entry names an invalid tenant".to_string()
+                })?;
+                let source = SourceKind::parse(source).ok_or_else(|| {
+                    "FIREWATCH_HMAC_SECRETS: an entry names an unknown source".to_string()
+                })?;
                 if secret.is_empty() {
                     return Err("FIREWATCH_HMAC_SECRETS: a secret is empty".into());
                 }
