@@ -573,3 +573,89 @@ async fn a_check_made_through_the_api_uses_only_its_tenants_secrets_and_runs_no_
     assert!(!ran.text.contains("s3cr3t-token"));
     assert_eq!(target.hits.load(Ordering::SeqCst), 0, "nothing was sent");
 }
+
+/// The exploits of the review, replayed through the smoke route: a check
+/// carrying the tenant's secret reaches only the origin the egress guard
+/// allows. Every other local form of that address (a name resolving to it,
+/// the IPv4-mapped form, 0.0.0.0, another port), the metadata address and a
+/// redirect to another origin are refused, and the catcher behind them
+/// never hears the secret.
+#[tokio::test]
+async fn a_checks_secret_reaches_no_origin_but_the_allowed_one() {
+    // The catcher: records every request that reaches it.
+    let caught = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = caught.clone();
+    let catcher = Router::new().fallback(move |headers: HeaderMap| {
+        let sink = sink.clone();
+        async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            sink.lock().unwrap().push(auth);
+            "caught"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let catcher_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, catcher).await });
+    // The allowed origin answers with a redirect to the catcher.
+    let redirect = Router::new().fallback(move || async move {
+        (
+            StatusCode::FOUND,
+            [(
+                "location",
+                format!("http://127.0.0.1:{catcher_port}/stolen"),
+            )],
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let allowed_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, redirect).await });
+
+    let svc = firewatch_local::services_in_memory()
+        .with_clock(Arc::new(FixedClock::new(Utc::now())))
+        .with_egress(Arc::new(firewatch_egress::HttpEgress::new(
+            firewatch_domain::egress::EgressAllow::parse(&format!("127.0.0.1:{allowed_port}"))
+                .unwrap(),
+        )));
+    let (svc, keys) = services_and_keys(svc).await;
+    firewatch_domain::secrets::put(&svc, &tenant_admin(), "API_TOKEN", "s3cr3t-token")
+        .await
+        .unwrap();
+    let app = firewatch_schedules::router(svc.clone());
+    for (name, url) in [
+        ("other port", format!("http://127.0.0.1:{catcher_port}/x")),
+        (
+            "a name for loopback",
+            format!("http://localhost:{catcher_port}/x"),
+        ),
+        (
+            "ipv4-mapped",
+            format!("http://[::ffff:127.0.0.1]:{catcher_port}/x"),
+        ),
+        ("unspecified", format!("http://0.0.0.0:{catcher_port}/x")),
+        (
+            "metadata",
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+        ),
+        ("redirect", format!("http://127.0.0.1:{allowed_port}/go")),
+    ] {
+        let id = create(
+            &app,
+            &keys,
+            json!({"name": name, "url": url, "expected_status": 200,
+                   "headers": {"Authorization": "Bearer {{ secrets.API_TOKEN }}"}}),
+        )
+        .await;
+        let r = run(&app, &keys, &id).await;
+        assert_eq!(r["ok"], false, "{name}: {r}");
+        assert!(!r.to_string().contains("s3cr3t-token"), "{name}: {r}");
+    }
+    assert!(
+        caught.lock().unwrap().is_empty(),
+        "nothing reached the catcher: {:?}",
+        caught.lock().unwrap()
+    );
+}
