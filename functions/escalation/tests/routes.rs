@@ -675,3 +675,66 @@ async fn bad_schedules_and_policies_are_refused_and_change_nothing() {
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
+
+/// A tenant's policy that names another tenant's PagerDuty routing key
+/// pages nothing with it: a secret resolves in its owner's tenant only, so
+/// the page is not sent (and says why), and PagerDuty never sees the key.
+#[tokio::test]
+async fn a_policy_naming_another_tenants_routing_key_pages_nothing_with_it() {
+    let w = world().await;
+    let beta = TenantId::parse("beta").unwrap();
+    let beta_admin = firewatch_domain::auth::create_api_key(&w.svc, &beta, "admin", Role::Admin)
+        .await
+        .unwrap();
+    // `pd_payments` is the default tenant's secret, not beta's.
+    let saved = w
+        .call(
+            Method::PUT,
+            "/v1/escalation-policies/default",
+            &beta_admin,
+            json!({"name": "Beta", "steps": [],
+                   "pagerduty": {"routing_key_secret": "pd_payments", "page_sev1": true}}),
+        )
+        .await;
+    if saved.status == StatusCode::OK {
+        let p = Principal {
+            tenant: beta.clone(),
+            name: "source:test".into(),
+            role: Role::Responder,
+        };
+        let body = json!({"title": "beta 5xx", "fingerprint": "beta-1", "severity": "critical"})
+            .to_string();
+        firewatch_domain::ingest::ingest(
+            &w.svc,
+            firewatch_domain::ingest::IngestRequest {
+                principal: &p,
+                source: SourceKind::Generic,
+                body: body.as_bytes(),
+                headers: vec![],
+            },
+        )
+        .await
+        .unwrap();
+        drain(&w.svc).await.unwrap();
+        w.at(0).await;
+        w.clock.advance(Duration::minutes(2));
+        firewatch_domain::dispatch::sweep(&w.svc, Duration::zero())
+            .await
+            .unwrap();
+        assert!(
+            w.pd.calls().is_empty(),
+            "nothing was sent: {:?}",
+            w.pd.calls()
+        );
+    } else {
+        assert_eq!(saved.status, StatusCode::BAD_REQUEST, "{}", saved.text);
+    }
+    assert!(
+        w.pd.calls()
+            .iter()
+            .all(|c| !c.to_string().contains(ROUTING_KEY)),
+        "{:?}",
+        w.pd.calls()
+    );
+    assert!(!saved.text.contains(ROUTING_KEY));
+}
