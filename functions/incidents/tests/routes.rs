@@ -508,34 +508,13 @@ async fn assisted_triage_falls_back_or_under_strict_answers_503_and_writes_nothi
     assert_eq!(before.json["items"], after.json["items"], "nothing written");
 }
 
-/// A model that records the prompts it gets and is always busy.
-#[derive(Default)]
-struct Listening(std::sync::Mutex<Vec<String>>);
-
-#[async_trait::async_trait]
-impl firewatch_domain::ports::Llm for Listening {
-    fn provider(&self) -> &'static str {
-        "bedrock"
-    }
-    fn model(&self) -> String {
-        "listening-model".into()
-    }
-    async fn complete(
-        &self,
-        req: &firewatch_domain::ports::LlmRequest,
-    ) -> Result<firewatch_domain::ports::LlmAnswer, firewatch_domain::ports::LlmError> {
-        self.0.lock().unwrap().push(req.prompt.clone());
-        Err(firewatch_domain::ports::LlmError::Refused("denied".into()))
-    }
-}
-
 const PLAYBOOK: &str = "name: NAME\ntitle: Restart\nmatch: { labels: { job: JOB } }\nrisk: low\napproval: never\nsteps:\n  - name: restart\n    kind: http\n    request: { method: POST, url: \"https://admin.example/restart\" }\n    expect: { status: [200] }\n";
 
 #[tokio::test]
 async fn assisted_triage_over_http_offers_the_matching_playbooks_to_the_model() {
     let (svc, keys) = services_with_keys().await;
     let id = open_incident(&svc).await;
-    let llm = std::sync::Arc::new(Listening::default());
+    let llm = std::sync::Arc::new(firewatch_web::testing::ListeningModel::default());
     let svc = svc.with_llm(Some(llm.clone()));
     let mut loaded = firewatch_domain::playbooks::Loaded::default();
     for (name, job) in [("restart-node-exporter", "node"), ("restart-api", "api")] {
@@ -748,7 +727,7 @@ async fn assisted_triage_past_the_tenants_limit_answers_429_and_asks_no_model() 
     let id = open_incident(&svc).await;
     let mut settings = (*svc.settings).clone();
     settings.rate_limits.assisted_triage = 2;
-    let model = std::sync::Arc::new(Listening::default());
+    let model = std::sync::Arc::new(firewatch_web::testing::ListeningModel::default());
     let svc = svc.with_settings(settings).with_llm(Some(model.clone()));
     let app = firewatch_incidents::router(svc.clone());
     let assisted = "{\"mode\": \"assisted\"}";

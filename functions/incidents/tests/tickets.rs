@@ -335,3 +335,114 @@ async fn a_ticket_is_claimed_before_it_is_created_so_a_stopped_attempt_opens_no_
     dispatch::drain(&svc).await.unwrap();
     assert_eq!(fake.calls().len(), 1);
 }
+
+/// Every token of the redaction corpus, sent in an alert's labels,
+/// annotations and links, reaches none of the places text goes: the
+/// incident and its timeline as the API shows them, the kept envelope, the
+/// dossier, the Slack card and thread, the ticket, the model's prompt and
+/// the logs.
+#[tokio::test]
+async fn the_redaction_corpus_reaches_no_card_log_ticket_prompt_or_stored_item() {
+    use firewatch_domain::redact::SAMPLE_TOKENS;
+    let slack = firewatch_web::testing::fakes::FakeSlack::start().await;
+    let config = firewatch_slack::SlackConfig::from_vars(|k| match k {
+        "SLACK_BOT_TOKEN" => Some("xoxb-0-0-test".into()),
+        "SLACK_SIGNING_SECRET" => Some("signing-secret-test".into()),
+        "SLACK_API_URL" => Some(format!("{}/api", slack.base())),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    let (svc, _clock) = firewatch_web::testing::chat_services(
+        Arc::new(firewatch_slack::SlackChat::new(config)),
+        firewatch_types::Destination::Slack {
+            channel: "#incidents".into(),
+        },
+        "slack",
+        "T0TEAM",
+        "U0RESPONDER",
+        "U0VIEWER",
+    )
+    .await;
+    let (svc, keys) = firewatch_web::testing::services_and_keys(svc).await;
+    let fake = FakeTracker::start().await;
+    let llm = Arc::new(firewatch_web::testing::ListeningModel::default());
+    let svc = svc
+        .with_tracker(Some(Arc::new(GitHub::new(fake.base(), TOKEN, "acme/ops"))))
+        .with_llm(Some(llm.clone()));
+    let (logs, _guard) = firewatch_web::testing::capture_logs();
+
+    let mut labels = serde_json::Map::new();
+    let mut annotations = serde_json::Map::new();
+    for (i, token) in SAMPLE_TOKENS.iter().enumerate() {
+        labels.insert(format!("note{i}"), json!(format!("deploy leaked {token}")));
+        annotations.insert(
+            format!("detail{i}"),
+            json!(format!(
+                "Authorization: Token {token} at https://api.example.com/x?key={token}"
+            )),
+        );
+    }
+    let alert = json!({"title": format!("Checkout errors {}", SAMPLE_TOKENS[0]),
+        "fingerprint": "checkout-corpus", "severity": "sev2",
+        "labels": labels, "annotations": annotations,
+        "links": [{"href": format!("https://grafana.example/d/1?token={}", SAMPLE_TOKENS[2]), "text": "dashboard"}]});
+    let id = ingest_alert(&svc, SourceKind::Generic, alert.to_string().as_bytes()).await;
+    dispatch::drain(&svc).await.unwrap();
+    let app = firewatch_incidents::router(svc.clone());
+    let triaged = send(
+        &app,
+        json_request(
+            Method::POST,
+            &format!("/v1/incidents/{id}/triage"),
+            Some(&keys.responder),
+            r#"{"mode": "assisted"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(triaged.status, StatusCode::OK, "{}", triaged.text);
+    let asked = ask(&app, &keys.responder, &id, "").await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text);
+    dispatch::drain(&svc).await.unwrap();
+
+    let shown = send(
+        &app,
+        firewatch_web::testing::get(&format!("/v1/incidents/{id}"), &keys.viewer),
+    )
+    .await;
+    let timeline = send(
+        &app,
+        firewatch_web::testing::get(&format!("/v1/incidents/{id}/timeline"), &keys.viewer),
+    )
+    .await;
+    let envelope_key = timeline.json["items"][0]["envelope"]["blob_key"]
+        .as_str()
+        .expect("the opening entry names its envelope")
+        .to_owned();
+    let envelope = svc.blobs.get(&envelope_key).await.unwrap().expect("kept");
+    let viewer = firewatch_types::Principal {
+        tenant: TenantId::default_tenant(),
+        name: "viewer".into(),
+        role: firewatch_types::Role::Viewer,
+    };
+    let dossier = firewatch_domain::dossier::list(&svc, &viewer, &Default::default(), None, 50)
+        .await
+        .unwrap();
+    assert!(!slack.calls().is_empty() && !fake.calls().is_empty() && !llm.prompts().is_empty());
+    let places = [
+        ("incident", shown.text.clone()),
+        ("timeline", timeline.text.clone()),
+        ("triage report", triaged.text.clone()),
+        ("envelope", String::from_utf8_lossy(&envelope).into_owned()),
+        ("dossier", format!("{dossier:?}")),
+        ("slack", format!("{:?}", slack.calls())),
+        ("ticket", format!("{:?}", fake.calls())),
+        ("prompt", llm.prompts().join("\n")),
+        ("logs", logs.text()),
+    ];
+    for token in SAMPLE_TOKENS {
+        for (place, text) in &places {
+            assert!(!text.contains(token), "{token} reached the {place}: {text}");
+        }
+    }
+}

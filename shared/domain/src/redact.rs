@@ -385,6 +385,26 @@ pub fn error_without_values(message: &str) -> String {
     format!("{out}{tail}")
 }
 
+#[cfg(any(test, feature = "contract"))]
+/// The corpus: one sample of every token format and credential shape,
+/// each in the places text reaches (prose, a header line, a URL, JSON).
+/// Samples are the formats' documented examples or made up in their
+/// shape; none is a live credential.
+pub const SAMPLE_TOKENS: &[&str] = &[
+    "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+    "xoxp-1234567890-1234567890-1234567890-0123456789abcdef",
+    "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+    "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK",
+    "glpat-xxxxxxxxxxxxxxxxxxxx",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "rk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+    "AKIAIOSFODNN7EXAMPLE",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,28 +472,9 @@ mod tests {
         }
     }
 
-    /// The corpus: one sample of every token format and credential shape,
-    /// each in the places text reaches (prose, a header line, a URL, JSON).
-    /// Samples are the formats' documented examples or made up in their
-    /// shape; none is a live credential.
-    const CORPUS: &[&str] = &[
-        "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
-        "xoxp-1234567890-1234567890-1234567890-0123456789abcdef",
-        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
-        "gho_16C7e42F292c6912E7710c838347Ae178B4a",
-        "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
-        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK",
-        "glpat-xxxxxxxxxxxxxxxxxxxx",
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
-        "rk_live_4eC39HqLyjWDarjtT1zdp7dc",
-        "AIzaSyA-1234567890abcdefghijklmnopqrstu",
-        "AKIAIOSFODNN7EXAMPLE",
-    ];
-
     #[test]
     fn every_token_format_is_redacted_wherever_it_appears() {
-        for token in CORPUS {
+        for token in SAMPLE_TOKENS {
             for text in [
                 format!("the deploy leaked {token} into the log"),
                 format!("Authorization: Token {token}"),

@@ -383,3 +383,35 @@ pub async fn triage_votes(svc: &Services) -> firewatch_domain::triage::feedback:
         .expect("the feedback summary reads")
         .overall
 }
+
+/// A model that records the prompts it is given and refuses every one (as
+/// Bedrock names its refusals): what a test reads to see what a prompt held.
+#[derive(Default)]
+pub struct ListeningModel(pub std::sync::Mutex<Vec<String>>);
+
+impl ListeningModel {
+    /// The prompts given so far.
+    pub fn prompts(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl firewatch_domain::ports::Llm for ListeningModel {
+    fn provider(&self) -> &'static str {
+        "bedrock"
+    }
+    fn model(&self) -> String {
+        "listening-model".into()
+    }
+    async fn complete(
+        &self,
+        req: &firewatch_domain::ports::LlmRequest,
+    ) -> Result<firewatch_domain::ports::LlmAnswer, firewatch_domain::ports::LlmError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(req.prompt.clone());
+        Err(firewatch_domain::ports::LlmError::Refused("denied".into()))
+    }
+}
