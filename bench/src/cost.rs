@@ -290,17 +290,23 @@ fn webhook(i: usize, new_incident: bool) -> Vec<u8> {
     .unwrap()
 }
 
-pub async fn run(args: Args) {
-    // The counting proxy in front of DynamoDB Local.
+/// Starts the counting proxy in front of `upstream` (DynamoDB Local);
+/// answers it and its URL.
+async fn start_proxy(upstream: &str) -> (Arc<Proxy>, String) {
     let proxy = Arc::new(Proxy {
         http: reqwest::Client::new(),
-        upstream: args.dynamodb_endpoint.trim_end_matches('/').to_owned() + "/",
+        upstream: upstream.trim_end_matches('/').to_owned() + "/",
         tally: Mutex::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Router::new().fallback(forward).with_state(proxy.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (proxy, url)
+}
+
+pub async fn run(args: Args) {
+    let (proxy, proxy_url) = start_proxy(&args.dynamodb_endpoint).await;
 
     // A fake Slack Web API.
     let cards = Arc::new(AtomicU64::new(0));
@@ -462,4 +468,77 @@ pub async fn run(args: Args) {
         month * (0.99 * a + 0.01 * b),
         month * b
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firewatch_domain::ports::{Condition, Item, Query, Store, WriteOp};
+
+    /// The counter against a scenario counted by hand, on DynamoDB Local
+    /// (which the test command starts).
+    #[tokio::test]
+    async fn the_counter_matches_a_scenario_counted_by_hand() {
+        let endpoint = std::env::var("FIREWATCH_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+            panic!("FIREWATCH_TEST_DYNAMODB_ENDPOINT is not set: run `bash tests/run.sh`, which starts DynamoDB Local")
+        });
+        let (proxy, url) = start_proxy(&endpoint).await;
+        let sdk =
+            firewatch_aws::static_sdk_config("us-east-1", "AKIAFIREWATCHCOST", "secret").await;
+        let client = firewatch_aws::dynamo_client(&sdk, Some(&url));
+        let table = format!("cost-test-{}", ulid::Ulid::new().to_string().to_lowercase());
+        firewatch_aws::ensure_table(&client, &table).await.unwrap();
+        let before = proxy.tally.lock().unwrap().clone();
+        let store = firewatch_aws::DynamoStore::new(client, table);
+        let item = |sk: &str, bytes: usize| Item {
+            pk: "t#X".into(),
+            sk: sk.into(),
+            version: 1,
+            expires_at: None,
+            data: "x".repeat(bytes),
+        };
+        // About 1.5 KB: 2 write units.
+        store
+            .put(item("big", 1500), Condition::Absent)
+            .await
+            .unwrap();
+        // Two items under 1 KB in a transaction: 1 unit each, doubled: 4.
+        store
+            .transact(vec![
+                WriteOp::Put {
+                    item: item("a", 100),
+                    condition: Condition::Absent,
+                },
+                WriteOp::Put {
+                    item: item("b", 100),
+                    condition: Condition::Absent,
+                },
+            ])
+            .await
+            .unwrap();
+        // Refused by its condition, and billed: 1.
+        assert!(store.put(item("big", 10), Condition::Absent).await.is_err());
+        // A strongly consistent read of 1.5 KB: 1 read unit (4 KB each).
+        store.get("t#X", "big").await.unwrap().unwrap();
+        // The partition, 1.7 KB in all, strongly consistent: 1.
+        let page = store
+            .query(Query {
+                pk: "t#X".into(),
+                sk_prefix: String::new(),
+                after: None,
+                limit: 10,
+                descending: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 3);
+        let t = proxy.tally.lock().unwrap().minus(&before);
+        assert_eq!(t.write_units, 7.0, "2 + 4 + 1");
+        assert_eq!(t.read_units, 2.0, "1 + 1");
+        assert_eq!(t.stream_writes, 3, "the put and the transaction's two");
+        assert_eq!(t.requests["PutItem"], 2);
+        assert_eq!(t.requests["TransactWriteItems"], 1);
+        assert_eq!(t.requests["GetItem"], 1);
+        assert_eq!(t.requests["Query"], 1);
+    }
 }

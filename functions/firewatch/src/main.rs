@@ -112,14 +112,14 @@ enum Command {
         #[command(subcommand)]
         command: ops::DeadLettersCommand,
     },
-    /// On-call schedules: list, who is on call, overrides.
+    /// On-call schedules: list, set, delete, who is on call, overrides.
     Oncall {
         #[command(flatten)]
         remote: Remote,
         #[command(subcommand)]
         command: ops::OncallCommand,
     },
-    /// Escalation policies: list and show.
+    /// Escalation policies: list, show, set and delete.
     Escalation {
         #[command(flatten)]
         remote: Remote,

@@ -88,7 +88,12 @@ fn print_fields(api: &Api, v: &Value, fields: &[(&str, &str)]) {
 
 /// The query of a list's page: the most a page holds, from `cursor`.
 fn page(cursor: Option<String>) -> Vec<(&'static str, String)> {
-    let mut q = vec![("limit", "200".to_owned())];
+    limited(200, cursor)
+}
+
+/// The query of a page of `limit` items, from `cursor`.
+fn limited(limit: usize, cursor: Option<String>) -> Vec<(&'static str, String)> {
+    let mut q = vec![("limit", limit.to_string())];
     if let Some(c) = cursor {
         q.push(("cursor", c));
     }
@@ -274,6 +279,9 @@ pub enum SmokeCommand {
         /// How many (1 to 100).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Where the previous page ended (the `--cursor` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Create a check (admin) from a JSON file of its definition
     /// (docs/SCHEDULES.md); `-` reads standard input.
@@ -375,11 +383,11 @@ pub async fn smoke(remote: &Remote, cmd: SmokeCommand) -> Result<(), String> {
                 return Err(format!("smoke check {id} failed"));
             }
         }
-        SmokeCommand::Runs { id, limit } => {
+        SmokeCommand::Runs { id, limit, cursor } => {
             let v: Value = api
                 .get(
                     &format!("/v1/smoke-checks/{}/runs", seg(&id)),
-                    &[("limit", limit.to_string())],
+                    &limited(limit, cursor),
                 )
                 .await?;
             print_list(&api, &v, &RUN_HEADER, run_row, "no runs yet");
@@ -566,6 +574,9 @@ pub enum PipelinesCommand {
         /// How many (1 to 100).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Where the previous page ended (the `--cursor` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// What a pipeline's failure reaches downstream: consumers, most
     /// critical first.
@@ -654,11 +665,11 @@ pub async fn pipelines(remote: &Remote, cmd: PipelinesCommand) -> Result<(), Str
                 ],
             );
         }
-        PipelinesCommand::Runs { id, limit } => {
+        PipelinesCommand::Runs { id, limit, cursor } => {
             let v: Value = api
                 .get(
                     &format!("/v1/pipelines/{}/runs", seg(&id)),
-                    &[("limit", limit.to_string())],
+                    &limited(limit, cursor),
                 )
                 .await?;
             print_list(

@@ -360,12 +360,16 @@ pub fn redact_map(map: &mut BTreeMap<String, String>) {
 /// ``invalid type: integer `987654321`, expected a string``, and that value
 /// may be a password. Field names and what was expected stay.
 pub fn error_without_values(message: &str) -> String {
-    // Field names are the schema's, not values: they stay.
-    if message.starts_with("missing field")
-        || message.starts_with("unknown field")
-        || message.starts_with("duplicate field")
-    {
+    // A missing field's name is the schema's: it stays. An unknown or
+    // duplicate one is the caller's: shown only when it is a plain word.
+    if message.starts_with("missing field") {
         return message.to_owned();
+    }
+    for prefix in ["unknown field `", "duplicate field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (name, tail) = rest.split_once('`').unwrap_or((rest, ""));
+            return format!("{prefix}{}`{tail}", crate::limits::shown_name(name));
+        }
     }
     let (head, tail) = match message.find(", expected") {
         Some(i) => message.split_at(i),
@@ -574,6 +578,19 @@ mod tests {
         assert_eq!(
             error_without_values("missing field `title` at line 1 column 2"),
             "missing field `title` at line 1 column 2"
+        );
+        // A field the caller named: shown when it is a plain word only.
+        assert_eq!(
+            error_without_values("unknown field `colour`, expected `value`"),
+            "unknown field `colour`, expected `value`"
+        );
+        assert_eq!(
+            error_without_values("unknown field `xoxb-123-abc`, expected `value`"),
+            "unknown field `?`, expected `value`"
+        );
+        assert_eq!(
+            error_without_values("duplicate field `AKIAIOSFODNN7EXAMPLE` at line 1"),
+            "duplicate field `?` at line 1"
         );
     }
 }

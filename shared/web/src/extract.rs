@@ -121,7 +121,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+            .map_err(|e| {
+                // serde's own words, without a value or an odd key it quotes.
+                let text = e.body_text();
+                let (head, detail) = text.split_once(": ").unwrap_or(("", text.as_str()));
+                let detail = firewatch_domain::redact::error_without_values(detail);
+                let message = if head.is_empty() {
+                    detail
+                } else {
+                    format!("{head}: {detail}")
+                };
+                ApiError::bad_request("invalid_query", message)
+            })
     }
 }
 
