@@ -45,6 +45,14 @@ FIREWATCH_RECORD_KEYS="$recorded" cargo test --workspace --all-features --locked
 # stays real so timers behave. amtool is a Go binary, which reads the clock
 # without libc, so the one test that drives it runs only above.
 step "cargo test, a year ahead"
+# The faketime wrapper names a semaphore after its process id; one left
+# behind by a wrapper that was killed makes a later one with the same id
+# fail ("sem_open: File exists"). Clear those of processes gone.
+for f in /dev/shm/sem.faketime_sem_* /dev/shm/faketime_shm_*; do
+  [ -e "$f" ] || continue
+  pid=${f##*_}
+  kill -0 "$pid" 2>/dev/null || rm -f "$f"
+done
 host=$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z.-' 'A-Z__')
 env FAKETIME_DONT_FAKE_MONOTONIC=1 "CARGO_TARGET_${host}_RUNNER=faketime -f +365d" \
   cargo test --workspace --all-features --locked --offline -- --exact --skip amtool_adds_queries_and_expires_silences
