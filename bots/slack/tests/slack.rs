@@ -519,6 +519,7 @@ async fn fw_link_with_a_code_makes_the_channel_a_destination_of_the_codes_tenant
         ticket: false,
         escalation: None,
         flapping: None,
+        version: 0,
     };
     assert!(
         routes::put(&w.svc, &admin, "ops", route.clone())

@@ -335,6 +335,7 @@ async fn a_sev1_pages_pagerduty_which_follows_the_incident_to_resolved() {
             ticket: false,
             escalation: Some("payments".into()),
             flapping: None,
+            version: 0,
         },
     )
     .await

@@ -215,6 +215,7 @@ async fn a_route_rule_with_ticket_opens_one_for_every_incident_it_matches() {
         ticket: true,
         escalation: None,
         flapping: None,
+        version: 0,
     };
     firewatch_domain::chat::routes::put(&svc, &admin, "sev1-tickets", rule)
         .await

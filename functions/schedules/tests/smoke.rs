@@ -522,6 +522,16 @@ async fn a_check_made_through_the_api_uses_only_its_tenants_secrets_and_runs_no_
         );
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // Nothing was built from them: the process's peak resident memory (every
+    // test of this binary included) stays far under what one render would take.
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let peak_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/self/status");
+        assert!(peak_kb < 300 * 1024, "peak resident memory {peak_kb} kB");
+    }
 
     // The operator's secrets are not the tenant's: a check made through the
     // API that names one runs without it and sends nothing.

@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::keys;
-use crate::ports::{Condition, StoreError, WriteOp};
+use crate::ports::Condition;
 use crate::settings::Secret;
+use crate::work::Work;
 use crate::{DomainError, Services};
 
 /// How far a signed request's timestamp may be from now.
@@ -104,8 +105,11 @@ pub async fn ensure_tenant(svc: &Services, tenant: &TenantId) -> Result<(), Doma
         created_at: svc.clock.now(),
     };
     let item = keys::item(keys::TENANTS_PK.into(), tenant.to_string(), 1, &record)?;
-    match svc.store.put(item, Condition::Absent).await {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+    let mut work = Work::new(svc);
+    work.put(item, Condition::Absent);
+    match work.commit().await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_lost_race() => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -174,13 +178,15 @@ pub async fn register_api_key(
         created_by: None,
         token_sha256: hash,
     };
-    svc.store.transact(key_writes(tenant, &key)?).await?;
+    let mut work = Work::new(svc);
+    key_writes(&mut work, tenant, &key)?;
+    work.commit().await?;
     Ok(key)
 }
 
 /// The two items of a key: its authentication item (by token hash) and its
 /// entry in the tenant's list.
-fn key_writes(tenant: &TenantId, key: &ApiKey) -> Result<Vec<WriteOp>, DomainError> {
+fn key_writes(work: &mut Work<'_>, tenant: &TenantId, key: &ApiKey) -> Result<(), DomainError> {
     let record = ApiKeyRecord {
         tenant: tenant.clone(),
         name: key.name.clone(),
@@ -193,36 +199,29 @@ fn key_writes(tenant: &TenantId, key: &ApiKey) -> Result<Vec<WriteOp>, DomainErr
         key: key.clone(),
         token_sha256: key.token_sha256.clone(),
     };
-    Ok(vec![
-        WriteOp::Put {
-            item: keys::item(
-                keys::API_KEYS_PK.into(),
-                key.token_sha256.clone(),
-                1,
-                &record,
-            )?,
-            condition: Condition::Always,
-        },
-        WriteOp::Put {
-            item: keys::item(keys_pk(tenant), key.id.clone(), 1, &stored)?,
-            condition: Condition::Always,
-        },
-    ])
+    work.put(
+        keys::item(
+            keys::API_KEYS_PK.into(),
+            key.token_sha256.clone(),
+            1,
+            &record,
+        )?,
+        Condition::Always,
+    );
+    work.put(
+        keys::item(keys_pk(tenant), key.id.clone(), 1, &stored)?,
+        Condition::Always,
+    );
+    Ok(())
 }
 
-fn key_deletes(tenant: &TenantId, key: &ApiKey) -> Vec<WriteOp> {
-    vec![
-        WriteOp::Delete {
-            pk: keys::API_KEYS_PK.into(),
-            sk: key.token_sha256.clone(),
-            condition: Condition::Always,
-        },
-        WriteOp::Delete {
-            pk: keys_pk(tenant),
-            sk: key.id.clone(),
-            condition: Condition::Always,
-        },
-    ]
+fn key_deletes(work: &mut Work<'_>, tenant: &TenantId, key: &ApiKey) {
+    work.delete(
+        keys::API_KEYS_PK,
+        key.token_sha256.clone(),
+        Condition::Always,
+    );
+    work.delete(keys_pk(tenant), key.id.clone(), Condition::Always);
 }
 
 /// Creates a new key and returns its token. The token is shown once: only its
@@ -332,18 +331,17 @@ pub async fn create_key(
         created_by: Some(admin.name.clone()),
         token_sha256: hash,
     };
-    let mut ops = key_writes(&admin.tenant, &key)?;
-    ops.push(crate::change::audit_write(
-        svc,
+    let mut work = Work::new(svc);
+    key_writes(&mut work, &admin.tenant, &key)?;
+    work.audit(
         &admin.tenant,
         &admin.name,
         "key.create",
         &key.id,
         serde_json::Value::Null,
         key_json(&key),
-        None,
-    )?);
-    svc.store.transact(ops).await?;
+    )?;
+    work.commit().await?;
     Ok(NewApiKey { key, token })
 }
 
@@ -356,8 +354,9 @@ pub async fn revoke_key(
 ) -> Result<ApiKey, DomainError> {
     require_role(admin, Role::Admin, "revoke API keys")?;
     let key = find_key(svc, &admin.tenant, id).await?;
-    let mut ops = key_deletes(&admin.tenant, &key);
-    ops.push(crate::change::audit_write(
+    let mut work = Work::new(svc);
+    key_deletes(&mut work, &admin.tenant, &key);
+    let mut ev = crate::work::event(
         svc,
         &admin.tenant,
         &admin.name,
@@ -365,9 +364,10 @@ pub async fn revoke_key(
         &key.id,
         key_json(&key),
         serde_json::Value::Null,
-        reason,
-    )?);
-    svc.store.transact(ops).await?;
+    );
+    ev.reason = reason;
+    work.audit_event(&ev)?;
+    work.commit().await?;
     Ok(key)
 }
 
@@ -392,19 +392,18 @@ pub async fn rotate_key(
         created_by: Some(admin.name.clone()),
         token_sha256: hash,
     };
-    let mut ops = key_deletes(&admin.tenant, &old);
-    ops.extend(key_writes(&admin.tenant, &key)?);
-    ops.push(crate::change::audit_write(
-        svc,
+    let mut work = Work::new(svc);
+    key_deletes(&mut work, &admin.tenant, &old);
+    key_writes(&mut work, &admin.tenant, &key)?;
+    work.audit(
         &admin.tenant,
         &admin.name,
         "key.rotate",
         &old.id,
         key_json(&old),
         key_json(&key),
-        None,
-    )?);
-    svc.store.transact(ops).await?;
+    )?;
+    work.commit().await?;
     Ok(NewApiKey { key, token })
 }
 
@@ -576,9 +575,11 @@ pub async fn accept_body_signature_once(
         &SignedBody { received_at: now },
     )?;
     item.expires_at = Some(now.timestamp() + BODY_SIGNATURE_MEMORY_DAYS * 86_400);
-    match svc.store.put(item, Condition::Absent).await {
+    let mut work = Work::new(svc);
+    work.put(item, Condition::Absent);
+    match work.commit().await {
         Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => {
+        Err(e) if e.is_lost_race() => {
             let first = match svc.store.get(&keys::signed_bodies_pk(tenant), &sha).await? {
                 Some(item) => keys::decode::<SignedBody>(&item)?.received_at,
                 // Expired between the two calls: remembered no longer.

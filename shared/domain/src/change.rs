@@ -1,7 +1,5 @@
 //! The write path of an incident: a typed account of what happened to it,
-//! which alone turns into the store transaction that records it. (Other
-//! records still write their own transactions under their version
-//! conditions; see `docs/ARCHITECTURE.md`.)
+//! which alone turns into the [`Work`] (the unit of work) that records it.
 //!
 //! Ingest, people's actions, comments, triage and dead-letter retries all
 //! describe their change here (the incident as it should now be, timeline
@@ -10,11 +8,11 @@
 //! - the incident's version is bumped once, conditional on the version read;
 //! - the group-key item is claimed or released in the same transaction;
 //! - every visible timeline entry gets its outbox record, so chat follows;
-//! - every size budget is enforced here: the incident is held under
-//!   [`INCIDENT_BUDGET`] (its oldest tracked alerts give way and are counted),
-//!   no item passes [`ITEM_BUDGET`] and no transaction passes [`MAX_WRITES`].
+//! - the incident is held under [`INCIDENT_BUDGET`] (its oldest tracked
+//!   alerts give way and are counted); [`Work`] enforces the item and
+//!   transaction budgets.
 //!
-//! A writer that loses a race gets `StoreError::ConditionFailed` and re-reads
+//! A writer that loses a race gets [`CommitError::is_lost_race`] and re-reads
 //! through [`crate::retry`].
 
 use chrono::{DateTime, Utc};
@@ -24,15 +22,10 @@ use firewatch_types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::outbox::{enqueue_op, Effect, OutboxRecord};
-use crate::ports::{Condition, Item, StoreError, WriteOp};
+use crate::outbox::{Effect, OutboxRecord};
+use crate::ports::{Condition, Item};
+use crate::work::{CommitError, Work};
 use crate::{keys, DomainError, Services};
-
-/// Writes in one transaction (DynamoDB's limit).
-pub const MAX_WRITES: usize = 100;
-/// Largest item the change model writes: DynamoDB stops at 400 KB including
-/// attribute names, so this leaves room for the envelope of the item.
-pub const ITEM_BUDGET: usize = 350 * 1024;
 /// The incident item's budget. Labels and links are bounded on the way in
 /// (see [`crate::limits`]); tracked alerts fill the rest, oldest dropped first.
 pub const INCIDENT_BUDGET: usize = 128 * 1024;
@@ -111,7 +104,7 @@ pub struct Change<'a> {
     group: Option<VersionedGroup>,
     entries: Vec<(TimelineEntry, bool)>,
     audits: Vec<AuditEvent>,
-    extra: Vec<WriteOp>,
+    extra: Work<'a>,
     /// Outbox records carrying an effect (a playbook step).
     effects: Vec<OutboxRecord>,
 }
@@ -129,7 +122,7 @@ impl<'a> Change<'a> {
             group: None,
             entries: Vec::new(),
             audits: Vec::new(),
-            extra: Vec::new(),
+            extra: Work::new(svc),
             effects: Vec::new(),
         }
     }
@@ -295,10 +288,11 @@ impl<'a> Change<'a> {
         self.group = Some(group);
     }
 
-    /// Adds another write to the same transaction (an item the change
-    /// creates beside the incident, such as a suppressed alert's record).
-    pub fn also(&mut self, op: WriteOp) {
-        self.extra.push(op);
+    /// The unit of work the change's other writes go into, committed in the
+    /// same transaction (an item the change creates beside the incident,
+    /// such as a suppressed alert's record).
+    pub fn also(&mut self) -> &mut Work<'a> {
+        &mut self.extra
     }
 
     /// Moves the incident to state `to`: timestamps, the group key claimed
@@ -370,15 +364,10 @@ impl<'a> Change<'a> {
             && self.effects.is_empty()
     }
 
-    /// The transaction that records the change, every budget enforced.
-    pub fn into_writes(self) -> Result<Vec<WriteOp>, DomainError> {
-        self.finish().map(|(ops, _, _)| ops)
-    }
-
-    /// The writes, the incident exactly as they store it, and whether any
-    /// outbox record is among them.
-    fn finish(mut self) -> Result<(Vec<WriteOp>, Incident, bool), DomainError> {
-        let mut ops = Vec::new();
+    /// The unit of work that records the change, the incident exactly as it
+    /// stores it.
+    fn finish(mut self) -> Result<(Work<'a>, Incident), DomainError> {
+        let mut work = Work::new(self.svc);
         if let Some(g) = &self.group {
             let item = keys::item(
                 keys::groups_pk(&self.tenant),
@@ -386,13 +375,13 @@ impl<'a> Change<'a> {
                 g.version.map_or(1, |v| v + 1),
                 &g.record,
             )?;
-            ops.push(WriteOp::Put {
+            work.put(
                 item,
-                condition: g.version.map_or(Condition::Absent, Condition::Version),
-            });
+                g.version.map_or(Condition::Absent, Condition::Version),
+            );
         }
         if self.touched {
-            self.index_writes(&mut ops)?;
+            self.index_writes(&mut work)?;
             let now = self.svc.clock.now();
             self.incident.version = self.next_version();
             self.incident.updated_at = now;
@@ -410,12 +399,11 @@ impl<'a> Change<'a> {
                 expires_at: None,
                 data,
             };
-            ops.push(WriteOp::Put {
+            work.put(
                 item,
-                condition: self
-                    .read_version
+                self.read_version
                     .map_or(Condition::Absent, Condition::Version),
-            });
+            );
         }
         for (e, visible) in &self.entries {
             let item = keys::item(
@@ -424,59 +412,54 @@ impl<'a> Change<'a> {
                 1,
                 e,
             )?;
-            ops.push(WriteOp::Put {
-                item,
-                condition: Condition::Absent,
-            });
+            work.put(item, Condition::Absent);
             if *visible {
-                ops.push(enqueue_op(&OutboxRecord::new(
+                work.enqueue(&OutboxRecord::new(
                     self.svc.ids.ulid(),
                     self.tenant.clone(),
                     e.clone(),
-                ))?);
+                ))?;
             }
         }
         for a in &self.audits {
-            ops.push(audit_op(self.svc, a)?);
+            work.audit_event(a)?;
         }
         for r in &self.effects {
-            ops.push(enqueue_op(r)?);
+            work.enqueue(r)?;
         }
-        ops.append(&mut self.extra);
-        check_budgets(&ops)?;
-        let notify = self.entries.iter().any(|(_, visible)| *visible)
-            || self.effects.iter().any(|r| r.next_at.is_none());
-        Ok((ops, self.incident, notify))
+        work.append(std::mem::replace(&mut self.extra, Work::new(self.svc)));
+        Ok((work, self.incident))
     }
 
     /// Keeps the indexes in step with the incident: its entry in the index of
     /// its state (moved when the state changes), and, when it opens, its
     /// entry in its alert group's history.
-    fn index_writes(&self, ops: &mut Vec<WriteOp>) -> Result<(), DomainError> {
+    fn index_writes(&self, work: &mut Work<'_>) -> Result<(), DomainError> {
         let inc = &self.incident;
-        let entry = |pk: String| -> Result<WriteOp, DomainError> {
-            Ok(WriteOp::Put {
-                item: keys::item(pk, inc.id.to_string(), 1, &inc.created_at)?,
-                condition: Condition::Always,
-            })
-        };
+        let entry = |pk: String| keys::item(pk, inc.id.to_string(), 1, &inc.created_at);
         let opening = self.read_version.is_none();
         if opening {
-            ops.push(entry(keys::group_incidents_pk(
-                &self.tenant,
-                inc.source,
-                &inc.group_key,
-            ))?);
+            work.put(
+                entry(keys::group_incidents_pk(
+                    &self.tenant,
+                    inc.source,
+                    &inc.group_key,
+                ))?,
+                Condition::Always,
+            );
         }
         if opening || self.read_state != inc.state {
             if !opening {
-                ops.push(WriteOp::Delete {
-                    pk: keys::incidents_by_state_pk(&self.tenant, self.read_state),
-                    sk: inc.id.to_string(),
-                    condition: Condition::Always,
-                });
+                work.delete(
+                    keys::incidents_by_state_pk(&self.tenant, self.read_state),
+                    inc.id.to_string(),
+                    Condition::Always,
+                );
             }
-            ops.push(entry(keys::incidents_by_state_pk(&self.tenant, inc.state))?);
+            work.put(
+                entry(keys::incidents_by_state_pk(&self.tenant, inc.state))?,
+                Condition::Always,
+            );
         }
         Ok(())
     }
@@ -485,114 +468,10 @@ impl<'a> Change<'a> {
     /// records, wakes the local dispatcher so chat follows within
     /// milliseconds instead of a poll.
     pub async fn commit(self) -> Result<Incident, CommitError> {
-        let svc = self.svc;
-        let (ops, incident, notify) = self.finish().map_err(CommitError::Domain)?;
-        if ops.is_empty() {
-            return Ok(incident);
-        }
-        svc.store.transact(ops).await.map_err(CommitError::Store)?;
-        if notify {
-            svc.outbox_signal.notify_one();
-        }
+        let (work, incident) = self.finish().map_err(CommitError::Domain)?;
+        work.commit().await?;
         Ok(incident)
     }
-}
-
-/// An audit event about something other than an incident (a key, a dead
-/// letter, a chat link), as a write for the transaction that makes the change.
-#[allow(clippy::too_many_arguments)]
-pub fn audit_write(
-    svc: &Services,
-    tenant: &TenantId,
-    actor: &str,
-    action: &str,
-    target: &str,
-    before: serde_json::Value,
-    after: serde_json::Value,
-    reason: Option<String>,
-) -> Result<WriteOp, DomainError> {
-    let ev = AuditEvent {
-        id: svc.ids.ulid(),
-        tenant: tenant.clone(),
-        at: svc.clock.now(),
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        before,
-        after,
-        reason,
-    };
-    audit_op(svc, &ev)
-}
-
-/// The write of audit event `ev`, for the transaction of its change.
-/// Append-only: an audit id is never written twice. A function that may not
-/// write the audit log (`FIREWATCH_AUDIT_VIA_DISPATCHER`, the chat
-/// functions on AWS) queues the event beside it instead, and the dispatcher
-/// files it.
-pub fn audit_op(svc: &Services, ev: &AuditEvent) -> Result<WriteOp, DomainError> {
-    let pk = if svc.settings.audit_via_dispatcher {
-        keys::audit_queue_pk(&ev.tenant)
-    } else {
-        keys::audit_pk(&ev.tenant)
-    };
-    Ok(WriteOp::Put {
-        item: keys::item(pk, ev.id.clone(), 1, ev)?,
-        condition: Condition::Absent,
-    })
-}
-
-/// Why a commit failed: a lost race (re-read and re-decide) or anything else.
-#[derive(Debug)]
-pub enum CommitError {
-    Store(StoreError),
-    Domain(DomainError),
-}
-
-impl CommitError {
-    /// True when another writer changed what this change read.
-    pub fn is_lost_race(&self) -> bool {
-        matches!(self, Self::Store(StoreError::ConditionFailed { .. }))
-    }
-}
-
-impl From<CommitError> for DomainError {
-    fn from(e: CommitError) -> Self {
-        match e {
-            CommitError::Store(s) => s.into(),
-            CommitError::Domain(d) => d,
-        }
-    }
-}
-
-/// Refuses a transaction the store would refuse, before it is sent: it is a
-/// bug in the change, never the sender's fault, and must not half-happen.
-pub fn check_budgets(ops: &[WriteOp]) -> Result<(), DomainError> {
-    if ops.len() > MAX_WRITES {
-        return Err(DomainError::Internal(format!(
-            "a change of {} writes exceeds the {MAX_WRITES}-write transaction limit",
-            ops.len()
-        )));
-    }
-    for op in ops {
-        if let WriteOp::Put { item, .. } = op {
-            check_item(item)?;
-        }
-    }
-    Ok(())
-}
-
-/// Refuses an item over [`ITEM_BUDGET`] or with a sort key over 1 KB.
-pub fn check_item(item: &Item) -> Result<(), DomainError> {
-    let size = item.pk.len() + item.sk.len() + item.data.len();
-    if size > ITEM_BUDGET || item.sk.len() > 1024 {
-        return Err(DomainError::Internal(format!(
-            "item {}/{}… of {size} bytes exceeds the item budget",
-            item.pk,
-            item.sk.chars().take(40).collect::<String>()
-        )));
-    }
-    Ok(())
 }
 
 /// Holds `inc` under `budget` bytes of JSON: the tracked alerts that were

@@ -5,7 +5,8 @@
 //! traits in [`ports`]. No AWS SDK, axum or Lambda type appears here, so the
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
 //!
-//! The base layer ([`ports`], [`keys`], [`change`], [`outbox`], [`limits`],
+//! The base layer ([`ports`], [`keys`], [`work`], [`config`], [`change`],
+//! [`outbox`], [`limits`],
 //! [`redact`], [`retry`], [`due`], [`auth`], [`settings`], [`error`],
 //! [`egress`], [`secrets`], [`throttle`], [`units`]) imports nothing from
 //! the capabilities built on it, and no module of the crate takes part in
@@ -32,6 +33,7 @@
 // The base layer.
 pub mod auth;
 pub mod change;
+pub mod config;
 pub mod due;
 pub mod egress;
 pub mod error;
@@ -45,6 +47,7 @@ pub mod secrets;
 pub mod settings;
 pub mod throttle;
 pub mod units;
+pub mod work;
 
 // Capabilities.
 pub mod chat;

@@ -8,7 +8,7 @@ use firewatch_types::{TenantId, TimelineEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::keys;
-use crate::ports::{Condition, Item, WriteOp};
+use crate::ports::Item;
 use crate::DomainError;
 
 /// Days an undelivered outbox record is kept before it expires.
@@ -119,9 +119,9 @@ impl OutboxRecord {
     }
 }
 
-/// The write that enqueues `record`; it goes into the same transaction as
-/// the change it reports.
-pub fn enqueue_op(record: &OutboxRecord) -> Result<WriteOp, DomainError> {
+/// The item of outbox record `record`; [`crate::work::Work::enqueue`] puts it
+/// in the same transaction as the change it reports.
+pub fn item(record: &OutboxRecord) -> Result<Item, DomainError> {
     let mut item: Item = keys::item(
         keys::outbox_pk(&record.tenant),
         record.id.clone(),
@@ -129,10 +129,7 @@ pub fn enqueue_op(record: &OutboxRecord) -> Result<WriteOp, DomainError> {
         record,
     )?;
     item.expires_at = Some(record.created_at.timestamp() + OUTBOX_TTL_DAYS * 86_400);
-    Ok(WriteOp::Put {
-        item,
-        condition: Condition::Absent,
-    })
+    Ok(item)
 }
 
 /// Why a delivery did not complete.

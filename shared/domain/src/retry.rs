@@ -18,9 +18,9 @@
 //! .await
 //! ```
 
-use crate::change::CommitError;
 use crate::error::DomainError;
 use crate::ports::StoreError;
+use crate::work::CommitError;
 
 /// Attempts for an ordinary record: enough for a handful of people and jobs
 /// writing one item at once.

@@ -23,8 +23,8 @@ use firewatch_types::{Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::change::audit_write;
-use crate::ports::{Condition, Query, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Longest secret value kept.
@@ -148,33 +148,33 @@ pub async fn put(
         updated_by: p.name.clone(),
     };
     let info = SecretInfo::from(&stored);
-    let ops = vec![
-        WriteOp::Put {
-            item: keys::item(
-                keys::secrets_pk(&p.tenant),
-                name.to_owned(),
-                version,
-                &stored,
-            )?,
-            condition,
-        },
-        audit_write(
-            svc,
-            &p.tenant,
-            &p.name,
-            action,
-            &format!("secret:{name}"),
-            serde_json::Value::Null,
-            serde_json::json!({"name": name}),
-            None,
+    let mut work = Work::new(svc);
+    work.put(
+        keys::item(
+            keys::secrets_pk(&p.tenant),
+            name.to_owned(),
+            version,
+            &stored,
         )?,
-    ];
-    svc.store.transact(ops).await.map_err(|e| match e {
-        crate::ports::StoreError::ConditionFailed { .. } => DomainError::Conflict {
-            code: "version_conflict",
-            message: format!("secret {name} changed meanwhile; try again"),
-        },
-        other => other.into(),
+        condition,
+    );
+    work.audit(
+        &p.tenant,
+        &p.name,
+        action,
+        &format!("secret:{name}"),
+        serde_json::Value::Null,
+        serde_json::json!({"name": name}),
+    )?;
+    work.commit().await.map_err(|e| {
+        if e.is_lost_race() {
+            DomainError::Conflict {
+                code: "version_conflict",
+                message: format!("secret {name} changed meanwhile; try again"),
+            }
+        } else {
+            e.into()
+        }
     })?;
     Ok(info)
 }
@@ -186,24 +186,21 @@ pub async fn delete(svc: &Services, p: &Principal, name: &str) -> Result<(), Dom
     let Some((_, version)) = load(svc, &p.tenant, name).await? else {
         return Err(DomainError::NotFound(format!("no secret named {name}")));
     };
-    let ops = vec![
-        WriteOp::Delete {
-            pk: keys::secrets_pk(&p.tenant),
-            sk: name.to_owned(),
-            condition: Condition::Version(version),
-        },
-        audit_write(
-            svc,
-            &p.tenant,
-            &p.name,
-            "secret.delete",
-            &format!("secret:{name}"),
-            serde_json::json!({"name": name}),
-            serde_json::Value::Null,
-            None,
-        )?,
-    ];
-    svc.store.transact(ops).await?;
+    let mut work = Work::new(svc);
+    work.delete(
+        keys::secrets_pk(&p.tenant),
+        name,
+        Condition::Version(version),
+    );
+    work.audit(
+        &p.tenant,
+        &p.name,
+        "secret.delete",
+        &format!("secret:{name}"),
+        serde_json::json!({"name": name}),
+        serde_json::Value::Null,
+    )?;
+    work.commit().await?;
     // Unlisted and unresolvable from here on; the value follows.
     if let Some(vault) = &svc.vault {
         if let Err(e) = vault.delete(&p.tenant, name).await {
@@ -240,30 +237,27 @@ pub async fn move_to_vault(svc: &Services, p: &Principal) -> Result<Moved, Domai
             .await
             .map_err(DomainError::Unavailable)?;
         stored.value = String::new();
-        let ops = vec![
-            WriteOp::Put {
-                item: keys::item(
-                    keys::secrets_pk(&p.tenant),
-                    stored.name.clone(),
-                    version + 1,
-                    &stored,
-                )?,
-                condition: Condition::Version(version),
-            },
-            audit_write(
-                svc,
-                &p.tenant,
-                &p.name,
-                "secret.move",
-                &format!("secret:{}", stored.name),
-                serde_json::Value::Null,
-                serde_json::json!({"name": stored.name, "to": "vault"}),
-                None,
+        let mut work = Work::new(svc);
+        work.put(
+            keys::item(
+                keys::secrets_pk(&p.tenant),
+                stored.name.clone(),
+                version + 1,
+                &stored,
             )?,
-        ];
-        match svc.store.transact(ops).await {
+            Condition::Version(version),
+        );
+        work.audit(
+            &p.tenant,
+            &p.name,
+            "secret.move",
+            &format!("secret:{}", stored.name),
+            serde_json::Value::Null,
+            serde_json::json!({"name": stored.name, "to": "vault"}),
+        )?;
+        match work.commit().await {
             Ok(()) => moved.push(stored.name),
-            Err(crate::ports::StoreError::ConditionFailed { .. }) => {
+            Err(e) if e.is_lost_race() => {
                 // Changed or deleted meanwhile. Deleted: the value this
                 // move put in the vault goes too. Changed: its new value
                 // went to the vault by its own put, which this move's may

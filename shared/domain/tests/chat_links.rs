@@ -39,6 +39,7 @@ fn route_to(channel: &str) -> Route {
         ticket: false,
         escalation: None,
         flapping: None,
+        version: 0,
     }
 }
 

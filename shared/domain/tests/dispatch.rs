@@ -229,6 +229,7 @@ async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
         ticket: false,
         escalation: None,
         flapping: None,
+        version: 0,
     };
     firewatch_domain::chat::links::link_destination_directly(
         &w.svc,

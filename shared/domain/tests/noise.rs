@@ -93,6 +93,7 @@ async fn a_flapping_alert_gives_one_incident_and_no_churn() {
                 window_secs: 600,
                 hold_secs: 900,
             }),
+            version: 0,
         },
     )
     .await

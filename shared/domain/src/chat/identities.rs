@@ -6,7 +6,9 @@ use firewatch_types::{Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::retry::Retry;
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Global: the chat user (in a workspace) decides the tenant.
@@ -111,7 +113,7 @@ pub async fn register(
     crate::retry::until_won!(
         crate::retry::HOT,
         || DomainError::Unavailable("too much contention on this chat user; retry".into()),
-        async || -> Result<_, crate::retry::Retry> {
+        async || -> Result<_, Retry> {
             let existing = svc.store.get(CHAT_IDS_PK, &key).await?;
             let condition = match &existing {
                 Some(item) => {
@@ -127,31 +129,25 @@ pub async fn register(
                 None => Condition::Absent,
             };
             let version = existing.map_or(1, |i| i.version + 1);
-            let ops = vec![
-                WriteOp::Put {
-                    item: keys::item(CHAT_IDS_PK.into(), key.clone(), version, &id)?,
-                    condition,
-                },
-                WriteOp::Put {
-                    item: keys::item(tenant_ids_pk(&admin.tenant), key.clone(), 1, &id)?,
-                    condition: Condition::Always,
-                },
-                crate::change::audit_write(
-                    svc,
-                    &admin.tenant,
-                    &admin.name,
-                    "chat.identity.map",
-                    &key,
-                    serde_json::Value::Null,
-                    serde_json::json!({"role": role}),
-                    None,
-                )?,
-            ];
-            match svc.store.transact(ops).await {
-                Ok(()) => return Ok(id.clone()),
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            let mut work = Work::new(svc);
+            work.put(
+                keys::item(CHAT_IDS_PK.into(), key.clone(), version, &id)?,
+                condition,
+            );
+            work.put(
+                keys::item(tenant_ids_pk(&admin.tenant), key.clone(), 1, &id)?,
+                Condition::Always,
+            );
+            work.audit(
+                &admin.tenant,
+                &admin.name,
+                "chat.identity.map",
+                &key,
+                serde_json::Value::Null,
+                serde_json::json!({"role": role}),
+            )?;
+            work.commit().await.map_err(Retry::from_commit)?;
+            Ok(id.clone())
         },
     )
     .await
@@ -207,30 +203,18 @@ pub async fn delete(
     if id.tenant != admin.tenant {
         return Err(not_mapped());
     }
-    svc.store
-        .transact(vec![
-            WriteOp::Delete {
-                pk: CHAT_IDS_PK.into(),
-                sk: key.clone(),
-                condition: Condition::Version(item.version),
-            },
-            WriteOp::Delete {
-                pk: tenant_ids_pk(&admin.tenant),
-                sk: key.clone(),
-                condition: Condition::Always,
-            },
-            crate::change::audit_write(
-                svc,
-                &admin.tenant,
-                &admin.name,
-                "chat.identity.unmap",
-                &key,
-                serde_json::json!({"role": id.role}),
-                serde_json::Value::Null,
-                None,
-            )?,
-        ])
-        .await?;
+    let mut work = Work::new(svc);
+    work.delete(CHAT_IDS_PK, key.clone(), Condition::Version(item.version));
+    work.delete(tenant_ids_pk(&admin.tenant), key.clone(), Condition::Always);
+    work.audit(
+        &admin.tenant,
+        &admin.name,
+        "chat.identity.unmap",
+        &key,
+        serde_json::json!({"role": id.role}),
+        serde_json::Value::Null,
+    )?;
+    work.commit().await?;
     Ok(())
 }
 

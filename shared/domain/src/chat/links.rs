@@ -14,7 +14,8 @@ use firewatch_types::{Destination, Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{require_role, sha256_hex};
-use crate::ports::{Condition, StoreError, WriteOp};
+use crate::ports::Condition;
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// The chat platforms firewatch speaks.
@@ -100,25 +101,17 @@ pub async fn create_code(
     };
     let mut item = keys::item(CODES_PK.into(), sha256_hex(code.as_bytes()), 1, &pending)?;
     item.expires_at = Some(expires_at.timestamp());
-    let audit = crate::change::audit_write(
-        svc,
+    let mut work = Work::new(svc);
+    work.put(item, Condition::Absent);
+    work.audit(
         &admin.tenant,
         &admin.name,
         "chat.link_code",
         platform,
         serde_json::Value::Null,
         serde_json::json!({"platform": platform, "expires_at": expires_at}),
-        None,
     )?;
-    svc.store
-        .transact(vec![
-            WriteOp::Put {
-                item,
-                condition: Condition::Absent,
-            },
-            audit,
-        ])
-        .await?;
+    work.commit().await?;
     let instructions = match platform {
         "slack" => format!("/fw link {code}"),
         "discord" => format!("/fw text: link {code}"),
@@ -142,13 +135,6 @@ pub struct Place<'a> {
     pub channel: &'a str,
     /// Who posted it, for the audit log.
     pub user: &'a str,
-}
-
-fn ownership_put(pk: &str, sk: String, own: &Ownership) -> Result<WriteOp, DomainError> {
-    Ok(WriteOp::Put {
-        item: keys::item(pk.into(), sk, 1, own)?,
-        condition: Condition::Absent,
-    })
 }
 
 /// Redeems a code posted in a channel: the channel (and its workspace)
@@ -182,36 +168,37 @@ pub async fn redeem(svc: &Services, at: &Place<'_>, code: &str) -> Result<String
             }
         }
     }
-    let mut ops = vec![WriteOp::Delete {
-        pk: CODES_PK.into(),
-        sk: code_sk,
-        condition: Condition::Version(item.version),
-    }];
+    let mut work = Work::new(svc);
+    work.delete(CODES_PK, code_sk, Condition::Version(item.version));
     let channel_known = svc.store.get(CHANNELS_PK, &channel).await?.is_some();
     let workspace_known = svc.store.get(WORKSPACES_PK, &workspace).await?.is_some();
     if !channel_known {
-        ops.push(ownership_put(CHANNELS_PK, channel.clone(), &own)?);
+        work.put(
+            keys::item(CHANNELS_PK.into(), channel.clone(), 1, &own)?,
+            Condition::Absent,
+        );
     }
     if !workspace_known {
-        ops.push(ownership_put(WORKSPACES_PK, workspace.clone(), &own)?);
+        work.put(
+            keys::item(WORKSPACES_PK.into(), workspace.clone(), 1, &own)?,
+            Condition::Absent,
+        );
     }
-    ops.push(crate::change::audit_write(
-        svc,
+    work.audit(
         &tenant,
         &own.linked_by,
         "chat.link",
         &channel,
         serde_json::Value::Null,
         serde_json::json!({"channel": channel, "workspace": workspace, "code_created_by": pending.created_by}),
-        None,
-    )?);
-    match svc.store.transact(ops).await {
+    )?;
+    match work.commit().await {
         Ok(()) => Ok(format!(
             "Linked: this channel now belongs to firewatch tenant {tenant}. Routes may send incidents here, and admins may map this workspace's users."
         )),
         // The code was spent, or another tenant claimed the place, at the
         // same moment: nothing changed.
-        Err(StoreError::ConditionFailed { .. }) => Ok("Someone else just used that code or linked this channel; nothing was changed.".into()),
+        Err(e) if e.is_lost_race() => Ok("Someone else just used that code or linked this channel; nothing was changed.".into()),
         Err(e) => Err(e.into()),
     }
 }
@@ -261,16 +248,14 @@ async fn claim(svc: &Services, tenant: &TenantId, pk: &str, sk: String) -> Resul
         linked_by: "operator".into(),
         linked_at: svc.clock.now(),
     };
-    match svc
-        .store
-        .put(
-            keys::item(pk.into(), sk.clone(), 1, &own)?,
-            Condition::Absent,
-        )
-        .await
-    {
+    let mut work = Work::new(svc);
+    work.put(
+        keys::item(pk.into(), sk.clone(), 1, &own)?,
+        Condition::Absent,
+    );
+    match work.commit().await {
         Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => {
+        Err(e) if e.is_lost_race() => {
             if owner(svc, pk, &sk).await?.as_ref() == Some(tenant) {
                 Ok(())
             } else {

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::auth::require_role;
-use crate::ports::{Condition, Query};
-use crate::{keys, DomainError, Services};
+use crate::config::{self, Config};
+use crate::{DomainError, Services};
 
 /// What a rule matches; empty lists and maps match everything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -58,7 +58,22 @@ pub struct Route {
     /// defaults (docs/NOISE.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flapping: Option<crate::settings::FlapRule>,
+    /// The stored version (set by the store; ignored on the way in).
+    #[serde(default)]
+    pub version: u64,
 }
+
+crate::work::record!(Route, "route", routes_pk);
+
+impl Config for Route {
+    const NOUN: &'static str = "route";
+    const PLURAL: &'static str = "routes";
+    const LIMIT: usize = MAX_ROUTES;
+    const TOO_MANY: &'static str = "too_many_routes";
+}
+
+/// Routing rules one tenant may have.
+pub const MAX_ROUTES: usize = 1000;
 
 fn routes_pk(t: &TenantId) -> String {
     format!("{t}#ROUTE")
@@ -100,46 +115,22 @@ pub async fn put(
         crate::chat::links::require_destination(svc, &admin.tenant, dest).await?;
     }
     route.id = id.to_owned();
-    svc.store
-        .put(
-            keys::item(routes_pk(&admin.tenant), id.to_owned(), 1, &route)?,
-            Condition::Always,
-        )
-        .await?;
-    Ok(route)
+    config::put(svc, admin, route).await
 }
 
 /// The rules of a tenant, by id.
 pub async fn list(svc: &Services, tenant: &TenantId) -> Result<Vec<Route>, DomainError> {
-    let page = svc
-        .store
-        .query(Query {
-            pk: routes_pk(tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 1000,
-            descending: false,
-        })
-        .await?;
-    page.items.iter().map(keys::decode).collect()
+    config::all(svc, tenant).await
 }
 
 /// Deletes a rule of the admin's tenant.
 pub async fn delete(svc: &Services, admin: &Principal, id: &str) -> Result<(), DomainError> {
     require_role(admin, Role::Admin, "change routing")?;
     check_id(id)?;
-    if svc
-        .store
-        .get(&routes_pk(&admin.tenant), id)
+    let route: Route = config::find(svc, &admin.tenant, id)
         .await?
-        .is_none()
-    {
-        return Err(DomainError::NotFound(format!("no route {id}")));
-    }
-    svc.store
-        .delete(&routes_pk(&admin.tenant), id, Condition::Always)
-        .await?;
-    Ok(())
+        .ok_or_else(|| DomainError::NotFound(format!("no route {id}")))?;
+    config::delete(svc, admin, &route).await
 }
 
 /// Where an incident's threads go.

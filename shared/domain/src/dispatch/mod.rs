@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outbox::OutboxRecord;
 use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Attempts before a record becomes a dead letter.
@@ -458,32 +459,23 @@ pub async fn retry_dead_letter(
     record.attempts = 0;
     record.next_at = None;
     record.last_error = None;
-    let mut ops = vec![crate::outbox::enqueue_op(&record)?];
-    if let WriteOp::Put { item, condition } = &mut ops[0] {
-        // An outbox item left from before dead letters deleted it is
-        // replaced; the retry sweep takes it even where no stream sees it.
-        *condition = Condition::Always;
-        item.expires_at =
-            Some(svc.clock.now().timestamp() + crate::outbox::OUTBOX_TTL_DAYS * 86_400);
-    }
-    ops.push(WriteOp::Delete {
-        pk: dead_pk(tenant),
-        sk: id.to_owned(),
-        condition: Condition::Version(item.version),
-    });
-    let audit = firewatch_types::AuditEvent {
-        id: svc.ids.ulid(),
-        tenant: tenant.clone(),
-        at: svc.clock.now(),
-        actor: principal.name.clone(),
-        action: "dispatch.retry_dead_letter".into(),
-        target: id.to_owned(),
-        before: serde_json::json!({"attempts": dl.attempts, "last_error": dl.last_error}),
-        after: serde_json::json!({"requeued": true}),
-        reason: None,
-    };
-    ops.push(crate::change::audit_op(svc, &audit)?);
-    svc.store.transact(ops).await?;
+    let mut work = Work::new(svc);
+    // An outbox item left from before dead letters deleted it is replaced;
+    // the retry sweep takes it even where no stream sees it.
+    let mut outbox_item = crate::outbox::item(&record)?;
+    outbox_item.expires_at =
+        Some(svc.clock.now().timestamp() + crate::outbox::OUTBOX_TTL_DAYS * 86_400);
+    work.put(outbox_item, Condition::Always);
+    work.delete(dead_pk(tenant), id, Condition::Version(item.version));
+    work.audit(
+        tenant,
+        &principal.name,
+        "dispatch.retry_dead_letter",
+        id,
+        serde_json::json!({"attempts": dl.attempts, "last_error": dl.last_error}),
+        serde_json::json!({"requeued": true}),
+    )?;
+    work.commit().await?;
     svc.outbox_signal.notify_one();
     Ok(dl)
 }

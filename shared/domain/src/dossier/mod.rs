@@ -24,7 +24,8 @@ use firewatch_types::{Alert, AlertStatus, Principal, Role, Severity, SourceKind,
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, Query, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Bytes of redacted content kept in an item (the whole redacted envelope
@@ -299,20 +300,23 @@ pub fn record(svc: &Services, r: &Received<'_>) -> DossierEvent {
 /// Writes the item of a webhook that caused no incident change.
 pub async fn keep(svc: &Services, tenant: &TenantId, r: &Received<'_>) -> Result<(), DomainError> {
     let ev = record(svc, r);
-    svc.store.transact(vec![write_op(tenant, &ev)?]).await?;
+    let mut work = Work::new(svc);
+    keep_in(&mut work, tenant, &ev)?;
+    work.commit().await?;
     Ok(())
 }
 
-/// The write of a dossier item (put once: its ULID is new).
-pub fn write_op(tenant: &TenantId, ev: &DossierEvent) -> Result<WriteOp, DomainError> {
+/// Writes dossier item `ev` with `work` (put once: its ULID is new).
+pub fn keep_in(
+    work: &mut Work<'_>,
+    tenant: &TenantId,
+    ev: &DossierEvent,
+) -> Result<(), DomainError> {
     let sk = ev.id.trim_start_matches("dos_").to_owned();
     let item = keys::item(dossier_pk(tenant), sk, 1, ev)?;
-    crate::change::check_item(&item)?;
     // A fresh ULID names no existing item: nothing to check first.
-    Ok(WriteOp::Put {
-        item,
-        condition: Condition::Always,
-    })
+    work.put(item, Condition::Always);
+    Ok(())
 }
 
 /// Filters of `GET /v1/dossier/events`.

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
 use crate::change::Change;
-use crate::ports::{Condition, Query, StoreError, WriteOp};
-use crate::{keys, DomainError, Services};
+use crate::config::{self, Config};
+use crate::{DomainError, Services};
 
 /// Policies one tenant may have, and steps one policy may have.
 pub const MAX_POLICIES: usize = 100;
@@ -223,10 +223,18 @@ async fn check(svc: &Services, tenant: &TenantId, spec: &PolicySpec) -> Result<(
     Ok(())
 }
 
-fn decode(item: &crate::ports::Item) -> Result<Policy, DomainError> {
-    let mut p: Policy = keys::decode(item)?;
-    p.version = item.version;
-    Ok(p)
+crate::work::record!(Policy, "escalation-policy", policies_pk);
+
+impl Config for Policy {
+    const NOUN: &'static str = "policy";
+    const PLURAL: &'static str = "escalation policies";
+    const LIMIT: usize = MAX_POLICIES;
+    const TOO_MANY: &'static str = "too_many_policies";
+    fn summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("steps".into(), self.steps.len().into());
+        m
+    }
 }
 
 /// Creates or replaces policy `id` (admins).
@@ -239,14 +247,6 @@ pub async fn put(
     require_role(p, Role::Admin, "manage escalation policies")?;
     check_slug(id, "policy")?;
     check(svc, &p.tenant, &spec).await?;
-    let existing = svc.store.get(&policies_pk(&p.tenant), id).await?;
-    if existing.is_none() && all(svc, &p.tenant).await?.len() >= MAX_POLICIES {
-        return Err(DomainError::conflict(
-            "too_many_policies",
-            format!("a tenant has at most {MAX_POLICIES} escalation policies"),
-        ));
-    }
-    let read = existing.as_ref().map_or(0, |i| i.version);
     let policy = Policy {
         id: id.to_owned(),
         name: spec.name,
@@ -254,49 +254,13 @@ pub async fn put(
         pagerduty: spec.pagerduty,
         updated_at: svc.clock.now(),
         updated_by: p.name.clone(),
-        version: read + 1,
+        version: 0,
     };
-    let item = keys::item(policies_pk(&p.tenant), id.to_owned(), read + 1, &policy)?;
-    let audit = crate::change::audit_write(
-        svc,
-        &p.tenant,
-        &p.name,
-        "escalation.put",
-        &format!("escalation-policy/{id}"),
-        serde_json::Value::Null,
-        serde_json::json!({"version": read + 1, "steps": policy.steps.len()}),
-        None,
-    )?;
-    let condition = match read {
-        0 => Condition::Absent,
-        v => Condition::Version(v),
-    };
-    match svc
-        .store
-        .transact(vec![WriteOp::Put { item, condition }, audit])
-        .await
-    {
-        Ok(()) => Ok(policy),
-        Err(StoreError::ConditionFailed { .. }) => Err(DomainError::conflict(
-            "version_conflict",
-            "the policy changed meanwhile; read it again",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    config::put(svc, p, policy).await
 }
 
 async fn all(svc: &Services, tenant: &TenantId) -> Result<Vec<Policy>, DomainError> {
-    let page = svc
-        .store
-        .query(Query {
-            pk: policies_pk(tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: MAX_POLICIES,
-            descending: false,
-        })
-        .await?;
-    page.items.iter().map(decode).collect()
+    config::all(svc, tenant).await
 }
 
 /// Every policy of the caller's tenant (viewers).
@@ -322,46 +286,14 @@ pub async fn find(
     if check_slug(id, "policy").is_err() {
         return Ok(None);
     }
-    svc.store
-        .get(&policies_pk(tenant), id)
-        .await?
-        .map(|i| decode(&i))
-        .transpose()
+    config::find(svc, tenant, id).await
 }
 
 /// Deletes a policy (admins); incidents that followed it stop escalating.
 pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), DomainError> {
     require_role(p, Role::Admin, "manage escalation policies")?;
     let policy = get(svc, p, id).await?;
-    let audit = crate::change::audit_write(
-        svc,
-        &p.tenant,
-        &p.name,
-        "escalation.delete",
-        &format!("escalation-policy/{id}"),
-        serde_json::json!({"version": policy.version}),
-        serde_json::Value::Null,
-        None,
-    )?;
-    match svc
-        .store
-        .transact(vec![
-            WriteOp::Delete {
-                pk: policies_pk(&p.tenant),
-                sk: id.to_owned(),
-                condition: Condition::Version(policy.version),
-            },
-            audit,
-        ])
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => Err(DomainError::conflict(
-            "version_conflict",
-            "the policy changed meanwhile; read it again",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    config::delete(svc, p, &policy).await
 }
 
 /// The policy an incident follows: the first matching routing rule's, else

@@ -21,7 +21,7 @@ use super::{Action, Policy, When};
 use crate::change::Change;
 use crate::due::{Budget, JobReport};
 use crate::outbox::Effect;
-use crate::ports::{Condition, Query, WriteOp};
+use crate::ports::{Condition, Query};
 use crate::{keys, DomainError, Services};
 
 /// The job's name in the scheduler.
@@ -252,13 +252,13 @@ pub async fn check_incident(
     }
     let mut item = keys::item(progress_pk(tenant), id.to_string(), version + 1, &prog)?;
     item.expires_at = Some((now + Duration::days(30)).timestamp());
-    change.also(WriteOp::Put {
+    change.also().put(
         item,
-        condition: match version {
+        match version {
             0 => Condition::Absent,
             v => Condition::Version(v),
         },
-    });
+    );
     match change.commit().await {
         Ok(_) => Ok(sent),
         // Someone changed the incident (or another tick got there first):

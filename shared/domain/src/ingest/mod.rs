@@ -22,8 +22,9 @@ use crate::auth::sha256_hex;
 use crate::change::{load_group, Change, VersionedGroup};
 use crate::incidents::get;
 use crate::ingest::normalize::{is_sns_url, normalize, Envelope};
-use crate::ports::{Condition, WriteOp};
+use crate::ports::Condition;
 use crate::redact::{is_secret_key, redact_json, REDACTED};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Bytes of the answer remembered for a redelivery. Past it, a redelivery
@@ -290,16 +291,10 @@ pub async fn ingest(svc: &Services, req: IngestRequest<'_>) -> Result<IngestRepo
             silenced: report.silenced,
         },
     );
-    let marker = redelivery_marker(svc, tenant, &report)?;
-    svc.store
-        .transact(vec![
-            WriteOp::Put {
-                item: marker,
-                condition: Condition::Always,
-            },
-            crate::dossier::write_op(tenant, &ev)?,
-        ])
-        .await?;
+    let mut work = Work::new(svc);
+    work.put(redelivery_marker(svc, tenant, &report)?, Condition::Always);
+    crate::dossier::keep_in(&mut work, tenant, &ev)?;
+    work.commit().await?;
     Ok(report)
 }
 
@@ -340,7 +335,7 @@ pub fn redelivery_marker(
         },
     )?;
     marker.expires_at = Some(now.timestamp() + svc.settings.dedup_window_secs);
-    crate::change::check_item(&marker)?;
+    crate::work::check_item(&marker)?;
     Ok(marker)
 }
 
@@ -593,7 +588,7 @@ async fn fold_alert(
                         if let Some(op) =
                             crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await?
                         {
-                            c.also(op);
+                            c.also().extend([op]);
                         }
                     }
                     match outcome {
@@ -990,10 +985,7 @@ fn suppress<'a>(
             1,
             alert,
         )?;
-        change.also(WriteOp::Put {
-            item,
-            condition: Condition::Absent,
-        });
+        change.also().put(item, Condition::Absent);
     }
     Ok((Outcome::Suppressed, last, Some(change)))
 }

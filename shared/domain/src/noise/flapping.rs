@@ -13,7 +13,7 @@ use firewatch_types::{Flapping, Incident, IncidentState, TimelineKind};
 
 use crate::change::{Change, GroupRecord};
 use crate::due::{Budget, DueRef, JobReport};
-use crate::ports::{Condition, WriteOp};
+use crate::ports::Condition;
 use crate::settings::FlapRule;
 use crate::{keys, DomainError, Services};
 
@@ -69,7 +69,7 @@ pub fn mark(
         &mut ops,
     )?;
     for op in ops {
-        change.also(op);
+        change.also().extend([op]);
     }
     change.incident_mut().flapping = Some(match before {
         Some(f) => Flapping {
@@ -139,11 +139,9 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
             }
             let mut change = Change::to(svc, inc.clone());
             change.incident_mut().flapping = None;
-            change.also(WriteOp::Delete {
-                pk: keys::due_pk(JOB),
-                sk: sk.to_owned(),
-                condition: Condition::Always,
-            });
+            change
+                .also()
+                .delete(keys::due_pk(JOB), sk.to_owned(), Condition::Always);
             let e = change.entry(
                 "firewatch",
                 TimelineKind::Flapping {

@@ -312,7 +312,7 @@ pub async fn end_if_quiet(
         now,
     );
     change.note(e);
-    change.also(put_op(tenant, &s)?);
+    change.also().extend([put_op(tenant, &s)?]);
     match change.commit().await {
         Ok(_) => Ok(true),
         Err(e) if e.is_lost_race() => Ok(false),

@@ -15,8 +15,9 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, Query, StoreError, WriteOp};
-use crate::{keys, DomainError, Services};
+use crate::config::{self, Config};
+use crate::retry::Retry;
+use crate::{DomainError, Services};
 
 /// Schedules one tenant may have.
 pub const MAX_SCHEDULES: usize = 100;
@@ -425,14 +426,22 @@ pub fn display_name(p: &str) -> String {
     p.strip_prefix("email:").unwrap_or(p).to_owned()
 }
 
-fn decode(item: &crate::ports::Item) -> Result<Schedule, DomainError> {
-    let mut s: Schedule = keys::decode(item)?;
-    s.version = item.version;
-    Ok(s)
+crate::work::record!(Schedule, "oncall-schedule", schedules_pk);
+
+impl Config for Schedule {
+    const NOUN: &'static str = "schedule";
+    const PLURAL: &'static str = "on-call schedules";
+    const LIMIT: usize = MAX_SCHEDULES;
+    const TOO_MANY: &'static str = "too_many_schedules";
+    fn summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("rotations".into(), self.rotations.len().into());
+        m.insert("overrides".into(), self.overrides.len().into());
+        m
+    }
 }
 
-/// Creates or replaces schedule `id` (admins). `expected_version` guards a
-/// read-modify-write.
+/// Creates or replaces schedule `id` (admins).
 pub async fn put(
     svc: &Services,
     p: &Principal,
@@ -442,28 +451,6 @@ pub async fn put(
     require_role(p, Role::Admin, "manage on-call schedules")?;
     check_slug(id)?;
     check(&spec)?;
-    let existing = svc.store.get(&schedules_pk(&p.tenant), id).await?;
-    if existing.is_none() {
-        let count = svc
-            .store
-            .query(Query {
-                pk: schedules_pk(&p.tenant),
-                sk_prefix: String::new(),
-                after: None,
-                limit: MAX_SCHEDULES,
-                descending: false,
-            })
-            .await?
-            .items
-            .len();
-        if count >= MAX_SCHEDULES {
-            return Err(DomainError::conflict(
-                "too_many_schedules",
-                format!("a tenant has at most {MAX_SCHEDULES} on-call schedules"),
-            ));
-        }
-    }
-    let version = existing.as_ref().map_or(0, |i| i.version);
     let s = Schedule {
         id: id.to_owned(),
         name: spec.name,
@@ -472,47 +459,9 @@ pub async fn put(
         overrides: spec.overrides,
         updated_at: svc.clock.now(),
         updated_by: p.name.clone(),
-        version: version + 1,
+        version: 0,
     };
-    write(svc, p, &s, version, "oncall.put").await?;
-    Ok(s)
-}
-
-async fn write(
-    svc: &Services,
-    p: &Principal,
-    s: &Schedule,
-    read_version: u64,
-    action: &str,
-) -> Result<(), DomainError> {
-    let item = keys::item(schedules_pk(&p.tenant), s.id.clone(), s.version, s)?;
-    crate::change::check_item(&item)?;
-    let condition = match read_version {
-        0 => Condition::Absent,
-        v => Condition::Version(v),
-    };
-    let audit = crate::change::audit_write(
-        svc,
-        &p.tenant,
-        &p.name,
-        action,
-        &format!("oncall-schedule/{}", s.id),
-        serde_json::Value::Null,
-        serde_json::json!({"version": s.version, "rotations": s.rotations.len(), "overrides": s.overrides.len()}),
-        None,
-    )?;
-    match svc
-        .store
-        .transact(vec![WriteOp::Put { item, condition }, audit])
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => Err(DomainError::conflict(
-            "version_conflict",
-            "the schedule changed meanwhile; read it again",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    config::put(svc, p, s).await
 }
 
 /// Adds an override (responders may swap shifts).
@@ -526,7 +475,7 @@ pub async fn add_override(
     crate::retry::until_won!(
         crate::retry::ATTEMPTS,
         || DomainError::Unavailable("the schedule kept changing; retry".into()),
-        async || -> Result<_, crate::retry::Retry> {
+        async || -> Result<_, Retry> {
             let mut s = get_internal(svc, &p.tenant, id).await?;
             let spec = ScheduleSpec {
                 name: s.name.clone(),
@@ -542,15 +491,12 @@ pub async fn add_override(
                 return Err(bad(format!("at most {MAX_OVERRIDES} overrides")).into());
             }
             s.overrides.push(o.clone());
-            let read = s.version;
-            s.version += 1;
             s.updated_at = now;
             s.updated_by = p.name.clone();
-            match write(svc, p, &s, read, "oncall.override").await {
-                Ok(()) => return Ok(s),
-                Err(DomainError::Conflict { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            config::save(svc, p, &mut s, "oncall.override")
+                .await
+                .map_err(Retry::from_commit)?;
+            Ok(s)
         },
     )
     .await
@@ -562,11 +508,8 @@ async fn get_internal(
     id: &str,
 ) -> Result<Schedule, DomainError> {
     check_slug(id).map_err(|_| DomainError::NotFound(format!("no on-call schedule {id:?}")))?;
-    svc.store
-        .get(&schedules_pk(tenant), id)
+    config::find(svc, tenant, id)
         .await?
-        .map(|i| decode(&i))
-        .transpose()?
         .ok_or_else(|| DomainError::NotFound(format!("no on-call schedule {id:?}")))
 }
 
@@ -592,52 +535,14 @@ pub async fn find(
 /// Every schedule of the caller's tenant (viewers).
 pub async fn list(svc: &Services, p: &Principal) -> Result<Vec<Schedule>, DomainError> {
     require_role(p, Role::Viewer, "read on-call schedules")?;
-    let page = svc
-        .store
-        .query(Query {
-            pk: schedules_pk(&p.tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: MAX_SCHEDULES,
-            descending: false,
-        })
-        .await?;
-    page.items.iter().map(decode).collect()
+    config::all(svc, &p.tenant).await
 }
 
 /// Deletes a schedule (admins).
 pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), DomainError> {
     require_role(p, Role::Admin, "manage on-call schedules")?;
     let s = get_internal(svc, &p.tenant, id).await?;
-    let audit = crate::change::audit_write(
-        svc,
-        &p.tenant,
-        &p.name,
-        "oncall.delete",
-        &format!("oncall-schedule/{id}"),
-        serde_json::json!({"version": s.version}),
-        serde_json::Value::Null,
-        None,
-    )?;
-    match svc
-        .store
-        .transact(vec![
-            WriteOp::Delete {
-                pk: schedules_pk(&p.tenant),
-                sk: id.to_owned(),
-                condition: Condition::Version(s.version),
-            },
-            audit,
-        ])
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => Err(DomainError::conflict(
-            "version_conflict",
-            "the schedule changed meanwhile; read it again",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    config::delete(svc, p, &s).await
 }
 
 #[cfg(test)]

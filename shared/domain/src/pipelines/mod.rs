@@ -33,7 +33,8 @@ use firewatch_types::{Principal, Role, Severity, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, StoreError, WriteOp};
+use crate::ports::{Condition, WriteOp};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Longest pipeline id, run id or dataset name kept.
@@ -522,32 +523,28 @@ pub async fn configure(
             }
             pl.config = config.clone();
             pl.updated_at = now;
-            let ops = vec![
-                WriteOp::Put {
-                    item: keys::item(
-                        pipelines_pk(&p.tenant),
-                        id.to_owned(),
-                        version.map_or(1, |v| v + 1),
-                        &pl,
-                    )?,
-                    condition: version.map_or(Condition::Absent, Condition::Version),
-                },
-                crate::change::audit_write(
-                    svc,
-                    &p.tenant,
-                    &p.name,
-                    "pipeline.configure",
-                    id,
-                    before,
-                    serde_json::to_value(&pl.config)?,
-                    None,
+            let mut work = Work::new(svc);
+            work.put(
+                keys::item(
+                    pipelines_pk(&p.tenant),
+                    id.to_owned(),
+                    version.map_or(1, |v| v + 1),
+                    &pl,
                 )?,
-            ];
-            match svc.store.transact(ops).await {
-                Ok(()) => return Ok(pl),
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+                version.map_or(Condition::Absent, Condition::Version),
+            );
+            work.audit(
+                &p.tenant,
+                &p.name,
+                "pipeline.configure",
+                id,
+                before,
+                serde_json::to_value(&pl.config)?,
+            )?;
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            Ok(pl)
         },
     )
     .await

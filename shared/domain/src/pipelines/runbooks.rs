@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::{check_id, load, pipelines_pk, Criticality, Pipeline};
 use crate::auth::require_role;
-use crate::ports::{Condition, StoreError, WriteOp};
+use crate::ports::Condition;
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Pipelines one catalog read scans at most.
@@ -227,27 +228,21 @@ pub async fn set_governance(
             at: svc.clock.now(),
         });
         pl.updated_at = svc.clock.now();
-        let ops = vec![
-            WriteOp::Put {
-                item: keys::item(pipelines_pk(&p.tenant), id.to_owned(), version + 1, &pl)?,
-                condition: Condition::Version(version),
-            },
-            crate::change::audit_write(
-                svc,
-                &p.tenant,
-                &p.name,
-                "runbook.governance",
-                id,
-                serde_json::json!({"status": before}),
-                serde_json::json!({"status": status, "note": pl.governance.as_ref().and_then(|g| g.note.clone())}),
-                None,
-            )?,
-        ];
-        match svc.store.transact(ops).await {
-            Ok(()) => return Ok(entry(&pl)),
-            Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-            Err(e) => return Err(e.into()),
-        }
+        let mut work = Work::new(svc);
+        work.put(
+            keys::item(pipelines_pk(&p.tenant), id.to_owned(), version + 1, &pl)?,
+            Condition::Version(version),
+        );
+        work.audit(
+            &p.tenant,
+            &p.name,
+            "runbook.governance",
+            id,
+            serde_json::json!({"status": before}),
+            serde_json::json!({"status": status, "note": pl.governance.as_ref().and_then(|g| g.note.clone())}),
+        )?;
+        work.commit().await.map_err(crate::retry::Retry::from_commit)?;
+        Ok(entry(&pl))
         })
     .await
 }

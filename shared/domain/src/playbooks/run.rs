@@ -255,8 +255,8 @@ impl From<DomainError> for StepError {
     }
 }
 
-impl From<crate::change::CommitError> for StepError {
-    fn from(e: crate::change::CommitError) -> Self {
+impl From<crate::work::CommitError> for StepError {
+    fn from(e: crate::work::CommitError) -> Self {
         DomainError::from(e).into()
     }
 }

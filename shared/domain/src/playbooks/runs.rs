@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use super::definition::{Approval, ApprovalWord, Playbook, Step};
 use super::{matches, resolve_params, Catalog};
 use crate::auth::require_role;
-use crate::change::{Change, CommitError};
+use crate::change::Change;
 use crate::outbox::Effect;
-use crate::ports::{Condition, Query, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::work::CommitError;
 use crate::{incidents, keys, DomainError, Services};
 
 pub use super::render::{evaluate, masked_scope, render_step, scrub};
@@ -185,10 +186,10 @@ async fn commit(
         run,
     )
     .map_err(CommitError::Domain)?;
-    change.also(WriteOp::Put {
+    change.also().put(
         item,
-        condition: read_version.map_or(Condition::Absent, Condition::Version),
-    });
+        read_version.map_or(Condition::Absent, Condition::Version),
+    );
     if read_version.is_none() {
         let pointer = keys::item(
             keys::incident_pk(&run.tenant, &run.incident_id),
@@ -197,10 +198,7 @@ async fn commit(
             &run.created_at,
         )
         .map_err(CommitError::Domain)?;
-        change.also(WriteOp::Put {
-            item: pointer,
-            condition: Condition::Absent,
-        });
+        change.also().put(pointer, Condition::Absent);
     }
     if let Some(Idem { op, key, target }) = idem {
         let kept = Kept {
@@ -217,10 +215,7 @@ async fn commit(
         )
         .map_err(CommitError::Domain)?;
         item.expires_at = Some(svc.clock.now().timestamp() + IDEMPOTENCY_HOURS * 3600);
-        change.also(WriteOp::Put {
-            item,
-            condition: Condition::Absent,
-        });
+        change.also().put(item, Condition::Absent);
     }
     change.commit().await?;
     run.version = version;
@@ -862,10 +857,7 @@ pub(crate) async fn commit_progress(
             run,
         )
         .map_err(CommitError::Domain)?;
-        change.also(WriteOp::Put {
-            item,
-            condition: Condition::Version(read_version),
-        });
+        change.also().put(item, Condition::Version(read_version));
         change.commit().await?;
         run.version = read_version + 1;
         return Ok(());

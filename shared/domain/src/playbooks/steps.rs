@@ -17,10 +17,10 @@ use firewatch_types::TenantId;
 
 use super::definition::StepKind;
 use super::runs::{self, masked_scope, record_answer, send_for_real, Run, RunState, StepStatus};
-use crate::change::CommitError;
 use crate::outbox::Effect;
 use crate::ports::{OutboundError, StoreError};
 use crate::retry::Retry;
+use crate::work::CommitError;
 use crate::{incidents, DomainError, Services};
 
 /// Extra time a claim holds beyond the request's own timeout.

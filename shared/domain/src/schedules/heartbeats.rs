@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::{format_secs, span_secs, Schedule};
 use crate::auth::{require_role, sha256_hex};
-use crate::change::audit_write;
 use crate::due::{Budget, DueRef, JobReport};
 use crate::ports::{Condition, Item, StoreError, WriteOp};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// The due index the `heartbeats` job reads.
@@ -412,33 +412,26 @@ pub async fn create(svc: &Services, p: &Principal, f: Fields) -> Result<Heartbea
         tenant: hb.tenant.clone(),
         id: hb.id.clone(),
     };
-    svc.store
-        .transact(vec![
-            WriteOp::Put {
-                item: hb_item(&hb, 1)?,
-                condition: Condition::Absent,
-            },
-            WriteOp::Put {
-                item: keys::item(
-                    keys::PING_INDEX_PK.into(),
-                    sha256_hex(hb.ping_uuid.as_bytes()),
-                    1,
-                    &index,
-                )?,
-                condition: Condition::Absent,
-            },
-            audit_write(
-                svc,
-                &p.tenant,
-                &p.name,
-                "heartbeat.create",
-                &hb.id,
-                serde_json::Value::Null,
-                serde_json::json!({"name": hb.name}),
-                None,
-            )?,
-        ])
-        .await?;
+    let mut work = Work::new(svc);
+    work.put(hb_item(&hb, 1)?, Condition::Absent);
+    work.put(
+        keys::item(
+            keys::PING_INDEX_PK.into(),
+            sha256_hex(hb.ping_uuid.as_bytes()),
+            1,
+            &index,
+        )?,
+        Condition::Absent,
+    );
+    work.audit(
+        &p.tenant,
+        &p.name,
+        "heartbeat.create",
+        &hb.id,
+        serde_json::Value::Null,
+        serde_json::json!({"name": hb.name}),
+    )?;
+    work.commit().await?;
     Ok(hb)
 }
 
@@ -579,28 +572,21 @@ pub async fn edit(
             };
             let mut ops = vec![];
             move_due(&mut hb, before_due.as_deref(), &mut ops)?;
-            ops.push(WriteOp::Put {
-                item: hb_item(&hb, version + 1)?,
-                condition: Condition::Version(version),
-            });
-            ops.push(audit_write(
-                svc,
+            let mut work = Work::new(svc);
+            work.extend(ops);
+            work.put(hb_item(&hb, version + 1)?, Condition::Version(version));
+            work.audit(
                 &p.tenant,
                 &p.name,
                 action,
                 &hb.id,
                 serde_json::Value::Null,
                 serde_json::json!({"name": hb.name, "paused": hb.paused}),
-                None,
-            )?);
-            match svc.store.transact(ops).await {
-                Ok(()) => {
-                    let hb = flush(svc, hb, version + 1).await;
-                    return Ok(hb);
-                }
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            )?;
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            Ok(flush(svc, hb, version + 1).await)
         },
     )
     .await
@@ -613,38 +599,31 @@ pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), Domai
     let (hb, version) = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let mut ops = vec![
-        WriteOp::Delete {
-            pk: keys::heartbeats_pk(&p.tenant),
-            sk: hb.id.clone(),
-            condition: Condition::Version(version),
-        },
-        WriteOp::Delete {
-            pk: keys::PING_INDEX_PK.into(),
-            sk: sha256_hex(hb.ping_uuid.as_bytes()),
-            condition: Condition::Always,
-        },
-        audit_write(
-            svc,
-            &p.tenant,
-            &p.name,
-            "heartbeat.delete",
-            &hb.id,
-            serde_json::json!({"name": hb.name}),
-            serde_json::Value::Null,
-            None,
-        )?,
-    ];
+    let mut work = Work::new(svc);
+    work.delete(
+        keys::heartbeats_pk(&p.tenant),
+        hb.id.clone(),
+        Condition::Version(version),
+    );
+    work.delete(
+        keys::PING_INDEX_PK,
+        sha256_hex(hb.ping_uuid.as_bytes()),
+        Condition::Always,
+    );
+    work.audit(
+        &p.tenant,
+        &p.name,
+        "heartbeat.delete",
+        &hb.id,
+        serde_json::json!({"name": hb.name}),
+        serde_json::Value::Null,
+    )?;
     if let Some(sk) = &hb.due_sk {
-        ops.push(WriteOp::Delete {
-            pk: keys::due_pk(JOB),
-            sk: sk.clone(),
-            condition: Condition::Always,
-        });
+        work.delete(keys::due_pk(JOB), sk.clone(), Condition::Always);
     }
-    match svc.store.transact(ops).await {
+    match work.commit().await {
         Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => Err(DomainError::conflict(
+        Err(e) if e.is_lost_race() => Err(DomainError::conflict(
             "changed",
             "the heartbeat changed while being deleted; try again",
         )),

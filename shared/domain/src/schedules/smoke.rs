@@ -26,7 +26,6 @@ use serde_json::Value;
 
 use super::schedule::span_secs;
 use crate::auth::require_role;
-use crate::change::audit_write;
 use crate::due::{Budget, JobReport};
 use crate::egress::{self, PinnedOrigin};
 use crate::playbooks::runs::scrub;
@@ -35,6 +34,7 @@ use crate::ports::{
     Condition, Item, OutboundRequest, OutboundResponse, Query, StoreError, WriteOp,
 };
 use crate::secrets::{self, Owner};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 pub const JOB: &str = "smoke";
@@ -536,25 +536,23 @@ async fn put_new(
     };
     let mut ops = vec![];
     move_due(&mut c, Some(now), &mut ops)?;
-    ops.push(WriteOp::Put {
-        item: item(&c, 1)?,
-        condition: Condition::Absent,
-    });
-    ops.push(audit_write(
-        svc,
+    let mut work = Work::new(svc);
+    work.extend(ops);
+    work.put(item(&c, 1)?, Condition::Absent);
+    work.audit(
         tenant,
         actor,
         "smoke_check.create",
         &c.id,
         Value::Null,
         serde_json::json!({"name": c.definition.name}),
-        None,
-    )?);
-    svc.store.transact(ops).await.map_err(|e| match e {
-        StoreError::ConditionFailed { .. } => {
+    )?;
+    work.commit().await.map_err(|e| {
+        if e.is_lost_race() {
             DomainError::conflict("exists", "the smoke check exists")
+        } else {
+            e.into()
         }
-        e => e.into(),
     })?;
     Ok(c)
 }
@@ -586,25 +584,21 @@ pub async fn replace(
             c.definition = d.clone();
             let mut ops = vec![];
             move_due(&mut c, Some(svc.clock.now()), &mut ops)?;
-            ops.push(WriteOp::Put {
-                item: item(&c, v + 1)?,
-                condition: Condition::Version(v),
-            });
-            ops.push(audit_write(
-                svc,
+            let mut work = Work::new(svc);
+            work.extend(ops);
+            work.put(item(&c, v + 1)?, Condition::Version(v));
+            work.audit(
                 &p.tenant,
                 &p.name,
                 "smoke_check.update",
                 &c.id,
                 Value::Null,
                 serde_json::json!({"name": c.definition.name}),
-                None,
-            )?);
-            match svc.store.transact(ops).await {
-                Ok(()) => return Ok(c),
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            )?;
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            Ok(c)
         },
     )
     .await
@@ -616,35 +610,29 @@ pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), Domai
     let (c, v) = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let mut ops = vec![
-        WriteOp::Delete {
-            pk: keys::smoke_pk(&p.tenant),
-            sk: c.id.clone(),
-            condition: Condition::Version(v),
-        },
-        audit_write(
-            svc,
-            &p.tenant,
-            &p.name,
-            "smoke_check.delete",
-            &c.id,
-            serde_json::json!({"name": c.definition.name}),
-            Value::Null,
-            None,
-        )?,
-    ];
+    let mut work = Work::new(svc);
+    work.delete(
+        keys::smoke_pk(&p.tenant),
+        c.id.clone(),
+        Condition::Version(v),
+    );
+    work.audit(
+        &p.tenant,
+        &p.name,
+        "smoke_check.delete",
+        &c.id,
+        serde_json::json!({"name": c.definition.name}),
+        Value::Null,
+    )?;
     if let Some(sk) = &c.due_sk {
-        ops.push(WriteOp::Delete {
-            pk: keys::due_pk(JOB),
-            sk: sk.clone(),
-            condition: Condition::Always,
-        });
+        work.delete(keys::due_pk(JOB), sk.clone(), Condition::Always);
     }
-    svc.store.transact(ops).await.map_err(|e| match e {
-        StoreError::ConditionFailed { .. } => {
+    work.commit().await.map_err(|e| {
+        if e.is_lost_race() {
             DomainError::conflict("changed", "the smoke check changed; try again")
+        } else {
+            e.into()
         }
-        e => e.into(),
     })
 }
 

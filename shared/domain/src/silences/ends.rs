@@ -10,7 +10,8 @@ use super::{
 };
 use crate::auth::require_role;
 use crate::due::{Budget, DueRef, JobReport};
-use crate::ports::{Condition, Query, StoreError};
+use crate::ports::{Condition, Query};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// When the alerts an expired silence held are released.
@@ -48,26 +49,19 @@ pub async fn expire(
                 s.ends_at = now;
                 s.updated_at = now;
                 s.warned = true;
-                let mut ops = put_ops(&mut s, tenant)?;
-                ops.push(crate::change::audit_write(
-                    svc,
+                let mut work = Work::new(svc);
+                work.extend(put_ops(&mut s, tenant)?);
+                work.audit(
                     tenant,
                     &p.name,
                     "silence.expire",
                     &format!("silence/{id}"),
                     serde_json::Value::Null,
                     serde_json::json!({"ends_at": now}),
-                    None,
-                )?);
-                let done = svc.store.transact(ops).await;
+                )?;
+                let done = work.commit().await;
                 svc.memos.get::<Cache>().forget(tenant);
-                match done {
-                    Ok(()) => {}
-                    Err(StoreError::ConditionFailed { .. }) => {
-                        return Err(crate::retry::Retry::Lost)
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                done.map_err(crate::retry::Retry::from_commit)?;
             }
             // The end is handled now rather than at the next tick; the job
             // would do the same (and finds nothing left).

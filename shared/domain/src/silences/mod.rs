@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
 use crate::change::Change;
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Query, WriteOp};
+use crate::work::{CommitError, Work};
 use crate::{keys, DomainError, Services};
 use matchers::Compiled;
 pub use matchers::Matcher;
@@ -388,7 +389,7 @@ pub async fn hold(
     };
     let mut item = keys::item(held_pk(tenant), sk, 1, &held)?;
     item.expires_at = Some((silence.ends_at + RETENTION).timestamp());
-    crate::change::check_item(&item)?;
+    crate::work::check_item(&item)?;
     Ok(Some(WriteOp::Put {
         item,
         condition: Condition::Always,
@@ -608,20 +609,19 @@ async fn commit_with_thread(
         e
     };
     let Some(inc_id) = &s.incident else {
-        let mut ops = ops;
+        let mut work = Work::new(svc);
+        work.extend(ops);
         if let Some(action) = audit {
-            ops.push(crate::change::audit_write(
-                svc,
+            work.audit(
                 tenant,
                 actor,
                 action,
                 &format!("silence/{}", s.id),
                 serde_json::Value::Null,
                 serde_json::json!({"matchers": s.selector(), "ends_at": s.ends_at}),
-                None,
-            )?);
+            )?;
         }
-        return map_store(svc.store.transact(ops).await);
+        return map_commit(work.commit().await);
     };
     crate::retry::until_won!(
         crate::retry::ATTEMPTS,
@@ -642,7 +642,7 @@ async fn commit_with_thread(
                 );
             }
             for op in &ops {
-                change.also(op.clone());
+                change.also().extend([op.clone()]);
             }
             match change.commit().await {
                 Ok(_) => return Ok(()),
@@ -674,10 +674,10 @@ async fn silence_write_failed(
     Ok(now.map(|i| i.version) != (s.version > 0).then_some(s.version))
 }
 
-fn map_store(r: Result<(), StoreError>) -> Result<(), DomainError> {
+fn map_commit(r: Result<(), CommitError>) -> Result<(), DomainError> {
     match r {
         Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => Err(DomainError::conflict(
+        Err(e) if e.is_lost_race() => Err(DomainError::conflict(
             "silence_changed",
             "the silence changed meanwhile; read it again",
         )),

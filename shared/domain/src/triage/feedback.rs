@@ -14,7 +14,8 @@ use firewatch_types::{IncidentId, Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, Query, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Longest comment kept, in characters.
@@ -134,23 +135,20 @@ pub async fn record(
         model: r.model,
     };
     let sk = format!("{}#{}", vote.report_id, voter_key(&p.name));
-    let ops = vec![
-        WriteOp::Put {
-            item: keys::item(votes_pk(&p.tenant), sk, 1, &vote)?,
-            condition: Condition::Always,
-        },
-        crate::change::audit_write(
-            svc,
-            &p.tenant,
-            &p.name,
-            "triage.feedback",
-            &vote.report_id,
-            serde_json::Value::Null,
-            serde_json::json!({"incident_id": vote.incident_id, "helpful": helpful, "has_comment": vote.comment.is_some()}),
-            None,
-        )?,
-    ];
-    svc.store.transact(ops).await?;
+    let mut work = Work::new(svc);
+    work.put(
+        keys::item(votes_pk(&p.tenant), sk, 1, &vote)?,
+        Condition::Always,
+    );
+    work.audit(
+        &p.tenant,
+        &p.name,
+        "triage.feedback",
+        &vote.report_id,
+        serde_json::Value::Null,
+        serde_json::json!({"incident_id": vote.incident_id, "helpful": helpful, "has_comment": vote.comment.is_some()}),
+    )?;
+    work.commit().await?;
     Ok(vote)
 }
 

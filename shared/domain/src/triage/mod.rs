@@ -22,7 +22,8 @@ use firewatch_types::{
 use crate::auth::require_role;
 use crate::change::Change;
 use crate::incidents;
-use crate::ports::{Condition, WriteOp};
+use crate::ports::Condition;
+use crate::work::Work;
 use crate::{DomainError, Services};
 
 /// The deterministic report's `mode`.
@@ -623,11 +624,9 @@ pub async fn run_as(
             Ok(r) => r,
             Err(e) => {
                 ev.status = telemetry::Status::Failed;
-                if let Err(w) = svc
-                    .store
-                    .transact(vec![telemetry::write(&ev, &inc.tenant)?])
-                    .await
-                {
+                let mut work = Work::new(svc);
+                telemetry::write(&mut work, &ev, &inc.tenant)?;
+                if let Err(w) = work.commit().await {
                     tracing::warn!(error = %w, "triage telemetry not recorded");
                 }
                 return Err(e);
@@ -666,26 +665,26 @@ pub async fn run_as(
     );
     let after = serde_json::json!({"timeline_entry": e.id, "report_id": report_id, "mode": report.mode, "requested_mode": report.requested_mode, "degraded": report.degraded, "rule": report.rule, "confidence": report.confidence});
     change.show(e);
-    change.also(WriteOp::Put {
-        item: crate::keys::item(
+    change.also().put(
+        crate::keys::item(
             feedback::reports_pk(&tenant),
             report_id.clone(),
             1,
             &reference,
         )?,
-        condition: Condition::Absent,
-    });
-    change.also(WriteOp::Put {
-        item: crate::keys::item(
+        Condition::Absent,
+    );
+    change.also().put(
+        crate::keys::item(
             incident_pk,
             format!("{REPORT_PREFIX}{report_id}"),
             1,
             &report,
         )?,
-        condition: Condition::Absent,
-    });
+        Condition::Absent,
+    );
     if let Some(ev) = &event {
-        change.also(telemetry::write(ev, &tenant)?);
+        telemetry::write(change.also(), ev, &tenant)?;
     }
     change.audit(
         &principal.name,

@@ -16,7 +16,8 @@ use firewatch_types::{IncidentId, Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, Query, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Days an event is kept.
@@ -77,14 +78,12 @@ pub struct Event {
     pub latency_ms: u64,
 }
 
-/// The write that records `event`.
-pub fn write(event: &Event, tenant: &TenantId) -> Result<WriteOp, DomainError> {
+/// Records `event` with `work`.
+pub fn write(work: &mut Work<'_>, event: &Event, tenant: &TenantId) -> Result<(), DomainError> {
     let mut item = keys::item(events_pk(tenant), event.id.clone(), 1, event)?;
     item.expires_at = Some(event.at.timestamp() + EVENT_TTL_DAYS * 86_400);
-    Ok(WriteOp::Put {
-        item,
-        condition: Condition::Absent,
-    })
+    work.put(item, Condition::Absent);
+    Ok(())
 }
 
 /// The newest events of `tenant` since `since`, at most [`WINDOW_EVENTS`],
