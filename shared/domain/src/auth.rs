@@ -105,13 +105,8 @@ pub async fn ensure_tenant(svc: &Services, tenant: &TenantId) -> Result<(), Doma
         created_at: svc.clock.now(),
     };
     let item = keys::item(keys::TENANTS_PK.into(), tenant.to_string(), 1, &record)?;
-    let mut work = Work::new(svc);
-    work.put(item, Condition::Absent);
-    match work.commit().await {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_lost_race() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    crate::work::put_first(svc, item).await?;
+    Ok(())
 }
 
 /// The known tenants (the first 1000), for jobs that look at every tenant.

@@ -77,9 +77,9 @@ pub async fn claim_tick(svc: &Services, job: &str, at: DateTime<Utc>) -> Result<
         &serde_json::json!({"claimed_at": svc.clock.now()}),
     )?;
     item.expires_at = Some((at + Duration::days(2)).timestamp());
-    match svc.store.put(item, Condition::Absent).await {
+    match crate::work::put(svc, item, Condition::Absent).await {
         Ok(()) => Ok(true),
-        Err(crate::ports::StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) if e.is_lost_race() => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -92,27 +92,22 @@ pub fn move_due(
     id: &str,
     before: Option<&str>,
     at: Option<DateTime<Utc>>,
-    ops: &mut Vec<crate::ports::WriteOp>,
+    work: &mut crate::work::Work<'_>,
 ) -> Result<Option<String>, DomainError> {
-    use crate::ports::WriteOp;
     let after = at.map(|t| due_sk(t, tenant, id));
     if before != after.as_deref() {
         if let Some(old) = before {
-            ops.push(WriteOp::Delete {
-                pk: keys::due_pk(job),
-                sk: old.to_owned(),
-                condition: Condition::Always,
-            });
+            work.delete(keys::due_pk(job), old, Condition::Always);
         }
         if let Some(new) = &after {
             let due = DueRef {
                 tenant: tenant.clone(),
                 id: id.to_owned(),
             };
-            ops.push(WriteOp::Put {
-                item: keys::item(keys::due_pk(job), new.clone(), 1, &due)?,
-                condition: Condition::Always,
-            });
+            work.put(
+                keys::item(keys::due_pk(job), new.clone(), 1, &due)?,
+                Condition::Always,
+            );
         }
     }
     Ok(after)
@@ -146,8 +141,7 @@ pub async fn page_of<T: serde::de::DeserializeOwned>(
 }
 
 pub async fn drop_due(svc: &Services, job: &str, sk: &str) -> Result<(), DomainError> {
-    svc.store
-        .delete(&keys::due_pk(job), sk, Condition::Always)
+    crate::work::delete(svc, &keys::due_pk(job), sk, Condition::Always)
         .await
         .map_err(Into::into)
 }

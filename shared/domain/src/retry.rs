@@ -2,8 +2,8 @@
 //! condition, and on a lost race read again.
 //!
 //! An attempt returns [`Retry::Lost`] when another writer changed what it
-//! read (the only lost-race signal; [`Retry::lost_race`] makes it from a
-//! store error, [`Retry::from_commit`] from a [`Change`](crate::change)'s).
+//! read (the only lost-race signal; [`Retry::from_commit`] makes it from a
+//! unit of work's [`CommitError`], the one error for a lost race).
 //! [`until_won!`] owns the attempt limit, the jittered back-off between
 //! attempts and the error when every attempt lost. Any other error ends the
 //! loop at once, unchanged.
@@ -11,8 +11,10 @@
 //! ```ignore
 //! let busy = || DomainError::Unavailable("the heartbeat kept changing; try again".into());
 //! retry::until_won!(retry::ATTEMPTS, busy, async || -> Result<_, Retry> {
-//!     let (hb, version) = load(svc, tenant, id).await?;
-//!     svc.store.transact(ops_for(&hb, version)?).await.map_err(Retry::lost_race)?;
+//!     let (mut hb, version) = load(svc, tenant, id).await?;
+//!     let mut work = Work::new(svc);
+//!     save(&mut work, &mut hb, version)?;
+//!     work.commit().await.map_err(Retry::from_commit)?;
 //!     Ok(hb)
 //! })
 //! .await
@@ -42,16 +44,7 @@ pub enum Retry {
 }
 
 impl Retry {
-    /// A store error as an attempt's outcome: a failed condition is a lost
-    /// race, anything else fails.
-    pub fn lost_race(e: StoreError) -> Self {
-        match e {
-            StoreError::ConditionFailed { .. } => Self::Lost,
-            e => Self::Fail(e.into()),
-        }
-    }
-
-    /// A change's commit error as an attempt's outcome.
+    /// A unit of work's commit error as an attempt's outcome.
     pub fn from_commit(e: CommitError) -> Self {
         if e.is_lost_race() {
             Self::Lost
@@ -68,8 +61,7 @@ impl From<DomainError> for Retry {
 }
 
 /// A store error met with `?` fails the attempt as it would fail the
-/// operation; only [`Retry::lost_race`] turns a failed condition into a
-/// retry.
+/// operation; only [`Retry::from_commit`] turns a lost race into a retry.
 impl From<StoreError> for Retry {
     fn from(e: StoreError) -> Self {
         Self::Fail(e.into())
@@ -173,9 +165,9 @@ mod tests {
         let tries = AtomicUsize::new(0);
         let out = until_won!(ATTEMPTS, || busy("busy"), async || -> Result<_, Retry> {
             if tries.fetch_add(1, Ordering::SeqCst) < 2 {
-                return Err(Retry::lost_race(StoreError::ConditionFailed {
-                    index: None,
-                }));
+                return Err(Retry::from_commit(CommitError::Store(
+                    StoreError::ConditionFailed { index: None },
+                )));
             }
             Ok("written")
         },)

@@ -13,7 +13,7 @@ use firewatch_types::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::keys;
-use crate::ports::{Condition, StoreError};
+use crate::ports::Condition;
 use crate::{DomainError, Services};
 
 /// Seconds in a window.
@@ -164,11 +164,10 @@ pub async fn take(svc: &Services, tenant: &TenantId, action: Action) -> Result<(
             } else {
                 Condition::Version(version)
             };
-            match svc.store.put(item, condition).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            crate::work::put(svc, item, condition)
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            Ok(())
         },
     )
     .await

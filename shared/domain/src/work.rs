@@ -79,6 +79,7 @@ pub fn decode<R: Record>(item: &Item) -> Result<R, DomainError> {
 }
 
 /// The writes of one change, committed together or not at all.
+#[derive(Clone)]
 pub struct Work<'a> {
     svc: &'a Services,
     ops: Vec<WriteOp>,
@@ -217,6 +218,35 @@ impl<'a> Work<'a> {
         }
         Ok(())
     }
+}
+
+/// A unit of work of one put.
+pub async fn put(svc: &Services, item: Item, condition: Condition) -> Result<(), CommitError> {
+    let mut work = Work::new(svc);
+    work.put(item, condition);
+    work.commit().await
+}
+
+/// Puts `item` unless an item is stored under its key already: `false`
+/// when one was (the first writer's stands).
+pub async fn put_first(svc: &Services, item: Item) -> Result<bool, DomainError> {
+    match put(svc, item, Condition::Absent).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_lost_race() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A unit of work of one delete.
+pub async fn delete(
+    svc: &Services,
+    pk: &str,
+    sk: &str,
+    condition: Condition,
+) -> Result<(), CommitError> {
+    let mut work = Work::new(svc);
+    work.delete(pk, sk, condition);
+    work.commit().await
 }
 
 /// An audit event: `actor` did `action` to `target`, now (a new id).

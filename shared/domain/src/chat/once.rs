@@ -53,21 +53,27 @@ pub async fn once<T, E: From<DomainError>>(
         Ok(item)
     };
     match &result {
-        Ok(_) => match svc
-            .store
-            .put(record(true)?, crate::ports::Condition::Version(version))
-            .await
+        Ok(_) => match crate::work::put(
+            svc,
+            record(true)?,
+            crate::ports::Condition::Version(version),
+        )
+        .await
         {
+            Ok(()) => {}
             // Taken over after the lease ran out: the later delivery's
             // record stands.
-            Ok(()) | Err(crate::ports::StoreError::ConditionFailed { .. }) => {}
+            Err(e) if e.is_lost_race() => {}
             Err(e) => return Err(DomainError::from(e).into()),
         },
         Err(_) => {
-            if let Err(e) = svc
-                .store
-                .delete(INBOUND_PK, &sk, crate::ports::Condition::Version(version))
-                .await
+            if let Err(e) = crate::work::delete(
+                svc,
+                INBOUND_PK,
+                &sk,
+                crate::ports::Condition::Version(version),
+            )
+            .await
             {
                 tracing::warn!(error = %e, "an inbound request was not let go; its lease runs out");
             }
@@ -90,13 +96,9 @@ async fn take_inbound(svc: &Services, sk: &str) -> Result<Option<u64>, DomainErr
         },
     )?;
     item.expires_at = Some(now.timestamp() + INBOUND_MEMORY_DAYS * 86_400);
-    match svc
-        .store
-        .put(item.clone(), crate::ports::Condition::Absent)
-        .await
-    {
+    match crate::work::put(svc, item.clone(), crate::ports::Condition::Absent).await {
         Ok(()) => return Ok(Some(1)),
-        Err(crate::ports::StoreError::ConditionFailed { .. }) => {}
+        Err(e) if e.is_lost_race() => {}
         Err(e) => return Err(e.into()),
     }
     let Some(held) = svc.store.get(INBOUND_PK, sk).await? else {
@@ -112,13 +114,9 @@ async fn take_inbound(svc: &Services, sk: &str) -> Result<Option<u64>, DomainErr
     }
     // The delivery that held it stopped: take it over.
     item.version = held.version + 1;
-    match svc
-        .store
-        .put(item, crate::ports::Condition::Version(held.version))
-        .await
-    {
+    match crate::work::put(svc, item, crate::ports::Condition::Version(held.version)).await {
         Ok(()) => Ok(Some(held.version + 1)),
-        Err(crate::ports::StoreError::ConditionFailed { .. }) => Ok(None),
+        Err(e) if e.is_lost_race() => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,7 +1,8 @@
 //! Filing the audit events other functions queued (`{t}#AUDITQ`) into
 //! the audit log, once each.
 
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// Queued audit events filed per page.
@@ -33,26 +34,20 @@ pub async fn file_audit(
     filed.pk = keys::audit_pk(tenant);
     filed.version = 1;
     filed.expires_at = None;
-    let take = WriteOp::Delete {
-        pk: queue.clone(),
-        sk: id.to_owned(),
-        condition: Condition::Version(item.version),
-    };
-    let ops = vec![
-        WriteOp::Put {
-            item: filed,
-            condition: Condition::Absent,
-        },
-        take.clone(),
-    ];
-    match svc.store.transact(ops).await {
+    let mut work = Work::new(svc);
+    work.put(filed, Condition::Absent);
+    work.delete(queue.clone(), id, Condition::Version(item.version));
+    match work.commit().await {
         Ok(()) => Ok(true),
         // Filed already (a redelivery, or another dispatcher): only the
         // queue's copy is left to take.
-        Err(StoreError::ConditionFailed { .. }) => match svc.store.transact(vec![take]).await {
-            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        },
+        Err(e) if e.is_lost_race() => {
+            match crate::work::delete(svc, &queue, id, Condition::Version(item.version)).await {
+                Ok(()) => Ok(false),
+                Err(e) if e.is_lost_race() => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }

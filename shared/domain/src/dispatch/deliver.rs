@@ -8,7 +8,6 @@ use firewatch_types::{Destination, Incident, ThreadRef, TimelineKind};
 use crate::chat::{cards::card, cards::reply_text};
 use crate::outbox::DeliveryError;
 use crate::outbox::{Effect, OutboxRecord};
-use crate::ports::{Condition, StoreError};
 use crate::{incidents, keys, DomainError, Services};
 
 /// Days an effect is remembered as done.
@@ -49,10 +48,8 @@ async fn done(svc: &Services, inc: &Incident, key: &str) -> Result<bool, DomainE
 async fn mark_done(svc: &Services, inc: &Incident, key: &str) -> Result<(), DomainError> {
     let mut item = keys::item(effects_pk(&inc.tenant), key.to_owned(), 1, &svc.clock.now())?;
     item.expires_at = Some(svc.clock.now().timestamp() + EFFECT_TTL_DAYS * 86_400);
-    match svc.store.put(item, Condition::Absent).await {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    crate::work::put_first(svc, item).await?;
+    Ok(())
 }
 
 impl From<crate::playbooks::steps::StepError> for DeliveryError {
@@ -181,13 +178,9 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
                     1,
                     &t,
                 )?;
-                match svc.store.put(item, Condition::Absent).await {
-                    Ok(()) => {}
-                    // Another dispatcher posted a root at the same moment;
-                    // its thread is the one replies go to.
-                    Err(StoreError::ConditionFailed { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                // Another dispatcher may have posted a root at the same
+                // moment; its thread is the one replies go to.
+                crate::work::put_first(svc, item).await?;
                 if !matches!(record.entry.kind, TimelineKind::Opened { .. }) {
                     // The root card shows the state; the change itself still
                     // belongs in the thread.
@@ -251,14 +244,7 @@ async fn show_run(
         }
         None => {
             let id = svc.chat.post_message(t, message).await?;
-            match svc
-                .store
-                .put(keys::item(pk, sk, 1, &id)?, Condition::Absent)
-                .await
-            {
-                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            crate::work::put_first(svc, keys::item(pk, sk, 1, &id)?).await?;
         }
     }
     Ok(())
@@ -290,10 +276,7 @@ async fn notify(
                 1,
                 &t,
             )?;
-            match svc.store.put(item, Condition::Absent).await {
-                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            crate::work::put_first(svc, item).await?;
             thread(svc, &inc, dest).await?.unwrap_or(t)
         }
     };

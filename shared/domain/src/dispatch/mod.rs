@@ -24,7 +24,7 @@ use firewatch_types::IncidentId;
 use serde::{Deserialize, Serialize};
 
 use crate::outbox::OutboxRecord;
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Query};
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
@@ -112,9 +112,7 @@ async fn process_item(
     let result = deliver(svc, &record).await;
     let now = svc.clock.now();
     let outcome = match result {
-        Ok(()) => svc
-            .store
-            .delete(&item.pk, &item.sk, Condition::Version(item.version))
+        Ok(()) => crate::work::delete(svc, &item.pk, &item.sk, Condition::Version(item.version))
             .await
             .map(|()| Processed::Delivered),
         Err(e) => match decide(record.attempts, &e, now) {
@@ -126,32 +124,26 @@ async fn process_item(
                 let mut next =
                     keys::item(item.pk.clone(), item.sk.clone(), item.version + 1, &record)?;
                 next.expires_at = item.expires_at;
-                svc.store
-                    .put(next, Condition::Version(item.version))
+                crate::work::put(svc, next, Condition::Version(item.version))
                     .await
                     .map(|()| Processed::Retrying)
             }
             Decision::Dead => {
                 let attempts = record.attempts + 1;
                 tracing::warn!(record = %record.id, incident = %record.entry.incident_id, error = %e.message, "dead-lettered");
-                let ops = vec![
-                    WriteOp::Delete {
-                        pk: item.pk.clone(),
-                        sk: item.sk.clone(),
-                        condition: Condition::Version(item.version),
-                    },
-                    WriteOp::Put {
-                        item: dead_letter_item(svc, &record, attempts, &e.message)?,
-                        condition: Condition::Always,
-                    },
-                ];
-                svc.store.transact(ops).await.map(|()| Processed::Dead)
+                bury(
+                    svc,
+                    item,
+                    dead_letter_item(svc, &record, attempts, &e.message)?,
+                )
+                .await
+                .map(|()| Processed::Dead)
             }
         },
     };
     match outcome {
         // Another dispatcher decided first; its decision stands.
-        Err(StoreError::ConditionFailed { .. }) => Ok(Processed::Skipped),
+        Err(e) if e.is_lost_race() => Ok(Processed::Skipped),
         other => Ok(other?),
     }
 }
@@ -167,9 +159,9 @@ async fn park(
     record.next_at = Some(until);
     let mut next = keys::item(item.pk.clone(), item.sk.clone(), item.version + 1, &record)?;
     next.expires_at = item.expires_at;
-    match svc.store.put(next, Condition::Version(item.version)).await {
+    match crate::work::put(svc, next, Condition::Version(item.version)).await {
         Ok(()) => Ok(Processed::Waiting),
-        Err(StoreError::ConditionFailed { .. }) => Ok(Processed::Skipped),
+        Err(e) if e.is_lost_race() => Ok(Processed::Skipped),
         Err(e) => Err(e.into()),
     }
 }
@@ -349,12 +341,12 @@ pub async fn dead_letter(
     attempts: u32,
     error: &str,
 ) -> Result<(), DomainError> {
-    svc.store
-        .put(
-            dead_letter_item(svc, record, attempts, error)?,
-            Condition::Always,
-        )
-        .await?;
+    crate::work::put(
+        svc,
+        dead_letter_item(svc, record, attempts, error)?,
+        Condition::Always,
+    )
+    .await?;
     Ok(())
 }
 
@@ -393,22 +385,34 @@ async fn dead_letter_undecodable(
         last_error: "the stored record could not be read".into(),
         failed_at: svc.clock.now(),
     };
-    let ops = vec![
-        WriteOp::Delete {
-            pk: item.pk.clone(),
-            sk: item.sk.clone(),
-            condition: Condition::Version(item.version),
-        },
-        WriteOp::Put {
-            item: keys::item(dead_pk(tenant), dl.id.clone(), 1, &dl)?,
-            condition: Condition::Always,
-        },
-    ];
-    match svc.store.transact(ops).await {
+    match bury(
+        svc,
+        item,
+        keys::item(dead_pk(tenant), dl.id.clone(), 1, &dl)?,
+    )
+    .await
+    {
         Ok(()) => Ok(true),
-        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) if e.is_lost_race() => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Takes outbox item `item` out, unless it changed since it was read, and
+/// keeps `dead` (its dead letter) in its place, in one unit.
+async fn bury(
+    svc: &Services,
+    item: &crate::ports::Item,
+    dead: crate::ports::Item,
+) -> Result<(), crate::work::CommitError> {
+    let mut work = Work::new(svc);
+    work.delete(
+        item.pk.clone(),
+        item.sk.clone(),
+        Condition::Version(item.version),
+    );
+    work.put(dead, Condition::Always);
+    work.commit().await
 }
 
 /// Dead letters of a tenant, oldest first.

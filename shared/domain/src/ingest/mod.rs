@@ -585,11 +585,7 @@ async fn fold_alert(
                     let (outcome, id, mut change) =
                         join(svc, inc, group, alert, envelope, &actor, quiet).await?;
                     if let (Some(s), Some(c)) = (held_by, change.as_mut()) {
-                        if let Some(op) =
-                            crate::silences::hold(svc, tenant, s, alert, id.as_ref()).await?
-                        {
-                            c.also().extend([op]);
-                        }
+                        crate::silences::hold(svc, tenant, s, alert, id.as_ref(), c.also()).await?;
                     }
                     match outcome {
                         Outcome::Occurrence if quiet => (Outcome::Silenced, id, change),
@@ -599,19 +595,17 @@ async fn fold_alert(
                 _ if !firing => {
                     // A silenced alert resolving: its silence records it.
                     if let Some(s) = held_by {
-                        if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await?
-                        {
-                            svc.store.transact(vec![op]).await?;
-                        }
+                        let mut work = Work::new(svc);
+                        crate::silences::hold(svc, tenant, s, alert, None, &mut work).await?;
+                        work.commit().await?;
                     }
                     return Ok((Outcome::NoOpenIncident, None));
                 }
                 _ if held_by.is_some() => {
                     if let Some(s) = held_by {
-                        if let Some(op) = crate::silences::hold(svc, tenant, s, alert, None).await?
-                        {
-                            svc.store.transact(vec![op]).await?;
-                        }
+                        let mut work = Work::new(svc);
+                        crate::silences::hold(svc, tenant, s, alert, None, &mut work).await?;
+                        work.commit().await?;
                     }
                     return Ok((Outcome::Silenced, None));
                 }

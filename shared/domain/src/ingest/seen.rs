@@ -73,7 +73,7 @@ pub async fn mark(svc: &Services, tenant: &TenantId, source: SourceKind, synthet
         Ok(i) => i,
         Err(_) => return,
     };
-    if let Err(e) = svc.store.put(item, Condition::Always).await {
+    if let Err(e) = crate::work::put(svc, item, Condition::Always).await {
         svc.memos.get::<Marks>().forget(tenant, source);
         tracing::warn!(%source, error = %e, "provider freshness mark not written");
     }

@@ -59,18 +59,14 @@ pub fn mark(
     let (tenant, id) = (inc.tenant.clone(), inc.id.to_string());
     let before = inc.flapping.clone();
     let first = before.is_none();
-    let mut ops = Vec::new();
     let due_sk = crate::due::move_due(
         JOB,
         &tenant,
         &id,
         before.as_ref().and_then(|f| f.due_sk.as_deref()),
         Some(now + Duration::seconds(rule.hold_secs)),
-        &mut ops,
+        change.also(),
     )?;
-    for op in ops {
-        change.also().extend([op]);
-    }
     change.incident_mut().flapping = Some(match before {
         Some(f) => Flapping {
             flips: f.flips + 1,

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::Change;
 use crate::outbox::Effect;
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Query};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// The storm card is edited at most this often while incidents join.
@@ -78,16 +79,22 @@ async fn current(
     })
 }
 
-fn put_op(tenant: &firewatch_types::TenantId, s: &Storm) -> Result<WriteOp, DomainError> {
+/// Saves storm `s` with `work` over the version it was read at.
+fn save(
+    work: &mut Work<'_>,
+    tenant: &firewatch_types::TenantId,
+    s: &Storm,
+) -> Result<(), DomainError> {
     let mut item = keys::item(storm_pk(tenant), CURRENT.into(), s.version + 1, s)?;
     item.expires_at = Some((s.last_at + Duration::days(7)).timestamp());
-    Ok(WriteOp::Put {
+    work.put(
         item,
-        condition: match s.version {
+        match s.version {
             0 => Condition::Absent,
             v => Condition::Version(v),
         },
-    })
+    );
+    Ok(())
 }
 
 /// The lowest incident id opened at `at` (ULIDs sort by time).
@@ -168,21 +175,14 @@ pub async fn collapse(svc: &Services, inc: &Incident) -> Result<Option<Storm>, D
             }
             let mut member = keys::item(member_pk(tenant), inc.id.to_string(), 1, &s.id)?;
             member.expires_at = Some((svc.clock.now() + Duration::days(7)).timestamp());
-            let ops = vec![
-                put_op(tenant, &s)?,
-                WriteOp::Put {
-                    item: member,
-                    condition: Condition::Absent,
-                },
-            ];
-            match svc.store.transact(ops).await {
-                Ok(()) => {
-                    s.version += 1;
-                    return Ok(Some(s));
-                }
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            let mut work = Work::new(svc);
+            save(&mut work, tenant, &s)?;
+            work.put(member, Condition::Absent);
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            s.version += 1;
+            Ok(Some(s))
         },
     )
     .await
@@ -262,9 +262,11 @@ pub async fn show(
                 s.card_at = Some(now);
             }
         }
-        match svc.store.transact(vec![put_op(tenant, &s)?]).await {
+        let mut work = Work::new(svc);
+        save(&mut work, tenant, &s)?;
+        match work.commit().await {
             Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) if e.is_lost_race() => continue,
             Err(e) => return Err(DomainError::from(e).into()),
         }
     }
@@ -312,7 +314,7 @@ pub async fn end_if_quiet(
         now,
     );
     change.note(e);
-    change.also().extend([put_op(tenant, &s)?]);
+    save(change.also(), tenant, &s)?;
     match change.commit().await {
         Ok(_) => Ok(true),
         Err(e) if e.is_lost_race() => Ok(false),

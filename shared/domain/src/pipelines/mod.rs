@@ -8,7 +8,7 @@
 //!
 //! - [`openlineage`]: the run event as the spec defines it, read into a
 //!   [`RunEvent`];
-//! - [`record`]: the one write path of a run event (redelivery and any
+//! - [`record`]: recording a run event, one unit of work each (redelivery and any
 //!   order of arrival change nothing twice);
 //! - [`impact`]: the downstream graph from lineage;
 //! - [`read`]: the summary, pipeline and run reads.
@@ -33,7 +33,7 @@ use firewatch_types::{Principal, Role, Severity, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
-use crate::ports::{Condition, WriteOp};
+use crate::ports::Condition;
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
@@ -729,22 +729,25 @@ pub fn day_key(t: DateTime<Utc>) -> String {
     format!("DAY#{}", t.format("%Y-%m-%d"))
 }
 
-/// The write that moves a totals item from `before` to `after`.
-pub async fn totals_op(
+/// Moves a totals item with `work`: read now, changed by `change`, written
+/// conditional on the version read.
+pub async fn move_totals(
     svc: &Services,
+    work: &mut Work<'_>,
     pk: String,
     sk: String,
     change: impl FnOnce(&mut Totals),
-) -> Result<WriteOp, DomainError> {
+) -> Result<(), DomainError> {
     let (mut totals, version) = match svc.store.get(&pk, &sk).await? {
         Some(item) => (keys::decode::<Totals>(&item)?, Some(item.version)),
         None => (Totals::default(), None),
     };
     change(&mut totals);
-    Ok(WriteOp::Put {
-        item: keys::item(pk, sk, version.map_or(1, |v| v + 1), &totals)?,
-        condition: version.map_or(Condition::Absent, Condition::Version),
-    })
+    work.put(
+        keys::item(pk, sk, version.map_or(1, |v| v + 1), &totals)?,
+        version.map_or(Condition::Absent, Condition::Version),
+    );
+    Ok(())
 }
 
 /// The labels of every alert about pipeline `pl`: its id, team, domain,

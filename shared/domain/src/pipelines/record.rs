@@ -1,4 +1,4 @@
-//! The write path of a run event. One transaction writes the event
+//! Recording a run event. One unit of work ([`crate::work::Work`]) writes the event
 //! (put-if-absent: a redelivery finds it and changes nothing), the run and
 //! the pipeline (version conditions), the run's place in its pipeline's
 //! history, the daily and hourly totals the run's outcome moves, and the
@@ -27,12 +27,13 @@ use serde::{Deserialize, Serialize};
 
 use super::openlineage::{EventType, RunEvent};
 pub use super::runbooks::runbook_link;
-pub use super::{alert_labels, day_key, totals_op, Run};
+pub use super::{alert_labels, day_key, move_totals, Run};
 use super::{
     dataset_pk, hours_pk, load, pipeline_pk, pipelines_pk, run_events_pk, runs_pk, Contribution,
     JobInfo, LastRun, Pipeline, RunStatus, State, MAX_DATASETS, MAX_STORED_EVENT,
 };
-use crate::ports::{Condition, StoreError, WriteOp};
+use crate::ports::Condition;
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 impl Run {
@@ -203,15 +204,16 @@ fn hour_key(t: DateTime<Utc>, pipeline: &str) -> String {
     format!("{}#{shard:02}", t.format("%Y-%m-%dT%H"))
 }
 
-/// The totals writes for a run whose contribution went from `before` to
-/// `after`: per pipeline per day, per tenant per hour.
-async fn totals_ops(
+/// Moves with `work` the totals of a run whose contribution went from
+/// `before` to `after`: per pipeline per day, per tenant per hour.
+async fn move_run_totals(
     svc: &Services,
+    work: &mut Work<'_>,
     tenant: &TenantId,
     pipeline: &str,
     before: Option<&Contribution>,
     after: Option<&Contribution>,
-) -> Result<Vec<WriteOp>, DomainError> {
+) -> Result<(), DomainError> {
     // Keyed by item so a change within one day or hour is one write.
     let mut moves: BTreeMap<(String, String), Vec<(Contribution, i64)>> = BTreeMap::new();
     for (c, sign) in before
@@ -228,18 +230,15 @@ async fn totals_ops(
             .or_default()
             .push((c.clone(), sign));
     }
-    let mut ops = Vec::new();
     for ((pk, sk), list) in moves {
-        ops.push(
-            totals_op(svc, pk, sk, |t| {
-                for (c, sign) in &list {
-                    t.apply(c, *sign);
-                }
-            })
-            .await?,
-        );
+        move_totals(svc, work, pk, sk, |t| {
+            for (c, sign) in &list {
+                t.apply(c, *sign);
+            }
+        })
+        .await?;
     }
-    Ok(ops)
+    Ok(())
 }
 
 /// Records a run event reported by `p` (a responder or above, such as an
@@ -392,62 +391,58 @@ pub async fn record(
                 raise(svc, t, &pl, &run, state).await?;
             }
 
-            let mut ops = vec![
-                WriteOp::Put {
-                    item: keys::item(
-                        events_pk.clone(),
-                        ev_sk.clone(),
-                        1,
-                        &stored(&ev, raw, &sha, now),
-                    )?,
-                    condition: Condition::Absent,
-                },
-                WriteOp::Put {
-                    item: keys::item(
-                        runs_pk(t),
-                        run.run_id.clone(),
-                        run_version.map_or(1, |v| v + 1),
-                        &run,
-                    )?,
-                    condition: run_version.map_or(Condition::Absent, Condition::Version),
-                },
-                WriteOp::Put {
-                    item: keys::item(
-                        pipelines_pk(t),
-                        pl.id.clone(),
-                        pl_version.map_or(1, |v| v + 1),
-                        &pl,
-                    )?,
-                    condition: pl_version.map_or(Condition::Absent, Condition::Version),
-                },
-            ];
+            let mut work = Work::new(svc);
+            work.put(
+                keys::item(
+                    events_pk.clone(),
+                    ev_sk.clone(),
+                    1,
+                    &stored(&ev, raw, &sha, now),
+                )?,
+                Condition::Absent,
+            );
+            work.put(
+                keys::item(
+                    runs_pk(t),
+                    run.run_id.clone(),
+                    run_version.map_or(1, |v| v + 1),
+                    &run,
+                )?,
+                run_version.map_or(Condition::Absent, Condition::Version),
+            );
+            work.put(
+                keys::item(
+                    pipelines_pk(t),
+                    pl.id.clone(),
+                    pl_version.map_or(1, |v| v + 1),
+                    &pl,
+                )?,
+                pl_version.map_or(Condition::Absent, Condition::Version),
+            );
             if run_version.is_none() {
-                ops.push(WriteOp::Put {
-                    item: keys::item(
+                work.put(
+                    keys::item(
                         pipeline_pk(t, &pl.id),
                         run.history_sk.clone(),
                         1,
                         &run.run_id,
                     )?,
-                    condition: Condition::Always,
-                });
+                    Condition::Always,
+                );
             }
             if before != after {
-                ops.extend(totals_ops(svc, t, &pl.id, before.as_ref(), after.as_ref()).await?);
+                move_run_totals(svc, &mut work, t, &pl.id, before.as_ref(), after.as_ref()).await?;
             }
-            ops.extend(edges(t, &pl.id, &ev.inputs, &ev.outputs)?);
-            match svc.store.transact(ops).await {
-                Ok(()) => {
-                    return Ok(Recorded {
-                        duplicate: false,
-                        run,
-                        state: pl.state,
-                        alert,
-                    })
-                }
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            edges(&mut work, t, &pl.id, &ev.inputs, &ev.outputs)?;
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            Ok(Recorded {
+                duplicate: false,
+                run,
+                state: pl.state,
+                alert,
+            })
         },
     )
     .await
@@ -456,21 +451,21 @@ pub async fn record(
 /// The lineage edges of a pipeline's datasets: it consumes its inputs and
 /// produces its outputs. Idempotent.
 fn edges(
+    work: &mut Work<'_>,
     t: &TenantId,
     pipeline: &str,
     inputs: &[String],
     outputs: &[String],
-) -> Result<Vec<WriteOp>, DomainError> {
-    let mut ops = Vec::new();
+) -> Result<(), DomainError> {
     for (kind, list) in [("C", inputs), ("P", outputs)] {
         for d in list {
-            ops.push(WriteOp::Put {
-                item: keys::item(dataset_pk(t, d), format!("{kind}#{pipeline}"), 1, &pipeline)?,
-                condition: Condition::Always,
-            });
+            work.put(
+                keys::item(dataset_pk(t, d), format!("{kind}#{pipeline}"), 1, &pipeline)?,
+                Condition::Always,
+            );
         }
     }
-    Ok(ops)
+    Ok(())
 }
 
 /// Records the lineage of a job event (no run): the pipeline's datasets and
@@ -497,21 +492,21 @@ pub async fn record_job(
             merge(&mut pl.outputs, outputs);
             merge_job(&mut pl.job, job);
             pl.updated_at = now;
-            let mut ops = vec![WriteOp::Put {
-                item: keys::item(
+            let mut work = Work::new(svc);
+            work.put(
+                keys::item(
                     pipelines_pk(&p.tenant),
                     pl.id.clone(),
                     version.map_or(1, |v| v + 1),
                     &pl,
                 )?,
-                condition: version.map_or(Condition::Absent, Condition::Version),
-            }];
-            ops.extend(edges(&p.tenant, pipeline, inputs, outputs)?);
-            match svc.store.transact(ops).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+                version.map_or(Condition::Absent, Condition::Version),
+            );
+            edges(&mut work, &p.tenant, pipeline, inputs, outputs)?;
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            Ok(())
         },
     )
     .await

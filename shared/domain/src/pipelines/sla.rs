@@ -40,8 +40,9 @@ use super::costs;
 use super::{pipeline_pk, pipelines_pk, Pipeline, RunStatus, Sla, State};
 use crate::auth::require_role;
 use crate::due::{Budget, JobReport};
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Query};
 use crate::schedules::schedule::{format_secs, Schedule};
+use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// The scheduler job that evaluates SLAs and cost anomalies.
@@ -741,21 +742,20 @@ async fn check_pipeline(
         for s in &new_missed {
             *per_day.entry(super::day_key(*s)).or_default() += 1;
         }
-        let mut ops = vec![WriteOp::Put {
-            item: keys::item(pipelines_pk(tenant), pl.id.clone(), version + 1, &next)?,
-            condition: Condition::Version(version),
-        }];
+        let mut work = Work::new(svc);
+        work.put(
+            keys::item(pipelines_pk(tenant), pl.id.clone(), version + 1, &next)?,
+            Condition::Version(version),
+        );
         for (day, n) in per_day {
-            ops.push(
-                super::totals_op(svc, pipeline_pk(tenant, &pl.id), day, |t| {
-                    t.missed += n;
-                })
-                .await?,
-            );
+            super::move_totals(svc, &mut work, pipeline_pk(tenant, &pl.id), day, |t| {
+                t.missed += n;
+            })
+            .await?;
         }
-        match svc.store.transact(ops).await {
+        match work.commit().await {
             Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) if e.is_lost_race() => continue,
             Err(e) => return Err(e.into()),
         }
     }

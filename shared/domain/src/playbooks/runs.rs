@@ -881,17 +881,15 @@ pub(crate) async fn put_run(
     svc: &Services,
     run: &mut Run,
     read_version: u64,
-) -> Result<(), crate::ports::StoreError> {
+) -> Result<(), CommitError> {
     let item = keys::item(
         keys::playbook_runs_pk(&run.tenant),
         run.id.clone(),
         read_version + 1,
         run,
     )
-    .map_err(|e| crate::ports::StoreError::Invalid(e.to_string()))?;
-    svc.store
-        .put(item, Condition::Version(read_version))
-        .await?;
+    .map_err(CommitError::Domain)?;
+    crate::work::put(svc, item, Condition::Version(read_version)).await?;
     run.version = read_version + 1;
     Ok(())
 }

@@ -18,7 +18,7 @@ use firewatch_types::TenantId;
 use super::definition::StepKind;
 use super::runs::{self, masked_scope, record_answer, send_for_real, Run, RunState, StepStatus};
 use crate::outbox::Effect;
-use crate::ports::{OutboundError, StoreError};
+use crate::ports::OutboundError;
 use crate::retry::Retry;
 use crate::work::CommitError;
 use crate::{incidents, DomainError, Services};
@@ -157,7 +157,7 @@ async fn attempt(
     }
     match runs::put_run(svc, &mut run, read).await {
         Ok(()) => {}
-        Err(StoreError::ConditionFailed { .. }) => return Err(Retry::Lost),
+        Err(e) if e.is_lost_race() => return Err(Retry::Lost),
         Err(e) => return Ok(Err(e.into())),
     }
     let read = run.version;
@@ -172,7 +172,7 @@ async fn attempt(
             o.detail = Some(format!("not sent: {m}"));
             return match runs::put_run(svc, &mut run, read).await {
                 Ok(()) => Ok(Err(retry(format!("step not sent: {m}")))),
-                Err(StoreError::ConditionFailed { .. }) => Err(Retry::Lost),
+                Err(e) if e.is_lost_race() => Err(Retry::Lost),
                 Err(e) => Ok(Err(e.into())),
             };
         }

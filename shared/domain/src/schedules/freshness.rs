@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule::{format_secs, span_secs};
 use crate::auth::require_role;
 use crate::due::{Budget, JobReport};
-use crate::ports::{Condition, Query, StoreError, WriteOp};
+use crate::ports::{Condition, Query};
 use crate::{keys, DomainError, Services};
 
 pub const JOB: &str = "freshness";
@@ -197,11 +197,10 @@ pub async fn set_watch(
                 1,
                 &ApiWatch { window_secs },
             )?;
-            svc.store.put(item, Condition::Always).await?;
+            crate::work::put(svc, item, Condition::Always).await?;
         }
         None => {
-            svc.store
-                .delete(&keys::freshness_pk(&p.tenant), &sk, Condition::Always)
+            crate::work::delete(svc, &keys::freshness_pk(&p.tenant), &sk, Condition::Always)
                 .await?;
         }
     }
@@ -331,12 +330,9 @@ async fn check_tenant(
         } else {
             Condition::Version(version)
         };
-        match svc
-            .store
-            .transact(vec![WriteOp::Put { item, condition }])
-            .await
-        {
-            Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+        match crate::work::put(svc, item, condition).await {
+            Ok(()) => {}
+            Err(e) if e.is_lost_race() => {}
             Err(e) => return Err(e.into()),
         }
     }

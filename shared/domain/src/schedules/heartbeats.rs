@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule::{format_secs, span_secs, Schedule};
 use crate::auth::{require_role, sha256_hex};
 use crate::due::{Budget, DueRef, JobReport};
-use crate::ports::{Condition, Item, StoreError, WriteOp};
+use crate::ports::{Condition, Item};
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
@@ -362,14 +362,16 @@ fn hb_item(hb: &Heartbeat, version: u64) -> Result<Item, DomainError> {
     keys::item(keys::heartbeats_pk(&hb.tenant), hb.id.clone(), version, hb)
 }
 
-/// The writes that move the due entry from `before` to where `hb` needs it
-/// (setting `hb.due_sk`).
-fn move_due(
+/// Saves `hb` with `work` over `version`, its due entry moved from `before`
+/// to where it needs it (setting `hb.due_sk`).
+fn save(
+    work: &mut Work<'_>,
     hb: &mut Heartbeat,
     before: Option<&str>,
-    ops: &mut Vec<WriteOp>,
+    version: u64,
 ) -> Result<(), DomainError> {
-    hb.due_sk = crate::due::move_due(JOB, &hb.tenant, &hb.id, before, hb.due_at(), ops)?;
+    hb.due_sk = crate::due::move_due(JOB, &hb.tenant, &hb.id, before, hb.due_at(), work)?;
+    work.put(hb_item(hb, version + 1)?, Condition::Version(version));
     Ok(())
 }
 
@@ -570,11 +572,8 @@ pub async fn edit(
                     "heartbeat.resume"
                 }
             };
-            let mut ops = vec![];
-            move_due(&mut hb, before_due.as_deref(), &mut ops)?;
             let mut work = Work::new(svc);
-            work.extend(ops);
-            work.put(hb_item(&hb, version + 1)?, Condition::Version(version));
+            save(&mut work, &mut hb, before_due.as_deref(), version)?;
             work.audit(
                 &p.tenant,
                 &p.name,
@@ -742,23 +741,14 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
                 &record,
             )?;
             ping_item.expires_at = Some((now + Duration::days(PING_RETENTION_DAYS)).timestamp());
-            let mut ops = vec![WriteOp::Put {
-                item: ping_item,
-                condition: Condition::Absent,
-            }];
-            move_due(&mut hb, before_due.as_deref(), &mut ops)?;
-            ops.push(WriteOp::Put {
-                item: hb_item(&hb, version + 1)?,
-                condition: Condition::Version(version),
-            });
-            match svc.store.transact(ops).await {
-                Ok(()) => {
-                    flush(svc, hb, version + 1).await;
-                    return Ok(true);
-                }
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            let mut work = Work::new(svc);
+            work.put(ping_item, Condition::Absent);
+            save(&mut work, &mut hb, before_due.as_deref(), version)?;
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            flush(svc, hb, version + 1).await;
+            Ok(true)
         },
     )
     .await
@@ -790,20 +780,13 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
         }
         let before_due = hb.due_sk.clone();
         hb.pending = None;
-        let mut ops = vec![];
-        if move_due(&mut hb, before_due.as_deref(), &mut ops).is_err() {
+        let mut work = Work::new(svc);
+        if save(&mut work, &mut hb, before_due.as_deref(), version).is_err() {
             return hb;
         }
-        let Ok(item) = hb_item(&hb, version + 1) else {
-            return hb;
-        };
-        ops.push(WriteOp::Put {
-            item,
-            condition: Condition::Version(version),
-        });
-        match svc.store.transact(ops).await {
+        match work.commit().await {
             Ok(()) => return hb,
-            Err(StoreError::ConditionFailed { .. }) => match load(svc, &hb.tenant, &hb.id).await {
+            Err(e) if e.is_lost_race() => match load(svc, &hb.tenant, &hb.id).await {
                 Ok(Some((fresh, v))) => {
                     hb = fresh;
                     version = v;
@@ -863,21 +846,14 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
             } else if !hb.alerting && now >= hb.may_raise_at() {
                 hb.go_down(now, "still down after a period without a new alert".into());
             }
-            let mut ops = vec![];
-            move_due(&mut hb, before_due.as_deref(), &mut ops)?;
-            ops.push(WriteOp::Put {
-                item: hb_item(&hb, version + 1)?,
-                condition: Condition::Version(version),
-            });
-            match svc.store.transact(ops).await {
-                Ok(()) => {
-                    let raised = hb.pending.is_some();
-                    let after = flush(svc, hb, version + 1).await;
-                    return Ok(raised && after.pending.is_none());
-                }
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            let mut work = Work::new(svc);
+            save(&mut work, &mut hb, before_due.as_deref(), version)?;
+            work.commit()
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            let raised = hb.pending.is_some();
+            let after = flush(svc, hb, version + 1).await;
+            Ok(raised && after.pending.is_none())
         },
     )
     .await

@@ -30,9 +30,7 @@ use crate::due::{Budget, JobReport};
 use crate::egress::{self, PinnedOrigin};
 use crate::playbooks::runs::scrub;
 use crate::playbooks::template;
-use crate::ports::{
-    Condition, Item, OutboundRequest, OutboundResponse, Query, StoreError, WriteOp,
-};
+use crate::ports::{Condition, Item, OutboundRequest, OutboundResponse, Query};
 use crate::secrets::{self, Owner};
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
@@ -483,13 +481,20 @@ fn not_found(_id: &str) -> DomainError {
     DomainError::NotFound("no smoke check has this id".into())
 }
 
-/// The due-index writes that move `c`'s entry to `at`.
-fn move_due(
+/// Saves `c` with `work` over `version` (created when 0), its due entry
+/// moved to `at`.
+fn save(
+    work: &mut Work<'_>,
     c: &mut SmokeCheck,
     at: Option<DateTime<Utc>>,
-    ops: &mut Vec<WriteOp>,
+    version: u64,
 ) -> Result<(), DomainError> {
-    c.due_sk = crate::due::move_due(JOB, &c.tenant, &c.id, c.due_sk.as_deref(), at, ops)?;
+    c.due_sk = crate::due::move_due(JOB, &c.tenant, &c.id, c.due_sk.as_deref(), at, work)?;
+    let condition = match version {
+        0 => Condition::Absent,
+        v => Condition::Version(v),
+    };
+    work.put(item(c, version + 1)?, condition);
     Ok(())
 }
 
@@ -534,11 +539,8 @@ async fn put_new(
         due_sk: None,
         events: 0,
     };
-    let mut ops = vec![];
-    move_due(&mut c, Some(now), &mut ops)?;
     let mut work = Work::new(svc);
-    work.extend(ops);
-    work.put(item(&c, 1)?, Condition::Absent);
+    save(&mut work, &mut c, Some(now), 0)?;
     work.audit(
         tenant,
         actor,
@@ -582,11 +584,8 @@ pub async fn replace(
                 .into());
             }
             c.definition = d.clone();
-            let mut ops = vec![];
-            move_due(&mut c, Some(svc.clock.now()), &mut ops)?;
             let mut work = Work::new(svc);
-            work.extend(ops);
-            work.put(item(&c, v + 1)?, Condition::Version(v));
+            save(&mut work, &mut c, Some(svc.clock.now()), v)?;
             work.audit(
                 &p.tenant,
                 &p.name,
@@ -1050,12 +1049,13 @@ async fn run_and_record(
                 ok: run.ok,
             });
             let interval = span_secs("interval", &c.definition.interval).unwrap_or(60);
-            let mut ops = vec![];
-            move_due(&mut c, Some(now + Duration::seconds(interval)), &mut ops)?;
-            ops.push(WriteOp::Put {
-                item: item(&c, version + 1)?,
-                condition: Condition::Version(version),
-            });
+            let mut work = Work::new(svc);
+            save(
+                &mut work,
+                &mut c,
+                Some(now + Duration::seconds(interval)),
+                version,
+            )?;
             let mut run_item = keys::item(
                 keys::smoke_runs_pk(&c.tenant, &c.id),
                 format!("RUN#{}", run.id),
@@ -1063,13 +1063,10 @@ async fn run_and_record(
                 &run,
             )?;
             run_item.expires_at = Some((now + Duration::days(RUN_RETENTION_DAYS)).timestamp());
-            ops.push(WriteOp::Put {
-                item: run_item,
-                condition: Condition::Absent,
-            });
-            match svc.store.transact(ops).await {
+            work.put(run_item, Condition::Absent);
+            match work.commit().await {
                 Ok(()) => return Ok(run.clone()),
-                Err(StoreError::ConditionFailed { .. }) => {
+                Err(e) if e.is_lost_race() => {
                     // Changed meanwhile (another run, an edit): record this run
                     // on the fresh state. An alert already raised for it is
                     // deduplicated into the same incident if raised again.
@@ -1203,31 +1200,20 @@ pub async fn sync_defined(
             Some((mut c, v)) => {
                 validate(&d)?;
                 c.definition = d;
-                let mut ops = vec![];
-                move_due(&mut c, Some(svc.clock.now()), &mut ops)?;
-                ops.push(WriteOp::Put {
-                    item: item(&c, v + 1)?,
-                    condition: Condition::Version(v),
-                });
-                svc.store.transact(ops).await?;
+                let mut work = Work::new(svc);
+                save(&mut work, &mut c, Some(svc.clock.now()), v)?;
+                work.commit().await?;
                 changed += 1;
             }
         }
     }
     for (id, (c, v)) in existing {
-        let mut ops = vec![WriteOp::Delete {
-            pk: keys::smoke_pk(tenant),
-            sk: id,
-            condition: Condition::Version(v),
-        }];
+        let mut work = Work::new(svc);
+        work.delete(keys::smoke_pk(tenant), id, Condition::Version(v));
         if let Some(sk) = c.due_sk {
-            ops.push(WriteOp::Delete {
-                pk: keys::due_pk(JOB),
-                sk,
-                condition: Condition::Always,
-            });
+            work.delete(keys::due_pk(JOB), sk, Condition::Always);
         }
-        svc.store.transact(ops).await?;
+        work.commit().await?;
         changed += 1;
     }
     Ok(changed)

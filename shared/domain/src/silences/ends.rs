@@ -6,12 +6,11 @@
 use firewatch_types::{AlertStatus, Principal, Role, TenantId};
 
 use super::{
-    commit_with_thread, get, held_pk, load, put_ops, Cache, Held, State, View, JOB, WARN_BEFORE,
+    commit_with_thread, get, held_pk, load, put_work, Cache, Held, State, View, JOB, WARN_BEFORE,
 };
 use crate::auth::require_role;
 use crate::due::{Budget, DueRef, JobReport};
 use crate::ports::{Condition, Query};
-use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
 /// When the alerts an expired silence held are released.
@@ -49,8 +48,7 @@ pub async fn expire(
                 s.ends_at = now;
                 s.updated_at = now;
                 s.warned = true;
-                let mut work = Work::new(svc);
-                work.extend(put_ops(&mut s, tenant)?);
+                let mut work = put_work(svc, &mut s, tenant)?;
                 work.audit(
                     tenant,
                     &p.name,
@@ -96,9 +94,9 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
     if !s.warned && now >= s.ends_at - WARN_BEFORE {
         let mut s = s;
         s.warned = true;
-        let ops = put_ops(&mut s, &due.tenant)?;
+        let work = put_work(svc, &mut s, &due.tenant)?;
         let said = s.incident.is_some();
-        match commit_with_thread(svc, &due.tenant, &s, ops, "firewatch", "expiring", None).await {
+        match commit_with_thread(svc, &due.tenant, &s, work, "firewatch", "expiring", None).await {
             Ok(()) => return Ok(said),
             Err(DomainError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e),
@@ -147,7 +145,7 @@ pub async fn close(
             h.released = true;
             let mut item = item.clone();
             item.data = serde_json::to_string(&h)?;
-            svc.store.put(item, Condition::Always).await?;
+            crate::work::put(svc, item, Condition::Always).await?;
         }
         after = page.next;
         if after.is_none() {
@@ -156,8 +154,8 @@ pub async fn close(
     }
     s.closed = true;
     s.warned = true;
-    let ops = put_ops(&mut s, tenant)?;
-    match commit_with_thread(svc, tenant, &s, ops, actor, "expired", None).await {
+    let work = put_work(svc, &mut s, tenant)?;
+    match commit_with_thread(svc, tenant, &s, work, actor, "expired", None).await {
         Ok(()) => Ok(true),
         // Closed meanwhile by another run.
         Err(DomainError::Conflict { .. }) => Ok(false),

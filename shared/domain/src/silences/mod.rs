@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
 use crate::change::Change;
-use crate::ports::{Condition, Query, WriteOp};
+use crate::ports::{Condition, Query};
 use crate::work::{CommitError, Work};
 use crate::{keys, DomainError, Services};
 use matchers::Compiled;
@@ -244,13 +244,18 @@ async fn all(svc: &Services, tenant: &TenantId) -> Result<Vec<Silence>, DomainEr
     page.items.iter().map(decode).collect()
 }
 
-/// The writes that store `s` at the next version (its due entry moved).
-fn put_ops(s: &mut Silence, tenant: &TenantId) -> Result<Vec<WriteOp>, DomainError> {
+/// The unit of work that stores `s` at the next version (its due entry
+/// moved).
+fn put_work<'a>(
+    svc: &'a Services,
+    s: &mut Silence,
+    tenant: &TenantId,
+) -> Result<Work<'a>, DomainError> {
     let condition = match s.version {
         0 => Condition::Absent,
         v => Condition::Version(v),
     };
-    let mut ops = Vec::new();
+    let mut work = Work::new(svc);
     let before = s.due_sk.take();
     s.due_sk = crate::due::move_due(
         JOB,
@@ -258,12 +263,12 @@ fn put_ops(s: &mut Silence, tenant: &TenantId) -> Result<Vec<WriteOp>, DomainErr
         &s.id,
         before.as_deref(),
         s.next_due(),
-        &mut ops,
+        &mut work,
     )?;
     let mut item = keys::item(silences_pk(tenant), s.id.clone(), s.version + 1, s)?;
     item.expires_at = Some((s.ends_at + RETENTION).timestamp());
-    ops.push(WriteOp::Put { item, condition });
-    Ok(ops)
+    work.put(item, condition);
+    Ok(work)
 }
 
 /// How long a process trusts the silences it read: a silence made or
@@ -357,7 +362,7 @@ impl Active {
     }
 }
 
-/// The write that records `alert` as held by `silence` (its latest status;
+/// Records with `work` that `alert` is held by `silence` (its latest status;
 /// `incident` when it joined one).
 pub async fn hold(
     svc: &Services,
@@ -365,7 +370,8 @@ pub async fn hold(
     silence: &Silence,
     alert: &Alert,
     incident: Option<&IncidentId>,
-) -> Result<Option<WriteOp>, DomainError> {
+    work: &mut Work<'_>,
+) -> Result<(), DomainError> {
     let now = svc.clock.now();
     let sk = held_sk(&silence.id, &alert.fingerprint);
     let before: Option<Held> = match svc.store.get(&held_pk(tenant), &sk).await? {
@@ -374,7 +380,7 @@ pub async fn hold(
     };
     if before.is_none() && alert.status != AlertStatus::Firing {
         // A resolve for an alert this silence never held: nothing to keep.
-        return Ok(None);
+        return Ok(());
     }
     let held = Held {
         silence_id: silence.id.clone(),
@@ -389,11 +395,8 @@ pub async fn hold(
     };
     let mut item = keys::item(held_pk(tenant), sk, 1, &held)?;
     item.expires_at = Some((silence.ends_at + RETENTION).timestamp());
-    crate::work::check_item(&item)?;
-    Ok(Some(WriteOp::Put {
-        item,
-        condition: Condition::Always,
-    }))
+    work.put(item, Condition::Always);
+    Ok(())
 }
 
 /// What a new silence says.
@@ -571,13 +574,13 @@ pub async fn create(svc: &Services, p: &Principal, n: NewSilence) -> Result<Sile
     };
     // Too short to warn ten minutes ahead: it only says when it ends.
     s.warned = s.ends_at - WARN_BEFORE <= now.max(s.starts_at);
-    let ops = put_ops(&mut s, tenant)?;
+    let work = put_work(svc, &mut s, tenant)?;
     let action = if s.version == 0 {
         "silence.create"
     } else {
         "silence.update"
     };
-    let done = commit_with_thread(svc, tenant, &s, ops, &p.name, "created", Some(action)).await;
+    let done = commit_with_thread(svc, tenant, &s, work, &p.name, "created", Some(action)).await;
     svc.memos.get::<Cache>().forget(tenant);
     done?;
     s.version += 1;
@@ -590,7 +593,7 @@ async fn commit_with_thread(
     svc: &Services,
     tenant: &TenantId,
     s: &Silence,
-    ops: Vec<WriteOp>,
+    work: Work<'_>,
     actor: &str,
     what: &str,
     audit: Option<&str>,
@@ -609,8 +612,7 @@ async fn commit_with_thread(
         e
     };
     let Some(inc_id) = &s.incident else {
-        let mut work = Work::new(svc);
-        work.extend(ops);
+        let mut work = work;
         if let Some(action) = audit {
             work.audit(
                 tenant,
@@ -641,9 +643,7 @@ async fn commit_with_thread(
                     None,
                 );
             }
-            for op in &ops {
-                change.also().extend([op.clone()]);
-            }
+            change.also().append(work.clone());
             match change.commit().await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.is_lost_race() && !silence_write_failed(svc, tenant, s).await? => {

@@ -405,7 +405,7 @@ async fn put_claim(
     key: &str,
     created: Option<&TicketLink>,
     condition: crate::ports::Condition,
-) -> Result<(), crate::ports::StoreError> {
+) -> Result<(), crate::work::CommitError> {
     let now = svc.clock.now();
     let record = ClaimRecord {
         at: now,
@@ -417,15 +417,15 @@ async fn put_claim(
         1,
         &record,
     )
-    .map_err(|e| crate::ports::StoreError::Invalid(e.to_string()))?;
+    .map_err(crate::work::CommitError::Domain)?;
     item.expires_at = Some(now.timestamp() + 30 * 86_400);
-    svc.store.put(item, condition).await
+    crate::work::put(svc, item, condition).await
 }
 
 async fn claim(svc: &Services, inc: &Incident, key: &str) -> Result<Claim, DomainError> {
     match put_claim(svc, inc, key, None, crate::ports::Condition::Absent).await {
         Ok(()) => Ok(Claim::Ours),
-        Err(crate::ports::StoreError::ConditionFailed { .. }) => {
+        Err(e) if e.is_lost_race() => {
             let held = svc
                 .store
                 .get(
@@ -451,13 +451,13 @@ async fn claim(svc: &Services, inc: &Incident, key: &str) -> Result<Claim, Domai
 }
 
 async fn release(svc: &Services, inc: &Incident, key: &str) -> Result<(), DomainError> {
-    svc.store
-        .delete(
-            &crate::keys::incident_pk(&inc.tenant, &inc.id),
-            &crate::keys::ticket_claim_sk(key),
-            crate::ports::Condition::Always,
-        )
-        .await?;
+    crate::work::delete(
+        svc,
+        &crate::keys::incident_pk(&inc.tenant, &inc.id),
+        &crate::keys::ticket_claim_sk(key),
+        crate::ports::Condition::Always,
+    )
+    .await?;
     Ok(())
 }
 

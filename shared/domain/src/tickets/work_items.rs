@@ -29,7 +29,8 @@ use super::group_links::{key_hash, link_sk, GroupLink};
 pub use super::group_links::{linked_ticket, links_pk};
 use crate::auth::require_role;
 use crate::incidents::RecurrenceBy;
-use crate::ports::{Condition, NewTicket, Query, StoreError, WriteOp};
+use crate::ports::{Condition, NewTicket, Query};
+use crate::work::{CommitError, Work};
 use crate::{keys, DomainError, Services};
 
 /// Ticket handoffs per tenant per hour.
@@ -417,16 +418,35 @@ fn new_stored(g: &Group, now: DateTime<Utc>) -> Stored {
     }
 }
 
-fn put(tenant: &TenantId, s: &Stored, version: Option<u64>) -> Result<WriteOp, DomainError> {
-    Ok(WriteOp::Put {
-        item: keys::item(
+/// Saves work item `s` with `work` over `version` (`None`: new).
+fn save(
+    work: &mut Work<'_>,
+    tenant: &TenantId,
+    s: &Stored,
+    version: Option<u64>,
+) -> Result<(), DomainError> {
+    work.put(
+        keys::item(
             work_items_pk(tenant),
             s.id.clone(),
             version.map_or(1, |v| v + 1),
             s,
         )?,
-        condition: version.map_or(Condition::Absent, Condition::Version),
-    })
+        version.map_or(Condition::Absent, Condition::Version),
+    );
+    Ok(())
+}
+
+/// Saves work item `s` alone.
+async fn save_alone(
+    svc: &Services,
+    tenant: &TenantId,
+    s: &Stored,
+    version: Option<u64>,
+) -> Result<(), CommitError> {
+    let mut work = Work::new(svc);
+    save(&mut work, tenant, s, version).map_err(CommitError::Domain)?;
+    work.commit().await
 }
 
 fn step(
@@ -480,14 +500,11 @@ pub async fn dry_run(svc: &Services, p: &Principal, id: &str) -> Result<Preview,
                     Some(format!("proposed: {}", preview.proposed)),
                 ),
             );
-            match svc.store.transact(vec![put(&p.tenant, &s, version)?]).await {
-                Ok(()) => {
-                    preview.history = s.history;
-                    return Ok(preview);
-                }
-                Err(StoreError::ConditionFailed { .. }) => Err(crate::retry::Retry::Lost),
-                Err(e) => return Err(e.into()),
-            }
+            save_alone(svc, &p.tenant, &s, version)
+                .await
+                .map_err(crate::retry::Retry::from_commit)?;
+            preview.history = s.history;
+            Ok(preview)
         },
     )
     .await
@@ -658,9 +675,9 @@ pub async fn handoff(
         .ok_or_else(|| DomainError::bad_input("no_tracker", "no issue tracker is configured"))?;
     // Claim the work item, so a concurrent handoff opens nothing.
     s.handoff_pending = Some(now);
-    match svc.store.transact(vec![put(&p.tenant, &s, version)?]).await {
+    match save_alone(svc, &p.tenant, &s, version).await {
         Ok(()) => {}
-        Err(StoreError::ConditionFailed { .. }) => {
+        Err(e) if e.is_lost_race() => {
             return Err(DomainError::conflict(
                 "handoff_in_progress",
                 "a handoff of this work item is under way",
@@ -689,9 +706,7 @@ pub async fn handoff(
                     Some(e.to_string()),
                 ),
             );
-            svc.store
-                .transact(vec![put(&p.tenant, &s, Some(v))?])
-                .await?;
+            save_alone(svc, &p.tenant, &s, Some(v)).await?;
             return Err(match e {
                 crate::ports::TrackerError::Retryable(m) => DomainError::Unavailable(format!(
                     "{} did not create the ticket: {m}",
@@ -749,13 +764,12 @@ async fn commit(
     opened: bool,
 ) -> Result<(), DomainError> {
     let now = svc.clock.now();
-    let mut ops = vec![
-        put(tenant, s, version)?,
-        WriteOp::Put {
-            item: keys::item(links_pk(tenant), link_sk(g.by, &g.key), 1, link)?,
-            condition: Condition::Always,
-        },
-    ];
+    let mut work = Work::new(svc);
+    save(&mut work, tenant, s, version)?;
+    work.put(
+        keys::item(links_pk(tenant), link_sk(g.by, &g.key), 1, link)?,
+        Condition::Always,
+    );
     if opened {
         let mut item = keys::item(
             handoffs_pk(tenant),
@@ -764,14 +778,11 @@ async fn commit(
             &serde_json::json!({"work_item": g.id}),
         )?;
         item.expires_at = Some((now + Duration::hours(2)).timestamp());
-        ops.push(WriteOp::Put {
-            item,
-            condition: Condition::Always,
-        });
+        work.put(item, Condition::Always);
     }
-    match svc.store.transact(ops).await {
+    match work.commit().await {
         Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => Err(DomainError::conflict(
+        Err(e) if e.is_lost_race() => Err(DomainError::conflict(
             "busy",
             "the work item changed meanwhile; look at it again",
         )),
