@@ -132,13 +132,13 @@ async fn interaction(
         if let Interaction::Command(c) = &i {
             if let Some(code) = command_text(c).trim().strip_prefix("link ") {
                 // Proof that this channel is the code's tenant's.
-                let at = firewatch_domain::chat::links::Place {
+                let at = firewatch_domain::routing::links::Place {
                     platform: "discord",
                     workspace: &workspace,
                     channel: &channel.to_string(),
                     user: &user,
                 };
-                let answer = firewatch_domain::chat::links::redeem(&svc, &at, code).await?;
+                let answer = firewatch_domain::routing::links::redeem(&svc, &at, code).await?;
                 return Ok(ephemeral(answer));
             }
         }

@@ -624,7 +624,7 @@ async fn a_link_code_redeemed_in_one_dm_claims_that_users_dms_only() {
         name: "other-admin".into(),
         role: firewatch_types::Role::Admin,
     };
-    let code = firewatch_domain::chat::links::create_code(&w.svc, &admin, "discord")
+    let code = firewatch_domain::routing::links::create_code(&w.svc, &admin, "discord")
         .await
         .unwrap();
     let a = send(
@@ -647,7 +647,7 @@ async fn a_link_code_redeemed_in_one_dm_claims_that_users_dms_only() {
         let svc = w.svc.clone();
         let other = other.clone();
         async move {
-            firewatch_domain::chat::links::require_workspace(&svc, &other, "discord", ws)
+            firewatch_domain::routing::links::require_workspace(&svc, &other, "discord", ws)
                 .await
                 .is_ok()
         }

@@ -176,13 +176,13 @@ async fn command(
     if let Some(code) = text.trim().strip_prefix("link ") {
         // Proof that this channel is the code's tenant's: no mapping needed.
         let channel = f.get("channel_id").cloned().unwrap_or_default();
-        let at = firewatch_domain::chat::links::Place {
+        let at = firewatch_domain::routing::links::Place {
             platform: "slack",
             workspace: &team,
             channel: &channel,
             user: &user,
         };
-        let answer = firewatch_domain::chat::links::redeem(&svc, &at, code).await?;
+        let answer = firewatch_domain::routing::links::redeem(&svc, &at, code).await?;
         return Ok(ephemeral(answer));
     }
     let Some(p) = who(&svc, &team, &user).await? else {

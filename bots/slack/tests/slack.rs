@@ -503,7 +503,7 @@ async fn the_triage_button_posts_a_report_in_the_thread() {
 
 #[tokio::test]
 async fn fw_link_with_a_code_makes_the_channel_a_destination_of_the_codes_tenant() {
-    use firewatch_domain::chat::{links, routes};
+    use firewatch_domain::routing::{links, routes};
     let w = world().await;
     let admin = firewatch_types::Principal {
         tenant: TenantId::default_tenant(),
@@ -838,7 +838,7 @@ fn thread_texts(w: &World) -> Vec<String> {
 
 async fn silences_job(w: &World) -> usize {
     let budget = firewatch_domain::schedules::Budget::new(std::time::Duration::from_secs(5));
-    let r = firewatch_domain::silences::ends::run_due(&w.svc, &budget)
+    let r = firewatch_domain::silence_ends::run_due(&w.svc, &budget)
         .await
         .unwrap();
     drain(&w.svc).await.unwrap();

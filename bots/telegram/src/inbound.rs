@@ -107,13 +107,15 @@ async fn webhook(
                 let user_id = from.id.0.to_string();
                 let reply = if name == "link" {
                     // Proof that this chat is the code's tenant's.
-                    let at = chat::links::Place {
+                    let at = firewatch_domain::routing::links::Place {
                         platform: "telegram",
                         workspace: &chat_id,
                         channel: &chat_id,
                         user: &user_id,
                     };
-                    ChatMessage::text(chat::links::redeem(&svc, &at, rest).await?)
+                    ChatMessage::text(
+                        firewatch_domain::routing::links::redeem(&svc, &at, rest).await?,
+                    )
                 } else {
                     let who = identities::ChatUser {
                         platform: "telegram",

@@ -22,8 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use firewatch_domain::auth::{self, require_role, ApiKey, NewApiKey};
 use firewatch_domain::chat::identities::{self, ChatIdentity};
-use firewatch_domain::chat::routes::{self, Route};
 use firewatch_domain::dispatch::{self, DeadLetter};
+use firewatch_domain::routing::routes::{self, Route};
 use firewatch_domain::secrets::{self, SecretInfo};
 use firewatch_domain::Services;
 use firewatch_types::Role;
@@ -286,7 +286,7 @@ async fn create_link_code(
     State(svc): State<Services>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<LinkBody>,
-) -> ApiResult<(StatusCode, Json<firewatch_domain::chat::links::LinkCode>)> {
-    let code = firewatch_domain::chat::links::create_code(&svc, &p, &body.platform).await?;
+) -> ApiResult<(StatusCode, Json<firewatch_domain::routing::links::LinkCode>)> {
+    let code = firewatch_domain::routing::links::create_code(&svc, &p, &body.platform).await?;
     Ok((StatusCode::CREATED, Json(code)))
 }

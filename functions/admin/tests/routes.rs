@@ -23,13 +23,13 @@ async fn link_slack_channel(app: &axum::Router, svc: &Services, admin: &str, cha
     .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     let code = a.json["code"].as_str().unwrap();
-    let at = firewatch_domain::chat::links::Place {
+    let at = firewatch_domain::routing::links::Place {
         platform: "slack",
         workspace: "T0ACME",
         channel,
         user: "U024BE7LH",
     };
-    let answer = firewatch_domain::chat::links::redeem(svc, &at, code)
+    let answer = firewatch_domain::routing::links::redeem(svc, &at, code)
         .await
         .unwrap();
     assert!(answer.starts_with("Linked"), "{answer}");
@@ -196,7 +196,7 @@ async fn admins_manage_routing_rules() {
         chat_id: "-1001234567890".into(),
         topic_id: None,
     };
-    firewatch_domain::chat::links::link_destination_directly(
+    firewatch_domain::routing::links::link_destination_directly(
         &svc,
         &TenantId::default_tenant(),
         &telegram,

@@ -299,7 +299,7 @@ async fn steps_run_at_their_minutes_stop_on_ack_and_pause_while_snoozed() {
 #[tokio::test]
 async fn a_sev1_pages_pagerduty_which_follows_the_incident_to_resolved() {
     let w = world().await;
-    use firewatch_domain::chat::{links, routes};
+    use firewatch_domain::routing::{links, routes};
     let admin = Principal {
         tenant: TenantId::default_tenant(),
         name: "admin".into(),

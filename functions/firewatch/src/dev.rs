@@ -314,7 +314,7 @@ async fn schedules_loop(services: Services) {
         if let Err(e) = freshness::run(&services, &budget).await {
             tracing::warn!(error = %e, "freshness check failed");
         }
-        if let Err(e) = firewatch_domain::silences::ends::run_due(&services, &budget).await {
+        if let Err(e) = firewatch_domain::silence_ends::run_due(&services, &budget).await {
             tracing::warn!(error = %e, "silences job failed");
         }
         if let Err(e) = firewatch_domain::escalation::reminders::run(&services, &budget).await {
@@ -501,7 +501,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
 async fn load_routes(services: &Services, path: &Path, token: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let rules: Vec<firewatch_domain::chat::routes::Route> = serde_json::from_str(&text)
+    let rules: Vec<firewatch_domain::routing::routes::Route> = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a list of routes: {e}", path.display()))?;
     let admin = auth::authenticate_token(services, token)
         .await
@@ -511,11 +511,15 @@ async fn load_routes(services: &Services, path: &Path, token: &str) -> Result<()
         // The routes file is the operator's own configuration: its channels
         // are linked to the dev tenant without a code.
         for dest in &rule.destinations {
-            firewatch_domain::chat::links::link_destination_directly(services, &admin.tenant, dest)
-                .await
-                .map_err(|e| format!("{}: route {id:?}: {e}", path.display()))?;
+            firewatch_domain::routing::links::link_destination_directly(
+                services,
+                &admin.tenant,
+                dest,
+            )
+            .await
+            .map_err(|e| format!("{}: route {id:?}: {e}", path.display()))?;
         }
-        firewatch_domain::chat::routes::put(services, &admin, &id, rule)
+        firewatch_domain::routing::routes::put(services, &admin, &id, rule)
             .await
             .map_err(|e| format!("{}: route {id:?}: {e}", path.display()))?;
     }

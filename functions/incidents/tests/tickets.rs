@@ -205,9 +205,9 @@ async fn a_route_rule_with_ticket_opens_one_for_every_incident_it_matches() {
         name: "ops".into(),
         role: firewatch_types::Role::Admin,
     };
-    let rule = firewatch_domain::chat::routes::Route {
+    let rule = firewatch_domain::routing::routes::Route {
         id: String::new(),
-        when: firewatch_domain::chat::routes::Match {
+        when: firewatch_domain::routing::routes::Match {
             severities: vec![firewatch_types::Severity::Sev1],
             ..Default::default()
         },
@@ -217,7 +217,7 @@ async fn a_route_rule_with_ticket_opens_one_for_every_incident_it_matches() {
         flapping: None,
         version: 0,
     };
-    firewatch_domain::chat::routes::put(&svc, &admin, "sev1-tickets", rule)
+    firewatch_domain::routing::routes::put(&svc, &admin, "sev1-tickets", rule)
         .await
         .unwrap();
     let before = fake.calls().len();

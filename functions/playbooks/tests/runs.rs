@@ -722,7 +722,7 @@ async fn four_eyes_are_two_people_whatever_keys_or_chat_accounts_they_hold() {
     assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
     assert!(own.text.contains("four eyes"), "{}", own.text);
     // Her chat account is Alice too.
-    firewatch_domain::chat::links::link_workspace_directly(&w.svc, &t, "slack", "T0ACME")
+    firewatch_domain::routing::links::link_workspace_directly(&w.svc, &t, "slack", "T0ACME")
         .await
         .unwrap();
     let user = firewatch_domain::chat::identities::ChatUser {

@@ -36,7 +36,7 @@ use chrono::{DateTime, Utc};
 use firewatch_domain::dispatch::{self, Drained};
 use firewatch_domain::pipelines::sla;
 use firewatch_domain::schedules::{self, freshness, heartbeats, smoke, Budget};
-use firewatch_domain::silences;
+use firewatch_domain::{silence_ends, silences};
 use firewatch_domain::{DomainError, Services};
 use serde::{Deserialize, Serialize};
 
@@ -313,7 +313,7 @@ pub async fn run_checks(
         Job::Smoke => smoke::run_due(svc, budget).await?,
         Job::Freshness => freshness::run(svc, budget).await?,
         Job::Pipelines => sla::run(svc, budget).await?,
-        Job::Silences => silences::ends::run_due(svc, budget).await?,
+        Job::Silences => silence_ends::run_due(svc, budget).await?,
         Job::Reminders => firewatch_domain::escalation::reminders::run(svc, budget).await?,
         // Playbooks live in the state bucket: published by the checks
         // function ([`publish_playbooks`]); `firewatch dev` reads them

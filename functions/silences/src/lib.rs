@@ -23,7 +23,7 @@ use axum::http::{header, Response, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use firewatch_domain::silences::{self, alertmanager as am, matchers, Filter, View};
-use firewatch_domain::Services;
+use firewatch_domain::{silence_ends, Services};
 use firewatch_web::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, Auth};
 
 /// The silences routes, finished with the shared layers.
@@ -174,7 +174,7 @@ async fn expire(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<View>> {
     Ok(Json(
-        silences::ends::expire(&svc, &p, &id, silences::ends::Release::Now).await?,
+        silence_ends::expire(&svc, &p, &id, silence_ends::Release::Now).await?,
     ))
 }
 
@@ -227,7 +227,7 @@ async fn am_delete(
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    silences::ends::expire(&svc, &p, &id, silences::ends::Release::Now).await?;
+    silence_ends::expire(&svc, &p, &id, silence_ends::Release::Now).await?;
     Ok(StatusCode::OK)
 }
 

@@ -76,7 +76,7 @@ impl World {
     }
 
     async fn job(&self) -> firewatch_domain::schedules::JobReport {
-        firewatch_domain::silences::ends::run_due(
+        firewatch_domain::silence_ends::run_due(
             &self.svc,
             &Budget::new(std::time::Duration::from_secs(5)),
         )
@@ -348,7 +348,7 @@ async fn a_silenced_alert_opens_its_incident_when_the_silence_ends_if_still_firi
     assert_eq!(inc["state"], "open");
     // A retried tick opens nothing twice.
     w.job().await;
-    firewatch_domain::silences::ends::close(&w.svc, &TenantId::default_tenant(), &id, "test")
+    firewatch_domain::silence_ends::close(&w.svc, &TenantId::default_tenant(), &id, "test")
         .await
         .unwrap();
     assert_eq!(w.incidents().await.len(), 1);

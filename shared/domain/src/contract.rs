@@ -570,11 +570,11 @@ pub async fn bounds_suite(svc: crate::Services) {
         .await
         .unwrap();
     assert_eq!(listed[0].matched_alerts, 1);
-    crate::silences::ends::expire(
+    crate::silence_ends::expire(
         &svc,
         &principal,
         &silence.id,
-        crate::silences::ends::Release::Now,
+        crate::silence_ends::Release::Now,
     )
     .await
     .expect("the silence ends");

@@ -6,25 +6,30 @@
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
 //!
 //! The base layer ([`ports`], [`keys`], [`work`], [`config`], [`change`],
-//! [`outbox`], [`limits`],
-//! [`redact`], [`retry`], [`due`], [`auth`], [`settings`], [`error`],
-//! [`egress`], [`secrets`], [`throttle`], [`units`]) imports nothing from
-//! the capabilities built on it, and no module of the crate takes part in
-//! an import cycle: `tests/shape.rs` checks both on the source, and that
-//! every lost race is retried through [`retry`]. Where a lower module must
-//! reach a higher one, the lower offers a port (a trait, or a value kept in
-//! [`ports::Memos`]) and the higher fills it. See `docs/ARCHITECTURE.md`.
+//! [`outbox`], [`limits`], [`cadence`], [`redact`], [`retry`], [`due`],
+//! [`auth`], [`settings`], [`error`], [`egress`], [`secrets`], [`throttle`],
+//! [`units`]) imports nothing from the capabilities built on it; no module
+//! of the crate takes part in an import cycle, nor does any capability
+//! folder with another. `tests/shape.rs` checks these on the source, and
+//! that every write goes through [`work`] and every lost race is retried
+//! through [`retry`]. Where a lower module must reach a higher one, the
+//! lower offers a port (a trait, or a value kept in [`ports::Memos`]) and
+//! the higher fills it. See `docs/ARCHITECTURE.md`.
 //!
 //! Each capability is a module folder:
 //! - [`ingest`]: webhooks from providers to incidents (with `normalize`);
 //! - [`incidents`]: reading, acting on, commenting, recurrence;
 //! - [`silences`]: Alertmanager-style silences and the alerts they hold;
+//!   [`silence_ends`]: their ends, which release held alerts into ingest;
 //! - [`noise`]: flapping and alert storms;
 //! - [`dossier`]: the raw events kept behind each incident;
-//! - [`chat`]: cards, commands, buttons, routing rules and chat identities;
+//! - [`cards`]: what the domain says in chat (cards, replies);
+//! - [`routing`]: routing rules and the chat channels linked to a tenant;
+//! - [`chat`]: commands, buttons, the client hub and chat identities;
 //! - [`dispatch`]: delivering outbox records, retries and dead letters;
 //! - [`triage`]: the deterministic report, assisted triage and feedback;
 //! - [`tickets`]: tickets in the tracker and recurring work items;
+//! - [`template`]: the templates of playbook steps and smoke checks;
 //! - [`playbooks`]: definitions, dry-runs, approvals, runs and rollbacks;
 //! - [`schedules`]: heartbeats, smoke checks and freshness;
 //! - [`oncall`] and [`escalation`]: schedules, policies, reminders, pages;
@@ -32,6 +37,7 @@
 
 // The base layer.
 pub mod auth;
+pub mod cadence;
 pub mod change;
 pub mod config;
 pub mod due;
@@ -50,6 +56,7 @@ pub mod units;
 pub mod work;
 
 // Capabilities.
+pub mod cards;
 pub mod chat;
 pub mod dispatch;
 pub mod dossier;
@@ -60,8 +67,11 @@ pub mod noise;
 pub mod oncall;
 pub mod pipelines;
 pub mod playbooks;
+pub mod routing;
 pub mod schedules;
+pub mod silence_ends;
 pub mod silences;
+pub mod template;
 pub mod tickets;
 pub mod triage;
 

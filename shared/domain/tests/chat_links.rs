@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use firewatch_domain::chat::identities::{self, ChatUser};
-use firewatch_domain::chat::links::{self, Place};
-use firewatch_domain::chat::routes::{self, Route};
+use firewatch_domain::routing::links::{self, Place};
+use firewatch_domain::routing::routes::{self, Route};
 use firewatch_domain::DomainError;
 use firewatch_types::{Destination, Principal, Role, TenantId};
 

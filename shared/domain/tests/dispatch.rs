@@ -211,7 +211,7 @@ async fn a_later_event_waits_behind_a_retry_so_the_thread_stays_in_order() {
 
 #[tokio::test]
 async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
-    use firewatch_domain::chat::routes::{self, Match, Route};
+    use firewatch_domain::routing::routes::{self, Match, Route};
     let (w, chat) = chat_world().await;
     let admin = firewatch_types::Principal {
         role: firewatch_types::Role::Admin,
@@ -231,7 +231,7 @@ async fn routing_rules_pick_destinations_and_defaults_apply_when_none_match() {
         flapping: None,
         version: 0,
     };
-    firewatch_domain::chat::links::link_destination_directly(
+    firewatch_domain::routing::links::link_destination_directly(
         &w.svc,
         &admin.tenant,
         &route.destinations[0],
@@ -448,7 +448,7 @@ async fn a_record_that_cannot_be_read_is_dead_lettered_and_stops_no_other_delive
 
 #[tokio::test]
 async fn the_operators_default_channels_serve_only_the_tenants_the_operator_names() {
-    use firewatch_domain::chat::routes::destinations;
+    use firewatch_domain::routing::routes::destinations;
     use firewatch_domain::settings::TenantScope;
     let (w, _chat) = chat_world().await;
     let report = post(

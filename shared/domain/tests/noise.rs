@@ -5,10 +5,10 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;
-use firewatch_domain::chat::routes;
 use firewatch_domain::dispatch::drain;
 use firewatch_domain::ingest::Outcome;
 use firewatch_domain::ports::Clock;
+use firewatch_domain::routing::routes;
 use firewatch_domain::schedules::Budget;
 use firewatch_domain::settings::FlapRule;
 use firewatch_types::{Destination, IncidentState, Principal, Role, SourceKind, TenantId};
@@ -75,7 +75,7 @@ async fn a_flapping_alert_gives_one_incident_and_no_churn() {
     let dest = Destination::Slack {
         channel: "C0INCIDENTS".into(),
     };
-    firewatch_domain::chat::links::link_destination_directly(&w.svc, &admin().tenant, &dest)
+    firewatch_domain::routing::links::link_destination_directly(&w.svc, &admin().tenant, &dest)
         .await
         .unwrap();
     routes::put(

@@ -93,7 +93,7 @@ fn every_lost_race_is_retried_by_the_one_helper() {
     );
 }
 
-/// A module of the domain: its path (`chat::links`) and its text without
+/// A module of the domain: its path (`routing::links`) and its text without
 /// comments and unit tests.
 struct Module {
     path: String,
@@ -316,8 +316,8 @@ fn cycles(
 
 /// The base layer, as `lib.rs` lists it: it imports no capability.
 const BASE: &[&str] = &[
-    "auth", "change", "config", "due", "egress", "error", "keys", "limits", "outbox", "ports",
-    "redact", "retry", "secrets", "settings", "throttle", "units", "work",
+    "auth", "cadence", "change", "config", "due", "egress", "error", "keys", "limits", "outbox",
+    "ports", "redact", "retry", "secrets", "settings", "throttle", "units", "work",
 ];
 
 #[test]
@@ -397,5 +397,47 @@ fn writes_are_built_by_the_unit_of_work() {
         found.is_empty(),
         "writes built outside crate::work (use work::Work):\n{}",
         found.join("\n")
+    );
+}
+
+#[test]
+fn no_cycle_between_capabilities() {
+    // The same graph with each module folded into its top-level module
+    // (`chat::links` into `chat`): capabilities depend one way only.
+    let mut folded: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for (from, tos) in module_graph() {
+        let top = |m: &str| m.split("::").next().unwrap_or(m).to_owned();
+        let edges = folded.entry(top(&from)).or_default();
+        for to in tos {
+            if top(&to) != top(&from) {
+                edges.insert(top(&to));
+            }
+        }
+    }
+    let found: Vec<String> = cycles(&folded)
+        .into_iter()
+        .map(|group| {
+            let edges: Vec<String> = module_graph()
+                .into_iter()
+                .flat_map(|(m, tos)| {
+                    let group = group.clone();
+                    tos.into_iter().filter_map(move |t| {
+                        let (a, b) = (
+                            m.split("::").next().unwrap_or(&m).to_owned(),
+                            t.split("::").next().unwrap_or(&t).to_owned(),
+                        );
+                        (a != b && group.contains(&a) && group.contains(&b))
+                            .then(|| format!("  {m} -> {t}"))
+                    })
+                })
+                .collect();
+            format!("{}\n{}", group.join(", "), edges.join("\n"))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "capabilities that depend on each other:\n{}",
+        found.join("\n\n")
     );
 }

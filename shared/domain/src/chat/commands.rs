@@ -114,11 +114,11 @@ pub async fn run_command(
         }
         ("unsilence", Some(_)) => {
             return answer(
-                crate::silences::ends::expire(
+                crate::silence_ends::expire(
                     svc,
                     p,
                     arg.unwrap_or_default(),
-                    crate::silences::ends::Release::ByTheJob,
+                    crate::silence_ends::Release::ByTheJob,
                 )
                     .await
                     .map(|v| ChatMessage::text(format!("Silence {} expired.", v.silence.id))),

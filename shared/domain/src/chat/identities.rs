@@ -36,7 +36,7 @@ pub struct ChatIdentity {
     pub created_at: DateTime<Utc>,
 }
 
-pub use super::links::PLATFORMS;
+pub use crate::routing::links::PLATFORMS;
 
 fn check_part(what: &str, v: &str) -> Result<(), DomainError> {
     let ok = !v.is_empty()
@@ -78,7 +78,7 @@ pub struct ChatUser<'a> {
 
 /// Maps a chat user to a role in the admin's tenant (replacing an earlier
 /// mapping of theirs). The workspace must be linked to the tenant
-/// ([`crate::chat::links`]); the mapping is claimed with a conditional
+/// ([`crate::routing::links`]); the mapping is claimed with a conditional
 /// write, so two tenants can never both hold one user.
 pub async fn register(
     svc: &Services,
@@ -97,7 +97,7 @@ pub async fn register(
             ));
         }
     }
-    crate::chat::links::require_workspace(svc, &admin.tenant, user.platform, user.workspace)
+    crate::routing::links::require_workspace(svc, &admin.tenant, user.platform, user.workspace)
         .await?;
     let key = sk(user.platform, user.workspace, user.user_id);
     let id = ChatIdentity {

@@ -1,16 +1,14 @@
-//! Chat: cards and replies ([`cards`]), the client hub ([`hub`]),
-//! commands and buttons ([`commands`]), requests handled once ([`once`]),
-//! routes, chat identities and channel links.
+//! Chat: the client hub ([`hub`]), commands and buttons ([`commands`]),
+//! requests handled once ([`once`]) and chat identities ([`identities`]).
+//! The card and reply texts are [`crate::cards`] (re-exported here); routes
+//! and channel links are [`crate::routing`].
 
-pub mod cards;
 pub mod commands;
 pub mod hub;
 pub mod identities;
-pub mod links;
 pub mod once;
-pub mod routes;
 
-pub use cards::*;
+pub use crate::cards::*;
 pub use commands::*;
 pub use hub::*;
 pub use once::*;

@@ -5,7 +5,7 @@
 
 use firewatch_types::{Destination, Incident, ThreadRef, TimelineKind};
 
-use crate::chat::{cards::card, cards::reply_text};
+use crate::cards::{card, reply_text};
 use crate::outbox::DeliveryError;
 use crate::outbox::{Effect, OutboxRecord};
 use crate::{incidents, keys, DomainError, Services};
@@ -150,7 +150,7 @@ pub async fn deliver(svc: &Services, record: &OutboxRecord) -> Result<(), Delive
     // A playbook entry also shows its run's own message: read once here,
     // not per destination.
     let run_message = run_message(svc, &inc, &record.entry.kind).await?;
-    let destinations = crate::chat::routes::destinations(svc, &inc).await?;
+    let destinations = crate::routing::routes::destinations(svc, &inc).await?;
     // An incident with no thread yet may belong in its tenant's storm.
     let mut storm = None;
     for dest in &destinations {
@@ -325,7 +325,7 @@ async fn reply_once(
     if !done(svc, inc, &reply_key).await? {
         match &entry.kind {
             TimelineKind::Triage { report } if report.id.is_some() => {
-                let message = crate::chat::cards::triage_message(report, &entry.actor);
+                let message = crate::cards::triage_message(report, &entry.actor);
                 svc.chat.post_message(t, &message).await?;
             }
             TimelineKind::Escalation { mentions, .. } if !mentions.is_empty() => {

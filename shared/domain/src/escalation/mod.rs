@@ -202,7 +202,7 @@ async fn check(svc: &Services, tenant: &TenantId, spec: &PolicySpec) -> Result<(
                 return Err(bad(format!("step {i}: no on-call schedule {schedule:?}")));
             }
             Action::Notify { destination } => {
-                crate::chat::links::require_destination(svc, tenant, destination).await?;
+                crate::routing::links::require_destination(svc, tenant, destination).await?;
             }
             _ => {}
         }
@@ -300,7 +300,7 @@ pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), Domai
 /// `default` (given the tenant's rules and policies, read once per tick).
 pub fn policy_for<'a>(
     inc: &Incident,
-    routes: &[crate::chat::routes::Route],
+    routes: &[crate::routing::routes::Route],
     policies: &'a [Policy],
 ) -> Option<&'a Policy> {
     let named = routes

@@ -122,7 +122,7 @@ async fn check_tenant(
     if policies.is_empty() && paged.is_empty() {
         return Ok(());
     }
-    let routes = crate::chat::routes::list(svc, tenant).await?;
+    let routes = crate::routing::routes::list(svc, tenant).await?;
     let mut seen = HashSet::new();
     for state in [
         IncidentState::Open,
@@ -178,7 +178,7 @@ pub async fn check_incident(
     svc: &Services,
     tenant: &TenantId,
     id: &IncidentId,
-    routes: &[crate::chat::routes::Route],
+    routes: &[crate::routing::routes::Route],
     policies: &[Policy],
 ) -> Result<usize, DomainError> {
     let inc = crate::incidents::get(svc, tenant, id).await?;

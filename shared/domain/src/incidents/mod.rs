@@ -7,6 +7,8 @@
 //! others and concurrent writers never lose an update: a writer that loses
 //! the race re-reads and re-decides.
 
+pub mod group_links;
+
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use firewatch_types::{

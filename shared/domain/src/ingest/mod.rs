@@ -612,7 +612,7 @@ async fn fold_alert(
                 _ => {
                     // A group handed off as a work item: its ticket from the start.
                     let ticket =
-                        crate::tickets::group_links::linked_ticket(svc, tenant, alert).await?;
+                        crate::incidents::group_links::linked_ticket(svc, tenant, alert).await?;
                     match reopen_flapping(svc, tenant, &group, alert, envelope, &actor).await? {
                         Some(folded) => folded,
                         None => open_or_suppress(
@@ -982,4 +982,33 @@ fn suppress<'a>(
         change.also().put(item, Condition::Absent);
     }
     Ok((Outcome::Suppressed, last, Some(change)))
+}
+
+/// Raises or resolves a check's alert (a heartbeat's, a smoke check's, a
+/// pipeline's) through the normal incident flow:
+/// `alert` is in the plain JSON alert shape, posted as `source` by
+/// `actor` of `tenant`.
+pub(crate) async fn ingest_alert(
+    svc: &Services,
+    tenant: &TenantId,
+    source: firewatch_types::SourceKind,
+    actor: String,
+    alert: &serde_json::Value,
+) -> Result<IngestReport, DomainError> {
+    let principal = firewatch_types::Principal {
+        tenant: tenant.clone(),
+        name: actor,
+        role: firewatch_types::Role::Responder,
+    };
+    let body = serde_json::to_vec(alert)?;
+    ingest(
+        svc,
+        IngestRequest {
+            principal: &principal,
+            source,
+            body: &body,
+            headers: Vec::new(),
+        },
+    )
+    .await
 }

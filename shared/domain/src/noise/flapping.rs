@@ -38,7 +38,7 @@ pub fn flip(group: &mut GroupRecord, now: DateTime<Utc>, rule: &FlapRule) -> u32
 /// The flap rule for `inc`: the first matching routing rule's, else the
 /// settings'. Read only when a flip happens.
 pub async fn rule_for(svc: &Services, inc: &Incident) -> Result<FlapRule, DomainError> {
-    Ok(crate::chat::routes::list(svc, &inc.tenant)
+    Ok(crate::routing::routes::list(svc, &inc.tenant)
         .await?
         .into_iter()
         .filter(|r| r.when.matches(inc))

@@ -469,7 +469,7 @@ pub fn check_config(c: &Config) -> Result<(), DomainError> {
     if let Some(sla) = &c.sla {
         let bad = |m: String| DomainError::bad_input("invalid_sla", m);
         if let Some(cron) = &sla.cron {
-            let spec = crate::schedules::schedule::Schedule::Cron {
+            let spec = crate::cadence::Schedule::Cron {
                 expr: cron.clone(),
                 tz: sla.tz.clone().unwrap_or_else(|| "UTC".into()),
             };
@@ -484,8 +484,8 @@ pub fn check_config(c: &Config) -> Result<(), DomainError> {
             ("grace", &sla.grace),
         ] {
             if let Some(v) = v {
-                let secs = crate::playbooks::definition::duration_secs(v)
-                    .map_err(|e| bad(format!("{what}: {e}")))?;
+                let secs =
+                    crate::units::duration_secs(v).map_err(|e| bad(format!("{what}: {e}")))?;
                 if secs == 0 && what != "grace" {
                     return Err(bad(format!("{what} must be at least 1s")));
                 }

@@ -589,7 +589,7 @@ async fn raise(
         "links": links,
         if firing { "starts_at" } else { "ends_at" }: at,
     });
-    crate::schedules::ingest_alert(
+    crate::ingest::ingest_alert(
         svc,
         tenant,
         SourceKind::Pipelines,

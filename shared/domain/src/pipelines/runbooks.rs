@@ -72,7 +72,7 @@ pub struct Entry {
 fn entry(p: &Pipeline) -> Entry {
     let minutes = |d: &Option<String>| {
         d.as_deref()
-            .and_then(|d| crate::playbooks::definition::duration_secs(d).ok())
+            .and_then(|d| crate::units::duration_secs(d).ok())
             .map(|s| s.div_ceil(60))
     };
     let mut tags: Vec<String> = [&p.job.integration, &p.job.processing_type, &p.job.job_type]

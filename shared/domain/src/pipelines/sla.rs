@@ -39,9 +39,9 @@ use serde::{Deserialize, Serialize};
 use super::costs;
 use super::{pipeline_pk, pipelines_pk, Pipeline, RunStatus, Sla, State};
 use crate::auth::require_role;
+use crate::cadence::{format_secs, Schedule};
 use crate::due::{Budget, JobReport};
 use crate::ports::{Condition, Query};
-use crate::schedules::schedule::{format_secs, Schedule};
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
@@ -680,7 +680,7 @@ async fn send(
         "links": links,
         if firing.is_some() { "starts_at" } else { "ends_at" }: now,
     });
-    crate::schedules::ingest_alert(svc, tenant, SourceKind::Pipelines, JOB.into(), &alert)
+    crate::ingest::ingest_alert(svc, tenant, SourceKind::Pipelines, JOB.into(), &alert)
         .await
         .map(|_| ())
 }

@@ -9,8 +9,8 @@ use firewatch_types::Severity;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::template;
 use crate::egress::{self, PinnedOrigin};
+use crate::template;
 
 /// Largest definition file read.
 pub const MAX_FILE_BYTES: usize = 64 * 1024;

@@ -17,7 +17,6 @@ pub mod run;
 pub mod runs;
 pub mod send;
 pub mod steps;
-pub mod template;
 
 use std::collections::BTreeMap;
 
@@ -156,7 +155,7 @@ pub fn resolve_params(
             ),
         ));
     }
-    let scope = template::Scope::masked(incident_value(inc), BTreeMap::new(), &[]);
+    let scope = crate::template::Scope::masked(incident_value(inc), BTreeMap::new(), &[]);
     let mut out = BTreeMap::new();
     for (name, spec) in &pb.params {
         let value = match (overrides.get(name), &spec.default) {

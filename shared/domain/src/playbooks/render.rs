@@ -12,28 +12,11 @@ use super::run::{
     RenderedRequest, RenderedStep, DEFAULT_INTERVAL_SECS, DEFAULT_TIMEOUT_SECS, DEFAULT_WAIT_SECS,
     RESPONSE_EXCERPT,
 };
-use super::template::Scope;
 use crate::egress::{self, PinnedOrigin};
 use crate::ports::OutboundResponse;
+use crate::template::scrub;
+use crate::template::Scope;
 use crate::Services;
-
-/// Masks every secret value in `text` and redacts what looks like one.
-pub fn scrub(text: &str, secrets: &std::collections::HashMap<String, String>) -> String {
-    let mut out = text.to_owned();
-    let mut values: Vec<_> = secrets.iter().filter(|(_, v)| v.len() >= 4).collect();
-    // Longest first, so a secret containing another is masked whole.
-    values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
-    for (name, value) in values {
-        // As sent in a URL too: a target echoing its request back quotes
-        // the percent-encoded form.
-        for form in [value.clone(), egress::encode_value(value)] {
-            if out.contains(form.as_str()) {
-                out = out.replace(form.as_str(), &super::template::mask(name));
-            }
-        }
-    }
-    crate::redact::redact_text(&out)
-}
 
 pub(crate) fn excerpt(
     v: &serde_json::Value,

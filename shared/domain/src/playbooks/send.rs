@@ -2,10 +2,11 @@
 //! secrets, and recording the answer on the run.
 
 use super::definition::{Expect, Step, StepKind};
-use super::render::{evaluate, excerpt, render_step, scrub};
+use super::render::{evaluate, excerpt, render_step};
 use super::run::{RenderedStep, StepOutcome};
-use super::template::Scope;
 use crate::ports::{OutboundError, OutboundRequest, OutboundResponse};
+use crate::template::scrub;
+use crate::template::Scope;
 use crate::Services;
 
 /// Sends one rendered (real) step that calls out.

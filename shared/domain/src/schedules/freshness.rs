@@ -18,8 +18,8 @@ use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{Principal, Role, SourceKind, TenantId};
 use serde::{Deserialize, Serialize};
 
-use super::schedule::{format_secs, span_secs};
 use crate::auth::require_role;
+use crate::cadence::{format_secs, span_secs};
 use crate::due::{Budget, JobReport};
 use crate::ports::{Condition, Query};
 use crate::{keys, DomainError, Services};
@@ -304,7 +304,7 @@ async fn check_tenant(
                 },
                 if firing { "starts_at" } else { "ends_at" }: now,
             });
-            super::ingest_alert(
+            crate::ingest::ingest_alert(
                 svc,
                 tenant,
                 SourceKind::Freshness,

@@ -21,8 +21,8 @@ use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{Principal, Role, Severity, SourceKind, TenantId};
 use serde::{Deserialize, Serialize};
 
-use super::schedule::{format_secs, span_secs, Schedule};
 use crate::auth::{require_role, sha256_hex};
+use crate::cadence::{format_secs, span_secs, Schedule};
 use crate::due::{Budget, DueRef, JobReport};
 use crate::ports::{Condition, Item};
 use crate::work::Work;
@@ -761,7 +761,7 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
     let Some(pending) = hb.pending.clone() else {
         return hb;
     };
-    let ingested = super::ingest_alert(
+    let ingested = crate::ingest::ingest_alert(
         svc,
         &hb.tenant,
         SourceKind::Heartbeat,

@@ -24,14 +24,14 @@ use firewatch_types::{Principal, Role, Severity, SourceKind, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::schedule::span_secs;
 use crate::auth::require_role;
+use crate::cadence::span_secs;
 use crate::due::{Budget, JobReport};
 use crate::egress::{self, PinnedOrigin};
-use crate::playbooks::runs::scrub;
-use crate::playbooks::template;
 use crate::ports::{Condition, Item, OutboundRequest, OutboundResponse, Query};
 use crate::secrets::{self, Owner};
+use crate::template;
+use crate::template::scrub;
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
@@ -1117,7 +1117,7 @@ async fn raise(
         "annotations": annotations,
         if firing { "starts_at" } else { "ends_at" }: run.at,
     });
-    super::ingest_alert(
+    crate::ingest::ingest_alert(
         svc,
         &c.tenant,
         SourceKind::Smoke,

@@ -16,7 +16,6 @@
 //! [`alertmanager`]. See docs/SILENCES.md.
 
 pub mod alertmanager;
-pub mod ends;
 pub mod matchers;
 
 use std::collections::{BTreeMap, HashMap};
@@ -151,7 +150,7 @@ fn silences_pk(t: &TenantId) -> String {
     format!("{t}#SIL")
 }
 
-fn held_pk(t: &TenantId) -> String {
+pub(crate) fn held_pk(t: &TenantId) -> String {
     format!("{t}#SILA")
 }
 
@@ -220,7 +219,11 @@ fn decode(item: &crate::ports::Item) -> Result<Silence, DomainError> {
 }
 
 /// One silence of `tenant`, with its version.
-async fn load(svc: &Services, tenant: &TenantId, id: &str) -> Result<Option<Silence>, DomainError> {
+pub(crate) async fn load(
+    svc: &Services,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<Silence>, DomainError> {
     check_id(id)?;
     svc.store
         .get(&silences_pk(tenant), id)
@@ -246,7 +249,7 @@ async fn all(svc: &Services, tenant: &TenantId) -> Result<Vec<Silence>, DomainEr
 
 /// The unit of work that stores `s` at the next version (its due entry
 /// moved).
-fn put_work<'a>(
+pub(crate) fn put_work<'a>(
     svc: &'a Services,
     s: &mut Silence,
     tenant: &TenantId,
@@ -589,7 +592,7 @@ pub async fn create(svc: &Services, p: &Principal, n: NewSilence) -> Result<Sile
 
 /// Commits a silence's writes, with an entry in its incident's thread when
 /// it has one (one transaction: the message is sent once or not at all).
-async fn commit_with_thread(
+pub(crate) async fn commit_with_thread(
     svc: &Services,
     tenant: &TenantId,
     s: &Silence,

@@ -12,7 +12,6 @@
 //! creates nothing. What is left: a crash between the tracker's answer and
 //! the link being written makes the retry open a second ticket.
 
-pub mod group_links;
 pub mod work_items;
 
 use std::collections::BTreeMap;
@@ -133,7 +132,7 @@ pub async fn for_route(svc: &Services, inc: &Incident) -> Result<(), DomainError
     {
         return Ok(());
     }
-    let routes = crate::chat::routes::list(svc, &inc.tenant).await?;
+    let routes = crate::routing::routes::list(svc, &inc.tenant).await?;
     let Some(route) = routes.iter().find(|r| r.ticket && r.when.matches(inc)) else {
         return Ok(());
     };
@@ -239,7 +238,7 @@ pub async fn render(svc: &Services, inc: &Incident, key: &str) -> Result<NewTick
                 e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ),
             ("actor", e.actor.clone()),
-            ("text", crate::chat::cards::reply_text(&e)),
+            ("text", crate::cards::reply_text(&e)),
         ]));
     }
     let principal = Principal {

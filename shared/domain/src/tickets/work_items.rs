@@ -25,9 +25,9 @@ use chrono::{DateTime, Duration, Utc};
 use firewatch_types::{Principal, Role, TenantId, TicketLink};
 use serde::{Deserialize, Serialize};
 
-use super::group_links::{key_hash, link_sk, GroupLink};
-pub use super::group_links::{linked_ticket, links_pk};
 use crate::auth::require_role;
+use crate::incidents::group_links::{key_hash, link_sk, GroupLink};
+pub use crate::incidents::group_links::{linked_ticket, links_pk};
 use crate::incidents::RecurrenceBy;
 use crate::ports::{Condition, NewTicket, Query};
 use crate::work::{CommitError, Work};
@@ -327,7 +327,7 @@ async fn checks(
 fn ticket_of(svc: &Services, g: &Group) -> Result<NewTicket, DomainError> {
     let ctx = serde_json::json!({
         "group": g,
-        "window": crate::schedules::schedule::format_secs(g.window_secs),
+        "window": crate::cadence::format_secs(g.window_secs),
         "base_url": svc.settings.public_url,
     });
     let (title, body) = super::render_kind("recurring", &ctx)?;

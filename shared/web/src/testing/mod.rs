@@ -288,7 +288,7 @@ pub async fn chat_services(
         name: "admin".into(),
         role: Role::Admin,
     };
-    firewatch_domain::chat::links::link_workspace_directly(
+    firewatch_domain::routing::links::link_workspace_directly(
         &svc,
         &admin.tenant,
         platform,

@@ -112,7 +112,7 @@ pub async fn put(
     }
     // Only channels someone in them linked to this tenant.
     for dest in &route.destinations {
-        crate::chat::links::require_destination(svc, &admin.tenant, dest).await?;
+        crate::routing::links::require_destination(svc, &admin.tenant, dest).await?;
     }
     route.id = id.to_owned();
     config::put(svc, admin, route).await

@@ -5,12 +5,12 @@
 
 use firewatch_types::{AlertStatus, Principal, Role, TenantId};
 
-use super::{
-    commit_with_thread, get, held_pk, load, put_work, Cache, Held, State, View, JOB, WARN_BEFORE,
-};
 use crate::auth::require_role;
 use crate::due::{Budget, DueRef, JobReport};
 use crate::ports::{Condition, Query};
+use crate::silences::{
+    commit_with_thread, get, held_pk, load, put_work, Cache, Held, State, View, JOB, WARN_BEFORE,
+};
 use crate::{keys, DomainError, Services};
 
 /// When the alerts an expired silence held are released.

@@ -1,6 +1,7 @@
-//! Playbook templates (minijinja): undefined variables are errors, every
-//! render is bounded by fuel, and templates see only `incident`, `params`
-//! and `secrets`. Secrets are named `secrets.NAME`; a masked render puts
+//! Templates of playbook steps and smoke checks (minijinja): undefined
+//! variables are errors, every render is bounded by fuel, and templates see
+//! only `incident`, `params` and `secrets`; smoke checks from the API get
+//! plain substitution only ([`substitute`]). Secrets are named `secrets.NAME`; a masked render puts
 //! `***NAME***` in their place, a real one their value.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -276,6 +277,24 @@ fn render_error(e: minijinja::Error) -> String {
     }
 }
 
+/// Masks every secret value in `text` and redacts what looks like one.
+pub fn scrub(text: &str, secrets: &std::collections::HashMap<String, String>) -> String {
+    let mut out = text.to_owned();
+    let mut values: Vec<_> = secrets.iter().filter(|(_, v)| v.len() >= 4).collect();
+    // Longest first, so a secret containing another is masked whole.
+    values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    for (name, value) in values {
+        // As sent in a URL too: a target echoing its request back quotes
+        // the percent-encoded form.
+        for form in [value.clone(), crate::egress::encode_value(value)] {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), &mask(name));
+            }
+        }
+    }
+    crate::redact::redact_text(&out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +373,15 @@ mod tests {
         assert!(s.truthy("params.mode == 'hard'").unwrap());
         assert!(!s.truthy("params.mode == 'graceful'").unwrap());
         assert!(check_expression("secrets.X == '1'").is_err());
+    }
+
+    #[test]
+    fn a_secret_is_masked_raw_and_percent_encoded() {
+        let secrets = std::collections::HashMap::from([("T".to_owned(), "ab+c/d=".to_owned())]);
+        let echoed = "no route /x?key=ab%2Bc%2Fd%3D; body ab+c/d=";
+        assert_eq!(
+            scrub(echoed, &secrets),
+            "no route /x?key=***T***; body ***T***"
+        );
     }
 }
