@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::keys;
+use crate::keys::tenant_keys_pk as keys_pk;
 use crate::ports::Condition;
 use crate::settings::Secret;
 use crate::work::Work;
@@ -67,10 +68,6 @@ pub struct NewApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
     pub token: String,
-}
-
-fn keys_pk(t: &TenantId) -> String {
-    format!("{t}#KEY")
 }
 
 /// The index item stores the full hash (not secret: tokens are 160-bit

@@ -181,6 +181,155 @@ pub fn freshness_pk(t: &TenantId) -> String {
 /// Known tenants. Global.
 pub const TENANTS_PK: &str = "_#TENANT";
 
+/// A tenant's routing rules, sort key the rule id.
+pub fn routes_pk(t: &TenantId) -> String {
+    format!("{t}#ROUTE")
+}
+
+/// Pending chat link codes, sort key the code's sha256. Global.
+pub const LINK_CODES_PK: &str = "_#CHATLINKCODE";
+
+/// Which tenant a chat channel is linked to, sort key `{platform}:{id}`. Global.
+pub const LINKED_CHANNELS_PK: &str = "_#CHANNEL";
+
+/// Which tenant a chat workspace is linked to, sort key `{platform}:{id}`. Global.
+pub const LINKED_WORKSPACES_PK: &str = "_#WORKSPACE";
+
+/// A tenant's dossier, sort key the item's ULID (time-ordered).
+pub fn dossier_pk(t: &TenantId) -> String {
+    format!("{t}#DOS")
+}
+
+/// Pipelines of a tenant, sort key the pipeline id.
+pub fn pipelines_pk(t: &TenantId) -> String {
+    format!("{t}#PL")
+}
+
+/// Runs of a tenant, sort key the run id.
+pub fn pipeline_runs_pk(t: &TenantId) -> String {
+    format!("{t}#PLRUN")
+}
+
+/// One pipeline's partition: its runs by time (`RUN#{time}#{run id}`) and
+/// its daily aggregates (`DAY#{yyyy-mm-dd}`).
+pub fn pipeline_pk(t: &TenantId, id: &str) -> String {
+    format!("{t}#PL#{id}")
+}
+
+/// One run's events, sort key `EV#{event time}#{sha256 prefix}`.
+pub fn run_events_pk(t: &TenantId, run_id: &str) -> String {
+    format!("{t}#PLRUN#{run_id}")
+}
+
+/// A tenant's hourly totals, sort key `{yyyy-mm-ddThh}`.
+pub fn pipeline_hours_pk(t: &TenantId) -> String {
+    format!("{t}#PLHOUR")
+}
+
+/// Who reads a dataset and who writes it: sort keys `C#{pipeline}` and
+/// `P#{pipeline}` under the dataset's partition.
+pub fn dataset_pk(t: &TenantId, dataset: &str) -> String {
+    format!("{t}#DS#{dataset}")
+}
+
+/// Group → ticket links, sort key `{dimension}:{key hash}`.
+pub fn group_links_pk(t: &TenantId) -> String {
+    format!("{t}#WIL")
+}
+
+/// A tenant's API keys as listed, sort key the key id.
+pub fn tenant_keys_pk(t: &TenantId) -> String {
+    format!("{t}#KEY")
+}
+
+/// A tenant's current alert storm, sort key `current`.
+pub fn storm_pk(t: &TenantId) -> String {
+    format!("{t}#STORM")
+}
+
+/// The incidents of a tenant's storms, sort key the incident id.
+pub fn storm_members_pk(t: &TenantId) -> String {
+    format!("{t}#STORMM")
+}
+
+/// A tenant's on-call schedules, sort key the schedule id.
+pub fn oncall_schedules_pk(t: &TenantId) -> String {
+    format!("{t}#ONCALL")
+}
+
+/// A tenant's silences, sort key the silence id.
+pub fn silences_pk(t: &TenantId) -> String {
+    format!("{t}#SIL")
+}
+
+/// The alerts a tenant's silences hold, sort key `{silence}#{fingerprint}`.
+pub fn silence_held_pk(t: &TenantId) -> String {
+    format!("{t}#SILA")
+}
+
+/// Chat requests handled once, sort key the platform's request id. Global.
+pub const INBOUND_PK: &str = "_#INBOUND";
+
+/// Global: the chat user (in a workspace) decides the tenant.
+pub const CHAT_IDS_PK: &str = "_#CHATID";
+
+/// A tenant's own list of its mapped users.
+pub fn tenant_chat_ids_pk(t: &TenantId) -> String {
+    format!("{t}#CHATID")
+}
+
+/// Effects already done (idempotency of deliveries), sort key the effect key.
+pub fn effects_done_pk(t: &TenantId) -> String {
+    format!("{t}#FX")
+}
+
+/// A tenant's dead letters, sort key the outbox record id.
+pub fn dead_letters_pk(t: &TenantId) -> String {
+    format!("{t}#DLQ")
+}
+
+/// Work item records, sort key the id.
+pub fn work_items_pk(t: &TenantId) -> String {
+    format!("{t}#WI")
+}
+
+/// Handoffs of the last hours (the rate limit), sort key `{time}#{id}`.
+pub fn handoffs_pk(t: &TenantId) -> String {
+    format!("{t}#WIH")
+}
+
+/// Votes of a tenant, sort key `{report id}#{voter}`.
+pub fn triage_votes_pk(t: &TenantId) -> String {
+    format!("{t}#TRIAGE#FB")
+}
+
+/// Reports of a tenant, sort key the report id: what a vote needs to know
+/// about the report it is on.
+pub fn triage_reports_pk(t: &TenantId) -> String {
+    format!("{t}#TRIAGE#R")
+}
+
+/// Telemetry events of a tenant, sort key a ULID.
+pub fn triage_events_pk(t: &TenantId) -> String {
+    format!("{t}#TRIAGE#EV")
+}
+
+/// Escalation progress per incident, sort key the incident id.
+pub fn escalation_progress_pk(t: &TenantId) -> String {
+    format!("{t}#ESC")
+}
+
+/// A tenant's escalation policies, sort key the policy id.
+pub fn escalation_policies_pk(t: &TenantId) -> String {
+    format!("{t}#ESCP")
+}
+
+/// Alerts kept on their own record when a group's rate limit is zero, sort
+/// key `{source}#{ulid}`.
+pub fn suppressed_pk(t: &TenantId) -> String {
+    format!("{t}#SUP")
+}
+
 /// Encodes `value` as an item.
 pub fn item<T: Serialize>(
     pk: String,

@@ -441,3 +441,25 @@ fn no_cycle_between_capabilities() {
         found.join("\n\n")
     );
 }
+
+#[test]
+fn every_partition_key_is_laid_out_in_keys_rs() {
+    // A partition key starts with the tenant (`{t}#…`) or `_#` (global);
+    // only `keys.rs` spells one out.
+    let mut found = Vec::new();
+    for m in modules() {
+        if m.path == "keys" || m.path == "contract" {
+            continue;
+        }
+        for p in ["\"{t}#", "\"{tenant}#", "\"_#"] {
+            if m.code.contains(p) {
+                found.push(format!("{}: {p}…", m.path));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "partition keys laid out outside keys.rs:\n{}",
+        found.join("\n")
+    );
+}

@@ -11,14 +11,6 @@ use crate::retry::Retry;
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
-/// Global: the chat user (in a workspace) decides the tenant.
-const CHAT_IDS_PK: &str = "_#CHATID";
-
-/// A tenant's own list of its mapped users.
-fn tenant_ids_pk(t: &TenantId) -> String {
-    format!("{t}#CHATID")
-}
-
 /// One mapped chat user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatIdentity {
@@ -36,6 +28,8 @@ pub struct ChatIdentity {
     pub created_at: DateTime<Utc>,
 }
 
+use crate::keys::tenant_chat_ids_pk as tenant_ids_pk;
+use crate::keys::CHAT_IDS_PK;
 pub use crate::routing::links::PLATFORMS;
 
 fn check_part(what: &str, v: &str) -> Result<(), DomainError> {

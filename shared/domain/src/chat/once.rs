@@ -1,6 +1,7 @@
 //! An inbound chat request handled once, however often and however
 //! concurrently the platform delivers it.
 
+use crate::keys::INBOUND_PK;
 use crate::{DomainError, Services};
 use serde::{Deserialize, Serialize};
 
@@ -120,5 +121,3 @@ async fn take_inbound(svc: &Services, sk: &str) -> Result<Option<u64>, DomainErr
         Err(e) => Err(e.into()),
     }
 }
-
-const INBOUND_PK: &str = "_#INBOUND";

@@ -6,16 +6,13 @@
 use firewatch_types::{Destination, Incident, ThreadRef, TimelineKind};
 
 use crate::cards::{card, reply_text};
+use crate::keys::effects_done_pk as effects_pk;
 use crate::outbox::DeliveryError;
 use crate::outbox::{Effect, OutboxRecord};
 use crate::{incidents, keys, DomainError, Services};
 
 /// Days an effect is remembered as done.
 const EFFECT_TTL_DAYS: i64 = 14;
-
-fn effects_pk(t: &firewatch_types::TenantId) -> String {
-    format!("{t}#FX")
-}
 
 fn thread_sk(dest: &Destination) -> String {
     format!("CHAT#{}", dest.key())

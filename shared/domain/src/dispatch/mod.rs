@@ -31,6 +31,7 @@ use crate::{keys, DomainError, Services};
 /// Attempts before a record becomes a dead letter.
 pub const MAX_ATTEMPTS: u32 = 6;
 
+use crate::keys::dead_letters_pk as dead_pk;
 pub use crate::outbox::DeliveryError;
 pub use audits::{file_audit, file_audits};
 pub use deliver::{deliver, thread};
@@ -50,10 +51,6 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub last_error: String,
     pub failed_at: DateTime<Utc>,
-}
-
-fn dead_pk(t: &firewatch_types::TenantId) -> String {
-    format!("{t}#DLQ")
 }
 
 /// Exponential backoff: 1 s, 2 s, 4 s ... capped at 5 minutes.

@@ -24,6 +24,7 @@ use firewatch_types::{Alert, AlertStatus, Principal, Role, Severity, SourceKind,
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
+pub use crate::keys::dossier_pk;
 use crate::ports::{Condition, Query};
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
@@ -41,11 +42,6 @@ pub const PAGE_BUDGET: usize = 1000;
 pub const COVERAGE_SCAN: usize = 10_000;
 /// Largest page.
 pub const MAX_LIMIT: usize = 200;
-
-/// A tenant's dossier, sort key the item's ULID (time-ordered).
-pub fn dossier_pk(t: &TenantId) -> String {
-    format!("{t}#DOS")
-}
 
 /// A link back to where an alert came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::require_role;
 use crate::change::Change;
 use crate::config::{self, Config};
+use crate::keys::escalation_policies_pk as policies_pk;
 use crate::{DomainError, Services};
 
 /// Policies one tenant may have, and steps one policy may have.
@@ -141,10 +142,6 @@ impl Policy {
         }
         steps
     }
-}
-
-fn policies_pk(t: &TenantId) -> String {
-    format!("{t}#ESCP")
 }
 
 fn bad(m: impl Into<String>) -> DomainError {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{Action, Policy, When};
 use crate::change::Change;
 use crate::due::{Budget, JobReport};
+use crate::keys::escalation_progress_pk as progress_pk;
 use crate::outbox::Effect;
 use crate::ports::{Condition, Query};
 use crate::{keys, DomainError, Services};
@@ -47,10 +48,6 @@ pub struct Paged {
     pub policy: String,
     /// `triggered`, `acknowledged` or `resolved`.
     pub status: String,
-}
-
-fn progress_pk(t: &TenantId) -> String {
-    format!("{t}#ESC")
 }
 
 /// The progress of one incident, with its version (0: none yet).

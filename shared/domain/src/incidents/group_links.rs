@@ -7,12 +7,8 @@ use firewatch_types::{Alert, TenantId, TicketLink};
 use serde::{Deserialize, Serialize};
 
 use crate::incidents::RecurrenceBy;
+pub use crate::keys::group_links_pk as links_pk;
 use crate::{keys, DomainError, Services};
-
-/// Group → ticket links, sort key `{dimension}:{key hash}`.
-pub fn links_pk(t: &TenantId) -> String {
-    format!("{t}#WIL")
-}
 
 /// The hash of a group's key by `by`.
 pub fn key_hash(by: RecurrenceBy, key: &str) -> String {

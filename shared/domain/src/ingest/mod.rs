@@ -974,7 +974,7 @@ fn suppress<'a>(
     } else {
         // A rate limit of zero: keep the alert on its own record.
         let item = keys::item(
-            format!("{tenant}#SUP"),
+            keys::suppressed_pk(tenant),
             format!("{}#{}", alert.source, svc.ids.ulid()),
             1,
             alert,

@@ -21,6 +21,8 @@ use firewatch_types::{
 use serde::{Deserialize, Serialize};
 
 use crate::change::Change;
+use crate::keys::storm_members_pk as member_pk;
+use crate::keys::storm_pk;
 use crate::outbox::Effect;
 use crate::ports::{Condition, Query};
 use crate::work::Work;
@@ -55,14 +57,6 @@ pub struct Storm {
     pub ended: bool,
     #[serde(skip)]
     pub version: u64,
-}
-
-fn storm_pk(t: &firewatch_types::TenantId) -> String {
-    format!("{t}#STORM")
-}
-
-fn member_pk(t: &firewatch_types::TenantId) -> String {
-    format!("{t}#STORMM")
 }
 
 async fn current(

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
 use crate::config::{self, Config};
+use crate::keys::oncall_schedules_pk as schedules_pk;
 use crate::retry::Retry;
 use crate::{DomainError, Services};
 
@@ -105,10 +106,6 @@ pub struct Shift {
     pub until: DateTime<Utc>,
     /// True when an override put `who` there.
     pub overridden: bool,
-}
-
-fn schedules_pk(t: &TenantId) -> String {
-    format!("{t}#ONCALL")
 }
 
 fn bad(m: impl Into<String>) -> DomainError {

@@ -33,6 +33,12 @@ use firewatch_types::{Principal, Role, Severity, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
+pub use crate::keys::dataset_pk;
+pub use crate::keys::pipeline_hours_pk as hours_pk;
+pub use crate::keys::pipeline_pk;
+pub use crate::keys::pipeline_runs_pk as runs_pk;
+pub use crate::keys::pipelines_pk;
+pub use crate::keys::run_events_pk;
 use crate::ports::Condition;
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
@@ -44,38 +50,6 @@ pub const MAX_DATASETS: usize = 25;
 /// Bytes of an event kept with its run (redacted); larger events keep
 /// their facets' names only.
 pub const MAX_STORED_EVENT: usize = 32 * 1024;
-
-/// Pipelines of a tenant, sort key the pipeline id.
-pub fn pipelines_pk(t: &TenantId) -> String {
-    format!("{t}#PL")
-}
-
-/// Runs of a tenant, sort key the run id.
-pub fn runs_pk(t: &TenantId) -> String {
-    format!("{t}#PLRUN")
-}
-
-/// One pipeline's partition: its runs by time (`RUN#{time}#{run id}`) and
-/// its daily aggregates (`DAY#{yyyy-mm-dd}`).
-pub fn pipeline_pk(t: &TenantId, id: &str) -> String {
-    format!("{t}#PL#{id}")
-}
-
-/// One run's events, sort key `EV#{event time}#{sha256 prefix}`.
-pub fn run_events_pk(t: &TenantId, run_id: &str) -> String {
-    format!("{t}#PLRUN#{run_id}")
-}
-
-/// A tenant's hourly totals, sort key `{yyyy-mm-ddThh}`.
-pub fn hours_pk(t: &TenantId) -> String {
-    format!("{t}#PLHOUR")
-}
-
-/// Who reads a dataset and who writes it: sort keys `C#{pipeline}` and
-/// `P#{pipeline}` under the dataset's partition.
-pub fn dataset_pk(t: &TenantId, dataset: &str) -> String {
-    format!("{t}#DS#{dataset}")
-}
 
 /// How much a pipeline matters to the business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

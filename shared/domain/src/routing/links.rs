@@ -14,6 +14,9 @@ use firewatch_types::{Destination, Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{require_role, sha256_hex};
+use crate::keys::LINKED_CHANNELS_PK as CHANNELS_PK;
+use crate::keys::LINKED_WORKSPACES_PK as WORKSPACES_PK;
+use crate::keys::LINK_CODES_PK as CODES_PK;
 use crate::ports::Condition;
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
@@ -23,10 +26,6 @@ pub const PLATFORMS: [&str; 3] = ["slack", "discord", "telegram"];
 
 /// How long a link code can be redeemed.
 pub const CODE_TTL_MINUTES: i64 = 15;
-
-const CODES_PK: &str = "_#CHATLINKCODE";
-const CHANNELS_PK: &str = "_#CHANNEL";
-const WORKSPACES_PK: &str = "_#WORKSPACE";
 
 /// An unredeemed code (stored by its hash).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::auth::require_role;
 use crate::config::{self, Config};
+use crate::keys::routes_pk;
 use crate::{DomainError, Services};
 
 /// What a rule matches; empty lists and maps match everything.
@@ -74,10 +75,6 @@ impl Config for Route {
 
 /// Routing rules one tenant may have.
 pub const MAX_ROUTES: usize = 1000;
-
-fn routes_pk(t: &TenantId) -> String {
-    format!("{t}#ROUTE")
-}
 
 fn check_id(id: &str) -> Result<(), DomainError> {
     let ok = !id.is_empty()

@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
 use crate::change::Change;
+pub(crate) use crate::keys::silence_held_pk as held_pk;
+use crate::keys::silences_pk;
 use crate::ports::{Condition, Query};
 use crate::work::{CommitError, Work};
 use crate::{keys, DomainError, Services};
@@ -144,14 +146,6 @@ pub struct Held {
     /// Released through the incident flow when the silence ended.
     #[serde(default)]
     pub released: bool,
-}
-
-fn silences_pk(t: &TenantId) -> String {
-    format!("{t}#SIL")
-}
-
-pub(crate) fn held_pk(t: &TenantId) -> String {
-    format!("{t}#SILA")
 }
 
 fn held_sk(silence: &str, fingerprint: &str) -> String {

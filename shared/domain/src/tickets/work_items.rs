@@ -29,6 +29,8 @@ use crate::auth::require_role;
 use crate::incidents::group_links::{key_hash, link_sk, GroupLink};
 pub use crate::incidents::group_links::{linked_ticket, links_pk};
 use crate::incidents::RecurrenceBy;
+pub use crate::keys::handoffs_pk;
+pub use crate::keys::work_items_pk;
 use crate::ports::{Condition, NewTicket, Query};
 use crate::work::{CommitError, Work};
 use crate::{keys, DomainError, Services};
@@ -39,16 +41,6 @@ pub const HANDOFFS_PER_HOUR: usize = 10;
 pub const MAX_HISTORY: usize = 50;
 /// Incident ids a work item lists (the newest).
 pub const LISTED_INCIDENTS: usize = 20;
-
-/// Work item records, sort key the id.
-pub fn work_items_pk(t: &TenantId) -> String {
-    format!("{t}#WI")
-}
-
-/// Handoffs of the last hours (the rate limit), sort key `{time}#{id}`.
-pub fn handoffs_pk(t: &TenantId) -> String {
-    format!("{t}#WIH")
-}
 
 /// The stable id of the group of `key` by `by`.
 pub fn id_of(by: RecurrenceBy, key: &str) -> String {

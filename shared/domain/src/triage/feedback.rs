@@ -14,6 +14,8 @@ use firewatch_types::{IncidentId, Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
+pub use crate::keys::triage_reports_pk as reports_pk;
+pub use crate::keys::triage_votes_pk as votes_pk;
 use crate::ports::{Condition, Query};
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
@@ -22,17 +24,6 @@ use crate::{keys, DomainError, Services};
 pub const MAX_COMMENT_CHARS: usize = 1000;
 /// The most votes one summary reads.
 pub const SUMMARY_VOTES: usize = 5000;
-
-/// Votes of a tenant, sort key `{report id}#{voter}`.
-pub fn votes_pk(t: &TenantId) -> String {
-    format!("{t}#TRIAGE#FB")
-}
-
-/// Reports of a tenant, sort key the report id: what a vote needs to know
-/// about the report it is on.
-pub fn reports_pk(t: &TenantId) -> String {
-    format!("{t}#TRIAGE#R")
-}
 
 /// What is kept about every report, beside the report itself on the
 /// incident's timeline.

@@ -16,6 +16,7 @@ use firewatch_types::{IncidentId, Principal, Role, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::require_role;
+pub use crate::keys::triage_events_pk as events_pk;
 use crate::ports::{Condition, Query};
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
@@ -26,11 +27,6 @@ pub const EVENT_TTL_DAYS: i64 = 30;
 pub const WINDOW_EVENTS: usize = 2000;
 /// Events listed under `recent`.
 pub const RECENT_EVENTS: usize = 20;
-
-/// Telemetry events of a tenant, sort key a ULID.
-pub fn events_pk(t: &TenantId) -> String {
-    format!("{t}#TRIAGE#EV")
-}
 
 /// How an assisted triage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
