@@ -1,7 +1,9 @@
 //! The dispatch family: the outbox consumer on AWS.
 //!
-//! The table's stream delivers every new item; [`handle`] picks the outbox
-//! records among them and hands each to the domain's
+//! The table's stream delivers the new items of the kinds the dispatcher
+//! acts on (the event source mapping filters on the item's kind attribute
+//! `k`, infra/template.yaml); [`handle`] tells them apart by that kind, never
+//! by their key, and hands each outbox record to the domain's
 //! [`dispatch::process_new`], which applies the one delivery policy: deliver,
 //! or record the failure and the time of its retry in the outbox item, or
 //! dead-letter it. A delivery failure therefore never fails the batch or
@@ -14,17 +16,21 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use firewatch_domain::dispatch;
 use firewatch_domain::outbox::OutboxRecord;
+use firewatch_domain::ports::ItemKind;
 use firewatch_domain::Services;
-use firewatch_domain::{dispatch, keys};
+use firewatch_types::AuditEvent;
 use serde::Deserialize;
 
 /// The attributes of a stream image this consumer needs.
 #[derive(Deserialize)]
 struct Image {
-    pk: String,
     sk: String,
     d: String,
+    /// The item's kind (`ports::ItemKind`), when it has one.
+    #[serde(default)]
+    k: Option<String>,
 }
 
 /// Handles one batch of stream records.
@@ -41,16 +47,21 @@ pub async fn handle(svc: &Services, event: Event) -> DynamoDbEventResponse {
             // Not one of ours (or not an item with data): nothing to do.
             Err(_) => continue,
         };
-        match keys::Kind::of(&image.pk) {
-            // An audit event a chat function queued: filed into the log here.
-            keys::Kind::AuditQueue(tenant) => {
-                if let Err(e) = dispatch::file_audit(svc, &tenant, &image.sk).await {
+        match image.k.as_deref().and_then(ItemKind::parse) {
+            // An audit event a chat function queued: filed into the log here
+            // (from its own tenant's queue, where `file_audit` looks for it).
+            Some(ItemKind::QueuedAudit) => {
+                let Ok(ev) = serde_json::from_str::<AuditEvent>(&image.d) else {
+                    tracing::error!(event_id = %record.event_id, "undecodable queued audit event left for the retries job");
+                    continue;
+                };
+                if let Err(e) = dispatch::file_audit(svc, &ev.tenant, &image.sk).await {
                     tracing::warn!(error = %e, "audit event not filed; the retries job files it");
                 }
                 continue;
             }
-            keys::Kind::Outbox(_) => {}
-            keys::Kind::Other => continue,
+            Some(ItemKind::Outbox) => {}
+            None => continue,
         }
         let outbox: OutboxRecord = match serde_json::from_str(&image.d) {
             Ok(r) => r,

@@ -72,6 +72,32 @@ fn image(m: &std::collections::HashMap<String, AttributeValue>) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.clone(), attr(v))).collect())
 }
 
+/// The event source mapping's filter pattern, as `infra/template.yaml`
+/// gives it to Lambda.
+fn template_filter() -> Value {
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/template.yaml"
+    ))
+    .unwrap();
+    let line = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- Pattern: '"))
+        .expect("the dispatch function's filter pattern");
+    serde_json::from_str(line.trim_end_matches('\'')).unwrap()
+}
+
+/// Whether `record` passes filter `pattern` as Lambda's event filtering
+/// matches it: every key of the pattern present and matching, a list of
+/// values matching any of them.
+fn passes(pattern: &Value, record: &Value) -> bool {
+    match pattern {
+        Value::Object(keys) => keys.iter().all(|(k, p)| passes(p, &record[k])),
+        Value::Array(values) => values.contains(record),
+        _ => false,
+    }
+}
+
 /// Reads every record after the given iterators and returns them as the
 /// event Lambda would deliver, with the iterators to continue from.
 async fn read_stream(
@@ -220,6 +246,18 @@ async fn stream_batches_deliver_once_and_report_failures_per_record() {
         outbox_records, 1,
         "the stream carries the outbox record among the other writes"
     );
+    // Lambda hands the dispatcher that record alone: the filter passes items
+    // by their kind attribute, not the incident, timeline, index, audit,
+    // envelope marker and dossier items around it.
+    let filter = template_filter();
+    let records = batch["Records"].as_array().unwrap();
+    let passed: Vec<&Value> = records.iter().filter(|r| passes(&filter, r)).collect();
+    assert_eq!(passed.len(), 1, "of {} records", records.len());
+    assert!(passed[0]["dynamodb"]["Keys"]["pk"]["S"]
+        .as_str()
+        .unwrap()
+        .ends_with("#OUTBOX"));
+    assert!(records.len() >= 6, "{} records", records.len());
     let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_value(batch).unwrap();
 
     let response = firewatch_dispatch::handle(&svc, event.clone()).await;
@@ -410,7 +448,8 @@ async fn audit_events_a_chat_function_queues_are_filed_by_the_dispatcher_once() 
         "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
         "dynamodb": {"Keys": {"pk": {"S": q.pk}, "sk": {"S": q.sk}},
-            "NewImage": {"pk": {"S": q.pk}, "sk": {"S": q.sk}, "v": {"N": "1"}, "d": {"S": q.data}},
+            "NewImage": {"pk": {"S": q.pk}, "sk": {"S": q.sk}, "v": {"N": "1"}, "d": {"S": q.data},
+                "k": {"S": q.kind.expect("a queued audit event has its kind").as_str()}},
             "SequenceNumber": "100", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"},
         "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026"}]}))
         .unwrap();

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
-use firewatch_domain::ports::{Condition, Item, Page, Query, Store, StoreError, WriteOp};
+use firewatch_domain::ports::{Condition, Item, ItemKind, Page, Query, Store, StoreError, WriteOp};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,6 +62,9 @@ fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
     if let Some(t) = item.expires_at {
         a.insert("ttl".into(), AttributeValue::N(t.to_string()));
     }
+    if let Some(k) = item.kind {
+        a.insert("k".into(), AttributeValue::S(k.as_str().into()));
+    }
     Ok(a)
 }
 
@@ -90,6 +93,10 @@ fn from_attrs(a: &Attrs) -> Result<Item, StoreError> {
         version: n("v")?.unwrap_or(0) as u64,
         expires_at: n("ttl")?,
         data: s("d")?,
+        kind: match a.get("k") {
+            Some(AttributeValue::S(k)) => ItemKind::parse(k),
+            _ => None,
+        },
     })
 }
 

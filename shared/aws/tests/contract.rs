@@ -51,6 +51,7 @@ async fn oversized_items_are_refused_before_they_reach_dynamodb() {
         version: 1,
         expires_at: None,
         data: "x".repeat(400 * 1024),
+        kind: None,
     };
     assert!(matches!(
         store.put(item, Condition::Always).await,

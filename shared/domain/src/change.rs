@@ -398,6 +398,7 @@ impl<'a> Change<'a> {
                 version: self.incident.version,
                 expires_at: None,
                 data,
+                kind: None,
             };
             work.put(
                 item,

@@ -4,7 +4,7 @@
 //!
 //! Each check panics with a message saying which guarantee broke.
 
-use crate::ports::{Blobs, Condition, Item, Query, Store, StoreError, WriteOp};
+use crate::ports::{Blobs, Condition, Item, ItemKind, Query, Store, StoreError, WriteOp};
 use std::sync::Arc;
 
 fn item(pk: &str, sk: &str, version: u64, data: &str) -> Item {
@@ -14,6 +14,7 @@ fn item(pk: &str, sk: &str, version: u64, data: &str) -> Item {
         version,
         expires_at: None,
         data: data.into(),
+        kind: None,
     }
 }
 
@@ -34,6 +35,7 @@ pub async fn store_suite(store: Arc<dyn Store>, ns: &str) {
     expired_items_are_gone_for_reads_and_conditions(&*store, ns).await;
     concurrent_put_if_absent_has_one_winner(store.clone(), ns).await;
     concurrent_versioned_updates_lose_nothing(store.clone(), ns).await;
+    an_items_kind_is_kept(&*store, ns).await;
 }
 
 /// Runs every blob check.
@@ -101,6 +103,65 @@ async fn put_if_absent_writes_once(s: &dyn Store, ns: &str) {
     s.put(item(&pk, "a", 1, "again"), Condition::Absent)
         .await
         .unwrap();
+}
+
+async fn an_items_kind_is_kept(s: &dyn Store, ns: &str) {
+    let pk = format!("{ns}#kinds");
+    let with = |sk: &str, kind| Item {
+        kind,
+        ..item(&pk, sk, 1, "{}")
+    };
+    s.put(with("o", Some(ItemKind::Outbox)), Condition::Absent)
+        .await
+        .unwrap();
+    s.transact(vec![
+        WriteOp::Put {
+            item: with("q", Some(ItemKind::QueuedAudit)),
+            condition: Condition::Absent,
+        },
+        WriteOp::Put {
+            item: with("n", None),
+            condition: Condition::Absent,
+        },
+    ])
+    .await
+    .unwrap();
+    let pk_ref = pk.as_str();
+    let kind = |sk: &'static str| async move { s.get(pk_ref, sk).await.unwrap().unwrap().kind };
+    assert_eq!(
+        kind("o").await,
+        Some(ItemKind::Outbox),
+        "put keeps the kind"
+    );
+    assert_eq!(
+        kind("q").await,
+        Some(ItemKind::QueuedAudit),
+        "so does a transaction"
+    );
+    assert_eq!(kind("n").await, None, "an item without a kind has none");
+    let page = s
+        .query(Query {
+            pk: pk.clone(),
+            sk_prefix: String::new(),
+            after: None,
+            limit: 10,
+            descending: false,
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<_> = page.items.iter().map(|i| (i.sk.as_str(), i.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("n", None),
+            ("o", Some(ItemKind::Outbox)),
+            ("q", Some(ItemKind::QueuedAudit))
+        ],
+        "queries return the kind"
+    );
+    // Put over an item without a kind, the kind goes.
+    s.put(with("o", None), Condition::Version(1)).await.unwrap();
+    assert_eq!(kind("o").await, None, "a put replaces the kind");
 }
 
 async fn version_checks_refuse_stale_writers(s: &dyn Store, ns: &str) {

@@ -86,33 +86,6 @@ pub fn outbox_pk(t: &TenantId) -> String {
     format!("{t}#OUTBOX")
 }
 
-/// What a raw item is, for the code that sees items rather than asking for
-/// them (the dispatch function reading the table's stream). The layouts
-/// stay here: a caller matches on the kind, not on a key's shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    /// A side effect waiting for the dispatcher ([`outbox_pk`]).
-    Outbox(TenantId),
-    /// An audit event waiting to be filed ([`audit_queue_pk`]).
-    AuditQueue(TenantId),
-    /// Anything else: no work for a stream consumer.
-    Other,
-}
-
-impl Kind {
-    /// The kind of the item whose partition key is `pk`.
-    pub fn of(pk: &str) -> Self {
-        let tenant = |t: &str| TenantId::parse(t).ok();
-        if let Some(t) = pk.strip_suffix("#OUTBOX").and_then(tenant) {
-            Kind::Outbox(t)
-        } else if let Some(t) = pk.strip_suffix("#AUDITQ").and_then(tenant) {
-            Kind::AuditQueue(t)
-        } else {
-            Kind::Other
-        }
-    }
-}
-
 /// Playbook runs of a tenant, sort key the run id (`run_<ulid>`).
 pub fn playbook_runs_pk(t: &TenantId) -> String {
     format!("{t}#PBRUN")
@@ -343,6 +316,7 @@ pub fn item<T: Serialize>(
         version,
         expires_at: None,
         data: serde_json::to_string(value)?,
+        kind: None,
     })
 }
 
@@ -351,20 +325,4 @@ pub fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, DomainError> {
     serde_json::from_str(&item.data).map_err(|e| {
         DomainError::Internal(format!("item {}/{} does not decode: {e}", item.pk, item.sk))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stream_consumer_tells_outbox_records_and_queued_audit_events_by_kind() {
-        let t = TenantId::parse("acme").unwrap();
-        assert_eq!(Kind::of(&outbox_pk(&t)), Kind::Outbox(t.clone()));
-        assert_eq!(Kind::of(&audit_queue_pk(&t)), Kind::AuditQueue(t.clone()));
-        assert_eq!(Kind::of(&audit_pk(&t)), Kind::Other);
-        assert_eq!(Kind::of(&incidents_pk(&t)), Kind::Other);
-        assert_eq!(Kind::of(&envelopes_pk(&t)), Kind::Other);
-        assert_eq!(Kind::of("#OUTBOX"), Kind::Other, "no tenant, no work");
-    }
 }

@@ -129,6 +129,7 @@ pub fn item(record: &OutboxRecord) -> Result<Item, DomainError> {
         record,
     )?;
     item.expires_at = Some(record.created_at.timestamp() + OUTBOX_TTL_DAYS * 86_400);
+    item.kind = Some(crate::ports::ItemKind::Outbox);
     Ok(item)
 }
 

@@ -27,6 +27,38 @@ pub struct Item {
     /// an `Absent` condition treats it as absent.
     pub expires_at: Option<i64>,
     pub data: String,
+    /// The kind of record, for the items a stream consumer acts on; stored
+    /// beside the item (attribute `k` on DynamoDB), so the table's stream
+    /// can be filtered by it and the dispatcher never reads kinds from keys.
+    pub kind: Option<ItemKind>,
+}
+
+/// The kinds of item the dispatcher takes from the table's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// An outbox record: an effect to deliver.
+    Outbox,
+    /// An audit event queued by a function that may not write the log.
+    QueuedAudit,
+}
+
+impl ItemKind {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbox => "outbox",
+            Self::QueuedAudit => "auditq",
+        }
+    }
+
+    /// The kind of a stored form; `None` for one this build does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "outbox" => Some(Self::Outbox),
+            "auditq" => Some(Self::QueuedAudit),
+            _ => None,
+        }
+    }
 }
 
 /// What must hold for a write to happen.
@@ -731,5 +763,18 @@ impl Services {
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = Arc::new(settings);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ItemKind;
+
+    #[test]
+    fn a_kind_reads_back_as_it_was_stored() {
+        for k in [ItemKind::Outbox, ItemKind::QueuedAudit] {
+            assert_eq!(ItemKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ItemKind::parse("OUTBOX"), None, "stored forms are exact");
     }
 }

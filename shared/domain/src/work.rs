@@ -278,13 +278,18 @@ pub fn event(
 /// functions on AWS) queues the event beside it instead, and the dispatcher
 /// files it.
 pub fn audit_op(svc: &Services, ev: &AuditEvent) -> Result<WriteOp, DomainError> {
-    let pk = if svc.settings.audit_via_dispatcher {
-        keys::audit_queue_pk(&ev.tenant)
+    let (pk, kind) = if svc.settings.audit_via_dispatcher {
+        (
+            keys::audit_queue_pk(&ev.tenant),
+            Some(crate::ports::ItemKind::QueuedAudit),
+        )
     } else {
-        keys::audit_pk(&ev.tenant)
+        (keys::audit_pk(&ev.tenant), None)
     };
+    let mut item = keys::item(pk, ev.id.clone(), 1, ev)?;
+    item.kind = kind;
     Ok(WriteOp::Put {
-        item: keys::item(pk, ev.id.clone(), 1, ev)?,
+        item,
         condition: Condition::Absent,
     })
 }

@@ -420,6 +420,7 @@ async fn a_record_that_cannot_be_read_is_dead_lettered_and_stops_no_other_delive
                 version: 1,
                 expires_at: None,
                 data: r#"{"id": 7}"#.into(),
+                kind: None,
             },
             Condition::Always,
         )

@@ -1,6 +1,6 @@
 //! [`EmbeddedStore`]: the [`Store`] port on SQLite.
 //!
-//! One table of `(pk, sk) → (version, expires_at, data)`. All writes go to
+//! One table of `(pk, sk) → (version, expires_at, data, kind)`. All writes go to
 //! one writer thread that owns the write connection and commits in groups:
 //! it takes every transaction waiting in its queue, applies each inside its
 //! own SAVEPOINT (checking its conditions against everything applied before
@@ -28,7 +28,8 @@
 
 use async_trait::async_trait;
 use firewatch_domain::ports::{
-    check_blob_key, BlobError, Blobs, Condition, Item, Page, Query, Store, StoreError, WriteOp,
+    check_blob_key, BlobError, Blobs, Condition, Item, ItemKind, Page, Query, Store, StoreError,
+    WriteOp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::HashSet;
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS items (
     version INTEGER NOT NULL,
     expires_at INTEGER,
     data TEXT NOT NULL,
+    kind TEXT,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (
@@ -140,7 +142,7 @@ impl EmbeddedStore {
              PRAGMA cache_size=-8000; PRAGMA temp_store=MEMORY;"
         ))
         .map_err(ctx)?;
-        conn.execute_batch(SCHEMA).map_err(ctx)?;
+        prepare_schema(&conn).map_err(ctx)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
@@ -187,7 +189,7 @@ impl EmbeddedStore {
             }
         }
         let mut conn = Connection::open(path).map_err(ctx)?;
-        conn.execute_batch(SCHEMA).map_err(ctx)?;
+        prepare_schema(&conn).map_err(ctx)?;
         let tx = conn.transaction().map_err(ctx)?;
         let mut moved = 0;
         for f in &files {
@@ -214,7 +216,7 @@ impl EmbeddedStore {
     /// A private database in memory.
     pub fn in_memory() -> Result<Self, String> {
         let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
-        conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+        prepare_schema(&conn).map_err(|e| e.to_string())?;
         Self::start(conn, Vec::new())
     }
 
@@ -414,11 +416,26 @@ fn holds(
     })
 }
 
+/// Creates the tables, and adds what a database from an earlier version
+/// lacks (the `kind` column).
+fn prepare_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    let has_kind: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('items') WHERE name = 'kind'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_kind {
+        conn.execute_batch("ALTER TABLE items ADD COLUMN kind TEXT")?;
+    }
+    Ok(())
+}
+
 fn write_put(conn: &Connection, item: &Item) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO items (pk, sk, version, expires_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO items (pk, sk, version, expires_at, data, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version,
-           expires_at = excluded.expires_at, data = excluded.data",
+           expires_at = excluded.expires_at, data = excluded.data, kind = excluded.kind",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -426,11 +443,16 @@ fn write_put(conn: &Connection, item: &Item) -> Result<(), StoreError> {
             item.sk,
             item.version as i64,
             item.expires_at,
-            item.data
+            item.data,
+            item.kind.map(ItemKind::as_str)
         ])
     })
     .map(|_| ())
     .map_err(unavailable)
+}
+
+fn kind_of(stored: Option<String>) -> Option<ItemKind> {
+    stored.as_deref().and_then(ItemKind::parse)
 }
 
 fn write_delete(conn: &Connection, pk: &str, sk: &str) -> Result<(), StoreError> {
@@ -442,7 +464,7 @@ fn write_delete(conn: &Connection, pk: &str, sk: &str) -> Result<(), StoreError>
 
 fn get_on(conn: &Connection, pk: &str, sk: &str, now: i64) -> Result<Option<Item>, StoreError> {
     conn.prepare_cached(
-        "SELECT version, expires_at, data FROM items
+        "SELECT version, expires_at, data, kind FROM items
          WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
     )
     .and_then(|mut st| {
@@ -453,6 +475,7 @@ fn get_on(conn: &Connection, pk: &str, sk: &str, now: i64) -> Result<Option<Item
                 version: r.get::<_, i64>(0)? as u64,
                 expires_at: r.get(1)?,
                 data: r.get(2)?,
+                kind: kind_of(r.get(3)?),
             })
         })
         .optional()
@@ -465,12 +488,12 @@ fn query_on(conn: &Connection, q: &Query, now: i64) -> Result<Page, StoreError> 
     // Every key with the prefix sorts below prefix + U+10FFFF.
     let upper = (!q.sk_prefix.is_empty()).then(|| format!("{}\u{10FFFF}", q.sk_prefix));
     let sql = if q.descending {
-        "SELECT sk, version, expires_at, data FROM items
+        "SELECT sk, version, expires_at, data, kind FROM items
          WHERE pk = ?1 AND sk >= ?2 AND (?3 IS NULL OR sk < ?3) AND (?4 IS NULL OR sk < ?4)
            AND (expires_at IS NULL OR expires_at > ?5)
          ORDER BY sk DESC LIMIT ?6"
     } else {
-        "SELECT sk, version, expires_at, data FROM items
+        "SELECT sk, version, expires_at, data, kind FROM items
          WHERE pk = ?1 AND sk >= ?2 AND (?3 IS NULL OR sk < ?3) AND (?4 IS NULL OR sk > ?4)
            AND (expires_at IS NULL OR expires_at > ?5)
          ORDER BY sk ASC LIMIT ?6"
@@ -486,6 +509,7 @@ fn query_on(conn: &Connection, q: &Query, now: i64) -> Result<Page, StoreError> 
                     version: r.get::<_, i64>(1)? as u64,
                     expires_at: r.get(2)?,
                     data: r.get(3)?,
+                    kind: kind_of(r.get(4)?),
                 })
             },
         )

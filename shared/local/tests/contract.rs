@@ -94,11 +94,47 @@ async fn data_survives_reopening_the_store() {
             version: 1,
             expires_at: None,
             data: "kept".into(),
+            kind: None,
         };
         s.put(item, Condition::Absent).await.unwrap();
     }
     let s = EmbeddedStore::open(&path).unwrap();
     assert_eq!(s.get("t#X", "a").await.unwrap().unwrap().data, "kept");
+}
+
+#[tokio::test]
+async fn a_database_from_before_item_kinds_opens_with_its_items() {
+    use firewatch_domain::ports::{Condition, Item, ItemKind, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        // The items table as earlier versions created it: no kind column.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, version INTEGER NOT NULL,
+               expires_at INTEGER, data TEXT NOT NULL, PRIMARY KEY (pk, sk)) WITHOUT ROWID;
+             INSERT INTO items VALUES ('t#OUTBOX', 'a', 1, NULL, 'old');",
+        )
+        .unwrap();
+    }
+    let s = EmbeddedStore::open(&path).unwrap();
+    let old = s.get("t#OUTBOX", "a").await.unwrap().unwrap();
+    assert_eq!((old.data.as_str(), old.kind), ("old", None));
+    let item = Item {
+        pk: "t#OUTBOX".into(),
+        sk: "b".into(),
+        version: 1,
+        expires_at: None,
+        data: "new".into(),
+        kind: Some(ItemKind::Outbox),
+    };
+    s.put(item, Condition::Absent).await.unwrap();
+    drop(s);
+    let s = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(
+        s.get("t#OUTBOX", "b").await.unwrap().unwrap().kind,
+        Some(ItemKind::Outbox)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,6 +159,7 @@ async fn expired_items_are_purged_from_disk_by_the_writer() {
         version: 1,
         expires_at,
         data: "x".into(),
+        kind: None,
     };
     {
         let s = EmbeddedStore::open(&path).unwrap();

@@ -34,6 +34,7 @@ pub async fn file_audit(
     filed.pk = keys::audit_pk(tenant);
     filed.version = 1;
     filed.expires_at = None;
+    filed.kind = None;
     let mut work = Work::new(svc);
     work.put(filed, Condition::Absent);
     work.delete(queue.clone(), id, Condition::Version(item.version));

@@ -121,6 +121,7 @@ async fn process_item(
                 let mut next =
                     keys::item(item.pk.clone(), item.sk.clone(), item.version + 1, &record)?;
                 next.expires_at = item.expires_at;
+                next.kind = item.kind;
                 crate::work::put(svc, next, Condition::Version(item.version))
                     .await
                     .map(|()| Processed::Retrying)
@@ -156,6 +157,7 @@ async fn park(
     record.next_at = Some(until);
     let mut next = keys::item(item.pk.clone(), item.sk.clone(), item.version + 1, &record)?;
     next.expires_at = item.expires_at;
+    next.kind = item.kind;
     match crate::work::put(svc, next, Condition::Version(item.version)).await {
         Ok(()) => Ok(Processed::Waiting),
         Err(e) if e.is_lost_race() => Ok(Processed::Skipped),
