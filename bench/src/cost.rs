@@ -538,16 +538,7 @@ mod tests {
         // A strongly consistent read of 1.5 KB: 1 read unit (4 KB each).
         store.get("t#X", "big").await.unwrap().unwrap();
         // The partition, 1.7 KB in all, strongly consistent: 1.
-        let page = store
-            .query(Query {
-                pk: "t#X".into(),
-                sk_prefix: String::new(),
-                after: None,
-                limit: 10,
-                descending: false,
-            })
-            .await
-            .unwrap();
+        let page = store.query(Query::all("t#X", 10)).await.unwrap();
         assert_eq!(page.items.len(), 3);
         let t = proxy.tally.lock().unwrap().minus(&before);
         assert_eq!(t.write_units, 7.0, "2 + 4 + 1");

@@ -66,13 +66,10 @@ async fn dead_letters_can_be_listed_and_put_back_in_the_outbox() {
 
     let page = svc
         .store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::outbox_pk(&TenantId::default_tenant()),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 1,
-            descending: false,
-        })
+        .query(firewatch_domain::ports::Query::all(
+            firewatch_domain::keys::outbox_pk(&TenantId::default_tenant()),
+            1,
+        ))
         .await
         .unwrap();
     let record: firewatch_domain::outbox::OutboxRecord =

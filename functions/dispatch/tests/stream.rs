@@ -354,13 +354,10 @@ async fn stream_batches_deliver_once_and_report_failures_per_record() {
 async fn outbox(svc: &Services, p: &Principal) -> Vec<firewatch_domain::outbox::OutboxRecord> {
     let page = svc
         .store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::outbox_pk(&p.tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 100,
-            descending: false,
-        })
+        .query(firewatch_domain::ports::Query::all(
+            firewatch_domain::keys::outbox_pk(&p.tenant),
+            100,
+        ))
         .await
         .unwrap();
     page.items

@@ -877,13 +877,10 @@ async fn the_runbook_catalog_counts_coverage_and_governance_is_audited() {
     assert_eq!(d.json["governance"], "none");
     let audit = svc
         .store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 100,
-            descending: false,
-        })
+        .query(firewatch_domain::ports::Query::all(
+            firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
+            100,
+        ))
         .await
         .unwrap();
     let changes = audit

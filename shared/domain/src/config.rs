@@ -34,13 +34,7 @@ pub trait Config: Record {
 pub async fn all<R: Config>(svc: &Services, tenant: &TenantId) -> Result<Vec<R>, DomainError> {
     let page = svc
         .store
-        .query(Query {
-            pk: R::partition(tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: R::LIMIT,
-            descending: false,
-        })
+        .query(Query::all(R::partition(tenant), R::LIMIT))
         .await?;
     page.items.iter().map(decode).collect()
 }

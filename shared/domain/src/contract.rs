@@ -139,16 +139,7 @@ async fn an_items_kind_is_kept(s: &dyn Store, ns: &str) {
         "so does a transaction"
     );
     assert_eq!(kind("n").await, None, "an item without a kind has none");
-    let page = s
-        .query(Query {
-            pk: pk.clone(),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 10,
-            descending: false,
-        })
-        .await
-        .unwrap();
+    let page = s.query(Query::all(&pk, 10)).await.unwrap();
     let kinds: Vec<_> = page.items.iter().map(|i| (i.sk.as_str(), i.kind)).collect();
     assert_eq!(
         kinds,
@@ -363,13 +354,7 @@ async fn queries_page_in_sort_key_order_within_a_prefix(s: &dyn Store, ns: &str)
         "an empty prefix reads the whole partition"
     );
     let other = s
-        .query(Query {
-            pk: format!("{ns}#nothing-here"),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 5,
-            descending: false,
-        })
+        .query(Query::all(format!("{ns}#nothing-here"), 5))
         .await
         .unwrap();
     assert!(other.items.is_empty() && other.next.is_none());
@@ -390,16 +375,7 @@ async fn expired_items_are_gone_for_reads_and_conditions(s: &dyn Store, ns: &str
     );
     let got = s.get(&pk, "live").await.unwrap().unwrap();
     assert!(got.expires_at.is_some(), "the TTL attribute is kept");
-    let page = s
-        .query(Query {
-            pk: pk.clone(),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 10,
-            descending: false,
-        })
-        .await
-        .unwrap();
+    let page = s.query(Query::all(&pk, 10)).await.unwrap();
     assert_eq!(page.items.len(), 1, "queries skip expired items");
     s.put(item(&pk, "old", 1, "reborn"), Condition::Absent)
         .await

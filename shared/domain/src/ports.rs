@@ -104,6 +104,19 @@ pub struct Query {
     pub descending: bool,
 }
 
+impl Query {
+    /// The first `limit` items of partition `pk`, in sort-key order.
+    pub fn all(pk: impl Into<String>, limit: usize) -> Self {
+        Self {
+            pk: pk.into(),
+            sk_prefix: String::new(),
+            after: None,
+            limit,
+            descending: false,
+        }
+    }
+}
+
 /// One page of a query; `next` is set when more items may follow.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Page {

@@ -290,13 +290,7 @@ pub async fn list(svc: &Services, p: &Principal) -> Result<Vec<SecretInfo>, Doma
     require_role(p, Role::Admin, "read secrets")?;
     let page = svc
         .store
-        .query(Query {
-            pk: keys::secrets_pk(&p.tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: MAX_PER_TENANT + 1,
-            descending: false,
-        })
+        .query(Query::all(keys::secrets_pk(&p.tenant), MAX_PER_TENANT + 1))
         .await?;
     page.items
         .iter()

@@ -83,13 +83,10 @@ async fn delivering_the_same_record_twice_has_one_effect() {
     let page = w
         .svc
         .store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::outbox_pk(&responder().tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 10,
-            descending: false,
-        })
+        .query(firewatch_domain::ports::Query::all(
+            firewatch_domain::keys::outbox_pk(&responder().tenant),
+            10,
+        ))
         .await
         .unwrap();
     let record: firewatch_domain::outbox::OutboxRecord =
@@ -278,13 +275,10 @@ fn outbox_ids(items: &[firewatch_domain::ports::Item]) -> Vec<String> {
 async fn outbox(w: &World) -> Vec<firewatch_domain::ports::Item> {
     w.svc
         .store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::outbox_pk(&responder().tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 100,
-            descending: false,
-        })
+        .query(firewatch_domain::ports::Query::all(
+            firewatch_domain::keys::outbox_pk(&responder().tenant),
+            100,
+        ))
         .await
         .unwrap()
         .items

@@ -265,13 +265,7 @@ async fn every_change_by_a_person_is_an_audit_event_naming_them() {
     let page = w
         .svc
         .store
-        .query(Query {
-            pk: keys::audit_pk(&responder().tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 100,
-            descending: false,
-        })
+        .query(Query::all(keys::audit_pk(&responder().tenant), 100))
         .await
         .unwrap();
     let events: Vec<AuditEvent> = page

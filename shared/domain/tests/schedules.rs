@@ -446,13 +446,10 @@ async fn a_provider_heartbeat_keeps_an_envelope_but_opens_nothing_and_sends_noth
     assert!(all.items.is_empty());
     let outbox = svc
         .store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::outbox_pk(&TenantId::default_tenant()),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 10,
-            descending: false,
-        })
+        .query(firewatch_domain::ports::Query::all(
+            firewatch_domain::keys::outbox_pk(&TenantId::default_tenant()),
+            10,
+        ))
         .await
         .unwrap();
     assert!(outbox.items.is_empty());

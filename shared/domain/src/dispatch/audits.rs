@@ -60,13 +60,7 @@ pub async fn file_audits(svc: &Services) -> Result<usize, DomainError> {
     for tenant in crate::auth::known_tenants(svc).await? {
         let page = svc
             .store
-            .query(Query {
-                pk: keys::audit_queue_pk(&tenant),
-                sk_prefix: String::new(),
-                after: None,
-                limit: AUDIT_PAGE,
-                descending: false,
-            })
+            .query(Query::all(keys::audit_queue_pk(&tenant), AUDIT_PAGE))
             .await?;
         for item in page.items {
             if file_audit(svc, &tenant, &item.sk).await? {

@@ -173,13 +173,7 @@ async fn earlier_waiting(
 ) -> Result<Option<DateTime<Utc>>, DomainError> {
     let page = svc
         .store
-        .query(Query {
-            pk: keys::outbox_pk(&record.tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 100,
-            descending: false,
-        })
+        .query(Query::all(keys::outbox_pk(&record.tenant), 100))
         .await?;
     let mut until = None;
     for item in page.items.iter().take_while(|i| i.sk < record.id) {
@@ -242,13 +236,7 @@ pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, Dom
     for tenant in crate::auth::known_tenants(svc).await? {
         let page = svc
             .store
-            .query(Query {
-                pk: keys::outbox_pk(&tenant),
-                sk_prefix: String::new(),
-                after: None,
-                limit: SWEEP_PAGE,
-                descending: false,
-            })
+            .query(Query::all(keys::outbox_pk(&tenant), SWEEP_PAGE))
             .await?;
         let mut records = Vec::with_capacity(page.items.len());
         for item in page.items {
@@ -419,16 +407,7 @@ pub async fn dead_letters(
     svc: &Services,
     tenant: &firewatch_types::TenantId,
 ) -> Result<Vec<DeadLetter>, DomainError> {
-    let page = svc
-        .store
-        .query(Query {
-            pk: dead_pk(tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 1000,
-            descending: false,
-        })
-        .await?;
+    let page = svc.store.query(Query::all(dead_pk(tenant), 1000)).await?;
     page.items.iter().map(keys::decode).collect()
 }
 

@@ -99,13 +99,7 @@ async fn check_tenant(
     let policies = super::all(svc, tenant).await?;
     let paged: Vec<(IncidentId, Progress, u64)> = svc
         .store
-        .query(Query {
-            pk: progress_pk(tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 1000,
-            descending: false,
-        })
+        .query(Query::all(progress_pk(tenant), 1000))
         .await?
         .items
         .iter()
@@ -128,13 +122,10 @@ async fn check_tenant(
     ] {
         let page = svc
             .store
-            .query(Query {
-                pk: keys::incidents_by_state_pk(tenant, state),
-                sk_prefix: String::new(),
-                after: None,
-                limit: MAX_ACTIVE,
-                descending: false,
-            })
+            .query(Query::all(
+                keys::incidents_by_state_pk(tenant, state),
+                MAX_ACTIVE,
+            ))
             .await?;
         for item in &page.items {
             if budget.exhausted() {

@@ -87,13 +87,7 @@ struct Partition {
 async fn read(svc: &Services, tenant: &TenantId) -> Result<Partition, DomainError> {
     let page = svc
         .store
-        .query(Query {
-            pk: keys::freshness_pk(tenant),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 100,
-            descending: false,
-        })
+        .query(Query::all(keys::freshness_pk(tenant), 100))
         .await?;
     let mut p = Partition {
         last: BTreeMap::new(),

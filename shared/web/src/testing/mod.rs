@@ -108,13 +108,10 @@ pub async fn services_and_keys(svc: Services) -> (Services, Keys) {
 /// first 200).
 pub async fn audit_events(svc: &Services) -> Vec<firewatch_domain::ports::Item> {
     svc.store
-        .query(firewatch_domain::ports::Query {
-            pk: firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
-            sk_prefix: String::new(),
-            after: None,
-            limit: 200,
-            descending: false,
-        })
+        .query(firewatch_domain::ports::Query::all(
+            firewatch_domain::keys::audit_pk(&TenantId::default_tenant()),
+            200,
+        ))
         .await
         .expect("audit events")
         .items
