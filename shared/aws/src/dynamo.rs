@@ -158,6 +158,10 @@ where
     let code = e.code().map(str::to_owned);
     match code.as_deref() {
         Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { index: None },
+        // A single write met a transaction in flight on its item: a lost
+        // race, retried by the domain like one (as a transaction's own
+        // `TransactionConflict` is).
+        Some("TransactionConflictException") => StoreError::ConditionFailed { index: None },
         Some("ValidationException") => {
             StoreError::Invalid(e.message().unwrap_or("validation failed").to_owned())
         }

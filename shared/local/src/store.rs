@@ -426,7 +426,11 @@ fn prepare_schema(conn: &Connection) -> rusqlite::Result<()> {
         |r| r.get(0),
     )?;
     if !has_kind {
-        conn.execute_batch("ALTER TABLE items ADD COLUMN kind TEXT")?;
+        match conn.execute_batch("ALTER TABLE items ADD COLUMN kind TEXT") {
+            // Another process opening the same database added it first.
+            Err(e) if e.to_string().contains("duplicate column") => {}
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -59,8 +59,10 @@ pub struct Route {
     /// defaults (docs/NOISE.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flapping: Option<crate::settings::FlapRule>,
-    /// The stored version (set by the store; ignored on the way in).
-    #[serde(default)]
+    /// The stored version: kept in the item, not in its data (a build that
+    /// does not know the field still reads the rule), so it is neither
+    /// written nor shown; ignored on the way in.
+    #[serde(default, skip_serializing)]
     pub version: u64,
 }
 
@@ -162,4 +164,29 @@ pub async fn destinations(svc: &Services, inc: &Incident) -> Result<Vec<Destinat
         out.push(Destination::Console);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rules_version_lives_in_its_item_not_its_data() {
+        // A build that does not know `version` refuses unknown fields, so
+        // the stored data must not carry it.
+        let rule = Route {
+            id: "ops".into(),
+            when: Match::default(),
+            destinations: vec![Destination::Console],
+            ticket: false,
+            escalation: None,
+            flapping: None,
+            version: 3,
+        };
+        let data = serde_json::to_value(&rule).unwrap();
+        assert!(data.get("version").is_none(), "{data}");
+        let item = crate::keys::item("t#ROUTE".into(), "ops".into(), 3, &rule).unwrap();
+        let back: Route = crate::work::decode(&item).unwrap();
+        assert_eq!(back.version, 3);
+    }
 }
