@@ -1,8 +1,8 @@
 //! The write path of an incident: a typed account of what happened to it,
 //! which alone turns into the [`Work`] (the unit of work) that records it.
 //!
-//! Ingest, people's actions, comments, triage and dead-letter retries all
-//! describe their change here (the incident as it should now be, timeline
+//! Ingest, people's actions, comments and triage all describe their change
+//! here (the incident as it should now be, timeline
 //! entries that people see or that are only noted, audit events, the group
 //! key claimed or released) and [`Change::commit`] writes it:
 //! - the incident's version is bumped once, conditional on the version read;

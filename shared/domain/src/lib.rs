@@ -16,7 +16,7 @@
 //! lower offers a port (a trait, or a value kept in [`ports::Memos`]) and
 //! the higher fills it. See `docs/ARCHITECTURE.md`.
 //!
-//! Each capability is a module folder:
+//! Each capability is a module folder or file:
 //! - [`ingest`]: webhooks from providers to incidents (with `normalize`);
 //! - [`incidents`]: reading, acting on, commenting, recurrence;
 //! - [`silences`]: Alertmanager-style silences and the alerts they hold;

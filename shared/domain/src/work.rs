@@ -1,17 +1,19 @@
-//! The unit of work: one store transaction, built here and nowhere else.
+//! The unit of work: the writes of one change, built here and nowhere else.
 //!
 //! A [`Work`] gathers what one change writes — records saved over the
 //! version they were read at, records removed, audit events, outbox records
-//! — and [`Work::commit`] writes it as one transaction after enforcing the
-//! size budgets ([`MAX_WRITES`], [`ITEM_BUDGET`]). A lost race (a condition
+//! — and [`Work::commit`] writes it after enforcing the size budgets
+//! ([`MAX_WRITES`], [`ITEM_BUDGET`]): a lone write as itself, more as one
+//! store transaction. A lost race (a condition
 //! that no longer holds) comes back as the one error for it,
 //! [`CommitError::is_lost_race`], which [`crate::retry`] turns into another
 //! attempt.
 //!
 //! A stored record implements [`Record`]: it knows its kind, its partition
-//! (from [`crate::keys`]) and its key, and keeps its version in the item (not
-//! in its data). [`Work::save`] bumps the version once, conditional on the
-//! version read; [`decode`] puts the stored version back on the record.
+//! (from [`crate::keys`]) and its key; its version is the item's (its data
+//! may carry a copy, which is not read). [`Work::save`] bumps the version
+//! once, conditional on the version read; [`decode`] puts the stored
+//! version back on the record.
 //! Incident changes are described with [`crate::change::Change`], which
 //! builds on this. Versioned, audited configuration records share one
 //! create/update/delete path in [`crate::config`].
