@@ -11,7 +11,8 @@
 #    Local and the S3 server; then every test again with the clock a year
 #    ahead (faketime), so no test depends on the day it runs;
 # 4. lints the SAM template (cfn-lint, sam validate --lint), checks each
-#    function's privileges in it against what its router reached in the tests
+#    function's privileges in it against what its router or its jobs reached
+#    in the tests
 #    (tests/template_privileges.py --recorded) and builds
 #    every Lambda function with cargo lambda build --release.
 set -euo pipefail
@@ -33,7 +34,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test"
-# The routers' store accesses are recorded on the way (debug builds), to
+# The store accesses of the routers and the jobs are recorded on the way
+# (debug builds), each under the function that makes it on AWS, to
 # check each function's key patterns in the SAM template against them below.
 recorded=$(mktemp -d)
 FIREWATCH_RECORD_KEYS="$recorded" cargo test --workspace --all-features --locked
@@ -62,8 +64,8 @@ cfn-lint infra/template.yaml
 sam validate --lint --template-file infra/template.yaml --region us-east-1
 # Each function's privileges: only admin writes keys and tenant secrets, no
 # function changes an audit event, no secret resolved into configuration,
-# and each router function reaches only its own key prefixes, which cover
-# every partition its router reached in the tests above.
+# and each function reaches only its own key prefixes, which cover every
+# partition its router or its jobs reached in the tests above.
 "$CACHE/venv/bin/python" tests/template_privileges.py --recorded "$recorded"
 rm -rf "$recorded"
 

@@ -18,12 +18,18 @@ Fails when:
   `/discord`, `/telegram`, `/hmac`, `/tracker`), or reads tenants' secrets
   without sending what uses them.
 
-- a function that serves HTTP (a router) may reach a table partition its
-  policy does not name: its table access is allowed only by
-  `dynamodb:LeadingKeys` patterns (the key prefixes it owns);
-- with `--recorded DIR`: the store accesses its routers made during the
-  test suite (`FIREWATCH_RECORD_KEYS=DIR` while `cargo test` runs; each line
-  `family action pk`) are not all allowed by that function's policy.
+- a function may reach a table partition its policy does not name: its
+  table access is allowed only by `dynamodb:LeadingKeys` patterns (the key
+  prefixes it owns);
+- with `--recorded DIR`: the store accesses made during the test suite
+  (`FIREWATCH_RECORD_KEYS=DIR` while `cargo test` runs; each line
+  `name action pk`, shared/domain/src/recording.rs) are not all allowed by
+  the policy of the function that makes them on AWS: a router's family
+  (`incidents`) names its function; `job:stream` is the function the
+  table's stream invokes (the dispatcher); `job:<job>` the function whose
+  schedule passes that job (`{"job": "smoke"}`). The function of the
+  `retries` job runs the dispatcher's delivery policy too, so it must also
+  allow what `job:stream` reached.
 
 `python tests/template_privileges.py --table` prints each function's table
 privileges (docs/DEPLOY.md); `--leading-keys` the partitions each may reach.
@@ -233,10 +239,32 @@ def violations(t):
         for pk in ("acme#CHATID", "_#CHATID", "acme#KEY", "_#CHATLINKCODE"):
             if may(fns[name], "dynamodb:PutItem", pk):
                 out.append(f"{name} may dynamodb:PutItem on {pk}")
-    for name in ROUTER_FUNCTIONS.values():
-        for action in unnarrowed(fns[name]):
+    for name, fn in fns.items():
+        for action in unnarrowed(fn):
             out.append(f"{name} may {action} on any partition (no LeadingKeys condition)")
     return out
+
+
+def job_functions(t):
+    """The function that runs each job on AWS: `stream` for the table
+    stream's consumer, and each job a schedule's input names."""
+    out = {}
+    for name, fn in functions(t).items():
+        for ev in fn["Properties"].get("Events", {}).values():
+            if ev.get("Type") == "DynamoDB":
+                out["stream"] = name
+            elif ev.get("Type") in ("Schedule", "ScheduleV2"):
+                job = json.loads(ev["Properties"]["Input"]).get("job")
+                if job:
+                    out[job] = name
+    return out
+
+
+def function_of(t, name):
+    """The function whose work `name` (a router family or `job:<job>`) is."""
+    if name.startswith("job:"):
+        return job_functions(t).get(name.removeprefix("job:"))
+    return ROUTER_FUNCTIONS.get(name)
 
 
 def unnarrowed(fn):
@@ -254,7 +282,7 @@ def unnarrowed(fn):
 
 
 def recorded(directory):
-    """(family, action, pk) of every store access the routers made in the tests."""
+    """(name, action, pk) of every store access recorded in the tests."""
     import glob as globbing
     out = set()
     for path in globbing.glob(f"{directory}/*.keys"):
@@ -270,24 +298,30 @@ def unrecorded_denials(t, accesses):
     """Recorded accesses the function's policy would refuse."""
     fns = functions(t)
     out = []
-    for family, action, pk in sorted(accesses):
-        name = ROUTER_FUNCTIONS.get(family)
-        if name is None:
-            out.append(f"accesses recorded for `{family}`, which is no function's family")
+    retries = job_functions(t).get("retries")
+    for who, action, pk in sorted(accesses):
+        names = [function_of(t, who)]
+        if names[0] is None:
+            out.append(f"accesses recorded for `{who}`, which is no function's family or job")
             continue
-        # The tests file audit events straight into the log, as
-        # `firewatch dev` does; on AWS these functions queue them beside it
-        # (FIREWATCH_AUDIT_VIA_DISPATCHER), which is what the policy must allow.
-        if pk.endswith("#AUDIT") and action == "PutItem":
-            pk += "Q"
-        if not may(fns[name], f"dynamodb:{action}", pk):
-            out.append(f"{name} needs dynamodb:{action} on {pk} (its tests reach it) but its policy refuses it")
+        if who == "job:stream" and retries:
+            names.append(retries)
+        for name in names:
+            # The tests file audit events straight into the log, as
+            # `firewatch dev` does; on AWS all but the audit writers queue
+            # them beside it (FIREWATCH_AUDIT_VIA_DISPATCHER), which is what
+            # their policy must allow.
+            target = pk
+            if pk.endswith("#AUDIT") and action == "PutItem" and name not in AUDIT_WRITERS:
+                target += "Q"
+            if not may(fns[name], f"dynamodb:{action}", target):
+                out.append(f"{name} needs dynamodb:{action} on {target} ({who} reaches it in the tests) but its policy refuses it")
     return out
 
 
 def leading_keys(t):
     rows = ["| function | reads | writes | deletes |", "|---|---|---|---|"]
-    for family, name in sorted(ROUTER_FUNCTIONS.items(), key=lambda kv: kv[1]):
+    for name in sorted(functions(t)):
         cols = {"dynamodb:GetItem": [], "dynamodb:PutItem": [], "dynamodb:DeleteItem": []}
         for st in statements(functions(t)[name]):
             if st["Effect"] != "Allow" or not on_table(st):
@@ -351,19 +385,22 @@ def main():
     if accesses:
         # Without the patterns that let one recorded access through, that
         # access is refused: the recording has teeth.
-        family, action, pk = sorted(a for a in accesses if a[0] in ROUTER_FUNCTIONS)[0]
-        narrowed = copy.deepcopy(t)
-        for st in narrowed["Resources"][ROUTER_FUNCTIONS[family]]["Properties"]["Policies"][0]["Statement"]:
-            keys = st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
-            if st.get("Effect") == "Allow" and isinstance(keys, list):
-                keys[:] = [k for k in keys if not fnmatch.fnmatchcase(pk, k)] or ["none"]
-        if not unrecorded_denials(narrowed, accesses):
-            print("FAIL: the recorded accesses do not catch a missing key pattern", file=sys.stderr)
-            return 1
+        # A router's and a job's, each.
+        for kind in (lambda w: w in ROUTER_FUNCTIONS, lambda w: w.startswith("job:")):
+            who, action, pk = sorted(a for a in accesses if kind(a[0]))[0]
+            narrowed = copy.deepcopy(t)
+            for policy in narrowed["Resources"][function_of(t, who)]["Properties"]["Policies"]:
+                for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                    keys = st.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+                    if st.get("Effect") == "Allow" and isinstance(keys, list):
+                        keys[:] = [k for k in keys if not fnmatch.fnmatchcase(pk, k)] or ["none"]
+            if not unrecorded_denials(narrowed, accesses):
+                print(f"FAIL: the recorded accesses do not catch a missing key pattern of {who}", file=sys.stderr)
+                return 1
     if found:
         return 1
     if accesses:
-        print(f"template privileges: {len(accesses)} recorded store accesses of the routers, each allowed by its function's key patterns")
+        print(f"template privileges: {len(accesses)} recorded store accesses of the routers and jobs, each allowed by its function's key patterns")
     print(f"template privileges: {len(functions(t))} functions checked, only admin writes keys and tenant secrets, only the dispatcher and the scheduler write the audit log and none changes an event, no secret resolved into configuration")
     return 0
 

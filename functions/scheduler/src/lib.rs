@@ -202,19 +202,18 @@ pub async fn sync_smoke_checks(
         tracing::warn!(error = %e, "smoke check file refused");
     }
     let tenant = firewatch_types::TenantId::default_tenant();
-    let mut changed = sync_defined(svc, &tenant, Origin::File, files.defs)
-        .await
-        .map_err(|e| e.to_string())?;
     let own = svc
         .settings
         .public_url
         .as_deref()
         .map(builtin)
         .unwrap_or_default();
-    changed += sync_defined(svc, &tenant, Origin::Builtin, own)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(changed)
+    firewatch_domain::recording::scope("job:smoke", async {
+        Ok(sync_defined(svc, &tenant, Origin::File, files.defs).await?
+            + sync_defined(svc, &tenant, Origin::Builtin, own).await?)
+    })
+    .await
+    .map_err(|e: DomainError| e.to_string())
 }
 
 /// The `playbooks` job on AWS: compiles the playbook definitions under
@@ -248,10 +247,14 @@ pub async fn handle(svc: &Services, input: &serde_json::Value) -> Result<JobRepo
 
 /// Runs one invocation: claims its tick (the checking jobs), then the job.
 pub async fn run(svc: &Services, inv: Invocation) -> Result<JobReport, JobError> {
-    match inv.job {
-        Job::Retries => run_retries(svc).await.map(JobReport::Retries),
-        _ => run_checks_tick(svc, inv).await.map(JobReport::Checks),
-    }
+    let scope = format!("job:{}", inv.job.name());
+    firewatch_domain::recording::scope(&scope, async {
+        match inv.job {
+            Job::Retries => run_retries(svc).await.map(JobReport::Retries),
+            _ => run_checks_tick(svc, inv).await.map(JobReport::Checks),
+        }
+    })
+    .await
 }
 
 /// The `retries` job: what the scheduler function runs (it holds the chat

@@ -6,7 +6,7 @@
 //! same logic runs in a Lambda, in `firewatch dev`, and in unit tests.
 //!
 //! The base layer ([`ports`], [`keys`], [`work`], [`config`], [`change`],
-//! [`outbox`], [`limits`], [`cadence`], [`redact`], [`retry`], [`due`],
+//! [`outbox`], [`limits`], [`cadence`], [`recording`], [`redact`], [`retry`], [`due`],
 //! [`auth`], [`settings`], [`error`], [`egress`], [`secrets`], [`throttle`],
 //! [`units`]) imports nothing from the capabilities built on it; no module
 //! of the crate takes part in an import cycle, nor does any capability
@@ -47,6 +47,7 @@ pub mod keys;
 pub mod limits;
 pub mod outbox;
 pub mod ports;
+pub mod recording;
 pub mod redact;
 pub mod retry;
 pub mod secrets;

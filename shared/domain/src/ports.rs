@@ -92,6 +92,17 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// The partition the operation touches, and its DynamoDB action.
+    pub fn target(&self) -> (&str, &'static str) {
+        match self {
+            Self::Put { item, .. } => (&item.pk, "PutItem"),
+            Self::Delete { pk, .. } => (pk, "DeleteItem"),
+            Self::Check { pk, .. } => (pk, "ConditionCheckItem"),
+        }
+    }
+}
+
 /// A range read within one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {

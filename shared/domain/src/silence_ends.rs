@@ -75,6 +75,10 @@ pub async fn expire(
 /// The `silences` job: warns before and handles the end of each silence
 /// that is due.
 pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
+    crate::recording::scope("job:silences", run_due_scoped(svc, budget)).await
+}
+
+async fn run_due_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
     crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move { check_one(&svc, &due, &sk).await }

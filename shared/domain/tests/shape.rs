@@ -316,8 +316,25 @@ fn cycles(
 
 /// The base layer, as `lib.rs` lists it: it imports no capability.
 const BASE: &[&str] = &[
-    "auth", "cadence", "change", "config", "due", "egress", "error", "keys", "limits", "outbox",
-    "ports", "redact", "retry", "secrets", "settings", "throttle", "units", "work",
+    "auth",
+    "cadence",
+    "change",
+    "config",
+    "due",
+    "egress",
+    "error",
+    "keys",
+    "limits",
+    "outbox",
+    "ports",
+    "recording",
+    "redact",
+    "retry",
+    "secrets",
+    "settings",
+    "throttle",
+    "units",
+    "work",
 ];
 
 #[test]

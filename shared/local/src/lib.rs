@@ -32,11 +32,20 @@ pub fn services(dir: &Path) -> Result<Services, String> {
     let db = dir.join("firewatch.db");
     EmbeddedStore::import_blob_dir(&db, &dir.join("blobs"))?;
     let store = Arc::new(EmbeddedStore::open_with(&db, durability)?);
-    Ok(Services::new(store.clone(), store))
+    Ok(Services::new(recorded(store.clone()), store))
 }
 
 /// Services entirely in memory; for tests.
 pub fn services_in_memory() -> Services {
     let store = EmbeddedStore::in_memory().expect("an in-memory SQLite database always opens");
-    Services::new(Arc::new(store), Arc::new(MemBlobs::default()))
+    Services::new(recorded(Arc::new(store)), Arc::new(MemBlobs::default()))
+}
+
+/// The store, recording which partitions each function's work reaches while
+/// the tests run (`firewatch_domain::recording`; debug builds only).
+fn recorded(store: Arc<EmbeddedStore>) -> Arc<dyn firewatch_domain::ports::Store> {
+    #[cfg(debug_assertions)]
+    return firewatch_domain::recording::wrap(store);
+    #[cfg(not(debug_assertions))]
+    store
 }

@@ -27,7 +27,8 @@ use firewatch_domain::Services;
 #[track_caller]
 pub fn finish(router: Router<Services>, services: Services) -> Router {
     #[cfg(debug_assertions)]
-    let services = recording::wrap(services, std::panic::Location::caller().file());
+    let (router, services) =
+        recording::wrap(router, services, std::panic::Location::caller().file());
     let limit = services.settings.max_body_bytes;
     router
         .layer(axum::extract::DefaultBodyLimit::max(limit))

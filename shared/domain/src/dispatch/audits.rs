@@ -17,6 +17,14 @@ pub async fn file_audit(
     tenant: &firewatch_types::TenantId,
     id: &str,
 ) -> Result<bool, DomainError> {
+    crate::recording::scope("job:stream", file_audit_scoped(svc, tenant, id)).await
+}
+
+async fn file_audit_scoped(
+    svc: &Services,
+    tenant: &firewatch_types::TenantId,
+    id: &str,
+) -> Result<bool, DomainError> {
     let queue = keys::audit_queue_pk(tenant);
     let Some(item) = svc.store.get(&queue, id).await? else {
         return Ok(false);
@@ -56,6 +64,10 @@ pub async fn file_audit(
 /// Files every queued audit event of every tenant: the retries sweep's
 /// part, so none waits on a stream record that was lost.
 pub async fn file_audits(svc: &Services) -> Result<usize, DomainError> {
+    crate::recording::scope("job:retries", file_audits_scoped(svc)).await
+}
+
+async fn file_audits_scoped(svc: &Services) -> Result<usize, DomainError> {
     let mut filed = 0;
     for tenant in crate::auth::known_tenants(svc).await? {
         let page = svc

@@ -199,6 +199,14 @@ pub async fn process_new(
     tenant: &firewatch_types::TenantId,
     id: &str,
 ) -> Result<Processed, DomainError> {
+    crate::recording::scope("job:stream", process_new_scoped(svc, tenant, id)).await
+}
+
+async fn process_new_scoped(
+    svc: &Services,
+    tenant: &firewatch_types::TenantId,
+    id: &str,
+) -> Result<Processed, DomainError> {
     let Some(item) = svc.store.get(&keys::outbox_pk(tenant), id).await? else {
         return Ok(Processed::Skipped);
     };
@@ -224,6 +232,10 @@ pub struct Drained {
 /// Delivers every due outbox record of every tenant once, in order per
 /// incident; the local dispatcher loop calls it repeatedly.
 pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
+    crate::recording::scope("job:stream", drain_scoped(svc)).await
+}
+
+async fn drain_scoped(svc: &Services) -> Result<Drained, DomainError> {
     sweep(svc, Duration::zero()).await
 }
 
@@ -231,6 +243,10 @@ pub async fn drain(svc: &Services) -> Result<Drained, DomainError> {
 /// attempted: on AWS the scheduler's `retries` job runs this every minute,
 /// and such records are the stream handler's.
 pub async fn sweep(svc: &Services, fresh_grace: Duration) -> Result<Drained, DomainError> {
+    crate::recording::scope("job:retries", sweep_scoped(svc, fresh_grace)).await
+}
+
+async fn sweep_scoped(svc: &Services, fresh_grace: Duration) -> Result<Drained, DomainError> {
     let mut out = Drained::default();
     let mut queues = Vec::new();
     for tenant in crate::auth::known_tenants(svc).await? {

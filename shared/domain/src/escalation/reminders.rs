@@ -66,6 +66,10 @@ pub async fn progress(
 
 /// Runs the job over every known tenant while the budget lasts.
 pub async fn run(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
+    crate::recording::scope("job:reminders", run_scoped(svc, budget)).await
+}
+
+async fn run_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
     // Flapping incidents that have been stable for their hold period.
     let mut report = crate::noise::flapping::run_due(svc, budget).await?;
     for tenant in crate::auth::known_tenants(svc).await? {

@@ -99,6 +99,11 @@ pub fn mark(
 
 /// Ends the flapping of incidents stable for their hold period.
 pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
+    // Run by the reminders job.
+    crate::recording::scope("job:reminders", run_due_scoped(svc, budget)).await
+}
+
+async fn run_due_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
     crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move { check_one(&svc, &due, &sk).await }

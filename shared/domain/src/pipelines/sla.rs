@@ -522,6 +522,10 @@ impl Counts {
 /// alert for each new breach and cost anomaly, resolves those that
 /// cleared, and counts missed starts into their days.
 pub async fn run(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
+    crate::recording::scope("job:pipelines", run_scoped(svc, budget)).await
+}
+
+async fn run_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
     let mut report = JobReport::default();
     for tenant in crate::auth::known_tenants(svc).await? {
         if budget.exhausted() {

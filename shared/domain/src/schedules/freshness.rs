@@ -239,6 +239,10 @@ pub async fn provider_heartbeat(
 /// The `freshness` job: for each tenant, raises an alert for each watched
 /// provider silent past its window, and resolves it once it sends again.
 pub async fn run(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
+    crate::recording::scope("job:freshness", run_scoped(svc, budget)).await
+}
+
+async fn run_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
     let mut report = JobReport::default();
     for tenant in crate::auth::known_tenants(svc).await? {
         if budget.exhausted() {

@@ -805,6 +805,10 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
 /// The `heartbeats` job: every heartbeat whose due time has come, oldest
 /// first, until the budget runs out (the rest stay due for the next tick).
 pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
+    crate::recording::scope("job:heartbeats", run_due_scoped(svc, budget)).await
+}
+
+async fn run_due_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
     crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move { check_one(&svc, &due, &sk).await }

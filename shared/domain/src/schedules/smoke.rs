@@ -1132,6 +1132,10 @@ async fn raise(
 /// The `smoke` job: every check whose time has come, oldest first, while
 /// the budget lasts.
 pub async fn run_due(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
+    crate::recording::scope("job:smoke", run_due_scoped(svc, budget)).await
+}
+
+async fn run_due_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, DomainError> {
     crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move {
