@@ -12,6 +12,12 @@
 #                                     each, every run on a fresh data dir under the same
 #                                     load (ARGS go to `firewatch-bench ingest`): how a
 #                                     change moved a figure on a machine whose speed drifts.
+#   bench/run.sh latency OLD NEW      a single webhook's latency, before and after: two
+#                                     `firewatch` binaries alternately, three runs each,
+#                                     each run 200 sequential one-alert webhooks on one
+#                                     connection (new occurrences, then repeats); prints
+#                                     each run's median and fails when NEW's median of
+#                                     medians is more than 10% above OLD's.
 #   bench/run.sh pings [-- ARGS]      heartbeat pings per second in `firewatch dev` (ARGS go
 #                                     to `firewatch-bench pings`: --pings, --heartbeats, --clients).
 #   bench/run.sh lineage [-- ARGS]    OpenLineage run events per second in `firewatch dev` (ARGS
@@ -79,6 +85,37 @@ compare)
       kill $pid; wait $pid 2>/dev/null || true; rm -rf "$dir"
     done
   done
+  ;;
+latency)
+  old=$(realpath "$1"); new=$(realpath "$2"); shift 2
+  cargo build --profile local --locked -p firewatch-bench
+  worse=0
+  for mode in occurrences repeat; do
+    declare -A p50s=([old]="" [new]="")
+    for round in 1 2 3; do
+      for which in old new; do
+        bin=${!which}
+        serve "$bin"
+        p50=$(target/local/firewatch-bench ingest --url "$url" --token "$token" --mode "$mode" \
+                --alerts 200 --batch 1 --clients 1 --fingerprints 20 |
+              sed -n 's/^request latency: p50 \([0-9.]*\) ms.*/\1/p')
+        kill $pid; wait $pid 2>/dev/null || true; rm -rf "$dir"
+        echo "$mode, round $round, $which: median $p50 ms"
+        p50s[$which]="${p50s[$which]} $p50"
+      done
+    done
+    verdict=$(python3 - "${p50s[old]}" "${p50s[new]}" <<'PY'
+import statistics, sys
+old = statistics.median(float(x) for x in sys.argv[1].split())
+new = statistics.median(float(x) for x in sys.argv[2].split())
+print(f"{old:.3f} {new:.3f} {100 * (new / old - 1):+.1f}% {'ok' if new <= old * 1.10 else 'WORSE'}")
+PY
+)
+    read -r m_old m_new change ok <<<"$verdict"
+    echo "$mode: median of medians $m_old ms before, $m_new ms after ($change): $ok"
+    [ "$ok" = ok ] || worse=1
+  done
+  exit $worse
   ;;
 ingest)
   start_dev
@@ -158,7 +195,7 @@ lambda)
     --dynamodb-endpoint "$FIREWATCH_TEST_DYNAMODB_ENDPOINT" --s3-endpoint "$FIREWATCH_TEST_S3_ENDPOINT"
   ;;
 *)
-  echo "usage: bench/run.sh [ingest [-- ARGS] | compare OLD NEW [-- ARGS] | pings | lineage | summary | chat | cost [-- ARGS] | lambda]" >&2
+  echo "usage: bench/run.sh [ingest [-- ARGS] | compare OLD NEW [-- ARGS] | latency OLD NEW | pings | lineage | summary | chat | cost [-- ARGS] | lambda]" >&2
   exit 2
   ;;
 esac

@@ -44,6 +44,11 @@ pub trait Record: Serialize + DeserializeOwned {
     fn version(&self) -> u64;
     fn set_version(&mut self, version: u64);
 
+    /// When the store may drop it (seconds since the epoch), if ever.
+    fn expires_at(&self) -> Option<i64> {
+        None
+    }
+
     /// What an audit event names it by.
     fn target(&self) -> String {
         format!("{}/{}", Self::KIND, self.key())
@@ -51,16 +56,18 @@ pub trait Record: Serialize + DeserializeOwned {
 }
 
 /// Implements [`Record`] for a struct with an `id: String` key and a
-/// `version: u64` field: `record!(Schedule, "oncall-schedule", schedules_pk)`.
+/// `version: u64` field: `record!(Schedule, "oncall-schedule", schedules_pk)`;
+/// `key: EXPR` names another key (`self` in scope), `expires_at: FN` its
+/// time to live (a function of the record).
 macro_rules! record {
-    ($ty:ty, $kind:literal, $partition:path) => {
+    ($ty:ty, $kind:literal, $partition:path $(, key: $key:expr)? $(, expires_at: $exp:expr)?) => {
         impl $crate::work::Record for $ty {
             const KIND: &'static str = $kind;
             fn partition(tenant: &firewatch_types::TenantId) -> String {
                 $partition(tenant)
             }
             fn key(&self) -> &str {
-                &self.id
+                $crate::work::record!(@key self $(, $key)?)
             }
             fn version(&self) -> u64 {
                 self.version
@@ -68,7 +75,18 @@ macro_rules! record {
             fn set_version(&mut self, version: u64) {
                 self.version = version;
             }
+            $(
+                fn expires_at(&self) -> Option<i64> {
+                    ($exp)(self)
+                }
+            )?
         }
+    };
+    (@key $record:ident) => {
+        &$record.id
+    };
+    (@key $record:ident, $key:expr) => {
+        $key
     };
 }
 pub(crate) use record;
@@ -102,7 +120,8 @@ impl<'a> Work<'a> {
     pub fn save<R: Record>(&mut self, tenant: &TenantId, rec: &mut R) -> Result<(), DomainError> {
         let read = rec.version();
         rec.set_version(read + 1);
-        let item = keys::item(R::partition(tenant), rec.key().to_owned(), read + 1, rec)?;
+        let mut item = keys::item(R::partition(tenant), rec.key().to_owned(), read + 1, rec)?;
+        item.expires_at = rec.expires_at();
         self.put(
             item,
             match read {

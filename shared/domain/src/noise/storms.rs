@@ -59,36 +59,20 @@ pub struct Storm {
     pub version: u64,
 }
 
+// A tenant has one current storm, kept a week past its last member.
+crate::work::record!(Storm, "storm", storm_pk, key: CURRENT, expires_at: |s: &Storm| {
+    Some((s.last_at + Duration::days(7)).timestamp())
+});
+
 async fn current(
     svc: &Services,
     tenant: &firewatch_types::TenantId,
 ) -> Result<Option<Storm>, DomainError> {
-    Ok(match svc.store.get(&storm_pk(tenant), CURRENT).await? {
-        Some(i) => {
-            let mut s: Storm = keys::decode(&i)?;
-            s.version = i.version;
-            Some(s)
-        }
-        None => None,
-    })
-}
-
-/// Saves storm `s` with `work` over the version it was read at.
-fn save(
-    work: &mut Work<'_>,
-    tenant: &firewatch_types::TenantId,
-    s: &Storm,
-) -> Result<(), DomainError> {
-    let mut item = keys::item(storm_pk(tenant), CURRENT.into(), s.version + 1, s)?;
-    item.expires_at = Some((s.last_at + Duration::days(7)).timestamp());
-    work.put(
-        item,
-        match s.version {
-            0 => Condition::Absent,
-            v => Condition::Version(v),
-        },
-    );
-    Ok(())
+    svc.store
+        .get(&storm_pk(tenant), CURRENT)
+        .await?
+        .map(|i| crate::work::decode(&i))
+        .transpose()
 }
 
 /// The lowest incident id opened at `at` (ULIDs sort by time).
@@ -170,12 +154,11 @@ pub async fn collapse(svc: &Services, inc: &Incident) -> Result<Option<Storm>, D
             let mut member = keys::item(member_pk(tenant), inc.id.to_string(), 1, &s.id)?;
             member.expires_at = Some((svc.clock.now() + Duration::days(7)).timestamp());
             let mut work = Work::new(svc);
-            save(&mut work, tenant, &s)?;
+            work.save(tenant, &mut s)?;
             work.put(member, Condition::Absent);
             work.commit()
                 .await
                 .map_err(crate::retry::Retry::from_commit)?;
-            s.version += 1;
             Ok(Some(s))
         },
     )
@@ -257,7 +240,7 @@ pub async fn show(
             }
         }
         let mut work = Work::new(svc);
-        save(&mut work, tenant, &s)?;
+        work.save(tenant, &mut s)?;
         match work.commit().await {
             Ok(()) => return Ok(()),
             Err(e) if e.is_lost_race() => continue,
@@ -308,7 +291,7 @@ pub async fn end_if_quiet(
         now,
     );
     change.note(e);
-    save(change.also(), tenant, &s)?;
+    change.also().save(tenant, &mut s)?;
     match change.commit().await {
         Ok(_) => Ok(true),
         Err(e) if e.is_lost_race() => Ok(false),

@@ -206,10 +206,13 @@ fn check_id(id: &str) -> Result<(), DomainError> {
     }
 }
 
+// Kept [`RETENTION`] past its end.
+crate::work::record!(Silence, "silence", silences_pk, expires_at: |s: &Silence| {
+    Some((s.ends_at + RETENTION).timestamp())
+});
+
 fn decode(item: &crate::ports::Item) -> Result<Silence, DomainError> {
-    let mut s: Silence = keys::decode(item)?;
-    s.version = item.version;
-    Ok(s)
+    crate::work::decode(item)
 }
 
 /// One silence of `tenant`, with its version.
@@ -241,17 +244,13 @@ async fn all(svc: &Services, tenant: &TenantId) -> Result<Vec<Silence>, DomainEr
     page.items.iter().map(decode).collect()
 }
 
-/// The unit of work that stores `s` at the next version (its due entry
-/// moved).
+/// The unit of work that stores `s` over the version it was read at (its
+/// due entry moved); `s` then carries the version it is written at.
 pub(crate) fn put_work<'a>(
     svc: &'a Services,
     s: &mut Silence,
     tenant: &TenantId,
 ) -> Result<Work<'a>, DomainError> {
-    let condition = match s.version {
-        0 => Condition::Absent,
-        v => Condition::Version(v),
-    };
     let mut work = Work::new(svc);
     let before = s.due_sk.take();
     s.due_sk = crate::due::move_due(
@@ -262,9 +261,7 @@ pub(crate) fn put_work<'a>(
         s.next_due(),
         &mut work,
     )?;
-    let mut item = keys::item(silences_pk(tenant), s.id.clone(), s.version + 1, s)?;
-    item.expires_at = Some((s.ends_at + RETENTION).timestamp());
-    work.put(item, condition);
+    work.save(tenant, s)?;
     Ok(work)
 }
 
@@ -571,16 +568,15 @@ pub async fn create(svc: &Services, p: &Principal, n: NewSilence) -> Result<Sile
     };
     // Too short to warn ten minutes ahead: it only says when it ends.
     s.warned = s.ends_at - WARN_BEFORE <= now.max(s.starts_at);
-    let work = put_work(svc, &mut s, tenant)?;
     let action = if s.version == 0 {
         "silence.create"
     } else {
         "silence.update"
     };
+    let work = put_work(svc, &mut s, tenant)?;
     let done = commit_with_thread(svc, tenant, &s, work, &p.name, "created", Some(action)).await;
     svc.memos.get::<Cache>().forget(tenant);
     done?;
-    s.version += 1;
     Ok(s)
 }
 
@@ -661,14 +657,15 @@ pub(crate) async fn commit_with_thread(
 }
 
 /// After a lost race: true when the silence itself is what changed (its
-/// stored version is not the one the writes expected).
+/// stored version is not the one `s`, as saved, was read at).
 async fn silence_write_failed(
     svc: &Services,
     tenant: &TenantId,
     s: &Silence,
 ) -> Result<bool, DomainError> {
     let now = svc.store.get(&silences_pk(tenant), &s.id).await?;
-    Ok(now.map(|i| i.version) != (s.version > 0).then_some(s.version))
+    let read = s.version.saturating_sub(1);
+    Ok(now.map(|i| i.version) != (read > 0).then_some(read))
 }
 
 fn map_commit(r: Result<(), CommitError>) -> Result<(), DomainError> {
