@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{require_role, sha256_hex};
 use crate::cadence::{format_secs, span_secs, Schedule};
 use crate::due::{Budget, DueRef, JobReport};
-use crate::ports::{Condition, Item};
+use crate::ports::Condition;
 use crate::work::Work;
 use crate::{keys, DomainError, Services};
 
@@ -76,7 +76,12 @@ pub struct Heartbeat {
     /// Pings counted in the current minute (the per-check rate limit).
     #[serde(default)]
     pub ping_window: crate::throttle::Window,
+    /// The item version it was read at (not stored).
+    #[serde(skip)]
+    pub version: u64,
 }
+
+crate::work::record!(Heartbeat, "heartbeat", keys::heartbeats_pk);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenStart {
@@ -358,21 +363,12 @@ fn check_severity(s: &str) -> Result<Severity, DomainError> {
     })
 }
 
-fn hb_item(hb: &Heartbeat, version: u64) -> Result<Item, DomainError> {
-    keys::item(keys::heartbeats_pk(&hb.tenant), hb.id.clone(), version, hb)
-}
-
-/// Saves `hb` with `work` over `version`, its due entry moved from `before`
-/// to where it needs it (setting `hb.due_sk`).
-fn save(
-    work: &mut Work<'_>,
-    hb: &mut Heartbeat,
-    before: Option<&str>,
-    version: u64,
-) -> Result<(), DomainError> {
+/// Saves `hb` with `work` over the version it was read at, its due entry
+/// moved from `before` to where it needs it (setting `hb.due_sk`).
+fn save(work: &mut Work<'_>, hb: &mut Heartbeat, before: Option<&str>) -> Result<(), DomainError> {
     hb.due_sk = crate::due::move_due(JOB, &hb.tenant, &hb.id, before, hb.due_at(), work)?;
-    work.put(hb_item(hb, version + 1)?, Condition::Version(version));
-    Ok(())
+    let tenant = hb.tenant.clone();
+    work.save(&tenant, hb)
 }
 
 /// Creates a heartbeat (admin).
@@ -387,7 +383,7 @@ pub async fn create(svc: &Services, p: &Principal, f: Fields) -> Result<Heartbea
     let severity = check_severity(f.severity.as_deref().unwrap_or("sev2"))?;
     let labels = check_labels(f.labels.unwrap_or_default())?;
     let now = svc.clock.now();
-    let hb = Heartbeat {
+    let mut hb = Heartbeat {
         id: format!("hb_{}", svc.ids.ulid().to_ascii_lowercase()),
         tenant: p.tenant.clone(),
         name,
@@ -409,13 +405,14 @@ pub async fn create(svc: &Services, p: &Principal, f: Fields) -> Result<Heartbea
         due_sk: None,
         events: 0,
         ping_window: Default::default(),
+        version: 0,
     };
     let index = PingIndex {
         tenant: hb.tenant.clone(),
         id: hb.id.clone(),
     };
     let mut work = Work::new(svc);
-    work.put(hb_item(&hb, 1)?, Condition::Absent);
+    work.save(&p.tenant, &mut hb)?;
     work.put(
         keys::item(
             keys::PING_INDEX_PK.into(),
@@ -447,11 +444,12 @@ async fn load(
     svc: &Services,
     tenant: &TenantId,
     id: &str,
-) -> Result<Option<(Heartbeat, u64)>, DomainError> {
-    let Some(item) = svc.store.get(&keys::heartbeats_pk(tenant), id).await? else {
-        return Ok(None);
-    };
-    Ok(Some((keys::decode(&item)?, item.version)))
+) -> Result<Option<Heartbeat>, DomainError> {
+    svc.store
+        .get(&keys::heartbeats_pk(tenant), id)
+        .await?
+        .map(|i| crate::work::decode(&i))
+        .transpose()
 }
 
 fn not_found(_id: &str) -> DomainError {
@@ -466,7 +464,7 @@ pub async fn get(
     pings: usize,
 ) -> Result<(Heartbeat, Vec<Ping>), DomainError> {
     require_role(p, Role::Viewer, "read heartbeats")?;
-    let (hb, _) = load(svc, &p.tenant, id)
+    let hb = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let (pings, _) = crate::due::page_of(
@@ -520,7 +518,7 @@ pub async fn edit(
         crate::retry::BUSY,
         || DomainError::Unavailable("the heartbeat kept changing; try again".into()),
         async || -> Result<_, crate::retry::Retry> {
-            let (mut hb, version) = load(svc, &p.tenant, id)
+            let mut hb = load(svc, &p.tenant, id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
             let before_due = hb.due_sk.clone();
@@ -573,7 +571,7 @@ pub async fn edit(
                 }
             };
             let mut work = Work::new(svc);
-            save(&mut work, &mut hb, before_due.as_deref(), version)?;
+            save(&mut work, &mut hb, before_due.as_deref())?;
             work.audit(
                 &p.tenant,
                 &p.name,
@@ -585,7 +583,7 @@ pub async fn edit(
             work.commit()
                 .await
                 .map_err(crate::retry::Retry::from_commit)?;
-            Ok(flush(svc, hb, version + 1).await)
+            Ok(flush(svc, hb).await)
         },
     )
     .await
@@ -595,14 +593,14 @@ pub async fn edit(
 /// alert it raised stays open until someone resolves it.
 pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), DomainError> {
     require_role(p, Role::Admin, "delete heartbeats")?;
-    let (hb, version) = load(svc, &p.tenant, id)
+    let hb = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let mut work = Work::new(svc);
     work.delete(
         keys::heartbeats_pk(&p.tenant),
         hb.id.clone(),
-        Condition::Version(version),
+        Condition::Version(hb.version),
     );
     work.delete(
         keys::PING_INDEX_PK,
@@ -667,7 +665,7 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
         crate::retry::BUSY,
         || DomainError::Unavailable("the heartbeat kept changing; try again".into()),
         async || -> Result<_, crate::retry::Retry> {
-            let Some((mut hb, version)) = load(svc, &index.tenant, &index.id).await? else {
+            let Some(mut hb) = load(svc, &index.tenant, &index.id).await? else {
                 return Ok(false);
             };
             if hb.ping_uuid != r.uuid {
@@ -743,11 +741,11 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
             ping_item.expires_at = Some((now + Duration::days(PING_RETENTION_DAYS)).timestamp());
             let mut work = Work::new(svc);
             work.put(ping_item, Condition::Absent);
-            save(&mut work, &mut hb, before_due.as_deref(), version)?;
+            save(&mut work, &mut hb, before_due.as_deref())?;
             work.commit()
                 .await
                 .map_err(crate::retry::Retry::from_commit)?;
-            flush(svc, hb, version + 1).await;
+            flush(svc, hb).await;
             Ok(true)
         },
     )
@@ -757,7 +755,7 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
 /// Ingests a pending alert event and clears it. A failure leaves it
 /// pending (and due) for the next tick; it is logged, not returned, because
 /// what asked for it (a ping, an edit) has been recorded.
-async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat {
+async fn flush(svc: &Services, mut hb: Heartbeat) -> Heartbeat {
     let Some(pending) = hb.pending.clone() else {
         return hb;
     };
@@ -781,16 +779,13 @@ async fn flush(svc: &Services, mut hb: Heartbeat, mut version: u64) -> Heartbeat
         let before_due = hb.due_sk.clone();
         hb.pending = None;
         let mut work = Work::new(svc);
-        if save(&mut work, &mut hb, before_due.as_deref(), version).is_err() {
+        if save(&mut work, &mut hb, before_due.as_deref()).is_err() {
             return hb;
         }
         match work.commit().await {
             Ok(()) => return hb,
             Err(e) if e.is_lost_race() => match load(svc, &hb.tenant, &hb.id).await {
-                Ok(Some((fresh, v))) => {
-                    hb = fresh;
-                    version = v;
-                }
+                Ok(Some(fresh)) => hb = fresh,
                 _ => return hb,
             },
             Err(e) => {
@@ -826,15 +821,15 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
             // An entry left behind by a write that did not finish, or by a
             // heartbeat since deleted, is dropped.
             let loaded = load(svc, &due.tenant, &due.id).await?;
-            let Some((mut hb, version)) =
-                crate::due::current(svc, JOB, sk, loaded, |(hb, _)| hb.due_sk.as_deref()).await?
+            let Some(mut hb) =
+                crate::due::current(svc, JOB, sk, loaded, |hb| hb.due_sk.as_deref()).await?
             else {
                 return Ok(false);
             };
             let now = svc.clock.now();
             if hb.pending.is_some() {
                 let before = hb.pending.clone();
-                let after = flush(svc, hb, version).await;
+                let after = flush(svc, hb).await;
                 return Ok(after.pending != before);
             }
             let before_due = hb.due_sk.clone();
@@ -851,12 +846,12 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
                 hb.go_down(now, "still down after a period without a new alert".into());
             }
             let mut work = Work::new(svc);
-            save(&mut work, &mut hb, before_due.as_deref(), version)?;
+            save(&mut work, &mut hb, before_due.as_deref())?;
             work.commit()
                 .await
                 .map_err(crate::retry::Retry::from_commit)?;
             let raised = hb.pending.is_some();
-            let after = flush(svc, hb, version + 1).await;
+            let after = flush(svc, hb).await;
             Ok(raised && after.pending.is_none())
         },
     )
