@@ -28,7 +28,7 @@ use crate::auth::require_role;
 use crate::cadence::span_secs;
 use crate::due::{Budget, JobReport};
 use crate::egress::{self, PinnedOrigin};
-use crate::ports::{Condition, Item, OutboundRequest, OutboundResponse, Query};
+use crate::ports::{Condition, OutboundRequest, OutboundResponse, Query};
 use crate::secrets::{self, Owner};
 use crate::template;
 use crate::template::scrub;
@@ -169,7 +169,12 @@ pub struct SmokeCheck {
     pub last_run: Option<RunSummary>,
     pub due_sk: Option<String>,
     pub events: u64,
+    /// The item version it was read at (not stored).
+    #[serde(skip)]
+    pub version: u64,
 }
+
+crate::work::record!(SmokeCheck, "smoke-check", keys::smoke_pk);
 
 /// The last run, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -462,40 +467,32 @@ impl View {
     }
 }
 
-fn item(c: &SmokeCheck, version: u64) -> Result<Item, DomainError> {
-    keys::item(keys::smoke_pk(&c.tenant), c.id.clone(), version, c)
-}
-
 async fn load(
     svc: &Services,
     tenant: &TenantId,
     id: &str,
-) -> Result<Option<(SmokeCheck, u64)>, DomainError> {
-    let Some(i) = svc.store.get(&keys::smoke_pk(tenant), id).await? else {
-        return Ok(None);
-    };
-    Ok(Some((keys::decode(&i)?, i.version)))
+) -> Result<Option<SmokeCheck>, DomainError> {
+    svc.store
+        .get(&keys::smoke_pk(tenant), id)
+        .await?
+        .map(|i| crate::work::decode(&i))
+        .transpose()
 }
 
 fn not_found(_id: &str) -> DomainError {
     DomainError::NotFound("no smoke check has this id".into())
 }
 
-/// Saves `c` with `work` over `version` (created when 0), its due entry
-/// moved to `at`.
+/// Saves `c` with `work` over the version it was read at (created when
+/// 0), its due entry moved to `at`.
 fn save(
     work: &mut Work<'_>,
     c: &mut SmokeCheck,
     at: Option<DateTime<Utc>>,
-    version: u64,
 ) -> Result<(), DomainError> {
     c.due_sk = crate::due::move_due(JOB, &c.tenant, &c.id, c.due_sk.as_deref(), at, work)?;
-    let condition = match version {
-        0 => Condition::Absent,
-        v => Condition::Version(v),
-    };
-    work.put(item(c, version + 1)?, condition);
-    Ok(())
+    let tenant = c.tenant.clone();
+    work.save(&tenant, c)
 }
 
 /// Creates a check (admin); it first runs at once (the next job tick).
@@ -538,9 +535,10 @@ async fn put_new(
         last_run: None,
         due_sk: None,
         events: 0,
+        version: 0,
     };
     let mut work = Work::new(svc);
-    save(&mut work, &mut c, Some(now), 0)?;
+    save(&mut work, &mut c, Some(now))?;
     work.audit(
         tenant,
         actor,
@@ -573,7 +571,7 @@ pub async fn replace(
         crate::retry::BUSY,
         || DomainError::Unavailable("the smoke check kept changing; try again".into()),
         async || -> Result<_, crate::retry::Retry> {
-            let (mut c, v) = load(svc, &p.tenant, id)
+            let mut c = load(svc, &p.tenant, id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
             if c.origin != Origin::Api {
@@ -585,7 +583,7 @@ pub async fn replace(
             }
             c.definition = d.clone();
             let mut work = Work::new(svc);
-            save(&mut work, &mut c, Some(svc.clock.now()), v)?;
+            save(&mut work, &mut c, Some(svc.clock.now()))?;
             work.audit(
                 &p.tenant,
                 &p.name,
@@ -606,15 +604,11 @@ pub async fn replace(
 /// Deletes a check (admin). An alert it raised stays open until resolved.
 pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), DomainError> {
     require_role(p, Role::Admin, "delete smoke checks")?;
-    let (c, v) = load(svc, &p.tenant, id)
+    let c = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let mut work = Work::new(svc);
-    work.delete(
-        keys::smoke_pk(&p.tenant),
-        c.id.clone(),
-        Condition::Version(v),
-    );
+    work.remove(&p.tenant, &c);
     work.audit(
         &p.tenant,
         &p.name,
@@ -638,10 +632,7 @@ pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), Domai
 /// One check (viewer).
 pub async fn get(svc: &Services, p: &Principal, id: &str) -> Result<SmokeCheck, DomainError> {
     require_role(p, Role::Viewer, "read smoke checks")?;
-    Ok(load(svc, &p.tenant, id)
-        .await?
-        .ok_or_else(|| not_found(id))?
-        .0)
+    load(svc, &p.tenant, id).await?.ok_or_else(|| not_found(id))
 }
 
 /// A page of checks (viewer).
@@ -689,10 +680,10 @@ pub async fn runs(
 /// Runs a check now (responder) and answers the run.
 pub async fn run_now(svc: &Services, p: &Principal, id: &str) -> Result<SmokeRun, DomainError> {
     require_role(p, Role::Responder, "run smoke checks")?;
-    let (c, v) = load(svc, &p.tenant, id)
+    let c = load(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    run_and_record(svc, c, v).await
+    run_and_record(svc, c).await
 }
 
 /// Follows a dotted path (`items.0.id`) into a JSON value.
@@ -990,11 +981,7 @@ async fn paginate(
 
 /// Runs a check, raises or resolves its alert, records the run and the
 /// check's next due time.
-async fn run_and_record(
-    svc: &Services,
-    mut c: SmokeCheck,
-    mut version: u64,
-) -> Result<SmokeRun, DomainError> {
+async fn run_and_record(svc: &Services, mut c: SmokeCheck) -> Result<SmokeRun, DomainError> {
     let outcome = execute(svc, &c.definition, &owner(&c)).await;
     let now = svc.clock.now();
     let run_id = svc.ids.ulid();
@@ -1050,12 +1037,7 @@ async fn run_and_record(
             });
             let interval = span_secs("interval", &c.definition.interval).unwrap_or(60);
             let mut work = Work::new(svc);
-            save(
-                &mut work,
-                &mut c,
-                Some(now + Duration::seconds(interval)),
-                version,
-            )?;
+            save(&mut work, &mut c, Some(now + Duration::seconds(interval)))?;
             let mut run_item = keys::item(
                 keys::smoke_runs_pk(&c.tenant, &c.id),
                 format!("RUN#{}", run.id),
@@ -1070,11 +1052,9 @@ async fn run_and_record(
                     // Changed meanwhile (another run, an edit): record this run
                     // on the fresh state. An alert already raised for it is
                     // deduplicated into the same incident if raised again.
-                    let (fresh, v) = load(svc, &c.tenant, &c.id)
+                    c = load(svc, &c.tenant, &c.id)
                         .await?
                         .ok_or_else(|| not_found(&c.id))?;
-                    c = fresh;
-                    version = v;
                     Err(crate::retry::Retry::Lost)
                 }
                 Err(e) => return Err(e.into()),
@@ -1139,7 +1119,7 @@ async fn run_due_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, Do
     crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move {
-            let Some((c, v)) = load(&svc, &due.tenant, &due.id).await? else {
+            let Some(c) = load(&svc, &due.tenant, &due.id).await? else {
                 crate::due::drop_due(&svc, JOB, &sk).await?;
                 return Ok(false);
             };
@@ -1148,7 +1128,7 @@ async fn run_due_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, Do
                 return Ok(false);
             }
             let was_failing = c.failing;
-            let run = run_and_record(&svc, c, v).await?;
+            let run = run_and_record(&svc, c).await?;
             Ok(run.ok == was_failing)
         }
     })
@@ -1184,9 +1164,9 @@ pub async fn sync_defined(
             })
             .await?;
         for i in &page.items {
-            let c: SmokeCheck = keys::decode(i)?;
+            let c: SmokeCheck = crate::work::decode(i)?;
             if c.origin == origin {
-                existing.insert(c.id.clone(), (c, i.version));
+                existing.insert(c.id.clone(), c);
             }
         }
         match page.next {
@@ -1200,20 +1180,20 @@ pub async fn sync_defined(
                 put_new(svc, tenant, actor, id, origin, d).await?;
                 changed += 1;
             }
-            Some((c, _)) if c.definition == d => {}
-            Some((mut c, v)) => {
+            Some(c) if c.definition == d => {}
+            Some(mut c) => {
                 validate(&d)?;
                 c.definition = d;
                 let mut work = Work::new(svc);
-                save(&mut work, &mut c, Some(svc.clock.now()), v)?;
+                save(&mut work, &mut c, Some(svc.clock.now()))?;
                 work.commit().await?;
                 changed += 1;
             }
         }
     }
-    for (id, (c, v)) in existing {
+    for c in existing.into_values() {
         let mut work = Work::new(svc);
-        work.delete(keys::smoke_pk(tenant), id, Condition::Version(v));
+        work.remove(tenant, &c);
         if let Some(sk) = c.due_sk {
             work.delete(keys::due_pk(JOB), sk, Condition::Always);
         }
