@@ -45,11 +45,7 @@ pub async fn find<R: Config>(
     tenant: &TenantId,
     key: &str,
 ) -> Result<Option<R>, DomainError> {
-    svc.store
-        .get(&R::partition(tenant), key)
-        .await?
-        .map(|i| decode(&i))
-        .transpose()
+    crate::work::find(svc, tenant, key).await
 }
 
 /// Creates `rec` or replaces the stored record under its key, whatever its

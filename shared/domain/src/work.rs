@@ -98,6 +98,19 @@ pub fn decode<R: Record>(item: &Item) -> Result<R, DomainError> {
     Ok(r)
 }
 
+/// The record of kind `R` under `key`, with its version, when there is one.
+pub async fn find<R: Record>(
+    svc: &Services,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<R>, DomainError> {
+    svc.store
+        .get(&R::partition(tenant), key)
+        .await?
+        .map(|i| decode(&i))
+        .transpose()
+}
+
 /// The writes of one change, committed together or not at all.
 #[derive(Clone)]
 pub struct Work<'a> {

@@ -68,11 +68,7 @@ async fn current(
     svc: &Services,
     tenant: &firewatch_types::TenantId,
 ) -> Result<Option<Storm>, DomainError> {
-    svc.store
-        .get(&storm_pk(tenant), CURRENT)
-        .await?
-        .map(|i| crate::work::decode(&i))
-        .transpose()
+    crate::work::find(svc, tenant, CURRENT).await
 }
 
 /// The lowest incident id opened at `at` (ULIDs sort by time).

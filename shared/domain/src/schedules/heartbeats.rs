@@ -440,18 +440,6 @@ struct PingIndex {
     id: String,
 }
 
-async fn load(
-    svc: &Services,
-    tenant: &TenantId,
-    id: &str,
-) -> Result<Option<Heartbeat>, DomainError> {
-    svc.store
-        .get(&keys::heartbeats_pk(tenant), id)
-        .await?
-        .map(|i| crate::work::decode(&i))
-        .transpose()
-}
-
 fn not_found(_id: &str) -> DomainError {
     DomainError::NotFound("no heartbeat has this id".into())
 }
@@ -464,7 +452,7 @@ pub async fn get(
     pings: usize,
 ) -> Result<(Heartbeat, Vec<Ping>), DomainError> {
     require_role(p, Role::Viewer, "read heartbeats")?;
-    let hb = load(svc, &p.tenant, id)
+    let hb = crate::work::find::<Heartbeat>(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let (pings, _) = crate::due::page_of(
@@ -518,7 +506,7 @@ pub async fn edit(
         crate::retry::BUSY,
         || DomainError::Unavailable("the heartbeat kept changing; try again".into()),
         async || -> Result<_, crate::retry::Retry> {
-            let mut hb = load(svc, &p.tenant, id)
+            let mut hb = crate::work::find::<Heartbeat>(svc, &p.tenant, id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
             let before_due = hb.due_sk.clone();
@@ -593,7 +581,7 @@ pub async fn edit(
 /// alert it raised stays open until someone resolves it.
 pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), DomainError> {
     require_role(p, Role::Admin, "delete heartbeats")?;
-    let hb = load(svc, &p.tenant, id)
+    let hb = crate::work::find::<Heartbeat>(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let mut work = Work::new(svc);
@@ -665,7 +653,9 @@ pub async fn ping(svc: &Services, r: Received<'_>) -> Result<bool, DomainError> 
         crate::retry::BUSY,
         || DomainError::Unavailable("the heartbeat kept changing; try again".into()),
         async || -> Result<_, crate::retry::Retry> {
-            let Some(mut hb) = load(svc, &index.tenant, &index.id).await? else {
+            let Some(mut hb) =
+                crate::work::find::<Heartbeat>(svc, &index.tenant, &index.id).await?
+            else {
                 return Ok(false);
             };
             if hb.ping_uuid != r.uuid {
@@ -784,10 +774,12 @@ async fn flush(svc: &Services, mut hb: Heartbeat) -> Heartbeat {
         }
         match work.commit().await {
             Ok(()) => return hb,
-            Err(e) if e.is_lost_race() => match load(svc, &hb.tenant, &hb.id).await {
-                Ok(Some(fresh)) => hb = fresh,
-                _ => return hb,
-            },
+            Err(e) if e.is_lost_race() => {
+                match crate::work::find::<Heartbeat>(svc, &hb.tenant, &hb.id).await {
+                    Ok(Some(fresh)) => hb = fresh,
+                    _ => return hb,
+                }
+            }
             Err(e) => {
                 tracing::warn!(heartbeat = %hb.id, error = %e, "heartbeat not updated; the next tick retries");
                 return hb;
@@ -820,7 +812,7 @@ async fn check_one(svc: &Services, due: &DueRef, sk: &str) -> Result<bool, Domai
         async || -> Result<_, crate::retry::Retry> {
             // An entry left behind by a write that did not finish, or by a
             // heartbeat since deleted, is dropped.
-            let loaded = load(svc, &due.tenant, &due.id).await?;
+            let loaded = crate::work::find::<Heartbeat>(svc, &due.tenant, &due.id).await?;
             let Some(mut hb) =
                 crate::due::current(svc, JOB, sk, loaded, |hb| hb.due_sk.as_deref()).await?
             else {

@@ -467,18 +467,6 @@ impl View {
     }
 }
 
-async fn load(
-    svc: &Services,
-    tenant: &TenantId,
-    id: &str,
-) -> Result<Option<SmokeCheck>, DomainError> {
-    svc.store
-        .get(&keys::smoke_pk(tenant), id)
-        .await?
-        .map(|i| crate::work::decode(&i))
-        .transpose()
-}
-
 fn not_found(_id: &str) -> DomainError {
     DomainError::NotFound("no smoke check has this id".into())
 }
@@ -571,7 +559,7 @@ pub async fn replace(
         crate::retry::BUSY,
         || DomainError::Unavailable("the smoke check kept changing; try again".into()),
         async || -> Result<_, crate::retry::Retry> {
-            let mut c = load(svc, &p.tenant, id)
+            let mut c = crate::work::find::<SmokeCheck>(svc, &p.tenant, id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
             if c.origin != Origin::Api {
@@ -604,7 +592,7 @@ pub async fn replace(
 /// Deletes a check (admin). An alert it raised stays open until resolved.
 pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), DomainError> {
     require_role(p, Role::Admin, "delete smoke checks")?;
-    let c = load(svc, &p.tenant, id)
+    let c = crate::work::find::<SmokeCheck>(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let mut work = Work::new(svc);
@@ -632,7 +620,9 @@ pub async fn delete(svc: &Services, p: &Principal, id: &str) -> Result<(), Domai
 /// One check (viewer).
 pub async fn get(svc: &Services, p: &Principal, id: &str) -> Result<SmokeCheck, DomainError> {
     require_role(p, Role::Viewer, "read smoke checks")?;
-    load(svc, &p.tenant, id).await?.ok_or_else(|| not_found(id))
+    crate::work::find::<SmokeCheck>(svc, &p.tenant, id)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 /// A page of checks (viewer).
@@ -663,7 +653,7 @@ pub async fn runs(
     limit: usize,
 ) -> Result<(Vec<SmokeRun>, Option<String>), DomainError> {
     require_role(p, Role::Viewer, "read smoke runs")?;
-    load(svc, &p.tenant, id)
+    crate::work::find::<SmokeCheck>(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     crate::due::page_of(
@@ -680,7 +670,7 @@ pub async fn runs(
 /// Runs a check now (responder) and answers the run.
 pub async fn run_now(svc: &Services, p: &Principal, id: &str) -> Result<SmokeRun, DomainError> {
     require_role(p, Role::Responder, "run smoke checks")?;
-    let c = load(svc, &p.tenant, id)
+    let c = crate::work::find::<SmokeCheck>(svc, &p.tenant, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     run_and_record(svc, c).await
@@ -1052,7 +1042,7 @@ async fn run_and_record(svc: &Services, mut c: SmokeCheck) -> Result<SmokeRun, D
                     // Changed meanwhile (another run, an edit): record this run
                     // on the fresh state. An alert already raised for it is
                     // deduplicated into the same incident if raised again.
-                    c = load(svc, &c.tenant, &c.id)
+                    c = crate::work::find::<SmokeCheck>(svc, &c.tenant, &c.id)
                         .await?
                         .ok_or_else(|| not_found(&c.id))?;
                     Err(crate::retry::Retry::Lost)
@@ -1119,7 +1109,7 @@ async fn run_due_scoped(svc: &Services, budget: &Budget) -> Result<JobReport, Do
     crate::due::run_due_index(svc, JOB, budget, |due, sk| {
         let svc = svc.clone();
         async move {
-            let Some(c) = load(&svc, &due.tenant, &due.id).await? else {
+            let Some(c) = crate::work::find::<SmokeCheck>(&svc, &due.tenant, &due.id).await? else {
                 crate::due::drop_due(&svc, JOB, &sk).await?;
                 return Ok(false);
             };

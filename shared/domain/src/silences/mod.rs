@@ -222,11 +222,7 @@ pub(crate) async fn load(
     id: &str,
 ) -> Result<Option<Silence>, DomainError> {
     check_id(id)?;
-    svc.store
-        .get(&silences_pk(tenant), id)
-        .await?
-        .map(|i| decode(&i))
-        .transpose()
+    crate::work::find(svc, tenant, id).await
 }
 
 /// The tenant's newest [`MAX_SILENCES`] silences (ids grow with time).
