@@ -87,24 +87,37 @@ compare)
   done
   ;;
 latency)
+  if [ $# -lt 2 ]; then
+    echo "usage: bench/run.sh latency OLD NEW (two firewatch binaries)" >&2
+    exit 2
+  fi
   old=$(realpath "$1"); new=$(realpath "$2"); shift 2
   cargo build --profile local --locked -p firewatch-bench
+  pid=""; dir=""
+  trap '[ -n "$pid" ] && kill $pid 2>/dev/null; [ -n "$dir" ] && rm -rf "$dir"' EXIT
   worse=0
   for mode in occurrences repeat; do
-    declare -A p50s=([old]="" [new]="")
+    p50s_old=""; p50s_new=""
     for round in 1 2 3; do
-      for which in old new; do
+      # Alternate which build goes first, so neither always runs on a
+      # cooler machine.
+      order="old new"; [ $((round % 2)) -eq 0 ] && order="new old"
+      for which in $order; do
         bin=${!which}
         serve "$bin"
         p50=$(target/local/firewatch-bench ingest --url "$url" --token "$token" --mode "$mode" \
                 --alerts 200 --batch 1 --clients 1 --fingerprints 20 |
               sed -n 's/^request latency: p50 \([0-9.]*\) ms.*/\1/p')
-        kill $pid; wait $pid 2>/dev/null || true; rm -rf "$dir"
+        kill $pid; wait $pid 2>/dev/null || true; rm -rf "$dir"; pid=""; dir=""
+        if [ -z "$p50" ]; then
+          echo "$mode, round $round, $which: no latency measured" >&2
+          exit 1
+        fi
         echo "$mode, round $round, $which: median $p50 ms"
-        p50s[$which]="${p50s[$which]} $p50"
+        if [ "$which" = old ]; then p50s_old="$p50s_old $p50"; else p50s_new="$p50s_new $p50"; fi
       done
     done
-    verdict=$(python3 - "${p50s[old]}" "${p50s[new]}" <<'PY'
+    verdict=$(python3 - "$p50s_old" "$p50s_new" <<'PY'
 import statistics, sys
 old = statistics.median(float(x) for x in sys.argv[1].split())
 new = statistics.median(float(x) for x in sys.argv[2].split())

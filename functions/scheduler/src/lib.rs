@@ -202,18 +202,19 @@ pub async fn sync_smoke_checks(
         tracing::warn!(error = %e, "smoke check file refused");
     }
     let tenant = firewatch_types::TenantId::default_tenant();
+    let mut changed = sync_defined(svc, &tenant, Origin::File, files.defs)
+        .await
+        .map_err(|e| e.to_string())?;
     let own = svc
         .settings
         .public_url
         .as_deref()
         .map(builtin)
         .unwrap_or_default();
-    firewatch_domain::recording::scope("job:smoke", async {
-        Ok(sync_defined(svc, &tenant, Origin::File, files.defs).await?
-            + sync_defined(svc, &tenant, Origin::Builtin, own).await?)
-    })
-    .await
-    .map_err(|e: DomainError| e.to_string())
+    changed += sync_defined(svc, &tenant, Origin::Builtin, own)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(changed)
 }
 
 /// The `playbooks` job on AWS: compiles the playbook definitions under
@@ -247,19 +248,19 @@ pub async fn handle(svc: &Services, input: &serde_json::Value) -> Result<JobRepo
 
 /// Runs one invocation: claims its tick (the checking jobs), then the job.
 pub async fn run(svc: &Services, inv: Invocation) -> Result<JobReport, JobError> {
-    let scope = format!("job:{}", inv.job.name());
-    firewatch_domain::recording::scope(&scope, async {
-        match inv.job {
-            Job::Retries => run_retries(svc).await.map(JobReport::Retries),
-            _ => run_checks_tick(svc, inv).await.map(JobReport::Checks),
-        }
-    })
-    .await
+    match inv.job {
+        Job::Retries => run_retries(svc).await.map(JobReport::Retries),
+        _ => run_checks_tick(svc, inv).await.map(JobReport::Checks),
+    }
 }
 
 /// The `retries` job: what the scheduler function runs (it holds the chat
 /// clients that deliver).
 pub async fn run_retries(svc: &Services) -> Result<RetriesReport, JobError> {
+    firewatch_domain::recording::scope("job:retries", retries(svc)).await
+}
+
+async fn retries(svc: &Services) -> Result<RetriesReport, JobError> {
     let grace = chrono::Duration::seconds(STREAM_GRACE_SECS);
     let drained = dispatch::sweep(svc, grace).await?;
     // Audit events the chat functions queued, should a stream record of
@@ -283,6 +284,11 @@ pub async fn run_checks_tick(
     svc: &Services,
     inv: Invocation,
 ) -> Result<schedules::JobReport, JobError> {
+    let scope = format!("job:{}", inv.job.name());
+    firewatch_domain::recording::scope(&scope, checks_tick(svc, inv)).await
+}
+
+async fn checks_tick(svc: &Services, inv: Invocation) -> Result<schedules::JobReport, JobError> {
     let job = inv.job;
     let tick = inv.tick.unwrap_or_else(|| svc.clock.now());
     if !schedules::claim_tick(svc, job.name(), tick).await? {

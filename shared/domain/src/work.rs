@@ -57,8 +57,9 @@ pub trait Record: Serialize + DeserializeOwned {
 
 /// Implements [`Record`] for a struct with an `id: String` key and a
 /// `version: u64` field: `record!(Schedule, "oncall-schedule", schedules_pk)`;
-/// `key: EXPR` names another key (`self` in scope), `expires_at: FN` its
-/// time to live (a function of the record).
+/// `key: CONST` gives every record of the kind one constant key (a tenant's
+/// current storm), `expires_at: FN` its time to live (a function of the
+/// record).
 macro_rules! record {
     ($ty:ty, $kind:literal, $partition:path $(, key: $key:expr)? $(, expires_at: $exp:expr)?) => {
         impl $crate::work::Record for $ty {

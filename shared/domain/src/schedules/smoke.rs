@@ -1135,6 +1135,16 @@ pub async fn sync_defined(
     origin: Origin,
     defs: Vec<(String, Definition)>,
 ) -> Result<usize, DomainError> {
+    // The checks function syncs before its first smoke job.
+    crate::recording::scope("job:smoke", sync_defined_scoped(svc, tenant, origin, defs)).await
+}
+
+async fn sync_defined_scoped(
+    svc: &Services,
+    tenant: &TenantId,
+    origin: Origin,
+    defs: Vec<(String, Definition)>,
+) -> Result<usize, DomainError> {
     let actor = match origin {
         Origin::File => "smoke-check-files",
         _ => "firewatch",
